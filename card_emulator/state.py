@@ -1,0 +1,354 @@
+"""What an emulated card holds, and how it lives on disk.
+
+A card is one JSON file: keys (PKCS#8 PEM), certificates (DER, base64), the holder's data and
+the PIN counters. Every write goes to a temporary file in the same folder, is fsynced, then
+renamed over the old one, so a process killed mid-write leaves the old card or the new one,
+never a torn one. While a card is "in a reader" (open for writing) it holds an exclusive lock,
+so a second process cannot unblock it behind the reader's back.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .pin import AUTH_PIN, CARD_INFO_PIN, SIGN_PASSWORD, Pin, PinPolicy
+
+__all__ = [
+    "FORMAT",
+    "CardBusy",
+    "CardFile",
+    "CardFormatError",
+    "CardState",
+    "Holder",
+    "KeyCredential",
+    "MemoryStore",
+    "PinSlot",
+    "Sex",
+    "StateStore",
+    "load_card",
+    "save_card",
+]
+
+FORMAT = "mynahil-card/1"
+
+
+class CardFormatError(ValueError):
+    """A card file that cannot be read as a card; the message names the file and the field."""
+
+
+class CardBusy(RuntimeError):
+    """The card file is locked by another process (it is attached to a reader)."""
+
+
+class Sex(StrEnum):
+    """Codes as the card-info AP stores them (DF25)."""
+
+    MALE = "1"
+    FEMALE = "2"
+    NOT_STATED = "9"
+
+
+class PinSlot(StrEnum):
+    """The three PINs of a My Number card, by the applet that owns them."""
+
+    AUTH = "auth"
+    SIGN = "sign"
+    CARD_INFO = "info"
+
+    @property
+    def policy(self) -> PinPolicy:
+        return {
+            PinSlot.AUTH: AUTH_PIN,
+            PinSlot.SIGN: SIGN_PASSWORD,
+            PinSlot.CARD_INFO: CARD_INFO_PIN,
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The personal data printed on the card and kept in the card-info AP."""
+
+    name: str
+    address: str
+    birth_date: date
+    sex: Sex
+    my_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCredential:
+    """A key pair with its certificate and the certificate of the CA that issued it."""
+
+    private_key: rsa.RSAPrivateKey
+    certificate: bytes
+    ca_certificate: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    """Everything an emulated card remembers between power cycles."""
+
+    holder: Holder
+    auth: KeyCredential | None
+    sign: KeyCredential | None
+    pins: dict[PinSlot, Pin]
+    card_expires: date
+    atr_profile: str = "contact"
+    label: str = field(default="")
+
+    def with_pin(self, slot: PinSlot, pin: Pin) -> CardState:
+        return replace(self, pins={**self.pins, slot: pin})
+
+
+class StateStore(Protocol):
+    """Where a card keeps its state; ``save`` returns only once the state is durable."""
+
+    def save(self, state: CardState) -> None: ...
+
+
+class MemoryStore:
+    """A card that forgets everything at exit (load tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.saves = 0
+
+    def save(self, state: CardState) -> None:
+        self.saves += 1
+
+
+class CardFile:
+    """A card file opened for use: holds the lock and persists every state change."""
+
+    def __init__(self, path: Path, *, lock: bool = True) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self.state = load_card(self.path)
+        if lock:
+            self._acquire()
+
+    def _acquire(self) -> None:
+        fd = os.open(self._lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CardBusy(
+                f"{self.path} is in use by another process (attached to a reader?); "
+                "remove it from the reader first"
+            ) from None
+        self._lock_fd = fd
+
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def save(self, state: CardState) -> None:
+        save_card(state, self.path)
+        self.state = state
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> CardFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- serialisation -------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _credential_to_json(cred: KeyCredential | None) -> dict[str, str] | None:
+    if cred is None:
+        return None
+    pem = cred.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return {
+        "private_key": pem.decode("ascii"),
+        "certificate": _b64(cred.certificate),
+        "ca_certificate": _b64(cred.ca_certificate),
+    }
+
+
+def _pin_to_json(pin: Pin) -> dict[str, Any]:
+    return {"salt": pin.salt.hex(), "digest": pin.digest.hex(), "tries_left": pin.tries_left}
+
+
+def to_json(state: CardState) -> dict[str, Any]:
+    h = state.holder
+    return {
+        "format": FORMAT,
+        "label": state.label,
+        "atr_profile": state.atr_profile,
+        "card_expires": state.card_expires.isoformat(),
+        "holder": {
+            "name": h.name,
+            "address": h.address,
+            "birth_date": h.birth_date.isoformat(),
+            "sex": h.sex.value,
+            "my_number": h.my_number,
+        },
+        "auth": _credential_to_json(state.auth),
+        "sign": _credential_to_json(state.sign),
+        "pins": {slot.value: _pin_to_json(pin) for slot, pin in state.pins.items()},
+    }
+
+
+class _Reader:
+    """Pulls typed fields out of parsed JSON, naming the file and field in every error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, what: str) -> CardFormatError:
+        return CardFormatError(f"{self.source}: {where}: {what}")
+
+    def get(self, obj: Any, key: str, kind: type, where: str) -> Any:
+        if not isinstance(obj, dict) or key not in obj:
+            raise self.fail(where, f"missing field {key!r}")
+        value = obj[key]
+        if not isinstance(value, kind):
+            raise self.fail(
+                f"{where}.{key}", f"expected {kind.__name__}, got {type(value).__name__}"
+            )
+        return value
+
+    def date(self, obj: Any, key: str, where: str) -> date:
+        text = self.get(obj, key, str, where)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise self.fail(f"{where}.{key}", f"not a date: {text!r}") from None
+
+    def credential(self, obj: Any, key: str) -> KeyCredential | None:
+        if not isinstance(obj, dict) or obj.get(key) is None:
+            return None
+        raw = self.get(obj, key, dict, "card")
+        try:
+            key_obj = serialization.load_pem_private_key(
+                self.get(raw, "private_key", str, key).encode("ascii"), password=None
+            )
+            cert = base64.b64decode(self.get(raw, "certificate", str, key), validate=True)
+            ca = base64.b64decode(self.get(raw, "ca_certificate", str, key), validate=True)
+        except (ValueError, TypeError) as exc:
+            raise self.fail(key, f"unreadable key or certificate ({exc})") from None
+        if not isinstance(key_obj, rsa.RSAPrivateKey):
+            raise self.fail(f"{key}.private_key", "not an RSA key")
+        return KeyCredential(key_obj, cert, ca)
+
+    def pin(self, obj: Any, slot: PinSlot) -> Pin:
+        where = f"pins.{slot.value}"
+        raw = self.get(obj, slot.value, dict, "pins")
+        tries = self.get(raw, "tries_left", int, where)
+        if not 0 <= tries <= slot.policy.max_tries:
+            raise self.fail(f"{where}.tries_left", f"must be 0..{slot.policy.max_tries}")
+        try:
+            salt = bytes.fromhex(self.get(raw, "salt", str, where))
+            digest = bytes.fromhex(self.get(raw, "digest", str, where))
+        except ValueError:
+            raise self.fail(where, "salt and digest must be hex") from None
+        return Pin(slot.policy, salt, digest, tries)
+
+
+def from_json(data: Any, source: str = "card") -> CardState:
+    r = _Reader(source)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise r.fail("format", f"not a {FORMAT} file")
+    holder_raw = r.get(data, "holder", dict, "card")
+    try:
+        sex = Sex(r.get(holder_raw, "sex", str, "holder"))
+    except ValueError:
+        raise r.fail("holder.sex", "must be 1, 2 or 9") from None
+    holder = Holder(
+        name=r.get(holder_raw, "name", str, "holder"),
+        address=r.get(holder_raw, "address", str, "holder"),
+        birth_date=r.date(holder_raw, "birth_date", "holder"),
+        sex=sex,
+        my_number=r.get(holder_raw, "my_number", str, "holder"),
+    )
+    pins_raw = r.get(data, "pins", dict, "card")
+    return CardState(
+        holder=holder,
+        auth=r.credential(data, "auth"),
+        sign=r.credential(data, "sign"),
+        pins={slot: r.pin(pins_raw, slot) for slot in PinSlot},
+        card_expires=r.date(data, "card_expires", "card"),
+        atr_profile=r.get(data, "atr_profile", str, "card"),
+        label=str(data.get("label", "")),
+    )
+
+
+def load_card(path: Path) -> CardState:
+    """Read a card file; raises :class:`CardFormatError` naming what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CardFormatError(f"{path}: no such card file") from None
+    except OSError as exc:
+        raise CardFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CardFormatError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    return from_json(data, str(path))
+
+
+def save_card(state: CardState, path: Path) -> None:
+    """Write atomically: temp file, fsync, rename, fsync the folder."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    payload = json.dumps(to_json(state), ensure_ascii=False, indent=1).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def opened_card(path: Path) -> Iterator[CardFile]:
+    """A card file opened for use, locked for the duration."""
+    card = CardFile(path)
+    try:
+        yield card
+    finally:
+        card.close()

@@ -1,0 +1,3 @@
+from mynahil.cli import main
+
+main()

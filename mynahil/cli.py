@@ -1,0 +1,374 @@
+"""The ``mynahil`` command line: one entry point, a subcommand for each job."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from cryptography import x509
+from rich.console import Console
+from rich.table import Table
+
+from card_emulator import (
+    CardBusy,
+    CardFile,
+    CardFormatError,
+    EmulatedCard,
+    FaultyCard,
+    Holder,
+    PinSlot,
+    Sex,
+    ViccAttachment,
+    load_card,
+    load_fault_profile,
+    parse_host_port,
+    save_card,
+)
+
+from .vpcd_protocol import VPCD_DEFAULT_PORT
+
+app = typer.Typer(
+    name="mynahil",
+    help="MyNa Point hardware-in-the-loop simulator and conformance harness.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+card_app = typer.Typer(
+    help="Emulated My Number cards: make, inspect, attach to a reader, unblock.",
+    no_args_is_help=True,
+)
+app.add_typer(card_app, name="card")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
+
+
+def _parse_date(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not a date (YYYY-MM-DD)")
+
+
+class AtrChoice(StrEnum):
+    contact = "contact"
+    contactless = "contactless"
+
+
+class SexChoice(StrEnum):
+    male = "1"
+    female = "2"
+    unstated = "9"
+
+
+class PinChoice(StrEnum):
+    auth = "auth"
+    sign = "sign"
+    info = "info"
+    all = "all"
+
+
+# --- card new ------------------------------------------------------------------------------
+
+
+@card_app.command("new")
+def card_new(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Card file to write.")],
+    pin: Annotated[str, typer.Option(help="User-authentication PIN: 4 digits.")] = "1234",
+    password: Annotated[
+        str, typer.Option(help="Signing password: 6-16 of A-Z and 0-9.")
+    ] = "ABC123",
+    info_pin: Annotated[str | None, typer.Option(help="Card-info AP PIN (default: --pin).")] = None,
+    birth_date: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (default: an adult's).")
+    ] = None,
+    issued_on: Annotated[
+        str | None, typer.Option(help="Issuance date YYYY-MM-DD (default: today).")
+    ] = None,
+    minor: Annotated[
+        bool, typer.Option(help="A holder under the age of majority at issuance.")
+    ] = False,
+    no_certificate: Annotated[
+        bool, typer.Option("--no-certificate", help="The holder declined the certificates.")
+    ] = False,
+    expired: Annotated[
+        bool, typer.Option("--expired", help="Issued six years ago: the certificates have lapsed.")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Holder's name (default: a made-up one).")
+    ] = None,
+    address: Annotated[str | None, typer.Option(help="Holder's address.")] = None,
+    sex: Annotated[SexChoice | None, typer.Option(help="1 male, 2 female, 9 not stated.")] = None,
+    my_number: Annotated[
+        str | None, typer.Option(help="12 digits with a valid check digit.")
+    ] = None,
+    atr: Annotated[AtrChoice, typer.Option(help="ATR profile.")] = AtrChoice.contact,
+    ca: Annotated[
+        Path | None, typer.Option(help="J-LIS CA folder (default: $MYNAHIL_HOME/jlis).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the made-up holder data.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing card file.")] = False,
+) -> None:
+    """Issue a new emulated card from the emulated J-LIS CA."""
+    from reference_impl.jlis.validity import age_of_majority
+
+    from reference_impl.jlis import JlisCA, issue_card, random_holder
+
+    if out.exists() and not force:
+        fail(f"{out} exists; pass --force to replace it")
+    if expired and issued_on:
+        fail("--expired picks the issuance date itself; drop --issued-on")
+    today = date.today()
+    issued = _parse_date(issued_on, "--issued-on") or (
+        date(today.year - 6, today.month, min(today.day, 28)) if expired else today
+    )
+    birth = _parse_date(birth_date, "--birth-date")
+    if minor:
+        if birth is None:
+            birth = date(issued.year - 12, issued.month, min(issued.day, 28))
+        elif (issued.year - birth.year) >= age_of_majority(issued):
+            fail(f"--minor with --birth-date {birth} is not a minor on {issued}")
+    rng = random.Random(seed)
+    made_up = random_holder(rng, birth_date=birth or date(issued.year - 40, 4, 1))
+    holder = Holder(
+        name=name or made_up.name,
+        address=address or made_up.address,
+        birth_date=made_up.birth_date,
+        sex=Sex(sex.value) if sex else made_up.sex,
+        my_number=my_number or made_up.my_number,
+    )
+    try:
+        authority = JlisCA.open(ca or default_home() / "jlis")
+        state = issue_card(
+            authority,
+            holder,
+            pin=pin,
+            password=password,
+            card_info_pin=info_pin,
+            issued_on=issued,
+            with_certificates=not no_certificate,
+            atr_profile=atr.value,
+            label=out.stem,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_card(state, out)
+    console.print(f"card written to [bold]{out}[/]")
+    _print_card(out, show_my_number=False)
+
+
+# --- card info -----------------------------------------------------------------------------
+
+
+def _load_or_fail(path: Path) -> None:
+    try:
+        load_card(path)
+    except CardFormatError as exc:
+        fail(str(exc))
+
+
+def _print_card(path: Path, *, show_my_number: bool) -> None:
+    state = load_card(path)
+    h = state.holder
+    table = Table(title=f"card {path}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    number = h.my_number if show_my_number else "*" * 8 + h.my_number[-4:]
+    table.add_row("holder", f"{h.name} ({h.sex.name.lower()}), born {h.birth_date}")
+    table.add_row("address", h.address)
+    table.add_row("My Number", number)
+    table.add_row("card valid until", str(state.card_expires))
+    table.add_row("ATR profile", state.atr_profile)
+    for label, cred in (("auth certificate", state.auth), ("sign certificate", state.sign)):
+        if cred is None:
+            table.add_row(label, "none (declined at issuance)")
+            continue
+        cert = x509.load_der_x509_certificate(cred.certificate)
+        lapsed = " [red](expired)[/]" if cert.not_valid_after_utc.date() < date.today() else ""
+        table.add_row(
+            label,
+            f"serial {cert.serial_number}, {cert.not_valid_before_utc.date()} to "
+            f"{cert.not_valid_after_utc.date()}{lapsed}",
+        )
+    for slot in PinSlot:
+        pin = state.pins[slot]
+        status = (
+            "[red]BLOCKED[/]"
+            if pin.blocked
+            else f"{pin.tries_left}/{pin.policy.max_tries} tries left"
+        )
+        table.add_row(pin.policy.name, status)
+    console.print(table)
+
+
+@card_app.command("info")
+def card_info(
+    card: Annotated[Path, typer.Option("--card", "-c", help="Card file.")],
+    show_my_number: Annotated[bool, typer.Option(help="Print the My Number unmasked.")] = False,
+) -> None:
+    """Show what a card file holds (the My Number masked unless asked)."""
+    _load_or_fail(card)
+    _print_card(card, show_my_number=show_my_number)
+
+
+# --- card attach ---------------------------------------------------------------------------
+
+
+@card_app.command("attach")
+def card_attach(
+    card: Annotated[Path, typer.Option("--card", "-c", help="Card file.")],
+    vpcd: Annotated[
+        str,
+        typer.Option(help="HOST:PORT of a vpcd: pcscd's vsmartcard-vpcd or `mynahil … listen`."),
+    ] = f"127.0.0.1:{VPCD_DEFAULT_PORT}",
+    faults: Annotated[
+        str | None, typer.Option(help="Fault profile: a TOML file or 'key=value;…'.")
+    ] = None,
+    reinsert_after: Annotated[
+        float | None,
+        typer.Option(help="After a fault pulls the card, put it back after S seconds."),
+    ] = None,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to keep trying to reach the vpcd.")
+    ] = 10.0,
+) -> None:
+    """Put the card into a (virtual) reader as a vicc client; serve until the vpcd closes."""
+    try:
+        host, port = parse_host_port(vpcd, VPCD_DEFAULT_PORT)
+        profile = load_fault_profile(faults) if faults else None
+        stored = CardFile(card)
+    except (ValueError, CardFormatError, CardBusy) as exc:
+        fail(str(exc))
+    emulated = EmulatedCard(stored.state, stored)
+    served = FaultyCard(emulated, profile) if profile else emulated
+    attachment = ViccAttachment(
+        served,
+        host,
+        port,
+        reinsert_after=reinsert_after,
+        connect_timeout=connect_timeout,
+        on_event=lambda message: err.print(f"[dim]{message}[/]"),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: attachment.stop())
+    try:
+        attachment.serve_forever()
+    except ConnectionError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        attachment.stop()
+    finally:
+        stored.close()
+    err.print(f"served {attachment.stats.apdus} APDUs; card removed")
+
+
+# --- card unblock --------------------------------------------------------------------------
+
+
+@card_app.command("unblock")
+def card_unblock(
+    card: Annotated[Path, typer.Option("--card", "-c", help="Card file.")],
+    which: Annotated[PinChoice, typer.Option(help="Which PIN to reset.")] = PinChoice.auth,
+    new_pin: Annotated[
+        str | None, typer.Option(help="Set a new PIN/password as well (default: keep it).")
+    ] = None,
+) -> None:
+    """What a municipal window does: give a blocked PIN all its tries back."""
+    slots = list(PinSlot) if which is PinChoice.all else [PinSlot(which.value)]
+    if new_pin is not None and len(slots) > 1:
+        fail("--new-pin needs a single --which (the PINs have different formats)")
+    try:
+        with CardFile(card) as stored:
+            state = stored.state
+            for slot in slots:
+                state = state.with_pin(slot, state.pins[slot].unblocked(new_pin))
+            stored.save(state)
+    except (CardFormatError, CardBusy, ValueError) as exc:
+        fail(str(exc))
+    for slot in slots:
+        console.print(
+            f"{slot.policy.name}: {slot.policy.max_tries} tries"
+            + (", new value set" if new_pin else "")
+        )
+
+
+# --- readers and demo ----------------------------------------------------------------------
+
+
+@app.command("readers")
+def readers() -> None:
+    """List the PC/SC readers pcscd knows."""
+    from .transports import TransportError, list_readers
+
+    try:
+        names = list_readers()
+    except TransportError as exc:
+        fail(str(exc))
+    for name in names:
+        console.print(name)
+    if not names:
+        err.print("no readers")
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the report.")] = Path("reports"),
+    runs: Annotated[int, typer.Option(min=1, max=10_000, help="Flows per transport.")] = 20,
+) -> None:
+    """The main job: cards through every wire this machine has, and a report under reports/."""
+    from .demo import run_demo
+
+    with console.status("starting") as status:
+        report = run_demo(out, runs=runs, progress=status.update)
+    table = Table(title="MyKey card flow (read certificate, verify PIN, sign)")
+    for column in ("transport", "card", "median ms", "p95 ms", "APDUs", "signatures"):
+        table.add_column(column)
+    for t in report.transports:
+        table.add_row(
+            t.transport,
+            t.card,
+            f"{t.median_ms:.2f}",
+            f"{t.p95_ms:.2f}",
+            str(t.apdus_per_flow),
+            "all valid" if t.all_signatures_valid else "[red]INVALID[/]",
+        )
+    console.print(table)
+    for story in report.stories:
+        mark = "[green]ok[/]" if story["outcome"] == "as expected" else "[red]UNEXPECTED[/]"
+        console.print(f"{mark} {story['story']}: {story['observed']}")
+    if report.opensc:
+        console.print(
+            f"OpenSC: {report.opensc['certificates_listed']}; "
+            f"signature {report.opensc['signature']}"
+        )
+    for what, why in report.skipped.items():
+        console.print(f"[yellow]skipped {what}[/]: {why}")
+    console.print(f"report: [bold]{report.report_dir}/report.md[/] (and report.json)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)
