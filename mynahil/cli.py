@@ -48,7 +48,7 @@ card_app = typer.Typer(
 app.add_typer(card_app, name="card")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors stay on one greppable line
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -390,7 +390,7 @@ def run_demo(out_root: Path, *, runs: int = 20, progress: Progress = lambda _m: 
         (
             "inproc",
             contactless,
-            "contactless, NFC latency (nfc-phone.toml)",
+            "contactless + nfc-phone faults",
             nfc if os.path.exists(nfc) else None,
         ),
     ]

@@ -17,7 +17,7 @@ from card_emulator.faults import CardLike
 
 from .base import CardRemovedError, NoCardError, ReaderNotFoundError, Transport, TransportError
 from .inproc import InProcessTransport
-from .pcsc import PcscTransport, list_readers, pcsc_available, wait_for_card
+from .pcsc import PcscTransport, list_readers, pcsc_available, wait_for_card, wait_for_removal
 from .vpcd import VpcdListenerTransport
 from .wired import SocketTransport, VpcdPcscTransport, vpcd_reader_name
 
@@ -38,6 +38,7 @@ __all__ = [
     "pcsc_available",
     "vpcd_reader_name",
     "wait_for_card",
+    "wait_for_removal",
 ]
 
 TRANSPORT_SPECS = ("inproc", "socket", "vpcd[:PORT]", "pcsc[:READER]", "listen[:HOST:PORT]")

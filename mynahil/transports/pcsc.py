@@ -6,11 +6,18 @@ object layer, whose per-call bookkeeping costs more than the whole emulated card
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .base import CardRemovedError, NoCardError, ReaderNotFoundError, Transport, TransportError
 
-__all__ = ["PcscTransport", "list_readers", "pcsc_available", "wait_for_card"]
+__all__ = [
+    "PcscTransport",
+    "list_readers",
+    "pcsc_available",
+    "wait_for_card",
+    "wait_for_removal",
+]
 
 
 def _scard() -> Any:
@@ -95,6 +102,27 @@ def wait_for_card(reader: str | None = None, timeout: float = 10.0) -> str:
             _reader, event, _atr = states[0]
             if event & s.SCARD_STATE_PRESENT and not event & s.SCARD_STATE_MUTE:
                 return str(name)
+            state = event & ~s.SCARD_STATE_CHANGED
+    finally:
+        ctx.release()
+
+
+def wait_for_removal(reader: str, timeout: float = 5.0) -> bool:
+    """Block until ``reader`` is empty; False if a card is still there after ``timeout``."""
+    ctx = _Context()
+    s = ctx.scard
+    try:
+        state = s.SCARD_STATE_UNAWARE
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            rc, states = s.SCardGetStatusChange(ctx.handle, remaining_ms, [(reader, state)])
+            if rc == s.SCARD_E_TIMEOUT:
+                return False
+            ctx.check(rc, f"watching {reader!r}")
+            event = states[0][1]
+            if event & s.SCARD_STATE_EMPTY:
+                return True
             state = event & ~s.SCARD_STATE_CHANGED
     finally:
         ctx.release()

@@ -12,7 +12,7 @@ from card_emulator.vicc import ViccAttachment
 from mynahil.vpcd_protocol import VPCD_DEFAULT_PORT
 
 from .base import Transport
-from .pcsc import PcscTransport
+from .pcsc import PcscTransport, wait_for_removal
 from .vpcd import VpcdListenerTransport
 
 __all__ = ["SocketTransport", "VpcdPcscTransport", "vpcd_reader_name"]
@@ -79,6 +79,9 @@ class VpcdPcscTransport(Transport):
     def disconnect(self) -> None:
         self.pcsc.disconnect()
         self.attachment.stop()
+        # Let pcscd see the card go before anyone inserts the next one: otherwise its stale
+        # "present" state hands the next connection a dead card.
+        wait_for_removal(self.pcsc.reader)
 
     @property
     def atr(self) -> bytes:

@@ -1,0 +1,165 @@
+"""The ``mynahil card`` commands as a user runs them: real card files, real CA folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from typer.testing import CliRunner
+
+from card_emulator import CardFile, EmulatedCard, PinSlot, load_card
+from mynahil.card import MyNumberCard, Pin, PinBlocked, WrongPin
+from mynahil.cli import app
+from mynahil.transports import VpcdListenerTransport, open_transport
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYNAHIL_HOME", str(tmp_path / "home"))
+
+
+def new_card(tmp_path: Path, *args: str) -> Path:
+    out = tmp_path / "card.json"
+    result = runner.invoke(app, ["card", "new", "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_card_new_with_the_acceptance_options(tmp_path: Path) -> None:
+    """`card new --out PATH --pin 1234 --password ABC123` makes a card that signs after 1234."""
+    path = new_card(tmp_path, "--pin", "1234", "--password", "ABC123", "--birth-date", "1990-05-01")
+    state = load_card(path)
+    assert state.holder.birth_date == date(1990, 5, 1)
+    with open_transport("inproc", EmulatedCard(state)) as wire:
+        card = MyNumberCard(wire)
+        card.verify(Pin.SIGN, "ABC123")
+        certificate, _signature = card.authenticate("1234", b"c")
+    assert state.auth is not None
+    assert certificate == state.auth.certificate
+
+
+def test_card_new_rejects_bad_input_with_a_clear_message(tmp_path: Path) -> None:
+    out = str(tmp_path / "c.json")
+    cases = {
+        ("--pin", "12345"): "exactly 4",
+        ("--password", "abc"): "signing password",
+        ("--birth-date", "1990-13-01"): "--birth-date",
+        ("--my-number", "123456789012"): "My Number",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(app, ["card", "new", "--out", out, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+    assert not Path(out).exists()
+
+
+def test_card_new_does_not_overwrite_without_force(tmp_path: Path) -> None:
+    path = new_card(tmp_path)
+    result = runner.invoke(app, ["card", "new", "--out", str(path)])
+    assert result.exit_code == 2
+    assert "--force" in result.output
+
+
+def test_card_new_variants(tmp_path: Path) -> None:
+    """--no-certificate, --expired, --minor and --atr contactless make what they say."""
+    declined = load_card(new_card(tmp_path / "a", "--no-certificate"))
+    assert declined.auth is None and declined.sign is None
+    expired = load_card(new_card(tmp_path / "b", "--expired"))
+    assert expired.auth is not None
+    not_after = x509.load_der_x509_certificate(expired.auth.certificate).not_valid_after_utc
+    assert not_after.date() < date.today()
+    minor = load_card(new_card(tmp_path / "c", "--minor"))
+    assert minor.auth is not None
+    cert_end = x509.load_der_x509_certificate(minor.auth.certificate).not_valid_after_utc.date()
+    assert minor.card_expires == cert_end  # a minor's card lasts as long as the certificate
+    contactless = load_card(new_card(tmp_path / "d", "--atr", "contactless"))
+    assert EmulatedCard(contactless).atr.startswith(bytes.fromhex("3B888001"))
+
+
+def test_card_info_masks_the_my_number(tmp_path: Path) -> None:
+    path = new_card(tmp_path)
+    number = load_card(path).holder.my_number
+    shown = runner.invoke(app, ["card", "info", "--card", str(path)])
+    assert shown.exit_code == 0
+    assert number not in shown.output and number[-4:] in shown.output
+    revealed = runner.invoke(app, ["card", "info", "--card", str(path), "--show-my-number"])
+    assert number in revealed.output
+
+
+def test_card_info_names_a_broken_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "mynahil-card/1"}')
+    result = runner.invoke(app, ["card", "info", "--card", str(bad)])
+    assert result.exit_code == 2
+    assert "holder" in result.output
+
+
+def test_unblock_restores_a_locked_pin(tmp_path: Path) -> None:
+    """SPEC.md: three wrong PINs lock the card; only the municipal window resets it."""
+    path = new_card(tmp_path)
+    with CardFile(path) as stored, open_transport("inproc", EmulatedCard(stored.state, stored)) as wire:
+        card = MyNumberCard(wire)
+        for _ in range(3):
+            with pytest.raises(WrongPin):
+                card.verify(Pin.AUTH, "0000")
+        with pytest.raises(PinBlocked):
+            card.verify(Pin.AUTH, "1234")
+    assert load_card(path).pins[PinSlot.AUTH].blocked
+    result = runner.invoke(app, ["card", "unblock", "--card", str(path)])
+    assert result.exit_code == 0, result.output
+    assert load_card(path).pins[PinSlot.AUTH].tries_left == 3
+    result = runner.invoke(app, ["card", "unblock", "--card", str(path), "--new-pin", "4321"])
+    assert result.exit_code == 0
+    with open_transport("inproc", EmulatedCard(load_card(path))) as wire:
+        MyNumberCard(wire).verify(Pin.AUTH, "4321")
+
+
+def test_unblock_refuses_a_card_in_a_reader(tmp_path: Path) -> None:
+    path = new_card(tmp_path)
+    with CardFile(path):
+        result = runner.invoke(app, ["card", "unblock", "--card", str(path)])
+    assert result.exit_code == 2
+    assert "in use" in result.output
+
+
+def test_attach_serves_the_card_to_a_vpcd_until_it_closes(tmp_path: Path) -> None:
+    """`card attach --card PATH --vpcd HOST:PORT` as a process; the harness plays vpcd."""
+    path = new_card(tmp_path)
+    listener = VpcdListenerTransport("127.0.0.1", 0, wait_seconds=20)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mynahil", "card", "attach", "--card", str(path),
+         "--vpcd", f"127.0.0.1:{listener.port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert listener.connect() == bytes.fromhex("3BE000FF8131FE4514")
+        card = MyNumberCard(listener)
+        with pytest.raises(WrongPin):
+            card.verify(Pin.AUTH, "0000")
+        assert card.read_auth_certificate()
+    finally:
+        listener.close()
+    assert process.wait(timeout=15) == 0
+    assert load_card(path).pins[PinSlot.AUTH].tries_left == 2
+
+
+def test_attach_reports_an_unreachable_vpcd(tmp_path: Path) -> None:
+    path = new_card(tmp_path)
+    start = time.monotonic()
+    result = runner.invoke(
+        app,
+        ["card", "attach", "--card", str(path), "--vpcd", "127.0.0.1:9", "--connect-timeout", "0.5"],
+    )
+    assert result.exit_code == 2
+    assert "cannot reach a vpcd" in result.output
+    assert time.monotonic() - start < 10
+    bad = runner.invoke(app, ["card", "attach", "--card", str(path), "--vpcd", "host:port"])
+    assert bad.exit_code == 2 and "port must be a number" in bad.output

@@ -1,0 +1,206 @@
+"""Real PC/SC client software against the emulated card, through pcscd and vpcd.
+
+``mynahil card attach`` runs as its own process (the interface acceptance checks use); OpenSC's
+JPKI driver then lists the certificates and signs with the authentication key after the PIN,
+and pyscard sees the card as "Virtual PCD 00 00".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from card_emulator import load_card
+from mynahil.card import MyNumberCard, Pin, WrongPin
+from mynahil.transports import (
+    PcscTransport,
+    vpcd_reader_name,
+    wait_for_card,
+    wait_for_removal,
+)
+from tests.support import IN_CI, PIN
+
+pytestmark = pytest.mark.pcsc
+
+OPENSC_MODULES = [
+    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/opensc-pkcs11.so",
+]
+
+
+@pytest.fixture
+def attached(pcsc_stack: None, card_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``mynahil card attach --card PATH --vpcd 127.0.0.1:35963`` as a separate process."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mynahil",
+            "card",
+            "attach",
+            "--card",
+            str(card_path),
+            "--vpcd",
+            "127.0.0.1:35963",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_card(vpcd_reader_name(), timeout=15)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert wait_for_removal(vpcd_reader_name()), "pcscd still shows the card after detach"
+
+
+def _opensc_module() -> str:
+    module = next((m for m in OPENSC_MODULES if os.path.exists(m)), None)
+    if module is None or shutil.which("pkcs11-tool") is None:
+        if IN_CI:
+            pytest.fail("CI=true but OpenSC is not installed (apt-get install opensc)")
+        pytest.skip("OpenSC is not installed")
+    return module
+
+
+def test_pyscard_drives_the_attached_card(
+    attached: subprocess.Popen[bytes], card_path: Path
+) -> None:
+    """pcscd shows the attached card as a reader; the Card API works through it."""
+    transport = PcscTransport(vpcd_reader_name())
+    atr = transport.connect()
+    try:
+        assert atr == bytes.fromhex("3BE000FF8131FE4514")
+        card = MyNumberCard(transport)
+        state = load_card(card_path)
+        assert state.auth is not None
+        assert card.read_auth_certificate() == state.auth.certificate
+        with pytest.raises(WrongPin):
+            card.verify(Pin.AUTH, "0000")
+    finally:
+        transport.disconnect()
+
+
+def test_pin_counter_written_to_the_card_file(
+    attached: subprocess.Popen[bytes], card_path: Path
+) -> None:
+    """A wrong PIN through pcscd lowers the counter in the card file (it survives the process)."""
+    transport = PcscTransport(vpcd_reader_name())
+    transport.connect()
+    try:
+        with pytest.raises(WrongPin):
+            MyNumberCard(transport).verify(Pin.AUTH, "0000")
+    finally:
+        transport.disconnect()
+    attached.terminate()
+    attached.wait(timeout=10)
+    from card_emulator import PinSlot
+
+    assert load_card(card_path).pins[PinSlot.AUTH].tries_left == 2
+
+
+def test_opensc_lists_certificates_and_signs(
+    attached: subprocess.Popen[bytes], card_path: Path, tmp_path: Path
+) -> None:
+    """OpenSC's JPKI driver: four certificates listed; a SHA256-RSA-PKCS signature after the PIN."""
+    module = _opensc_module()
+    listing = subprocess.run(
+        ["pkcs15-tool", "--list-certificates"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr
+    for label in (
+        "User Authentication Certificate",
+        "Digital Signature Certificate",
+        "User Authentication Certificate CA",
+        "Digital Signature Certificate CA",
+    ):
+        assert f"[{label}]" in listing.stdout
+    pins = subprocess.run(
+        ["pkcs15-tool", "--list-pins"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Tries left     : 3" in pins.stdout
+
+    data, signature = tmp_path / "data", tmp_path / "sig"
+    data.write_bytes(b"signed by OpenSC")
+    signing = subprocess.run(
+        [
+            "pkcs11-tool",
+            "--module",
+            module,
+            "--sign",
+            "--login",
+            "--pin",
+            PIN,
+            "--id",
+            "01",
+            "-m",
+            "SHA256-RSA-PKCS",
+            "-i",
+            str(data),
+            "-o",
+            str(signature),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert signing.returncode == 0, signing.stderr
+    state = load_card(card_path)
+    assert state.auth is not None
+    key = x509.load_der_x509_certificate(state.auth.certificate).public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    key.verify(signature.read_bytes(), data.read_bytes(), padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_opensc_refuses_a_wrong_pin(attached: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    """OpenSC reports the wrong PIN and the card's counter goes down."""
+    module = _opensc_module()
+    data = tmp_path / "data"
+    data.write_bytes(b"x")
+    signing = subprocess.run(
+        [
+            "pkcs11-tool",
+            "--module",
+            module,
+            "--sign",
+            "--login",
+            "--pin",
+            "9999",
+            "--id",
+            "01",
+            "-m",
+            "SHA256-RSA-PKCS",
+            "-i",
+            str(data),
+            "-o",
+            str(tmp_path / "sig"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert signing.returncode != 0
+    assert "CKR_PIN_INCORRECT" in signing.stderr
+    time.sleep(0.1)
+    pins = subprocess.run(
+        ["pkcs15-tool", "--list-pins"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "Tries left     : 2" in pins.stdout
