@@ -141,29 +141,25 @@ class ViccAttachment:
             self._on_event(str(exc))
             return None
 
-    def _serve_loop(self, sock: socket.socket) -> None:
+    def _serve_loop(self, first: socket.socket) -> None:
+        sock: socket.socket | None = first
         try:
-            while not self._stop.is_set():
+            while sock is not None and not self._stop.is_set():
                 frames_before = self.stats.apdus + self.stats.controls
                 if self._serve(sock):
-                    if self.stats.apdus + self.stats.controls == frames_before:
-                        # vpcd drops a connection it accepted while still cleaning up after
-                        # the previous card (a fast re-insertion): knock again.
-                        self._stop.wait(0.2)
-                        sock = self._reconnect()
-                        if sock is None:
-                            break
-                        continue
-                    break  # the vpcd went away
-                # The card left the field: the socket is closed; come back if asked to.
-                if self.reinsert_after is None or self._stop.wait(self.reinsert_after):
-                    break
-                reinsert = getattr(self.card, "reinsert", None)
-                if callable(reinsert):
-                    reinsert()
+                    if self.stats.apdus + self.stats.controls != frames_before:
+                        break  # the vpcd went away
+                    # vpcd drops a connection it accepted while still cleaning up after the
+                    # previous card (a fast re-insertion): knock again.
+                    self._stop.wait(0.2)
+                else:
+                    # The card left the field and the socket is closed; come back if asked to.
+                    if self.reinsert_after is None or self._stop.wait(self.reinsert_after):
+                        break
+                    reinsert = getattr(self.card, "reinsert", None)
+                    if callable(reinsert):
+                        reinsert()
                 sock = self._reconnect()
-                if sock is None:
-                    break
         finally:
             self.connected.clear()
             if self._sock is not None:

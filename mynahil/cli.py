@@ -129,9 +129,8 @@ def card_new(
     force: Annotated[bool, typer.Option(help="Overwrite an existing card file.")] = False,
 ) -> None:
     """Issue a new emulated card from the emulated J-LIS CA."""
-    from reference_impl.jlis.validity import age_of_majority
-
     from reference_impl.jlis import JlisCA, issue_card, random_holder
+    from reference_impl.jlis.validity import age_of_majority
 
     if out.exists() and not force:
         fail(f"{out} exists; pass --force to replace it")

@@ -70,7 +70,8 @@ def test_card_new_does_not_overwrite_without_force(tmp_path: Path) -> None:
 def test_card_new_variants(tmp_path: Path) -> None:
     """--no-certificate, --expired, --minor and --atr contactless make what they say."""
     declined = load_card(new_card(tmp_path / "a", "--no-certificate"))
-    assert declined.auth is None and declined.sign is None
+    assert declined.auth is None
+    assert declined.sign is None
     expired = load_card(new_card(tmp_path / "b", "--expired"))
     assert expired.auth is not None
     not_after = x509.load_der_x509_certificate(expired.auth.certificate).not_valid_after_utc
@@ -88,7 +89,8 @@ def test_card_info_masks_the_my_number(tmp_path: Path) -> None:
     number = load_card(path).holder.my_number
     shown = runner.invoke(app, ["card", "info", "--card", str(path)])
     assert shown.exit_code == 0
-    assert number not in shown.output and number[-4:] in shown.output
+    assert number not in shown.output
+    assert number[-4:] in shown.output
     revealed = runner.invoke(app, ["card", "info", "--card", str(path), "--show-my-number"])
     assert number in revealed.output
 
@@ -104,7 +106,10 @@ def test_card_info_names_a_broken_file(tmp_path: Path) -> None:
 def test_unblock_restores_a_locked_pin(tmp_path: Path) -> None:
     """SPEC.md: three wrong PINs lock the card; only the municipal window resets it."""
     path = new_card(tmp_path)
-    with CardFile(path) as stored, open_transport("inproc", EmulatedCard(stored.state, stored)) as wire:
+    with (
+        CardFile(path) as stored,
+        open_transport("inproc", EmulatedCard(stored.state, stored)) as wire,
+    ):
         card = MyNumberCard(wire)
         for _ in range(3):
             with pytest.raises(WrongPin):
@@ -134,8 +139,17 @@ def test_attach_serves_the_card_to_a_vpcd_until_it_closes(tmp_path: Path) -> Non
     path = new_card(tmp_path)
     listener = VpcdListenerTransport("127.0.0.1", 0, wait_seconds=20)
     process = subprocess.Popen(
-        [sys.executable, "-m", "mynahil", "card", "attach", "--card", str(path),
-         "--vpcd", f"127.0.0.1:{listener.port}"],
+        [
+            sys.executable,
+            "-m",
+            "mynahil",
+            "card",
+            "attach",
+            "--card",
+            str(path),
+            "--vpcd",
+            f"127.0.0.1:{listener.port}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -156,10 +170,20 @@ def test_attach_reports_an_unreachable_vpcd(tmp_path: Path) -> None:
     start = time.monotonic()
     result = runner.invoke(
         app,
-        ["card", "attach", "--card", str(path), "--vpcd", "127.0.0.1:9", "--connect-timeout", "0.5"],
+        [
+            "card",
+            "attach",
+            "--card",
+            str(path),
+            "--vpcd",
+            "127.0.0.1:9",
+            "--connect-timeout",
+            "0.5",
+        ],
     )
     assert result.exit_code == 2
     assert "cannot reach a vpcd" in result.output
     assert time.monotonic() - start < 10
     bad = runner.invoke(app, ["card", "attach", "--card", str(path), "--vpcd", "host:port"])
-    assert bad.exit_code == 2 and "port must be a number" in bad.output
+    assert bad.exit_code == 2
+    assert "port must be a number" in bad.output
