@@ -1,0 +1,456 @@
+"""The emulated J-LIS certificate authority: one root for user authentication, one for signing.
+
+Each root is a self-signed RSA-2048 certificate (sha256WithRSAEncryption) named as JPKI.md
+describes. A CA may live in a folder (two keys and two certificates as PEM, and the serial
+counter) or in memory only. Folder writes go to a temporary file that is fsynced and renamed,
+so a killed process leaves the old file or the new one, never a torn one. The CA keys are
+kept unencrypted (PKCS#8 PEM, mode 0600): this is an emulator, not a CA to trust.
+
+Serial numbers are the 発行番号 a MyKey ID binds to, so they never repeat: in a folder the
+counter is advanced under an exclusive ``flock`` (safe across processes issuing at once), in
+memory under a lock. Choice: a serial is ``prefix << 40 | counter``, where ``prefix`` is a random
+62-bit number fixed when the CA is created. Every emulated CA has the same names, so the prefix
+is what keeps two CAs (say, two test sessions) from handing out the same serials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from card_emulator.state import Holder
+
+from .keypool import KEY_SIZE, PUBLIC_EXPONENT
+
+__all__ = ["JST", "CAFolderError", "JlisCA"]
+
+JST = timezone(timedelta(hours=9), "JST")
+
+AGENCY = "Japan Agency for Local Authority Information Systems"
+AUTH_UNIT = "JPKI for user authentication"
+SIGN_UNIT = "JPKI for digital signature"
+DEFAULT_AUTH_CRL_URL = "http://127.0.0.1:8000/v1/jlis/crl/auth"
+DEFAULT_SIGN_CRL_URL = "http://127.0.0.1:8000/v1/jlis/crl/sign"
+
+# Choice: the emulated roots are valid for this century, so cards issued on any date a test
+# picks (an "expired" card issued years ago included) chain to a root that was valid then.
+ROOT_NOT_BEFORE = date(2000, 1, 1)
+ROOT_NOT_AFTER = date(2099, 12, 31)
+
+COUNTER_BITS = 40
+PREFIX_BITS = 62
+MAX_CN_LENGTH = 64  # X.520 ub-common-name
+
+AUTH_KEY_FILE = "auth-ca.key.pem"
+AUTH_CERT_FILE = "auth-ca.crt.pem"
+SIGN_KEY_FILE = "sign-ca.key.pem"
+SIGN_CERT_FILE = "sign-ca.crt.pem"
+SERIAL_FILE = "serial.json"
+_LOCK_FILE = ".lock"
+_SERIAL_LOCK_FILE = "serial.lock"
+_CA_FILES = (AUTH_KEY_FILE, AUTH_CERT_FILE, SIGN_KEY_FILE, SIGN_CERT_FILE, SERIAL_FILE)
+
+
+class CAFolderError(ValueError):
+    """A CA folder that is missing, incomplete or unreadable; the message names the file."""
+
+
+def start_of_day(day: date) -> datetime:
+    """00:00 JST on ``day``, in UTC (a certificate's notBefore)."""
+    return datetime.combine(day, time(0, 0, 0), JST).astimezone(UTC)
+
+
+def end_of_day(day: date) -> datetime:
+    """23:59:59 JST on ``day``, in UTC (a certificate's notAfter)."""
+    return datetime.combine(day, time(23, 59, 59), JST).astimezone(UTC)
+
+
+def _ca_name(unit: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "JPKI"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, AGENCY),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Authority:
+    """One root: its key, its certificate, and the certificate's DER."""
+
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @classmethod
+    def create(cls, unit: str, serial: int) -> _Authority:
+        key = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_SIZE)
+        name = _ca_name(unit)
+        public = key.public_key()
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .serial_number(serial)
+            .not_valid_before(start_of_day(ROOT_NOT_BEFORE))
+            .not_valid_after(end_of_day(ROOT_NOT_AFTER))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, certificate)
+
+
+def _new_roots() -> tuple[_Authority, _Authority, int]:
+    """Fresh authentication and signing roots and the random serial prefix they share."""
+    prefix = secrets.randbits(PREFIX_BITS - 1) | (1 << (PREFIX_BITS - 1))
+    root_serial = prefix << COUNTER_BITS  # counter 0 is the roots' own; cards start at 1
+    return (
+        _Authority.create(AUTH_UNIT, root_serial),
+        _Authority.create(SIGN_UNIT, root_serial),
+        prefix,
+    )
+
+
+class _Serials(Protocol):
+    prefix: int
+
+    def next_counter(self) -> int: ...
+
+
+class _MemorySerials:
+    """The serial counter of an in-memory CA."""
+
+    def __init__(self, prefix: int) -> None:
+        self.prefix = prefix
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next_counter(self) -> int:
+        with self._lock:
+            self._last += 1
+            return self._last
+
+
+class _FolderSerials:
+    """The serial counter of a CA folder: read, advance and rewrite under an exclusive flock."""
+
+    def __init__(self, folder: Path, prefix: int) -> None:
+        self.prefix = prefix
+        self._path = folder / SERIAL_FILE
+        self._lock_path = folder / _SERIAL_LOCK_FILE
+        self._lock = threading.Lock()
+
+    def next_counter(self) -> int:
+        with self._lock, _flocked(self._lock_path):
+            state = _read_serial_file(self._path)
+            counter = state["last"] + 1
+            _write_atomically(
+                self._path, json.dumps({"prefix": state["prefix"], "last": counter}).encode()
+            )
+            return counter
+
+
+class JlisCA:
+    """The two J-LIS roots and the serial counter they share.
+
+    Build one with :meth:`create`, :meth:`load` or :meth:`open`. ``crl_url`` and
+    ``sign_crl_url`` are the CRL distribution points written into issued certificates.
+    """
+
+    def __init__(
+        self, auth: _Authority, sign: _Authority, serials: _Serials, folder: Path | None
+    ) -> None:
+        self._auth = auth
+        self._sign = sign
+        self._auth_der = auth.der
+        self._sign_der = sign.der
+        self._serials = serials
+        self.folder = folder
+        self.crl_url = DEFAULT_AUTH_CRL_URL
+        self.sign_crl_url = DEFAULT_SIGN_CRL_URL
+
+    # --- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: Path | None = None) -> JlisCA:
+        """New roots; kept in ``folder`` when given (which must not hold a CA yet)."""
+        if folder is None:
+            auth, sign, prefix = _new_roots()
+            return cls(auth, sign, _MemorySerials(prefix), None)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _flocked(folder / _LOCK_FILE):
+            return cls._create_locked(folder)
+
+    @classmethod
+    def _create_locked(cls, folder: Path) -> JlisCA:
+        present = [name for name in _CA_FILES if (folder / name).exists()]
+        if present:
+            raise CAFolderError(
+                f"{folder} already holds a CA ({', '.join(present)}); use JlisCA.load or .open"
+            )
+        auth, sign, prefix = _new_roots()
+        for authority, key_file, cert_file in (
+            (auth, AUTH_KEY_FILE, AUTH_CERT_FILE),
+            (sign, SIGN_KEY_FILE, SIGN_CERT_FILE),
+        ):
+            key_pem = authority.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            _write_atomically(folder / key_file, key_pem)
+            _write_atomically(
+                folder / cert_file, authority.certificate.public_bytes(serialization.Encoding.PEM)
+            )
+        # The serial file goes last: its presence says the folder is complete.
+        _write_atomically(folder / SERIAL_FILE, json.dumps({"prefix": prefix, "last": 0}).encode())
+        return cls(auth, sign, _FolderSerials(folder, prefix), folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> JlisCA:
+        """The CA kept in ``folder``; raises :class:`CAFolderError` naming what is wrong."""
+        folder = Path(folder)
+        missing = [name for name in _CA_FILES if not (folder / name).is_file()]
+        if missing:
+            raise CAFolderError(f"{folder} is not a complete CA folder: no {', '.join(missing)}")
+        auth = _read_authority(folder, AUTH_KEY_FILE, AUTH_CERT_FILE)
+        sign = _read_authority(folder, SIGN_KEY_FILE, SIGN_CERT_FILE)
+        prefix = _read_serial_file(folder / SERIAL_FILE)["prefix"]
+        return cls(auth, sign, _FolderSerials(folder, prefix), folder)
+
+    @classmethod
+    def open(cls, folder: Path) -> JlisCA:
+        """The CA in ``folder``, created there first when the folder holds none."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _flocked(folder / _LOCK_FILE):
+            if any((folder / name).exists() for name in _CA_FILES):
+                return cls.load(folder)
+            return cls._create_locked(folder)
+
+    # --- the roots ---------------------------------------------------------------------------
+
+    @property
+    def auth_ca_certificate(self) -> bytes:
+        """The user-authentication root, DER."""
+        return self._auth_der
+
+    @property
+    def sign_ca_certificate(self) -> bytes:
+        """The digital-signature root, DER."""
+        return self._sign_der
+
+    # --- issuance ----------------------------------------------------------------------------
+
+    def issue_auth_certificate(
+        self, public_key: rsa.RSAPublicKey, *, not_before: date, not_after: date
+    ) -> bytes:
+        """A user-authentication certificate (DER) whose subject is an opaque token only.
+
+        No name, address, birth date or My Number: reading it reveals nothing about the holder.
+        """
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, secrets.token_hex(16))])
+        return self._issue(
+            self._auth,
+            public_key,
+            subject,
+            not_before,
+            not_after,
+            self.crl_url,
+            non_repudiation=False,
+        )
+
+    def issue_sign_certificate(
+        self, public_key: rsa.RSAPublicKey, holder: Holder, *, not_before: date, not_after: date
+    ) -> bytes:
+        """A digital-signature certificate (DER) naming the holder in its CN (UTF8String)."""
+        if not 1 <= len(holder.name) <= MAX_CN_LENGTH:
+            raise ValueError(
+                f"the holder's name must be 1 to {MAX_CN_LENGTH} characters for the signing "
+                f"certificate, not {len(holder.name)}"
+            )
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, holder.name)])
+        return self._issue(
+            self._sign,
+            public_key,
+            subject,
+            not_before,
+            not_after,
+            self.sign_crl_url,
+            non_repudiation=True,
+        )
+
+    def _next_serial(self) -> int:
+        """A serial number this CA has never handed out before (nor will again)."""
+        counter = self._serials.next_counter()
+        if counter >= 1 << COUNTER_BITS:
+            raise RuntimeError("the CA's serial counter is exhausted; create a new CA")
+        return (self._serials.prefix << COUNTER_BITS) | counter
+
+    def _issue(
+        self,
+        issuer: _Authority,
+        public_key: rsa.RSAPublicKey,
+        subject: x509.Name,
+        not_before: date,
+        not_after: date,
+        crl_url: str,
+        *,
+        non_repudiation: bool,
+    ) -> bytes:
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise TypeError("JPKI certificates certify RSA keys only")
+        if not_after < not_before:
+            raise ValueError(f"not_after {not_after} is before not_before {not_before}")
+        issuer_ski = issuer.certificate.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier
+        ).value
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer.certificate.subject)
+            .public_key(public_key)
+            .serial_number(self._next_serial())
+            .not_valid_before(start_of_day(not_before))
+            .not_valid_after(end_of_day(not_after))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=non_repudiation,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
+                critical=False,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            full_name=[x509.UniformResourceIdentifier(crl_url)],
+                            relative_name=None,
+                            reasons=None,
+                            crl_issuer=None,
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+            .sign(issuer.key, hashes.SHA256())
+        )
+        return certificate.public_bytes(serialization.Encoding.DER)
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+def _read_authority(folder: Path, key_file: str, cert_file: str) -> _Authority:
+    try:
+        key = serialization.load_pem_private_key((folder / key_file).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CAFolderError(f"{folder / key_file}: unreadable key ({exc})") from None
+    try:
+        certificate = x509.load_pem_x509_certificate((folder / cert_file).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CAFolderError(f"{folder / cert_file}: unreadable certificate ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CAFolderError(f"{folder / key_file}: not an RSA key")
+    public = certificate.public_key()
+    if (
+        not isinstance(public, rsa.RSAPublicKey)
+        or public.public_numbers() != key.public_key().public_numbers()
+    ):
+        raise CAFolderError(f"{folder / cert_file}: does not match {key_file}")
+    return _Authority(key, certificate)
+
+
+def _read_serial_file(path: Path) -> dict[str, int]:
+    try:
+        data = json.loads(path.read_text(encoding="ascii"))
+    except (OSError, ValueError) as exc:
+        raise CAFolderError(f"{path}: unreadable serial counter ({exc})") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("prefix"), int)
+        or not isinstance(data.get("last"), int)
+        or data["last"] < 0
+    ):
+        raise CAFolderError(f"{path}: expected {{'prefix': int, 'last': int}}")
+    return {"prefix": data["prefix"], "last": data["last"]}
+
+
+@contextlib.contextmanager
+def _flocked(lock_path: Path) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,129 @@
+"""What the municipal window does when it hands out a card: check the holder, set the PINs,
+have the card make its keys and the J-LIS CA certify them.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+from card_emulator.pin import Pin
+from card_emulator.state import CardState, Holder, KeyCredential, PinSlot, Sex
+from mynahil.jpki import my_number_check_digit, valid_my_number
+
+from .ca import JlisCA
+from .keypool import FreshKeys, KeySource
+from .validity import card_expiry, certificate_not_after
+
+__all__ = ["issue_card", "random_holder"]
+
+# A key pool may hand the same key out twice in a row; a card's two keys are always distinct,
+# so the signing key is drawn again (a bounded number of times: a one-key pool cannot comply).
+_REDRAWS = 16
+
+
+def issue_card(
+    ca: JlisCA,
+    holder: Holder,
+    *,
+    pin: str,
+    password: str,
+    issued_on: date,
+    card_info_pin: str | None = None,
+    with_certificates: bool = True,
+    keys: KeySource | None = None,
+    atr_profile: str = "contact",
+    label: str = "",
+) -> CardState:
+    """A new card for ``holder``, as issued on ``issued_on``.
+
+    ``pin`` protects user authentication, ``password`` the signing key, ``card_info_pin``
+    (default: ``pin``) the card-info AP. With ``with_certificates=False`` the holder declined
+    the certificates and the card carries none. Raises ValueError, with a message to show the
+    clerk, for an invalid My Number, a birth date after issuance or a PIN that breaks policy.
+    """
+    if not valid_my_number(holder.my_number):
+        raise ValueError(f"{holder.my_number!r} is not a valid My Number (check digit)")
+    if holder.birth_date > issued_on:
+        raise ValueError(
+            f"the birth date {holder.birth_date} is after the issuance date {issued_on}"
+        )
+    pins = {
+        PinSlot.AUTH: Pin.create(PinSlot.AUTH.policy, pin),
+        PinSlot.SIGN: Pin.create(PinSlot.SIGN.policy, password),
+        PinSlot.CARD_INFO: Pin.create(
+            PinSlot.CARD_INFO.policy, pin if card_info_pin is None else card_info_pin
+        ),
+    }
+    card_expires = card_expiry(holder.birth_date, issued_on)
+    auth: KeyCredential | None = None
+    sign: KeyCredential | None = None
+    if with_certificates:
+        source = keys if keys is not None else FreshKeys()
+        not_after = certificate_not_after(holder.birth_date, issued_on, card_expires)
+        auth_key = source.new_key()
+        sign_key = source.new_key()
+        for _ in range(_REDRAWS):
+            if sign_key is not auth_key:
+                break
+            sign_key = source.new_key()
+        auth = KeyCredential(
+            auth_key,
+            ca.issue_auth_certificate(
+                auth_key.public_key(), not_before=issued_on, not_after=not_after
+            ),
+            ca.auth_ca_certificate,
+        )
+        sign = KeyCredential(
+            sign_key,
+            ca.issue_sign_certificate(
+                sign_key.public_key(), holder, not_before=issued_on, not_after=not_after
+            ),
+            ca.sign_ca_certificate,
+        )
+    return CardState(
+        holder=holder,
+        auth=auth,
+        sign=sign,
+        pins=pins,
+        card_expires=card_expires,
+        atr_profile=atr_profile,
+        label=label,
+    )
+
+
+_SURNAMES = ("佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤")
+_MALE_NAMES = ("太郎", "大翔", "蓮", "健太", "翔", "誠", "浩二", "悠真")
+_FEMALE_NAMES = ("花子", "陽菜", "結衣", "さくら", "美咲", "由美", "愛", "葵")
+_PLACES = (
+    "東京都千代田区千代田",
+    "大阪府大阪市北区梅田",
+    "北海道札幌市中央区北一条西",
+    "愛知県名古屋市中区三の丸",
+    "福岡県福岡市博多区博多駅前",
+    "宮城県仙台市青葉区本町",
+    "広島県広島市中区基町",
+    "沖縄県那覇市泉崎",
+)
+_BIRTHS_FROM = date(1940, 1, 1)
+_BIRTHS_TO = date(2000, 12, 31)
+
+
+def random_holder(rng: random.Random, *, birth_date: date | None = None) -> Holder:
+    """A plausible, made-up holder drawn from ``rng`` (reproducible for a seeded ``rng``).
+
+    The My Number has a correct check digit; the birth date, unless given, makes an adult
+    born between 1940 and 2000.
+    """
+    sex = rng.choice((Sex.MALE, Sex.FEMALE))
+    given = rng.choice(_MALE_NAMES if sex is Sex.MALE else _FEMALE_NAMES)
+    name = f"{rng.choice(_SURNAMES)}\u3000{given}"  # surname, ideographic space, given name
+    address = (
+        f"{rng.choice(_PLACES)}{rng.randint(1, 9)}丁目{rng.randint(1, 30)}番{rng.randint(1, 20)}号"
+    )
+    if birth_date is None:
+        span = (_BIRTHS_TO - _BIRTHS_FROM).days
+        birth_date = _BIRTHS_FROM + timedelta(days=rng.randint(0, span))
+    first_eleven = "".join(str(rng.randint(0, 9)) for _ in range(11))
+    my_number = first_eleven + str(my_number_check_digit(first_eleven))
+    return Holder(name=name, address=address, birth_date=birth_date, sex=sex, my_number=my_number)

@@ -1,0 +1,78 @@
+"""How long a My Number card and its certificates are valid: pure date rules, one per function.
+
+SPEC.md: a certificate is valid until the holder's 5th birthday after issuance; the card until
+the 10th for an adult, and for a holder who was a minor at issuance the card lasts as long as the
+certificate. The age of majority is the Civil Code's: 20 before 1 April 2022, 18 from then.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+__all__ = [
+    "MAJORITY_CHANGE",
+    "age_of_majority",
+    "age_on",
+    "card_expiry",
+    "certificate_not_after",
+    "is_minor",
+    "nth_birthday_after",
+]
+
+MAJORITY_CHANGE = date(2022, 4, 1)
+"""The day the Civil Code's age of majority went from 20 to 18."""
+
+CERTIFICATE_BIRTHDAYS = 5
+ADULT_CARD_BIRTHDAYS = 10
+MINOR_CARD_BIRTHDAYS = 5
+
+
+def _birthday_in(birth: date, year: int) -> date:
+    """The holder's birthday in ``year``; 29 February becomes 28 February in a common year."""
+    try:
+        return birth.replace(year=year)
+    except ValueError:  # only 29 February in a common year
+        return date(year, 2, 28)
+
+
+def nth_birthday_after(birth: date, after: date, n: int) -> date:
+    """The ``n``-th birthday strictly after ``after`` (a birthday on ``after`` itself is not one).
+
+    Birthdays are the anniversaries of ``birth``, so the first is one year after it, whatever
+    ``after`` is. Choice: someone born on 29 February has their birthday on 28 February in
+    common years (the card must expire on a date that exists every year, and the day before
+    1 March is the one the holder has already reached that age by).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    year = after.year if _birthday_in(birth, after.year) > after else after.year + 1
+    year = max(year, birth.year + 1)
+    return _birthday_in(birth, year + n - 1)
+
+
+def age_on(birth: date, day: date) -> int:
+    """Completed years of age on ``day`` (birthdays as in :func:`nth_birthday_after`)."""
+    if day < birth:
+        raise ValueError(f"{day} is before the birth date {birth}")
+    return day.year - birth.year - (1 if day < _birthday_in(birth, day.year) else 0)
+
+
+def age_of_majority(on: date) -> int:
+    """The Civil Code's age of majority in force on ``on``: 20, or 18 from 1 April 2022."""
+    return 20 if on < MAJORITY_CHANGE else 18
+
+
+def is_minor(birth: date, on: date) -> bool:
+    """Whether someone born on ``birth`` is under the age of majority on ``on``."""
+    return age_on(birth, on) < age_of_majority(on)
+
+
+def card_expiry(birth: date, issued: date) -> date:
+    """The card's last valid day: the 10th birthday after issuance, the 5th for a minor."""
+    birthdays = MINOR_CARD_BIRTHDAYS if is_minor(birth, issued) else ADULT_CARD_BIRTHDAYS
+    return nth_birthday_after(birth, issued, birthdays)
+
+
+def certificate_not_after(birth: date, issued: date, card_expires: date) -> date:
+    """A JPKI certificate's last valid day: the 5th birthday after issuance, never past the card."""
+    return min(nth_birthday_after(birth, issued, CERTIFICATE_BIRTHDAYS), card_expires)
