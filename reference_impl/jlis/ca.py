@@ -374,7 +374,10 @@ class JlisCA:
                 x509.CRLDistributionPoints(
                     [
                         x509.DistributionPoint(
-                            full_name=[x509.UniformResourceIdentifier(crl_url)],
+                            full_name=[
+                                x509.UniformResourceIdentifier(crl_url),
+                                x509.UniformResourceIdentifier(_ldap_crl_url(issuer)),
+                            ],
                             relative_name=None,
                             reasons=None,
                             crl_issuer=None,
@@ -383,9 +386,63 @@ class JlisCA:
                 ),
                 critical=False,
             )
+            .add_extension(_policies(crl_url), critical=False)
+            .add_extension(_access(crl_url), critical=False)
             .sign(issuer.key, hashes.SHA256())
         )
         return certificate.public_bytes(serialization.Encoding.DER)
+
+
+# The real certificates carry a policy, a CPS pointer, OCSP/CA-issuer access and an LDAP CRL
+# point beside the HTTP one; readers size their reads by them (~1.6 KB), so these do too.
+# The policy OID sits under J-LIS's arc; it is not asserted to be the real certificate's.
+EMULATED_POLICY = x509.ObjectIdentifier("1.2.392.200149.8.5.1.3.30")
+
+
+def _service_base(crl_url: str) -> str:
+    return crl_url.split("/v1/", 1)[0]
+
+
+def _policies(crl_url: str) -> x509.CertificatePolicies:
+    notice = (
+        "Emulated JPKI user certificate issued by mynahil for testing. It identifies no "
+        "person and must never be trusted outside a test harness."
+    )
+    return x509.CertificatePolicies(
+        [
+            x509.PolicyInformation(
+                EMULATED_POLICY,
+                [
+                    f"{_service_base(crl_url)}/v1/jlis/cps",
+                    x509.UserNotice(notice_reference=None, explicit_text=notice),
+                ],
+            )
+        ]
+    )
+
+
+def _access(crl_url: str) -> x509.AuthorityInformationAccess:
+    base = _service_base(crl_url)
+    return x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(f"{base}/v1/jlis/ocsp"),
+            ),
+            x509.AccessDescription(
+                x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.UniformResourceIdentifier(f"{base}/v1/jlis/ca"),
+            ),
+        ]
+    )
+
+
+def _ldap_crl_url(issuer: _Authority) -> str:
+    units = ",".join(
+        f"ou={a.value}"
+        for a in issuer.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    )
+    return f"ldap://127.0.0.1/cn=CRL,{units},o=JPKI,c=JP?certificateRevocationList"
 
 
 # --- storage -----------------------------------------------------------------------------------

@@ -132,9 +132,21 @@ def test_auth_certificate_extensions(
     ski = ext.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert ski == x509.SubjectKeyIdentifier.from_public_key(public_key)
     points = ext.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert [p.full_name for p in points] == [
-        [x509.UniformResourceIdentifier("http://127.0.0.1:8000/v1/jlis/crl/auth")]
+    assert [p.full_name[0] for p in points] == [
+        x509.UniformResourceIdentifier("http://127.0.0.1:8000/v1/jlis/crl/auth")
     ]
+    assert points[0].full_name[1].value.startswith("ldap://")
+    access = ext.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert {d.access_location.value for d in access} == {
+        "http://127.0.0.1:8000/v1/jlis/ocsp",
+        "http://127.0.0.1:8000/v1/jlis/ca",
+    }
+    assert ext.get_extension_for_class(x509.CertificatePolicies).value[0].policy_qualifiers
+
+
+def test_auth_certificate_is_about_as_large_as_the_real_one(auth_cert: bytes) -> None:
+    """JPKI.md: the user-authentication certificate is ~1.6 KB; reads are sized by it."""
+    assert 1300 <= len(auth_cert) <= 2000
 
 
 def test_crl_url_is_configurable(public_key: rsa.RSAPublicKey) -> None:
@@ -142,7 +154,7 @@ def test_crl_url_is_configurable(public_key: rsa.RSAPublicKey) -> None:
     ca.crl_url = "http://crl.example.test/auth.crl"
     der = ca.issue_auth_certificate(public_key, not_before=ISSUED, not_after=NOT_AFTER)
     points = cert(der).extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert points[0].full_name == [x509.UniformResourceIdentifier(ca.crl_url)]
+    assert points[0].full_name[0] == x509.UniformResourceIdentifier(ca.crl_url)
 
 
 def test_issued_certificates_are_rsa_sha256(auth_cert: bytes, sign_cert: bytes) -> None:
