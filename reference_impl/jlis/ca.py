@@ -438,9 +438,9 @@ def _access(crl_url: str) -> x509.AuthorityInformationAccess:
 
 
 def _ldap_crl_url(issuer: _Authority) -> str:
+    subject = issuer.certificate.subject
     units = ",".join(
-        f"ou={a.value}"
-        for a in issuer.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        f"ou={a.value!s}" for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
     )
     return f"ldap://127.0.0.1/cn=CRL,{units},o=JPKI,c=JP?certificateRevocationList"
 

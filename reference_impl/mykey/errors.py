@@ -1,0 +1,29 @@
+"""Refusals of the MyKey platform, each with a stable code the HTTP API and clients rely on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+__all__ = ["LoginLocked", "MyKeyError"]
+
+
+class MyKeyError(Exception):
+    """A refusal: ``code`` is stable (API problem type), the message is for people."""
+
+    code: str = "mykey_error"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LoginLocked(MyKeyError):
+    """Too many wrong passwords: password login for this ID waits until ``until``."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(
+            "login_locked",
+            f"too many wrong passwords; try again after {until.isoformat(timespec='seconds')} "
+            "or log in with the card",
+        )
+        self.until = until

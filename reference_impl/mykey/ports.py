@@ -1,0 +1,100 @@
+"""What the MyKey service needs from the outside world, as small interfaces.
+
+The service holds business rules only; a :class:`Store` (SQLite or PostgreSQL) and a
+:class:`CertificateAuthority` (the emulated J-LIS, in-process or over HTTP) are given to it.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from reference_impl.audit import AuditEvent
+
+from .model import Challenge, MyKeyRecord, Session
+
+__all__ = ["CertificateAuthority", "CertificateStatus", "Conflict", "Store", "UnitOfWork"]
+
+
+class CertificateStatus(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+class CertificateAuthority(Protocol):
+    """J-LIS as a relying party sees it."""
+
+    @property
+    def auth_ca_certificate(self) -> bytes:
+        """DER of the user-authentication CA: the trust anchor."""
+        ...
+
+    def status(self, serial: int) -> CertificateStatus:
+        """Revocation status (CRL/OCSP) of a user-authentication certificate."""
+        ...
+
+    def predecessor(self, serial: int) -> int | None:
+        """The serial this certificate replaced (renewal or reissued card), if any."""
+        ...
+
+
+class Conflict(Exception):
+    """A uniqueness rule of the store fired (the value is taken)."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction; everything done through it commits or rolls back together."""
+
+    # challenges
+    def add_challenge(self, challenge: Challenge) -> None: ...
+    def consume_challenge(self, challenge_id: str, now: datetime) -> Challenge | None:
+        """Mark used and return it as it was; None if unknown. Used ones come back with used_at."""
+        ...
+
+    # MyKey records
+    def record_by_serial(self, serial: int) -> MyKeyRecord | None:
+        """The active record a certificate serial is bound to."""
+        ...
+
+    def record_by_mykey_id(self, mykey_id: str) -> MyKeyRecord | None:
+        """The record whose current ID this is (active or revoked)."""
+        ...
+
+    def record(self, record_id: int) -> MyKeyRecord | None: ...
+    def mykey_id_used(self, mykey_id: str) -> bool:
+        """True if the ID is current anywhere or was ever retired (IDs are never reused)."""
+        ...
+
+    def create_record(self, mykey_id: str, now: datetime) -> MyKeyRecord:
+        """Raises :class:`Conflict` if the ID is taken."""
+        ...
+
+    def bind_serial(self, record_id: int, serial: int, now: datetime) -> None:
+        """Raises :class:`Conflict` if the serial is bound to an active record already."""
+        ...
+
+    def unbind_serials(self, record_id: int) -> list[int]: ...
+    def change_mykey_id(self, record_id: int, new_id: str, now: datetime) -> None:
+        """Retire the current ID for good and make ``new_id`` current; Conflict if taken."""
+        ...
+
+    def update_record(self, record: MyKeyRecord) -> None:
+        """Persist status, password hash and password-failure fields."""
+        ...
+
+    # sessions
+    def add_session(self, session: Session) -> None: ...
+    def session(self, token_hash: str) -> Session | None: ...
+    def end_sessions(self, record_id: int) -> None: ...
+
+    # audit
+    def audit(self, event: AuditEvent, now: datetime) -> None:
+        """Append to the hash-chained log in this transaction."""
+        ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractContextManager[UnitOfWork]: ...

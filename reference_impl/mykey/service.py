@@ -1,0 +1,400 @@
+"""The MyKey platform's rules (SPEC.md, "The MyKey ID"), free of HTTP and SQL.
+
+Every operation runs in one store transaction and writes one audit record in it, refusals
+included: a refused attempt still consumes its challenge and is still logged, and only then
+is the refusal raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from reference_impl.audit import AuditEvent
+
+from .errors import LoginLocked, MyKeyError
+from .ids import InvalidMyKeyId, generate_mykey_id, parse_mykey_id
+from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Session
+from .passwords import check_password_policy, hash_password, password_matches
+from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
+
+__all__ = ["IssueResult", "LoginResult", "MyKeyService", "Policy"]
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The platform's tunables; defaults are this reference implementation's choices."""
+
+    challenge_ttl: timedelta = timedelta(minutes=2)
+    session_ttl: timedelta = timedelta(minutes=30)
+    password_failures_before_lock: int = 5
+    first_lock: timedelta = timedelta(minutes=15)
+    longest_lock: timedelta = timedelta(hours=24)
+    linkage_depth: int = 16  # renewals/reissues followed back through J-LIS
+
+
+@dataclass(frozen=True, slots=True)
+class IssueResult:
+    mykey_id: str
+    created: bool  # False: the certificate already had one (returned as it is)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    token: str  # give to the client once; only its hash is stored
+    mykey_id: str
+    method: LoginMethod
+    expires_at: datetime
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+class MyKeyService:
+    def __init__(
+        self,
+        store: Store,
+        jlis: CertificateAuthority,
+        *,
+        clock: Clock = utc_now,
+        policy: Policy | None = None,
+    ) -> None:
+        self.store = store
+        self.jlis = jlis
+        self.clock = clock
+        self.policy = policy or Policy()
+        self._anchor = x509.load_der_x509_certificate(jlis.auth_ca_certificate)
+        self._ids = secrets.SystemRandom()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _operation(self, action: str) -> Iterator[tuple[UnitOfWork, datetime, dict[str, Any]]]:
+        """A transaction that always ends with one audit record, success or refusal.
+
+        The body fills ``note`` (record_id, details); a MyKeyError it raises is audited and
+        committed (consumed challenges stay consumed), then re-raised.
+        """
+        now = self.clock()
+        note: dict[str, Any] = {"record_id": None, "details": {}}
+        refusal: MyKeyError | None = None
+        with self.store.transaction() as uow:
+            try:
+                yield uow, now, note
+                outcome = "ok"
+            except MyKeyError as exc:
+                refusal, outcome = exc, f"refused:{exc.code}"
+            uow.audit(AuditEvent(action, outcome, note["record_id"], note["details"]), now)
+        if refusal is not None:
+            raise refusal
+
+    # --- challenges ------------------------------------------------------------------------
+
+    def new_challenge(self, purpose: Purpose) -> Challenge:
+        now = self.clock()
+        challenge = Challenge(
+            challenge_id=secrets.token_urlsafe(18),
+            nonce=secrets.token_bytes(32),
+            purpose=purpose,
+            created_at=now,
+            expires_at=now + self.policy.challenge_ttl,
+        )
+        with self.store.transaction() as uow:
+            uow.add_challenge(challenge)
+        return challenge
+
+    def _take_challenge(
+        self, uow: UnitOfWork, challenge_id: str, purpose: Purpose, now: datetime
+    ) -> bytes:
+        challenge = uow.consume_challenge(challenge_id, now)
+        if challenge is None:
+            raise MyKeyError("challenge_unknown", "unknown challenge: ask for a new one")
+        if challenge.used_at is not None:
+            raise MyKeyError("challenge_used", "this challenge was used already: ask for a new one")
+        if challenge.purpose is not purpose:
+            raise MyKeyError(
+                "challenge_foreign",
+                f"this challenge was issued for {challenge.purpose.value}, not {purpose.value}",
+            )
+        if now >= challenge.expires_at:
+            raise MyKeyError(
+                "challenge_expired", "the challenge expired: ask for a new one and sign promptly"
+            )
+        return challenge.nonce
+
+    # --- certificates ----------------------------------------------------------------------
+
+    def _verify_card(
+        self, certificate_der: bytes, nonce: bytes, signature: bytes, now: datetime
+    ) -> int:
+        """Chain, validity, revocation and possession: the certificate's serial if all hold."""
+        try:
+            cert = x509.load_der_x509_certificate(certificate_der)
+        except ValueError:
+            raise MyKeyError("certificate_invalid", "that is not a DER X.509 certificate") from None
+        try:
+            cert.verify_directly_issued_by(self._anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            raise MyKeyError(
+                "certificate_untrusted",
+                "the certificate was not issued by the J-LIS user-authentication CA",
+            ) from None
+        if now < cert.not_valid_before_utc:
+            raise MyKeyError("certificate_not_yet_valid", "the certificate is not valid yet")
+        if now > cert.not_valid_after_utc:
+            raise MyKeyError(
+                "certificate_expired",
+                "the card's certificate has expired: renew it at a municipal window "
+                "(free); your MyKey ID and points stay",
+            )
+        status = self.jlis.status(cert.serial_number)
+        if status is CertificateStatus.REVOKED:
+            raise MyKeyError(
+                "certificate_revoked",
+                "the card's certificate is revoked (card reported lost or suspended)",
+            )
+        if status is CertificateStatus.UNKNOWN:
+            raise MyKeyError("certificate_unknown", "J-LIS does not know this certificate")
+        key = cert.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise MyKeyError("certificate_invalid", "the certificate does not carry an RSA key")
+        try:
+            key.verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise MyKeyError(
+                "signature_invalid", "the card's signature does not match the challenge"
+            ) from None
+        return int(cert.serial_number)
+
+    def _record_for_serial(self, uow: UnitOfWork, serial: int, now: datetime) -> MyKeyRecord | None:
+        """The active record for this certificate, following J-LIS's old→new linkage.
+
+        A renewed certificate or a reissued card's certificate is bound, on first sight, to
+        the record its predecessor was bound to (SPEC: the MyKey ID stays, points carry over).
+        """
+        found = uow.record_by_serial(serial)
+        if found is not None:
+            return found
+        ancestor: int | None = serial
+        for _ in range(self.policy.linkage_depth):
+            ancestor = self.jlis.predecessor(ancestor) if ancestor is not None else None
+            if ancestor is None:
+                return None
+            record = uow.record_by_serial(ancestor)
+            if record is not None:
+                try:
+                    uow.bind_serial(record.record_id, serial, now)
+                except Conflict:
+                    return uow.record_by_serial(serial)
+                uow.audit(
+                    AuditEvent(
+                        "certificate_linked",
+                        "ok",
+                        record.record_id,
+                        {"serial": str(serial), "from": str(ancestor)},
+                    ),
+                    now,
+                )
+                return record
+        return None
+
+    # --- issuance --------------------------------------------------------------------------
+
+    def issue(
+        self,
+        challenge_id: str,
+        certificate_der: bytes,
+        signature: bytes,
+        *,
+        chosen_id: str | None = None,
+    ) -> IssueResult:
+        """Bind a MyKey ID to the card's certificate; the same card gets its existing ID back."""
+        with self._operation("issue") as (uow, now, note):
+            nonce = self._take_challenge(uow, challenge_id, Purpose.ISSUE, now)
+            serial = self._verify_card(certificate_der, nonce, signature, now)
+            note["details"]["serial"] = str(serial)
+            existing = self._record_for_serial(uow, serial, now)
+            if existing is not None:
+                note["record_id"] = existing.record_id
+                note["details"]["existing"] = True
+                return IssueResult(existing.mykey_id, created=False)
+            wanted = self._valid_choice(chosen_id) if chosen_id is not None else None
+            if wanted is not None and uow.mykey_id_used(wanted):
+                raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another")
+            record = self._create(uow, wanted, now)
+            try:
+                uow.bind_serial(record.record_id, serial, now)
+            except Conflict:
+                # Another request bound this certificate first: that one stands.
+                raise MyKeyError(
+                    "issuance_raced", "this card was issued an ID concurrently; try again"
+                ) from None
+            note["record_id"] = record.record_id
+            return IssueResult(record.mykey_id, created=True)
+
+    def _valid_choice(self, chosen: str) -> str:
+        try:
+            return parse_mykey_id(chosen)
+        except InvalidMyKeyId as exc:
+            raise MyKeyError("mykey_id_invalid", str(exc)) from None
+
+    def _create(self, uow: UnitOfWork, wanted: str | None, now: datetime) -> MyKeyRecord:
+        if wanted is not None:
+            try:
+                return uow.create_record(wanted, now)
+            except Conflict:
+                raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another") from None
+        for _ in range(8):
+            try:
+                return uow.create_record(self._unused_id(uow), now)
+            except Conflict:
+                continue  # taken between the check and the insert: draw again
+        raise MyKeyError("mykey_id_exhausted", "could not find a free MyKey ID; try again")
+
+    def _unused_id(self, uow: UnitOfWork) -> str:
+        """A random ID never used before (39 bits: a repeat is rare, but possible)."""
+        for _ in range(8):
+            candidate = generate_mykey_id(self._ids)
+            if not uow.mykey_id_used(candidate):
+                return candidate
+        raise MyKeyError("mykey_id_exhausted", "could not find a free MyKey ID; try again")
+
+    # --- login -----------------------------------------------------------------------------
+
+    def _session(
+        self, uow: UnitOfWork, record: MyKeyRecord, method: LoginMethod, now: datetime
+    ) -> LoginResult:
+        token = secrets.token_urlsafe(32)
+        expires = now + self.policy.session_ttl
+        uow.add_session(Session(_token_hash(token), record.record_id, method, now, expires))
+        return LoginResult(token, record.mykey_id, method, expires)
+
+    def login_with_card(
+        self, challenge_id: str, certificate_der: bytes, signature: bytes
+    ) -> LoginResult:
+        with self._operation("login_card") as (uow, now, note):
+            nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
+            serial = self._verify_card(certificate_der, nonce, signature, now)
+            note["details"]["serial"] = str(serial)
+            record = self._record_for_serial(uow, serial, now)
+            if record is None:
+                raise MyKeyError(
+                    "mykey_not_found", "this card has no MyKey ID yet: issue one first"
+                )
+            note["record_id"] = record.record_id
+            return self._session(uow, record, LoginMethod.CARD, now)
+
+    def login_with_password(self, mykey_id: str, password: str) -> LoginResult:
+        """The second way in: MyKey ID + page password, rate limited per ID."""
+        with self._operation("login_password") as (uow, now, note):
+            try:
+                canonical = parse_mykey_id(mykey_id)
+            except InvalidMyKeyId:
+                canonical = None
+            record = uow.record_by_mykey_id(canonical) if canonical else None
+            if (
+                record is None
+                or record.status is not MyKeyStatus.ACTIVE
+                or record.password_hash is None
+            ):
+                password_matches(None, password)  # same work either way: no probing for IDs
+                raise MyKeyError("login_failed", "wrong MyKey ID or password")
+            note["record_id"] = record.record_id
+            if record.locked_until is not None and now < record.locked_until:
+                raise LoginLocked(record.locked_until)
+            if not password_matches(record.password_hash, password):
+                uow.update_record(self._failed(record, now))
+                raise MyKeyError("login_failed", "wrong MyKey ID or password")
+            if record.password_failures or record.locked_until:
+                uow.update_record(replace(record, password_failures=0, locked_until=None))
+            return self._session(uow, record, LoginMethod.PASSWORD, now)
+
+    def _failed(self, record: MyKeyRecord, now: datetime) -> MyKeyRecord:
+        failures = record.password_failures + 1
+        over = failures - self.policy.password_failures_before_lock
+        if over < 0:
+            return replace(record, password_failures=failures)
+        lock = min(self.policy.first_lock * (2**over), self.policy.longest_lock)
+        return replace(record, password_failures=failures, locked_until=now + lock)
+
+    def _logged_in(self, uow: UnitOfWork, token: str, now: datetime, *, card: bool) -> MyKeyRecord:
+        session = uow.session(_token_hash(token))
+        if session is None or now >= session.expires_at:
+            raise MyKeyError(
+                "session_invalid", "not logged in (or the session expired): log in again"
+            )
+        if card and session.method is not LoginMethod.CARD:
+            raise MyKeyError("card_login_required", "this needs a login with the card")
+        record = uow.record(session.record_id)
+        if record is None or record.status is not MyKeyStatus.ACTIVE:
+            raise MyKeyError("mykey_revoked", "this MyKey ID was revoked")
+        return record
+
+    # --- what a logged-in holder can do -----------------------------------------------------
+
+    def set_password(self, token: str, new_password: str) -> None:
+        """Set or reset the page password; needs a card login (a forgotten one is reset so)."""
+        with self._operation("set_password") as (uow, now, note):
+            record = self._logged_in(uow, token, now, card=True)
+            note["record_id"] = record.record_id
+            problem = check_password_policy(new_password, record.mykey_id)
+            if problem:
+                raise MyKeyError("password_invalid", problem)
+            uow.update_record(
+                replace(
+                    record,
+                    password_hash=hash_password(new_password),
+                    password_failures=0,
+                    locked_until=None,
+                )
+            )
+
+    def show_mykey_id(self, token: str) -> str:
+        """A forgotten MyKey ID, shown after a card login."""
+        with self._operation("show_id") as (uow, now, note):
+            record = self._logged_in(uow, token, now, card=True)
+            note["record_id"] = record.record_id
+            return record.mykey_id
+
+    def change_mykey_id(self, token: str, chosen_id: str | None = None) -> str:
+        """A new ID at once; the old one stops working and is never handed out again."""
+        with self._operation("change_id") as (uow, now, note):
+            record = self._logged_in(uow, token, now, card=False)
+            note["record_id"] = record.record_id
+            new_id = self._valid_choice(chosen_id) if chosen_id else self._unused_id(uow)
+            if uow.mykey_id_used(new_id):
+                raise MyKeyError("mykey_id_taken", f"{new_id} is taken; choose another")
+            try:
+                uow.change_mykey_id(record.record_id, new_id, now)
+            except Conflict:
+                raise MyKeyError("mykey_id_taken", f"{new_id} is taken; choose another") from None
+            uow.end_sessions(record.record_id)
+            return new_id
+
+    def revoke(self, token: str) -> None:
+        """Irreversible: the ID can never log in or hold points; the card may issue a new one."""
+        with self._operation("revoke") as (uow, now, note):
+            record = self._logged_in(uow, token, now, card=True)
+            note["record_id"] = record.record_id
+            note["details"]["serials"] = [str(s) for s in uow.unbind_serials(record.record_id)]
+            uow.update_record(
+                replace(record, status=MyKeyStatus.REVOKED, revoked_at=now, password_hash=None)
+            )
+            uow.end_sessions(record.record_id)
