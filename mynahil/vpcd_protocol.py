@@ -20,6 +20,8 @@ VPCD_DEFAULT_PORT = 35963
 
 _LENGTH = struct.Struct(">H")
 _HAS_QUICKACK = hasattr(socket, "TCP_QUICKACK")
+QUICKACK = True
+"""Re-arm TCP_QUICKACK before each recv. Only the benchmark turns it off, to show the stall."""
 
 
 class Control(IntEnum):
@@ -35,7 +37,7 @@ def tune_socket(sock: socket.socket) -> None:
 
 
 def _quickack(sock: socket.socket) -> None:
-    if _HAS_QUICKACK:
+    if _HAS_QUICKACK and QUICKACK:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
