@@ -134,6 +134,8 @@ class CommandApdu:
                 return cls(cla, ins, p1, p2, data=bytes(raw[5:-1]), le=raw[-1] or SHORT_MAX)
             raise MalformedApdu(f"Lc {b4} does not match the {n - 5} bytes that follow the header")
         # b4 == 0 with more bytes behind it: an extended length field.
+        if n < 7:
+            raise MalformedApdu(f"an extended length needs 3 bytes, got {n - 4}")
         if n == 7:
             ne = (raw[5] << 8) | raw[6]
             return cls(cla, ins, p1, p2, le=ne or EXTENDED_MAX, extended=True)

@@ -41,11 +41,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+client_app = typer.Typer(
+    help="The cardholder client: what the phone app and the PC software do.", no_args_is_help=True
+)
 card_app = typer.Typer(
     help="Emulated My Number cards: make, inspect, attach to a reader, unblock.",
     no_args_is_help=True,
 )
 app.add_typer(card_app, name="card")
+app.add_typer(client_app, name="client")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one greppable line
@@ -308,6 +312,59 @@ def card_unblock(
             f"{slot.policy.name}: {slot.policy.max_tries} tries"
             + (", new value set" if new_pin else "")
         )
+
+
+# --- client ------------------------------------------------------------------------------
+
+
+@client_app.command("reserve")
+def client_reserve(
+    pin: Annotated[str, typer.Option(help="The card's user-authentication PIN.")],
+    platform: Annotated[str, typer.Option(help="Base URL of the MyKey platform.")],
+    card: Annotated[
+        Path | None, typer.Option("--card", "-c", help="Emulated card file (not for pcsc:…).")
+    ] = None,
+    transport: Annotated[
+        str, typer.Option(help="inproc, socket, vpcd[:PORT] or pcsc[:READER] (a real card).")
+    ] = "inproc",
+    chosen_id: Annotated[
+        str | None, typer.Option(help="Pick your MyKey ID (portal style).")
+    ] = None,
+) -> None:
+    """Reservation: get the card's MyKey ID (printed alone on the last line)."""
+    from contextlib import ExitStack
+
+    from reference_impl.client import ClientRefusal, PlatformClient, advice_for
+
+    from .card import MyNumberCard
+    from .transports import TransportError, open_transport
+
+    with ExitStack() as stack:
+        emulated: EmulatedCard | None = None
+        if not transport.startswith("pcsc"):
+            if card is None:
+                fail(f"--transport {transport} drives an emulated card: give --card PATH")
+            try:
+                stored = stack.enter_context(CardFile(card))
+            except (CardFormatError, CardBusy) as exc:
+                fail(str(exc))
+            emulated = EmulatedCard(stored.state, stored)
+        try:
+            wire = open_transport(transport, emulated)
+            wire.connect()
+        except (ValueError, TransportError) as exc:
+            fail(str(exc))
+        stack.callback(wire.disconnect)
+        client = PlatformClient.connect(platform)
+        stack.callback(client.http.close)
+        try:
+            mykey_id = client.reserve(MyNumberCard(wire), pin, chosen_id)
+        except ClientRefusal as refusal:
+            fail(f"{refusal} [{refusal.code}]", code=1)
+        except TransportError as exc:
+            fail(str(advice_for(exc)), code=1)
+    err.print("MyKey ID:")
+    console.print(mykey_id)
 
 
 # --- readers and demo ----------------------------------------------------------------------
