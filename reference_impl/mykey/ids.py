@@ -6,6 +6,7 @@ The alphabet drops 0/O, 1/I/L and U/V look-alikes. IDs are case-insensitive on i
 
 from __future__ import annotations
 
+import random
 import secrets
 
 __all__ = ["ALPHABET", "LENGTH", "InvalidMyKeyId", "generate_mykey_id", "parse_mykey_id"]
@@ -32,7 +33,7 @@ def parse_mykey_id(text: str) -> str:
     return candidate
 
 
-def generate_mykey_id(choice: secrets.SystemRandom | None = None) -> str:
+def generate_mykey_id(choice: random.Random | None = None) -> str:
     """A random ID (about 39 bits); uniqueness is the store's job."""
     rng = choice or secrets.SystemRandom()
     return "".join(rng.choice(ALPHABET) for _ in range(LENGTH))

@@ -1,0 +1,35 @@
+"""The platform's HTTP application: MyKey (and, as they land, J-LIS and points) under /v1."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from reference_impl.mykey import MyKeyService
+
+from . import mykey
+from .problems import install_problem_handlers
+
+__all__ = ["API_VERSION", "create_app"]
+
+API_VERSION = "1.0.0"
+
+
+def create_app(service: MyKeyService) -> FastAPI:
+    """An app around an already-wired service (its store and J-LIS are the caller's)."""
+    app = FastAPI(
+        title="mynahil reference MyKey platform",
+        version=API_VERSION,
+        description=(
+            "The reference implementation of the MyKey platform (MyNa Point). Errors are RFC 9457 "
+            "problem details whose `code` is stable."
+        ),
+    )
+    app.state.mykey = service
+    install_problem_handlers(app)
+    app.include_router(mykey.router)
+
+    @app.get("/v1/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,171 @@
+"""HTTP face of the MyKey service: translation only, no rules."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from pydantic import BaseModel, Field
+
+from reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/mykey", tags=["MyKey"])
+
+
+def service(request: Request) -> MyKeyService:
+    svc: MyKeyService = request.app.state.mykey
+    return svc
+
+
+Service = Annotated[MyKeyService, Depends(service)]
+
+
+def _b64(field: str, text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise MyKeyError("invalid_request", f"{field} is not base64") from None
+
+
+def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise MyKeyError("session_invalid", "send the session token as 'Authorization: Bearer …'")
+    return token.strip()
+
+
+Token = Annotated[str, Depends(bearer)]
+
+
+class ChallengeRequest(BaseModel):
+    purpose: Purpose = Field(description="issue: to get a MyKey ID; login: to log in with the card")
+
+
+class ChallengeResponse(BaseModel):
+    challenge_id: str
+    nonce: str = Field(description="base64; the card signs SHA-256 DigestInfo of these bytes")
+    expires_at: datetime
+
+
+class CardProof(BaseModel):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    certificate: str = Field(
+        description="base64 DER of the user-authentication certificate", max_length=8192
+    )
+    signature: str = Field(
+        description="base64 of the card's signature over the nonce", max_length=1024
+    )
+
+
+class IssueRequest(CardProof):
+    chosen_id: str | None = Field(
+        default=None, description="the ID the holder picks (portal); omit for automatic"
+    )
+
+
+class IssueResponse(BaseModel):
+    mykey_id: str
+    created: bool
+
+
+class PasswordLogin(BaseModel):
+    mykey_id: str = Field(max_length=32)
+    password: str = Field(max_length=128)
+
+
+class SessionResponse(BaseModel):
+    token: str
+    mykey_id: str
+    method: str
+    expires_at: datetime
+
+
+class NewPassword(BaseModel):
+    password: str = Field(max_length=128)
+
+
+class ChangeId(BaseModel):
+    chosen_id: str | None = None
+
+
+class MyKeyIdResponse(BaseModel):
+    mykey_id: str
+
+
+def _session(result: LoginResult) -> SessionResponse:
+    return SessionResponse(
+        token=result.token,
+        mykey_id=result.mykey_id,
+        method=result.method.value,
+        expires_at=result.expires_at,
+    )
+
+
+@router.post("/challenges", status_code=status.HTTP_201_CREATED)
+def new_challenge(body: ChallengeRequest, svc: Service) -> ChallengeResponse:
+    """A single-use challenge for the card to sign."""
+    c = svc.new_challenge(body.purpose)
+    return ChallengeResponse(
+        challenge_id=c.challenge_id,
+        nonce=base64.b64encode(c.nonce).decode(),
+        expires_at=c.expires_at,
+    )
+
+
+@router.post("/ids", status_code=status.HTTP_201_CREATED)
+def issue(body: IssueRequest, svc: Service, response: Response) -> IssueResponse:
+    """Reservation: a MyKey ID bound to the card's certificate (the existing one if any)."""
+    result = svc.issue(
+        body.challenge_id,
+        _b64("certificate", body.certificate),
+        _b64("signature", body.signature),
+        chosen_id=body.chosen_id,
+    )
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return IssueResponse(mykey_id=result.mykey_id, created=result.created)
+
+
+@router.post("/sessions/card", status_code=status.HTTP_201_CREATED)
+def login_card(body: CardProof, svc: Service) -> SessionResponse:
+    return _session(
+        svc.login_with_card(
+            body.challenge_id,
+            _b64("certificate", body.certificate),
+            _b64("signature", body.signature),
+        )
+    )
+
+
+@router.post("/sessions/password", status_code=status.HTTP_201_CREATED)
+def login_password(body: PasswordLogin, svc: Service) -> SessionResponse:
+    return _session(svc.login_with_password(body.mykey_id, body.password))
+
+
+@router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def set_password(body: NewPassword, token: Token, svc: Service) -> None:
+    """Set or reset the page password (card login only)."""
+    svc.set_password(token, body.password)
+
+
+@router.get("/me")
+def show_id(token: Token, svc: Service) -> MyKeyIdResponse:
+    """The holder's MyKey ID (card login only: for a forgotten ID)."""
+    return MyKeyIdResponse(mykey_id=svc.show_mykey_id(token))
+
+
+@router.post("/me/id")
+def change_id(body: ChangeId, token: Token, svc: Service) -> MyKeyIdResponse:
+    """A new MyKey ID, effective at once; the old one stops working."""
+    return MyKeyIdResponse(mykey_id=svc.change_mykey_id(token, body.chosen_id))
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+def revoke(token: Token, svc: Service) -> None:
+    """Revoke the MyKey ID for good (card login only)."""
+    svc.revoke(token)

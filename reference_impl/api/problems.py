@@ -1,0 +1,108 @@
+"""Errors as RFC 9457 problem details, with the domain's stable codes.
+
+The domain raises :class:`~reference_impl.mykey.MyKeyError` with a code; this module is the
+one place that decides the HTTP status for each code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reference_impl.mykey import LoginLocked, MyKeyError
+
+__all__ = ["PROBLEM_BASE", "STATUS_BY_CODE", "install_problem_handlers", "problem"]
+
+PROBLEM_BASE = "https://mynahil.invalid/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+STATUS_BY_CODE: dict[str, int] = {
+    "challenge_unknown": 400,
+    "challenge_used": 409,
+    "challenge_foreign": 400,
+    "challenge_expired": 410,
+    "certificate_invalid": 400,
+    "certificate_untrusted": 403,
+    "certificate_not_yet_valid": 403,
+    "certificate_expired": 403,
+    "certificate_revoked": 403,
+    "certificate_unknown": 403,
+    "signature_invalid": 403,
+    "mykey_id_invalid": 422,
+    "mykey_id_taken": 409,
+    "mykey_id_exhausted": 503,
+    "issuance_raced": 409,
+    "mykey_not_found": 404,
+    "mykey_revoked": 403,
+    "login_failed": 401,
+    "login_locked": 429,
+    "session_invalid": 401,
+    "card_login_required": 403,
+    "password_invalid": 422,
+    "invalid_request": 422,
+    "not_found": 404,
+    "method_not_allowed": 405,
+}
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    titles = {
+        400: "Bad request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not found",
+        409: "Conflict",
+        410: "Gone",
+        422: "Unprocessable content",
+        429: "Too many requests",
+        503: "Service unavailable",
+    }
+    body = {
+        "type": PROBLEM_BASE + code,
+        "title": titles.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MyKeyError)
+    status = STATUS_BY_CODE.get(exc.code, 400)
+    if isinstance(exc, LoginLocked):
+        response = problem(status, exc.code, str(exc), retry_after=exc.until.isoformat())
+        seconds = max(1, int((exc.until - exc.until.now(exc.until.tzinfo)).total_seconds()))
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    return problem(status, exc.code, str(exc))
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "message": e.get("msg", ""),
+        }
+        for e in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+    return problem(422, "invalid_request", detail, errors=errors)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return problem(exc.status_code, code, str(exc.detail))
+
+
+def install_problem_handlers(app: Any) -> None:
+    app.add_exception_handler(MyKeyError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)

@@ -1,0 +1,115 @@
+"""The cardholder client: what the phone app and the PC software do.
+
+It talks to the card through the Card API (any transport) and to the platform over HTTP,
+and turns every failure into advice a person can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from mynahil.card import MyNumberCard, NoCertificate, PinBlocked, WrongPin
+from mynahil.transports import CardRemovedError, TransportError
+
+__all__ = ["ClientRefusal", "PlatformClient", "advice_for"]
+
+_ADVICE = {
+    "certificate_expired": "Your card's certificate has expired. Renew it at your municipal window "
+    "(it is free); your MyKey ID and points stay.",
+    "certificate_revoked": "This card's certificate is suspended (reported lost?). Contact your "
+    "municipal window or the card hotline.",
+    "certificate_untrusted": "The platform does not trust this card's certificate.",
+    "login_locked": "Too many wrong passwords. Wait and try again, or log in with your card.",
+    "mykey_not_found": "This card has no MyKey ID yet. Reserve one first.",
+    "mykey_id_taken": "That MyKey ID is taken. Choose another.",
+}
+
+
+class ClientRefusal(Exception):
+    """Something the person must act on; ``code`` is stable, the message is the advice."""
+
+    def __init__(self, code: str, advice: str) -> None:
+        super().__init__(advice)
+        self.code = code
+
+
+def advice_for(exc: Exception) -> ClientRefusal:
+    """Card-side failures in the person's words."""
+    if isinstance(exc, WrongPin):
+        return ClientRefusal(
+            "wrong_pin",
+            f"Wrong PIN: {exc.tries_left} {'try' if exc.tries_left == 1 else 'tries'} left. "
+            "After three wrong PINs in a row the card locks.",
+        )
+    if isinstance(exc, PinBlocked):
+        return ClientRefusal(
+            "pin_blocked",
+            "The card's PIN is locked after three wrong entries. Only your municipal window can "
+            "reset it: bring the card and an ID.",
+        )
+    if isinstance(exc, NoCertificate):
+        return ClientRefusal(
+            "no_certificate",
+            "This card holds no electronic certificate. Your municipal window can issue one.",
+        )
+    if isinstance(exc, CardRemovedError):
+        return ClientRefusal(
+            "card_removed",
+            "The card left the reader. Keep the phone still on the card (no case, not on a metal "
+            "table) until it finishes, then try again.",
+        )
+    if isinstance(exc, TransportError):
+        return ClientRefusal("reader_error", f"Could not talk to the card: {exc}")
+    raise exc
+
+
+@dataclass
+class PlatformClient:
+    """The platform's HTTP API, seen from the holder's device."""
+
+    http: httpx.Client
+
+    @classmethod
+    def connect(cls, base_url: str, timeout: float = 10.0) -> PlatformClient:
+        return cls(httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout))
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise ClientRefusal(
+                "platform_unreachable", f"Cannot reach the platform: {exc}"
+            ) from None
+        data: dict[str, Any] = response.json() if response.content else {}
+        if response.is_error:
+            code = str(data.get("code", f"http_{response.status_code}"))
+            raise ClientRefusal(code, _ADVICE.get(code, str(data.get("detail", response.text))))
+        return data
+
+    def _proof(self, card: MyNumberCard, pin: str, purpose: str) -> dict[str, str]:
+        challenge = self._post("/v1/mykey/challenges", {"purpose": purpose})
+        nonce = base64.b64decode(challenge["nonce"])
+        try:
+            certificate, signature = card.authenticate(pin, nonce)
+        except Exception as exc:  # card-side failures become advice; anything else re-raises
+            raise advice_for(exc) from exc
+        return {
+            "challenge_id": challenge["challenge_id"],
+            "certificate": base64.b64encode(certificate).decode(),
+            "signature": base64.b64encode(signature).decode(),
+        }
+
+    def reserve(self, card: MyNumberCard, pin: str, chosen_id: str | None = None) -> str:
+        """Reservation (予約): the card's MyKey ID, issued now or already held."""
+        body: dict[str, Any] = self._proof(card, pin, "issue")
+        if chosen_id:
+            body["chosen_id"] = chosen_id
+        return str(self._post("/v1/mykey/ids", body)["mykey_id"])
+
+    def login(self, card: MyNumberCard, pin: str) -> str:
+        """A card login; returns the session token."""
+        return str(self._post("/v1/mykey/sessions/card", self._proof(card, pin, "login"))["token"])
