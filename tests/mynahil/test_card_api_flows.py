@@ -1,0 +1,87 @@
+"""The Card API's typed errors and file reading, over the in-process transport."""
+
+from __future__ import annotations
+
+import pytest
+
+from card_emulator import CardState, EmulatedCard
+from mynahil.card import MyNumberCard, NoCertificate, Pin, PinBlocked, PinRequired, WrongPin
+from mynahil.transports import InProcessTransport, Transport
+from tests.support import PASSWORD, PIN, CardFactory
+
+
+def api(state: CardState) -> MyNumberCard:
+    transport = InProcessTransport(EmulatedCard(state))
+    transport.connect()
+    return MyNumberCard(transport)
+
+
+def test_wrong_then_blocked(card_state: CardState) -> None:
+    card = api(card_state)
+    tries = []
+    for _ in range(3):
+        with pytest.raises(WrongPin) as wrong:
+            card.verify(Pin.AUTH, "0000")
+        tries.append(wrong.value.tries_left)
+    assert tries == [2, 1, 0]
+    with pytest.raises(PinBlocked, match="municipal window"):
+        card.tries_left(Pin.AUTH)
+    with pytest.raises(PinBlocked):
+        card.authenticate(PIN, b"c")
+
+
+def test_declined_card_says_no_certificate_before_spending_a_try(card_factory: CardFactory) -> None:
+    card = api(card_factory(with_certificates=False))
+    with pytest.raises(NoCertificate, match="no electronic certificate"):
+        card.authenticate(PIN, b"c")
+    assert card.tries_left(Pin.AUTH) == 3
+
+
+def test_signing_certificate_needs_the_password(card_state: CardState) -> None:
+    assert card_state.sign is not None
+    card = api(card_state)
+    with pytest.raises(PinRequired):
+        card.read_sign_certificate()
+    card.verify(Pin.SIGN, PASSWORD)
+    assert card.read_sign_certificate() == card_state.sign.certificate
+
+
+def test_card_info(card_state: CardState) -> None:
+    info = api(card_state).read_card_info(PIN)
+    assert info.my_number == card_state.holder.my_number
+    assert info.basic.name == card_state.holder.name
+
+
+def test_change_pin(card_state: CardState) -> None:
+    card = api(card_state)
+    card.change_pin(Pin.AUTH, PIN, "9876")
+    card.verify(Pin.AUTH, "9876")
+    with pytest.raises(WrongPin):
+        card.verify(Pin.AUTH, PIN)
+
+
+class _FileOf512(Transport):
+    """A reader serving one 512-byte non-DER file: reading must stop at 6B00 cleanly."""
+
+    name = "fake"
+    content = bytes(range(256)) * 2
+
+    def connect(self) -> bytes:
+        return b""
+
+    def disconnect(self) -> None:
+        pass
+
+    @property
+    def atr(self) -> bytes:
+        return b""
+
+    def transmit(self, apdu: bytes) -> bytes:
+        offset, le = (apdu[2] << 8) | apdu[3], apdu[4] or 256
+        if offset >= len(self.content):
+            return b"\x6b\x00"
+        return self.content[offset : offset + le] + b"\x90\x00"
+
+
+def test_reading_a_file_that_ends_on_a_chunk_boundary() -> None:
+    assert MyNumberCard(_FileOf512()).read_current_file() == _FileOf512.content
