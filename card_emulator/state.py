@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -24,6 +23,8 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mynahil.files import write_atomically
 
 from .pin import AUTH_PIN, CARD_INFO_PIN, SIGN_PASSWORD, Pin, PinPolicy
 
@@ -328,30 +329,8 @@ def load_card(path: Path) -> CardState:
 
 
 def save_card(state: CardState, path: Path) -> None:
-    """Write atomically: temp file, fsync, rename, fsync the folder."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    payload = json.dumps(to_json(state), ensure_ascii=False, indent=1).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write atomically (see :func:`mynahil.files.write_atomically`)."""
+    write_atomically(Path(path), json.dumps(to_json(state), ensure_ascii=False, indent=1).encode())
 
 
 @contextlib.contextmanager

@@ -15,14 +15,9 @@ is what keeps two CAs (say, two test sessions) from handing out the same serials
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import secrets
-import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -34,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from card_emulator.state import Holder
+from mynahil.files import flocked as _flocked
+from mynahil.files import write_atomically as _write_atomically
 
 from .keypool import KEY_SIZE, PUBLIC_EXPONENT
 
@@ -481,33 +478,3 @@ def _read_serial_file(path: Path) -> dict[str, int]:
     ):
         raise CAFolderError(f"{path}: expected {{'prefix': int, 'last': int}}")
     return {"prefix": data["prefix"], "last": data["last"]}
-
-
-@contextlib.contextmanager
-def _flocked(lock_path: Path) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over ``path``, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -11,19 +11,20 @@ numbers (the CA allocates those, not the pool), so the MyKey IDs stay distinct.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import random
 import re
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mynahil.files import flocked as _locked
+from mynahil.files import write_atomically
 
 __all__ = ["KEY_SIZE", "PUBLIC_EXPONENT", "FreshKeys", "KeyPool", "KeySource", "default_cache_dir"]
 
@@ -117,16 +118,6 @@ class KeyPool:
         return len(self._keys)
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
 def _read_cache(path: Path, size: int) -> list[rsa.RSAPrivateKey] | None:
     """The cached keys, or None when the file is absent or not exactly ``size`` good keys."""
     try:
@@ -178,19 +169,4 @@ def _write_cache(path: Path, keys: Sequence[rsa.RSAPrivateKey]) -> None:
         )
         for key in keys
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, payload)
