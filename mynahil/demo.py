@@ -12,9 +12,7 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,8 +38,9 @@ from card_emulator import (
 from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 from .card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
+from .opensc import find_opensc
 from .pcscd import PcscdUnavailable, pcscd_running
-from .transports import Transport, open_transport
+from .transports import Transport, open_transport, vpcd_reader_name, wait_for_card, wait_for_removal
 from .vpcd_protocol import VPCD_DEFAULT_PORT
 
 __all__ = ["DemoReport", "FlowRun", "run_card_flow", "run_demo"]
@@ -281,20 +280,8 @@ def _pcsc_stack(report: DemoReport, progress: Progress) -> Iterator[bool]:
 
 def _opensc(report: DemoReport, state: CardState, progress: Progress) -> None:
     """OpenSC's own JPKI driver lists the certificates and signs with the auth key."""
-    tool = shutil.which("pkcs11-tool")
-    module = next(
-        (
-            p
-            for p in (
-                "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-                "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
-                "/usr/lib/opensc-pkcs11.so",
-            )
-            if os.path.exists(p)
-        ),
-        None,
-    )
-    if tool is None or module is None:
+    opensc = find_opensc()
+    if opensc is None:
         report.skipped["opensc"] = "OpenSC is not installed (apt-get install opensc)"
         return
     progress("OpenSC: listing certificates and signing through pcscd")
@@ -305,37 +292,9 @@ def _opensc(report: DemoReport, state: CardState, progress: Progress) -> None:
     ):
         data, sig = Path(tmp) / "data", Path(tmp) / "sig"
         data.write_bytes(b"signed by OpenSC through pcscd and vpcd")
-        time.sleep(0.5)  # pcscd notices an inserted card on its next poll
-        listing = subprocess.run(
-            [tool, "--module", module, "--list-objects", "--type", "cert"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        signing = subprocess.run(
-            [
-                tool,
-                "--module",
-                module,
-                "--sign",
-                "--login",
-                "--pin",
-                PIN,
-                "--id",
-                "01",
-                "-m",
-                "SHA256-RSA-PKCS",
-                "-i",
-                str(data),
-                "-o",
-                str(sig),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        wait_for_card(vpcd_reader_name(), timeout=10)
+        listing = opensc.list_certificates()
+        signing = opensc.sign(PIN, data, sig)
         valid = False
         if signing.returncode == 0 and sig.exists():
             valid, _ = verify_signature(
@@ -344,13 +303,16 @@ def _opensc(report: DemoReport, state: CardState, progress: Progress) -> None:
                 data.read_bytes(),
                 sig.read_bytes(),
             )
+    wait_for_removal(vpcd_reader_name())
     labels = [
-        line.split(":", 1)[1].strip() for line in listing.stdout.splitlines() if "label:" in line
+        line.split("[", 1)[1].rstrip("]")
+        for line in listing.stdout.splitlines()
+        if line.startswith("X.509 Certificate [")
     ]
     report.opensc = {
         "certificates_listed": ", ".join(labels) or listing.stderr.strip()[:200],
         "signature": "valid" if valid else f"failed: {signing.stderr.strip()[:200]}",
-        "outcome": "as expected" if valid and len(labels) >= 3 else "UNEXPECTED",
+        "outcome": "as expected" if valid and len(labels) == 4 else "UNEXPECTED",
     }
 
 

@@ -7,11 +7,8 @@ and pyscard sees the card as "Virtual PCD 00 00".
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator import load_card
+from card_emulator import PinSlot, load_card
 from mynahil.card import MyNumberCard, Pin, WrongPin
+from mynahil.opensc import OpenSC, find_opensc
 from mynahil.transports import (
     PcscTransport,
     vpcd_reader_name,
@@ -66,13 +64,14 @@ def attached(pcsc_stack: None, card_path: Path) -> Iterator[subprocess.Popen[byt
         assert wait_for_removal(vpcd_reader_name()), "pcscd still shows the card after detach"
 
 
-def _opensc_module() -> str:
-    module = next((m for m in OPENSC_MODULES if os.path.exists(m)), None)
-    if module is None or shutil.which("pkcs11-tool") is None:
+@pytest.fixture
+def opensc() -> OpenSC:
+    found = find_opensc()
+    if found is None:
         if IN_CI:
             pytest.fail("CI=true but OpenSC is not installed (apt-get install opensc)")
         pytest.skip("OpenSC is not installed")
-    return module
+    return found
 
 
 def test_pyscard_drives_the_attached_card(
@@ -106,23 +105,14 @@ def test_pin_counter_written_to_the_card_file(
         transport.disconnect()
     attached.terminate()
     attached.wait(timeout=10)
-    from card_emulator import PinSlot
-
     assert load_card(card_path).pins[PinSlot.AUTH].tries_left == 2
 
 
 def test_opensc_lists_certificates_and_signs(
-    attached: subprocess.Popen[bytes], card_path: Path, tmp_path: Path
+    attached: subprocess.Popen[bytes], card_path: Path, tmp_path: Path, opensc: OpenSC
 ) -> None:
     """OpenSC's JPKI driver: four certificates listed; a SHA256-RSA-PKCS signature after the PIN."""
-    module = _opensc_module()
-    listing = subprocess.run(
-        ["pkcs15-tool", "--list-certificates"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    listing = opensc.list_certificates()
     assert listing.returncode == 0, listing.stderr
     for label in (
         "User Authentication Certificate",
@@ -131,36 +121,11 @@ def test_opensc_lists_certificates_and_signs(
         "Digital Signature Certificate CA",
     ):
         assert f"[{label}]" in listing.stdout
-    pins = subprocess.run(
-        ["pkcs15-tool", "--list-pins"], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert "Tries left     : 3" in pins.stdout
+    assert "Tries left     : 3" in opensc.list_pins().stdout
 
     data, signature = tmp_path / "data", tmp_path / "sig"
     data.write_bytes(b"signed by OpenSC")
-    signing = subprocess.run(
-        [
-            "pkcs11-tool",
-            "--module",
-            module,
-            "--sign",
-            "--login",
-            "--pin",
-            PIN,
-            "--id",
-            "01",
-            "-m",
-            "SHA256-RSA-PKCS",
-            "-i",
-            str(data),
-            "-o",
-            str(signature),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    signing = opensc.sign(PIN, data, signature)
     assert signing.returncode == 0, signing.stderr
     state = load_card(card_path)
     assert state.auth is not None
@@ -169,38 +134,13 @@ def test_opensc_lists_certificates_and_signs(
     key.verify(signature.read_bytes(), data.read_bytes(), padding.PKCS1v15(), hashes.SHA256())
 
 
-def test_opensc_refuses_a_wrong_pin(attached: subprocess.Popen[bytes], tmp_path: Path) -> None:
+def test_opensc_refuses_a_wrong_pin(
+    attached: subprocess.Popen[bytes], tmp_path: Path, opensc: OpenSC
+) -> None:
     """OpenSC reports the wrong PIN and the card's counter goes down."""
-    module = _opensc_module()
     data = tmp_path / "data"
     data.write_bytes(b"x")
-    signing = subprocess.run(
-        [
-            "pkcs11-tool",
-            "--module",
-            module,
-            "--sign",
-            "--login",
-            "--pin",
-            "9999",
-            "--id",
-            "01",
-            "-m",
-            "SHA256-RSA-PKCS",
-            "-i",
-            str(data),
-            "-o",
-            str(tmp_path / "sig"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    signing = opensc.sign("9999", data, tmp_path / "sig")
     assert signing.returncode != 0
     assert "CKR_PIN_INCORRECT" in signing.stderr
-    time.sleep(0.1)
-    pins = subprocess.run(
-        ["pkcs15-tool", "--list-pins"], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert "Tries left     : 2" in pins.stdout
+    assert "Tries left     : 2" in opensc.list_pins().stdout
