@@ -1,0 +1,589 @@
+"""The platform's store over SQLAlchemy Core: one implementation for SQLite and PostgreSQL.
+
+:class:`SqlStore` implements :class:`reference_impl.mykey.ports.Store`. Each
+:meth:`SqlStore.transaction` is one database transaction on one connection: it commits when
+the block ends normally and rolls back when it raises.
+
+Concurrency, per backend:
+
+- **SQLite** (the default): WAL journal, ``synchronous=NORMAL`` (durable against a crash of
+  the process; a power cut or OS crash may lose the last commits, never corrupt the file),
+  foreign keys on, and every read-write transaction starts with ``BEGIN IMMEDIATE``, so
+  concurrent writers queue on the write lock (up to ``busy_timeout``) instead of failing with
+  "database is locked" half-way through. Reads of the audit log use a deferred BEGIN and never
+  block writers. ``sqlite://`` (memory) is one shared connection, so its transactions are
+  serialised by a lock in the store.
+- **PostgreSQL**: READ COMMITTED. Appends to the audit log are serialised by locking the single
+  ``audit_head`` row (``SELECT ... FOR UPDATE``), taken just before commit so it is held briefly
+  and never deadlocks with other row locks; uniqueness is left to unique indexes, with a
+  SAVEPOINT around each claim so a :class:`Conflict` leaves the transaction usable.
+
+Either way an audit record commits or rolls back with the rest of its transaction, and seq
+follows commit order without gaps.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    create_engine,
+    delete,
+    event,
+    exists,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from reference_impl.audit import AuditEvent, AuditRecord, ChainBreak, chain_hash, verify_chain
+from reference_impl.mykey.model import (
+    Challenge,
+    LoginMethod,
+    MyKeyRecord,
+    MyKeyStatus,
+    Purpose,
+    Session,
+)
+from reference_impl.mykey.ports import Conflict, UnitOfWork
+
+from .tables import (
+    audit_head,
+    audit_log,
+    certificate_bindings,
+    challenges,
+    mykeys,
+    retired_ids,
+    sessions,
+)
+
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "SqlStore", "make_engine", "migrate", "upgrade"]
+
+DEFAULT_BUSY_TIMEOUT: Final = 10.0
+"""Seconds a SQLite writer waits for the write lock before giving up."""
+
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+
+_SQLITE_BEGIN: Final = "mynahil_sqlite_begin"  # execution option: IMMEDIATE (default) or DEFERRED
+_MIGRATION_LOCK: Final = 0x6D796E61  # pg_advisory_xact_lock key ("myna")
+_UNIQUE_SQLITE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+_UNIQUE_SQLSTATE: Final = "23505"
+
+
+# --- engines and migrations -----------------------------------------------------------------
+
+
+def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine set up as this store needs it (see the module docstring).
+
+    Accepts ``sqlite:///path``, ``sqlite://`` (memory) and ``postgresql+psycopg://...``
+    (a bare ``postgresql://`` is taken to mean psycopg 3).
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    if backend != "sqlite":
+        raise ValueError(
+            f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:///path, "
+            "sqlite:// (memory) or postgresql+psycopg://user@host/db"
+        )
+    if parsed.database in (None, "", ":memory:"):
+        engine = create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+    _configure_sqlite(engine, busy_timeout)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+    """Pragmas on every new connection, and SQLAlchemy (not sqlite3) emitting BEGIN.
+
+    This is SQLAlchemy's documented recipe for pysqlite ("Enabling Non-Legacy SQLite
+    Transactional Modes"): with sqlite3's own transaction handling off, BEGIN IMMEDIATE takes
+    the write lock up front and SAVEPOINTs work.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: sqlite3.Connection, _entry: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+        conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection) -> Config:
+    """Alembic configured in code: no ini file is needed at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database up to the newest schema (Alembic ``upgrade head``); idempotent.
+
+    Runs in one transaction. Concurrent callers are serialised: on SQLite by BEGIN IMMEDIATE,
+    on PostgreSQL by an advisory lock.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        command.upgrade(_alembic_config(connection), "head")
+
+
+def upgrade(url: str | URL) -> None:
+    """:func:`migrate` the database at ``url``."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+class SqlStore:
+    """The platform's :class:`~reference_impl.mykey.ports.Store` over SQLAlchemy Core.
+
+    Open one with :meth:`open`; share it between threads (it holds a connection pool); call
+    :meth:`dispose` (or use it as a context manager) when done.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine made by :func:`make_engine` (it sets up SQLite's locking)."""
+        self._engine = engine
+        shared = engine.dialect.name == "sqlite" and isinstance(engine.pool, StaticPool)
+        # One shared connection (memory database): one transaction at a time.
+        self._lock: threading.RLock | None = threading.RLock() if shared else None
+
+    @classmethod
+    def open(
+        cls,
+        url: str | URL,
+        *,
+        migrate: bool = True,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> SqlStore:
+        """Connect to ``url`` and, unless ``migrate=False``, apply pending migrations."""
+        engine = make_engine(url, busy_timeout=busy_timeout)
+        try:
+            if migrate:
+                _migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying engine, for other stores sharing the database and for tooling."""
+        return self._engine
+
+    def _exclusive(self) -> AbstractContextManager[object]:
+        return self._lock if self._lock is not None else nullcontext()
+
+    @contextmanager
+    def transaction(self) -> Iterator[UnitOfWork]:
+        """One unit of work: commits on normal exit, rolls back if the block raises."""
+        with self._exclusive(), self._engine.begin() as connection:
+            uow = _SqlUnitOfWork(connection)
+            yield uow
+            uow._write_audit()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read-only transaction; on SQLite a deferred one, which never blocks writers."""
+        with self._exclusive(), self._engine.connect() as connection:
+            connection.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+            with connection.begin():
+                yield connection
+
+    def audit_records(self, *, batch_size: int = 1000) -> Iterator[AuditRecord]:
+        """The audit log in order of seq, fetched ``batch_size`` records at a time.
+
+        Each batch is its own short read, so an abandoned iterator holds no connection. The
+        log is append-only and appends commit in seq order, so no record is skipped.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        after: int | None = None
+        while True:
+            query = select(audit_log).order_by(audit_log.c.seq).limit(batch_size)
+            if after is not None:
+                query = query.where(audit_log.c.seq > after)
+            with self._reading() as connection:
+                rows = connection.execute(query).all()
+            for row in rows:
+                yield _audit_record(row)
+            if len(rows) < batch_size:
+                return
+            after = int(rows[-1].seq)
+
+    def verify_audit(self) -> tuple[int, ChainBreak | None]:
+        """Check the whole hash chain: (records that fit, the first break or None)."""
+        return verify_chain(self.audit_records())
+
+    def dispose(self) -> None:
+        """Close every pooled connection (a memory database is gone afterwards)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+
+_migrate = migrate  # SqlStore.open's ``migrate`` flag shadows the function's name
+
+
+# --- one transaction ------------------------------------------------------------------------
+
+
+class _SqlUnitOfWork:
+    """:class:`~reference_impl.mykey.ports.UnitOfWork` on one connection in a transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._conn = connection
+        self._pending_audit: list[tuple[AuditEvent, datetime, str]] = []
+
+    @contextmanager
+    def _claim(self, what: str) -> Iterator[None]:
+        """Run a write that takes a unique value; a clash becomes :class:`Conflict`.
+
+        The SAVEPOINT undoes the write alone, so the caller's transaction stays usable
+        (PostgreSQL would otherwise refuse every later statement in it).
+        """
+        try:
+            with self._conn.begin_nested():
+                yield
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
+            raise Conflict(what) from None
+
+    # challenges
+
+    def add_challenge(self, challenge: Challenge) -> None:
+        self._conn.execute(
+            insert(challenges).values(
+                challenge_id=challenge.challenge_id,
+                nonce=challenge.nonce,
+                purpose=challenge.purpose.value,
+                created_at=challenge.created_at,
+                expires_at=challenge.expires_at,
+                used_at=challenge.used_at,
+            )
+        )
+
+    def consume_challenge(self, challenge_id: str, now: datetime) -> Challenge | None:
+        """Mark used and return it as it was; exactly one of racing callers sees used_at None.
+
+        The conditional UPDATE is the arbiter: a second writer blocks on the row (or, on
+        SQLite, on the write lock) and then finds ``used_at`` set.
+        """
+        won = (
+            self._conn.execute(
+                update(challenges)
+                .where(challenges.c.challenge_id == challenge_id, challenges.c.used_at.is_(None))
+                .values(used_at=now)
+            ).rowcount
+            == 1
+        )
+        row = self._conn.execute(
+            select(challenges).where(challenges.c.challenge_id == challenge_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        challenge = Challenge(
+            challenge_id=row.challenge_id,
+            nonce=bytes(row.nonce),
+            purpose=Purpose(row.purpose),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+        )
+        return replace(challenge, used_at=None) if won else challenge
+
+    # MyKey records
+
+    def record_by_serial(self, serial: int) -> MyKeyRecord | None:
+        row = self._conn.execute(
+            select(mykeys)
+            .join(certificate_bindings, certificate_bindings.c.record_id == mykeys.c.record_id)
+            .where(
+                certificate_bindings.c.serial == str(serial),
+                mykeys.c.status == MyKeyStatus.ACTIVE.value,
+            )
+        ).one_or_none()
+        return _record(row) if row is not None else None
+
+    def record_by_mykey_id(self, mykey_id: str) -> MyKeyRecord | None:
+        row = self._conn.execute(select(mykeys).where(mykeys.c.mykey_id == mykey_id)).one_or_none()
+        return _record(row) if row is not None else None
+
+    def record(self, record_id: int) -> MyKeyRecord | None:
+        row = self._conn.execute(
+            select(mykeys).where(mykeys.c.record_id == record_id)
+        ).one_or_none()
+        return _record(row) if row is not None else None
+
+    def mykey_id_used(self, mykey_id: str) -> bool:
+        current = exists().where(mykeys.c.mykey_id == mykey_id)
+        retired = exists().where(retired_ids.c.mykey_id == mykey_id)
+        return bool(self._conn.execute(select(or_(current, retired))).scalar_one())
+
+    def _refuse_retired(self, mykey_id: str) -> None:
+        """Conflict if the ID was ever retired.
+
+        Checked *after* writing the ID into ``mykeys``: if another transaction was retiring
+        it, the unique index made this one wait for that commit, and under READ COMMITTED
+        this later statement then sees the retirement.
+        """
+        if self._conn.execute(
+            select(exists().where(retired_ids.c.mykey_id == mykey_id))
+        ).scalar_one():
+            raise Conflict(f"MyKey ID {mykey_id} was used before and is never reissued")
+
+    def create_record(self, mykey_id: str, now: datetime) -> MyKeyRecord:
+        with self._claim(f"MyKey ID {mykey_id} is taken"):
+            result = self._conn.execute(
+                insert(mykeys).values(
+                    mykey_id=mykey_id,
+                    status=MyKeyStatus.ACTIVE.value,
+                    created_at=now,
+                    password_failures=0,
+                )
+            )
+            self._refuse_retired(mykey_id)
+        (record_id,) = result.inserted_primary_key or (None,)
+        if record_id is None:  # pragma: no cover - every supported backend reports it
+            raise RuntimeError("the database did not report the new record's id")
+        return MyKeyRecord(int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now))
+
+    def bind_serial(self, record_id: int, serial: int, now: datetime) -> None:
+        with self._claim(f"certificate serial {serial} is bound already"):
+            self._conn.execute(
+                insert(certificate_bindings).values(
+                    serial=str(serial), record_id=record_id, bound_at=now
+                )
+            )
+
+    def unbind_serials(self, record_id: int) -> list[int]:
+        rows = self._conn.execute(
+            delete(certificate_bindings)
+            .where(certificate_bindings.c.record_id == record_id)
+            .returning(certificate_bindings.c.serial)
+        ).all()
+        return sorted(int(row.serial) for row in rows)
+
+    def change_mykey_id(self, record_id: int, new_id: str, now: datetime) -> None:
+        """Retire the current ID and make ``new_id`` current.
+
+        Raises :class:`Conflict` if ``new_id`` is current anywhere or was ever retired
+        (including the record's own current ID), :class:`LookupError` for an unknown record.
+        """
+        with self._claim(f"MyKey ID {new_id} is taken"):
+            old = self._conn.execute(
+                select(mykeys.c.mykey_id).where(mykeys.c.record_id == record_id).with_for_update()
+            ).scalar_one_or_none()
+            if old is None:
+                raise LookupError(f"no MyKey record {record_id}")
+            self._conn.execute(
+                insert(retired_ids).values(mykey_id=old, record_id=record_id, retired_at=now)
+            )
+            self._conn.execute(
+                update(mykeys).where(mykeys.c.record_id == record_id).values(mykey_id=new_id)
+            )
+            self._refuse_retired(new_id)
+
+    def update_record(self, record: MyKeyRecord) -> None:
+        """Persist status, password and lock fields (never the ID: see change_mykey_id)."""
+        result = self._conn.execute(
+            update(mykeys)
+            .where(mykeys.c.record_id == record.record_id)
+            .values(
+                status=record.status.value,
+                password_hash=record.password_hash,
+                password_failures=record.password_failures,
+                locked_until=record.locked_until,
+                revoked_at=record.revoked_at,
+            )
+        )
+        if result.rowcount != 1:
+            raise LookupError(f"no MyKey record {record.record_id}")
+
+    # sessions
+
+    def add_session(self, session: Session) -> None:
+        self._conn.execute(
+            insert(sessions).values(
+                token_hash=session.token_hash,
+                record_id=session.record_id,
+                method=session.method.value,
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+            )
+        )
+
+    def session(self, token_hash: str) -> Session | None:
+        row = self._conn.execute(
+            select(sessions).where(sessions.c.token_hash == token_hash)
+        ).one_or_none()
+        if row is None:
+            return None
+        return Session(
+            token_hash=row.token_hash,
+            record_id=row.record_id,
+            method=LoginMethod(row.method),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+    def end_sessions(self, record_id: int) -> None:
+        self._conn.execute(delete(sessions).where(sessions.c.record_id == record_id))
+
+    # audit
+
+    def audit(self, event: AuditEvent, now: datetime) -> None:
+        """Append one record to the hash chain, in this transaction.
+
+        The record is checked and encoded now, and written just before the transaction
+        commits (:meth:`_write_audit`): the head row, which every append locks, is then the
+        last lock a transaction takes and is held only until its commit.
+        """
+        details = _canonical_json(event.details)
+        self._pending_audit.append((event, _utc(now), details))
+
+    def _write_audit(self) -> None:
+        """Append the pending records: lock the head, chain each one, move the head.
+
+        Taking the head's lock last keeps it from deadlocking with row locks taken earlier in
+        the transaction (PostgreSQL), and seq follows commit order, gap-free. The hash covers
+        exactly what is stored (UTC time, details as their JSON reads back), so every record
+        verifies when read again.
+        """
+        if not self._pending_audit:
+            return
+        head = self._conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash)
+            .where(audit_head.c.id == 1)
+            .with_for_update()
+        ).one_or_none()
+        if head is None:
+            raise RuntimeError(
+                "the audit_head row is missing: create the database with "
+                "reference_impl.store.migrate, not metadata.create_all"
+            )
+        seq, digest = int(head.seq), str(head.hash)
+        rows: list[dict[str, Any]] = []
+        for entry, at, details in self._pending_audit:
+            stored = AuditEvent(entry.action, entry.outcome, entry.record_id, json.loads(details))
+            seq, prev = seq + 1, digest
+            digest = chain_hash(prev, seq, at, stored)
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "action": entry.action,
+                    "outcome": entry.outcome,
+                    "record_id": entry.record_id,
+                    "details": details,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+        self._conn.execute(insert(audit_log), rows)
+        self._conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
+        )
+        self._pending_audit.clear()
+
+
+# --- rows and values --------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: pass a timezone-aware time")
+    return moment.astimezone(UTC)
+
+
+def _canonical_json(details: Mapping[str, Any] | None) -> str:
+    return json.dumps(
+        dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == _UNIQUE_SQLSTATE)
+    return getattr(exc.orig, "sqlite_errorname", None) in _UNIQUE_SQLITE
+
+
+def _record(row: Row[Any]) -> MyKeyRecord:
+    return MyKeyRecord(
+        record_id=row.record_id,
+        mykey_id=row.mykey_id,
+        status=MyKeyStatus(row.status),
+        created_at=row.created_at,
+        password_hash=row.password_hash,
+        password_failures=row.password_failures,
+        locked_until=row.locked_until,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _audit_record(row: Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        seq=int(row.seq),
+        at=row.at,
+        action=row.action,
+        outcome=row.outcome,
+        record_id=row.record_id,
+        details=json.loads(row.details),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
