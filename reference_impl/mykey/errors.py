@@ -12,9 +12,12 @@ class MyKeyError(Exception):
 
     code: str = "mykey_error"
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, discard_changes: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        # Most refusals commit what led to them (a consumed challenge, a failure count);
+        # a refusal that found the store mid-race discards the transaction instead.
+        self.discard_changes = discard_changes
 
 
 class LoginLocked(MyKeyError):

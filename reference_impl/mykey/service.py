@@ -95,13 +95,21 @@ class MyKeyService:
         now = self.clock()
         note: dict[str, Any] = {"record_id": None, "details": {}}
         refusal: MyKeyError | None = None
-        with self.store.transaction() as uow:
-            try:
-                yield uow, now, note
-                outcome = "ok"
-            except MyKeyError as exc:
-                refusal, outcome = exc, f"refused:{exc.code}"
-            uow.audit(AuditEvent(action, outcome, note["record_id"], note["details"]), now)
+        try:
+            with self.store.transaction() as uow:
+                try:
+                    yield uow, now, note
+                    outcome = "ok"
+                except MyKeyError as exc:
+                    if exc.discard_changes:
+                        raise  # roll the transaction back, log the refusal on its own below
+                    refusal, outcome = exc, f"refused:{exc.code}"
+                uow.audit(AuditEvent(action, outcome, note["record_id"], note["details"]), now)
+        except MyKeyError as discarded:
+            with self.store.transaction() as uow:
+                event = AuditEvent(action, f"refused:{discarded.code}", None, note["details"])
+                uow.audit(event, now)
+            raise
         if refusal is not None:
             raise refusal
 
@@ -244,7 +252,9 @@ class MyKeyService:
             except Conflict:
                 # Another request bound this certificate first: that one stands.
                 raise MyKeyError(
-                    "issuance_raced", "this card was issued an ID concurrently; try again"
+                    "issuance_raced",
+                    "this card was issued an ID at the same moment; ask again to get it",
+                    discard_changes=True,
                 ) from None
             note["record_id"] = record.record_id
             return IssueResult(record.mykey_id, created=True)
