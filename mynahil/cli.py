@@ -50,6 +50,8 @@ card_app = typer.Typer(
 )
 app.add_typer(card_app, name="card")
 app.add_typer(client_app, name="client")
+audit_app = typer.Typer(help="The platform's hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one greppable line
@@ -365,6 +367,41 @@ def client_reserve(
             fail(str(advice_for(exc)), code=1)
     err.print("MyKey ID:")
     console.print(mykey_id)
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{default_home() / 'platform.db'}"
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: Annotated[
+        str | None, typer.Option(help="Database URL (default: the local SQLite).")
+    ] = None,
+) -> None:
+    """Prove the audit chain intact, or name the first record that was tampered with."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.store import SqlStore
+
+    url = db or default_db_url()
+    try:
+        store = SqlStore.open(url, migrate=False)
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot open {url}: {exc}")
+    try:
+        count, problem = store.verify_audit()
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the audit log of {url}: {exc}")
+    finally:
+        store.dispose()
+    if problem is not None:
+        err.print(f"[bold red]TAMPERED[/]: {problem} ({count} records before it are intact)")
+        raise typer.Exit(1)
+    console.print(f"audit log intact: {count} records, every hash links")
 
 
 # --- readers and demo ----------------------------------------------------------------------
