@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 from cryptography import x509
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from card_emulator import (
@@ -58,7 +59,7 @@ err = Console(stderr=True, soft_wrap=True)  # errors stay on one greppable line
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -178,7 +179,7 @@ def card_new(
         fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
     save_card(state, out)
-    console.print(f"card written to [bold]{out}[/]")
+    console.print(f"card written to [bold]{escape(str(out))}[/]")
     _print_card(out, show_my_number=False)
 
 
@@ -272,7 +273,7 @@ def card_attach(
         port,
         reinsert_after=reinsert_after,
         connect_timeout=connect_timeout,
-        on_event=lambda message: err.print(f"[dim]{message}[/]"),
+        on_event=lambda message: err.print(f"[dim]{escape(message)}[/]"),
     )
     signal.signal(signal.SIGTERM, lambda *_: attachment.stop())
     try:
@@ -366,7 +367,7 @@ def client_reserve(
         except TransportError as exc:
             fail(str(advice_for(exc)), code=1)
     err.print("MyKey ID:")
-    console.print(mykey_id)
+    typer.echo(mykey_id)  # plain: scripts read the last line
 
 
 # --- audit -------------------------------------------------------------------------------
@@ -399,7 +400,9 @@ def audit_verify(
     finally:
         store.dispose()
     if problem is not None:
-        err.print(f"[bold red]TAMPERED[/]: {problem} ({count} records before it are intact)")
+        err.print(
+            f"[bold red]TAMPERED[/]: {escape(str(problem))} ({count} records before it are intact)"
+        )
         raise typer.Exit(1)
     console.print(f"audit log intact: {count} records, every hash links")
 
@@ -417,7 +420,7 @@ def readers() -> None:
     except TransportError as exc:
         fail(str(exc))
     for name in names:
-        console.print(name)
+        typer.echo(name)
     if not names:
         err.print("no readers")
 
@@ -447,14 +450,14 @@ def demo(
     console.print(table)
     for story in report.stories:
         mark = "[green]ok[/]" if story["outcome"] == "as expected" else "[red]UNEXPECTED[/]"
-        console.print(f"{mark} {story['story']}: {story['observed']}")
+        console.print(f"{mark} {escape(story['story'])}: {escape(story['observed'])}")
     if report.opensc:
         console.print(
             f"OpenSC: {report.opensc['certificates_listed']}; "
             f"signature {report.opensc['signature']}"
         )
     for what, why in report.skipped.items():
-        console.print(f"[yellow]skipped {what}[/]: {why}")
+        console.print(f"[yellow]skipped {what}[/]: {escape(why)}")
     console.print(f"report: [bold]{report.report_dir}/report.md[/] (and report.json)")
     if not report.ok:
         raise typer.Exit(1)

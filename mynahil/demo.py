@@ -273,9 +273,6 @@ def _pcsc_stack(report: DemoReport, progress: Progress) -> Iterator[bool]:
         report.skipped["vpcd"] = str(exc)
         progress(f"skipping the pcscd path: {exc}")
         yield False
-    except ImportError as exc:
-        report.skipped["vpcd"] = f"pyscard is not installed ({exc}); pip install 'mynahil[pcsc]'"
-        yield False
 
 
 def _opensc(report: DemoReport, state: CardState, progress: Progress) -> None:

@@ -48,6 +48,12 @@ def _wait_for_vpcd_readers(deadline: float) -> None:
 @contextlib.contextmanager
 def pcscd_running(timeout: float = 10.0) -> Iterator[bool]:
     """Ensure pcscd with the vpcd driver is up for the block; yields True if we started it."""
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        raise PcscdUnavailable(
+            "pyscard is not installed: pip install 'mynahil[pcsc]' (needs libpcsclite-dev, swig)"
+        ) from None
     if pcsc_available():
         _wait_for_vpcd_readers(time.monotonic() + timeout)
         yield False
