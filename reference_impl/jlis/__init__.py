@@ -1,4 +1,5 @@
-"""The emulated J-LIS: its two certificate authorities, the validity rules, card issuance.
+"""The emulated J-LIS: its two certificate authorities, the validity rules, card issuance,
+and the services relying parties use (status, CRL, OCSP, old→new linkage).
 
 Pooled keys (:class:`KeyPool`) are shared between cards and meant for load tests only;
 :class:`FreshKeys`, the default, gives every card its own.
@@ -6,9 +7,11 @@ Pooled keys (:class:`KeyPool`) are shared between cards and meant for load tests
 
 from __future__ import annotations
 
+from . import lifecycle
 from .ca import CAFolderError, JlisCA
 from .issuance import issue_card, random_holder
 from .keypool import FreshKeys, KeyPool, KeySource
+from .registry import CertificateRegistry, JlisServices, ocsp_request_for
 from .validity import (
     age_of_majority,
     age_on,
@@ -20,8 +23,10 @@ from .validity import (
 
 __all__ = [
     "CAFolderError",
+    "CertificateRegistry",
     "FreshKeys",
     "JlisCA",
+    "JlisServices",
     "KeyPool",
     "KeySource",
     "age_of_majority",
@@ -30,6 +35,8 @@ __all__ = [
     "certificate_not_after",
     "is_minor",
     "issue_card",
+    "lifecycle",
     "nth_birthday_after",
+    "ocsp_request_for",
     "random_holder",
 ]

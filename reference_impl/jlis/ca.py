@@ -202,6 +202,14 @@ class JlisCA:
         self.crl_url = DEFAULT_AUTH_CRL_URL
         self.sign_crl_url = DEFAULT_SIGN_CRL_URL
 
+    def signer(self, kind: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+        """The root that signs ``kind`` ("auth" or "sign") certificates, for CRLs and OCSP."""
+        if kind == "auth":
+            return self._auth.key, self._auth.certificate
+        if kind == "sign":
+            return self._sign.key, self._sign.certificate
+        raise ValueError(f"kind must be 'auth' or 'sign', got {kind!r}")
+
     # --- construction ----------------------------------------------------------------------
 
     @classmethod
