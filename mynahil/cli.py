@@ -136,7 +136,7 @@ def card_new(
     force: Annotated[bool, typer.Option(help="Overwrite an existing card file.")] = False,
 ) -> None:
     """Issue a new emulated card from the emulated J-LIS CA."""
-    from reference_impl.jlis import JlisCA, issue_card, random_holder
+    from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
     from reference_impl.jlis.validity import age_of_majority
 
     if out.exists() and not force:
@@ -163,9 +163,12 @@ def card_new(
         my_number=my_number or made_up.my_number,
     )
     try:
-        authority = JlisCA.open(ca or default_home() / "jlis")
-        state = issue_card(
+        folder = ca or default_home() / "jlis"
+        authority = JlisCA.open(folder)
+        # Recorded in J-LIS's registry too: the platform asks it about every certificate.
+        state = lifecycle.issue(
             authority,
+            CertificateRegistry(folder),
             holder,
             pin=pin,
             password=password,
@@ -173,7 +176,6 @@ def card_new(
             issued_on=issued,
             with_certificates=not no_certificate,
             atr_profile=atr.value,
-            label=out.stem,
         )
     except ValueError as exc:
         fail(str(exc))
@@ -368,6 +370,40 @@ def client_reserve(
             fail(str(advice_for(exc)), code=1)
     err.print("MyKey ID:")
     typer.echo(mykey_id)  # plain: scripts read the last line
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    db: Annotated[str | None, typer.Option(help="sqlite:///path or postgresql+psycopg://…")] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    ca: Annotated[
+        Path | None, typer.Option(help="J-LIS CA folder (default: $MYNAHIL_HOME/jlis).")
+    ] = None,
+) -> None:
+    """Run the reference platform (MyKey and J-LIS) over HTTP; SQLite by default."""
+    import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.platform import build_platform
+
+    url = db or default_db_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        platform = build_platform(url, ca or default_home() / "jlis")
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot start on {url}: {exc}")
+    err.print(
+        f"platform on http://{host}:{port} (OpenAPI at /openapi.json), database {escape(url)}"
+    )
+    try:
+        uvicorn.run(platform.app, host=host, port=port, log_level="warning")
+    finally:
+        platform.close()
 
 
 # --- audit -------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from reference_impl.jlis import JlisServices
 from reference_impl.mykey import MyKeyService
 
-from . import mykey
+from . import jlis, mykey
 from .problems import install_problem_handlers
 
 __all__ = ["API_VERSION", "create_app"]
@@ -14,8 +15,8 @@ __all__ = ["API_VERSION", "create_app"]
 API_VERSION = "1.0.0"
 
 
-def create_app(service: MyKeyService) -> FastAPI:
-    """An app around an already-wired service (its store and J-LIS are the caller's)."""
+def create_app(service: MyKeyService, jlis_services: JlisServices) -> FastAPI:
+    """An app around already-wired services (their store and CA are the caller's)."""
     app = FastAPI(
         title="mynahil reference MyKey platform",
         version=API_VERSION,
@@ -25,8 +26,10 @@ def create_app(service: MyKeyService) -> FastAPI:
         ),
     )
     app.state.mykey = service
+    app.state.jlis = jlis_services
     install_problem_handlers(app)
     app.include_router(mykey.router)
+    app.include_router(jlis.router)
 
     @app.get("/v1/health", tags=["ops"])
     def health() -> dict[str, str]:

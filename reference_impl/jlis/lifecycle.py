@@ -53,6 +53,7 @@ def issue(
     pin: str,
     password: str,
     issued_on: date,
+    card_info_pin: str | None = None,
     keys: KeySource | None = None,
     with_certificates: bool = True,
     atr_profile: str = "contact",
@@ -61,7 +62,8 @@ def issue(
     card_id = secrets.token_hex(8)
     state = issue_card(
         ca, holder, pin=pin, password=password, issued_on=issued_on, keys=keys,
-        with_certificates=with_certificates, atr_profile=atr_profile, label=card_id,
+        card_info_pin=card_info_pin, with_certificates=with_certificates,
+        atr_profile=atr_profile, label=card_id,
     )  # fmt: skip
     _record(registry, state, card_id)
     return state

@@ -9,7 +9,10 @@ certificate, a signed CRL and real OCSP answers.
 from __future__ import annotations
 
 import json
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,20 +63,48 @@ class CertificateRegistry:
         self._entries: dict[int, CertificateEntry] = {}
         self._successors: dict[int, int] = {}
         self.crl_number = 0
-        if self.folder and (self.folder / self.FILE).exists():
-            self._load()
+        self._seen: tuple[int, int] | None = None
+        self._refresh()
 
     # --- persistence -----------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Reload when another process (``mynahil card new``, a second server) changed the file."""
+        if self.folder is None:
+            return
+        try:
+            info = os.stat(self.folder / self.FILE)
+        except FileNotFoundError:
+            return
+        seen = (info.st_mtime_ns, info.st_size)
+        if seen != self._seen:
+            self._load()
+            self._seen = seen
 
     def _load(self) -> None:
         assert self.folder is not None
         data = json.loads((self.folder / self.FILE).read_text(encoding="utf-8"))
+        self._entries.clear()
+        self._successors.clear()
         self.crl_number = int(data.get("crl_number", 0))
         for raw in data["certificates"]:
             entry = CertificateEntry(
                 **{**raw, "serial": int(raw["serial"]), "replaces": _int(raw["replaces"])}
             )
             self._index(entry)
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Read-modify-write under the thread lock and, with a folder, the file lock."""
+        with self._lock:
+            if self.folder is None:
+                yield
+                return
+            with flocked(self.folder / ".registry.lock"):
+                self._seen = None
+                self._refresh()
+                yield
+                self._save()
 
     def _save(self) -> None:
         if self.folder is None:
@@ -85,8 +116,9 @@ class CertificateRegistry:
                 for e in self._entries.values()
             ],
         }
-        with flocked(self.folder / ".registry.lock"):
-            write_atomically(self.folder / self.FILE, json.dumps(body, indent=1).encode())
+        write_atomically(self.folder / self.FILE, json.dumps(body, indent=1).encode())
+        info = os.stat(self.folder / self.FILE)
+        self._seen = (info.st_mtime_ns, info.st_size)
 
     def _index(self, entry: CertificateEntry) -> None:
         self._entries[entry.serial] = entry
@@ -104,16 +136,15 @@ class CertificateRegistry:
         entry = CertificateEntry(
             cert.serial_number, kind, card_id, cert.not_valid_after_utc.isoformat(), replaces
         )
-        with self._lock:
+        with self._changing():
             self._index(entry)
-            self._save()
         return entry.serial
 
     def revoke(self, serial: int, reason: str, at: datetime) -> None:
         """Revoke (idempotent: a revoked certificate keeps its first reason and time)."""
         if reason not in REASONS:
             raise ValueError(f"reason must be one of {', '.join(REASONS)}")
-        with self._lock:
+        with self._changing():
             entry = self._entries.get(serial)
             if entry is None:
                 raise KeyError(f"certificate {serial} was not issued by this J-LIS")
@@ -121,34 +152,37 @@ class CertificateRegistry:
                 self._entries[serial] = replace(
                     entry, revoked_at=at.astimezone(UTC).isoformat(), reason=reason
                 )
-                self._save()
 
     # --- questions relying parties ask --------------------------------------------------------
 
     def entry(self, serial: int) -> CertificateEntry | None:
+        self._refresh()
         return self._entries.get(serial)
 
     def status(self, serial: int) -> CertificateStatus:
+        self._refresh()
         entry = self._entries.get(serial)
         if entry is None:
             return CertificateStatus.UNKNOWN
         return CertificateStatus.REVOKED if entry.revoked else CertificateStatus.GOOD
 
     def predecessor(self, serial: int) -> int | None:
+        self._refresh()
         entry = self._entries.get(serial)
         return entry.replaces if entry else None
 
     def successor(self, serial: int) -> int | None:
+        self._refresh()
         return self._successors.get(serial)
 
     def revoked(self, kind: str) -> list[CertificateEntry]:
+        self._refresh()
         return [e for e in self._entries.values() if e.kind == kind and e.revoked]
 
     def next_crl_number(self) -> int:
-        with self._lock:
+        with self._changing():
             self.crl_number += 1
-            self._save()
-            return self.crl_number
+        return self.crl_number
 
 
 def _int(value: str | int | None) -> int | None:

@@ -156,3 +156,23 @@ def test_registry_survives_a_restart(
     assert renewed.auth is not None
     assert again.status(serial(card.auth.certificate)) is CertificateStatus.REVOKED
     assert again.predecessor(serial(renewed.auth.certificate)) == serial(card.auth.certificate)
+
+
+def test_a_running_server_sees_cards_issued_by_another_process(
+    tmp_path: Path, jlis_ca: JlisCA, key_pool: KeyPool, rng: random.Random
+) -> None:
+    """`mynahil card new` records into the folder while `mynahil serve` holds its own copy."""
+    server_view, issuer_view = CertificateRegistry(tmp_path), CertificateRegistry(tmp_path)
+    card = lifecycle.issue(
+        jlis_ca, issuer_view, random_holder(rng), pin="1234", password="ABC123",
+        issued_on=TODAY, keys=key_pool,
+    )  # fmt: skip
+    assert card.auth is not None
+    auth = serial(card.auth.certificate)
+    assert server_view.status(auth) is CertificateStatus.GOOD
+    server_view.revoke(auth, "lost", NOW)  # the hotline, through the server
+    lifecycle.reissue(
+        jlis_ca, issuer_view, card, on=TODAY, pin="1234", password="ABC123", keys=key_pool
+    )
+    assert issuer_view.entry(auth) is not None
+    assert issuer_view.entry(auth).reason == "lost"  # type: ignore[union-attr]

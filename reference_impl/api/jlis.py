@@ -1,0 +1,89 @@
+"""HTTP face of the emulated J-LIS: CA certificates, CRLs, OCSP, status and linkage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
+
+from reference_impl.jlis import JlisServices
+from reference_impl.mykey import MyKeyError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/jlis", tags=["J-LIS"])
+Kind = Literal["auth", "sign"]
+
+
+def services(request: Request) -> JlisServices:
+    jlis: JlisServices = request.app.state.jlis
+    return jlis
+
+
+Services = Annotated[JlisServices, Depends(services)]
+
+
+class CertificateState(BaseModel):
+    serial: str
+    status: str
+    reason: str | None = None
+    predecessor: str | None = None
+    successor: str | None = None
+
+
+@router.get("/ca/{kind}", response_class=Response)
+def ca_certificate(kind: Kind, jlis: Services) -> Response:
+    """The root certificate (DER) for user-authentication or signing certificates."""
+    _key, cert = jlis.ca.signer(kind)
+    from cryptography.hazmat.primitives import serialization
+
+    return Response(
+        cert.public_bytes(serialization.Encoding.DER), media_type="application/pkix-cert"
+    )
+
+
+@router.get("/crl/{kind}", response_class=Response)
+def crl(kind: Kind, jlis: Services) -> Response:
+    """A freshly signed CRL (DER)."""
+    return Response(jlis.crl(kind), media_type="application/pkix-crl")
+
+
+@router.post("/ocsp", response_class=Response)
+async def ocsp(request: Request, jlis: Services) -> Response:
+    """RFC 6960 over HTTP POST: a DER OCSPRequest in, a signed OCSPResponse out."""
+    body = await request.body()
+    return Response(jlis.ocsp_response(body[:65536]), media_type="application/ocsp-response")
+
+
+def _serial(text: str) -> int:
+    if not text.isdigit() or len(text) > 60:
+        raise MyKeyError("invalid_request", "a serial is a decimal number")
+    return int(text)
+
+
+@router.get("/certificates/{serial}")
+def certificate(serial: str, jlis: Services) -> CertificateState:
+    """Status and old→new linkage of one certificate, as relying parties query it."""
+    number = _serial(serial)
+    entry = jlis.registry.entry(number)
+    predecessor = jlis.registry.predecessor(number)
+    successor = jlis.registry.successor(number)
+    return CertificateState(
+        serial=serial,
+        status=jlis.status(number).value,
+        reason=entry.reason if entry else None,
+        predecessor=str(predecessor) if predecessor is not None else None,
+        successor=str(successor) if successor is not None else None,
+    )
+
+
+@router.post("/certificates/{serial}/suspension", status_code=204)
+def suspend(serial: str, jlis: Services) -> None:
+    """The lost-card hotline (emulation): revoke a certificate now."""
+    from datetime import UTC, datetime
+
+    number = _serial(serial)
+    if jlis.registry.entry(number) is None:
+        raise MyKeyError("not_found", f"certificate {serial} was not issued by this J-LIS")
+    jlis.registry.revoke(number, "lost", datetime.now(UTC))

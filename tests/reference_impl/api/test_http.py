@@ -1,0 +1,149 @@
+"""The platform over HTTP: the MyKey flows, problem details, J-LIS endpoints, OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp
+from fastapi.testclient import TestClient
+
+from card_emulator import CardState, EmulatedCard
+from mynahil.card import MyNumberCard
+from mynahil.transports import InProcessTransport
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.jlis import KeyPool, lifecycle, ocsp_request_for, random_holder
+from reference_impl.platform import ReferencePlatform, build_platform
+
+OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+
+
+@pytest.fixture
+def platform(store_url: str, tmp_path: Path) -> Iterator[ReferencePlatform]:
+    built = build_platform(store_url, tmp_path / "jlis")
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def http(platform: ReferencePlatform) -> Iterator[TestClient]:
+    with TestClient(platform.app) as client:
+        yield client
+
+
+def new_card(platform: ReferencePlatform, key_pool: KeyPool, seed: int = 1) -> CardState:
+    import random
+    from datetime import date
+
+    return lifecycle.issue(
+        platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(seed)),
+        pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+    )  # fmt: skip
+
+
+def card_api(state: CardState) -> MyNumberCard:
+    transport = InProcessTransport(EmulatedCard(state))
+    transport.connect()
+    return MyNumberCard(transport)
+
+
+def test_reserve_and_log_in_over_http(
+    platform: ReferencePlatform, http: TestClient, key_pool: KeyPool
+) -> None:
+    state = new_card(platform, key_pool)
+    client = PlatformClient(http)
+    mykey_id = client.reserve(card_api(state), "1234")
+    assert client.reserve(card_api(state), "1234") == mykey_id
+    token = client.login(card_api(state), "1234")
+    shown = http.get("/v1/mykey/me", headers={"Authorization": f"Bearer {token}"})
+    assert shown.json() == {"mykey_id": mykey_id}
+    assert (
+        http.put(
+            "/v1/mykey/me/password",
+            json={"password": "secret123"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).status_code
+        == 204
+    )
+    login = http.post(
+        "/v1/mykey/sessions/password", json={"mykey_id": mykey_id, "password": "secret123"}
+    )
+    assert login.status_code == 201
+
+
+def test_errors_are_problem_details(http: TestClient) -> None:
+    replay = http.post(
+        "/v1/mykey/ids", json={"challenge_id": "nope", "certificate": "AA==", "signature": "AA=="}
+    )
+    assert replay.status_code == 400
+    assert replay.headers["content-type"].startswith("application/problem+json")
+    body = replay.json()
+    assert body["code"] == "challenge_unknown"
+    assert body["type"].endswith("/challenge_unknown")
+    assert body["status"] == 400
+    bad = http.post("/v1/mykey/challenges", json={"purpose": "shopping"})
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid_request"
+    assert "purpose" in bad.json()["detail"]
+    assert http.get("/v1/mykey/me").json()["code"] == "session_invalid"
+    assert http.get("/v1/nowhere").json()["code"] == "not_found"
+
+
+def test_client_advice_for_refusals(
+    platform: ReferencePlatform, http: TestClient, key_pool: KeyPool
+) -> None:
+    state = new_card(platform, key_pool, seed=2)
+    client = PlatformClient(http)
+    with pytest.raises(ClientRefusal, match="2 tries left") as wrong:
+        client.reserve(card_api(state), "0000")
+    assert wrong.value.code == "wrong_pin"
+    assert state.auth is not None
+    serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+    assert http.post(f"/v1/jlis/certificates/{serial}/suspension").status_code == 204
+    with pytest.raises(ClientRefusal, match="suspended") as suspended:
+        client.reserve(card_api(state), "1234")
+    assert suspended.value.code == "certificate_revoked"
+
+
+def test_jlis_endpoints(platform: ReferencePlatform, http: TestClient, key_pool: KeyPool) -> None:
+    state = new_card(platform, key_pool, seed=3)
+    assert state.auth is not None
+    ca = http.get("/v1/jlis/ca/auth")
+    assert ca.content == platform.jlis.auth_ca_certificate
+    crl = x509.load_der_x509_crl(http.get("/v1/jlis/crl/auth").content)
+    assert len(crl) == 0
+    request = ocsp_request_for(state.auth.certificate, ca.content)
+    answer = http.post(
+        "/v1/jlis/ocsp", content=request, headers={"content-type": "application/ocsp-request"}
+    )
+    assert (
+        ocsp.load_der_ocsp_response(answer.content).certificate_status is ocsp.OCSPCertStatus.GOOD
+    )
+    serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+    assert http.get(f"/v1/jlis/certificates/{serial}").json()["status"] == "good"
+    assert http.get("/v1/jlis/certificates/12x").json()["code"] == "invalid_request"
+
+
+def test_openapi_document_is_checked_in_and_current(http: TestClient) -> None:
+    """docs/openapi.json is what the server serves (regenerate: python -m reference_impl.api)."""
+    served = http.get("/openapi.json").json()
+    assert json.loads(OPENAPI.read_text()) == served, "regenerate docs/openapi.json"
+    assert all(path.startswith("/v1/") for path in served["paths"])
+
+
+def test_base64_is_checked(http: TestClient) -> None:
+    challenge = http.post("/v1/mykey/challenges", json={"purpose": "issue"}).json()
+    reply = http.post(
+        "/v1/mykey/ids",
+        json={
+            "challenge_id": challenge["challenge_id"],
+            "certificate": "!!",
+            "signature": base64.b64encode(b"x").decode(),
+        },
+    )
+    assert reply.status_code == 422
+    assert "certificate is not base64" in reply.json()["detail"]
