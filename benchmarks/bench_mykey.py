@@ -1,0 +1,194 @@
+"""MyKey ID issuances per second: in-process and over HTTP, on SQLite and PostgreSQL.
+
+Each issuance is what the platform does with a card's answer: consume the challenge, check
+the certificate's chain, dates, J-LIS status and the signature over the nonce, bind a new
+MyKey ID, and append the audit record, committed before the answer. The cards' signatures
+are made beforehand (that work is the card's, not the platform's); the raw RSA-2048 verify
+rate is measured in the same run for scale, since every issuance verifies two signatures.
+
+Run: ``python benchmarks/bench_mykey.py [--cards N] [--postgres URL]``. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import secrets
+import socket
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from rich.progress import track
+from sqlalchemy import create_engine, text
+
+from card_emulator import CardState
+from reference_impl.jlis import KeyPool, lifecycle, random_holder
+from reference_impl.mykey import Purpose
+from reference_impl.platform import ReferencePlatform, build_platform
+
+POSTGRES = os.environ.get(
+    "MYNAHIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+Proof = tuple[str, bytes, bytes]
+
+
+def rsa_verify_rate(seconds: float = 1.0) -> float:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    message = b"nonce" * 6
+    signature = key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    public = key.public_key()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        n += 200
+    return n / (time.perf_counter() - start)
+
+
+def make_cards(platform: ReferencePlatform, count: int, pool: KeyPool) -> list[CardState]:
+    rng = random.Random(9)
+    return [
+        lifecycle.issue(
+            platform.jlis.ca,
+            platform.jlis.registry,
+            random_holder(rng),
+            pin="1234",
+            password="ABC123",
+            issued_on=date.today(),
+            keys=pool,
+        )  # fmt: skip
+        for _ in track(range(count), description="issuing cards", transient=True)
+    ]
+
+
+def card_proofs(platform: ReferencePlatform, cards: list[CardState]) -> list[Proof]:
+    """Challenges from the platform, signed with each card's key (as the card would)."""
+    proofs = []
+    for card in cards:
+        assert card.auth is not None
+        challenge = platform.mykey.new_challenge(Purpose.ISSUE)
+        signature = card.auth.private_key.sign(challenge.nonce, padding.PKCS1v15(), hashes.SHA256())
+        proofs.append((challenge.challenge_id, card.auth.certificate, signature))
+    return proofs
+
+
+def in_process_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
+    start = time.perf_counter()
+    for challenge_id, certificate, signature in proofs:
+        platform.mykey.issue(challenge_id, certificate, signature)
+    return len(proofs) / (time.perf_counter() - start)
+
+
+def http_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
+    """One uvicorn worker on loopback, one keep-alive client sending requests back to back."""
+    import base64
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(platform.app, host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    bodies = [
+        {
+            "challenge_id": c,
+            "certificate": base64.b64encode(cert).decode(),
+            "signature": base64.b64encode(sig).decode(),
+        }
+        for c, cert, sig in proofs
+    ]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            start = time.perf_counter()
+            for body in bodies:
+                response = client.post("/v1/mykey/ids", json=body)
+                if response.status_code != 201:
+                    raise SystemExit(f"issuance failed: {response.text}")
+            return len(bodies) / (time.perf_counter() - start)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def fresh_postgres_schema(url: str) -> tuple[str, str] | None:
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        schema = f"bench_{secrets.token_hex(4)}"
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+    except Exception as exc:
+        print(f"PostgreSQL not measured: {exc}", file=sys.stderr)
+        return None
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(url: str, schema: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def measure(db_url: str, folder: Path, pool: KeyPool, count: int) -> dict[str, float]:
+    platform = build_platform(db_url, folder)
+    try:
+        cards = make_cards(platform, 2 * count, pool)
+        inproc = in_process_rate(platform, card_proofs(platform, cards[:count]))
+        over_http = http_rate(platform, card_proofs(platform, cards[count:]))
+        count_checked, problem = platform.store.verify_audit()
+        if problem is not None or count_checked < 2 * count:
+            raise SystemExit(f"audit chain broken after the run: {problem}")
+        return {"inproc_per_s": round(inproc), "http_per_s": round(over_http)}
+    finally:
+        platform.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", type=int, default=1500, help="issuances per measurement")
+    parser.add_argument("--postgres", default=POSTGRES)
+    args = parser.parse_args()
+    figures: dict[str, object] = {"issuances_per_measurement": args.cards}
+    figures["rsa2048_verify_per_s"] = round(rsa_verify_rate())
+    print(f"raw RSA-2048 verify: {figures['rsa2048_verify_per_s']:,}/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        pool = KeyPool.generate(64, seed=5)
+        sqlite = measure(f"sqlite:///{tmp}/bench.db", Path(tmp) / "jlis-a", pool, args.cards)
+        figures["sqlite_inproc_issuances_per_s"] = sqlite["inproc_per_s"]
+        figures["sqlite_http_issuances_per_s"] = sqlite["http_per_s"]
+        print(
+            f"SQLite: {sqlite['inproc_per_s']:,}/s in-process, {sqlite['http_per_s']:,}/s over HTTP"
+        )
+        pg = fresh_postgres_schema(args.postgres)
+        if pg is not None:
+            url, schema = pg
+            try:
+                result = measure(url, Path(tmp) / "jlis-b", pool, args.cards)
+            finally:
+                drop_schema(args.postgres, schema)
+            figures["postgres_inproc_issuances_per_s"] = result["inproc_per_s"]
+            figures["postgres_http_issuances_per_s"] = result["http_per_s"]
+            print(
+                f"PostgreSQL: {result['inproc_per_s']:,}/s in-process, {result['http_per_s']:,}/s over HTTP"
+            )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
