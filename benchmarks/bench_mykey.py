@@ -66,7 +66,7 @@ def make_cards(platform: ReferencePlatform, count: int, pool: KeyPool) -> list[C
             password="ABC123",
             issued_on=date.today(),
             keys=pool,
-        )  # fmt: skip
+        )
         for _ in track(range(count), description="issuing cards", transient=True)
     ]
 
@@ -185,7 +185,8 @@ def main() -> None:
             figures["postgres_inproc_issuances_per_s"] = result["inproc_per_s"]
             figures["postgres_http_issuances_per_s"] = result["http_per_s"]
             print(
-                f"PostgreSQL: {result['inproc_per_s']:,}/s in-process, {result['http_per_s']:,}/s over HTTP"
+                f"PostgreSQL: {result['inproc_per_s']:,}/s in-process, "
+                f"{result['http_per_s']:,}/s over HTTP"
             )
     print(json.dumps(figures))
 
