@@ -4,6 +4,10 @@
 written atomically under a lock). :class:`JlisServices` puts it together with the CA and is
 what relying parties talk to: certificate status, the predecessor of a renewed or reissued
 certificate, a signed CRL and real OCSP answers.
+
+Choice: a revocation takes effect when it is recorded, whatever its date. Status, CRLs and
+OCSP answers list every recorded revocation even when ``now`` is earlier than its date, so a
+simulation whose clock runs ahead of (or behind) the wall clock still sees a lost card as lost.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal, cast, get_args
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
@@ -27,179 +33,326 @@ from reference_impl.mykey.ports import CertificateStatus
 
 from .ca import JlisCA
 
-__all__ = ["CertificateEntry", "CertificateRegistry", "JlisServices", "ocsp_request_for"]
+__all__ = [
+    "REASONS",
+    "CertificateEntry",
+    "CertificateRegistry",
+    "JlisServices",
+    "Kind",
+    "RegistryFileError",
+    "UnknownCertificate",
+    "ocsp_request_for",
+]
 
-REASONS = {
+Kind = Literal["auth", "sign"]
+"""Which root issued a certificate: user authentication or digital signature."""
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+REASONS: dict[str, x509.ReasonFlags] = {
     "lost": x509.ReasonFlags.key_compromise,
     "superseded": x509.ReasonFlags.superseded,
     "suspended": x509.ReasonFlags.certificate_hold,
     "holder_request": x509.ReasonFlags.cessation_of_operation,
 }
+"""Why J-LIS revokes a certificate, and the RFC 5280 reason code CRLs and OCSP carry for it."""
+
+FORMAT = "mynahil-registry/1"
+CRL_VALIDITY = timedelta(hours=24)
+OCSP_VALIDITY = timedelta(hours=1)
+
+
+class RegistryFileError(ValueError):
+    """A ``registry.json`` that cannot be read; the message names the file and the problem."""
+
+
+class UnknownCertificate(KeyError):
+    """A serial this J-LIS never issued (or never recorded)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown certificate"
 
 
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
+    """One issued certificate as J-LIS remembers it."""
+
     serial: int
-    kind: str  # "auth" or "sign"
-    card_id: str
-    not_after: str  # ISO timestamp
-    replaces: int | None = None
-    revoked_at: str | None = None
-    reason: str | None = None
+    kind: Kind
+    card_id: str  # the card that holds the key: opaque, never the holder's data
+    not_after: datetime
+    replaces: int | None = None  # the serial this one renewed or reissued
+    revoked_at: datetime | None = None
+    reason: str | None = None  # a key of REASONS, set together with revoked_at
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
+    def to_json(self) -> dict[str, Any]:
+        """Serials as decimal strings: they are about 100 bits, more than JSON readers keep."""
+        return {
+            "serial": str(self.serial),
+            "kind": self.kind,
+            "card_id": self.card_id,
+            "not_after": self.not_after.isoformat(),
+            "replaces": None if self.replaces is None else str(self.replaces),
+            "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CertificateEntry:
+        kind = raw["kind"]
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r}")
+        reason = raw.get("reason")
+        revoked_at = raw.get("revoked_at")
+        if (reason is None) != (revoked_at is None) or (
+            reason is not None and reason not in REASONS
+        ):
+            raise ValueError(f"revocation {revoked_at!r}/{reason!r}")
+        return cls(
+            serial=int(raw["serial"]),
+            kind=cast(Kind, kind),
+            card_id=str(raw["card_id"]),
+            not_after=_aware(datetime.fromisoformat(raw["not_after"])),
+            replaces=None if raw.get("replaces") is None else int(raw["replaces"]),
+            revoked_at=None if revoked_at is None else _aware(datetime.fromisoformat(revoked_at)),
+            reason=reason,
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment.isoformat()} has no time zone")
+    return moment.astimezone(UTC)
+
 
 class CertificateRegistry:
-    """Every issued certificate by serial; persisted in ``folder`` when given."""
+    """Every issued certificate by serial; persisted in ``folder`` when given.
+
+    Thread-safe, and with a folder safe across processes: each change (or each
+    :meth:`transaction`) re-reads the file under an exclusive ``flock`` and rewrites it
+    atomically; readers pick up another process's changes on their next question.
+    """
 
     FILE = "registry.json"
+    LOCK_FILE = ".registry.lock"
 
     def __init__(self, folder: Path | None = None) -> None:
-        self.folder = Path(folder) if folder else None
-        self._lock = threading.Lock()
+        self.folder = Path(folder) if folder is not None else None
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction(); only the outermost one locks and saves
         self._entries: dict[int, CertificateEntry] = {}
         self._successors: dict[int, int] = {}
         self.crl_number = 0
-        self._seen: tuple[int, int] | None = None
-        self._refresh()
+        self._seen: tuple[int, int, int] | None = None
+        with self._lock:
+            self._refresh()
 
     # --- persistence -----------------------------------------------------------------------
 
+    @property
+    def path(self) -> Path | None:
+        """The ``registry.json`` file, or None for an in-memory registry."""
+        return self.folder / self.FILE if self.folder is not None else None
+
     def _refresh(self) -> None:
-        """Reload when another process (``mynahil card new``, a second server) changed the file."""
-        if self.folder is None:
+        """Reload when another process (``mynahil card new``, a second server) changed the file.
+
+        Called with ``self._lock`` held.
+        """
+        if self.path is None or self._depth:
             return
         try:
-            info = os.stat(self.folder / self.FILE)
+            info = os.stat(self.path)
         except FileNotFoundError:
             return
-        seen = (info.st_mtime_ns, info.st_size)
+        seen = (info.st_ino, info.st_mtime_ns, info.st_size)
         if seen != self._seen:
-            self._load()
+            self._load(self.path)
             self._seen = seen
 
-    def _load(self) -> None:
-        assert self.folder is not None
-        data = json.loads((self.folder / self.FILE).read_text(encoding="utf-8"))
-        self._entries.clear()
-        self._successors.clear()
-        self.crl_number = int(data.get("crl_number", 0))
-        for raw in data["certificates"]:
-            entry = CertificateEntry(
-                **{**raw, "serial": int(raw["serial"]), "replaces": _int(raw["replaces"])}
-            )
-            self._index(entry)
-
-    @contextmanager
-    def _changing(self) -> Iterator[None]:
-        """Read-modify-write under the thread lock and, with a folder, the file lock."""
-        with self._lock:
-            if self.folder is None:
-                yield
-                return
-            with flocked(self.folder / ".registry.lock"):
-                self._seen = None
-                self._refresh()
-                yield
-                self._save()
+    def _load(self, path: Path) -> None:
+        """Replace the in-memory view with the file's (new dicts: readers never see a half)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format", FORMAT) != FORMAT:
+                raise ValueError(f"format {data['format']!r}, expected {FORMAT!r}")
+            crl_number = int(data.get("crl_number", 0))
+            entries = [CertificateEntry.from_json(raw) for raw in data["certificates"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RegistryFileError(f"{path}: unreadable certificate registry ({exc})") from None
+        by_serial = {entry.serial: entry for entry in entries}
+        self._entries = by_serial
+        self._successors = {e.replaces: e.serial for e in entries if e.replaces is not None}
+        self.crl_number = crl_number
 
     def _save(self) -> None:
-        if self.folder is None:
+        if self.path is None:
             return
         body = {
+            "format": FORMAT,
             "crl_number": self.crl_number,
-            "certificates": [
-                {**asdict(e), "serial": str(e.serial), "replaces": _str(e.replaces)}
-                for e in self._entries.values()
-            ],
+            "certificates": [entry.to_json() for entry in self._entries.values()],
         }
-        write_atomically(self.folder / self.FILE, json.dumps(body, indent=1).encode())
-        info = os.stat(self.folder / self.FILE)
-        self._seen = (info.st_mtime_ns, info.st_size)
+        write_atomically(self.path, json.dumps(body, indent=1, ensure_ascii=False).encode())
+        info = os.stat(self.path)
+        self._seen = (info.st_ino, info.st_mtime_ns, info.st_size)
 
-    def _index(self, entry: CertificateEntry) -> None:
-        self._entries[entry.serial] = entry
-        if entry.replaces is not None:
-            self._successors[entry.replaces] = entry.serial
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group changes: they are saved together in one atomic write, or (on error) none is.
+
+        Holds the registry (and, with a folder, the file lock) for the block, so a
+        renewal's revocations and records are seen by others all at once. May be nested.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            with (
+                flocked(self.folder / self.LOCK_FILE) if self.folder is not None else nullcontext()
+            ):
+                self._seen = None
+                self._refresh()
+                before = (self._entries, self._successors, self.crl_number)
+                self._entries, self._successors = dict(self._entries), dict(self._successors)
+                self._depth = 1
+                try:
+                    yield
+                    self._save()
+                except BaseException:
+                    self._entries, self._successors, self.crl_number = before
+                    self._seen = None  # re-read the file next time: it is the truth
+                    raise
+                finally:
+                    self._depth = 0
 
     # --- recording -------------------------------------------------------------------------
 
     def record(
         self, certificate_der: bytes, kind: str, card_id: str, replaces: int | None = None
     ) -> int:
+        """Remember an issued certificate (``kind`` "auth"/"sign") held by card ``card_id``.
+
+        ``replaces`` is the serial it renews or reissues: a recorded certificate of the same
+        kind that nothing replaced yet (an old certificate has at most one successor).
+        Recording the same certificate again is a no-op. Returns the serial.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be 'auth' or 'sign', got {kind!r}")
         cert = x509.load_der_x509_certificate(certificate_der)
-        if replaces is not None and replaces not in self._entries:
-            raise ValueError(f"certificate {replaces} is not in the registry")
         entry = CertificateEntry(
-            cert.serial_number, kind, card_id, cert.not_valid_after_utc.isoformat(), replaces
+            serial=int(cert.serial_number),
+            kind=kind,
+            card_id=card_id,
+            not_after=cert.not_valid_after_utc,
+            replaces=replaces,
         )
-        with self._changing():
-            self._index(entry)
+        with self.transaction():
+            existing = self._entries.get(entry.serial)
+            if existing is not None:
+                if replace(existing, revoked_at=None, reason=None) != entry:
+                    raise ValueError(f"certificate {entry.serial} is already recorded otherwise")
+                return entry.serial
+            if replaces is not None:
+                self._check_replaceable(replaces, entry)
+                self._successors[replaces] = entry.serial
+            self._entries[entry.serial] = entry
         return entry.serial
 
+    def _check_replaceable(self, old_serial: int, new: CertificateEntry) -> None:
+        old = self._entries.get(old_serial)
+        if old is None:
+            raise ValueError(f"certificate {old_serial} is not in the registry")
+        if old.kind != new.kind:
+            raise ValueError(f"a {new.kind} certificate cannot replace {old.kind} {old_serial}")
+        successor = self._successors.get(old_serial)
+        if successor is not None:
+            raise ValueError(f"certificate {old_serial} was already replaced by {successor}")
+
     def revoke(self, serial: int, reason: str, at: datetime) -> None:
-        """Revoke (idempotent: a revoked certificate keeps its first reason and time)."""
+        """Revoke (idempotent: a revoked certificate keeps its first reason and time).
+
+        ``reason`` is a key of :data:`REASONS`; ``at`` must carry a time zone.
+        Raises :class:`UnknownCertificate` for a serial this J-LIS never recorded.
+        """
         if reason not in REASONS:
-            raise ValueError(f"reason must be one of {', '.join(REASONS)}")
-        with self._changing():
+            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
+        when = _aware(at)
+        with self.transaction():
             entry = self._entries.get(serial)
             if entry is None:
-                raise KeyError(f"certificate {serial} was not issued by this J-LIS")
+                raise UnknownCertificate(f"certificate {serial} was not issued by this J-LIS")
             if not entry.revoked:
-                self._entries[serial] = replace(
-                    entry, revoked_at=at.astimezone(UTC).isoformat(), reason=reason
-                )
+                self._entries[serial] = replace(entry, revoked_at=when, reason=reason)
+
+    def next_crl_number(self) -> int:
+        """The number for the next CRL: one more than the last, persisted."""
+        with self.transaction():
+            self.crl_number += 1
+            return self.crl_number
 
     # --- questions relying parties ask --------------------------------------------------------
 
     def entry(self, serial: int) -> CertificateEntry | None:
-        self._refresh()
-        return self._entries.get(serial)
+        with self._lock:
+            self._refresh()
+            return self._entries.get(serial)
 
     def status(self, serial: int) -> CertificateStatus:
-        self._refresh()
-        entry = self._entries.get(serial)
+        """GOOD or REVOKED for a recorded certificate, UNKNOWN for any other serial."""
+        entry = self.entry(serial)
         if entry is None:
             return CertificateStatus.UNKNOWN
         return CertificateStatus.REVOKED if entry.revoked else CertificateStatus.GOOD
 
     def predecessor(self, serial: int) -> int | None:
-        self._refresh()
-        entry = self._entries.get(serial)
+        """The serial this certificate renewed or reissued, if any."""
+        entry = self.entry(serial)
         return entry.replaces if entry else None
 
     def successor(self, serial: int) -> int | None:
-        self._refresh()
-        return self._successors.get(serial)
+        """The serial that renewed or reissued this certificate, if any."""
+        with self._lock:
+            self._refresh()
+            return self._successors.get(serial)
 
     def revoked(self, kind: str) -> list[CertificateEntry]:
-        self._refresh()
-        return [e for e in self._entries.values() if e.kind == kind and e.revoked]
+        """The revoked certificates of ``kind``, by serial."""
+        with self._lock:
+            self._refresh()
+            return sorted(
+                (e for e in self._entries.values() if e.kind == kind and e.revoked),
+                key=lambda e: e.serial,
+            )
 
-    def next_crl_number(self) -> int:
-        with self._changing():
-            self.crl_number += 1
-        return self.crl_number
-
-
-def _int(value: str | int | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _str(value: int | None) -> str | None:
-    return None if value is None else str(value)
+    def entries(self) -> list[CertificateEntry]:
+        """Every recorded certificate, by serial."""
+        with self._lock:
+            self._refresh()
+            return sorted(self._entries.values(), key=lambda e: e.serial)
 
 
-def ocsp_request_for(certificate_der: bytes, issuer_der: bytes) -> bytes:
+def ocsp_request_for(
+    certificate_der: bytes, issuer_der: bytes, *, nonce: bytes | None = None
+) -> bytes:
     """A DER OCSP request for one certificate (SHA-1 CertID, as RFC 6960 clients send)."""
     builder = ocsp.OCSPRequestBuilder().add_certificate(
         x509.load_der_x509_certificate(certificate_der),
         x509.load_der_x509_certificate(issuer_der),
         hashes.SHA1(),
     )
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
@@ -220,18 +373,36 @@ class JlisServices:
     def predecessor(self, serial: int) -> int | None:
         return self.registry.predecessor(serial)
 
+    def successor(self, serial: int) -> int | None:
+        return self.registry.successor(serial)
+
     def crl(
-        self, kind: str, *, now: datetime | None = None, valid_for: timedelta = timedelta(hours=24)
+        self,
+        kind: str,
+        *,
+        now: datetime | None = None,
+        next_update: datetime | None = None,
+        valid_for: timedelta = CRL_VALIDITY,
     ) -> bytes:
-        """A DER CRL of ``kind`` ("auth"/"sign") certificates, signed by that root."""
+        """A DER CRL of ``kind`` ("auth"/"sign") certificates, signed by that root.
+
+        Lists every revoked certificate of that kind with its date and reason code; each
+        CRL gets the next CRL number. ``next_update`` defaults to ``now + valid_for``.
+        """
         key, issuer = self.ca.signer(kind)
-        now = now or datetime.now(UTC)
+        now = _aware(now) if now is not None else datetime.now(UTC)
+        next_update = _aware(next_update) if next_update is not None else now + valid_for
+        if next_update <= now:
+            raise ValueError(f"next_update {next_update} is not after now {now}")
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(issuer.subject)
             .last_update(now)
-            .next_update(now + valid_for)
-            .add_extension(x509.CRLNumber(self.registry.next_crl_number()), critical=False)
+            .next_update(next_update)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                critical=False,
+            )
         )
         for entry in self.registry.revoked(kind):
             assert entry.revoked_at is not None
@@ -239,56 +410,91 @@ class JlisServices:
             revoked = (
                 x509.RevokedCertificateBuilder()
                 .serial_number(entry.serial)
-                .revocation_date(datetime.fromisoformat(entry.revoked_at))
+                .revocation_date(entry.revoked_at)
                 .add_extension(x509.CRLReason(REASONS[entry.reason]), critical=False)
                 .build()
             )
             builder = builder.add_revoked_certificate(revoked)
+        number = self.registry.next_crl_number()
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
         return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def ocsp_response(self, request_der: bytes, *, now: datetime | None = None) -> bytes:
-        """A signed OCSP answer; a request that cannot be read gets MALFORMED_REQUEST."""
-        now = now or datetime.now(UTC)
+        """A signed OCSP answer (RFC 6960) to one DER request; never raises on bad input.
+
+        MALFORMED_REQUEST for anything that is not one readable request, UNAUTHORIZED when
+        it names neither J-LIS root, else a response signed by the root it names: GOOD,
+        REVOKED (time and reason) or UNKNOWN (a serial that root never issued). A nonce
+        in the request is echoed.
+        """
+        now = _aware(now) if now is not None else datetime.now(UTC)
         try:
             request = ocsp.load_der_ocsp_request(request_der)
             serial = request.serial_number
-        except ValueError:
+            algorithm = request.hash_algorithm
+            name_hash, key_hash = request.issuer_name_hash, request.issuer_key_hash
+            nonce = _nonce(request.extensions)
+        except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        entry = self.registry.entry(serial)
-        kind = entry.kind if entry else "auth"
-        key, issuer = self.ca.signer(kind)
-        if request.issuer_key_hash != _key_hash(issuer, request.hash_algorithm):
+        kind = self._issuer_kind(name_hash, key_hash, algorithm)
+        if kind is None:
             return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-        cert_status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
-        if entry is not None and entry.revoked:
-            assert entry.revoked_at is not None
-            assert entry.reason is not None
-            cert_status = ocsp.OCSPCertStatus.REVOKED
-            revoked_at, reason = datetime.fromisoformat(entry.revoked_at), REASONS[entry.reason]
-        elif entry is not None:
-            cert_status = ocsp.OCSPCertStatus.GOOD
+        key, issuer = self.ca.signer(kind)
+        entry = self.registry.entry(serial)
+        status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
+        if entry is not None and entry.kind == kind:
+            status = ocsp.OCSPCertStatus.GOOD
+            if entry.revoked_at is not None and entry.reason is not None:
+                status = ocsp.OCSPCertStatus.REVOKED
+                revoked_at, reason = entry.revoked_at, REASONS[entry.reason]
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-            issuer_name_hash=request.issuer_name_hash,
-            issuer_key_hash=request.issuer_key_hash,
+            issuer_name_hash=name_hash,
+            issuer_key_hash=key_hash,
             serial_number=serial,
-            algorithm=request.hash_algorithm,
-            cert_status=cert_status,
+            algorithm=algorithm,
+            cert_status=status,
             this_update=now,
-            next_update=now + timedelta(hours=1),
+            next_update=now + OCSP_VALIDITY,
             revocation_time=revoked_at,
             revocation_reason=reason,
         )
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
         return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+    def _issuer_kind(
+        self, name_hash: bytes, key_hash: bytes, algorithm: hashes.HashAlgorithm
+    ) -> Kind | None:
+        """Which root a CertID names (both its name hash and key hash must match)."""
+        for kind in KINDS:
+            _key, issuer = self.ca.signer(kind)
+            subject = issuer.subject.public_bytes()
+            if (_digest(algorithm, subject), _key_hash(issuer, algorithm)) == (name_hash, key_hash):
+                return kind
+        return None
+
+
+def _nonce(extensions: Iterable[x509.Extension[x509.ExtensionType]]) -> bytes | None:
+    for extension in extensions:
+        if isinstance(extension.value, x509.OCSPNonce):
+            return extension.value.nonce
+    return None
+
+
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
 
 
 def _key_hash(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
     """RFC 6960 issuerKeyHash: the hash of the subjectPublicKey bits (PKCS#1 for RSA)."""
     key = issuer.public_key()
     assert isinstance(key, rsa.RSAPublicKey)
-    digest = hashes.Hash(algorithm)
-    digest.update(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1))
-    return digest.finalize()
+    return _digest(
+        algorithm, key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    )
 
 
 def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:

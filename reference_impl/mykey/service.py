@@ -273,9 +273,10 @@ class MyKeyService:
                 raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another") from None
         for _ in range(8):
             try:
-                return uow.create_record(self._unused_id(uow), now)
+                # The store refuses current and retired IDs alike: no look-up first.
+                return uow.create_record(generate_mykey_id(self._ids), now)
             except Conflict:
-                continue  # taken between the check and the insert: draw again
+                continue  # a rare repeat (39 bits of randomness): draw again
         raise MyKeyError("mykey_id_exhausted", "could not find a free MyKey ID; try again")
 
     def _unused_id(self, uow: UnitOfWork) -> str:

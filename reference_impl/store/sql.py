@@ -29,7 +29,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +50,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
@@ -323,28 +324,28 @@ class _SqlUnitOfWork:
         The conditional UPDATE is the arbiter: a second writer blocks on the row (or, on
         SQLite, on the write lock) and then finds ``used_at`` set.
         """
-        won = (
-            self._conn.execute(
-                update(challenges)
-                .where(challenges.c.challenge_id == challenge_id, challenges.c.used_at.is_(None))
-                .values(used_at=now)
-            ).rowcount
-            == 1
-        )
-        row = self._conn.execute(
-            select(challenges).where(challenges.c.challenge_id == challenge_id)
+        claimed = self._conn.execute(
+            update(challenges)
+            .where(challenges.c.challenge_id == challenge_id, challenges.c.used_at.is_(None))
+            .values(used_at=now)
+            .returning(*challenges.c)
         ).one_or_none()
+        row = (
+            claimed
+            or self._conn.execute(
+                select(challenges).where(challenges.c.challenge_id == challenge_id)
+            ).one_or_none()
+        )
         if row is None:
             return None
-        challenge = Challenge(
+        return Challenge(
             challenge_id=row.challenge_id,
             nonce=bytes(row.nonce),
             purpose=Purpose(row.purpose),
             created_at=row.created_at,
             expires_at=row.expires_at,
-            used_at=row.used_at,
+            used_at=None if claimed is not None else row.used_at,
         )
-        return replace(challenge, used_at=None) if won else challenge
 
     # MyKey records
 
@@ -386,29 +387,41 @@ class _SqlUnitOfWork:
         ).scalar_one():
             raise Conflict(f"MyKey ID {mykey_id} was used before and is never reissued")
 
+    def _insert_new(self, table: Any) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING: a clash is a row count of 0, no SAVEPOINT needed."""
+        dialect = self._conn.dialect.name
+        if dialect == "postgresql":
+            return postgresql_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
+
     def create_record(self, mykey_id: str, now: datetime) -> MyKeyRecord:
-        with self._claim(f"MyKey ID {mykey_id} is taken"):
-            result = self._conn.execute(
-                insert(mykeys).values(
-                    mykey_id=mykey_id,
-                    status=MyKeyStatus.ACTIVE.value,
-                    created_at=now,
-                    password_failures=0,
-                )
+        record_id = self._conn.execute(
+            self._insert_new(mykeys)
+            .values(
+                mykey_id=mykey_id,
+                status=MyKeyStatus.ACTIVE.value,
+                created_at=now,
+                password_failures=0,
             )
+            .returning(mykeys.c.record_id)
+        ).scalar_one_or_none()
+        if record_id is None:
+            raise Conflict(f"MyKey ID {mykey_id} is taken")
+        try:
             self._refuse_retired(mykey_id)
-        (record_id,) = result.inserted_primary_key or (None,)
-        if record_id is None:  # pragma: no cover - every supported backend reports it
-            raise RuntimeError("the database did not report the new record's id")
+        except Conflict:
+            self._conn.execute(delete(mykeys).where(mykeys.c.record_id == record_id))
+            raise
         return MyKeyRecord(int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now))
 
     def bind_serial(self, record_id: int, serial: int, now: datetime) -> None:
-        with self._claim(f"certificate serial {serial} is bound already"):
-            self._conn.execute(
-                insert(certificate_bindings).values(
-                    serial=str(serial), record_id=record_id, bound_at=now
-                )
-            )
+        inserted = self._conn.execute(
+            self._insert_new(certificate_bindings)
+            .values(serial=str(serial), record_id=record_id, bound_at=now)
+            .returning(certificate_bindings.c.serial)
+        ).scalar_one_or_none()
+        if inserted is None:
+            raise Conflict(f"certificate serial {serial} is bound already")
 
     def unbind_serials(self, record_id: int) -> list[int]:
         rows = self._conn.execute(

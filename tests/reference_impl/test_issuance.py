@@ -59,8 +59,10 @@ def adult(rng: random.Random) -> Holder:
 def test_public_surface() -> None:
     assert sorted(reference_impl.jlis.__all__) == [
         "CAFolderError",
+        "CertificateRegistry",
         "FreshKeys",
         "JlisCA",
+        "JlisServices",
         "KeyPool",
         "KeySource",
         "age_of_majority",
@@ -69,7 +71,9 @@ def test_public_surface() -> None:
         "certificate_not_after",
         "is_minor",
         "issue_card",
+        "lifecycle",
         "nth_birthday_after",
+        "ocsp_request_for",
         "random_holder",
     ]
 
