@@ -10,12 +10,11 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from reference_impl.jlis.registry import CertificateRegistry, JlisServices
-
 from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard, digest_info_sha256
 from mynahil.transports import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
+from reference_impl.jlis.registry import CertificateRegistry, JlisServices
 from reference_impl.mykey import Challenge, IssueResult, LoginResult, MyKeyService, Purpose
 from reference_impl.store import SqlStore
 

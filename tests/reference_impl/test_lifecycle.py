@@ -1,0 +1,391 @@
+"""A card's life at J-LIS: issuance, hotline suspension, renewal and reissue.
+
+SPEC.md, "The card and its PIN": certificates run to the 5th birthday after issuance, never
+past the card; an expired certificate is reissued at the window (the MyKey ID stays); a lost
+card is suspended through a hotline and the reissued card's certificate is linked to the old.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from card_emulator.state import CardState, KeyCredential, PinSlot
+from reference_impl.jlis import (
+    JlisCA,
+    KeyPool,
+    issue_card,
+    lifecycle,
+    random_holder,
+)
+from reference_impl.jlis.ca import JST
+from reference_impl.jlis.registry import CertificateRegistry, JlisServices, UnknownCertificate
+from reference_impl.jlis.validity import card_expiry, certificate_not_after, nth_birthday_after
+from reference_impl.mykey import CertificateStatus
+
+TODAY = date(2025, 6, 1)
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
+PIN, PASSWORD = "1234", "ABC123"
+
+
+def serial(der: bytes) -> int:
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+def cred(state: CardState, kind: str) -> KeyCredential:
+    credential = state.auth if kind == "auth" else state.sign
+    assert credential is not None
+    return credential
+
+
+def serials(state: CardState) -> dict[str, int]:
+    return {kind: serial(cred(state, kind).certificate) for kind in ("auth", "sign")}
+
+
+def last_valid_day(der: bytes) -> date:
+    """The certificate's notAfter as a JST calendar day (23:59:59 JST on that day)."""
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.astimezone(JST).date()
+
+
+def holds_its_key(credential: KeyCredential) -> bool:
+    public = x509.load_der_x509_certificate(credential.certificate).public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    return public.public_numbers() == credential.private_key.public_key().public_numbers()
+
+
+@pytest.fixture
+def registry() -> CertificateRegistry:
+    return CertificateRegistry()
+
+
+@pytest.fixture
+def card(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> CardState:
+    return lifecycle.issue(
+        jlis_ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
+        issued_on=TODAY, keys=key_pool,
+    )  # fmt: skip
+
+
+# --- issuance ------------------------------------------------------------------------------------
+
+
+def test_issue_records_both_certificates_under_the_card_id(
+    registry: CertificateRegistry, card: CardState
+) -> None:
+    assert card.label
+    for kind, number in serials(card).items():
+        entry = registry.entry(number)
+        assert entry is not None
+        assert (entry.kind, entry.card_id, entry.replaces) == (kind, card.label, None)
+        assert (
+            entry.not_after
+            == x509.load_der_x509_certificate(cred(card, kind).certificate).not_valid_after_utc
+        )
+        assert registry.status(number) is CertificateStatus.GOOD
+
+
+def test_a_card_without_certificates_records_nothing(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> None:
+    declined = lifecycle.issue(
+        jlis_ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
+        issued_on=TODAY, keys=key_pool, with_certificates=False,
+    )  # fmt: skip
+    assert declined.auth is None
+    assert registry.entries() == []
+
+
+# --- suspension ----------------------------------------------------------------------------------
+
+
+def test_suspension_revokes_both_certificates_as_lost(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState
+) -> None:
+    revoked = lifecycle.suspend(registry, card, at=NOW)
+    assert sorted(revoked) == sorted(serials(card).values())
+    for number in serials(card).values():
+        entry = registry.entry(number)
+        assert entry is not None
+        assert (entry.reason, entry.revoked_at) == ("lost", NOW)
+        assert registry.status(number) is CertificateStatus.REVOKED
+    crl = x509.load_der_x509_crl(JlisServices(jlis_ca, registry).crl("auth", now=NOW))
+    assert [r.serial_number for r in crl] == [serials(card)["auth"]]
+
+
+def test_suspension_by_serials_is_all_or_nothing(
+    registry: CertificateRegistry, card: CardState
+) -> None:
+    auth = serials(card)["auth"]
+    with pytest.raises(UnknownCertificate):
+        lifecycle.suspend(registry, [auth, 404], at=NOW)
+    assert registry.status(auth) is CertificateStatus.GOOD
+    lifecycle.suspend(registry, [auth], at=NOW, reason="holder_request")
+    assert registry.status(auth) is CertificateStatus.REVOKED
+    assert registry.status(serials(card)["sign"]) is CertificateStatus.GOOD
+
+
+# --- renewal -------------------------------------------------------------------------------------
+
+
+def test_renewal_keeps_the_card_and_links_new_certificates_to_old(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    on = TODAY + timedelta(days=400)
+    renewed = lifecycle.renew(jlis_ca, registry, card, on=on, keys=key_pool)
+    assert (renewed.holder, renewed.pins, renewed.label) == (card.holder, card.pins, card.label)
+    assert (renewed.card_expires, renewed.atr_profile) == (card.card_expires, card.atr_profile)
+    old, new = serials(card), serials(renewed)
+    for kind in ("auth", "sign"):
+        assert new[kind] != old[kind]
+        assert holds_its_key(cred(renewed, kind))
+        assert registry.predecessor(new[kind]) == old[kind]
+        assert registry.successor(old[kind]) == new[kind]
+        assert registry.status(new[kind]) is CertificateStatus.GOOD
+        assert registry.status(old[kind]) is CertificateStatus.REVOKED
+        old_entry, new_entry = registry.entry(old[kind]), registry.entry(new[kind])
+        assert old_entry is not None
+        assert new_entry is not None
+        assert old_entry.reason == "superseded"
+        assert new_entry.card_id == card.label
+    assert cred(renewed, "auth").ca_certificate == jlis_ca.auth_ca_certificate
+    assert cred(renewed, "sign").ca_certificate == jlis_ca.sign_ca_certificate
+    # 5th birthday after renewal: well before this adult's 10-year card runs out.
+    expected = nth_birthday_after(card.holder.birth_date, on, 5)
+    assert expected < card.card_expires
+    assert last_valid_day(cred(renewed, "auth").certificate) == expected
+    assert last_valid_day(cred(renewed, "sign").certificate) == expected
+
+
+def test_renewal_makes_new_key_pairs(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState
+) -> None:
+    renewed = lifecycle.renew(jlis_ca, registry, card, on=TODAY)  # fresh keys, like a card
+    for kind in ("auth", "sign"):
+        new_key = cred(renewed, kind).private_key.public_key().public_numbers()
+        assert new_key != cred(card, kind).private_key.public_key().public_numbers()
+        assert holds_its_key(cred(renewed, kind))
+
+
+class Stutter:
+    """A key source that hands out each of its keys twice in a row (as a pool may)."""
+
+    def __init__(self, keys: tuple[rsa.RSAPrivateKey, ...]) -> None:
+        self._keys = [key for key in keys for _ in range(2)]
+
+    def new_key(self) -> rsa.RSAPrivateKey:
+        return self._keys.pop(0)
+
+
+def test_renewal_never_gives_both_applets_the_same_key(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    renewed = lifecycle.renew(jlis_ca, registry, card, on=TODAY, keys=Stutter(key_pool.keys))
+    assert cred(renewed, "auth").private_key is not cred(renewed, "sign").private_key
+
+
+def test_an_expired_certificate_renewed_late_in_the_cards_life_stops_with_the_card(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    on = card.card_expires - timedelta(days=700)  # the old certificate has long expired
+    assert last_valid_day(cred(card, "auth").certificate) < on
+    renewed = lifecycle.renew(jlis_ca, registry, card, on=on, keys=key_pool)
+    assert nth_birthday_after(card.holder.birth_date, on, 5) > card.card_expires
+    assert last_valid_day(cred(renewed, "auth").certificate) == card.card_expires
+    assert last_valid_day(cred(renewed, "sign").certificate) == card.card_expires
+
+
+def test_predecessors_chain_back_across_two_renewals(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    once = lifecycle.renew(jlis_ca, registry, card, on=TODAY + timedelta(days=30), keys=key_pool)
+    twice = lifecycle.renew(jlis_ca, registry, once, on=TODAY + timedelta(days=60), keys=key_pool)
+    for kind in ("auth", "sign"):
+        chain = [serials(twice)[kind]]
+        while (previous := registry.predecessor(chain[-1])) is not None:
+            chain.append(previous)
+        assert chain == [serials(s)[kind] for s in (twice, once, card)]
+        forward = [serials(card)[kind]]
+        while (following := registry.successor(forward[-1])) is not None:
+            forward.append(following)
+        assert forward == chain[::-1]
+    assert registry.status(serials(once)["auth"]) is CertificateStatus.REVOKED
+    assert registry.status(serials(twice)["auth"]) is CertificateStatus.GOOD
+
+
+def test_a_lost_and_found_card_can_be_renewed_and_keeps_its_loss_on_record(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    lifecycle.suspend(registry, card, at=NOW)
+    renewed = lifecycle.renew(jlis_ca, registry, card, on=TODAY, keys=key_pool)
+    old = registry.entry(serials(card)["auth"])
+    assert old is not None
+    assert old.reason == "lost"
+    assert registry.predecessor(serials(renewed)["auth"]) == serials(card)["auth"]
+
+
+def test_renewal_refuses_a_stale_card_state_and_changes_nothing(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    lifecycle.renew(jlis_ca, registry, card, on=TODAY, keys=key_pool)
+    before = registry.entries()
+    with pytest.raises(ValueError, match="already replaced"):
+        lifecycle.renew(jlis_ca, registry, card, on=TODAY, keys=key_pool)
+    with pytest.raises(ValueError, match="already replaced"):
+        lifecycle.reissue(
+            jlis_ca, registry, card, on=TODAY, pin=PIN, password=PASSWORD, keys=key_pool
+        )
+    assert registry.entries() == before
+
+
+def test_renewal_refuses_an_expired_card(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    with pytest.raises(ValueError, match="card itself expired"):
+        lifecycle.renew(
+            jlis_ca, registry, card, on=card.card_expires + timedelta(days=1), keys=key_pool
+        )
+
+
+def test_a_card_the_registry_never_saw_cannot_be_linked(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> None:
+    unrecorded = issue_card(
+        jlis_ca, random_holder(rng), pin=PIN, password=PASSWORD, issued_on=TODAY, keys=key_pool
+    )
+    with pytest.raises(ValueError, match="not in this registry"):
+        lifecycle.renew(jlis_ca, registry, unrecorded, on=TODAY, keys=key_pool)
+
+
+def test_a_card_whose_holder_declined_certificates_cannot_be_renewed_or_reissued(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> None:
+    declined = lifecycle.issue(
+        jlis_ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
+        issued_on=TODAY, keys=key_pool, with_certificates=False,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="declined"):
+        lifecycle.renew(jlis_ca, registry, declined, on=TODAY, keys=key_pool)
+    with pytest.raises(ValueError, match="declined"):
+        lifecycle.reissue(
+            jlis_ca, registry, declined, on=TODAY, pin=PIN, password=PASSWORD, keys=key_pool
+        )
+    assert registry.entries() == []
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    birth=st.dates(date(1940, 1, 1), date(2004, 12, 31)),
+    years=st.integers(0, 9),
+    days=st.integers(0, 364),
+)
+def test_renewed_certificates_last_to_the_5th_birthday_but_never_past_the_card(
+    jlis_ca: JlisCA, key_pool: KeyPool, birth: date, years: int, days: int
+) -> None:
+    registry = CertificateRegistry()
+    holder = random_holder(random.Random(0), birth_date=birth)
+    issued = date(2021, 4, 1)
+    state = lifecycle.issue(
+        jlis_ca, registry, holder, pin=PIN, password=PASSWORD, issued_on=issued, keys=key_pool
+    )
+    on = min(issued + timedelta(days=365 * years + days), state.card_expires)
+    renewed = lifecycle.renew(jlis_ca, registry, state, on=on, keys=key_pool)
+    expected = certificate_not_after(birth, on, state.card_expires)
+    assert last_valid_day(cred(renewed, "auth").certificate) == expected
+    assert expected <= state.card_expires
+    assert expected == min(nth_birthday_after(birth, on, 5), state.card_expires)
+
+
+# --- reissue -------------------------------------------------------------------------------------
+
+
+def test_reissue_after_loss_links_the_new_card_and_keeps_the_loss(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    lifecycle.suspend(registry, card, at=NOW)
+    on = TODAY + timedelta(days=20)
+    new = lifecycle.reissue(
+        jlis_ca, registry, card, on=on, pin="5678", password="NEW123", keys=key_pool
+    )
+    assert new.holder == card.holder
+    assert new.label
+    assert new.label != card.label
+    assert new.card_expires == card_expiry(card.holder.birth_date, on)
+    assert new.pins[PinSlot.AUTH].matches(b"5678")
+    assert new.pins[PinSlot.SIGN].matches(b"NEW123")
+    for kind in ("auth", "sign"):
+        old_serial, new_serial = serials(card)[kind], serials(new)[kind]
+        assert registry.predecessor(new_serial) == old_serial
+        assert registry.successor(old_serial) == new_serial
+        assert registry.status(new_serial) is CertificateStatus.GOOD
+        old_entry, new_entry = registry.entry(old_serial), registry.entry(new_serial)
+        assert old_entry is not None
+        assert new_entry is not None
+        assert (old_entry.reason, old_entry.revoked_at) == ("lost", NOW)
+        assert new_entry.card_id == new.label
+        assert last_valid_day(cred(new, kind).certificate) == certificate_not_after(
+            card.holder.birth_date, on, new.card_expires
+        )
+
+
+def test_reissue_without_suspension_supersedes_the_old_card(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    new = lifecycle.reissue(
+        jlis_ca, registry, card, on=TODAY, pin=PIN, password=PASSWORD, keys=key_pool
+    )
+    for kind in ("auth", "sign"):
+        old = registry.entry(serials(card)[kind])
+        assert old is not None
+        assert old.reason == "superseded"
+        assert registry.predecessor(serials(new)[kind]) == serials(card)[kind]
+
+
+# --- all of it, through a CA folder ------------------------------------------------------------
+
+
+def test_a_cards_whole_life_survives_a_restart(
+    tmp_path: Path, key_pool: KeyPool, rng: random.Random
+) -> None:
+    folder = tmp_path / "ca"
+    ca = JlisCA.create(folder)
+    registry = CertificateRegistry(folder)
+    first = lifecycle.issue(
+        ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
+        issued_on=TODAY, keys=key_pool,
+    )  # fmt: skip
+    renewed = lifecycle.renew(ca, registry, first, on=TODAY + timedelta(days=10), keys=key_pool)
+    lifecycle.suspend(registry, renewed, at=NOW + timedelta(days=20))
+    reissued = lifecycle.reissue(
+        ca, registry, renewed, on=TODAY + timedelta(days=30), pin=PIN, password=PASSWORD,
+        keys=key_pool,
+    )  # fmt: skip
+
+    services = JlisServices(JlisCA.load(folder), CertificateRegistry(folder))
+    auth = [serials(s)["auth"] for s in (first, renewed, reissued)]
+    assert services.predecessor(auth[2]) == auth[1]
+    assert services.predecessor(auth[1]) == auth[0]
+    assert [services.status(n) for n in auth] == [
+        CertificateStatus.REVOKED,
+        CertificateStatus.REVOKED,
+        CertificateStatus.GOOD,
+    ]
+    crl = x509.load_der_x509_crl(services.crl("auth", now=NOW + timedelta(days=31)))
+    reasons = {
+        r.serial_number: r.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        for r in crl
+    }
+    assert reasons == {
+        auth[0]: x509.ReasonFlags.superseded,
+        auth[1]: x509.ReasonFlags.key_compromise,
+    }
