@@ -38,6 +38,7 @@ from card_emulator import (
 from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 from .card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
+from .demo_platform import platform_stories
 from .opensc import find_opensc
 from .pcscd import PcscdUnavailable, pcscd_running
 from .transports import Transport, open_transport, vpcd_reader_name, wait_for_card, wait_for_removal
@@ -83,6 +84,7 @@ class DemoReport:
     stories: list[dict[str, str]] = field(default_factory=list)
     opensc: dict[str, str] = field(default_factory=dict)
     report_dir: str = ""
+    platform_db: str = ""
 
     @property
     def ok(self) -> bool:
@@ -362,6 +364,11 @@ def run_demo(out_root: Path, *, runs: int = 20, progress: Progress = lambda _m: 
             report.transports.append(_time_transport("vpcd", contact, ca_cert, runs, "contact"))
             _opensc(report, contact, progress)
     _pin_stories(report, ca, folder, progress)
+    report.platform_db = platform_stories(
+        folder,
+        lambda title, expected, observed: _story(report, title, expected, observed),
+        progress,
+    )
     write_report(report, folder)
     return report
 
@@ -406,6 +413,12 @@ def write_report(report: DemoReport, folder: Path) -> None:
         f"| {s['story']} | {s['expected']} | {s['observed']} | {s['outcome']} |"
         for s in report.stories
     ]
+    if report.platform_db:
+        lines += [
+            "",
+            f"The platform's database: `{report.platform_db}` "
+            f"(check it: `mynahil audit verify --db {report.platform_db}`).",
+        ]
     if report.skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {v}" for k, v in report.skipped.items()]
     (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

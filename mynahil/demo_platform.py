@@ -1,0 +1,158 @@
+"""The demo's platform part: cards reserve MyKey IDs through the reference platform over HTTP.
+
+A real server (uvicorn on a loopback port) with its own SQLite database and J-LIS; each story
+is what a cardholder lives through, told by the cardholder client's own words.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from card_emulator import CardFile, CardState, EmulatedCard, PinSlot, save_card
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.jlis import lifecycle, random_holder
+from reference_impl.platform import ReferencePlatform, build_platform
+
+from .card import MyNumberCard
+from .transports import open_transport
+
+__all__ = ["platform_stories"]
+
+Story = Callable[[str, str, str], None]
+PIN, PASSWORD = "1234", "ABC123"
+
+
+@contextmanager
+def _serving(platform: ReferencePlatform) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(platform.app, host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _reserve(client: PlatformClient, path: Path, pin: str) -> str:
+    """`mynahil client reserve` in miniature: the card file in a reader, the ID or the advice."""
+    with (
+        CardFile(path) as stored,
+        open_transport("inproc", EmulatedCard(stored.state, stored)) as wire,
+    ):
+        try:
+            return client.reserve(MyNumberCard(wire), pin)
+        except ClientRefusal as refusal:
+            return f"refused: {refusal.code}"
+
+
+def platform_stories(folder: Path, story: Story, progress: Callable[[str], None]) -> str:
+    """Run the stories; returns the platform's database URL (for `mynahil audit verify`)."""
+    db_url = f"sqlite:///{folder / 'platform.db'}"
+    platform = build_platform(db_url, folder / "platform-jlis")
+    rng = random.Random(7)
+    jlis = platform.jlis
+
+    def new_card(name: str) -> Path:
+        state = lifecycle.issue(
+            jlis.ca, jlis.registry, random_holder(rng), pin=PIN, password=PASSWORD,
+            issued_on=date.today(),
+        )  # fmt: skip
+        path = folder / "cards" / f"{name}.json"
+        save_card(state, path)
+        return path
+
+    def replace_state(path: Path, state: CardState) -> None:
+        save_card(state, path)
+
+    progress("platform stories: reservation, wrong PIN, lockout, renewal, reissue (HTTP)")
+    try:
+        with _serving(platform) as url, httpx.Client(base_url=url, timeout=10) as http:
+            client = PlatformClient(http)
+            alice = new_card("alice")
+            first = _reserve(client, alice, PIN)
+            story(
+                "Reservation gives an 8-character MyKey ID",
+                "8 characters",
+                f"{len(first)} characters",
+            )
+            story(
+                "Reserving again with the same card gives the same ID",
+                first,
+                _reserve(client, alice, PIN),
+            )
+            story(
+                "A wrong PIN is refused with the tries left",
+                "refused: wrong_pin",
+                _reserve(client, alice, "0000"),
+            )
+            for _ in range(2):
+                _reserve(client, alice, "0000")
+            story(
+                "Three wrong PINs lock the card",
+                "refused: pin_blocked",
+                _reserve(client, alice, PIN),
+            )
+            with CardFile(alice) as stored:  # the municipal window
+                stored.save(
+                    stored.state.with_pin(PinSlot.AUTH, stored.state.pins[PinSlot.AUTH].unblocked())
+                )
+            story(
+                "After the window unblocks the PIN, the same ID comes back",
+                first,
+                _reserve(client, alice, PIN),
+            )
+            renewed = lifecycle.renew(
+                jlis.ca, jlis.registry, CardFile(alice, lock=False).state, on=date.today()
+            )
+            replace_state(alice, renewed)
+            story("A renewed certificate keeps the MyKey ID", first, _reserve(client, alice, PIN))
+            old = CardFile(alice, lock=False).state
+            lifecycle.suspend(jlis.registry, old, at=datetime.now(UTC))
+            story(
+                "A card reported lost is refused",
+                "refused: certificate_revoked",
+                _reserve(client, alice, PIN),
+            )
+            new_path = folder / "cards" / "alice-reissued.json"
+            save_card(
+                lifecycle.reissue(
+                    jlis.ca, jlis.registry, old, on=date.today(), pin=PIN, password=PASSWORD
+                ),
+                new_path,
+            )
+            story(
+                "The reissued card gets the same MyKey ID", first, _reserve(client, new_path, PIN)
+            )
+            bob = new_card("bob")
+            story(
+                "Another holder gets another ID",
+                "different",
+                "different" if _reserve(client, bob, PIN) != first else "same",
+            )
+        count, problem = platform.store.verify_audit()
+        story(
+            "The audit chain of all this is intact",
+            "intact",
+            "intact" if problem is None and count else str(problem),
+        )
+    finally:
+        platform.close()
+    return db_url
