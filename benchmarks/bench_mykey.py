@@ -16,16 +16,13 @@ import json
 import os
 import random
 import secrets
-import socket
 import sys
 import tempfile
-import threading
 import time
 from datetime import date
 from pathlib import Path
 
 import httpx
-import uvicorn
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rich.progress import track
@@ -34,7 +31,7 @@ from sqlalchemy import create_engine, text
 from card_emulator import CardState
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.mykey import Purpose
-from reference_impl.platform import ReferencePlatform, build_platform
+from reference_impl.platform import ReferencePlatform, build_platform, serving
 
 POSTGRES = os.environ.get(
     "MYNAHIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -93,16 +90,6 @@ def http_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
     """One uvicorn worker on loopback, one keep-alive client sending requests back to back."""
     import base64
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(platform.app, host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
     bodies = [
         {
             "challenge_id": c,
@@ -111,17 +98,13 @@ def http_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
         }
         for c, cert, sig in proofs
     ]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            start = time.perf_counter()
-            for body in bodies:
-                response = client.post("/v1/mykey/ids", json=body)
-                if response.status_code != 201:
-                    raise SystemExit(f"issuance failed: {response.text}")
-            return len(bodies) / (time.perf_counter() - start)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(platform.app) as url, httpx.Client(base_url=url) as client:
+        start = time.perf_counter()
+        for body in bodies:
+            response = client.post("/v1/mykey/ids", json=body)
+            if response.status_code != 201:
+                raise SystemExit(f"issuance failed: {response.text}")
+        return len(bodies) / (time.perf_counter() - start)
 
 
 def fresh_postgres_schema(url: str) -> tuple[str, str] | None:

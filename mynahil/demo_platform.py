@@ -7,21 +7,16 @@ is what a cardholder lives through, told by the cardholder client's own words.
 from __future__ import annotations
 
 import random
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from card_emulator import CardFile, CardState, EmulatedCard, PinSlot, save_card
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
-from reference_impl.platform import ReferencePlatform, build_platform
+from reference_impl.platform import build_platform, serving
 
 from .card import MyNumberCard
 from .transports import open_transport
@@ -30,25 +25,6 @@ __all__ = ["platform_stories"]
 
 Story = Callable[[str, str, str], None]
 PIN, PASSWORD = "1234", "ABC123"
-
-
-@contextmanager
-def _serving(platform: ReferencePlatform) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(platform.app, host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _reserve(client: PlatformClient, path: Path, pin: str) -> str:
@@ -84,7 +60,7 @@ def platform_stories(folder: Path, story: Story, progress: Callable[[str], None]
 
     progress("platform stories: reservation, wrong PIN, lockout, renewal, reissue (HTTP)")
     try:
-        with _serving(platform) as url, httpx.Client(base_url=url, timeout=10) as http:
+        with serving(platform.app) as url, httpx.Client(base_url=url, timeout=10) as http:
             client = PlatformClient(http)
             alice = new_card("alice")
             first = _reserve(client, alice, PIN)
