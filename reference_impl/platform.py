@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from mynahil.files import write_atomically
 from reference_impl.api import create_app
+from reference_impl.gateways import HttpAccountCheck
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
 from reference_impl.mykey import MyKeyService
+from reference_impl.points import AccountCheck, PointsService, Scheme, load_scheme
+from reference_impl.points.signing import Signer, public_key_bytes
 from reference_impl.store import SqlStore
 
 __all__ = ["ReferencePlatform", "build_platform", "serving"]
@@ -26,23 +31,51 @@ class ReferencePlatform:
     store: SqlStore
     jlis: JlisServices
     mykey: MyKeyService
+    points: PointsService
+    signer: Signer  # the platform's own key: signs its calls to operators
     app: FastAPI
 
     def close(self) -> None:
         self.store.dispose()
 
 
-def build_platform(db_url: str, jlis_folder: Path | None) -> ReferencePlatform:
+def platform_key(folder: Path | None) -> Ed25519PrivateKey:
+    """The platform's signing key: kept in ``folder`` (created once), or fresh in memory."""
+    if folder is None:
+        return Ed25519PrivateKey.generate()
+    path = folder / "platform-signing.key"
+    if path.exists():
+        return Ed25519PrivateKey.from_private_bytes(path.read_bytes())
+    key = Ed25519PrivateKey.generate()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, key.private_bytes_raw())
+    path.chmod(0o600)
+    return key
+
+
+def build_platform(
+    db_url: str,
+    jlis_folder: Path | None,
+    *,
+    scheme: Scheme | None = None,
+    accounts: AccountCheck | None = None,
+) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
     The folder is the one ``mynahil card new`` issues from, so its cards are trusted and its
-    registry knows their certificates.
+    registry knows their certificates. Campaigns are the bundled ones unless ``scheme`` is
+    given; operators' accounts are verified over HTTP unless ``accounts`` is given.
     """
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
     store = SqlStore.open(db_url)
     mykey = MyKeyService(store, jlis)
-    return ReferencePlatform(store, jlis, mykey, create_app(mykey, jlis))
+    signer = Signer("platform", platform_key(jlis_folder))
+    points = PointsService(
+        store, mykey, scheme or load_scheme(), accounts or HttpAccountCheck(signer)
+    )
+    app = create_app(mykey, jlis, points, public_key_bytes(signer.key))
+    return ReferencePlatform(store, jlis, mykey, points, signer, app)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ def service(request: Request) -> MyKeyService:
 Service = Annotated[MyKeyService, Depends(service)]
 
 
-def _b64(field: str, text: str) -> bytes:
+def b64_field(field: str, text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -122,8 +122,8 @@ def issue(body: IssueRequest, svc: Service, response: Response) -> IssueResponse
     """Reservation: a MyKey ID bound to the card's certificate (the existing one if any)."""
     result = svc.issue(
         body.challenge_id,
-        _b64("certificate", body.certificate),
-        _b64("signature", body.signature),
+        b64_field("certificate", body.certificate),
+        b64_field("signature", body.signature),
         chosen_id=body.chosen_id,
     )
     if not result.created:
@@ -136,8 +136,8 @@ def login_card(body: CardProof, svc: Service) -> SessionResponse:
     return _session(
         svc.login_with_card(
             body.challenge_id,
-            _b64("certificate", body.certificate),
-            _b64("signature", body.signature),
+            b64_field("certificate", body.certificate),
+            b64_field("signature", body.signature),
         )
     )
 

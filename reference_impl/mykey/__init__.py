@@ -6,10 +6,11 @@ from .errors import LoginLocked, MyKeyError
 from .ids import ALPHABET, InvalidMyKeyId, generate_mykey_id, parse_mykey_id
 from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Session
 from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
-from .service import IssueResult, LoginResult, MyKeyService, Policy
+from .service import CardHolder, IssueResult, LoginResult, MyKeyService, Policy
 
 __all__ = [
     "ALPHABET",
+    "CardHolder",
     "CertificateAuthority",
     "CertificateStatus",
     "Challenge",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Se
 from .passwords import check_password_policy, hash_password, password_matches
 from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
 
-__all__ = ["IssueResult", "LoginResult", "MyKeyService", "Policy"]
+__all__ = ["CardHolder", "IssueResult", "LoginResult", "MyKeyService", "Policy"]
 
 Clock = Callable[[], datetime]
 
@@ -53,6 +53,15 @@ class Policy:
 class IssueResult:
     mykey_id: str
     created: bool  # False: the certificate already had one (returned as it is)
+
+
+@dataclass(frozen=True, slots=True)
+class CardHolder:
+    """Who proved possession of a card: their record and the certificate they used."""
+
+    record: MyKeyRecord
+    serial: int
+    certificate_issued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,12 @@ class MyKeyService:
         self._ids = secrets.SystemRandom()
 
     # --- plumbing --------------------------------------------------------------------------
+
+    def operation(
+        self, action: str
+    ) -> AbstractContextManager[tuple[UnitOfWork, datetime, dict[str, Any]]]:
+        """The audited transaction every operation runs in; the point system uses it too."""
+        return self._operation(action)
 
     @contextmanager
     def _operation(self, action: str) -> Iterator[tuple[UnitOfWork, datetime, dict[str, Any]]]:
@@ -153,6 +168,11 @@ class MyKeyService:
         self, certificate_der: bytes, nonce: bytes, signature: bytes, now: datetime
     ) -> int:
         """Chain, validity, revocation and possession: the certificate's serial if all hold."""
+        return int(self._verified_certificate(certificate_der, nonce, signature, now).serial_number)
+
+    def _verified_certificate(
+        self, certificate_der: bytes, nonce: bytes, signature: bytes, now: datetime
+    ) -> x509.Certificate:
         try:
             cert = x509.load_der_x509_certificate(certificate_der)
         except ValueError:
@@ -189,7 +209,7 @@ class MyKeyService:
             raise MyKeyError(
                 "signature_invalid", "the card's signature does not match the challenge"
             ) from None
-        return int(cert.serial_number)
+        return cert
 
     def _record_for_serial(self, uow: UnitOfWork, serial: int, now: datetime) -> MyKeyRecord | None:
         """The active record for this certificate, following J-LIS's old→new linkage.
@@ -311,6 +331,26 @@ class MyKeyService:
                 )
             note["record_id"] = record.record_id
             return self._session(uow, record, LoginMethod.CARD, now)
+
+    def card_holder(
+        self,
+        uow: UnitOfWork,
+        challenge_id: str,
+        certificate_der: bytes,
+        signature: bytes,
+        now: datetime,
+    ) -> CardHolder:
+        """A card login inside someone else's operation (the point system's application)."""
+        nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
+        cert = self._verified_certificate(certificate_der, nonce, signature, now)
+        record = self._record_for_serial(uow, int(cert.serial_number), now)
+        if record is None:
+            raise MyKeyError("mykey_not_found", "this card has no MyKey ID yet: issue one first")
+        return CardHolder(record, int(cert.serial_number), cert.not_valid_before_utc)
+
+    def logged_in(self, uow: UnitOfWork, token: str, now: datetime) -> MyKeyRecord:
+        """The active record behind a session token, inside someone else's operation."""
+        return self._logged_in(uow, token, now, card=False)
 
     def login_with_password(self, mykey_id: str, password: str) -> LoginResult:
         """The second way in: MyKey ID + page password, rate limited per ID."""

@@ -66,8 +66,10 @@ from reference_impl.mykey.model import (
     Purpose,
     Session,
 )
-from reference_impl.mykey.ports import Conflict, UnitOfWork
+from reference_impl.mykey.ports import Conflict
+from reference_impl.points.ports import PointsUnitOfWork
 
+from .points_sql import PointsStatements
 from .tables import (
     audit_head,
     audit_log,
@@ -221,7 +223,7 @@ class SqlStore:
         return self._lock if self._lock is not None else nullcontext()
 
     @contextmanager
-    def transaction(self) -> Iterator[UnitOfWork]:
+    def transaction(self) -> Iterator[PointsUnitOfWork]:
         """One unit of work: commits on normal exit, rolls back if the block raises."""
         with self._exclusive(), self._engine.begin() as connection:
             uow = _SqlUnitOfWork(connection)
@@ -329,7 +331,7 @@ def _insert_new(dialect: str, table: Any) -> Any:
     return _INSERTS[key]
 
 
-class _SqlUnitOfWork:
+class _SqlUnitOfWork(PointsStatements):
     """:class:`~reference_impl.mykey.ports.UnitOfWork` on one connection in a transaction."""
 
     def __init__(self, connection: Connection) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -23,16 +24,25 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 __all__ = [
     "UTCDateTime",
+    "applications",
     "audit_head",
     "audit_log",
     "certificate_bindings",
     "challenges",
+    "ledger",
+    "linked_accounts",
     "metadata",
     "mykeys",
+    "operator_nonces",
+    "operators",
+    "payment_services",
+    "point_totals",
+    "point_transactions",
     "retired_ids",
     "sessions",
 ]
@@ -151,4 +161,115 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
     CheckConstraint("id = 1", name="single_row"),
+)
+
+
+# --- the point system -------------------------------------------------------------------------
+
+# feed_seq: the last position handed out in this operator's feed of applications. Taking the
+# next one locks the row until commit, so positions are gap-free and commit in order.
+operators = Table(
+    "operators",
+    metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("verify_url", Text, nullable=True),
+    Column("feed_seq", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+payment_services = Table(
+    "payment_services",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("operator_id", String(64), ForeignKey("operators.operator_id"), nullable=False),
+    Column("name", Text, nullable=False),
+)
+
+# Nonces seen in signed operator requests, kept while their timestamps are fresh.
+operator_nonces = Table(
+    "operator_nonces",
+    metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False, index=True),
+)
+
+# A payment account belongs to one MyKey record, for good.
+linked_accounts = Table(
+    "linked_accounts",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("account_id", String(128), primary_key=True),
+    Column("record_id", Integer, ForeignKey("mykeys.record_id"), nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("application_id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", String(32), nullable=False),
+    Column("record_id", Integer, ForeignKey("mykeys.record_id"), nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("account_id", String(128), nullable=False),
+    Column("operator_id", String(64), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+    Column("card_applied_on", Date, nullable=False),
+    Column("feed_seq", BigInteger, nullable=False),
+    UniqueConstraint("campaign_id", "record_id", name="uq_applications_campaign_record"),
+    UniqueConstraint("operator_id", "feed_seq", name="uq_applications_operator_feed"),
+)
+
+# Each person's points per cap group; locked (FOR UPDATE) while a batch decides grants.
+point_totals = Table(
+    "point_totals",
+    metadata,
+    Column("record_id", Integer, primary_key=True),
+    Column("cap_group", String(64), primary_key=True),
+    Column("points", Integer, nullable=False),
+    CheckConstraint("points >= 0", name="not_negative"),
+)
+
+# Every decided report, refusals included: a retried idempotency key gets this answer back.
+point_transactions = Table(
+    "point_transactions",
+    metadata,
+    Column("operator_id", String(64), primary_key=True),
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("transaction_id", String(128), nullable=False),
+    Column("service_id", String(64), nullable=False),
+    Column("account_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("original_transaction_id", String(128), nullable=True),
+    Column("record_id", Integer, nullable=True),
+    Column("campaign_id", String(32), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("net_points", Integer, nullable=False),
+    Column("refunded_amount", BigInteger, nullable=False),
+    Column("total_after", Integer, nullable=True),
+    Column("decided_at", UTCDateTime, nullable=False),
+    UniqueConstraint("operator_id", "transaction_id", name="uq_point_transactions_operator_tx"),
+)
+
+# Append-only (triggers refuse UPDATE and DELETE): every movement of points.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("record_id", Integer, nullable=False, index=True),
+    Column("cap_group", String(64), nullable=False),
+    Column("campaign_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("operator_id", String(64), nullable=False, index=True),
+    Column("service_id", String(64), nullable=False),
+    Column("account_id", String(128), nullable=False),
+    Column("transaction_id", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
+    Date,
     DateTime,
     Engine,
     Integer,
@@ -31,7 +33,7 @@ def kind(type_: TypeEngine[object]) -> str:
     """A loose type: what matters to the code, not the backend's spelling of it."""
     if isinstance(type_, TypeDecorator):
         type_ = type_.impl_instance
-    for generic in (DateTime, LargeBinary, Integer, String):
+    for generic in (DateTime, Date, LargeBinary, Integer, String):
         if isinstance(type_, generic):
             return generic.__name__
     raise AssertionError(f"unexpected column type {type_!r}")
@@ -101,7 +103,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
     upgrade(store_url)
     upgrade(store_url)
     with SqlStore.open(store_url) as store:
-        assert current_revision(store.engine) == head_revision() == "0001"
+        assert current_revision(store.engine) == head_revision() == "0002"
         with store.engine.connect() as connection:
             heads = connection.execute(select(audit_head)).all()
         assert [tuple(row) for row in heads] == [(1, 0, GENESIS)]
@@ -127,3 +129,26 @@ def test_downgrade_removes_everything_and_upgrade_rebuilds(store_url: str) -> No
         assert described(engine) == intended()
     finally:
         engine.dispose()
+
+
+def test_the_ledger_refuses_update_and_delete(store: SqlStore) -> None:
+    """Append-only is the database's rule too, not only the code's (migration 0002)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete, insert, update
+    from sqlalchemy.exc import DatabaseError
+
+    from reference_impl.store.tables import ledger
+
+    row = {
+        "record_id": 1, "cap_group": "spend", "campaign_id": "round1", "kind": "grant",
+        "points": 100, "operator_id": "op", "service_id": "s", "account_id": "a",
+        "transaction_id": "t", "at": datetime.now(UTC),
+    }  # fmt: skip
+    with store.engine.begin() as connection:
+        connection.execute(insert(ledger).values(**row))
+    for statement in (update(ledger).values(points=5000), delete(ledger)):
+        with pytest.raises(DatabaseError, match="append-only"), store.engine.begin() as c:
+            c.execute(statement)
+    with store.engine.connect() as connection:
+        assert connection.execute(select(ledger.c.points)).scalars().all() == [100]

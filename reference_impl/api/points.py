@@ -1,0 +1,302 @@
+"""HTTP face of the point system: holders apply; operators, signing every request, report
+transactions, pull the feed of applications, fetch settlements and reconcile. Translation only."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from reference_impl.points import (
+    Application,
+    CardProof,
+    Decision,
+    Operator,
+    PointsError,
+    PointsService,
+    Report,
+    TransactionKind,
+)
+from reference_impl.points.service import MAX_BATCH
+from reference_impl.points.settlement import parse_operator_records
+
+from .mykey import CardProof as CardProofBody
+from .mykey import Token, b64_field
+
+__all__ = ["holder_router", "operator_router"]
+
+holder_router = APIRouter(prefix="/v1/points", tags=["Points: holders"])
+operator_router = APIRouter(prefix="/v1/operators/{operator_id}", tags=["Points: operators"])
+
+
+def service(request: Request) -> PointsService:
+    svc: PointsService = request.app.state.points
+    return svc
+
+
+Service = Annotated[PointsService, Depends(service)]
+
+
+# --- holders ----------------------------------------------------------------------------------
+
+
+class ApplicationRequest(CardProofBody):
+    service_id: str = Field(min_length=1, max_length=64)
+    account_id: str = Field(min_length=1, max_length=128, description="the payment service ID")
+    security_code: str = Field(min_length=1, max_length=64)
+    campaign_id: str | None = Field(default=None, description="omit: the campaign open today")
+
+
+class ApplicationOut(BaseModel):
+    application_id: int
+    campaign_id: str
+    service_id: str
+    account_id: str
+    applied_at: datetime
+    card_applied_on: date
+    feed_seq: int
+
+
+def _application(a: Application) -> ApplicationOut:
+    return ApplicationOut(
+        application_id=a.application_id,
+        campaign_id=a.campaign_id,
+        service_id=a.service_id,
+        account_id=a.account_id,
+        applied_at=a.applied_at,
+        card_applied_on=a.card_applied_on,
+        feed_seq=a.feed_seq,
+    )
+
+
+class HolderPointsOut(BaseModel):
+    mykey_id: str
+    applications: list[ApplicationOut]
+    points: dict[str, int]
+
+
+class CampaignOut(BaseModel):
+    campaign_id: str
+    title: str
+    opens: date
+    closes: date
+    rate_percent: int
+    cap_yen: int
+    spend_starts: date
+    spend_ends: date
+
+
+@holder_router.post("/applications", status_code=status.HTTP_201_CREATED)
+def apply(body: ApplicationRequest, svc: Service) -> ApplicationOut:
+    """Application (申込): choose one payment service, with the card. Never changes after."""
+    proof = CardProof(
+        body.challenge_id,
+        b64_field("certificate", body.certificate),
+        b64_field("signature", body.signature),
+    )
+    return _application(
+        svc.apply(proof, body.service_id, body.account_id, body.security_code, body.campaign_id)
+    )
+
+
+@holder_router.get("/me")
+def my_points(token: Token, svc: Service) -> HolderPointsOut:
+    """The holder's applications and points per cap group."""
+    held = svc.holder_points(token)
+    return HolderPointsOut(
+        mykey_id=held.mykey_id,
+        applications=[_application(a) for a in held.applications],
+        points=held.points,
+    )
+
+
+@holder_router.get("/campaigns")
+def campaigns(svc: Service) -> list[CampaignOut]:
+    return [
+        CampaignOut(
+            campaign_id=c.campaign_id,
+            title=c.title,
+            opens=c.opens,
+            closes=c.closes,
+            rate_percent=c.spend.rate_percent,
+            cap_yen=c.spend.cap_yen,
+            spend_starts=c.spend.starts,
+            spend_ends=c.spend.ends,
+        )
+        for c in svc.scheme.campaigns.values()
+    ]
+
+
+class PlatformKey(BaseModel):
+    public_key: str = Field(description="base64 raw Ed25519 key: verifies the platform's calls")
+
+
+@holder_router.get("/platform-key")
+def platform_key(request: Request) -> PlatformKey:
+    """The key operators verify the platform's account-verification calls with."""
+    key: bytes = request.app.state.platform_public_key
+    return PlatformKey(public_key=base64.b64encode(key).decode())
+
+
+# --- operators --------------------------------------------------------------------------------
+
+
+class ReportIn(BaseModel):
+    idempotency_key: str = Field(min_length=1, max_length=128)
+    transaction_id: str = Field(min_length=1, max_length=128)
+    service_id: str = Field(min_length=1, max_length=64)
+    account_id: str = Field(min_length=1, max_length=128)
+    kind: TransactionKind
+    amount: int = Field(gt=0, le=100_000_000)
+    occurred_at: datetime
+    original_transaction_id: str | None = Field(default=None, max_length=128)
+
+
+class ReportBatch(BaseModel):
+    transactions: list[ReportIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class DecisionOut(BaseModel):
+    idempotency_key: str
+    transaction_id: str
+    outcome: str
+    points: int
+    total_after: int | None
+    replayed: bool
+
+
+class DecisionsOut(BaseModel):
+    decisions: list[DecisionOut]
+
+
+class FeedOut(BaseModel):
+    applications: list[ApplicationOut]
+    next_after: int = Field(description="pass as `after` next time; nothing is ever skipped")
+
+
+class DifferenceOut(BaseModel):
+    transaction_id: str
+    problem: str
+    operator: str | None
+    platform: str | None
+
+
+class ReconciliationOut(BaseModel):
+    month: str
+    differences: list[DifferenceOut]
+
+
+_BATCH = TypeAdapter(ReportBatch)
+
+
+async def signed_operator(operator_id: str, request: Request, svc: Service) -> Operator:
+    """The operator that signed this request; it must be the one the path names."""
+    raw = await request.body()
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    operator = await run_in_threadpool(
+        svc.authenticate, request.method, target, request.headers, raw
+    )
+    if operator.operator_id != operator_id:
+        raise PointsError(
+            "operator_mismatch", f"signed by {operator.operator_id}, not {operator_id}"
+        )
+    return operator
+
+
+SignedOperator = Annotated[Operator, Depends(signed_operator)]
+
+
+def _decision(d: Decision) -> DecisionOut:
+    return DecisionOut(
+        idempotency_key=d.idempotency_key,
+        transaction_id=d.transaction_id,
+        outcome=d.outcome.value,
+        points=d.points,
+        total_after=d.total_after,
+        replayed=d.replayed,
+    )
+
+
+@operator_router.post(
+    "/transactions",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ReportBatch.model_json_schema()}},
+        }
+    },
+)
+async def report(request: Request, operator: SignedOperator, svc: Service) -> DecisionsOut:
+    """Report charges, purchases and refunds (1 to 5,000 per batch), each with an idempotency
+    key. Decided and committed before the answer; a retried key gets its first answer."""
+    try:
+        batch = _BATCH.validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise PointsError("invalid_request", f"{where}: {first.get('msg', 'invalid')}") from None
+    reports = [
+        Report(
+            idempotency_key=r.idempotency_key,
+            transaction_id=r.transaction_id,
+            service_id=r.service_id,
+            account_id=r.account_id,
+            kind=r.kind,
+            amount=r.amount,
+            occurred_at=r.occurred_at,
+            original_transaction_id=r.original_transaction_id,
+        )
+        for r in batch.transactions
+    ]
+    decisions = await run_in_threadpool(svc.report, operator.operator_id, reports)
+    return DecisionsOut(decisions=[_decision(d) for d in decisions])
+
+
+@operator_router.get("/applications")
+def feed(
+    operator: SignedOperator,
+    svc: Service,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> FeedOut:
+    """New applications for the operator's services, oldest first, from a cursor."""
+    found = svc.applications_feed(operator.operator_id, after, limit)
+    return FeedOut(
+        applications=[_application(a) for a in found],
+        next_after=found[-1].feed_seq if found else after,
+    )
+
+
+@operator_router.get("/settlements/{month}", response_model=None)
+def settlement(
+    month: str,
+    operator: SignedOperator,
+    svc: Service,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """The month's settlement (JST): every ledger movement for the operator, with totals."""
+    result = svc.settlement(operator.operator_id, month)
+    if format == "csv":
+        return Response(result.to_csv(), media_type="text/csv")
+    return Response(result.to_json(), media_type="application/json")
+
+
+@operator_router.post("/reconciliations/{month}")
+async def reconciliation(
+    month: str, request: Request, operator: SignedOperator, svc: Service
+) -> ReconciliationOut:
+    """Send your books for the month (CSV: transaction_id,kind,amount,points); every
+    difference from the platform's records comes back."""
+    try:
+        records = parse_operator_records((await request.body()).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PointsError("invalid_request", f"records: {exc}") from None
+    differences = await run_in_threadpool(svc.reconcile, operator.operator_id, month, records)
+    return ReconciliationOut(
+        month=month,
+        differences=[DifferenceOut(**d.as_dict()) for d in differences],
+    )

@@ -1,0 +1,107 @@
+"""The sample operator's HTTP face: open an account, the verify endpoint the platform calls
+(signed by the platform), and a till that books a charge and reports it to the platform."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from reference_impl.points import PointsError, TransactionKind
+from reference_impl.points.signing import check_signature
+
+from .books import OperatorBooks
+from .client import OperatorClient
+
+__all__ = ["create_operator_app"]
+
+
+class NewAccount(BaseModel):
+    holder_name: str = Field(min_length=1, max_length=100)
+
+
+class AccountOut(BaseModel):
+    service_id: str
+    account_id: str
+    security_code: str
+
+
+class VerifyIn(BaseModel):
+    service_id: str
+    account_id: str
+    security_code: str
+
+
+class TillIn(BaseModel):
+    account_id: str
+    amount: Annotated[int, Field(gt=0)]
+    kind: TransactionKind = TransactionKind.CHARGE
+    refund_of: str | None = None
+    occurred_at: datetime | None = None
+
+
+class TillOut(BaseModel):
+    transaction_id: str
+    outcome: str
+    points: int
+    total_after: int | None
+
+
+def create_operator_app(
+    books: OperatorBooks, platform_key: bytes, platform: OperatorClient | None = None
+) -> FastAPI:
+    """``platform_key`` verifies the platform's calls; ``platform`` reports charges to it."""
+    app = FastAPI(title=f"sample payment service {books.service_id}", version="1.0.0")
+    seen_nonces: set[str] = set()  # replays of the platform's calls; a sample keeps them all
+
+    @app.post("/v1/accounts", status_code=201)
+    def open_account(body: NewAccount) -> AccountOut:
+        account = books.open_account(body.holder_name)
+        return AccountOut(
+            service_id=books.service_id,
+            account_id=account.account_id,
+            security_code=account.security_code,
+        )
+
+    @app.post("/v1/verify-account")
+    async def verify_account(request: Request) -> dict[str, bool]:
+        raw = await request.body()
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            signed = check_signature(
+                platform_key, "POST", target, request.headers, raw, datetime.now(UTC)
+            )
+        except PointsError as exc:
+            raise HTTPException(401, str(exc)) from None
+        if signed.nonce in seen_nonces:
+            raise HTTPException(401, "replayed request")
+        seen_nonces.add(signed.nonce)
+        body = VerifyIn.model_validate_json(raw)
+        return {"valid": books.verify(body.service_id, body.account_id, body.security_code)}
+
+    @app.post("/v1/till")
+    def till(body: TillIn) -> TillOut:
+        if platform is None:
+            raise HTTPException(503, "this operator is not connected to a platform")
+        if body.account_id not in books.accounts:
+            raise HTTPException(404, f"no account {body.account_id}")
+        report = books.book(
+            body.account_id,
+            body.amount,
+            body.occurred_at or datetime.now(UTC),
+            kind=body.kind,
+            refund_of=body.refund_of,
+        )
+        decisions = platform.report([report])
+        books.answered(decisions)
+        decision = decisions[0]
+        return TillOut(
+            transaction_id=decision.transaction_id,
+            outcome=decision.outcome.value,
+            points=decision.points,
+            total_after=decision.total_after,
+        )
+
+    return app

@@ -1,0 +1,90 @@
+"""An operator's signed HTTP client for the platform's operator API."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from reference_impl.points import Decision, Outcome, PointsError, Report
+from reference_impl.points.signing import Signer
+
+__all__ = ["OperatorClient", "report_json"]
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "idempotency_key": report.idempotency_key,
+        "transaction_id": report.transaction_id,
+        "service_id": report.service_id,
+        "account_id": report.account_id,
+        "kind": report.kind.value,
+        "amount": report.amount,
+        "occurred_at": report.occurred_at.isoformat(),
+    }
+    if report.original_transaction_id is not None:
+        body["original_transaction_id"] = report.original_transaction_id
+    return body
+
+
+@dataclass
+class OperatorClient:
+    http: httpx.Client
+    signer: Signer
+
+    @classmethod
+    def connect(cls, platform_url: str, signer: Signer, timeout: float = 30.0) -> OperatorClient:
+        return cls(httpx.Client(base_url=platform_url.rstrip("/"), timeout=timeout), signer)
+
+    @property
+    def _base(self) -> str:
+        return f"/v1/operators/{self.signer.name}"
+
+    def _send(self, method: str, target: str, body: bytes = b"", content_type: str = "") -> Any:
+        headers = self.signer.headers(method, target, body)
+        if content_type:
+            headers["Content-Type"] = content_type
+        response = self.http.request(method, target, content=body or None, headers=headers)
+        if response.is_error:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"code": f"http_{response.status_code}", "detail": response.text}
+            raise PointsError(str(problem.get("code")), str(problem.get("detail")))
+        if response.headers.get("content-type", "").startswith("text/csv"):
+            return response.text
+        return response.json()
+
+    def report(self, reports: list[Report]) -> list[Decision]:
+        body = json.dumps({"transactions": [report_json(r) for r in reports]}).encode()
+        data = self._send("POST", f"{self._base}/transactions", body, "application/json")
+        return [
+            Decision(
+                d["idempotency_key"],
+                d["transaction_id"],
+                Outcome(d["outcome"]),
+                int(d["points"]),
+                d.get("total_after"),
+                replayed=bool(d.get("replayed")),
+            )
+            for d in data["decisions"]
+        ]
+
+    def feed(self, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        query = urlencode({"after": after, "limit": limit})
+        data = self._send("GET", f"{self._base}/applications?{query}")
+        applications: list[dict[str, Any]] = data["applications"]
+        return applications
+
+    def settlement(self, month: str, fmt: str = "json") -> Any:
+        return self._send("GET", f"{self._base}/settlements/{month}?format={fmt}")
+
+    def reconcile(self, month: str, records_csv: str) -> list[dict[str, Any]]:
+        data = self._send(
+            "POST", f"{self._base}/reconciliations/{month}", records_csv.encode(), "text/csv"
+        )
+        differences: list[dict[str, Any]] = data["differences"]
+        return differences

@@ -1,0 +1,11 @@
+"""Refusals of the point system: the platform's refusal type, with the point system's codes."""
+
+from __future__ import annotations
+
+from reference_impl.mykey import MyKeyError
+
+__all__ = ["PointsError"]
+
+
+class PointsError(MyKeyError):
+    """A refusal with a stable ``code``; one platform, so one problem-details mapping."""

@@ -1,0 +1,102 @@
+"""The point rules (SPEC.md "The points"), each in one pure function.
+
+Rounding (this implementation's documented choice): points for a charge or purchase are
+``floor(amount * rate_percent / 100)`` yen, per transaction, never past what is left of the
+person's cap. Fractions are dropped per transaction, so 99 yen earns 24 points, not 24.75.
+
+Refunds: a transaction keeps the points its *remaining* amount would earn, but never more than
+it was granted. After a refund the transaction's net grant becomes
+``min(net_before, floor((amount - refunded_total) * rate / 100))`` and the difference is taken
+back. So a full refund takes back everything the charge earned; a partial refund of a charge
+that was clipped by the cap takes back only what the remaining amount no longer covers. What a
+refund frees under the cap is available to later transactions, never re-granted to earlier ones.
+
+Time: campaign dates are Japan dates; a transaction's day is its time in JST (UTC+9, no DST).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Final
+
+from .campaign import SpendRule
+
+__all__ = [
+    "JST",
+    "Eligibility",
+    "GrantDecision",
+    "decide_grant",
+    "eligibility",
+    "japan_date",
+    "points_for",
+    "refund_clawback",
+]
+
+JST: Final = timezone(timedelta(hours=9), "JST")
+
+
+def japan_date(moment: datetime) -> date:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: give the time zone")
+    return moment.astimezone(JST).date()
+
+
+def points_for(amount: int, rate_percent: int) -> int:
+    """The uncapped points a charge of ``amount`` yen earns: floor(amount * rate / 100)."""
+    if amount < 0:
+        raise ValueError(f"amount must not be negative, got {amount}")
+    return amount * rate_percent // 100
+
+
+class Eligibility(StrEnum):
+    """Why a transaction may or may not earn points (the stable outcome codes)."""
+
+    ELIGIBLE = "eligible"
+    BEFORE_APPLICATION = "before_application"
+    OUTSIDE_CAMPAIGN = "outside_campaign"
+
+
+def eligibility(
+    rule: SpendRule, occurred_at: datetime, applied_at: datetime, card_applied_on: date
+) -> Eligibility:
+    """Only transactions after the application and inside the holder's window count."""
+    if occurred_at < applied_at:
+        return Eligibility.BEFORE_APPLICATION
+    day = japan_date(occurred_at)
+    if day < rule.starts or day > rule.window_end(card_applied_on):
+        return Eligibility.OUTSIDE_CAMPAIGN
+    return Eligibility.ELIGIBLE
+
+
+@dataclass(frozen=True, slots=True)
+class GrantDecision:
+    points: int
+    capped: bool  # less than the full rate because of the cap
+
+
+def decide_grant(amount: int, rule: SpendRule, granted_so_far: int) -> GrantDecision:
+    """Points for an eligible charge, given what the person's cap group already holds."""
+    if granted_so_far < 0:
+        raise ValueError(f"granted_so_far must not be negative, got {granted_so_far}")
+    full = points_for(amount, rule.rate_percent)
+    room = max(0, rule.cap_yen - granted_so_far)
+    return GrantDecision(min(full, room), capped=full > room)
+
+
+def refund_clawback(
+    amount: int, refunded_before: int, refund: int, net_granted: int, rate_percent: int
+) -> int:
+    """Points a refund of ``refund`` yen takes back from a transaction (see module docstring).
+
+    ``refunded_before`` is what earlier refunds of the same transaction returned; the caller
+    refuses refunds past the amount before asking.
+    """
+    if refund <= 0 or refunded_before < 0 or refunded_before + refund > amount:
+        raise ValueError(
+            f"a refund of {refund} after {refunded_before} does not fit a charge of {amount}"
+        )
+    remaining = amount - refunded_before - refund
+    keeps = min(net_granted, points_for(remaining, rate_percent))
+    return net_granted - keeps

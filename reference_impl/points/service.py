@@ -1,0 +1,620 @@
+"""The point system's rules in motion (SPEC.md "The points"), free of HTTP and SQL.
+
+- **Applications**: a card login, one payment service per person per campaign, verified by the
+  operator, then fixed for good; a payment account belongs to one MyKey ID.
+- **Reports**: operators report charges, purchases and refunds in batches. A batch is one
+  transaction: the people it touches are locked (their cap totals), every report is decided by
+  :mod:`.rules`, and the decisions, ledger entries and one audit record commit together before
+  the answer leaves. A retried idempotency key gets the first answer back and grants nothing.
+- **Operators** sign every request (:mod:`.signing`); a nonce is spent in the same store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from reference_impl.mykey import Conflict, MyKeyService
+
+from .campaign import Campaign, Scheme
+from .errors import PointsError
+from .model import (
+    Application,
+    Decision,
+    LedgerEntry,
+    LedgerKind,
+    Operator,
+    Outcome,
+    PaymentService,
+    Report,
+    StoredTransaction,
+    TransactionKind,
+)
+from .ports import AccountCheck, CapKey, OperatorUnreachable, PointsStore, PointsUnitOfWork
+from .rules import Eligibility, decide_grant, eligibility, japan_date, refund_clawback
+from .settlement import (
+    Difference,
+    OperatorRecord,
+    Settlement,
+    month_bounds,
+    reconcile,
+    settle,
+    violations,
+)
+from .signing import MAX_SKEW, check_signature, signer_of
+
+__all__ = ["CardProof", "HolderPoints", "PointsService", "report_digest"]
+
+Clock = Callable[[], datetime]
+MAX_BATCH = 5000
+_RACE_RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CardProof:
+    """A card login: a LOGIN challenge signed by the card, with its certificate."""
+
+    challenge_id: str
+    certificate: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HolderPoints:
+    mykey_id: str
+    applications: list[Application]
+    points: dict[str, int]  # per cap group
+
+
+def report_digest(report: Report) -> str:
+    """What an idempotency key promises: the same key always carries the same report."""
+    fields = (
+        report.transaction_id,
+        report.service_id,
+        report.account_id,
+        report.kind.value,
+        str(report.amount),
+        report.occurred_at.astimezone(UTC).isoformat(),
+        report.original_transaction_id or "",
+    )
+    return hashlib.sha256("\x1f".join(fields).encode("utf-8")).hexdigest()
+
+
+def _check_report(index: int, report: Report) -> None:
+    where = f"transactions[{index}]"
+    if not 1 <= len(report.idempotency_key) <= 128:
+        raise PointsError("invalid_request", f"{where}.idempotency_key: 1 to 128 characters")
+    if not 1 <= len(report.transaction_id) <= 128:
+        raise PointsError("invalid_request", f"{where}.transaction_id: 1 to 128 characters")
+    if report.amount <= 0:
+        raise PointsError("invalid_request", f"{where}.amount: must be a positive yen amount")
+    if report.occurred_at.tzinfo is None:
+        raise PointsError("invalid_request", f"{where}.occurred_at: give the time zone")
+    refund = report.kind is TransactionKind.REFUND
+    if refund != (report.original_transaction_id is not None):
+        raise PointsError(
+            "invalid_request",
+            f"{where}.original_transaction_id: required for refunds and only for refunds",
+        )
+
+
+class _Batch:
+    """Deciding one batch against locked totals; collects what to write."""
+
+    def __init__(
+        self,
+        scheme: Scheme,
+        operator_id: str,
+        now: datetime,
+        applications: Mapping[tuple[str, str], list[Application]],
+        active: set[int],
+        totals: dict[CapKey, int],
+        originals: dict[str, StoredTransaction],
+    ) -> None:
+        self.scheme = scheme
+        self.operator_id = operator_id
+        self.now = now
+        self.applications = applications
+        self.active = active
+        self.totals = totals
+        self.originals = originals
+        self.new_rows: dict[str, StoredTransaction] = {}  # by idempotency key
+        self.refunded: dict[str, tuple[int, int]] = {}  # existing originals changed
+        self.ledger: list[LedgerEntry] = []
+        self.changed: set[CapKey] = set()
+        self.seen_ids: set[str] = set(originals)  # transaction IDs decided before or now
+
+    def _store(
+        self,
+        report: Report,
+        digest: str,
+        outcome: Outcome,
+        *,
+        points: int = 0,
+        application: Application | None = None,
+        total_after: int | None = None,
+        record_id: int | None = None,
+    ) -> Decision:
+        row = StoredTransaction(
+            operator_id=self.operator_id,
+            idempotency_key=report.idempotency_key,
+            request_digest=digest,
+            transaction_id=report.transaction_id,
+            service_id=report.service_id,
+            account_id=report.account_id,
+            kind=report.kind,
+            amount=report.amount,
+            occurred_at=report.occurred_at,
+            original_transaction_id=report.original_transaction_id,
+            record_id=application.record_id if application else record_id,
+            campaign_id=application.campaign_id if application else None,
+            outcome=outcome,
+            points=points,
+            net_points=points if report.kind is not TransactionKind.REFUND else 0,
+            refunded_amount=0,
+            total_after=total_after,
+            decided_at=self.now,
+        )
+        self.new_rows[report.idempotency_key] = row
+        self.seen_ids.add(report.transaction_id)
+        if report.kind is not TransactionKind.REFUND:
+            self.originals[report.transaction_id] = row
+        return row.decision(replayed=False)
+
+    def _move(
+        self,
+        row_or_app: Application | StoredTransaction,
+        report: Report,
+        points: int,
+        kind: LedgerKind,
+        cap_group: str,
+    ) -> int:
+        record_id = row_or_app.record_id
+        assert record_id is not None
+        key = (record_id, cap_group)
+        self.totals[key] = self.totals.get(key, 0) + points
+        self.changed.add(key)
+        campaign_id = row_or_app.campaign_id
+        assert campaign_id is not None
+        if points:
+            self.ledger.append(
+                LedgerEntry(
+                    record_id=record_id,
+                    cap_group=cap_group,
+                    campaign_id=campaign_id,
+                    kind=kind,
+                    points=points,
+                    operator_id=self.operator_id,
+                    service_id=report.service_id,
+                    account_id=report.account_id,
+                    transaction_id=report.transaction_id,
+                    at=self.now,
+                )
+            )
+        return self.totals[key]
+
+    def charge(self, report: Report, digest: str) -> Decision:
+        applied = self.applications.get((report.service_id, report.account_id), [])
+        if not applied:
+            return self._store(report, digest, Outcome.NO_APPLICATION)
+        if applied[0].record_id not in self.active:
+            return self._store(
+                report, digest, Outcome.MYKEY_REVOKED, record_id=applied[0].record_id
+            )
+        verdicts: list[tuple[Eligibility, Application, Campaign]] = []
+        for application in applied:
+            campaign = self.scheme.campaign(application.campaign_id)
+            if campaign is None:
+                continue
+            verdict = eligibility(
+                campaign.spend,
+                report.occurred_at,
+                application.applied_at,
+                application.card_applied_on,
+            )
+            verdicts.append((verdict, application, campaign))
+        chosen = next((v for v in verdicts if v[0] is Eligibility.ELIGIBLE), None)
+        if chosen is None:
+            before = any(v[0] is Eligibility.BEFORE_APPLICATION for v in verdicts)
+            outcome = Outcome.BEFORE_APPLICATION if before else Outcome.OUTSIDE_CAMPAIGN
+            return self._store(report, digest, outcome, record_id=applied[0].record_id)
+        _, application, campaign = chosen
+        group = campaign.spend.cap_group
+        held = self.totals.get((application.record_id, group), 0)
+        grant = decide_grant(report.amount, campaign.spend, held)
+        total = self._move(application, report, grant.points, LedgerKind.GRANT, group)
+        outcome = Outcome.CAPPED if grant.capped else Outcome.GRANTED
+        return self._store(
+            report, digest, outcome, points=grant.points, application=application, total_after=total
+        )
+
+    def refund(self, report: Report, digest: str) -> Decision:
+        assert report.original_transaction_id is not None
+        original = self.originals.get(report.original_transaction_id)
+        if original is None or original.kind is TransactionKind.REFUND:
+            return self._store(report, digest, Outcome.ORIGINAL_UNKNOWN)
+        if original.refunded_amount + report.amount > original.amount:
+            return self._store(
+                report, digest, Outcome.REFUND_EXCEEDS_ORIGINAL, record_id=original.record_id
+            )
+        taken = 0
+        total: int | None = None
+        if original.outcome.grants and original.net_points > 0:
+            campaign = self.scheme.campaign(original.campaign_id or "")
+            rate = campaign.spend.rate_percent if campaign else 0
+            taken = refund_clawback(
+                original.amount,
+                original.refunded_amount,
+                report.amount,
+                original.net_points,
+                rate,
+            )
+            group = campaign.spend.cap_group if campaign else "spend"
+            total = self._move(original, report, -taken, LedgerKind.CLAWBACK, group)
+        updated = replace(
+            original,
+            net_points=original.net_points - taken,
+            refunded_amount=original.refunded_amount + report.amount,
+        )
+        self.originals[original.transaction_id] = updated
+        if original.idempotency_key in self.new_rows:
+            self.new_rows[original.idempotency_key] = updated
+        else:
+            self.refunded[original.transaction_id] = (updated.net_points, updated.refunded_amount)
+        row = self._store(
+            report,
+            digest,
+            Outcome.TAKEN_BACK,
+            points=-taken,
+            record_id=original.record_id,
+            total_after=total,
+        )
+        self.new_rows[report.idempotency_key] = replace(
+            self.new_rows[report.idempotency_key], campaign_id=original.campaign_id
+        )
+        return row
+
+
+class PointsService:
+    def __init__(
+        self,
+        store: PointsStore,
+        mykey: MyKeyService,
+        scheme: Scheme,
+        accounts: AccountCheck,
+        *,
+        clock: Clock | None = None,
+        max_skew: timedelta = MAX_SKEW,
+    ) -> None:
+        self.store = store
+        self.mykey = mykey
+        self.scheme = scheme
+        self.accounts = accounts
+        self.clock = clock or mykey.clock
+        self.max_skew = max_skew
+
+    def _operation(self, action: str) -> Any:
+        return self.mykey.operation(action)
+
+    # --- operators -------------------------------------------------------------------------
+
+    def register_operator(self, operator: Operator, services: Sequence[PaymentService]) -> None:
+        for service in services:
+            if service.operator_id != operator.operator_id:
+                raise PointsError("invalid_request", f"{service.service_id} is not this operator's")
+        with self._operation("operator_register") as (uow, _now, note):
+            note["details"].update(
+                operator=operator.operator_id, services=[s.service_id for s in services]
+            )
+            try:
+                cast(PointsUnitOfWork, uow).add_operator(operator, services)
+            except Conflict:
+                raise PointsError(
+                    "operator_exists",
+                    f"operator {operator.operator_id} or one of its service IDs exists already",
+                ) from None
+
+    def authenticate(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Operator:
+        """The operator who signed this request; refuses unsigned, forged, stale and replays."""
+        claimed = signer_of(headers)
+        with self._operation("operator_request") as (raw, now, note):
+            uow = cast(PointsUnitOfWork, raw)
+            note["details"].update(operator=claimed, target=target)
+            operator = uow.operator(claimed)
+            if operator is None:
+                raise PointsError("operator_unknown", f"no operator {claimed!r} is registered")
+            signed = check_signature(
+                operator.public_key, method, target, headers, body, now, self.max_skew
+            )
+            if not uow.remember_nonce(operator.operator_id, signed.nonce, now):
+                raise PointsError("request_replayed", "this request was sent before (same nonce)")
+            if now.second == 0:  # about once a minute: forget nonces too old to be fresh
+                uow.forget_nonces(now - 2 * self.max_skew)
+            return operator
+
+    # --- applications ----------------------------------------------------------------------
+
+    def apply(
+        self,
+        proof: CardProof,
+        service_id: str,
+        account_id: str,
+        security_code: str,
+        campaign_id: str | None = None,
+    ) -> Application:
+        """Choose the payment service for a campaign, with the card; once accepted, fixed."""
+        if not account_id or len(account_id) > 128:
+            raise PointsError("invalid_request", "payment service ID: 1 to 128 characters")
+        with self._operation("apply_card") as (raw, now, note):
+            uow = cast(PointsUnitOfWork, raw)
+            holder = self.mykey.card_holder(
+                uow, proof.challenge_id, proof.certificate, proof.signature, now
+            )
+            note["record_id"] = holder.record.record_id
+            campaign = self._campaign_for(campaign_id, now)
+            service = next((s for s in uow.services() if s.service_id == service_id), None)
+            if service is None:
+                raise PointsError("service_unknown", f"no payment service {service_id!r}")
+            operator = uow.operator(service.operator_id)
+            assert operator is not None
+            existing = uow.application(holder.record.record_id, campaign.campaign_id)
+        # The holder proved the card (and the challenge is spent); now ask the operator.
+        note_details = {"campaign": campaign.campaign_id, "service": service_id}
+        verified = True  # a retry of an accepted application is answered from the store
+        if existing is None:
+            try:
+                verified = self.accounts.verify_account(
+                    operator, service_id, account_id, security_code
+                )
+            except OperatorUnreachable as exc:
+                raise PointsError(
+                    "operator_unavailable",
+                    f"{operator.name} did not answer ({exc}); try again later",
+                ) from None
+        with self._operation("apply") as (raw, now, note):
+            uow = cast(PointsUnitOfWork, raw)
+            note["record_id"] = holder.record.record_id
+            note["details"].update(note_details)
+            current = uow.application(holder.record.record_id, campaign.campaign_id)
+            if current is not None:
+                if (current.service_id, current.account_id) == (service_id, account_id):
+                    return current  # a retry of the same choice
+                raise PointsError(
+                    "already_applied",
+                    f"you chose {current.service_id} for {campaign.campaign_id}; the choice "
+                    "can never be changed",
+                )
+            if not verified:
+                raise PointsError(
+                    "account_not_verified",
+                    f"{operator.name} does not recognise that payment service ID and security "
+                    "code: check both in the service's app",
+                )
+            card_applied_on = japan_date(holder.certificate_issued_at)
+            if not campaign.spend.admits(card_applied_on):
+                raise PointsError(
+                    "not_eligible",
+                    f"{campaign.title} is for cards applied for by "
+                    f"{campaign.spend.card_applied_by}",
+                )
+            if japan_date(now) > campaign.spend.window_end(card_applied_on):
+                raise PointsError("campaign_closed", f"{campaign.title} has ended for your card")
+            linked = uow.link_account(service_id, account_id, holder.record.record_id)
+            if linked != holder.record.record_id:
+                raise PointsError(
+                    "account_taken",
+                    "that payment service ID is linked to someone else's MyKey ID: use your own",
+                )
+            try:
+                return uow.add_application(
+                    Application(
+                        application_id=0,
+                        campaign_id=campaign.campaign_id,
+                        record_id=holder.record.record_id,
+                        service_id=service_id,
+                        account_id=account_id,
+                        operator_id=operator.operator_id,
+                        applied_at=now,
+                        card_applied_on=card_applied_on,
+                        feed_seq=0,
+                    )
+                )
+            except Conflict:
+                raise PointsError(
+                    "already_applied",
+                    "an application was made at the same moment; ask again",
+                    discard_changes=True,
+                ) from None
+
+    def _campaign_for(self, campaign_id: str | None, now: datetime) -> Campaign:
+        if campaign_id is not None:
+            campaign = self.scheme.campaign(campaign_id)
+            if campaign is None:
+                known = ", ".join(sorted(self.scheme.campaigns))
+                raise PointsError("campaign_unknown", f"no campaign {campaign_id!r} ({known})")
+            if not campaign.accepts_applications_on(japan_date(now)):
+                raise PointsError(
+                    "campaign_closed",
+                    f"{campaign.title} takes applications {campaign.opens} to {campaign.closes}",
+                )
+            return campaign
+        open_now = self.scheme.open_for_applications(japan_date(now))
+        if not open_now:
+            raise PointsError("campaign_closed", "no campaign takes applications today")
+        return open_now[0]
+
+    def applications_feed(
+        self, operator_id: str, after: int, limit: int = 500
+    ) -> list[Application]:
+        """New applications for an operator's services, in a gap-free order (cursor = feed_seq)."""
+        if after < 0 or not 1 <= limit <= 5000:
+            raise PointsError("invalid_request", "after must be ≥ 0 and limit 1..5000")
+        with self.store.transaction() as uow:
+            return uow.applications_feed(operator_id, after, limit)
+
+    def holder_points(self, token: str) -> HolderPoints:
+        with self._operation("points_show") as (raw, now, note):
+            uow = cast(PointsUnitOfWork, raw)
+            record = self.mykey.logged_in(uow, token, now)
+            note["record_id"] = record.record_id
+            applications = [
+                a for c in self.scheme.campaigns if (a := uow.application(record.record_id, c))
+            ]
+            return HolderPoints(record.mykey_id, applications, uow.points_of(record.record_id))
+
+    # --- reports ---------------------------------------------------------------------------
+
+    def report(self, operator_id: str, reports: Sequence[Report]) -> list[Decision]:
+        """Decide a batch, durably, in order; the answer for each report, in the same order."""
+        if not 1 <= len(reports) <= MAX_BATCH:
+            raise PointsError("invalid_request", f"send 1 to {MAX_BATCH} transactions per batch")
+        for index, report in enumerate(reports):
+            _check_report(index, report)
+        for attempt in range(_RACE_RETRIES):
+            try:
+                return self._report_once(operator_id, reports)
+            except Conflict:
+                # A concurrent batch wrote one of these keys first: decide again, and the
+                # retried key then gets that batch's answer.
+                if attempt == _RACE_RETRIES - 1:
+                    raise PointsError(
+                        "busy",
+                        "too many concurrent reports of the same transactions; retry",
+                        discard_changes=True,
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _report_once(self, operator_id: str, reports: Sequence[Report]) -> list[Decision]:
+        digests = [report_digest(r) for r in reports]
+        with self._operation("report") as (raw, now, note):
+            uow = cast(PointsUnitOfWork, raw)
+            own = {s.service_id for s in uow.services(operator_id)}
+            accounts = {(r.service_id, r.account_id) for r in reports if r.service_id in own}
+            applications = uow.applications_for_accounts(accounts)
+            ids = {r.transaction_id for r in reports} | {
+                r.original_transaction_id for r in reports if r.original_transaction_id
+            }
+            known = uow.transactions_by_id(operator_id, ids)
+            keys: set[CapKey] = set()
+            for applied in applications.values():
+                for a in applied:
+                    campaign = self.scheme.campaign(a.campaign_id)
+                    if campaign:
+                        keys.add((a.record_id, campaign.spend.cap_group))
+            for row in known.values():
+                campaign = self.scheme.campaign(row.campaign_id or "")
+                if row.record_id is not None and campaign:
+                    keys.add((row.record_id, campaign.spend.cap_group))
+            totals = uow.lock_totals(sorted(keys))
+            # Read after the locks: a batch that held them has committed what it decided.
+            replays = uow.transactions_by_key(operator_id, {r.idempotency_key for r in reports})
+            known = uow.transactions_by_id(operator_id, ids)
+            active = uow.active_records({k[0] for k in keys})
+            batch = _Batch(self.scheme, operator_id, now, applications, active, totals, known)
+            decisions: list[Decision] = []
+            for report, digest in zip(reports, digests, strict=True):
+                decisions.append(self._decide(batch, report, digest, own, replays))
+            uow.add_transactions(list(batch.new_rows.values()))
+            if batch.refunded:
+                uow.update_refunded(operator_id, batch.refunded)
+            if batch.changed:
+                uow.set_totals({k: batch.totals[k] for k in batch.changed})
+            if batch.ledger:
+                uow.append_ledger(batch.ledger)
+            note["details"].update(
+                operator=operator_id,
+                reports=len(reports),
+                new=len(batch.new_rows),
+                points=sum(e.points for e in batch.ledger),
+                digest=hashlib.sha256("".join(digests).encode()).hexdigest(),
+            )
+            return decisions
+
+    @staticmethod
+    def _decide(
+        batch: _Batch,
+        report: Report,
+        digest: str,
+        own: set[str],
+        replays: dict[str, StoredTransaction],
+    ) -> Decision:
+        first = replays.get(report.idempotency_key) or batch.new_rows.get(report.idempotency_key)
+        if first is not None:
+            if first.request_digest != digest:
+                return Decision(
+                    report.idempotency_key,
+                    report.transaction_id,
+                    Outcome.IDEMPOTENCY_KEY_REUSED,
+                    0,
+                    None,
+                )
+            return first.decision(replayed=True)
+        if report.service_id not in own:
+            return Decision(
+                report.idempotency_key, report.transaction_id, Outcome.SERVICE_UNKNOWN, 0, None
+            )
+        if report.transaction_id in batch.seen_ids:
+            return Decision(
+                report.idempotency_key,
+                report.transaction_id,
+                Outcome.DUPLICATE_TRANSACTION,
+                0,
+                None,
+            )
+        if report.kind is TransactionKind.REFUND:
+            return batch.refund(report, digest)
+        return batch.charge(report, digest)
+
+    # --- settlement, reconciliation, invariants -----------------------------------------------
+
+    def settlement(self, operator_id: str, month: str) -> Settlement:
+        try:
+            start, end = month_bounds(month)
+        except ValueError as exc:
+            raise PointsError("invalid_request", str(exc)) from None
+        with self.store.transaction() as uow:
+            if uow.operator(operator_id) is None:
+                raise PointsError("operator_unknown", f"no operator {operator_id!r}")
+            entries = uow.ledger_entries(operator_id=operator_id, start=start, end=end)
+        return settle(operator_id, month, entries)
+
+    def reconcile(
+        self, operator_id: str, month: str, records: Sequence[OperatorRecord]
+    ) -> list[Difference]:
+        """The operator's books for a month against the platform's decided transactions."""
+        try:
+            start, end = month_bounds(month)
+        except ValueError as exc:
+            raise PointsError("invalid_request", str(exc)) from None
+        with self.store.transaction() as uow:
+            ours = [
+                t
+                for t in uow.transactions_of(operator_id, start, end)
+                if t.outcome.grants or t.outcome in _RECORDED_REFUSALS
+            ]
+        return reconcile(records, ours)
+
+    def violations(self) -> list[str]:
+        """The ledger's invariants, checked over everything the store holds."""
+        with self.store.transaction() as uow:
+            return violations(
+                self.scheme, uow.ledger_entries(), uow.all_totals(), uow.all_transactions()
+            )
+
+
+# Refused reports are still the operator's transactions (with 0 points): they reconcile too.
+_RECORDED_REFUSALS = frozenset(
+    {
+        Outcome.NO_APPLICATION,
+        Outcome.BEFORE_APPLICATION,
+        Outcome.OUTSIDE_CAMPAIGN,
+        Outcome.MYKEY_REVOKED,
+        Outcome.ORIGINAL_UNKNOWN,
+        Outcome.REFUND_EXCEEDS_ORIGINAL,
+    }
+)

@@ -1,0 +1,196 @@
+"""The point system's rules end to end on each store (SPEC.md "The points")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from reference_impl.mykey import MyKeyError
+from reference_impl.points import Outcome, PointsError, TransactionKind
+from tests.reference_impl.points.harness import OPERATOR, SERVICE, START, PointsPlatform
+
+SEPT = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
+
+
+def test_a_quarter_of_each_charge_until_the_cap(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    first = points.report(person, 10_000)
+    assert (first.outcome, first.points, first.total_after) == (Outcome.GRANTED, 2500, 2500)
+    second = points.report(person, 8_000)
+    assert (second.outcome, second.points, second.total_after) == (Outcome.GRANTED, 2000, 4500)
+    third = points.report(person, 4_000)
+    assert (third.outcome, third.points, third.total_after) == (Outcome.CAPPED, 500, 5000)
+    fourth = points.report(person, 1_000)
+    assert (fourth.outcome, fourth.points, fourth.total_after) == (Outcome.CAPPED, 0, 5000)
+    assert points.points.violations() == []
+
+
+def test_fractions_are_dropped_per_charge(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    assert points.report(person, 99).points == 24
+
+
+def test_charges_before_the_application_or_outside_the_window_earn_nothing(
+    points: PointsPlatform,
+) -> None:
+    person = points.person()
+    before = points.report(person, 1000, at=START - timedelta(minutes=1))
+    assert before.outcome is Outcome.BEFORE_APPLICATION
+    august = points.report(person, 1000, at=START + timedelta(hours=1))  # before 2020-09-01
+    assert august.outcome is Outcome.OUTSIDE_CAMPAIGN
+    # 2021-03-31 23:59 JST counts; the next minute counts only for the extension's holders,
+    # and this card was applied for in 2020, so the window runs to 2021-12-31.
+    late = points.report(person, 1000, at=datetime(2021, 12, 31, 14, 59, tzinfo=UTC))
+    assert late.outcome is Outcome.GRANTED
+    after = points.report(person, 1000, at=datetime(2021, 12, 31, 15, 0, tzinfo=UTC))
+    assert after.outcome is Outcome.OUTSIDE_CAMPAIGN
+
+
+def test_no_points_without_an_application(points: PointsPlatform) -> None:
+    person = points.person(apply=False)
+    points.advance_to(SEPT)
+    assert points.report(person, 1000).outcome is Outcome.NO_APPLICATION
+    assert points.points.violations() == []
+
+
+def test_a_retried_report_returns_the_first_answer_and_grants_once(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    first = points.report(person, 4000, key="k1", transaction_id="t1")
+    again = points.report(person, 4000, key="k1", transaction_id="t1")
+    assert (again.outcome, again.points, again.total_after) == (Outcome.GRANTED, 1000, 1000)
+    assert again.replayed
+    assert not first.replayed
+    reused = points.report(person, 9999, key="k1", transaction_id="t1")
+    assert reused.outcome is Outcome.IDEMPOTENCY_KEY_REUSED
+    duplicate = points.report(person, 4000, key="k2", transaction_id="t1")
+    assert duplicate.outcome is Outcome.DUPLICATE_TRANSACTION
+    assert points.points.violations() == []
+
+
+def test_refunds_take_back_what_the_remaining_amount_no_longer_earns(
+    points: PointsPlatform,
+) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    points.report(person, 18_000, transaction_id="big")  # 4,500
+    clipped = points.report(person, 4_000, transaction_id="clipped")  # 500 of 1,000
+    assert clipped.points == 500
+    # Refunding 1,000 of the clipped charge: 3,000 left still earns 750 ≥ 500, so nothing.
+    partial = points.report(person, 1000, kind=TransactionKind.REFUND, refund_of="clipped")
+    assert (partial.outcome, partial.points) == (Outcome.TAKEN_BACK, 0)
+    # Refunding 2,800 more: 200 left earns 50, so 450 go back.
+    more = points.report(person, 2800, kind=TransactionKind.REFUND, refund_of="clipped")
+    assert (more.points, more.total_after) == (-450, 4550)
+    too_much = points.report(person, 201, kind=TransactionKind.REFUND, refund_of="clipped")
+    assert too_much.outcome is Outcome.REFUND_EXCEEDS_ORIGINAL
+    unknown = points.report(person, 10, kind=TransactionKind.REFUND, refund_of="nope")
+    assert unknown.outcome is Outcome.ORIGINAL_UNKNOWN
+    full = points.report(person, 18_000, kind=TransactionKind.REFUND, refund_of="big")
+    assert (full.points, full.total_after) == (-4500, 50)
+    # What the refunds freed under the cap is there for later charges.
+    assert points.report(person, 4000).points == 1000
+    assert points.points.violations() == []
+
+
+def test_application_is_fixed_once_accepted(points: PointsPlatform) -> None:
+    person = points.person()
+    again = points.apply(person)  # the same choice again: the same application
+    assert again.service_id == SERVICE
+    other = points.books.open_account("same person, second account")
+    with pytest.raises(PointsError) as refused:
+        points.apply(person, account_id=other.account_id, security_code=other.security_code)
+    assert refused.value.code == "already_applied"
+
+
+def test_someone_elses_payment_account_is_refused(points: PointsPlatform) -> None:
+    owner = points.person()
+    intruder = points.person(apply=False)
+    with pytest.raises(PointsError) as refused:
+        points.apply(intruder, account_id=owner.account_id, security_code=owner.security_code)
+    assert refused.value.code == "account_taken"
+
+
+def test_wrong_security_code_is_refused(points: PointsPlatform) -> None:
+    person = points.person(apply=False)
+    with pytest.raises(PointsError) as refused:
+        points.apply(person, security_code="000000" if person.security_code != "000000" else "1")
+    assert refused.value.code == "account_not_verified"
+
+
+def test_no_mykey_id_revoked_id_and_expired_certificate_cannot_apply(
+    points: PointsPlatform,
+) -> None:
+    saved = points.clock.now
+    points.clock.now = START - timedelta(days=30)
+    bare = points.new_card()
+    points.clock.now = saved
+    account = points.books.open_account("bare")
+    with pytest.raises(MyKeyError) as no_id:
+        points.points.apply(
+            points.card_proof(bare), SERVICE, account.account_id, account.security_code
+        )
+    assert no_id.value.code == "mykey_not_found"
+
+    person = points.person(apply=False)
+    token = points.login_card(person.holder).token
+    points.service.revoke(token)
+    with pytest.raises(MyKeyError) as revoked:
+        points.apply(person)
+    assert revoked.value.code == "mykey_not_found"  # a revoked ID is no ID: issue a new one
+
+    expiring = points.person(apply=False)
+    points.advance_to(START + timedelta(days=365 * 6))
+    with pytest.raises(MyKeyError) as expired:
+        points.apply(expiring)
+    assert expired.value.code == "certificate_expired"
+
+
+def test_a_revoked_mykey_id_holds_no_points(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    points.service.revoke(points.login_card(person.holder).token)
+    assert points.report(person, 1000).outcome is Outcome.MYKEY_REVOKED
+
+
+def test_cap_is_shared_by_a_reissued_cards_old_and_new_certificates(
+    points: PointsPlatform,
+) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    points.report(person, 16_000)  # 4,000
+    points.reissue(person.holder)  # new card, new keys, linked by J-LIS
+    points.issue(person.holder)  # first sight of the new certificate binds it
+    assert points.report(person, 8_000).points == 1000
+    assert points.report(person, 8_000).points == 0
+
+
+def test_the_feed_lists_every_application_once_in_order(points: PointsPlatform) -> None:
+    people = [points.person() for _ in range(5)]
+    first = points.points.applications_feed(OPERATOR, 0, limit=3)
+    rest = points.points.applications_feed(OPERATOR, first[-1].feed_seq, limit=10)
+    listed = [a.account_id for a in first + rest]
+    assert listed == [p.account_id for p in people]
+    assert [a.feed_seq for a in first + rest] == [1, 2, 3, 4, 5]
+
+
+def test_settlement_and_reconciliation(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    for amount in (1000, 2000):
+        report = points.books.book(person.account_id, amount, SEPT)
+        points.books.answered(points.points.report(OPERATOR, [report]))
+    settlement = points.points.settlement(OPERATOR, "2020-09")
+    assert settlement.totals()[SERVICE]["net"] == 750
+    assert "transaction_id" in settlement.to_csv().splitlines()[0]
+    records = points.books.records("2020-09")
+    assert points.points.reconcile(OPERATOR, "2020-09", records) == []
+    tampered = [records[0], type(records[1])(records[1].transaction_id, "charge", 2000, 9)]
+    missing = points.books.book(person.account_id, 5, SEPT)
+    differences = points.points.reconcile(
+        OPERATOR, "2020-09", [*tampered, type(records[0])(missing.transaction_id, "charge", 5, 1)]
+    )
+    assert {(d.problem) for d in differences} == {"points", "missing_at_platform"}
