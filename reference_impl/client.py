@@ -26,6 +26,12 @@ _ADVICE = {
     "login_locked": "Too many wrong passwords. Wait and try again, or log in with your card.",
     "mykey_not_found": "This card has no MyKey ID yet. Reserve one first.",
     "mykey_id_taken": "That MyKey ID is taken. Choose another.",
+    "account_taken": "That payment service ID belongs to someone else's MyKey ID. Enter the ID "
+    "shown in your own payment app.",
+    "account_not_verified": "The payment service did not recognise that payment service ID and "
+    "security code. Check both in the service's app.",
+    "already_applied": "You already chose a payment service for this campaign; it cannot be "
+    "changed.",
 }
 
 
@@ -109,6 +115,22 @@ class PlatformClient:
         if chosen_id:
             body["chosen_id"] = chosen_id
         return str(self._post("/v1/mykey/ids", body)["mykey_id"])
+
+    def apply(
+        self,
+        card: MyNumberCard,
+        pin: str,
+        service_id: str,
+        account_id: str,
+        security_code: str,
+        campaign_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Application (申込): choose the payment service, with the card; the application."""
+        body: dict[str, Any] = self._proof(card, pin, "login")
+        body.update(service_id=service_id, account_id=account_id, security_code=security_code)
+        if campaign_id:
+            body["campaign_id"] = campaign_id
+        return self._post("/v1/points/applications", body)
 
     def login(self, card: MyNumberCard, pin: str) -> str:
         """A card login; returns the session token."""

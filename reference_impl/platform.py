@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -19,11 +20,12 @@ from reference_impl.api import create_app
 from reference_impl.gateways import HttpAccountCheck
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
 from reference_impl.mykey import MyKeyService
+from reference_impl.mykey.service import utc_now
 from reference_impl.points import AccountCheck, PointsService, Scheme, load_scheme
 from reference_impl.points.signing import Signer, public_key_bytes
 from reference_impl.store import SqlStore
 
-__all__ = ["ReferencePlatform", "build_platform", "serving"]
+__all__ = ["ReferencePlatform", "build_platform", "serving", "shifted_clock"]
 
 
 @dataclass
@@ -37,6 +39,14 @@ class ReferencePlatform:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+def shifted_clock(as_of: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``as_of`` now and advances in real time from there."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of needs a time zone")
+    offset = as_of - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
 
 
 def platform_key(folder: Path | None) -> Ed25519PrivateKey:
@@ -59,17 +69,20 @@ def build_platform(
     *,
     scheme: Scheme | None = None,
     accounts: AccountCheck | None = None,
+    as_of: datetime | None = None,
 ) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
     The folder is the one ``mynahil card new`` issues from, so its cards are trusted and its
     registry knows their certificates. Campaigns are the bundled ones unless ``scheme`` is
     given; operators' accounts are verified over HTTP unless ``accounts`` is given.
+    ``as_of`` starts the platform's clock at another moment (it then runs at real speed):
+    the campaigns of 2020-2023 can be replayed today.
     """
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
     store = SqlStore.open(db_url)
-    mykey = MyKeyService(store, jlis)
+    mykey = MyKeyService(store, jlis, clock=shifted_clock(as_of) if as_of else utc_now)
     signer = Signer("platform", platform_key(jlis_folder))
     points = PointsService(
         store, mykey, scheme or load_scheme(), accounts or HttpAccountCheck(signer)

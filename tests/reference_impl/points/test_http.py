@@ -1,0 +1,185 @@
+"""The point system over real sockets: the platform and the sample operator each on loopback.
+
+The holder applies through the cardholder client (the platform asks the operator over HTTP,
+signed), the operator reports through its signed client, pulls the feed, settles and
+reconciles; forged, unsigned, stale and replayed operator requests are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from card_emulator import EmulatedCard
+from mynahil.card import MyNumberCard
+from mynahil.transports import InProcessTransport
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.jlis import KeyPool, lifecycle, random_holder
+from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from reference_impl.operator.client import report_json
+from reference_impl.platform import ReferencePlatform, build_platform, serving
+from reference_impl.points import Operator, Outcome, PaymentService, PointsError
+from reference_impl.points.signing import Signer, public_key_bytes
+
+AS_OF = datetime(2020, 9, 15, 3, 0, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    platform: ReferencePlatform
+    url: str
+    books: OperatorBooks
+    operator: OperatorClient
+    key_pool: KeyPool
+
+    def card(self, seed: int) -> MyNumberCard:
+        state = lifecycle.issue(
+            self.platform.jlis.ca, self.platform.jlis.registry,
+            random_holder(random.Random(seed)), pin="1234", password="ABC123",
+            issued_on=date(2020, 7, 1), keys=self.key_pool,
+        )  # fmt: skip
+        transport = InProcessTransport(EmulatedCard(state))
+        transport.connect()
+        return MyNumberCard(transport)
+
+
+@pytest.fixture
+def world(store_url: str, tmp_path: Path, key_pool: KeyPool) -> Iterator[World]:
+    platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
+    books = OperatorBooks("qr-pay-inc", "qr-pay")
+    key = Ed25519PrivateKey.generate()
+    signer = Signer("qr-pay-inc", key)
+    with serving(platform.app) as url:
+        operator_client = OperatorClient.connect(url, signer)
+        operator_app = create_operator_app(
+            books, public_key_bytes(platform.signer.key), operator_client
+        )
+        with serving(operator_app) as operator_url:
+            platform.points.register_operator(
+                Operator(
+                    "qr-pay-inc", "QR Pay Inc.", public_key_bytes(key),
+                    verify_url=f"{operator_url}/v1/verify-account",
+                ),
+                [PaymentService("qr-pay", "qr-pay-inc", "QR Pay")],
+            )  # fmt: skip
+            yield World(platform, url, books, operator_client, key_pool)
+    platform.close()
+
+
+def test_reserve_apply_charge_settle_over_http(world: World) -> None:
+    holder = PlatformClient.connect(world.url)
+    card = world.card(1)
+    holder.reserve(card, "1234")
+    account = world.books.open_account("Hanako")
+    application = holder.apply(card, "1234", "qr-pay", account.account_id, account.security_code)
+    assert application["campaign_id"] == "round1"
+
+    feed = world.operator.feed(after=0)
+    assert [a["account_id"] for a in feed] == [account.account_id]
+    later = AS_OF + timedelta(hours=1)
+    reports = [world.books.book(account.account_id, 12_000, later) for _ in range(2)]
+    decisions = world.operator.report(reports)
+    world.books.answered(decisions)
+    assert [(d.outcome, d.points) for d in decisions] == [
+        (Outcome.GRANTED, 3000), (Outcome.CAPPED, 2000),
+    ]  # fmt: skip
+    again = world.operator.report(reports)
+    assert all(d.replayed for d in again)
+    settlement = world.operator.settlement("2020-09")
+    assert settlement["net"] == 5000
+    assert world.operator.settlement("2020-09", "csv").count("\n") == 3
+    records = "transaction_id,kind,amount,points\n" + "".join(
+        f"{r.transaction_id},{r.kind},{r.amount},{r.points}\n"
+        for r in world.books.records("2020-09")
+    )
+    assert world.operator.reconcile("2020-09", records) == []
+    assert world.platform.points.violations() == []
+
+
+def test_the_holder_is_told_what_to_do_when_refused(world: World) -> None:
+    holder = PlatformClient.connect(world.url)
+    card = world.card(2)
+    holder.reserve(card, "1234")
+    account = world.books.open_account("Taro")
+    with pytest.raises(ClientRefusal) as refused:
+        holder.apply(card, "1234", "qr-pay", account.account_id, "not-the-code")
+    assert refused.value.code == "account_not_verified"
+    assert "security code" in str(refused.value)
+
+
+def _signed_post(world: World, signer: Signer, body: bytes, **overrides: str) -> httpx.Response:
+    target = f"/v1/operators/{signer.name}/transactions"
+    headers = signer.headers("POST", target, body)
+    headers.update(overrides)
+    headers["Content-Type"] = "application/json"
+    return httpx.post(world.url + target, content=body, headers=headers)
+
+
+def _batch(account: str) -> bytes:
+    report = OperatorBooks("qr-pay-inc", "qr-pay").book(account, 100, AS_OF)
+    return json.dumps({"transactions": [report_json(report)]}).encode()
+
+
+def test_unsigned_forged_stale_and_replayed_operator_requests_are_refused(world: World) -> None:
+    body = _batch("000000000000")
+    target = "/v1/operators/qr-pay-inc/transactions"
+    unsigned = httpx.post(world.url + target, content=body)
+    assert (unsigned.status_code, unsigned.json()["code"]) == (401, "request_unsigned")
+
+    impostor = Signer("qr-pay-inc", Ed25519PrivateKey.generate())
+    forged = _signed_post(world, impostor, body)
+    assert (forged.status_code, forged.json()["code"]) == (401, "request_signature_invalid")
+
+    real = world.operator.signer
+    tampered_headers = real.headers("POST", target, body)
+    tampered = httpx.post(
+        world.url + target, content=body.replace(b"100", b"900"), headers=tampered_headers
+    )
+    assert tampered.json()["code"] == "request_signature_invalid"
+
+    old = real.headers("POST", target, body, now=datetime.now(UTC) - timedelta(minutes=10))
+    stale = httpx.post(world.url + target, content=body, headers=old)
+    assert stale.json()["code"] == "request_stale"
+
+    fresh = real.headers("POST", target, body)
+    fresh["Content-Type"] = "application/json"
+    first = httpx.post(world.url + target, content=body, headers=fresh)
+    assert first.status_code == 200
+    replay = httpx.post(world.url + target, content=body, headers=fresh)
+    assert (replay.status_code, replay.json()["code"]) == (401, "request_replayed")
+
+    stranger = Signer("nobody", Ed25519PrivateKey.generate())
+    unknown = _signed_post(world, stranger, body)
+    assert unknown.json()["code"] == "operator_unknown"
+
+
+def test_an_operator_cannot_act_for_another(world: World) -> None:
+    other_key = Ed25519PrivateKey.generate()
+    world.platform.points.register_operator(
+        Operator("other", "Other", public_key_bytes(other_key)),
+        [PaymentService("other-pay", "other", "Other Pay")],
+    )
+    other = Signer("other", other_key)
+    body = _batch("000000000000")
+    target = "/v1/operators/qr-pay-inc/transactions"
+    headers = other.headers("POST", target, body)
+    response = httpx.post(world.url + target, content=body, headers=headers)
+    assert (response.status_code, response.json()["code"]) == (403, "operator_mismatch")
+
+
+def test_bad_batches_get_a_problem_naming_the_field(world: World) -> None:
+    with pytest.raises(PointsError, match=r"transactions\.0\.amount"):
+        world.operator._send(
+            "POST", "/v1/operators/qr-pay-inc/transactions",
+            json.dumps({"transactions": [{**json.loads(_batch("1"))["transactions"][0],
+                                          "amount": -5}]}).encode(),
+            "application/json",
+        )  # fmt: skip
