@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import secrets
-import sys
 import tempfile
 import time
 from datetime import date
@@ -26,16 +23,13 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rich.progress import track
-from sqlalchemy import create_engine, text
+from scratch_postgres import POSTGRES, scratch_schema
 
 from card_emulator import CardState
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.mykey import Purpose
 from reference_impl.platform import ReferencePlatform, build_platform, serving
 
-POSTGRES = os.environ.get(
-    "MYNAHIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 Proof = tuple[str, bytes, bytes]
 
 
@@ -107,27 +101,6 @@ def http_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
         return len(bodies) / (time.perf_counter() - start)
 
 
-def fresh_postgres_schema(url: str) -> tuple[str, str] | None:
-    try:
-        engine = create_engine(url, connect_args={"connect_timeout": 3})
-        schema = f"bench_{secrets.token_hex(4)}"
-        with engine.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine.dispose()
-    except Exception as exc:
-        print(f"PostgreSQL not measured: {exc}", file=sys.stderr)
-        return None
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(url: str, schema: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
-
-
 def measure(db_url: str, folder: Path, pool: KeyPool, count: int) -> dict[str, float]:
     platform = build_platform(db_url, folder)
     try:
@@ -158,13 +131,11 @@ def main() -> None:
         print(
             f"SQLite: {sqlite['inproc_per_s']:,}/s in-process, {sqlite['http_per_s']:,}/s over HTTP"
         )
-        pg = fresh_postgres_schema(args.postgres)
-        if pg is not None:
-            url, schema = pg
-            try:
-                result = measure(url, Path(tmp) / "jlis-b", pool, args.cards)
-            finally:
-                drop_schema(args.postgres, schema)
+        with scratch_schema(args.postgres) as url:
+            if url is None:
+                print(json.dumps(figures))
+                return
+            result = measure(url, Path(tmp) / "jlis-b", pool, args.cards)
             figures["postgres_inproc_issuances_per_s"] = result["inproc_per_s"]
             figures["postgres_http_issuances_per_s"] = result["http_per_s"]
             print(

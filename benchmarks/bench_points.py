@@ -1,0 +1,149 @@
+"""Reported transactions decided per second: in-process and over HTTP in batches, on SQLite
+and PostgreSQL, durable (each batch committed before its answer).
+
+The people are set up directly in the store (a MyKey record and a round-1 application each):
+what is measured is the operator path alone. A batch mixes charges for many people (some
+reaching the cap), a few refunds of earlier charges, and a few retried idempotency keys.
+Over HTTP every batch is signed by the operator and checked by the platform (signature,
+freshness, nonce), on one uvicorn worker.
+
+Run: ``python benchmarks/bench_points.py [--reports N] [--batch N]``. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.progress import track
+from scratch_postgres import POSTGRES, scratch_schema
+
+from reference_impl.gateways import LocalAccountCheck
+from reference_impl.operator import OperatorClient
+from reference_impl.platform import build_platform, serving
+from reference_impl.points import (
+    Application,
+    Operator,
+    PaymentService,
+    Report,
+    TransactionKind,
+)
+from reference_impl.points.signing import Signer, public_key_bytes
+
+AS_OF = datetime(2020, 9, 1, 3, 0, tzinfo=UTC)
+OPERATOR, SERVICE = "bench-op", "bench-pay"
+
+
+def populate(platform_store: object, people: int) -> list[str]:
+    """People with MyKey records and applications, straight into the store; their accounts."""
+    from reference_impl.store import SqlStore
+
+    assert isinstance(platform_store, SqlStore)
+    accounts = []
+    with platform_store.transaction() as uow:
+        for n in range(people):
+            record = uow.create_record(f"B{n:07d}", AS_OF)
+            account = f"acct-{n:07d}"
+            uow.link_account(SERVICE, account, record.record_id)
+            uow.add_application(
+                Application(0, "round1", record.record_id, SERVICE, account, OPERATOR,
+                            AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
+            )  # fmt: skip
+            accounts.append(account)
+    return accounts
+
+
+def batches(accounts: list[str], total: int, size: int, tag: str) -> list[list[Report]]:
+    rng = random.Random(7)
+    out: list[list[Report]] = []
+    charges: list[Report] = []
+    for b in range(total // size):
+        batch: list[Report] = []
+        for i in range(size):
+            n = b * size + i
+            roll = rng.random()
+            at = AS_OF + timedelta(seconds=n)
+            if roll < 0.05 and charges:
+                original = rng.choice(charges)
+                tx = f"{tag}-r{n}"
+                batch.append(
+                    Report(f"k-{tx}", tx, SERVICE, original.account_id, TransactionKind.REFUND,
+                           1, at, original.transaction_id)
+                )  # fmt: skip
+            elif roll < 0.07 and out:
+                batch.append(rng.choice(out[-1]))  # a retry of a report already decided
+            else:
+                tx = f"{tag}-c{n}"
+                report = Report(f"k-{tx}", tx, SERVICE, rng.choice(accounts),
+                                TransactionKind.CHARGE, rng.randint(100, 6000), at)  # fmt: skip
+                batch.append(report)
+                charges.append(report)
+        unique: dict[str, Report] = {}
+        for report in batch:  # a key twice in one batch would only be answered twice
+            unique.setdefault(report.idempotency_key, report)
+        out.append(list(unique.values()))
+    return out
+
+
+def measure(url: str, folder: Path, total: int, size: int, people: int) -> dict[str, float]:
+    key = Ed25519PrivateKey.generate()
+    platform = build_platform(url, folder, accounts=LocalAccountCheck({}), as_of=AS_OF)
+    try:
+        platform.points.register_operator(
+            Operator(OPERATOR, "Bench", public_key_bytes(key)),
+            [PaymentService(SERVICE, OPERATOR, "Bench Pay")],
+        )
+        accounts = populate(platform.store, people)
+        work = batches(accounts, total, size, "in")
+        decided, start = 0, time.perf_counter()
+        for batch in track(work, description="in-process", transient=True):
+            decided += len(platform.points.report(OPERATOR, batch))
+        inproc = decided / (time.perf_counter() - start)
+
+        work = batches(accounts, total, size, "http")
+        with serving(platform.app) as base:
+            client = OperatorClient.connect(base, Signer(OPERATOR, key))
+            decided, start = 0, time.perf_counter()
+            for batch in track(work, description="over HTTP", transient=True):
+                decided += len(client.report(batch))
+            over_http = decided / (time.perf_counter() - start)
+        problems = platform.points.violations()
+        if problems:
+            raise SystemExit(f"ledger invariants broken after the run: {problems[:3]}")
+        return {"inproc": round(inproc), "http": round(over_http)}
+    finally:
+        platform.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=50_000, help="reports per measurement")
+    parser.add_argument("--batch", type=int, default=1000, help="reports per batch")
+    parser.add_argument("--people", type=int, default=5000)
+    parser.add_argument("--postgres", default=POSTGRES)
+    args = parser.parse_args()
+    figures: dict[str, object] = {"reports": args.reports, "batch": args.batch}
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = measure(
+            f"sqlite:///{tmp}/bench.db", Path(tmp) / "a", args.reports, args.batch, args.people
+        )
+        figures["sqlite_inproc_reports_per_s"] = sqlite["inproc"]
+        figures["sqlite_http_reports_per_s"] = sqlite["http"]
+        print(f"SQLite: {sqlite['inproc']:,}/s in-process, {sqlite['http']:,}/s over HTTP")
+        with scratch_schema(args.postgres) as url:
+            if url is not None:
+                pg = measure(url, Path(tmp) / "b", args.reports, args.batch, args.people)
+                figures["postgres_inproc_reports_per_s"] = pg["inproc"]
+                figures["postgres_http_reports_per_s"] = pg["http"]
+                print(f"PostgreSQL: {pg['inproc']:,}/s in-process, {pg['http']:,}/s over HTTP")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
