@@ -6,10 +6,11 @@ import os
 import random
 import signal
 import sys
-from datetime import date
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from cryptography import x509
@@ -34,6 +35,11 @@ from card_emulator import (
 )
 
 from .vpcd_protocol import VPCD_DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from reference_impl.client import PlatformClient
+
+    from .card import MyNumberCard
 
 app = typer.Typer(
     name="mynahil",
@@ -322,16 +328,81 @@ def card_unblock(
 # --- client ------------------------------------------------------------------------------
 
 
+def _client_session(
+    stack: ExitStack, card: Path | None, transport: str, platform: str
+) -> tuple[MyNumberCard, PlatformClient]:
+    """The card on its wire and the platform client, closed when ``stack`` closes."""
+    from reference_impl.client import PlatformClient
+
+    from .card import MyNumberCard
+    from .transports import TransportError, open_transport
+
+    emulated: EmulatedCard | None = None
+    if not transport.startswith("pcsc"):
+        if card is None:
+            fail(f"--transport {transport} drives an emulated card: give --card PATH")
+        try:
+            stored = stack.enter_context(CardFile(card))
+        except (CardFormatError, CardBusy) as exc:
+            fail(str(exc))
+        emulated = EmulatedCard(stored.state, stored)
+    try:
+        wire = open_transport(transport, emulated)
+        wire.connect()
+    except (ValueError, TransportError) as exc:
+        fail(str(exc))
+    stack.callback(wire.disconnect)
+    client = PlatformClient.connect(platform)
+    stack.callback(client.http.close)
+    return MyNumberCard(wire), client
+
+
+CardOption = Annotated[
+    Path | None, typer.Option("--card", "-c", help="Emulated card file (not for pcsc:…).")
+]
+TransportOption = Annotated[
+    str, typer.Option(help="inproc, socket, vpcd[:PORT] or pcsc[:READER] (a real card).")
+]
+
+
+@client_app.command("apply")
+def client_apply(
+    pin: Annotated[str, typer.Option(help="The card's user-authentication PIN.")],
+    platform: Annotated[str, typer.Option(help="Base URL of the platform.")],
+    service: Annotated[str, typer.Option(help="The payment service you choose.")],
+    account: Annotated[str, typer.Option(help="Your payment service ID (from its app).")],
+    security_code: Annotated[str, typer.Option(help="The security code the service gave.")],
+    card: CardOption = None,
+    transport: TransportOption = "inproc",
+    campaign: Annotated[str | None, typer.Option(help="Default: the one open today.")] = None,
+) -> None:
+    """Application: choose your payment service, with the card (final: it never changes)."""
+    from contextlib import ExitStack
+
+    from reference_impl.client import ClientRefusal, advice_for
+
+    from .transports import TransportError
+
+    with ExitStack() as stack:
+        holder_card, client = _client_session(stack, card, transport, platform)
+        try:
+            applied = client.apply(holder_card, pin, service, account, security_code, campaign)
+        except ClientRefusal as refusal:
+            fail(f"{refusal} [{refusal.code}]", code=1)
+        except TransportError as exc:
+            fail(str(advice_for(exc)), code=1)
+    console.print(
+        f"applied for {escape(applied['campaign_id'])} with {escape(applied['service_id'])} "
+        f"(payment service ID {escape(applied['account_id'])}); this choice is final"
+    )
+
+
 @client_app.command("reserve")
 def client_reserve(
     pin: Annotated[str, typer.Option(help="The card's user-authentication PIN.")],
     platform: Annotated[str, typer.Option(help="Base URL of the MyKey platform.")],
-    card: Annotated[
-        Path | None, typer.Option("--card", "-c", help="Emulated card file (not for pcsc:…).")
-    ] = None,
-    transport: Annotated[
-        str, typer.Option(help="inproc, socket, vpcd[:PORT] or pcsc[:READER] (a real card).")
-    ] = "inproc",
+    card: CardOption = None,
+    transport: TransportOption = "inproc",
     chosen_id: Annotated[
         str | None, typer.Option(help="Pick your MyKey ID (portal style).")
     ] = None,
@@ -339,31 +410,14 @@ def client_reserve(
     """Reservation: get the card's MyKey ID (printed alone on the last line)."""
     from contextlib import ExitStack
 
-    from reference_impl.client import ClientRefusal, PlatformClient, advice_for
+    from reference_impl.client import ClientRefusal, advice_for
 
-    from .card import MyNumberCard
-    from .transports import TransportError, open_transport
+    from .transports import TransportError
 
     with ExitStack() as stack:
-        emulated: EmulatedCard | None = None
-        if not transport.startswith("pcsc"):
-            if card is None:
-                fail(f"--transport {transport} drives an emulated card: give --card PATH")
-            try:
-                stored = stack.enter_context(CardFile(card))
-            except (CardFormatError, CardBusy) as exc:
-                fail(str(exc))
-            emulated = EmulatedCard(stored.state, stored)
+        holder_card, client = _client_session(stack, card, transport, platform)
         try:
-            wire = open_transport(transport, emulated)
-            wire.connect()
-        except (ValueError, TransportError) as exc:
-            fail(str(exc))
-        stack.callback(wire.disconnect)
-        client = PlatformClient.connect(platform)
-        stack.callback(client.http.close)
-        try:
-            mykey_id = client.reserve(MyNumberCard(wire), pin, chosen_id)
+            mykey_id = client.reserve(holder_card, pin, chosen_id)
         except ClientRefusal as refusal:
             fail(f"{refusal} [{refusal.code}]", code=1)
         except TransportError as exc:
@@ -383,8 +437,15 @@ def serve(
     ca: Annotated[
         Path | None, typer.Option(help="J-LIS CA folder (default: $MYNAHIL_HOME/jlis).")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Start the platform's clock at this date (JST noon), e.g. 2020-09-01, "
+            "to replay a campaign; it then runs at real speed."
+        ),
+    ] = None,
 ) -> None:
-    """Run the reference platform (MyKey and J-LIS) over HTTP; SQLite by default."""
+    """Run the reference platform (MyKey, J-LIS, points) over HTTP; SQLite by default."""
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -394,7 +455,7 @@ def serve(
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
-        platform = build_platform(url, ca or default_home() / "jlis")
+        platform = build_platform(url, ca or default_home() / "jlis", as_of=_as_of(as_of))
     except (ValueError, SQLAlchemyError) as exc:
         fail(f"cannot start on {url}: {exc}")
     err.print(
@@ -404,6 +465,12 @@ def serve(
         uvicorn.run(platform.app, host=host, port=port, log_level="warning")
     finally:
         platform.close()
+
+
+def _as_of(text: str | None) -> datetime | None:
+    """A date as noon in Japan (03:00 UTC): campaign days are Japan days."""
+    day = _parse_date(text, "--as-of")
+    return datetime.combine(day, time(3, 0), UTC) if day else None
 
 
 # --- audit -------------------------------------------------------------------------------
@@ -504,3 +571,14 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(0)
+
+
+def _register_subcommands() -> None:
+    """Command groups kept in their own modules (they import this one for its helpers)."""
+    from .cli_points import operator_app, points_app
+
+    app.add_typer(operator_app, name="operator")
+    app.add_typer(points_app, name="points")
+
+
+_register_subcommands()

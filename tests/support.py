@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Protocol
+
+import httpx
 
 from card_emulator import CardState
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
@@ -52,3 +60,40 @@ def make_card_factory(folder: Path, pool_size: int = 4) -> CardFactory:
         )
 
     return factory
+
+
+MYNAHIL = [sys.executable, "-m", "mynahil"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running(argv: list[str], health_url: str, timeout: float = 30) -> Iterator[None]:
+    """A server process, once ``health_url`` answers 200; terminated afterwards."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if httpx.get(health_url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise RuntimeError(f"{argv[3:5]} did not start: {output}")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def mynahil(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MYNAHIL, *args], capture_output=True, text=True, timeout=120, check=False
+    )

@@ -44,6 +44,7 @@ def create_app(
 
     @app.get("/v1/health", tags=["ops"])
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        """Up, and the platform's business time (it may replay a campaign: serve --as-of)."""
+        return {"status": "ok", "time": service.clock().isoformat()}
 
     return app

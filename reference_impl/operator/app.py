@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -50,9 +51,14 @@ class TillOut(BaseModel):
 
 
 def create_operator_app(
-    books: OperatorBooks, platform_key: bytes, platform: OperatorClient | None = None
+    books: OperatorBooks,
+    platform_key: bytes,
+    platform: OperatorClient | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """``platform_key`` verifies the platform's calls; ``platform`` reports charges to it."""
+    """``platform_key`` verifies the platform's calls; ``platform`` reports charges to it;
+    ``clock`` stamps the till's charges (the platform's business time when it replays)."""
+    business_now = clock or (lambda: datetime.now(UTC))
     app = FastAPI(title=f"sample payment service {books.service_id}", version="1.0.0")
     seen_nonces: set[str] = set()  # replays of the platform's calls; a sample keeps them all
 
@@ -90,7 +96,7 @@ def create_operator_app(
         report = books.book(
             body.account_id,
             body.amount,
-            body.occurred_at or datetime.now(UTC),
+            body.occurred_at or business_now(),
             kind=body.kind,
             refund_of=body.refund_of,
         )

@@ -6,55 +6,22 @@ audit chain of the server's database verifies afterwards.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-MYNAHIL = [sys.executable, "-m", "mynahil"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support import MYNAHIL, free_port, mynahil, running
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     """(platform URL, CA folder, database URL) of a real server process."""
     port, ca, db = free_port(), tmp_path / "jlis", f"sqlite:///{tmp_path / 'platform.db'}"
-    process = subprocess.Popen(
-        [*MYNAHIL, "serve", "--db", db, "--port", str(port), "--ca", str(ca)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            output = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"server did not start: {output}")
-        time.sleep(0.1)
-    yield url, ca, db
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def mynahil(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MYNAHIL, *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    argv = [*MYNAHIL, "serve", "--db", db, "--port", str(port), "--ca", str(ca)]
+    with running(argv, f"{url}/v1/health"):
+        yield url, ca, db
 
 
 def reserve_twice(server: tuple[str, Path, str], tmp_path: Path, transport: str) -> None:

@@ -1,0 +1,309 @@
+"""``mynahil operator …`` (what a payment operator runs) and ``mynahil points …`` (what the
+platform's own staff run): keys, registration, the sample operator, settlement,
+reconciliation and the ledger's invariants."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .cli import console, default_db_url, err, fail
+
+__all__ = ["operator_app", "points_app"]
+
+operator_app = typer.Typer(
+    help="For payment operators: keys, registration, settlement, reconciliation, and a sample "
+    "payment service.",
+    no_args_is_help=True,
+)
+points_app = typer.Typer(
+    help="The point system's books: monthly settlement files and the ledger's invariants.",
+    no_args_is_help=True,
+)
+
+PlatformUrl = Annotated[str, typer.Option("--platform", help="Base URL of the platform.")]
+OperatorId = Annotated[str, typer.Option("--operator", help="Your operator ID.")]
+KeyFile = Annotated[Path, typer.Option("--key", help="Your Ed25519 private key (PEM).")]
+Month = Annotated[str, typer.Option(help="The month, in Japan time: YYYY-MM.")]
+DbUrl = Annotated[
+    str | None, typer.Option("--db", help="Database URL (default: the local SQLite).")
+]
+
+
+def _load_key(path: Path) -> object:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        fail(f"--key {path}: {exc.strerror or exc}")
+    except ValueError:
+        fail(f"--key {path}: not a PEM private key (make one with: mynahil operator keygen)")
+    if not isinstance(key, Ed25519PrivateKey):
+        fail(f"--key {path}: an Ed25519 key is needed")
+    return key
+
+
+def _client(platform: str, operator: str, key: Path) -> object:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from reference_impl.operator import OperatorClient
+    from reference_impl.points.signing import Signer
+
+    private = _load_key(key)
+    assert isinstance(private, Ed25519PrivateKey)
+    return OperatorClient.connect(platform, Signer(operator, private))
+
+
+def _month(month: str) -> str:
+    from reference_impl.points.settlement import month_bounds
+
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        fail(f"--month: {exc}")
+    return month
+
+
+@operator_app.command("keygen")
+def keygen(out: Annotated[Path, typer.Option(help="Where to write the private key.")]) -> None:
+    """A new Ed25519 signing key; prints the public key to register with the platform."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    from reference_impl.points.signing import public_key_bytes
+
+    from .files import write_atomically
+
+    if out.exists():
+        fail(f"--out {out} exists; not overwriting a key")
+    key = Ed25519PrivateKey.generate()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(out, key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    out.chmod(0o600)
+    err.print(f"private key written to {escape(str(out))}; public key:")
+    typer.echo(base64.b64encode(public_key_bytes(key)).decode())
+
+
+@operator_app.command("register")
+def register(
+    operator: OperatorId,
+    name: Annotated[str, typer.Option(help="The operator's name, as holders see it.")],
+    public_key: Annotated[str, typer.Option(help="Base64 public key from `keygen`.")],
+    service: Annotated[
+        list[str], typer.Option(help="A payment service, ID[:NAME]; repeat for several.")
+    ],
+    verify_url: Annotated[
+        str | None, typer.Option(help="Where the platform verifies accounts (POST).")
+    ] = None,
+    db: DbUrl = None,
+) -> None:
+    """Register an operator and its services with the platform (platform staff, on its DB)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.platform import build_platform
+    from reference_impl.points import Operator, PaymentService, PointsError
+
+    try:
+        raw_key = base64.b64decode(public_key, validate=True)
+    except (binascii.Error, ValueError):
+        fail("--public-key is not base64")
+    if len(raw_key) != 32:
+        fail("--public-key must be a raw Ed25519 public key (32 bytes, base64)")
+    services = []
+    for spec in service:
+        service_id, _, label = spec.partition(":")
+        if not service_id.strip():
+            fail(f"--service {spec!r}: give ID or ID:NAME")
+        services.append(PaymentService(service_id.strip(), operator, label.strip() or service_id))
+    url = db or default_db_url()
+    try:
+        platform = build_platform(url, None)
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot open {url}: {exc}")
+    try:
+        platform.points.register_operator(
+            Operator(operator, name, raw_key, verify_url=verify_url), services
+        )
+    except PointsError as exc:
+        fail(str(exc), code=1)
+    finally:
+        platform.close()
+    console.print(f"registered {escape(operator)} with {', '.join(s.service_id for s in services)}")
+
+
+@operator_app.command("run")
+def run_sample_operator(
+    platform: PlatformUrl,
+    operator: OperatorId,
+    key: KeyFile,
+    service: Annotated[str, typer.Option(help="The payment service ID it runs.")],
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
+    host: str = "127.0.0.1",
+) -> None:
+    """Run the sample payment service (accounts, verify calls, a till that reports charges)."""
+    from datetime import datetime
+
+    import httpx
+    import uvicorn
+
+    from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+    from reference_impl.platform import shifted_clock
+
+    base = platform.rstrip("/")
+    try:
+        answer = httpx.get(f"{base}/v1/points/platform-key", timeout=10)
+        platform_key = base64.b64decode(answer.json()["public_key"])
+        # Follow the platform's business time: charges land in the campaign it replays.
+        platform_now = datetime.fromisoformat(httpx.get(f"{base}/v1/health").json()["time"])
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        fail(f"cannot fetch the platform's key and time from {platform}: {exc}")
+    client = _client(platform, operator, key)
+    assert isinstance(client, OperatorClient)
+    books = OperatorBooks(operator, service)
+    err.print(
+        f"sample operator {escape(operator)} on http://{host}:{port}; register its verify URL "
+        f"http://{host}:{port}/v1/verify-account with the platform"
+    )
+    operator_app = create_operator_app(books, platform_key, client, shifted_clock(platform_now))
+    uvicorn.run(operator_app, host=host, port=port, log_level="warning")
+
+
+@operator_app.command("settlement")
+def settlement(
+    platform: PlatformUrl,
+    operator: OperatorId,
+    key: KeyFile,
+    month: Month,
+    format: Annotated[str, typer.Option(help="csv or json.")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write to a file instead.")] = None,
+) -> None:
+    """Fetch the month's settlement from the platform (signed request)."""
+    from reference_impl.operator import OperatorClient
+    from reference_impl.points import PointsError
+
+    if format not in ("csv", "json"):
+        fail("--format must be csv or json")
+    client = _client(platform, operator, key)
+    assert isinstance(client, OperatorClient)
+    try:
+        result = client.settlement(_month(month), format)
+    except PointsError as exc:
+        fail(f"{exc} [{exc.code}]", code=1)
+    text = result if isinstance(result, str) else json.dumps(result, indent=2, ensure_ascii=False)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"settlement written to {escape(str(out))}")
+
+
+@operator_app.command("reconcile")
+def reconcile(
+    platform: PlatformUrl,
+    operator: OperatorId,
+    key: KeyFile,
+    month: Month,
+    records: Annotated[
+        Path, typer.Option(help="Your books: CSV with transaction_id,kind,amount,points.")
+    ],
+) -> None:
+    """Compare your books with the platform's; list every difference (exit 1 if any)."""
+    from reference_impl.operator import OperatorClient
+    from reference_impl.points import PointsError
+    from reference_impl.points.settlement import parse_operator_records
+
+    try:
+        text = records.read_text(encoding="utf-8")
+        parse_operator_records(text)
+    except OSError as exc:
+        fail(f"--records {records}: {exc.strerror or exc}")
+    except ValueError as exc:
+        fail(f"--records {records}: {exc}")
+    client = _client(platform, operator, key)
+    assert isinstance(client, OperatorClient)
+    try:
+        differences = client.reconcile(_month(month), text)
+    except PointsError as exc:
+        fail(f"{exc} [{exc.code}]", code=1)
+    if not differences:
+        console.print(f"{month}: your books and the platform's agree")
+        return
+    table = Table("transaction", "problem", "yours", "platform's", title=f"{month}: differences")
+    for d in differences:
+        table.add_row(d["transaction_id"], d["problem"], str(d["operator"]), str(d["platform"]))
+    console.print(table)
+    raise typer.Exit(1)
+
+
+@points_app.command("settle")
+def settle(
+    operator: OperatorId,
+    month: Month,
+    out: Annotated[Path, typer.Option(help="Folder for the CSV and JSON files.")] = Path("reports"),
+    db: DbUrl = None,
+) -> None:
+    """Write an operator's monthly settlement (CSV and JSON) from the platform's database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.platform import build_platform
+    from reference_impl.points import PointsError
+
+    url = db or default_db_url()
+    try:
+        platform = build_platform(url, None)
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot open {url}: {exc}")
+    try:
+        result = platform.points.settlement(operator, _month(month))
+    except PointsError as exc:
+        fail(str(exc), code=1)
+    finally:
+        platform.close()
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"settlement-{operator}-{month}"
+    stem.with_suffix(".csv").write_text(result.to_csv(), encoding="utf-8")
+    stem.with_suffix(".json").write_text(result.to_json(), encoding="utf-8")
+    table = Table("service", "granted", "taken back", "bonus", "net", title=f"{operator} {month}")
+    for service_id, line in result.totals().items():
+        table.add_row(service_id, *(f"{line[k]:,}" for k in ("granted", "taken_back", "bonus",
+                                                                "net")))  # fmt: skip
+    console.print(table)
+    err.print(f"written: {escape(str(stem))}.csv and .json")
+
+
+@points_app.command("check")
+def check(db: DbUrl = None) -> None:
+    """Check the ledger's invariants over the whole database (exit 1 naming each violation)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.platform import build_platform
+
+    url = db or default_db_url()
+    try:
+        platform = build_platform(url, None)
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot open {url}: {exc}")
+    try:
+        problems = platform.points.violations()
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the ledger of {url}: {exc}")
+    finally:
+        platform.close()
+    if problems:
+        for problem in problems:
+            err.print(f"[bold red]violation[/]: {escape(problem)}")
+        raise typer.Exit(1)
+    console.print("ledger sound: totals match entries, caps hold, no grant without application")
