@@ -39,6 +39,7 @@ from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 from .card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
 from .demo_platform import platform_stories
+from .demo_points import points_stories
 from .opensc import find_opensc
 from .pcscd import PcscdUnavailable, pcscd_running
 from .transports import Transport, open_transport, vpcd_reader_name, wait_for_card, wait_for_removal
@@ -85,6 +86,7 @@ class DemoReport:
     opensc: dict[str, str] = field(default_factory=dict)
     report_dir: str = ""
     platform_db: str = ""
+    settlement_csv: str = ""
 
     @property
     def ok(self) -> bool:
@@ -369,6 +371,13 @@ def run_demo(out_root: Path, *, runs: int = 20, progress: Progress = lambda _m: 
         lambda title, expected, observed: _story(report, title, expected, observed),
         progress,
     )
+    report.settlement_csv = str(
+        points_stories(
+            folder,
+            lambda title, expected, observed: _story(report, title, expected, observed),
+            progress,
+        )
+    )
     write_report(report, folder)
     return report
 
@@ -404,7 +413,7 @@ def write_report(report: DemoReport, folder: Path) -> None:
         lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in report.opensc.items()]
     lines += [
         "",
-        "## PIN and certificate stories",
+        "## Stories: PINs, certificates, MyKey IDs and points",
         "",
         "| story | expected | observed | outcome |",
         "| --- | --- | --- | --- |",
@@ -418,6 +427,11 @@ def write_report(report: DemoReport, folder: Path) -> None:
             "",
             f"The platform's database: `{report.platform_db}` "
             f"(check it: `mynahil audit verify --db {report.platform_db}`).",
+        ]
+    if report.settlement_csv:
+        lines += [
+            "",
+            f"The sample operator's settlement for the replayed month: `{report.settlement_csv}`.",
         ]
     if report.skipped:
         lines += ["", "## Skipped", ""] + [f"- {k}: {v}" for k, v in report.skipped.items()]
