@@ -1,0 +1,16 @@
+"""The demo's point-system stories all come out as the demo says they should."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mynahil.demo_points import points_stories
+
+
+def test_every_point_story_is_as_expected(tmp_path: Path) -> None:
+    told: list[tuple[str, str, str]] = []
+    csv = points_stories(tmp_path, lambda *story: told.append(story), lambda _m: None)
+    assert len(told) >= 10
+    unexpected = [t for t in told if t[1] != t[2]]
+    assert unexpected == []
+    assert csv.read_text().startswith("entry_id,")
