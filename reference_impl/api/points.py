@@ -103,6 +103,37 @@ def apply(body: ApplicationRequest, svc: Service) -> ApplicationOut:
     )
 
 
+class BonusRequest(CardProofBody):
+    campaign_id: str = Field(min_length=1, max_length=32)
+    kind: str = Field(min_length=1, max_length=64, description="e.g. health_insurance")
+
+
+class BonusOut(BaseModel):
+    campaign_id: str
+    kind: str
+    points: int
+    service_id: str
+    account_id: str
+
+
+@holder_router.post("/bonuses", status_code=status.HTTP_201_CREATED)
+def claim_bonus(body: BonusRequest, svc: Service) -> BonusOut:
+    """A registration bonus (round 2), once per person, paid to the chosen service."""
+    proof = CardProof(
+        body.challenge_id,
+        b64_field("certificate", body.certificate),
+        b64_field("signature", body.signature),
+    )
+    entry = svc.claim_bonus(proof, body.campaign_id, body.kind)
+    return BonusOut(
+        campaign_id=entry.campaign_id,
+        kind=body.kind,
+        points=entry.points,
+        service_id=entry.service_id,
+        account_id=entry.account_id,
+    )
+
+
 @holder_router.get("/me")
 def my_points(token: Token, svc: Service) -> HolderPointsOut:
     """The holder's applications and points per cap group."""

@@ -61,6 +61,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_replayed": 401,
     "request_signature_invalid": 401,
     "busy": 503,
+    "bonus_unknown": 404,
+    "bonus_already_granted": 409,
+    "not_applied": 403,
     "not_found": 404,
     "method_not_allowed": 405,
 }

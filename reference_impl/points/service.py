@@ -435,6 +435,53 @@ class PointsService:
                     discard_changes=True,
                 ) from None
 
+    def claim_bonus(self, proof: CardProof, campaign_id: str, kind: str) -> LedgerEntry:
+        """A registration bonus (round 2: health-insurance link, public-fund account), with
+        the card, paid once per person to the service chosen for that campaign."""
+        campaign = self.scheme.campaign(campaign_id)
+        if campaign is None:
+            raise PointsError("campaign_unknown", f"no campaign {campaign_id!r}")
+        bonus = campaign.bonus(kind)
+        if bonus is None:
+            kinds = ", ".join(b.kind for b in campaign.bonuses) or "none"
+            raise PointsError("bonus_unknown", f"{campaign.title} has no {kind!r} bonus ({kinds})")
+        with self._operation("bonus") as (raw, now, note):
+            uow = cast(PointsUnitOfWork, raw)
+            holder = self.mykey.card_holder(
+                uow, proof.challenge_id, proof.certificate, proof.signature, now
+            )
+            record_id = holder.record.record_id
+            note["record_id"] = record_id
+            note["details"].update(campaign=campaign_id, kind=kind)
+            if not bonus.opens <= japan_date(now) <= bonus.closes:
+                raise PointsError(
+                    "campaign_closed", f"the {kind} bonus runs {bonus.opens} to {bonus.closes}"
+                )
+            application = uow.application(record_id, campaign_id)
+            if application is None:
+                raise PointsError(
+                    "not_applied", f"apply for {campaign.title} first: the bonus goes to the "
+                    "payment service you choose",
+                )  # fmt: skip
+            held = uow.lock_totals([(record_id, bonus.cap_group)])[(record_id, bonus.cap_group)]
+            if held >= bonus.yen:
+                raise PointsError("bonus_already_granted", f"the {kind} bonus was granted already")
+            entry = LedgerEntry(
+                record_id=record_id,
+                cap_group=bonus.cap_group,
+                campaign_id=campaign_id,
+                kind=LedgerKind.BONUS,
+                points=bonus.yen,
+                operator_id=application.operator_id,
+                service_id=application.service_id,
+                account_id=application.account_id,
+                transaction_id=f"bonus-{kind}-{record_id}",
+                at=now,
+            )
+            uow.set_totals({(record_id, bonus.cap_group): bonus.yen})
+            uow.append_ledger([entry])
+            return entry
+
     def _campaign_for(self, campaign_id: str | None, now: datetime) -> Campaign:
         if campaign_id is not None:
             campaign = self.scheme.campaign(campaign_id)

@@ -194,3 +194,37 @@ def test_settlement_and_reconciliation(points: PointsPlatform) -> None:
         OPERATOR, "2020-09", [*tampered, type(records[0])(missing.transaction_id, "charge", 5, 1)]
     )
     assert {(d.problem) for d in differences} == {"points", "missing_at_platform"}
+
+
+ROUND2_DAY = datetime(2022, 7, 1, 3, 0, tzinfo=UTC)
+
+
+def test_round2_carries_over_round1_and_pays_each_bonus_once(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    points.report(person, 16_000)  # round 1: 4,000
+    points.advance_to(ROUND2_DAY)
+    proof = points.card_proof(person.holder)
+    with pytest.raises(PointsError) as not_applied:
+        points.points.claim_bonus(proof, "round2", "health_insurance")
+    assert not_applied.value.code == "not_applied"
+    applied = points.apply(person, campaign_id="round2")
+    assert applied.campaign_id == "round2"
+    later = ROUND2_DAY + timedelta(hours=1)
+    assert points.report(person, 16_000, at=later).points == 1000  # what round 1 left
+    bonus = points.points.claim_bonus(
+        points.card_proof(person.holder), "round2", "health_insurance"
+    )
+    assert (bonus.points, bonus.account_id) == (7500, person.account_id)
+    with pytest.raises(PointsError) as twice:
+        points.points.claim_bonus(points.card_proof(person.holder), "round2", "health_insurance")
+    assert twice.value.code == "bonus_already_granted"
+    points.points.claim_bonus(points.card_proof(person.holder), "round2", "public_fund_account")
+    with pytest.raises(PointsError) as unknown:
+        points.points.claim_bonus(points.card_proof(person.holder), "round1", "health_insurance")
+    assert unknown.value.code == "bonus_unknown"
+    settlement = points.points.settlement(OPERATOR, "2022-07")
+    assert settlement.totals()[SERVICE] == {
+        "granted": 1000, "taken_back": 0, "bonus": 15_000, "net": 16_000, "entries": 3,
+    }  # fmt: skip
+    assert points.points.violations() == []
