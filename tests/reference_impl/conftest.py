@@ -1,21 +1,13 @@
-"""Fixtures for the reference system: J-LIS (one CA, a small key pool) and real databases."""
+"""Fixtures for the reference system: J-LIS (one CA, a small key pool); databases come from
+tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.store import SqlStore
-from tests.support import IN_CI
 
 
 @pytest.fixture(scope="session")
@@ -33,66 +25,3 @@ def key_pool(tmp_path_factory: pytest.TempPathFactory) -> KeyPool:
 @pytest.fixture
 def rng() -> random.Random:
     return random.Random(20240501)
-
-
-# --- real databases: a SQLite file and a fresh PostgreSQL schema per test ------------------
-# PostgreSQL comes from MYNAHIL_TEST_POSTGRES_URL (default: the local trust-auth server). Each
-# test gets its own schema, named at random and dropped afterwards, chosen through search_path
-# in the URL, so tests are isolated and can run again and again. The session's time zone is
-# Asia/Tokyo there, so reading back UTC is actually tested. If the server is unreachable the
-# PostgreSQL half is skipped, or fails when CI is set.
-
-POSTGRES_URL = os.environ.get(
-    "MYNAHIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    """The server's URL, once it has answered; skip (fail in CI) when it does not."""
-    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    finally:
-        engine.dispose()
-    return POSTGRES_URL
-
-
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A URL whose connections see only a brand-new, empty schema."""
-    schema = f"test_store_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_admin_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_admin_url).update_query_dict(
-        {"options": f"-csearch_path={schema} -cTimeZone=Asia/Tokyo"}
-    )
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[SqlStore]:
-    """A migrated store on each backend, disposed of afterwards."""
-    with SqlStore.open(store_url) as opened:
-        yield opened

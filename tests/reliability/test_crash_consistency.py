@@ -1,0 +1,238 @@
+"""SIGKILL the platform server mid-load, again and again; nothing acknowledged is ever lost.
+
+A real `mynahil serve` process (SQLite file or PostgreSQL) takes MyKey issuances and operator
+report batches at full speed from two client threads while the test kills it with SIGKILL at
+random moments and starts it again. The clients retry what was not acknowledged (reports with
+the same idempotency keys). Afterwards the store is read directly: every acknowledged issuance
+is bound to the ID the client was told, every acknowledged report holds the points it was
+answered, nothing was granted twice, the ledger's invariants and the audit chain hold.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from itertools import cycle
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from card_emulator import CardState, EmulatedCard
+from mynahil.card import MyNumberCard
+from mynahil.transports import open_transport
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.gateways import LocalAccountCheck
+from reference_impl.jlis import KeyPool, lifecycle, random_holder
+from reference_impl.operator import OperatorClient
+from reference_impl.platform import build_platform
+from reference_impl.points import (
+    Application,
+    Operator,
+    PaymentService,
+    PointsError,
+    Report,
+    TransactionKind,
+)
+from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.store import SqlStore
+from tests.support import MYNAHIL, free_port
+
+AS_OF = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
+OPERATOR, SERVICE = "crash-op", "crash-pay"
+KILLS = 5
+PEOPLE, BATCH, CARDS = 40, 50, 30
+T = TypeVar("T")
+
+
+@dataclass
+class Acknowledged:
+    points: dict[str, int] = field(default_factory=dict)  # idempotency key -> points answered
+    ids: dict[int, str] = field(default_factory=dict)  # certificate serial -> MyKey ID
+    retries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _prepare(
+    db_url: str, folder: Path, key: Ed25519PrivateKey
+) -> tuple[list[str], list[CardState]]:
+    platform = build_platform(db_url, folder, accounts=LocalAccountCheck({}), as_of=AS_OF)
+    try:
+        platform.points.register_operator(
+            Operator(OPERATOR, "Crash Pay", public_key_bytes(key)),
+            [PaymentService(SERVICE, OPERATOR, "Crash Pay")],
+        )
+        accounts = []
+        with platform.store.transaction() as uow:
+            for n in range(PEOPLE):
+                record = uow.create_record(f"C{n:07d}", AS_OF)
+                account = f"acct-{n}"
+                uow.link_account(SERVICE, account, record.record_id)
+                uow.add_application(
+                    Application(0, "round1", record.record_id, SERVICE, account, OPERATOR,
+                                AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
+                )  # fmt: skip
+                accounts.append(account)
+        rng = random.Random(3)
+        pool = KeyPool.generate(4, seed=3, cache_dir=folder / "keys")
+        cards = [
+            lifecycle.issue(
+                platform.jlis.ca,
+                platform.jlis.registry,
+                random_holder(rng),
+                pin="1234",
+                password="ABC123",
+                issued_on=date(2020, 7, 1),
+                keys=pool,
+            )
+            for _ in range(CARDS)
+        ]
+        return accounts, cards
+    finally:
+        platform.close()
+
+
+def _until_acknowledged(attempt: Callable[[], T], stop: threading.Event, acks: Acknowledged) -> T:
+    """Retry through crashes: the server may be down, restarting, or gone mid-request."""
+    while True:
+        try:
+            return attempt()
+        except (httpx.HTTPError, ClientRefusal, PointsError) as exc:
+            code = getattr(exc, "code", "")
+            if code and code not in ("platform_unreachable", "challenge_unknown"):
+                raise
+            with acks.lock:
+                acks.retries += 1
+            if stop.is_set():
+                raise
+            time.sleep(0.05)
+
+
+def _report_all(url: str, key: Ed25519PrivateKey, accounts: list[str], acks: Acknowledged,
+                stop: threading.Event, wind_down: threading.Event) -> None:  # fmt: skip
+    rng = random.Random(5)
+    client = OperatorClient.connect(url, Signer(OPERATOR, key), timeout=5)
+    b = 0
+    while not wind_down.is_set():
+        b += 1
+        batch = [
+            Report(f"k{b}-{i}", f"t{b}-{i}", SERVICE, rng.choice(accounts),
+                   TransactionKind.CHARGE, rng.randint(100, 3000),
+                   AS_OF + timedelta(seconds=b * BATCH + i))
+            for i in range(BATCH)
+        ]  # fmt: skip
+        decisions = _until_acknowledged(partial(client.report, batch), stop, acks)
+        with acks.lock:
+            for d in decisions:
+                acks.points.setdefault(d.idempotency_key, d.points)
+
+
+def _issue_all(url: str, cards: list[CardState], acks: Acknowledged, stop: threading.Event,
+               wind_down: threading.Event) -> None:  # fmt: skip
+    """Reserve each card in turn, round and round: the second time is the same-ID path."""
+    client = PlatformClient.connect(url, timeout=5)
+    for state in cycle(cards):
+        if wind_down.is_set():
+            return
+        assert state.auth is not None
+        serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+
+        def reserve(state: CardState = state) -> str:
+            with open_transport("inproc", EmulatedCard(state)) as wire:
+                return client.reserve(MyNumberCard(wire), "1234")
+
+        mykey_id = _until_acknowledged(reserve, stop, acks)
+        with acks.lock:
+            assert acks.ids.setdefault(serial, mykey_id) == mykey_id, "a card changed its ID"
+
+
+def _start(db_url: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*MYNAHIL, "serve", "--db", db_url, "--ca", str(folder), "--port", str(port),
+         "--as-of", AS_OF.date().isoformat()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, "the server died on start"
+        time.sleep(0.05)
+    raise AssertionError("the server did not come back")
+
+
+@pytest.mark.slow
+def test_kill_minus_nine_loses_nothing_acknowledged(store_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "jlis"
+    key = Ed25519PrivateKey.generate()
+    accounts, cards = _prepare(store_url, folder, key)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    acks, stop, wind_down = Acknowledged(), threading.Event(), threading.Event()
+    server = _start(store_url, folder, port)
+    _wait_healthy(url, server)
+    workers = [
+        threading.Thread(target=_report_all, args=(url, key, accounts, acks, stop, wind_down)),
+        threading.Thread(target=_issue_all, args=(url, cards, acks, stop, wind_down)),
+    ]
+    for worker in workers:
+        worker.start()
+    rng = random.Random(int(os.environ.get("MYNAHIL_CRASH_SEED", "11")))
+    kills = 0
+    try:
+        while kills < KILLS and any(w.is_alive() for w in workers):
+            time.sleep(rng.uniform(0.2, 1.0))
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+            kills += 1
+            server = _start(store_url, folder, port)
+            _wait_healthy(url, server)
+        time.sleep(0.5)  # some load on the last restart too
+        wind_down.set()
+        for worker in workers:
+            worker.join(timeout=300)
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(timeout=10)
+    assert kills == KILLS
+    assert all(not w.is_alive() for w in workers), "a client thread hung"
+    assert len(acks.points) >= KILLS * BATCH
+    assert acks.ids
+
+    with SqlStore.open(store_url, migrate=False) as store:
+        with store.transaction() as uow:
+            stored = uow.transactions_by_key(OPERATOR, set(acks.points))
+            for serial, mykey_id in acks.ids.items():
+                record = uow.record_by_serial(serial)
+                assert record is not None, f"acknowledged issuance of {serial} lost"
+                assert record.mykey_id == mykey_id
+            ledger_total = sum(e.points for e in uow.ledger_entries())
+        assert {k: t.points for k, t in stored.items()} == acks.points
+        assert ledger_total == sum(acks.points.values())  # nothing granted twice
+        checked, problem = store.verify_audit()
+        assert problem is None
+        assert checked > 0
+    platform = build_platform(store_url, folder, accounts=LocalAccountCheck({}), as_of=AS_OF)
+    try:
+        assert platform.points.violations() == []
+    finally:
+        platform.close()
+    print(f"{kills} kills survived; {acks.retries} client retries; nothing lost")
