@@ -393,7 +393,11 @@ class MyKeyService:
             )
         if card and session.method is not LoginMethod.CARD:
             raise MyKeyError("card_login_required", "this needs a login with the card")
-        record = uow.record(session.record_id)
+        # Lock the record, then look at the session again: an ID change or revocation that
+        # committed meanwhile ended it, and this operation must not run on the old state.
+        record = uow.record(session.record_id, lock=True)
+        if uow.session(session.token_hash) is None:
+            raise MyKeyError("session_invalid", "the session ended (ID changed or revoked)")
         if record is None or record.status is not MyKeyStatus.ACTIVE:
             raise MyKeyError("mykey_revoked", "this MyKey ID was revoked")
         return record

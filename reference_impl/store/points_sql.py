@@ -251,7 +251,12 @@ class PointsStatements:
     def active_records(self, record_ids: Collection[int]) -> set[int]:
         if not record_ids:
             return set()
-        rows = self._conn.execute(_ACTIVE, {"records": sorted(record_ids)})
+        query = _ACTIVE
+        if self._conn.dialect.name == "postgresql":
+            # FOR SHARE: a revocation (FOR UPDATE on the record) commits wholly before or
+            # after this batch, never in the middle of its decisions.
+            query = query.with_for_update(read=True)
+        rows = self._conn.execute(query, {"records": sorted(record_ids)})
         return {int(r.record_id) for r in rows}
 
     # transactions and ledger

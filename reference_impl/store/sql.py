@@ -399,10 +399,11 @@ class _SqlUnitOfWork(PointsStatements):
         row = self._conn.execute(select(mykeys).where(mykeys.c.mykey_id == mykey_id)).one_or_none()
         return _record(row) if row is not None else None
 
-    def record(self, record_id: int) -> MyKeyRecord | None:
-        row = self._conn.execute(
-            select(mykeys).where(mykeys.c.record_id == record_id)
-        ).one_or_none()
+    def record(self, record_id: int, *, lock: bool = False) -> MyKeyRecord | None:
+        query = select(mykeys).where(mykeys.c.record_id == record_id)
+        if lock and self._conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE did
+            query = query.with_for_update()
+        row = self._conn.execute(query).one_or_none()
         return _record(row) if row is not None else None
 
     def mykey_id_used(self, mykey_id: str) -> bool:
