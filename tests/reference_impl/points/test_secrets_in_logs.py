@@ -1,0 +1,80 @@
+"""Secrets and personal data never reach the logs or the audit log (threat model T-LOG).
+
+The whole holder and operator path runs over HTTP with every logger at DEBUG; afterwards no
+log line, audit record or stored value contains the page password, a session token, the
+security code, the card's My Number or its PIN.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+
+from reference_impl.client import PlatformClient
+from reference_impl.gateways import LocalAccountCheck
+from reference_impl.jlis import KeyPool, lifecycle, random_holder
+from reference_impl.operator import OperatorBooks
+from reference_impl.operator.books import Account
+from reference_impl.platform import build_platform
+from reference_impl.points import Operator, PaymentService
+from reference_impl.points.signing import public_key_bytes
+from tests.reference_impl.api.test_http import card_api
+from tests.reference_impl.points.test_http import AS_OF
+
+PASSWORD = "Unmistakable-Pw-8812"
+CODE = "SEC-CODE-55501"
+
+
+def test_no_secret_in_any_log_or_record(
+    tmp_path: Path, key_pool: KeyPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    books = OperatorBooks("op", "pay")
+    books.accounts["acct-1"] = Account("acct-1", CODE, "Hanako")
+    platform = build_platform(
+        f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "jlis",
+        accounts=LocalAccountCheck({"op": books}), as_of=AS_OF,
+    )  # fmt: skip
+    platform.points.register_operator(
+        Operator("op", "Op", public_key_bytes(Ed25519PrivateKey.generate())),
+        [PaymentService("pay", "op", "Pay")],
+    )
+    state = lifecycle.issue(
+        platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(4)), pin="1234",
+        password="ABC123", issued_on=date(2020, 7, 1), keys=key_pool,
+    )  # fmt: skip
+    with TestClient(platform.app) as http:
+        client = PlatformClient(http)
+        mykey_id = client.reserve(card_api(state), "1234")
+        token = client.login(card_api(state), "1234")
+        auth = {"Authorization": f"Bearer {token}"}
+        assert http.put("/v1/mykey/me/password", json={"password": PASSWORD},
+                        headers=auth).status_code == 204  # fmt: skip
+        wrong = http.post("/v1/mykey/sessions/password",
+                          json={"mykey_id": mykey_id, "password": PASSWORD + "x"})  # fmt: skip
+        assert wrong.status_code == 401
+        client.apply(card_api(state), "1234", "pay", "acct-1", CODE)
+    audit = "\n".join(str(r) for r in platform.store.audit_records())
+    from sqlalchemy import select
+
+    from reference_impl.store import metadata
+
+    with platform.store.engine.connect() as connection:
+        stored = "\n".join(
+            " ".join(str(v) for v in row)
+            for table in metadata.sorted_tables
+            for row in connection.execute(select(table))
+        )
+    platform.close()
+    assert len(caplog.records) > 5  # the check below looks at real log output
+    for secret in (PASSWORD, token, CODE, state.holder.my_number):
+        assert secret not in caplog.text
+        assert secret not in audit
+        assert secret not in stored
+    assert "1234" not in audit
