@@ -14,8 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -28,9 +34,10 @@ from scratch_postgres import POSTGRES, scratch_schema
 from card_emulator import CardState
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.mykey import Purpose
-from reference_impl.platform import ReferencePlatform, build_platform, serving
+from reference_impl.platform import ReferencePlatform, build_platform
 
 Proof = tuple[str, bytes, bytes]
+CLIENTS = 4
 
 
 def rsa_verify_rate(seconds: float = 1.0) -> float:
@@ -80,8 +87,41 @@ def in_process_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
     return len(proofs) / (time.perf_counter() - start)
 
 
-def http_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
-    """One uvicorn worker on loopback, one keep-alive client sending requests back to back."""
+@contextmanager
+def server_process(db_url: str, folder: Path) -> Iterator[str]:
+    """`mynahil serve` (one uvicorn worker) in its own process, as it is deployed."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(folder),
+            "--port", str(port)]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start: {process.stderr}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_rate(db_url: str, folder: Path, proofs: list[Proof]) -> float:
+    """`mynahil serve` (one uvicorn worker) in its own process on loopback; CLIENTS keep-alive
+    clients send requests back to back (holders arrive concurrently; one client alone would
+    measure httpx's latency, not the server)."""
     import base64
 
     bodies = [
@@ -92,12 +132,17 @@ def http_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
         }
         for c, cert, sig in proofs
     ]
-    with serving(platform.app) as url, httpx.Client(base_url=url) as client:
+
+    def send(share: list[dict[str, str]]) -> None:
+        with httpx.Client(base_url=url) as client:
+            for body in share:
+                response = client.post("/v1/mykey/ids", json=body)
+                if response.status_code != 201:
+                    raise SystemExit(f"issuance failed: {response.text}")
+
+    with server_process(db_url, folder) as url, ThreadPoolExecutor(CLIENTS) as pool:
         start = time.perf_counter()
-        for body in bodies:
-            response = client.post("/v1/mykey/ids", json=body)
-            if response.status_code != 201:
-                raise SystemExit(f"issuance failed: {response.text}")
+        list(pool.map(send, [bodies[i::CLIENTS] for i in range(CLIENTS)]))
         return len(bodies) / (time.perf_counter() - start)
 
 
@@ -106,7 +151,7 @@ def measure(db_url: str, folder: Path, pool: KeyPool, count: int) -> dict[str, f
     try:
         cards = make_cards(platform, 2 * count, pool)
         inproc = in_process_rate(platform, card_proofs(platform, cards[:count]))
-        over_http = http_rate(platform, card_proofs(platform, cards[count:]))
+        over_http = http_rate(db_url, folder, card_proofs(platform, cards[count:]))
         count_checked, problem = platform.store.verify_audit()
         if problem is not None or count_checked < 2 * count:
             raise SystemExit(f"audit chain broken after the run: {problem}")
