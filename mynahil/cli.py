@@ -575,10 +575,13 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     """Command groups kept in their own modules (they import this one for its helpers)."""
+    from simulator.cli import simulate
+
     from .cli_points import operator_app, points_app
 
     app.add_typer(operator_app, name="operator")
     app.add_typer(points_app, name="points")
+    app.command("simulate")(simulate)
 
 
 _register_subcommands()

@@ -1,0 +1,170 @@
+"""Hardware in the loop: some simulated holders make the MyKey reservation for real.
+
+Each sampled holder gets an emulated card (J-LIS issuance with pooled keys, for speed), seen
+through the fault profile of the channel they were drawn from (``fault_profile`` in the
+scenario, a file in ``scenarios/faults/``), and reserves a MyKey ID with the reference client
+against the reference platform served in-process over HTTP. The measured latency and the
+share of reservations that failed then replace the scenario's platform service time and the
+channels' read-failure chance for the run, and the report shows both.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .scenario import Scenario, set_field
+
+__all__ = ["Measured", "measure"]
+
+FAULTS_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "faults"
+PIN, PASSWORD = "1234", "ABC123"
+
+
+@dataclass
+class Measured:
+    people: int
+    target: str
+    latencies_ms: list[float] = field(default_factory=list)
+    #: channel -> (tries, failures)
+    by_channel: dict[str, tuple[int, int]] = field(default_factory=dict)
+    assumed: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.latencies_ms)) if self.latencies_ms else math.nan
+
+    @property
+    def sigma(self) -> float:
+        if len(self.latencies_ms) < 2:
+            return 0.0
+        return float(np.std(np.log(np.maximum(self.latencies_ms, 1e-6)), ddof=1))
+
+    def failure(self, channel: str) -> float | None:
+        tries, failures = self.by_channel.get(channel, (0, 0))
+        return failures / tries if tries else None
+
+    def apply(self, scenario: Scenario) -> Scenario:
+        """The scenario with the measured service time and device failures instead of assumed."""
+        self.assumed = {"platform.service_median_ms": scenario.platform.service_median_ms}
+        if self.latencies_ms:
+            scenario = set_field(scenario, "platform.service_median_ms", self.median_ms)
+            scenario = set_field(scenario, "platform.service_sigma", min(3.0, self.sigma))
+        for channel in scenario.channels:
+            measured = self.failure(channel.name)
+            if measured is not None and channel.fault_profile:
+                self.assumed[f"channels.{channel.name}.read_failure"] = channel.read_failure
+                scenario = set_field(
+                    scenario, f"channels.{channel.name}.read_failure", min(0.99, measured)
+                )
+        return scenario
+
+    def as_dict(self) -> dict[str, Any]:
+        assumed_ms = self.assumed.get("platform.service_median_ms", math.nan)
+        rows = [["platform median latency (ms)", f"{assumed_ms:.3g}", f"{self.median_ms:.3g}"]]
+        for name, (tries, failures) in sorted(self.by_channel.items()):
+            assumed = self.assumed.get(f"channels.{name}.read_failure")
+            rows.append([
+                f"{name}: failed reservations",
+                "-" if assumed is None else f"{assumed:.1%} per read",
+                f"{failures}/{tries}",
+            ])  # fmt: skip
+        return {
+            "people": self.people,
+            "target": self.target,
+            "median_ms": self.median_ms,
+            "sigma": self.sigma,
+            "assumed_median_ms": self.assumed.get("platform.service_median_ms"),
+            "failures": {k: list(v) for k, v in self.by_channel.items()},
+            "rows": rows,
+        }
+
+
+class _TimedCard:
+    """Counts the time spent inside the card (and its faulty field), to leave the platform's."""
+
+    def __init__(self, card: Any) -> None:
+        self.card = card
+        self.seconds = 0.0
+
+    @property
+    def atr(self) -> bytes:
+        return bytes(self.card.atr)
+
+    def reset(self) -> bytes:
+        return bytes(self.card.reset())
+
+    def transmit(self, raw: bytes) -> bytes:
+        start = time.perf_counter()
+        try:
+            return bytes(self.card.transmit(raw))
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def measure(
+    scenario: Scenario,
+    people: int,
+    *,
+    seed: int = 1,
+    platform_url: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Measured:
+    """Reserve MyKey IDs for ``people`` holders drawn by channel share; time each one."""
+    from card_emulator import EmulatedCard, FaultyCard, load_fault_profile
+    from mynahil.card import MyNumberCard
+    from mynahil.transports import open_transport
+    from reference_impl.client import ClientRefusal, PlatformClient
+    from reference_impl.jlis import KeyPool, lifecycle, random_holder
+    from reference_impl.platform import build_platform, serving
+
+    if platform_url is not None:
+        raise ValueError("--platform URL is not available yet: the in-process platform is used")
+    rng = random.Random(seed)
+    shares = [c.share for c in scenario.channels]
+    drawn = rng.choices(scenario.channels, weights=shares, k=people)
+    result = Measured(people, "the reference platform, in-process over HTTP")
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = build_platform(f"sqlite:///{tmp}/hil.db", Path(tmp) / "jlis")
+        try:
+            pool = KeyPool.generate(8, seed=seed)
+            with serving(platform.app) as url:
+                client = PlatformClient.connect(url)
+                for i, channel in enumerate(drawn):
+                    state = lifecycle.issue(
+                        platform.jlis.ca, platform.jlis.registry, random_holder(rng),
+                        pin=PIN, password=PASSWORD, issued_on=date.today(), keys=pool,
+                    )  # fmt: skip
+                    card: Any = EmulatedCard(state)
+                    if channel.fault_profile:
+                        path = FAULTS_DIR / f"{channel.fault_profile}.toml"
+                        profile = load_fault_profile(str(path)).with_seed(rng.randrange(2**31))
+                        card = FaultyCard(card, profile)
+                    timed = _TimedCard(card)
+                    tries, failures = result.by_channel.get(channel.name, (0, 0))
+                    start = time.perf_counter()
+                    try:
+                        with open_transport("inproc", timed) as wire:
+                            client.reserve(MyNumberCard(wire), PIN)
+                        # The platform's share: the whole reservation minus the card's time.
+                        elapsed = time.perf_counter() - start - timed.seconds
+                        result.latencies_ms.append(elapsed * 1000)
+                    except (ClientRefusal, OSError, ValueError, RuntimeError):
+                        failures += 1
+                    except Exception:  # a card pulled mid-command surfaces as the card's error
+                        failures += 1
+                    result.by_channel[channel.name] = (tries + 1, failures)
+                    if progress:
+                        progress(i + 1, people)
+        finally:
+            platform.close()
+    return result
