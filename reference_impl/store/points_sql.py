@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -59,7 +59,6 @@ _BY_KEY = select(point_transactions).where(
 _BY_TX = select(point_transactions).where(
     _T.operator_id == bindparam("op"), _T.transaction_id.in_(bindparam("ids", expanding=True))
 )
-_ADD_TX = insert(point_transactions)
 _REFUNDED = (
     update(point_transactions)
     .where(_T.operator_id == bindparam("op"), _T.transaction_id == bindparam("tx"))
@@ -70,12 +69,6 @@ _TOTALS = (
     .where(point_totals.c.record_id.in_(bindparam("records", expanding=True)))
     .order_by(point_totals.c.record_id, point_totals.c.cap_group)
 )
-_SET_TOTAL = (
-    update(point_totals)
-    .where(point_totals.c.record_id == bindparam("r"), point_totals.c.cap_group == bindparam("g"))
-    .values(points=bindparam("p"))
-)
-_ADD_LEDGER = insert(ledger)
 _APPS_FOR = select(applications).where(
     applications.c.service_id.in_(bindparam("services", expanding=True)),
     applications.c.account_id.in_(bindparam("accounts", expanding=True)),
@@ -92,6 +85,35 @@ _NEXT_FEED = (
 )
 
 
+def _driver_value(value: Any, dialect: str) -> Any:
+    """A value as the driver takes it, stored exactly as SQLAlchemy's own types store it."""
+    if isinstance(value, datetime):
+        if dialect == "sqlite":  # UTCDateTime + SQLite's DATETIME: naive UTC text
+            u = value.astimezone(UTC)
+            return (
+                f"{u.year:04d}-{u.month:02d}-{u.day:02d} "
+                f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
+            )
+        return value.astimezone(UTC)
+    return value
+
+
+_DRIVER_SQL: dict[tuple[str, str, str], str] = {}
+
+
+def _driver_insert(conn: Connection, table: Any, columns: Sequence[str], suffix: str = "") -> str:
+    """INSERT INTO table (columns) VALUES (placeholders) [suffix], in the driver's paramstyle."""
+    dialect = conn.dialect.name
+    key = (dialect, table.name, ",".join(columns) + suffix)
+    if key not in _DRIVER_SQL:
+        mark = "?" if dialect == "sqlite" else "%s"
+        # Names come from this package's own table metadata, never from input.
+        names, marks = ", ".join(columns), ", ".join([mark] * len(columns))
+        # Names come from this package's own table metadata, never from input.
+        _DRIVER_SQL[key] = f"INSERT INTO {table.name} ({names}) VALUES ({marks}){suffix}"  # noqa: S608
+    return _DRIVER_SQL[key]
+
+
 def _dialect_insert(conn: Connection, table: Any) -> Any:
     build = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     return build(table)
@@ -102,12 +124,25 @@ class PointsStatements:
 
     _conn: Connection
 
-    def _insert_all(self, statement: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _insert_all(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One executemany straight to the driver (per-row parameter processing in SQLAlchemy
+        cost more than SQLite's insert); a unique clash becomes Conflict."""
         if not rows:
             return
+        columns = list(rows[0])
+        dialect = self._conn.dialect.name
+        sql = _driver_insert(self._conn, table, columns)
+        # Only the time columns need converting; find them once, from the first row.
+        times = [i for i, c in enumerate(columns) if isinstance(rows[0][c], datetime)]
+        values = []
+        for row in rows:
+            value = [row[c] for c in columns]
+            for i in times:
+                value[i] = _driver_value(value[i], dialect)
+            values.append(tuple(value))
         try:
             with self._conn.begin_nested():
-                self._conn.execute(statement, list(rows))
+                self._conn.exec_driver_sql(sql, values)
         except IntegrityError as exc:
             raise Conflict(str(exc.orig)) from None
 
@@ -115,7 +150,7 @@ class PointsStatements:
 
     def add_operator(self, operator: Operator, services: Sequence[PaymentService]) -> None:
         self._insert_all(
-            insert(operators),
+            operators,
             [
                 {
                     "operator_id": operator.operator_id,
@@ -128,7 +163,7 @@ class PointsStatements:
             ],
         )
         self._insert_all(
-            insert(payment_services),
+            payment_services,
             [
                 {"service_id": s.service_id, "operator_id": s.operator_id, "name": s.name}
                 for s in services
@@ -266,10 +301,13 @@ class PointsStatements:
         if not wanted:
             return {}
         # Create missing rows first (sorted: concurrent batches claim them in one order).
-        self._conn.execute(
-            _dialect_insert(self._conn, point_totals).on_conflict_do_nothing(),
-            [{"record_id": r, "cap_group": g, "points": 0} for r, g in wanted],
-        )
+        self._conn.exec_driver_sql(
+            _driver_insert(
+                self._conn, point_totals, ("record_id", "cap_group", "points"),
+                " ON CONFLICT DO NOTHING",
+            ),
+            [(r, g, 0) for r, g in wanted],
+        )  # fmt: skip
         query = _TOTALS
         if self._conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -279,9 +317,11 @@ class PointsStatements:
 
     def set_totals(self, totals: Mapping[CapKey, int]) -> None:
         if totals:
-            self._conn.execute(
-                _SET_TOTAL, [{"r": r, "g": g, "p": p} for (r, g), p in sorted(totals.items())]
+            mark = "?" if self._conn.dialect.name == "sqlite" else "%s"
+            sql = (
+                f"UPDATE point_totals SET points={mark} WHERE record_id={mark} AND cap_group={mark}"  # noqa: S608
             )
+            self._conn.exec_driver_sql(sql, [(p, r, g) for (r, g), p in sorted(totals.items())])
 
     def transactions_by_key(
         self, operator_id: str, keys: Collection[str]
@@ -311,7 +351,7 @@ class PointsStatements:
 
     def add_transactions(self, rows: Sequence[StoredTransaction]) -> None:
         self._insert_all(
-            _ADD_TX,
+            point_transactions,
             [
                 {
                     "operator_id": t.operator_id,
@@ -349,8 +389,8 @@ class PointsStatements:
 
     def append_ledger(self, entries: Sequence[LedgerEntry]) -> None:
         if entries:
-            self._conn.execute(
-                _ADD_LEDGER,
+            self._insert_all(
+                ledger,
                 [
                     {
                         "record_id": e.record_id,
