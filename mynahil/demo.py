@@ -41,6 +41,7 @@ from .card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
 from .demo_platform import platform_stories
 from .demo_points import points_stories
 from .opensc import find_opensc
+from .paths import scenarios_dir
 from .pcscd import PcscdUnavailable, pcscd_running
 from .transports import Transport, open_transport, vpcd_reader_name, wait_for_card, wait_for_removal
 from .vpcd_protocol import VPCD_DEFAULT_PORT
@@ -347,7 +348,7 @@ def run_demo(out_root: Path, *, runs: int = 20, progress: Progress = lambda _m: 
     save_card(contact, folder / "cards" / "contact.json")
     save_card(contactless, folder / "cards" / "contactless.json")
     ca_cert = ca.auth_ca_certificate
-    nfc = str(Path(__file__).resolve().parent.parent / "scenarios" / "faults" / "nfc-phone.toml")
+    nfc = str(scenarios_dir() / "faults" / "nfc-phone.toml")
     plan: list[tuple[str, CardState, str, str | None]] = [
         ("inproc", contact, "contact", None),
         ("socket", contact, "contact", None),
@@ -392,7 +393,7 @@ def _short_simulation(folder: Path, progress: Progress) -> dict[str, str]:
     from simulator.report import write_outputs
 
     progress("simulation: round 1's launch week, nationwide (SimPy cohort model)")
-    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "launch-week.toml")
+    scenario = load_scenario(scenarios_dir() / "launch-week.toml")
     with open_executor("serial", 1) as pool:
         result = run(scenario, seed=1, executor=pool)
     summary = summarize(result)

@@ -23,6 +23,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from mynahil.paths import scenarios_dir
+
 __all__ = [
     "DEFAULT_CAMPAIGNS",
     "Bonus",
@@ -37,17 +39,7 @@ __all__ = [
 ]
 
 
-def _bundled_campaigns() -> Path:
-    """``scenarios/campaigns`` of the checkout this code runs from, else of the current folder.
-
-    Scenario data is not inside the installed package: an editable install (the README's)
-    finds the checkout's folder; a wheel installed elsewhere finds it when run from the checkout.
-    """
-    beside_code = Path(__file__).resolve().parents[2] / "scenarios" / "campaigns"
-    return beside_code if beside_code.is_dir() else Path.cwd() / "scenarios" / "campaigns"
-
-
-DEFAULT_CAMPAIGNS: Final = _bundled_campaigns()
+DEFAULT_CAMPAIGNS: Final = scenarios_dir() / "campaigns"
 
 
 class CampaignError(ValueError):
