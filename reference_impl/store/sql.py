@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +69,7 @@ from reference_impl.mykey.model import (
 from reference_impl.mykey.ports import Conflict
 from reference_impl.points.ports import PointsUnitOfWork
 
+from .driver import DriverStatement, utc
 from .points_sql import PointsStatements
 from .tables import (
     audit_head,
@@ -320,6 +321,34 @@ _MOVE_HEAD = (
 )
 _INSERTS: dict[tuple[str, str], Any] = {}
 
+# The same statements, run by the driver (see driver.py): the issuance path and every audit
+# append go through these.
+_RAW_CONSUME = DriverStatement(_CONSUME)
+_RAW_CHALLENGE = DriverStatement(_CHALLENGE)
+_RAW_BY_SERIAL = DriverStatement(_BY_SERIAL)
+_RAW_RETIRED = DriverStatement(_RETIRED)
+_RAW_HEAD = DriverStatement(_HEAD)
+_RAW_MOVE_HEAD = DriverStatement(_MOVE_HEAD)
+_RAW_ADD_CHALLENGE = DriverStatement(
+    insert(challenges).values({c.name: bindparam(c.name) for c in challenges.c})
+)
+_RAW_AUDIT = DriverStatement(
+    insert(audit_log).values({c.name: bindparam(c.name) for c in audit_log.c})
+)
+_RAW_INSERT_NEW: dict[tuple[str, str], DriverStatement] = {}
+
+
+def _raw_insert_new(dialect: str, table: Any, columns: Sequence[str]) -> DriverStatement:
+    """:func:`_insert_new` for the driver, naming its columns (the key is generated)."""
+    key = (dialect, table.name)
+    if key not in _RAW_INSERT_NEW:
+        build = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = build(table).values({c: bindparam(c) for c in columns})
+        _RAW_INSERT_NEW[key] = DriverStatement(
+            statement.on_conflict_do_nothing().returning(*table.primary_key.columns)
+        )
+    return _RAW_INSERT_NEW[key]
+
 
 def _insert_new(dialect: str, table: Any) -> Any:
     """INSERT … ON CONFLICT DO NOTHING … RETURNING the key, built once per dialect and table.
@@ -359,15 +388,16 @@ class _SqlUnitOfWork(PointsStatements):
     # challenges
 
     def add_challenge(self, challenge: Challenge) -> None:
-        self._conn.execute(
-            insert(challenges).values(
-                challenge_id=challenge.challenge_id,
-                nonce=challenge.nonce,
-                purpose=challenge.purpose.value,
-                created_at=challenge.created_at,
-                expires_at=challenge.expires_at,
-                used_at=challenge.used_at,
-            )
+        _RAW_ADD_CHALLENGE.rows(
+            self._conn,
+            {
+                "challenge_id": challenge.challenge_id,
+                "nonce": challenge.nonce,
+                "purpose": challenge.purpose.value,
+                "created_at": challenge.created_at,
+                "expires_at": challenge.expires_at,
+                "used_at": challenge.used_at,
+            },
         )
 
     def consume_challenge(self, challenge_id: str, now: datetime) -> Challenge | None:
@@ -376,24 +406,28 @@ class _SqlUnitOfWork(PointsStatements):
         The conditional UPDATE is the arbiter: a second writer blocks on the row (or, on
         SQLite, on the write lock) and then finds ``used_at`` set.
         """
-        claimed = self._conn.execute(_CONSUME, {"cid": challenge_id, "now": now}).one_or_none()
-        row = claimed or self._conn.execute(_CHALLENGE, {"cid": challenge_id}).one_or_none()
-        if row is None:
+        claimed = _RAW_CONSUME.rows(self._conn, {"cid": challenge_id, "now": now})
+        found = claimed or _RAW_CHALLENGE.rows(self._conn, {"cid": challenge_id})
+        if not found:
             return None
+        row = found[0]
+        created, expires = utc(row["created_at"]), utc(row["expires_at"])
+        assert created is not None
+        assert expires is not None
         return Challenge(
-            challenge_id=row.challenge_id,
-            nonce=bytes(row.nonce),
-            purpose=Purpose(row.purpose),
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            used_at=None if claimed is not None else row.used_at,
+            challenge_id=row["challenge_id"],
+            nonce=bytes(row["nonce"]),
+            purpose=Purpose(row["purpose"]),
+            created_at=created,
+            expires_at=expires,
+            used_at=None if claimed else utc(row["used_at"]),
         )
 
     # MyKey records
 
     def record_by_serial(self, serial: int) -> MyKeyRecord | None:
-        row = self._conn.execute(_BY_SERIAL, {"serial": str(serial)}).one_or_none()
-        return _record(row) if row is not None else None
+        rows = _RAW_BY_SERIAL.rows(self._conn, {"serial": str(serial)})
+        return _record_from_driver(rows[0]) if rows else None
 
     def record_by_mykey_id(self, mykey_id: str) -> MyKeyRecord | None:
         row = self._conn.execute(select(mykeys).where(mykeys.c.mykey_id == mykey_id)).one_or_none()
@@ -416,19 +450,20 @@ class _SqlUnitOfWork(PointsStatements):
         it, the unique index made this one wait for that commit, and under READ COMMITTED
         this later statement then sees the retirement.
         """
-        if self._conn.execute(_RETIRED, {"mid": mykey_id}).scalar_one():
+        if next(iter(_RAW_RETIRED.rows(self._conn, {"mid": mykey_id})[0].values())):
             raise Conflict(f"MyKey ID {mykey_id} was used before and is never reissued")
 
     def create_record(self, mykey_id: str, now: datetime) -> MyKeyRecord:
-        record_id = self._conn.execute(
-            _insert_new(self._conn.dialect.name, mykeys),
-            {
-                "mykey_id": mykey_id,
-                "status": MyKeyStatus.ACTIVE.value,
-                "created_at": now,
-                "password_failures": 0,
-            },
-        ).scalar_one_or_none()
+        values = {
+            "mykey_id": mykey_id,
+            "status": MyKeyStatus.ACTIVE.value,
+            "created_at": now,
+            "password_failures": 0,
+        }
+        created = _raw_insert_new(self._conn.dialect.name, mykeys, list(values)).rows(
+            self._conn, values
+        )
+        record_id = created[0]["record_id"] if created else None
         if record_id is None:
             raise Conflict(f"MyKey ID {mykey_id} is taken")
         try:
@@ -439,11 +474,9 @@ class _SqlUnitOfWork(PointsStatements):
         return MyKeyRecord(int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now))
 
     def bind_serial(self, record_id: int, serial: int, now: datetime) -> None:
-        inserted = self._conn.execute(
-            _insert_new(self._conn.dialect.name, certificate_bindings),
-            {"serial": str(serial), "record_id": record_id, "bound_at": now},
-        ).scalar_one_or_none()
-        if inserted is None:
+        values = {"serial": str(serial), "record_id": record_id, "bound_at": now}
+        inserted = _raw_insert_new(self._conn.dialect.name, certificate_bindings, list(values))
+        if not inserted.rows(self._conn, values):
             raise Conflict(f"certificate serial {serial} is bound already")
 
     def unbind_serials(self, record_id: int) -> list[int]:
@@ -542,13 +575,13 @@ class _SqlUnitOfWork(PointsStatements):
         """
         if not self._pending_audit:
             return
-        head = self._conn.execute(_HEAD).one_or_none()
-        if head is None:
+        heads = _RAW_HEAD.rows(self._conn)
+        if not heads:
             raise RuntimeError(
                 "the audit_head row is missing: create the database with "
                 "reference_impl.store.migrate, not metadata.create_all"
             )
-        seq, digest = int(head.seq), str(head.hash)
+        seq, digest = int(heads[0]["seq"]), str(heads[0]["hash"])
         rows: list[dict[str, Any]] = []
         for entry, at, details in self._pending_audit:
             stored = AuditEvent(entry.action, entry.outcome, entry.record_id, json.loads(details))
@@ -566,8 +599,8 @@ class _SqlUnitOfWork(PointsStatements):
                     "hash": digest,
                 }
             )
-        self._conn.execute(insert(audit_log), rows)
-        self._conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+        _RAW_AUDIT.many(self._conn, rows)
+        _RAW_MOVE_HEAD.rows(self._conn, {"new_seq": seq, "new_hash": digest})
         self._pending_audit.clear()
 
 
@@ -603,6 +636,21 @@ def _record(row: Row[Any]) -> MyKeyRecord:
         password_failures=row.password_failures,
         locked_until=row.locked_until,
         revoked_at=row.revoked_at,
+    )
+
+
+def _record_from_driver(row: Mapping[str, Any]) -> MyKeyRecord:
+    created = utc(row["created_at"])
+    assert created is not None
+    return MyKeyRecord(
+        record_id=int(row["record_id"]),
+        mykey_id=row["mykey_id"],
+        status=MyKeyStatus(row["status"]),
+        created_at=created,
+        password_hash=row["password_hash"],
+        password_failures=int(row["password_failures"]),
+        locked_until=utc(row["locked_until"]),
+        revoked_at=utc(row["revoked_at"]),
     )
 
 
