@@ -575,13 +575,16 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     """Command groups kept in their own modules (they import this one for its helpers)."""
-    from simulator.cli import simulate
+    from simulator.cli import loadtest, simulate
 
     from .cli_points import operator_app, points_app
+    from .cli_soak import soak
 
     app.add_typer(operator_app, name="operator")
     app.add_typer(points_app, name="points")
     app.command("simulate")(simulate)
+    app.command("soak")(soak)
+    app.command("loadtest")(loadtest)
 
 
 _register_subcommands()

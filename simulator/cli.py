@@ -15,7 +15,7 @@ import typer
 
 from .scenario import Scenario, ScenarioError, load_scenario
 
-__all__ = ["simulate"]
+__all__ = ["loadtest", "simulate"]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -60,6 +60,10 @@ def simulate(
         str | None,
         typer.Option(help="With --hil: a running platform's URL instead of an in-process one."),
     ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option("--ca", help="With --platform: its J-LIS CA folder, to issue trusted cards."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a sign-up scenario: queues, lockouts, platform load; CSV, JSON, plots, HTML."""
@@ -78,8 +82,7 @@ def simulate(
         raise _fail("--sweep: one field at a time")
     if goal is not None and not sweeps:
         raise _fail("--target needs a --sweep")
-    if platform and not hil:
-        raise _fail("--platform needs --hil N")
+    _check_hil_platform(hil, platform, ca)
     if executor not in (None, "process", "serial") and not executor.startswith("dask://"):
         raise _fail(f"--executor {executor!r}: use process, serial or dask://HOST:PORT")
     out = out or _default_out(scenario)
@@ -92,7 +95,12 @@ def simulate(
 
                 progress.start(f"HIL: {hil} holders through the MyKey reservation", hil)
                 measured = measure(
-                    loaded, hil, seed=seed, platform_url=platform, progress=progress.update
+                    loaded,
+                    hil,
+                    seed=seed,
+                    platform_url=platform,
+                    ca=ca,
+                    progress=progress.update,
                 )
                 loaded = measured.apply(loaded)
                 notes["hil"] = measured.as_dict()
@@ -181,3 +189,171 @@ class _Progress:
     def update(self, done: int, total: int) -> None:
         if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=done, total=total)
+
+
+def _check_hil_platform(hil: int, platform: str | None, ca: Path | None) -> None:
+    """``--platform URL`` goes with ``--hil N`` and the platform's ``--ca DIR``."""
+    if platform and not hil:
+        raise _fail("--platform needs --hil N")
+    if platform and ca is None:
+        raise _fail("--platform needs --ca DIR: the platform's J-LIS CA folder, to issue its cards")
+    if ca is not None and not platform:
+        raise _fail("--ca goes with --platform URL (the in-process platform has its own CA)")
+    if platform and not platform.startswith(("http://", "https://")):
+        raise _fail(f"--platform {platform!r}: give the platform's http(s):// URL")
+    if ca is not None:
+        _check_ca(ca)
+
+
+def _parse_rate(text: str) -> float:
+    """``1%`` or ``0.01``."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise _fail(f"--max-error-rate {text!r}: give a share like 1% or 0.01") from None
+    if not 0 <= value <= 1:
+        raise _fail(f"--max-error-rate {text!r}: must be between 0% and 100%")
+    return value
+
+
+def loadtest(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario TOML file whose arrival curve is replayed.")
+    ],
+    platform: Annotated[
+        str, typer.Option("--platform", help="The running platform's URL (mynahil serve).")
+    ],
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca", help="The platform's J-LIS CA folder: cards are issued from it (not --master)."
+        ),
+    ] = None,
+    compress: Annotated[
+        float, typer.Option(help="Time compression: 3600 replays one hour per second.")
+    ] = 3600.0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First hour replayed, ISO (JST), e.g. 2020-07-01T08:00 (default: "
+            "the scenario's first day, 00:00)."
+        ),
+    ] = None,
+    hours: Annotated[float, typer.Option(help="Hours of the curve replayed.")] = 24.0,
+    max_users: Annotated[
+        int, typer.Option(help="Most concurrent users; the curve is scaled down to fit.")
+    ] = 50,
+    pacing: Annotated[float, typer.Option(help="Seconds between two holders of one user.")] = 1.0,
+    stages: Annotated[
+        str, typer.Option(help="Comma-separated: reserve, login (card login + GET /me).")
+    ] = "reserve,login",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: reports/loadtest-<timestamp>)."),
+    ] = None,
+    max_error_rate: Annotated[
+        str, typer.Option(help="Exit 1 above this share of failed requests, e.g. 1% or 0.01.")
+    ] = "1%",
+    cards: Annotated[
+        int | None,
+        typer.Option(help="Cards issued by this process (default: what the plan needs)."),
+    ] = None,
+    master: Annotated[
+        bool, typer.Option("--master", help="Run the shape and the report; workers send load.")
+    ] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="Send load for a --master (same scenario options).")
+    ] = False,
+    master_host: Annotated[str, typer.Option(help="With --worker: the master's host.")] = (
+        "127.0.0.1"
+    ),
+    master_port: Annotated[int, typer.Option(help="Master/worker port.")] = 5557,
+    expect_workers: Annotated[
+        int, typer.Option(min=1, help="With --master: start once this many workers joined.")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for the holders' identities.")] = 1,
+) -> None:
+    """Replay a scenario's arrival curve as HTTP load on a running platform, with Locust."""
+    from .loadtest.plan import build_plan
+
+    if master and worker:
+        raise _fail("--master and --worker: choose one")
+    if not platform.startswith(("http://", "https://")):
+        raise _fail(f"--platform {platform!r}: give the platform's http(s):// URL")
+    wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
+    unknown = [s for s in wanted if s not in ("reserve", "login")]
+    if unknown or not wanted:
+        raise _fail(f"--stages {stages!r}: use reserve and/or login")
+    if "login" in wanted and "reserve" not in wanted:
+        raise _fail("--stages: login needs reserve (a card logs in once it has a MyKey ID)")
+    limit = _parse_rate(max_error_rate)
+    try:
+        loaded: Scenario = load_scenario(scenario)
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        first = (
+            datetime.fromisoformat(start)
+            if start
+            else datetime.combine(loaded.run.start, datetime.min.time())
+        )
+    except ValueError:
+        raise _fail(f"--start {start!r}: give an ISO date or time, e.g. 2020-07-01T08:00") from None
+    if ca is None and not master:
+        raise _fail("--ca DIR is needed: the platform's J-LIS CA folder, to issue trusted cards")
+    if ca is not None:
+        _check_ca(ca)
+    try:
+        plan = build_plan(loaded, first, hours, compress=compress, max_users=max_users,
+                          pacing=pacing)  # fmt: skip
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if cards is not None and cards < 1:
+        raise _fail("--cards must be at least 1")
+
+    # Locust monkey-patches the process with gevent on import: only here, never at the top.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gevent's "ssl imported before patching" notice
+        from .loadtest.report import summary, write_report
+        from .loadtest.runner import LoadTestConfig, run
+
+    config = LoadTestConfig(
+        platform_url=platform, ca=ca or Path(), stages=wanted,
+        mode="master" if master else "worker" if worker else "local",
+        master_host=master_host, master_port=master_port, expect_workers=expect_workers,
+        cards=cards, seed=seed,
+    )  # fmt: skip
+    try:
+        outcome = run(plan, config, say=lambda text: print(text, file=sys.stderr))
+    except OSError as exc:
+        raise _fail(f"--platform {platform}: {exc}") from None
+    if outcome is None:
+        return
+    figures = summary(outcome, scenario.stem, limit)
+    folder = out or Path("reports") / f"loadtest-{datetime.now():%Y%m%d-%H%M%S}"
+    files = write_report(folder, figures)
+    for name, row in figures["stages"].items():
+        print(
+            f"{name}: {row['requests']:,} requests, {row['failures']:,} failed, "
+            f"p50 {_ms(row['p50_ms'])} / p95 {_ms(row['p95_ms'])} / p99 {_ms(row['p99_ms'])} ms, "
+            f"{row['rps']:.1f}/s"
+        )
+    total = figures["total"]
+    print(f"error rate {total['error_rate']:.2%} (limit {limit:.2%}); report: {files['report']}")
+    if not figures["passed"]:
+        raise typer.Exit(1)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _check_ca(folder: Path) -> None:
+    from reference_impl.jlis import CAFolderError, JlisCA
+
+    try:
+        JlisCA.load(folder)
+    except CAFolderError as exc:
+        raise _fail(f"--ca {exc}") from None

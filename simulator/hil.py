@@ -3,9 +3,11 @@
 Each sampled holder gets an emulated card (J-LIS issuance with pooled keys, for speed), seen
 through the fault profile of the channel they were drawn from (``fault_profile`` in the
 scenario, a file in ``scenarios/faults/``), and reserves a MyKey ID with the reference client
-against the reference platform served in-process over HTTP. The measured latency and the
-share of reservations that failed then replace the scenario's platform service time and the
-channels' read-failure chance for the run, and the report shows both.
+against the reference platform served in-process over HTTP, or against a running platform
+(``--platform URL``) with cards issued from that platform's CA folder (``--ca DIR``). The
+measured latency and the share of reservations that failed then replace the scenario's
+platform service time and the channels' read-failure chance for the run, and the report shows
+both.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mynahil.paths import scenarios_dir
+
 from .scenario import Scenario, set_field
 
 __all__ = ["Measured", "measure"]
 
-FAULTS_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "faults"
+FAULTS_DIR = scenarios_dir() / "faults"
 PIN, PASSWORD = "1234", "ABC123"
 
 
@@ -117,54 +121,108 @@ def measure(
     *,
     seed: int = 1,
     platform_url: str | None = None,
+    ca: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Measured:
-    """Reserve MyKey IDs for ``people`` holders drawn by channel share; time each one."""
-    from card_emulator import EmulatedCard, FaultyCard, load_fault_profile
-    from mynahil.card import MyNumberCard
-    from mynahil.transports import open_transport
-    from reference_impl.client import ClientRefusal, PlatformClient
+    """Reserve MyKey IDs for ``people`` holders drawn by channel share; time each one.
+
+    Without ``platform_url`` the reference platform is served in-process (its own CA issues
+    the cards). With it, the cards are issued from ``ca`` (that platform's J-LIS CA folder, so
+    it trusts them) on the platform's business date, all before the first reservation (the
+    server re-reads the registry once, not inside a measured request).
+    """
     from reference_impl.jlis import KeyPool, lifecycle, random_holder
     from reference_impl.platform import build_platform, serving
 
-    if platform_url is not None:
-        raise ValueError("--platform URL is not available yet: the in-process platform is used")
+    if platform_url is not None and ca is None:
+        raise ValueError("--platform needs --ca DIR: the platform's J-LIS CA folder")
     rng = random.Random(seed)
     shares = [c.share for c in scenario.channels]
     drawn = rng.choices(scenario.channels, weights=shares, k=people)
+    pool = KeyPool.generate(8, seed=seed)
+    if platform_url is not None and ca is not None:
+        states = _issue_from_folder(platform_url, ca, people, seed=seed, pool=pool)
+        result = Measured(people, f"the platform at {platform_url}")
+        _reserve_all(platform_url, drawn, iter(states).__next__, rng, result, progress)
+        return result
     result = Measured(people, "the reference platform, in-process over HTTP")
     with tempfile.TemporaryDirectory() as tmp:
         platform = build_platform(f"sqlite:///{tmp}/hil.db", Path(tmp) / "jlis")
         try:
-            pool = KeyPool.generate(8, seed=seed)
             with serving(platform.app) as url:
-                client = PlatformClient.connect(url)
-                for i, channel in enumerate(drawn):
-                    state = lifecycle.issue(
+
+                def issue() -> Any:
+                    return lifecycle.issue(
                         platform.jlis.ca, platform.jlis.registry, random_holder(rng),
                         pin=PIN, password=PASSWORD, issued_on=date.today(), keys=pool,
                     )  # fmt: skip
-                    card: Any = EmulatedCard(state)
-                    if channel.fault_profile:
-                        path = FAULTS_DIR / f"{channel.fault_profile}.toml"
-                        profile = load_fault_profile(str(path)).with_seed(rng.randrange(2**31))
-                        card = FaultyCard(card, profile)
-                    timed = _TimedCard(card)
-                    tries, failures = result.by_channel.get(channel.name, (0, 0))
-                    start = time.perf_counter()
-                    try:
-                        with open_transport("inproc", timed) as wire:
-                            client.reserve(MyNumberCard(wire), PIN)
-                        # The platform's share: the whole reservation minus the card's time.
-                        elapsed = time.perf_counter() - start - timed.seconds
-                        result.latencies_ms.append(elapsed * 1000)
-                    except (ClientRefusal, OSError, ValueError, RuntimeError):
-                        failures += 1
-                    except Exception:  # a card pulled mid-command surfaces as the card's error
-                        failures += 1
-                    result.by_channel[channel.name] = (tries + 1, failures)
-                    if progress:
-                        progress(i + 1, people)
+
+                _reserve_all(url, drawn, issue, rng, result, progress)
         finally:
             platform.close()
     return result
+
+
+def _issue_from_folder(url: str, ca: Path, count: int, *, seed: int, pool: Any) -> list[Any]:
+    """``count`` cards from the CA in ``ca``, dated the platform's business day (``--as-of``)."""
+    import httpx
+
+    from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10)
+        response.raise_for_status()
+        day = datetime.fromisoformat(str(response.json()["time"])).date()
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        raise OSError(f"--platform {url}: no platform answers there ({exc})") from None
+    authority = JlisCA.load(ca)  # CAFolderError (a ValueError) names what is missing
+    registry = CertificateRegistry(ca)
+    holders = random.Random(seed + 1)  # apart from the draw's stream: same channels as in-process
+    with registry.transaction():  # one registry write for all of them
+        return [
+            lifecycle.issue(authority, registry, random_holder(holders), pin=PIN,
+                            password=PASSWORD, issued_on=day, keys=pool)
+            for _ in range(count)
+        ]  # fmt: skip
+
+
+def _reserve_all(
+    url: str,
+    drawn: list[Any],
+    issue: Callable[[], Any],
+    rng: random.Random,
+    result: Measured,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Each drawn holder's card, behind its channel's faults, reserves a MyKey ID at ``url``."""
+    from card_emulator import EmulatedCard, FaultyCard, load_fault_profile
+    from mynahil.card import MyNumberCard
+    from mynahil.transports import open_transport
+    from reference_impl.client import ClientRefusal, PlatformClient
+
+    client = PlatformClient.connect(url)
+    try:
+        for i, channel in enumerate(drawn):
+            card: Any = EmulatedCard(issue())
+            if channel.fault_profile:
+                path = FAULTS_DIR / f"{channel.fault_profile}.toml"
+                profile = load_fault_profile(str(path)).with_seed(rng.randrange(2**31))
+                card = FaultyCard(card, profile)
+            timed = _TimedCard(card)
+            tries, failures = result.by_channel.get(channel.name, (0, 0))
+            start = time.perf_counter()
+            try:
+                with open_transport("inproc", timed) as wire:
+                    client.reserve(MyNumberCard(wire), PIN)
+                # The platform's share: the whole reservation minus the card's time.
+                elapsed = time.perf_counter() - start - timed.seconds
+                result.latencies_ms.append(elapsed * 1000)
+            except (ClientRefusal, OSError, ValueError, RuntimeError):
+                failures += 1
+            except Exception:  # a card pulled mid-command surfaces as the card's error
+                failures += 1
+            result.by_channel[channel.name] = (tries + 1, failures)
+            if progress:
+                progress(i + 1, len(drawn))
+    finally:
+        client.http.close()

@@ -10,9 +10,11 @@ from pydantic import BaseModel
 from reference_impl.jlis import JlisServices
 from reference_impl.mykey import MyKeyError
 
+from .problems import PROBLEM_RESPONSES
+
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/jlis", tags=["J-LIS"])
+router = APIRouter(prefix="/v1/jlis", tags=["J-LIS"], responses=PROBLEM_RESPONSES)
 Kind = Literal["auth", "sign"]
 
 

@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 
 from reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
 
+from .problems import PROBLEM_RESPONSES
+
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/mykey", tags=["MyKey"])
+router = APIRouter(prefix="/v1/mykey", tags=["MyKey"], responses=PROBLEM_RESPONSES)
 
 
 def service(request: Request) -> MyKeyService:

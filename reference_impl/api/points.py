@@ -26,11 +26,16 @@ from reference_impl.points.settlement import parse_operator_records
 
 from .mykey import CardProof as CardProofBody
 from .mykey import Token, b64_field
+from .problems import PROBLEM_RESPONSES
 
 __all__ = ["holder_router", "operator_router"]
 
-holder_router = APIRouter(prefix="/v1/points", tags=["Points: holders"])
-operator_router = APIRouter(prefix="/v1/operators/{operator_id}", tags=["Points: operators"])
+holder_router = APIRouter(
+    prefix="/v1/points", tags=["Points: holders"], responses=PROBLEM_RESPONSES
+)
+operator_router = APIRouter(
+    prefix="/v1/operators/{operator_id}", tags=["Points: operators"], responses=PROBLEM_RESPONSES
+)
 
 
 def service(request: Request) -> PointsService:
@@ -291,7 +296,7 @@ async def report(request: Request, operator: SignedOperator, svc: Service) -> De
 def feed(
     operator: SignedOperator,
     svc: Service,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> FeedOut:
     """New applications for the operator's services, oldest first, from a cursor."""

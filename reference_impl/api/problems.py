@@ -11,11 +11,19 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reference_impl.mykey import LoginLocked, MyKeyError
 
-__all__ = ["PROBLEM_BASE", "STATUS_BY_CODE", "install_problem_handlers", "problem"]
+__all__ = [
+    "PROBLEM_BASE",
+    "PROBLEM_RESPONSES",
+    "STATUS_BY_CODE",
+    "Problem",
+    "install_problem_handlers",
+    "problem",
+]
 
 PROBLEM_BASE = "https://mynahil.invalid/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -66,6 +74,37 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_applied": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem, with the platform's stable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {MEDIA_TYPE: {"schema": Problem.model_json_schema()}},
+    }
+
+
+# Declared on every router, so the OpenAPI document says how errors really look.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_response("Bad request (see `code`)"),
+    401: _problem_response("Not authenticated: session, or operator signature"),
+    403: _problem_response("Refused (see `code`)"),
+    404: _problem_response("Not found"),
+    409: _problem_response("Conflict (see `code`)"),
+    410: _problem_response("Gone: the challenge expired"),
+    422: _problem_response("Invalid request: `detail` names the field"),
+    429: _problem_response("Too many attempts: `Retry-After` says when"),
+    503: _problem_response("Try again later"),
 }
 
 

@@ -1,0 +1,81 @@
+"""Cards the platform trusts: issued from its J-LIS CA folder (``--ca``), with pooled keys.
+
+The load generator signs each challenge with the card's user-authentication key directly (what
+the card's JPKI applet does after the PIN), so one process can drive many holders.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+__all__ = ["Card", "CardDeck", "issue_cards", "platform_date"]
+
+PIN, PASSWORD = "1234", "ABC123"
+
+
+@dataclass(frozen=True)
+class Card:
+    certificate_b64: str
+    key: rsa.RSAPrivateKey
+
+    def sign(self, nonce: bytes) -> str:
+        signature = self.key.sign(nonce, padding.PKCS1v15(), hashes.SHA256())
+        return base64.b64encode(signature).decode()
+
+
+class CardDeck:
+    """Hands out one card per holder; once all were used it starts over (counted)."""
+
+    def __init__(self, cards: list[Card]) -> None:
+        if not cards:
+            raise ValueError("no cards")
+        self.cards = cards
+        self.dealt = 0
+
+    def next(self) -> Card:
+        card = self.cards[self.dealt % len(self.cards)]
+        self.dealt += 1
+        return card
+
+    @property
+    def reused(self) -> int:
+        return max(0, self.dealt - len(self.cards))
+
+
+def platform_date(url: str, timeout: float = 10.0) -> date:
+    """The platform's business date (``serve --as-of`` replays a campaign), from /v1/health."""
+    response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=timeout)
+    response.raise_for_status()
+    moment = datetime.fromisoformat(str(response.json()["time"]))
+    return moment.date()
+
+
+def issue_cards(ca_folder: Path, count: int, *, issued_on: date, seed: int = 1) -> list[Card]:
+    """``count`` cards from the CA in ``ca_folder``, recorded in its registry in one write."""
+    from reference_impl.jlis import CertificateRegistry, JlisCA, KeyPool, lifecycle, random_holder
+
+    ca = JlisCA.load(ca_folder)  # the platform's own CA: never create one here
+    registry = CertificateRegistry(ca_folder)
+    pool = KeyPool.generate(16, seed=seed)
+    rng = random.Random(seed)
+    cards: list[Card] = []
+    # One transaction: the registry file is rewritten once, and the server re-reads it once.
+    with registry.transaction():
+        for _ in range(count):
+            state = lifecycle.issue(
+                ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
+                issued_on=issued_on, keys=pool,
+            )  # fmt: skip
+            assert state.auth is not None
+            cards.append(
+                Card(base64.b64encode(state.auth.certificate).decode(), state.auth.private_key)
+            )
+    return cards
