@@ -575,6 +575,7 @@ def main() -> None:
 
 def _register_subcommands() -> None:
     """Command groups kept in their own modules (they import this one for its helpers)."""
+    from conformance.cli import app as conformance_app
     from simulator.cli import loadtest, simulate
 
     from .cli_points import operator_app, points_app
@@ -585,6 +586,7 @@ def _register_subcommands() -> None:
     app.command("simulate")(simulate)
     app.command("soak")(soak)
     app.command("loadtest")(loadtest)
+    app.add_typer(conformance_app, name="conformance")
 
 
 _register_subcommands()
