@@ -66,7 +66,8 @@ def run(
     target: Annotated[
         str,
         typer.Option(
-            help="card:inproc, card:vpcd, card:defect:NAME, pcsc[:READER], phone[:HOST:PORT]"
+            help="card:inproc, card:vpcd, card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], "
+            "operator:sample, operator:defect:NAME"
         ),
     ],
     report: Annotated[Path, typer.Option(help="Folder for index.html and results.json.")] = Path(
@@ -154,25 +155,28 @@ def defects(
     from .defects import DEFECTS
 
     rows: list[dict[str, Any]] = []
-    correct = ["card:inproc"] + (["card:vpcd"] if vpcd else [])
+    correct = ["card:inproc", *(["card:vpcd"] if vpcd else []), "operator:sample"]
     for target in correct:
         start = time.perf_counter()
         code, results = run_target(target, report / target.replace(":", "_"))
         ok = code == 0 and bool(results["passed"])
         rows.append({"target": target, "expected": "pass", "ok": ok,
                      "seconds": round(time.perf_counter() - start, 2)})  # fmt: skip
-    for name, defect in sorted(DEFECTS.items()):
-        target = f"card:defect:{name}"
+    from .operator_harness import OPERATOR_DEFECTS
+
+    matrix = [(f"card:defect:{n}", d.caught_by) for n, d in sorted(DEFECTS.items())]
+    matrix += [(f"operator:defect:{n}", d[1]) for n, d in sorted(OPERATOR_DEFECTS.items())]
+    for target, caught_by in matrix:
         start = time.perf_counter()
         _code, results = run_target(target, report / target.replace(":", "_"))
         requirements = results["requirements"]
         assert isinstance(requirements, dict)
         failed = sorted(r for r, v in requirements.items() if v["verdict"] == "failed")
-        ok = set(defect.caught_by) <= set(failed)
-        rows.append({"target": target, "expected": ", ".join(defect.caught_by), "failed": failed,
+        ok = set(caught_by) <= set(failed)
+        rows.append({"target": target, "expected": ", ".join(caught_by), "failed": failed,
                      "ok": ok, "seconds": round(time.perf_counter() - start, 2)})  # fmt: skip
-    caught = sum(1 for r in rows if r["target"].startswith("card:defect:") and r["ok"])
-    detection = caught / len(DEFECTS)
+    caught = sum(1 for r in rows if ":defect:" in r["target"] and r["ok"])
+    detection = caught / len(matrix)
     report.mkdir(parents=True, exist_ok=True)
     summary = {"rows": rows, "detection_rate": detection, "passed": all(r["ok"] for r in rows)}
     (report / "defects.json").write_text(json.dumps(summary, indent=2))

@@ -109,6 +109,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state = _state(config)
     if state is None:
         return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        ids = [i for i in _requirements(item) if i in state.catalogue]
+        suites = {state.catalogue[i].suite for i in ids}
+        (kept if not suites or state.target.suite in suites else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     for item in items:
         ids = _requirements(item)
         if not ids:
@@ -157,6 +166,18 @@ def card_under_test(request: pytest.FixtureRequest) -> Iterator[CardUnderTest]:
             yield CardUnderTest(MyNumberCard(transport), transport, target, state.pin, emulated)
         finally:
             transport.disconnect()
+
+
+@pytest.fixture(scope="session")
+def operator_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The reference platform, the operator's service and a holder who applied there."""
+    state = _state(request.config)
+    if state is None or state.target.kind != "operator":
+        pytest.skip("not an operator conformance run")
+    from .operator_harness import operator_harness as harness
+
+    with harness(state.target.defect) as running:
+        yield running
 
 
 def _allure_labels(item: pytest.Item, state: Conformance) -> None:

@@ -91,7 +91,7 @@ class Target:
 
     @property
     def suite(self) -> str:
-        return "card"
+        return "operator" if self.kind == "operator" else "card"
 
     def __post_init__(self) -> None:
         self._issuer: tuple[JlisCA, KeyPool] | None = None
@@ -145,6 +145,17 @@ def parse_target(spec: str, device: DeviceProfile | None = None) -> Target:
                 spec, "card", "inproc", name, device or _bundled_profile("emulated-contact")
             )
         raise TargetError(f"card targets: card:inproc, card:vpcd, card:defect:NAME (not {spec!r})")
+    if kind == "operator":
+        from .operator_harness import OPERATOR_DEFECTS
+
+        defect = rest.removeprefix("defect:") if rest.startswith("defect:") else None
+        if rest != "sample" and defect not in OPERATOR_DEFECTS:
+            raise TargetError(
+                f"operator targets: operator:sample or operator:defect:NAME "
+                f"({', '.join(OPERATOR_DEFECTS)}), not {spec!r}"
+            )
+        profile = DeviceProfile("sample payment service (reference operator)", "", 1000, False)
+        return Target(spec, "operator", "http", defect, device or profile)
     if kind == "pcsc":
         return Target(spec, "pcsc", spec, None, device or _bundled_profile("generic-reader"))
     if kind == "phone":

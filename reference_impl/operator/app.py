@@ -71,6 +71,13 @@ def create_operator_app(
             security_code=account.security_code,
         )
 
+    @app.get("/v1/accounts/{account_id}")
+    def account_points(account_id: str) -> dict[str, int | str]:
+        """The points the service credited to an account (as the holder's app shows them)."""
+        if account_id not in books.accounts:
+            raise HTTPException(404, f"no account {account_id}")
+        return {"account_id": account_id, "points": books.balance(account_id)}
+
     @app.post("/v1/verify-account")
     async def verify_account(request: Request) -> dict[str, bool]:
         raw = await request.body()

@@ -93,6 +93,15 @@ class OperatorBooks:
                 if booked is not None:
                     booked.points = decision.points
 
+    def balance(self, account_id: str) -> int:
+        """Points credited to an account: what the platform granted, less what it took back."""
+        with self._lock:
+            return sum(
+                t.points or 0
+                for t in self.transactions.values()
+                if t.report.account_id == account_id
+            )
+
     def records(self, month: str) -> list[OperatorRecord]:
         """The books for a month, in the CSV shape reconciliation reads."""
         start, end = month_bounds(month)

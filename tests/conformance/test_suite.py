@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from conformance import DEFECTS, TargetError, load_catalogue, parse_target
 from conformance.cli import app, run_target
+from conformance.operator_harness import OPERATOR_DEFECTS
 from conformance.targets import DeviceProfile
 
 
@@ -39,7 +40,18 @@ def test_the_defect_matrix_catches_every_defect_under_its_requirement(tmp_path: 
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "defects.json").read_text())
     assert summary["detection_rate"] == 1.0
-    assert len([r for r in summary["rows"] if "failed" in r]) == len(DEFECTS)
+    assert len([r for r in summary["rows"] if "failed" in r]) == len(DEFECTS) + len(
+        OPERATOR_DEFECTS
+    )
+
+
+def test_the_sample_operator_passes_the_operator_suite(tmp_path: Path) -> None:
+    code, results = run_target("operator:sample", tmp_path)
+    assert code == 0
+    requirements = results["requirements"]
+    assert isinstance(requirements, dict)
+    assert set(requirements) == {r.id for r in load_catalogue().values() if r.suite == "operator"}
+    assert {v["verdict"] for v in requirements.values()} == {"passed"}
 
 
 def test_an_untested_requirement_fails_the_run(tmp_path: Path) -> None:
