@@ -34,7 +34,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 </table>
 <h2>Verdict per requirement</h2>
 <table><tr><th>requirement</th><th>verdict</th><th>title</th><th>source</th><th>tests (s)</th></tr>
-{% for rid, v in r.requirements.items() %}
+{% for rid, v in rows %}
 <tr><td><code>{{ rid }}</code></td><td class="{{ v.verdict }}">{{ v.verdict }}</td>
 <td>{{ v.title }}</td><td>{{ v.source }}</td>
 <td>{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
@@ -53,5 +53,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 
 def write_html(path: Path, results: dict[str, Any], digest: str) -> None:
     environment = Environment(autoescape=select_autoescape(default=True))
-    html = environment.from_string(_TEMPLATE).render(r=results, digest=digest)
+    order = {"failed": 0, "untested": 1, "skipped": 2, "passed": 3}
+    rows = sorted(results["requirements"].items(), key=lambda kv: (order[kv[1]["verdict"]], kv[0]))
+    html = environment.from_string(_TEMPLATE).render(r=results, rows=rows, digest=digest)
     path.write_text(html, encoding="utf-8")
