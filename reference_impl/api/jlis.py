@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/jlis", tags=["J-LIS"], responses=PROBLEM_RESPONSE
 Kind = Literal["auth", "sign"]
 
 
-def services(request: Request) -> JlisServices:
+async def services(request: Request) -> JlisServices:
     jlis: JlisServices = request.app.state.jlis
     return jlis
 

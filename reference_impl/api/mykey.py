@@ -19,7 +19,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/mykey", tags=["MyKey"], responses=PROBLEM_RESPONSES)
 
 
-def service(request: Request) -> MyKeyService:
+async def service(request: Request) -> MyKeyService:
     svc: MyKeyService = request.app.state.mykey
     return svc
 
@@ -34,7 +34,7 @@ def b64_field(field: str, text: str) -> bytes:
         raise MyKeyError("invalid_request", f"{field} is not base64") from None
 
 
-def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+async def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise MyKeyError("session_invalid", "send the session token as 'Authorization: Bearer …'")

@@ -38,7 +38,7 @@ operator_router = APIRouter(
 )
 
 
-def service(request: Request) -> PointsService:
+async def service(request: Request) -> PointsService:
     svc: PointsService = request.app.state.points
     return svc
 
