@@ -148,6 +148,9 @@ class CertificateRegistry:
         self._successors: dict[int, int] = {}
         self.crl_number = 0
         self._seen: tuple[int, int, int] | None = None
+        # Built once: every status question checks the file, and building a Path each time
+        # cost more than the stat.
+        self._file = str(self.folder / self.FILE) if self.folder is not None else None
         with self._lock:
             self._refresh()
 
@@ -163,15 +166,15 @@ class CertificateRegistry:
 
         Called with ``self._lock`` held.
         """
-        if self.path is None or self._depth:
+        if self._file is None or self._depth:
             return
         try:
-            info = os.stat(self.path)
+            info = os.stat(self._file)
         except FileNotFoundError:
             return
         seen = (info.st_ino, info.st_mtime_ns, info.st_size)
         if seen != self._seen:
-            self._load(self.path)
+            self._load(Path(self._file))
             self._seen = seen
 
     def _load(self, path: Path) -> None:
