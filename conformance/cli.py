@@ -29,6 +29,7 @@ def run_target(
     device_profile: Path | None = None,
     allow_destructive: bool = False,
     pin: str | None = None,
+    platform_ca: Path | None = None,
     quiet: bool = True,
     extra: list[str] | None = None,
 ) -> tuple[int, dict[str, object]]:
@@ -45,6 +46,8 @@ def run_target(
         argv.append("--allow-destructive")
     if pin:
         argv += ["--conformance-pin", pin]
+    if platform_ca:
+        argv += ["--platform-ca", str(platform_ca)]
     argv += ["-q"] if quiet else ["-v"]
     argv += extra or []
     completed = subprocess.run(argv, capture_output=quiet, text=True, check=False)
@@ -67,7 +70,7 @@ def run(
         str,
         typer.Option(
             help="card:inproc, card:vpcd, card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], "
-            "operator:sample, operator:defect:NAME"
+            "operator:sample, operator:defect:NAME, platform:sample, platform:URL"
         ),
     ],
     report: Annotated[Path, typer.Option(help="Folder for index.html and results.json.")] = Path(
@@ -80,6 +83,9 @@ def run(
         bool, typer.Option(help="Also run PIN-lockout tests on a real card (it WILL lock).")
     ] = False,
     pin: Annotated[str | None, typer.Option(help="The real card's PIN (signing tests).")] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="platform:URL: the server's J-LIS CA folder.")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Certify a target: exit 0 only when every selected requirement passes."""
@@ -96,7 +102,7 @@ def run(
     try:
         code, results = run_target(
             target, report, device_profile=device_profile,
-            allow_destructive=allow_destructive, pin=pin, quiet=not verbose,
+            allow_destructive=allow_destructive, pin=pin, platform_ca=ca, quiet=not verbose,
         )  # fmt: skip
     except RuntimeError as exc:
         raise _err(str(exc)) from None
@@ -155,7 +161,12 @@ def defects(
     from .defects import DEFECTS
 
     rows: list[dict[str, Any]] = []
-    correct = ["card:inproc", *(["card:vpcd"] if vpcd else []), "operator:sample"]
+    correct = [
+        "card:inproc",
+        *(["card:vpcd"] if vpcd else []),
+        "operator:sample",
+        "platform:sample",
+    ]
     for target in correct:
         start = time.perf_counter()
         code, results = run_target(target, report / target.replace(":", "_"))

@@ -42,6 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run PIN-lockout tests on a card that is not emulated (it will lock)",
     )
     group.addoption("--conformance-pin", default=None, help="the real card's PIN")
+    group.addoption("--platform-ca", default=None, help="a platform target's J-LIS CA folder")
 
 
 @dataclass
@@ -177,6 +178,20 @@ def operator_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
     from .operator_harness import operator_harness as harness
 
     with harness(state.target.defect) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def platform_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The platform under test (or the reference one) and a way to issue trusted cards."""
+    state = _state(request.config)
+    if state is None or state.target.kind != "platform":
+        pytest.skip("not a platform conformance run")
+    from .platform_harness import platform_harness as harness
+
+    ca = request.config.getoption("--platform-ca")
+    url = None if state.target.wire == "sample" else state.target.wire
+    with harness(url, Path(ca) if ca else None) as running:
         yield running
 
 

@@ -91,7 +91,7 @@ class Target:
 
     @property
     def suite(self) -> str:
-        return "operator" if self.kind == "operator" else "card"
+        return self.kind if self.kind in ("operator", "platform") else "card"
 
     def __post_init__(self) -> None:
         self._issuer: tuple[JlisCA, KeyPool] | None = None
@@ -145,6 +145,11 @@ def parse_target(spec: str, device: DeviceProfile | None = None) -> Target:
                 spec, "card", "inproc", name, device or _bundled_profile("emulated-contact")
             )
         raise TargetError(f"card targets: card:inproc, card:vpcd, card:defect:NAME (not {spec!r})")
+    if kind == "platform":
+        if not rest:
+            raise TargetError("platform targets: platform:sample or platform:URL")
+        profile = DeviceProfile(f"MyKey platform at {rest}", "", 2000, False)
+        return Target(spec, "platform", rest, None, device or profile)
     if kind == "operator":
         from .operator_harness import OPERATOR_DEFECTS
 

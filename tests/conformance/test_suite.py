@@ -16,6 +16,7 @@ from conformance import DEFECTS, TargetError, load_catalogue, parse_target
 from conformance.cli import app, run_target
 from conformance.operator_harness import OPERATOR_DEFECTS
 from conformance.targets import DeviceProfile
+from tests.support import MYNAHIL, free_port, running
 
 
 def test_the_correct_emulated_card_passes_every_requirement(tmp_path: Path) -> None:
@@ -52,6 +53,25 @@ def test_the_sample_operator_passes_the_operator_suite(tmp_path: Path) -> None:
     assert isinstance(requirements, dict)
     assert set(requirements) == {r.id for r in load_catalogue().values() if r.suite == "operator"}
     assert {v["verdict"] for v in requirements.values()} == {"passed"}
+
+
+def test_the_reference_platform_passes_the_platform_suite(tmp_path: Path) -> None:
+    code, results = run_target("platform:sample", tmp_path)
+    assert code == 0, results
+    requirements = results["requirements"]
+    assert isinstance(requirements, dict)
+    assert set(requirements) == {r.id for r in load_catalogue().values() if r.suite == "platform"}
+
+
+def test_a_platform_at_a_url_is_certified_with_its_ca(tmp_path: Path) -> None:
+    port = free_port()
+    url, ca = f"http://127.0.0.1:{port}", tmp_path / "jlis"
+    argv = [*MYNAHIL, "serve", "--db", f"sqlite:///{tmp_path / 'p.db'}", "--port", str(port),
+            "--ca", str(ca)]  # fmt: skip
+    with running(argv, f"{url}/v1/health"):
+        code, results = run_target(f"platform:{url}", tmp_path / "report", platform_ca=ca)
+    assert code == 0, results
+    assert results["passed"] is True
 
 
 def test_an_untested_requirement_fails_the_run(tmp_path: Path) -> None:

@@ -1,0 +1,144 @@
+"""The platform suite: the MyKey flows and their refusals, through the platform's HTTP API, as
+a phone app or PC software would drive them (SPEC.md "The MyKey ID")."""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import pytest
+
+from conformance.platform_harness import PIN, PlatformHarness
+from conformance.targets import EMULATED_PASSWORD
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
+from reference_impl.mykey import ALPHABET
+
+PASSWORD = "Conformance-42"
+
+
+def _challenge(h: PlatformHarness, purpose: str) -> tuple[str, bytes]:
+    answer = h.http.post("/v1/mykey/challenges", json={"purpose": purpose})
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    return body["challenge_id"], base64.b64decode(body["nonce"])
+
+
+def _proof(challenge_id: str, certificate: bytes, signature: bytes) -> dict[str, str]:
+    return {
+        "challenge_id": challenge_id,
+        "certificate": base64.b64encode(certificate).decode(),
+        "signature": base64.b64encode(signature).decode(),
+    }
+
+
+def _problem(answer: object, code: str) -> None:
+    import httpx
+
+    assert isinstance(answer, httpx.Response)
+    assert answer.headers["content-type"].startswith("application/problem+json"), answer.text
+    body = answer.json()
+    assert body["code"] == code, body
+    assert body["status"] == answer.status_code
+
+
+@pytest.mark.requirement("SPEC-MYKEY-001")
+def test_reservation_gives_the_card_one_id(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    mykey_id = client.reserve(h.card_api(state), PIN)
+    assert len(mykey_id) == 8
+    assert set(mykey_id) <= set(ALPHABET)
+    assert client.reserve(h.card_api(state), PIN) == mykey_id
+    assert client.reserve(h.card_api(h.new_card()), PIN) != mykey_id
+
+
+@pytest.mark.requirement("SPEC-MYKEY-002", "SPEC-MYKEY-008")
+def test_a_challenge_is_single_use(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    card = h.card_api(h.new_card())
+    challenge_id, nonce = _challenge(h, "issue")
+    body = _proof(challenge_id, *card.authenticate(PIN, nonce))
+    assert h.http.post("/v1/mykey/ids", json=body).status_code == 201
+    _problem(h.http.post("/v1/mykey/ids", json=body), "challenge_used")
+
+
+@pytest.mark.requirement("SPEC-MYKEY-003", "SPEC-MYKEY-008")
+def test_a_login_challenge_cannot_issue(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    card = h.card_api(h.new_card())
+    challenge_id, nonce = _challenge(h, "login")
+    body = _proof(challenge_id, *card.authenticate(PIN, nonce))
+    _problem(h.http.post("/v1/mykey/ids", json=body), "challenge_foreign")
+
+
+@pytest.mark.requirement("SPEC-MYKEY-004", "SPEC-MYKEY-008")
+def test_possession_and_trust_are_checked(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    card = h.card_api(h.new_card())
+    challenge_id, _nonce = _challenge(h, "issue")
+    certificate, signature = card.authenticate(PIN, b"some other nonce")
+    _problem(h.http.post("/v1/mykey/ids", json=_proof(challenge_id, certificate, signature)),
+             "signature_invalid")  # fmt: skip
+    stranger = issue_card(
+        JlisCA.create(), random_holder(random.Random(1)), pin=PIN,
+        password=EMULATED_PASSWORD, issued_on=h.issued_on, keys=KeyPool.generate(1, seed=9),
+    )  # fmt: skip
+    challenge_id, nonce = _challenge(h, "issue")
+    body = _proof(challenge_id, *h.card_api(stranger).authenticate(PIN, nonce))
+    _problem(h.http.post("/v1/mykey/ids", json=body), "certificate_untrusted")
+
+
+def _login_password(h: PlatformHarness, mykey_id: str, password: str) -> int:
+    answer = h.http.post(
+        "/v1/mykey/sessions/password", json={"mykey_id": mykey_id, "password": password}
+    )
+    return answer.status_code
+
+
+@pytest.mark.requirement("SPEC-MYKEY-005")
+def test_card_login_then_password_login(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    mykey_id = client.reserve(h.card_api(state), PIN)
+    token = client.login(h.card_api(state), PIN)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert h.http.put("/v1/mykey/me/password", json={"password": PASSWORD},
+                      headers=auth).status_code == 204  # fmt: skip
+    assert h.http.get("/v1/mykey/me", headers=auth).json()["mykey_id"] == mykey_id
+    assert _login_password(h, mykey_id, PASSWORD) == 201
+    assert _login_password(h, mykey_id, PASSWORD + "x") == 401
+
+
+@pytest.mark.requirement("SPEC-MYKEY-006")
+def test_a_changed_id_works_at_once_and_the_old_one_stops(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    old = client.reserve(h.card_api(state), PIN)
+    auth = {"Authorization": f"Bearer {client.login(h.card_api(state), PIN)}"}
+    h.http.put("/v1/mykey/me/password", json={"password": PASSWORD}, headers=auth)
+    new = h.http.post("/v1/mykey/me/id", json={}, headers=auth).json()["mykey_id"]
+    assert new != old
+    assert _login_password(h, new, PASSWORD) == 201
+    assert _login_password(h, old, PASSWORD) == 401
+
+
+@pytest.mark.requirement("SPEC-MYKEY-007")
+def test_revocation_is_final_and_the_card_can_start_again(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    old = client.reserve(h.card_api(state), PIN)
+    auth = {"Authorization": f"Bearer {client.login(h.card_api(state), PIN)}"}
+    assert h.http.delete("/v1/mykey/me", headers=auth).status_code == 204
+    with pytest.raises(ClientRefusal):
+        client.login(h.card_api(state), PIN)
+    fresh = client.reserve(h.card_api(state), PIN)
+    assert fresh != old
