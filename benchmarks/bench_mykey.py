@@ -15,19 +15,13 @@ import argparse
 import http.client
 import json
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rich.progress import track
@@ -36,7 +30,7 @@ from scratch_postgres import POSTGRES, scratch_schema
 from card_emulator import CardState
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.mykey import Purpose
-from reference_impl.platform import ReferencePlatform, build_platform
+from reference_impl.platform import ReferencePlatform, build_platform, serve_process
 
 Proof = tuple[str, bytes, bytes]
 CLIENTS = 4
@@ -89,37 +83,6 @@ def in_process_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
     return len(proofs) / (time.perf_counter() - start)
 
 
-@contextmanager
-def server_process(db_url: str, folder: Path) -> Iterator[str]:
-    """`mynahil serve` (one uvicorn worker) in its own process, as it is deployed."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(folder),
-            "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start: {process.stderr}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_rate(db_url: str, folder: Path, proofs: list[Proof], clients: int) -> float:
     """`mynahil serve` (one uvicorn worker) in its own process on loopback; CLIENTS keep-alive
     clients send requests back to back (holders arrive concurrently; one client alone would
@@ -153,7 +116,7 @@ def http_rate(db_url: str, folder: Path, proofs: list[Proof], clients: int) -> f
         finally:
             connection.close()
 
-    with server_process(db_url, folder) as url, ThreadPoolExecutor(clients) as pool:
+    with serve_process(db_url, folder) as (url, _process), ThreadPoolExecutor(clients) as pool:
         start = time.perf_counter()
         list(pool.map(send, [bodies[i::clients] for i in range(clients)]))
         return len(bodies) / (time.perf_counter() - start)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -25,7 +28,15 @@ from reference_impl.points import AccountCheck, PointsService, Scheme, load_sche
 from reference_impl.points.signing import Signer, public_key_bytes
 from reference_impl.store import SqlStore
 
-__all__ = ["ReferencePlatform", "build_platform", "serving", "shifted_clock"]
+__all__ = [
+    "ReferencePlatform",
+    "build_platform",
+    "free_port",
+    "serve_process",
+    "serving",
+    "shifted_clock",
+    "wait_healthy",
+]
 
 
 @dataclass
@@ -109,3 +120,48 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
+    """Until ``url``/v1/health answers; RuntimeError if ``process`` dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the platform at {url} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the platform at {url} did not answer within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+@contextmanager
+def serve_process(
+    db_url: str, ca_folder: Path, *, as_of: str | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`mynahil serve` in a child process, as deployed; its URL and process, once healthy."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(ca_folder),
+            "--port", str(port)]  # fmt: skip
+    if as_of:
+        argv += ["--as-of", as_of]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(url, process)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -43,7 +43,13 @@ from mynahil.transports import open_transport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-from reference_impl.platform import ReferencePlatform, build_platform, serving, shifted_clock
+from reference_impl.platform import (
+    ReferencePlatform,
+    build_platform,
+    serving,
+    shifted_clock,
+    wait_healthy,
+)
 from reference_impl.points import (
     Decision,
     Operator,
@@ -372,19 +378,6 @@ class Worker:
 # --- the servers ----------------------------------------------------------------------------
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
-            raise RuntimeError(f"the platform at {url} did not start")
-        time.sleep(0.1)
-
-
 @contextmanager
 def _served_apart(db_url: str, folder: Path, log: Path) -> Iterator[tuple[str, int]]:
     """``mynahil serve`` in a child process (as deployed); its URL and pid."""
@@ -399,7 +392,7 @@ def _served_apart(db_url: str, folder: Path, log: Path) -> Iterator[tuple[str, i
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, process)
+            wait_healthy(url, process)
             yield url, process.pid
         finally:
             process.terminate()
@@ -464,7 +457,7 @@ def run_soak(config: SoakConfig, progress: Progress | None = None) -> SoakResult
         with ExitStack() as stack:
             if config.platform_url:
                 url, pid, mode = config.platform_url.rstrip("/"), 0, "external"
-                _wait_healthy(url, None)
+                wait_healthy(url, None)
             elif config.subprocess:
                 url, pid = stack.enter_context(_served_apart(db_url, folder, out / "serve.log"))
                 mode = "subprocess"

@@ -36,7 +36,7 @@ from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.gateways import LocalAccountCheck
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorClient
-from reference_impl.platform import build_platform
+from reference_impl.platform import build_platform, wait_healthy
 from reference_impl.points import (
     Application,
     Operator,
@@ -165,19 +165,6 @@ def _start(db_url: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None, "the server died on start"
-        time.sleep(0.05)
-    raise AssertionError("the server did not come back")
-
-
 @pytest.mark.slow
 def test_kill_minus_nine_loses_nothing_acknowledged(store_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "jlis"
@@ -187,7 +174,7 @@ def test_kill_minus_nine_loses_nothing_acknowledged(store_url: str, tmp_path: Pa
     url = f"http://127.0.0.1:{port}"
     acks, stop, wind_down = Acknowledged(), threading.Event(), threading.Event()
     server = _start(store_url, folder, port)
-    _wait_healthy(url, server)
+    wait_healthy(url, server)
     workers = [
         threading.Thread(target=_report_all, args=(url, key, accounts, acks, stop, wind_down)),
         threading.Thread(target=_issue_all, args=(url, cards, acks, stop, wind_down)),
@@ -203,7 +190,7 @@ def test_kill_minus_nine_loses_nothing_acknowledged(store_url: str, tmp_path: Pa
             server.wait()
             kills += 1
             server = _start(store_url, folder, port)
-            _wait_healthy(url, server)
+            wait_healthy(url, server)
         time.sleep(0.5)  # some load on the last restart too
         wind_down.set()
         for worker in workers:
