@@ -147,3 +147,19 @@ def test_more_window_staff_shortens_the_window_queue(two_days: Scenario) -> None
     thin = summarize(run(short, seed=1))["metrics"]["mean_wait_municipal_window_min"]["mean"]
     staffed = summarize(run(long, seed=1))["metrics"]["mean_wait_municipal_window_min"]["mean"]
     assert staffed < thin
+
+
+def test_a_dask_cluster_gives_the_serial_result(two_days: Scenario) -> None:
+    """The same runs through Dask (`--executor dask://HOST:PORT`), on a local cluster."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    try:
+        address = str(cluster.scheduler_address).removeprefix("tcp://")
+        serial = summarize(run(two_days, seed=3, executor=SerialExecutor()))
+        with open_executor(f"dask://{address}") as pool:
+            clustered = summarize(run(two_days, seed=3, executor=pool))
+    finally:
+        cluster.close()
+    assert serial == clustered
