@@ -34,8 +34,9 @@ def run_target(
     extra: list[str] | None = None,
 ) -> tuple[int, dict[str, object]]:
     """Run the suite; (pytest's exit code, results.json as read back)."""
+    # -P: import this same installed package, never a checkout that happens to be the cwd.
     argv = [
-        sys.executable, "-m", "pytest", str(SUITES), "-p", "conformance.plugin",
+        sys.executable, "-P", "-m", "pytest", str(SUITES), "-p", "conformance.plugin",
         "-p", "no:cacheprovider", "--rootdir", str(SUITES.parent),
         "--conformance-target", target, "--conformance-report", str(report),
         "--alluredir", str(report / "allure-results"),
