@@ -5,6 +5,7 @@ the way of ordinary pytest runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from conformance.cli import app, run_target
 from conformance.operator_harness import OPERATOR_DEFECTS
 from conformance.targets import DeviceProfile
 from tests.support import MYNAHIL, free_port, running
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def test_the_correct_emulated_card_passes_every_requirement(tmp_path: Path) -> None:
@@ -85,10 +88,12 @@ def test_an_untested_requirement_fails_the_run(tmp_path: Path) -> None:
 
 
 def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Run from another folder: the scenario data is found through MYNAHIL_SCENARIOS.
+    env = {**os.environ, "MYNAHIL_SCENARIOS": str(SCENARIOS)}
     return subprocess.run(
         [sys.executable, "-m", "pytest", str(folder), "-p", "conformance.plugin",
          "-p", "no:cacheprovider", "-q", *args],
-        capture_output=True, text=True, check=False, cwd=folder,
+        capture_output=True, text=True, check=False, cwd=folder, env=env,
     )  # fmt: skip
 
 
