@@ -1,23 +1,29 @@
 """``mynahil conformance …``: run the suite against a target, replay a trace, run the defect
-matrix. Each run is a pytest session in its own process, so runs never share state."""
+matrix. Each run is a pytest session in its own process of this interpreter (so runs never
+share state, and it works whether or not the plugin's entry point is installed)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-__all__ = ["app", "run_target"]
+if TYPE_CHECKING:
+    from .defects import MatrixRow
 
-SUITES = Path(__file__).with_name("suites")
+__all__ = ["SUITES", "app", "run_matrix", "run_target"]
+
+SUITES = Path(__file__).resolve().with_name("suites")
 
 app = typer.Typer(
-    help="The conformance suite: certify a reader, a phone or the emulated card.",
+    help="The conformance suite: certify a reader, a phone, a platform or the emulated card.",
     no_args_is_help=True,
 )
 
@@ -29,11 +35,18 @@ def run_target(
     device_profile: Path | None = None,
     allow_destructive: bool = False,
     pin: str | None = None,
+    sign_password: str | None = None,
+    trace_dir: Path | None = None,
     platform_ca: Path | None = None,
     quiet: bool = True,
     extra: list[str] | None = None,
-) -> tuple[int, dict[str, object]]:
-    """Run the suite; (pytest's exit code, results.json as read back)."""
+) -> tuple[int, dict[str, Any]]:
+    """Run the suite on ``target``; (pytest's exit code, ``results.json`` as read back).
+
+    Raises RuntimeError with pytest's last words when the run wrote no results (a usage error).
+    """
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "results.json").unlink(missing_ok=True)
     # -P: import this same installed package, never a checkout that happens to be the cwd.
     argv = [
         sys.executable, "-P", "-m", "pytest", str(SUITES), "-p", "conformance.plugin",
@@ -47,6 +60,10 @@ def run_target(
         argv.append("--allow-destructive")
     if pin:
         argv += ["--conformance-pin", pin]
+    if sign_password:
+        argv += ["--sign-password", sign_password]
+    if trace_dir:
+        argv += ["--trace-dir", str(trace_dir)]
     if platform_ca:
         argv += ["--platform-ca", str(platform_ca)]
     argv += ["-q"] if quiet else ["-v"]
@@ -55,8 +72,9 @@ def run_target(
     results_path = report / "results.json"
     if not results_path.exists():
         output = (completed.stdout or "") + (completed.stderr or "")
-        raise RuntimeError(output.strip().splitlines()[-1] if output.strip() else "no results")
-    results: dict[str, object] = json.loads(results_path.read_text())
+        lines = [line for line in output.strip().splitlines() if line.strip()]
+        raise RuntimeError(lines[-1] if lines else f"pytest exited {completed.returncode}")
+    results: dict[str, Any] = json.loads(results_path.read_text(encoding="utf-8"))
     return completed.returncode, results
 
 
@@ -68,12 +86,12 @@ def _err(message: str) -> typer.Exit:
 @app.command("run")
 def run(
     target: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="card:inproc, card:vpcd, card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], "
-            "operator:sample, operator:defect:NAME, platform:sample, platform:URL"
+            "platform:sample|URL, operator:sample|defect:NAME (default: the device profile's)"
         ),
-    ],
+    ] = None,
     report: Annotated[Path, typer.Option(help="Folder for index.html and results.json.")] = Path(
         "reports/conformance"
     ),
@@ -81,74 +99,154 @@ def run(
         Path | None, typer.Option(help="Device profile (scenarios/devices/*.toml).")
     ] = None,
     allow_destructive: Annotated[
-        bool, typer.Option(help="Also run PIN-lockout tests on a real card (it WILL lock).")
+        bool,
+        typer.Option(help="Also run PIN-lockout tests on a non-card:* target (its PIN WILL lock)."),
     ] = False,
-    pin: Annotated[str | None, typer.Option(help="The real card's PIN (signing tests).")] = None,
+    pin: Annotated[str | None, typer.Option(help="The real card's auth PIN.")] = None,
+    sign_password: Annotated[
+        str | None, typer.Option(help="The real card's signing password.")
+    ] = None,
+    trace_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the APDU traces (default REPORT/traces).")
+    ] = None,
     ca: Annotated[
         Path | None, typer.Option(help="platform:URL: the server's J-LIS CA folder.")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Certify a target: exit 0 only when every selected requirement passes."""
-    from .targets import TargetError, parse_target
+    from .targets import TargetError, load_device_profile, parse_target
 
     try:
-        parse_target(target)
+        device = load_device_profile(device_profile) if device_profile else None
+        target = target or (device.target if device else None)
+        if not target:
+            raise _err("--target is needed (or a device profile with a target)")
+        parse_target(target, device)
     except TargetError as exc:
-        raise _err(f"--target: {exc}") from None
-    if device_profile is not None and not device_profile.is_file():
-        raise _err(f"--device-profile {device_profile}: no such file")
-    report.mkdir(parents=True, exist_ok=True)
-    (report / "results.json").unlink(missing_ok=True)
+        raise _err(str(exc)) from None
     try:
         code, results = run_target(
-            target, report, device_profile=device_profile,
-            allow_destructive=allow_destructive, pin=pin, platform_ca=ca, quiet=not verbose,
+            target, report, device_profile=device_profile, allow_destructive=allow_destructive,
+            pin=pin, sign_password=sign_password, trace_dir=trace_dir, platform_ca=ca,
+            quiet=not verbose,
         )  # fmt: skip
     except RuntimeError as exc:
         raise _err(str(exc)) from None
-    requirements = results["requirements"]
-    assert isinstance(requirements, dict)
-    counts: dict[str, int] = {}
-    for verdict in requirements.values():
-        counts[verdict["verdict"]] = counts.get(verdict["verdict"], 0) + 1
+    if results.get("refused"):
+        typer.echo(results["refused"], err=True)
+    for rid, verdict in results["requirements"].items():
         if verdict["verdict"] in ("failed", "untested"):
-            typer.echo(f"{verdict['verdict'].upper():9} {verdict['title']}", err=True)
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    typer.echo(f"{target}: {summary} -> {report / 'index.html'}")
+            typer.echo(f"{verdict['verdict'].upper():9} {rid}  {verdict['title']}", err=True)
+    summary = ", ".join(f"{n} {k}" for k, n in results["counts"].items() if n)
+    verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
+    typer.echo(f"{target}: {summary}: {verdict} -> {report / 'index.html'}")
     raise typer.Exit(0 if results["passed"] and code == 0 else 1)
 
 
 @app.command("replay")
 def replay(
     trace: Annotated[Path, typer.Argument(help="A trace (.jsonl) from a conformance run.")],
+    against: Annotated[
+        str, typer.Option(help="The emulated card to replay on: card:inproc or card:defect:NAME.")
+    ] = "card:inproc",
     exact: Annotated[bool, typer.Option(help="Compare whole responses, not status words.")] = False,
 ) -> None:
-    """Play a recorded trace against a fresh emulated card; name the first divergence."""
+    """Play a recorded trace against a fresh emulated card; name the first divergence.
+
+    Exit 0 when every answer matches (the failure reproduces here), 1 at a divergence.
+    """
     from .replay import replay_trace
-    from .targets import parse_target
+    from .targets import TargetError, parse_target
 
     if not trace.is_file():
         raise _err(f"{trace}: no such trace")
-    card = parse_target("card:inproc").emulated_card()
-    from card_emulator import EmulatedCard
-
-    assert isinstance(card, EmulatedCard)
-    card.reset()
     try:
-        result = replay_trace(trace, card, exact=exact)
+        target = parse_target(against)
+    except TargetError as exc:
+        raise _err(str(exc)) from None
+    if not target.drives_emulated_card:
+        raise _err(f"--against {against}: replay needs an emulated card (card:…)")
+    try:
+        result = replay_trace(trace, target.emulated_card(faults=""), exact=exact)
     except ValueError as exc:
         raise _err(str(exc)) from None
     if result.divergence is None:
-        typer.echo(f"{trace.name}: {result.commands} commands, the emulated card answers alike")
+        typer.echo(f"{trace.name}: {result.commands} commands, {against} answers alike")
         return
-    d = result.divergence
-    typer.echo(
-        f"{trace.name}: line {d.index} diverges: command {d.command}\n"
-        f"  recorded {d.recorded[-4:]} ({len(d.recorded) // 2} bytes), "
-        f"emulated {d.emulated[-4:]} ({len(d.emulated) // 2} bytes)"
-    )
+    typer.echo(f"{trace.name}: diverges from {against} at {result.divergence.describe()}")
     raise typer.Exit(1)
+
+
+def _pcscd_available() -> bool:
+    try:
+        from mynahil.transports import pcsc_available
+
+        return pcsc_available()
+    except Exception:
+        return False
+
+
+def _matrix_row(row: MatrixRow, report: Path, pcsc: bool) -> dict[str, Any]:
+    expected = ", ".join(row.must_fail) or "pass"
+    if row.needs == "pcsc" and not pcsc:
+        return {"target": row.target, "expected": expected, "ok": True, "failed": [],
+                "skipped": "pcscd is not running", "seconds": 0.0}  # fmt: skip
+    start = time.perf_counter()
+    try:
+        code, results = run_target(row.target, report / row.target.replace(":", "_"))
+    except RuntimeError as exc:
+        return {"target": row.target, "expected": expected, "ok": False, "failed": [],
+                "error": str(exc), "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+    failed = sorted(
+        r for r, v in results["requirements"].items() if v["verdict"] in ("failed", "untested")
+    )
+    ok = (code == 0 and results["passed"]) if row.correct else set(row.must_fail) <= set(failed)
+    return {"target": row.target, "expected": expected, "failed": failed, "ok": bool(ok),
+            "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
+
+
+def run_matrix(
+    report: Path, *, with_pcsc: bool | None = None, rows: list[MatrixRow] | None = None
+) -> dict[str, Any]:
+    """Every row of the defect matrix: (target, requirements that must fail). A correct
+    target must pass; a defective one must fail at least the requirements its row names.
+
+    Rows run side by side in separate processes, except the ones through pcscd: its one vpcd
+    slot takes one card at a time. Writes ``defects.json`` and returns the same summary.
+    """
+    from . import defects
+
+    pcsc = _pcscd_available() if with_pcsc is None else with_pcsc
+    matrix = defects.full_matrix() if rows is None else rows
+    start = time.perf_counter()
+    done: dict[int, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 2))) as pool:
+        futures = {
+            i: pool.submit(_matrix_row, r, report, pcsc)
+            for i, r in enumerate(matrix)
+            if r.needs != "pcsc"
+        }
+        for i, row in enumerate(matrix):
+            if row.needs == "pcsc":
+                done[i] = _matrix_row(row, report, pcsc)
+        for i, future in futures.items():
+            done[i] = future.result()
+    rows_out = [done[i] for i in range(len(matrix))]
+    defective = [r for r in rows_out if ":defect:" in r["target"]]
+    caught = sum(1 for r in defective if r["ok"])
+    summary = {
+        "rows": rows_out,
+        "defects": len(defective),
+        "caught": caught,
+        "detection_rate": round(caught / len(defective), 4) if defective else 1.0,
+        "correct_targets_pass": all(r["ok"] for r in rows_out if ":defect:" not in r["target"]),
+        "passed": all(r["ok"] for r in rows_out),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "defects.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
 
 
 @app.command("defects")
@@ -156,47 +254,31 @@ def defects(
     report: Annotated[Path, typer.Option(help="Folder for each run and defects.json.")] = Path(
         "reports/conformance-defects"
     ),
-    vpcd: Annotated[bool, typer.Option(help="Also the correct card through pcscd.")] = False,
+    pcsc: Annotated[
+        bool | None,
+        typer.Option("--pcsc/--no-pcsc", help="Run card:vpcd too (default: if pcscd is there)."),
+    ] = None,
 ) -> None:
-    """The defect matrix: each defective card caught under its requirement, correct ones pass."""
-    from .defects import DEFECTS
+    """The defect matrix: each defect caught under its requirement, correct targets pass."""
+    from rich.console import Console
+    from rich.table import Table
 
-    rows: list[dict[str, Any]] = []
-    correct = [
-        "card:inproc",
-        *(["card:vpcd"] if vpcd else []),
-        "operator:sample",
-        "platform:sample",
-    ]
-    for target in correct:
-        start = time.perf_counter()
-        code, results = run_target(target, report / target.replace(":", "_"))
-        ok = code == 0 and bool(results["passed"])
-        rows.append({"target": target, "expected": "pass", "ok": ok,
-                     "seconds": round(time.perf_counter() - start, 2)})  # fmt: skip
-    from .operator_harness import OPERATOR_DEFECTS
-
-    matrix = [(f"card:defect:{n}", d.caught_by) for n, d in sorted(DEFECTS.items())]
-    matrix += [(f"operator:defect:{n}", d[1]) for n, d in sorted(OPERATOR_DEFECTS.items())]
-    for target, caught_by in matrix:
-        start = time.perf_counter()
-        _code, results = run_target(target, report / target.replace(":", "_"))
-        requirements = results["requirements"]
-        assert isinstance(requirements, dict)
-        failed = sorted(r for r, v in requirements.items() if v["verdict"] == "failed")
-        ok = set(caught_by) <= set(failed)
-        rows.append({"target": target, "expected": ", ".join(caught_by), "failed": failed,
-                     "ok": ok, "seconds": round(time.perf_counter() - start, 2)})  # fmt: skip
-    caught = sum(1 for r in rows if ":defect:" in r["target"] and r["ok"])
-    detection = caught / len(matrix)
-    report.mkdir(parents=True, exist_ok=True)
-    summary = {"rows": rows, "detection_rate": detection, "passed": all(r["ok"] for r in rows)}
-    (report / "defects.json").write_text(json.dumps(summary, indent=2))
-    for row in rows:
-        mark = "ok  " if row["ok"] else "FAIL"
-        detail = f"failed {', '.join(row.get('failed', []))}" if "failed" in row else "passed"
-        typer.echo(f"{mark} {row['target']:38} expected {row['expected']:16} {detail}")
-    typer.echo(
-        f"detection rate {detection:.0%}; matrix {'passed' if summary['passed'] else 'FAILED'}"
+    summary = run_matrix(report, with_pcsc=pcsc)
+    table = Table(title="conformance defect matrix")
+    for column in ("", "target", "must fail", "failed", "s"):
+        table.add_column(column, overflow="fold")
+    for row in summary["rows"]:
+        mark = "[green]ok[/]" if row["ok"] else "[red]FAIL[/]"
+        if row.get("skipped"):
+            mark = "[yellow]skip[/]"
+        failed = row.get("error") or row.get("skipped") or ", ".join(row["failed"]) or "-"
+        table.add_row(mark, row["target"], row["expected"], failed, f"{row['seconds']:.1f}")
+    console = Console(width=140)
+    console.print(table)
+    console.print(
+        f"detection rate {summary['detection_rate']:.0%} ({summary['caught']}/"
+        f"{summary['defects']}); correct targets "
+        f"{'pass' if summary['correct_targets_pass'] else 'FAIL'}; matrix "
+        f"{'passed' if summary['passed'] else 'FAILED'} -> {report / 'defects.json'}"
     )
     raise typer.Exit(0 if summary["passed"] else 1)

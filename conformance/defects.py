@@ -1,12 +1,13 @@
 """Deliberately defective emulated cards: the suite must fail each under the right requirement.
 
 Each defect is a real misbehaviour seen in (or feared of) card and reader stacks, made on top
-of the correct emulated card so everything else about it stays right.
+of the correct emulated card so everything else about it stays right. :data:`MATRIX` is the
+defect matrix as data: (target, the requirement IDs that must fail); :func:`full_matrix` adds
+the operator and platform suites' rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -15,9 +16,18 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from card_emulator import CardState, EmulatedCard, PinSlot
 from mynahil.jpki import AID
 
-__all__ = ["DEFECTS", "Defect", "DefectiveCard"]
+__all__ = [
+    "CORRECT_TARGETS",
+    "DEFECTS",
+    "MATRIX",
+    "Defect",
+    "DefectiveCard",
+    "MatrixRow",
+    "full_matrix",
+]
 
 _SW_OK = b"\x90\x00"
+_OTHER_CARD_ATR = bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")  # a FeliCa-ish ATR
 
 
 class DefectiveCard(EmulatedCard):
@@ -29,34 +39,49 @@ class DefectiveCard(EmulatedCard):
         super().__init__(state)
         self.defect = defect
         self._selected_fid: int | None = None
+        if defect == "wrong_atr":
+            self.atr = _OTHER_CARD_ATR
 
-    def _restore_auth_pin(self) -> None:
-        pin = self.state.pins[PinSlot.AUTH]
-        self._save_pin(PinSlot.AUTH, self.state.with_pin(PinSlot.AUTH, pin.unblocked()))
+    def _restore_pin(self, slot: PinSlot) -> None:
+        pin = self.state.pins[slot]
+        self._save_pin(slot, self.state.with_pin(slot, pin.unblocked()))
 
-    def transmit(self, raw: bytes) -> bytes:
-        header = raw[:4]
+    def transmit(self, raw: bytes) -> bytes:  # one branch per defect, on purpose
+        header, defect = raw[:4], self.defect
         if header[:2] == b"\x00\xa4" and len(raw) >= 7:
             data = raw[5 : 5 + raw[4]]
             if header[2] == 0x02 and len(data) == 2:
                 self._selected_fid = int.from_bytes(data, "big")
             if (
-                self.defect == "counter_reset_on_reselect"
+                defect == "counter_reset_on_reselect"
                 and header[2] == 0x04
                 and data == AID.JPKI.value
             ):
-                self._restore_auth_pin()
+                self._restore_pin(PinSlot.AUTH)
+        if defect == "signs_without_pin" and header[:2] == b"\x80\x2a":
+            self._verified.update((PinSlot.AUTH, PinSlot.SIGN))  # forgets to check
+        tries_before = self.state.pins[PinSlot.AUTH].tries_left
         response = super().transmit(raw)
         body, sw = response[:-2], response[-2:]
-        wrong = header[:2] == b"\x00\x20" and sw[0] == 0x63
-        if self.defect == "no_lockout" and wrong and self.state.pins[PinSlot.AUTH].tries_left < 2:
-            self._restore_auth_pin()  # forgets wrong PINs before the last try: never locks
-        if self.defect == "sw_63c0_after_lockout" and sw == b"\x69\x84":
+        verify_with_data = header[:2] == b"\x00\x20" and len(raw) > 5
+        near_lockout = self.state.pins[PinSlot.AUTH].tries_left < 2
+        if defect == "no_lockout" and verify_with_data and sw[0] == 0x63 and near_lockout:
+            self._restore_pin(PinSlot.AUTH)  # forgets wrong PINs before the last try
+        if defect == "no_reset_on_correct_pin" and verify_with_data and sw == _SW_OK:
+            pin = self.state.pins[PinSlot.AUTH]
+            if self._selected_fid == 0x0018 and pin.tries_left > tries_before:
+                # keeps the count of earlier wrong entries after a correct one
+                for _ in range(pin.tries_left - tries_before):
+                    pin = pin.charged()
+                self._save_pin(PinSlot.AUTH, self.state.with_pin(PinSlot.AUTH, pin))
+        if defect == "sw_63c0_after_lockout" and sw == b"\x69\x84":
             return b"\x63\xc0"
-        if self.defect == "truncated_reads" and header[:2] == b"\x00\xb0" and len(body) > 255:
+        if defect == "truncated_reads" and header[:2] == b"\x00\xb0" and len(body) > 255:
             return body[:255] + sw
+        if defect == "offset_beyond_file_ok" and sw == b"\x6b\x00":
+            return _SW_OK
         if (
-            self.defect == "sign_cert_without_password"
+            defect == "sign_cert_without_password"
             and header[:2] == b"\x00\xb0"
             and sw == b"\x69\x82"
             and self._selected_fid == 0x0001
@@ -65,11 +90,13 @@ class DefectiveCard(EmulatedCard):
             offset = int.from_bytes(header[2:4], "big")
             le = raw[4] if len(raw) > 4 else 0
             return self.state.sign.certificate[offset : offset + (le or 256)] + _SW_OK
-        if self.defect == "wrong_padding" and header[:2] == b"\x80\x2a" and sw == _SW_OK:
+        if defect == "wrong_padding" and header[:2] == b"\x80\x2a" and sw == _SW_OK:
             assert self.state.auth is not None
             data = raw[5 : 5 + raw[4]]
             pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
             return self.state.auth.private_key.sign(data, pss, hashes.SHA256()) + _SW_OK
+        if defect == "logical_channel_ignored" and sw == b"\x68\x81":
+            return super().transmit(bytes([raw[0] & 0xFC]) + raw[1:])
         return response
 
 
@@ -92,7 +119,51 @@ DEFECTS: dict[str, Defect] = {
                ("JPKI-FILE-003",)),
         Defect("counter_reset_on_reselect", "gives PIN tries back when the AP is reselected",
                ("JPKI-PIN-004",)),
+        Defect("no_reset_on_correct_pin", "a correct PIN leaves earlier wrong entries counted",
+               ("JPKI-PIN-002", "SPEC-CARD-001")),
+        Defect("wrong_atr", "introduces itself with another card's ATR", ("JPKI-ATR-001",)),
+        Defect("offset_beyond_file_ok", "answers 9000 with no data past the end of a file",
+               ("JPKI-READ-002",)),
+        Defect("signs_without_pin", "signs without a verified PIN", ("JPKI-SIG-002",)),
+        Defect("logical_channel_ignored", "serves logical channels as if they were channel 0",
+               ("JPKI-SEL-005",)),
     )
 }  # fmt: skip
 
-DefectFactory = Callable[[CardState], DefectiveCard]
+
+@dataclass(frozen=True, slots=True)
+class MatrixRow:
+    """One row of the defect matrix: a target and the requirements that must fail (none: the
+    target is correct and must pass every selected requirement)."""
+
+    target: str
+    must_fail: tuple[str, ...]
+    needs: str = ""  # "pcsc": only where pcscd is there
+
+    @property
+    def correct(self) -> bool:
+        return not self.must_fail
+
+
+CORRECT_TARGETS: list[MatrixRow] = [
+    MatrixRow("card:inproc", ()),
+    MatrixRow("card:vpcd", (), "pcsc"),
+]
+
+MATRIX: list[MatrixRow] = [
+    *CORRECT_TARGETS,
+    *(MatrixRow(f"card:defect:{name}", d.caught_by) for name, d in sorted(DEFECTS.items())),
+]
+
+
+def full_matrix() -> list[MatrixRow]:
+    """The card rows, then the operator and platform suites' rows (imported late: they bring
+    the reference platform with them)."""
+    from .operator_harness import OPERATOR_DEFECTS
+
+    return [
+        *MATRIX,
+        MatrixRow("operator:sample", ()),
+        MatrixRow("platform:sample", ()),
+        *(MatrixRow(f"operator:defect:{n}", d[1]) for n, d in sorted(OPERATOR_DEFECTS.items())),
+    ]

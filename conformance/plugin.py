@@ -2,9 +2,9 @@
 
 It picks the target and device profile, hands each test a card (a fresh emulated one, or the
 device under test) behind a transport that records every APDU, keeps destructive tests off
-real cards, ties each test to the requirement IDs it checks, and at the end writes the
-verdict per requirement (``results.json``), the certification report (``index.html``) and
-the traces.
+real cards and wrong PINs away from them, ties each test to the requirement IDs it checks,
+and at the end writes the verdict per requirement (``results.json``), the certification report
+(``index.html``) and the traces. Without the option it only registers its markers.
 """
 
 from __future__ import annotations
@@ -15,91 +15,221 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
+from card_emulator import EmulatedCard, FaultyCard
+from mynahil.apdu import CommandApdu
 from mynahil.card import MyNumberCard
+from mynahil.jpki import AID
+from mynahil.transports import Transport
 
-from .catalogue import Requirement, load_catalogue
+from .catalogue import SUITES, Requirement, load_catalogue
 from .recording import RecordingTransport
-from .targets import EMULATED_PIN, Target, TargetError, load_device_profile, parse_target
+from .safety import (
+    GuardedTransport,
+    PinGuardState,
+    allowed_banner,
+    destructive_verdict,
+    refusal_banner,
+)
+from .targets import (
+    EMULATED_PASSWORD,
+    EMULATED_PIN,
+    CardSlot,
+    Target,
+    TargetError,
+    atr_looks_emulated,
+    load_device_profile,
+    parse_target,
+)
 
-__all__ = ["CardUnderTest", "Conformance"]
+__all__ = ["OK", "CardUnderTest", "Conformance", "results_of", "verdicts"]
 
 OPTION = "--conformance-target"
+OK = 0x9000
+SUITES_DIR = Path(__file__).resolve().with_name("suites")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mynahil-conformance", "MyNa Point conformance suite")
-    group.addoption(OPTION, default=None, help="card:inproc, card:vpcd, card:defect:NAME, "
-                    "pcsc[:READER], phone[:HOST:PORT]")  # fmt: skip
-    group.addoption("--conformance-report", default=None, help="folder for the report")
-    group.addoption("--device-profile", default=None, help="device profile TOML")
-    group.addoption(
-        "--allow-destructive",
-        action="store_true",
-        help="run PIN-lockout tests on a card that is not emulated (it will lock)",
-    )
-    group.addoption("--conformance-pin", default=None, help="the real card's PIN")
+    group.addoption(OPTION, default=None, metavar="TARGET",
+                    help="run the conformance suite against TARGET: card:inproc, card:vpcd, "
+                    "card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], platform:…, "
+                    "operator:…")  # fmt: skip
+    group.addoption("--conformance-report", "--report", dest="conformance_report", default=None,
+                    metavar="DIR", help="folder for results.json, index.html and traces "
+                    "(default reports/conformance)")  # fmt: skip
+    group.addoption("--trace-dir", dest="conformance_trace_dir", default=None, metavar="DIR",
+                    help="folder for the APDU traces (default REPORT/traces)")  # fmt: skip
+    group.addoption("--device-profile", default=None, metavar="TOML",
+                    help="device profile (scenarios/devices/*.toml)")  # fmt: skip
+    group.addoption("--allow-destructive", action="store_true",
+                    help="run PIN-lockout and PIN-change tests on a card that is not a card:* "
+                    "target; refused unless its ATR is an emulated one")  # fmt: skip
+    group.addoption("--conformance-pin", "--pin", dest="conformance_pin", default=None,
+                    help="the real card's auth PIN (no other PIN is ever sent)")  # fmt: skip
+    group.addoption("--sign-password", dest="conformance_sign_password", default=None,
+                    help="the real card's signing password (signing-key tests)")  # fmt: skip
     group.addoption("--platform-ca", default=None, help="a platform target's J-LIS CA folder")
 
 
 @dataclass
 class CardUnderTest:
-    """What a test gets: the Card API over a recording transport, and what it may do."""
+    """What a test gets: the Card API and the raw wire (both recorded), and what it may do."""
 
     api: MyNumberCard
-    transport: RecordingTransport
+    transport: Transport  # every APDU of the test goes through it (and into the trace)
     target: Target
-    pin: str
-    emulated_card: Any | None  # the emulated card object (fault injection, reinsertion)
+    pin: str  # "" when the user gave none (PIN-needing tests skip)
+    sign_password: str
+    emulated_card: EmulatedCard | FaultyCard | None  # the card object, on emulated targets
+    destructive_allowed: bool
+    _trace: IO[str] | None = None
+    _name: str = ""
+    _secrets: frozenset[bytes] = frozenset()  # masked in traces (a real card's PINs)
+
+    # --- raw APDUs, for checking status words exactly --------------------------------------
+
+    def send(self, apdu: str | bytes) -> tuple[bytes, int]:
+        raw = bytes.fromhex(apdu) if isinstance(apdu, str) else apdu
+        response = self.transport.transmit(raw)
+        return response[:-2], int.from_bytes(response[-2:], "big")
+
+    def select_ap(self, aid: AID | bytes = AID.JPKI) -> int:
+        value = aid.value if isinstance(aid, AID) else aid
+        return self.send(CommandApdu(0x00, 0xA4, 0x04, 0x0C, value).to_bytes())[1]
+
+    def select_ef(self, fid: int) -> int:
+        return self.send(CommandApdu(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")).to_bytes())[1]
+
+    def read(self, offset: int, le: int) -> tuple[bytes, int]:
+        """READ BINARY with a short Le (256 is sent as 00)."""
+        return self.send(bytes([0x00, 0xB0, offset >> 8, offset & 0xFF, le % 256]))
+
+    def verify(self, fid: int, value: str | None, aid: AID = AID.JPKI) -> int:
+        """Select ``aid`` and the PIN EF, then VERIFY (no data: the retry query)."""
+        assert self.select_ap(aid) == OK
+        assert self.select_ef(fid) == OK
+        data = value.encode("ascii") if value is not None else b""
+        return self.send(CommandApdu(0x00, 0x20, 0x00, 0x80, data).to_bytes())[1]
+
+    def wrong_pin(self) -> str:
+        """A PIN certainly not the card's (only ever sent in destructive tests)."""
+        return "0000" if self.pin != "0000" else "9999"
+
+    def power_cycle(self) -> bytes:
+        """Reset the card (the client forgets its selection too)."""
+        self.api.forget_selection()
+        return self.transport.reset()
+
+    # --- more emulated cards, for tests that need another kind of card -----------------------
+
+    def another_emulated_card(
+        self, *, faults: str | None = "", interface: str | None = None, **issue: Any
+    ) -> tuple[EmulatedCard | FaultyCard, Transport]:
+        """A fresh emulated card on this test's trace (emulated targets only), connected in
+        process. ``faults=""`` means none; ``issue`` goes to :func:`issue_card`."""
+        if not self.target.drives_emulated_card or self._trace is None:
+            pytest.skip("needs the harness to hold the emulated card")
+        from mynahil.transports.inproc import InProcessTransport
+
+        card = self.target.emulated_card(faults=faults, interface=interface, **issue)
+        wire = RecordingTransport(
+            InProcessTransport(card), self._trace, self._name, secrets=self._secrets
+        )
+        wire.connect()
+        return card, wire
 
 
 @dataclass
 class Conformance:
+    """One conformance session's state: the target, the options, what each test did."""
+
     target: Target
     report_dir: Path
+    trace_dir: Path
     catalogue: dict[str, Requirement]
     allow_destructive: bool
     pin: str
+    sign_password: str
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # per test nodeid
     traces: dict[str, Path] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     atr: str = ""
+    reader: str = ""
+    destructive: str = "run"  # run | skip | refuse
+    refused: str = ""
+    device_transport: Transport | None = None  # the session's wire (real device, or pcscd)
+    slot: CardSlot | None = None  # the emulated card behind pcscd, swapped per test
+    guard: PinGuardState = field(default_factory=lambda: PinGuardState(frozenset()))
 
     @property
     def selected(self) -> dict[str, Requirement]:
-        return {k: r for k, r in self.catalogue.items() if r.suite == self.target.suite}
+        return {k: r for k, r in self.catalogue.items() if r.suite in self.target.suites}
+
+    def open_device(self) -> Transport:
+        """The real device's transport, connected once for the whole session (a phone
+        connects to the listener once; a reader keeps its card)."""
+        if self.device_transport is None:
+            transport = self.target.open(None)
+            self.atr = transport.connect().hex().upper()
+            self.reader = transport.name
+            self.device_transport = transport
+        return self.device_transport
+
+    def probe_atr(self) -> bytes:
+        if self.target.drives_emulated_card:
+            return self.target.emulated_card().atr
+        return self.open_device().atr
 
 
 _KEY = pytest.StashKey[Conformance]()
 
 
+@pytest.hookimpl(tryfirst=True)  # before the allure plugin reads its directory
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(*ids): the catalogue requirements it checks")
     config.addinivalue_line("markers", "destructive: may lock or change a real card's PIN")
     config.addinivalue_line("markers", "faults(profile): the emulated card behind a fault profile")
     spec = config.getoption(OPTION)
     if not spec:
-        return
+        return  # inert: an ordinary pytest run of the project
     try:
         profile = config.getoption("--device-profile")
         device = load_device_profile(Path(profile)) if profile else None
         target = parse_target(spec, device)
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from None
-    report = Path(config.getoption("--conformance-report") or "reports/conformance")
+    report = Path(config.getoption("conformance_report") or "reports/conformance")
+    trace_dir = Path(config.getoption("conformance_trace_dir") or report / "traces")
     report.mkdir(parents=True, exist_ok=True)
-    (report / "traces").mkdir(exist_ok=True)
-    pin = config.getoption("--conformance-pin") or (EMULATED_PIN if target.emulated else "")
-    config.stash[_KEY] = Conformance(
-        target, report, load_catalogue(), bool(config.getoption("--allow-destructive")), pin
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    if getattr(config.option, "allure_report_dir", "unset") is None:
+        config.option.allure_report_dir = str(report / "allure-results")
+    pin = config.getoption("conformance_pin") or (EMULATED_PIN if target.emulated else "")
+    password = config.getoption("conformance_sign_password") or (
+        EMULATED_PASSWORD if target.emulated else ""
     )
+    state = Conformance(target, report, trace_dir, load_catalogue(),
+                        bool(config.getoption("--allow-destructive")), pin, password)  # fmt: skip
+    state.guard = PinGuardState(frozenset(s.encode("ascii") for s in (pin, password) if s))
+    config.stash[_KEY] = state
 
 
 def _state(config: pytest.Config) -> Conformance | None:
     return config.stash.get(_KEY, None)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Do not even import the suites the target does not select (``suites/<suite>/``)."""
+    state = _state(config)
+    if state is None or collection_path.parent != SUITES_DIR or not collection_path.is_dir():
+        return None
+    if collection_path.name in SUITES:
+        return collection_path.name not in state.target.suites or None
+    return None
 
 
 def _requirements(item: pytest.Item) -> list[str]:
@@ -113,60 +243,117 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        ids = [i for i in _requirements(item) if i in state.catalogue]
+        ids = _requirements(item)
+        if not ids:
+            raise pytest.UsageError(
+                f"{item.nodeid}: names no requirement (@pytest.mark.requirement)"
+            )
+        unknown = [i for i in ids if i not in state.catalogue]
+        if unknown:
+            raise pytest.UsageError(
+                f"{item.nodeid}: unknown requirement {', '.join(unknown)} "
+                "(not in conformance/requirements.toml)"
+            )
         suites = {state.catalogue[i].suite for i in ids}
-        (kept if not suites or state.target.suite in suites else dropped).append(item)
+        (kept if suites & set(state.target.suites) else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-    for item in items:
-        ids = _requirements(item)
-        if not ids:
-            raise pytest.UsageError(f"{item.nodeid}: names no requirement")
-        unknown = [i for i in ids if i not in state.catalogue]
-        if unknown:
-            raise pytest.UsageError(f"{item.nodeid}: unknown requirement {', '.join(unknown)}")
-        if item.get_closest_marker("destructive") and not state.target.emulated:
-            if not state.allow_destructive:
-                item.add_marker(pytest.mark.skip(
-                    reason="destructive (locks or changes the PIN): only on emulated cards "
-                    "unless --allow-destructive"))  # fmt: skip
-            elif not state.pin:
-                raise pytest.UsageError(
-                    "--allow-destructive on a real card needs --conformance-pin"
-                )
-    if state.target.emulated is False and state.allow_destructive:
-        print(
-            "\n*** DESTRUCTIVE TESTS WILL RUN ON A REAL CARD: its PIN will lock and only a "
-            "municipal window can unlock it. ***\n"
+    destructive = [i for i in items if i.get_closest_marker("destructive")]
+    if not destructive or state.target.emulated:
+        return
+    looks = False
+    if state.allow_destructive:
+        atr = state.probe_atr()
+        state.atr = atr.hex().upper()
+        looks = atr_looks_emulated(atr)
+    state.destructive = destructive_verdict(
+        emulated_target=state.target.emulated,
+        allow_destructive=state.allow_destructive,
+        atr_looks_emulated=looks,
+    )
+    if state.destructive == "refuse":
+        state.refused = refusal_banner(state.atr, state.target.spec)
+        pytest.exit(state.refused, returncode=pytest.ExitCode.USAGE_ERROR)
+    if state.destructive == "skip":
+        reason = (
+            "destructive (locks or changes the PIN): runs on card:* targets only, or with "
+            "--allow-destructive on a card with an emulated ATR"
         )
+        for item in destructive:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        return
+    if not state.pin:
+        raise pytest.UsageError("--allow-destructive on a card that is not card:* needs --pin")
+    print(allowed_banner(state.atr, state.target.spec))
+
+
+def _open_for_test(
+    state: Conformance, item: pytest.Item
+) -> tuple[Transport, EmulatedCard | FaultyCard | None]:
+    target = state.target
+    if target.drives_emulated_card:
+        faults = item.get_closest_marker("faults")
+        card = target.emulated_card(faults=str(faults.args[0]) if faults else None)
+        if target.wire != "inproc":  # one attachment to pcscd for the session, a card per test
+            if state.slot is None or state.device_transport is None:
+                state.slot = CardSlot(card)
+                state.device_transport = target.open(None, slot=state.slot)
+                state.device_transport.connect()
+            state.slot.card = card
+            wire = state.device_transport
+            state.atr = wire.reset().hex().upper()
+            state.reader = wire.name
+            return wire, card
+        wire = target.open(card)
+        state.atr = wire.connect().hex().upper()
+        state.reader = state.reader or wire.name
+        return wire, card
+    wire = state.open_device()
+    wire.reset()  # every test starts with nothing selected and no PIN verified
+    return wire, None
 
 
 @pytest.fixture
 def card_under_test(request: pytest.FixtureRequest) -> Iterator[CardUnderTest]:
+    """The card under test for one test, every APDU recorded to the test's trace."""
     state = _state(request.config)
     if state is None:
         pytest.skip("not a conformance run (no --conformance-target)")
-    target = state.target
-    faults = request.node.get_closest_marker("faults")
-    emulated = (
-        target.emulated_card(faults=str(faults.args[0]) if faults else None)
-        if target.emulated
-        else None
-    )
-    name = request.node.nodeid.split("::")[-1]
-    path = state.report_dir / "traces" / f"{name}.jsonl"
+    if state.guard.rejected:
+        pytest.skip(f"no PIN tests after the card rejected one: {state.guard.rejected}")
+    item = request.node
+    name = item.nodeid.split("::")[-1]
+    path = state.trace_dir / f"{name}.jsonl"
+    destructive = item.get_closest_marker("destructive") is not None
     with path.open("w", encoding="utf-8") as out:
-        transport = RecordingTransport(target.open(emulated), out, name)
-        state.traces[request.node.nodeid] = path
+        state.traces[item.nodeid] = path
         try:
-            state.atr = transport.connect().hex().upper()
+            wire, card = _open_for_test(state, item)
         except Exception as exc:
-            pytest.fail(f"cannot reach the card through {target.spec}: {exc}")
+            pytest.fail(f"cannot reach the card through {state.target.spec}: {exc}")
+        secrets: frozenset[bytes] = frozenset() if state.target.emulated else state.guard.secrets
+        recorded: Transport = RecordingTransport(wire, out, name, secrets=secrets)
+        if not state.target.emulated and not destructive:
+            # outside the recorder: what it refuses was never sent, what it asks is traced
+            recorded = GuardedTransport(recorded, state.guard)
         try:
-            yield CardUnderTest(MyNumberCard(transport), transport, target, state.pin, emulated)
+            yield CardUnderTest(
+                MyNumberCard(recorded), recorded, state.target, state.pin, state.sign_password,
+                card, state.target.emulated or state.destructive == "run", out, name, secrets,
+            )  # fmt: skip
         finally:
-            transport.disconnect()
+            if state.target.wire == "inproc":
+                wire.disconnect()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = _state(config)
+    if state is not None and state.device_transport is not None:
+        state.device_transport.disconnect()
+        close = getattr(state.device_transport, "close", None)
+        if callable(close):
+            close()  # a phone listener gives its port back
 
 
 @pytest.fixture(scope="session")
@@ -197,13 +384,18 @@ def platform_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def _allure_labels(item: pytest.Item, state: Conformance) -> None:
     try:
-        import allure
+        import allure  # type: ignore[import-untyped, unused-ignore]
     except ImportError:
         return
+    dynamic: Any = allure.dynamic  # allure ships no type hints
     for requirement in _requirements(item):
-        allure.dynamic.label("requirement", requirement)  # type: ignore[no-untyped-call]
-    allure.dynamic.label("suite", state.target.suite)  # type: ignore[no-untyped-call]
-    allure.dynamic.label("device", state.target.device.name)  # type: ignore[no-untyped-call]
+        dynamic.label("requirement", requirement)
+        dynamic.tag(requirement)
+    dynamic.label("suite", state.target.suite)
+    dynamic.label("device", state.target.device.name)
+    dynamic.label("target", state.target.spec)
+    if item.get_closest_marker("destructive"):
+        dynamic.tag("destructive")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -214,11 +406,23 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     yield
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    yield
+    state = _state(item.config)
+    if state is not None and state.guard.rejected and not item.session.shouldstop:
+        # The card said the user's PIN is wrong: stop before anything else could spend a try.
+        item.session.shouldstop = f"stopped to protect the card: {state.guard.rejected}"
+
+
+_CURRENT: dict[str, Conformance] = {}
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     state = _CURRENT.get("state")
-    if state is None:
+    if state is None or report.nodeid not in state.results:
         return
-    entry = state.results.setdefault(report.nodeid, {"outcome": "passed", "seconds": 0.0})
+    entry = state.results[report.nodeid]
     entry["seconds"] = round(entry.get("seconds", 0.0) + report.duration, 6)
     if report.failed:
         entry["outcome"] = "failed"
@@ -226,10 +430,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     elif report.skipped and entry["outcome"] != "failed":
         entry["outcome"] = "skipped"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
-        entry["message"] = str(reason)
-
-
-_CURRENT: dict[str, Conformance] = {}
+        entry["message"] = str(reason).removeprefix("Skipped: ")
+    elif report.when == "call" and entry["outcome"] == "not run":
+        entry["outcome"] = "passed"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -243,30 +446,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if state is not None:
         for item in session.items:
             state.results[item.nodeid] = {
-                "outcome": "passed", "seconds": 0.0, "message": "",
+                "outcome": "not run", "seconds": 0.0, "message": "",
                 "requirements": _requirements(item),
+                "destructive": item.get_closest_marker("destructive") is not None,
             }  # fmt: skip
 
 
 def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
-    """Per selected requirement: passed / failed / skipped / untested, with its tests."""
+    """Per selected requirement: passed / failed / skipped / untested / planned, with its tests.
+
+    A requirement passes when none of its tests failed and at least one passed; it is
+    ``skipped`` when all its tests were skipped (not applicable to this device, or destructive).
+    """
     out: dict[str, dict[str, Any]] = {}
     for rid, requirement in sorted(state.selected.items()):
         tests = {n: r for n, r in state.results.items() if rid in r.get("requirements", [])}
         outcomes = {r["outcome"] for r in tests.values()}
         if not tests:
-            verdict = "untested"
+            verdict = "planned" if requirement.planned else "untested"
         elif "failed" in outcomes:
             verdict = "failed"
-        elif outcomes == {"skipped"}:
-            verdict = "skipped"
-        else:
+        elif "passed" in outcomes:
             verdict = "passed"
+        elif "not run" in outcomes:
+            verdict = "untested"
+        else:
+            verdict = "skipped"
         out[rid] = {
             "verdict": verdict,
             "title": requirement.title,
             "source": requirement.source,
+            "suite": requirement.suite,
             "tests": sorted(tests),
+            "seconds": round(sum(r["seconds"] for r in tests.values()), 3),
+            "reasons": sorted({r["message"] for r in tests.values() if r["outcome"] == "skipped"}),
         }
     return out
 
@@ -275,35 +488,81 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
+def results_of(state: Conformance) -> dict[str, Any]:
+    """``results.json``: the verdicts, the catalogue check, the device, timings and traces."""
+    requirements = verdicts(state)
+    untested = sorted(r for r, v in requirements.items() if v["verdict"] == "untested")
+    planned = sorted(r for r, v in requirements.items() if v["verdict"] == "planned")
+    failed = sorted(r for r, v in requirements.items() if v["verdict"] == "failed")
+    catalogue = {
+        "verdict": "failed" if untested else "passed",
+        "untested": untested,
+        "planned": planned,
+        "selected": len(requirements),
+    }
+    passed = (
+        not failed
+        and not untested
+        and not state.refused
+        and any(v["verdict"] == "passed" for v in requirements.values())
+    )
+    device = state.target.device
+    return {
+        "target": state.target.spec,
+        "suites": list(state.target.suites),
+        "device": device.name,
+        "device_profile": {
+            "interface": device.interface,
+            "expected_atr": device.expected_atr,
+            "atr_mask": device.atr_mask,
+            "budget_ms": device.budget_ms,
+        },
+        "reader": state.reader,
+        "emulated": state.target.emulated,
+        "atr": state.atr,
+        "expected_atr": device.expected_atr,
+        "destructive": state.destructive,
+        "refused": state.refused,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(state.started)),
+        "seconds": round(time.time() - state.started, 3),
+        "passed": passed,
+        "catalogue": catalogue,
+        "counts": {
+            v: sum(1 for r in requirements.values() if r["verdict"] == v)
+            for v in ("passed", "failed", "skipped", "untested", "planned")
+        },
+        "requirements": requirements,
+        "tests": state.results,
+        "traces": {
+            n: {"file": str(p), "sha256": _digest(p)} for n, p in sorted(state.traces.items())
+        },
+    }
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
     if state is None:
         return
     _CURRENT.pop("state", None)
-    requirements = verdicts(state)
-    passed = all(v["verdict"] in ("passed", "skipped") for v in requirements.values()) and bool(
-        requirements
-    )
-    results = {
-        "target": state.target.spec,
-        "device": state.target.device.name,
-        "emulated": state.target.emulated,
-        "atr": state.atr,
-        "expected_atr": state.target.device.expected_atr,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(state.started)),
-        "seconds": round(time.time() - state.started, 3),
-        "passed": passed,
-        "requirements": requirements,
-        "tests": state.results,
-        "traces": {
-            n: {"file": str(p.relative_to(state.report_dir)), "sha256": _digest(p)}
-            for n, p in state.traces.items()
-        },
-    }
+    results = results_of(state)
     results_path = state.report_dir / "results.json"
     results_path.write_text(json.dumps(results, indent=2), encoding="utf-8")
     from .report import write_html
 
     write_html(state.report_dir / "index.html", results, _digest(results_path))
-    if not passed and session.exitstatus == 0:
-        session.exitstatus = 1
+    if not results["passed"] and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    if state is None:
+        return
+    results = results_of(state)
+    counts = ", ".join(f"{n} {v}" for v, n in results["counts"].items() if n)
+    terminalreporter.write_sep("=", f"conformance {state.target.spec}: {counts}")
+    for rid, v in results["requirements"].items():
+        if v["verdict"] in ("failed", "untested"):
+            terminalreporter.write_line(f"{v['verdict'].upper():9} {rid}  {v['title']}")
+    verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
+    terminalreporter.write_line(f"{verdict} -> {state.report_dir / 'index.html'}")

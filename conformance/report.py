@@ -13,47 +13,63 @@ _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>MyNa Point conformance: {{ r.device }}</title>
 <style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
-h1 { font-size: 1.5em; } table { border-collapse: collapse; width: 100%; margin: 1em 0; }
-th, td { border-bottom: 1px solid #ddd; padding: .35em .5em; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; } code { font-size: .9em; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; width: 100%; margin: .6em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: .3em .5em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } code { font-size: .9em; word-break: break-all; }
 .passed { color: #0a7a2f; font-weight: 600; } .failed, .untested { color: #b00020; font-weight: 600; }
-.skipped { color: #8a6d00; } .verdict { font-size: 1.3em; padding: .5em 1em; display: inline-block; }
-.ok { background: #e6f4ea; } .bad { background: #fce8e6; }
-pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em; }
+.skipped, .planned { color: #8a6d00; } .verdict { font-size: 1.3em; padding: .5em 1em; display: inline-block; }
+.ok { background: #e6f4ea; } .bad { background: #fce8e6; } .small { font-size: .85em; color: #555; }
+pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em; max-height: 20em; overflow: auto; }
 </style></head><body>
 <h1>MyNa Point conformance report</h1>
 <p class="verdict {{ 'ok' if r.passed else 'bad' }}">
-{{ 'CERTIFIED: every selected requirement passed' if r.passed else 'NOT CERTIFIED' }}</p>
+{% if r.passed %}CERTIFIED: every selected requirement passed{% if r.counts.skipped %} ({{ r.counts.skipped }} not applicable, skipped){% endif %}
+{% else %}NOT CERTIFIED{% endif %}</p>
+{% if r.refused %}<pre>{{ r.refused }}</pre>{% endif %}
 <table>
 <tr><th>device</th><td>{{ r.device }}</td></tr>
-<tr><th>target</th><td><code>{{ r.target }}</code> ({{ 'emulated card' if r.emulated else 'device under test' }})</td></tr>
-<tr><th>ATR</th><td><code>{{ r.atr }}</code>{% if r.expected_atr %} (expected <code>{{ r.expected_atr }}</code>){% endif %}</td></tr>
+<tr><th>target</th><td><code>{{ r.target }}</code> ({{ 'emulated card' if r.emulated else 'device under test' }}){% if r.reader %}, reader <code>{{ r.reader }}</code>{% endif %}</td></tr>
+<tr><th>suites</th><td>{{ r.suites | join(', ') }}</td></tr>
+<tr><th>interface</th><td>{{ r.device_profile.interface }}</td></tr>
+<tr><th>ATR</th><td><code>{{ r.atr or '(none seen)' }}</code>{% if r.expected_atr %}; expected <code>{{ r.expected_atr }}</code>{% if r.device_profile.atr_mask %} under mask <code>{{ r.device_profile.atr_mask }}</code>{% endif %}{% endif %}</td></tr>
+<tr><th>time budget</th><td>{{ '%.0f' % r.device_profile.budget_ms }} ms for a whole MyKey read and sign</td></tr>
+<tr><th>destructive tests</th><td>{{ r.destructive }}</td></tr>
 <tr><th>run</th><td>{{ r.started }}, {{ '%.1f' % r.seconds }} s</td></tr>
+<tr><th>results</th><td>{% for k, n in r.counts.items() if n %}{{ n }} {{ k }}{{ ', ' if not loop.last }}{% endfor %}</td></tr>
+<tr><th>catalogue check</th><td class="{{ r.catalogue.verdict }}">{{ r.catalogue.verdict }}{% if r.catalogue.untested %}: no test for {{ r.catalogue.untested | join(', ') }}{% endif %}</td></tr>
 <tr><th>results.json SHA-256</th><td><code>{{ digest }}</code></td></tr>
 </table>
 <h2>Verdict per requirement</h2>
-<table><tr><th>requirement</th><th>verdict</th><th>title</th><th>source</th><th>tests (s)</th></tr>
+<table><tr><th>requirement</th><th>verdict</th><th>title</th><th>source</th><th>tests (seconds)</th></tr>
 {% for rid, v in rows %}
 <tr><td><code>{{ rid }}</code></td><td class="{{ v.verdict }}">{{ v.verdict }}</td>
-<td>{{ v.title }}</td><td>{{ v.source }}</td>
-<td>{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
+<td>{{ v.title }}{% for reason in v.reasons %}<br><span class="small">skipped: {{ reason }}</span>{% endfor %}</td>
+<td class="small">{{ v.source }}</td>
+<td class="small">{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
 {% endfor %}</table>
-<h2>Tests</h2>
-<table><tr><th>test</th><th>outcome</th><th>trace (SHA-256)</th><th>detail</th></tr>
+<h2>Tests and their APDU traces</h2>
+<table><tr><th>test</th><th>outcome</th><th>seconds</th><th>trace and its SHA-256</th><th>detail</th></tr>
 {% for name, t in r.tests.items() %}
-<tr><td>{{ name.split('::')[-1] }}</td><td class="{{ t.outcome }}">{{ t.outcome }}</td>
-<td>{% if name in r.traces %}<code>{{ r.traces[name].file }}</code><br><code>{{ r.traces[name].sha256[:16] }}…</code>{% endif %}</td>
+<tr><td>{{ name.split('::')[-1] }}{% if t.destructive %} <span class="small">(destructive)</span>{% endif %}</td>
+<td class="{{ t.outcome }}">{{ t.outcome }}</td><td>{{ '%.3f' % t.seconds }}</td>
+<td class="small">{% if name in r.traces %}<code>{{ r.traces[name].file }}</code><br><code>{{ r.traces[name].sha256 }}</code>{% endif %}</td>
 <td>{% if t.message %}<pre>{{ t.message }}</pre>{% endif %}</td></tr>
 {% endfor %}</table>
-<p>Replay a trace against the emulated card: <code>mynahil conformance replay TRACE</code>.</p>
+<p class="small">Replay a trace against the emulated card: <code>mynahil conformance replay TRACE</code>.
+The SHA-256 above is of <code>results.json</code> as written next to this page.</p>
 </body></html>
 """
 
+_ORDER = {"failed": 0, "untested": 1, "skipped": 2, "planned": 3, "passed": 4}
+
 
 def write_html(path: Path, results: dict[str, Any], digest: str) -> None:
+    """Write ``index.html``: failed and untested requirements first."""
     environment = Environment(autoescape=select_autoescape(default=True))
-    order = {"failed": 0, "untested": 1, "skipped": 2, "passed": 3}
-    rows = sorted(results["requirements"].items(), key=lambda kv: (order[kv[1]["verdict"]], kv[0]))
+    rows = sorted(
+        results["requirements"].items(), key=lambda kv: (_ORDER.get(kv[1]["verdict"], 9), kv[0])
+    )
     html = environment.from_string(_TEMPLATE).render(r=results, rows=rows, digest=digest)
     path.write_text(html, encoding="utf-8")

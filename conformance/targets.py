@@ -1,21 +1,37 @@
 """What the suite runs against: a target spec, its device profile, and a card per test.
 
-Targets: ``card:inproc`` and ``card:vpcd`` (the emulated card, in-process or through pcscd),
-``card:defect:NAME`` (a deliberately defective emulated card), ``pcsc[:READER]`` (a real
-reader with a real or test card), ``phone[:HOST:PORT]`` (a phone running vsmartcard's Remote
-Smart Card Reader, connecting to the harness's vpcd listener).
+A target spec is ``KIND[:REST]``. Each kind is registered in :data:`TARGET_KINDS` with the
+suites it selects (``card``, ``platform``, ``operator``), whether its card is emulated (only
+those may be hurt by destructive tests), and how to build it:
+
+=========================  ===================================================================
+``card:inproc``            the emulated card in this process
+``card:vpcd``              the emulated card attached to pcscd's vpcd driver, read through PC/SC
+``card:defect:NAME``       a deliberately defective emulated card (``conformance.defects``)
+``realistic:inproc``       the emulated card treated as a real one (PIN guard, no destructive
+``realistic:defect:NAME``  tests unless allowed): proves the suite is safe for real cards
+``pcsc[:READER]``          a real PC/SC reader with a real or test card
+``phone[:HOST:PORT]``      a phone running vsmartcard's Remote Smart Card Reader, connecting to
+                           the harness's vpcd listener
+``platform:sample|URL``    a MyKey platform (the platform suite)
+``operator:sample|…``      a payment operator (the operator suite)
+=========================  ===================================================================
 """
 
 from __future__ import annotations
 
 import random
+import re
 import tempfile
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import Any, Final
 
 from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile
+from card_emulator.atr import ATR_PROFILES
 from mynahil.paths import scenarios_dir
 from mynahil.transports import Transport, open_transport
 from mynahil.transports.inproc import InProcessTransport
@@ -23,46 +39,125 @@ from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 from .defects import DEFECTS, DefectiveCard
 
-__all__ = ["DeviceProfile", "Target", "TargetError", "load_device_profile", "parse_target"]
+__all__ = [
+    "EMULATED_PASSWORD",
+    "EMULATED_PIN",
+    "TARGET_KINDS",
+    "CardSlot",
+    "DeviceProfile",
+    "Target",
+    "TargetError",
+    "TargetKind",
+    "atr_looks_emulated",
+    "load_device_profile",
+    "parse_target",
+    "register_target_kind",
+]
 
-EMULATED_PIN, EMULATED_PASSWORD = "1234", "ABC123"
+EMULATED_PIN: Final = "1234"
+EMULATED_PASSWORD: Final = "ABC123"
+INTERFACES: Final = ("contact", "contactless")
 
 
 class TargetError(ValueError):
-    pass
+    """A target spec or device profile the suite cannot use; the message says what to fix."""
+
+
+# --- device profiles -------------------------------------------------------------------------
+
+_HEX = re.compile(r"^([0-9A-F]{2})*$")
+_PROFILE_FIELDS: Final = {
+    "name": "a non-empty string",
+    "target": 'a target spec such as pcsc:"Reader 00 00" (optional)',
+    "interface": "contact or contactless",
+    "expected_atr": "the ATR in hex, empty for any",
+    "atr_mask": "hex, as long as expected_atr: FF bits must match, 00 bits are free",
+    "budget_ms": "the time budget of a whole MyKey read and sign, in ms",
+    "faults": "a fault profile of scenarios/faults (emulated targets only)",
+    "description": "free text",
+}
+
+
+def _hex_field(data: Mapping[str, object], key: str, source: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise TargetError(f"{source}: {key}: {_PROFILE_FIELDS[key]}, got {value!r}")
+    text = value.replace(" ", "").replace(":", "").upper()
+    if not _HEX.match(text):
+        raise TargetError(f"{source}: {key}: whole bytes of hex digits, got {value!r}")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceProfile:
+    """What the device under test is and what it must meet (``scenarios/devices/*.toml``)."""
+
     name: str
-    expected_atr: str  # hex, upper case; "" accepts any
-    budget_ms: float
-    contactless: bool
+    interface: str = "contact"
+    expected_atr: str = ""  # hex, upper case; "" accepts any ATR
+    atr_mask: str = ""  # hex, same length as expected_atr; "" means every bit matters
+    budget_ms: float = 5000.0
+    target: str = ""
     faults: str = ""
+    description: str = ""
+
+    @property
+    def contactless(self) -> bool:
+        return self.interface == "contactless"
+
+    def atr_matches(self, atr: bytes) -> bool:
+        """Whether ``atr`` is the expected one (under the mask); any ATR if none is expected."""
+        if not self.expected_atr:
+            return True
+        expected = bytes.fromhex(self.expected_atr)
+        mask = bytes.fromhex(self.atr_mask) if self.atr_mask else b"\xff" * len(expected)
+        return len(atr) == len(expected) and all(
+            (a & m) == (e & m) for a, e, m in zip(atr, expected, mask, strict=True)
+        )
 
     @classmethod
-    def from_mapping(cls, data: dict[str, object], source: str) -> DeviceProfile:
-        allowed = {"name", "expected_atr", "budget_ms", "contactless", "faults"}
-        unknown = sorted(set(data) - allowed)
+    def from_mapping(cls, data: Mapping[str, object], source: str) -> DeviceProfile:
+        """Validated: an unknown field or a wrong value is an error naming the field."""
+        unknown = sorted(set(data) - set(_PROFILE_FIELDS))
         if unknown:
-            raise TargetError(f"{source}: {unknown[0]}: unknown field")
-        name, atr = data.get("name"), data.get("expected_atr", "")
-        budget, contactless = data.get("budget_ms"), data.get("contactless", False)
-        if not isinstance(name, str) or not name:
-            raise TargetError(f"{source}: name: a non-empty string is needed")
-        if not isinstance(atr, str) or any(c not in "0123456789abcdefABCDEF " for c in atr):
-            raise TargetError(f"{source}: expected_atr: hex digits, got {atr!r}")
+            known = ", ".join(_PROFILE_FIELDS)
+            raise TargetError(f"{source}: {unknown[0]}: unknown field (known: {known})")
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise TargetError(f"{source}: name: {_PROFILE_FIELDS['name']} is needed")
+        interface = data.get("interface", "contact")
+        if interface not in INTERFACES:
+            raise TargetError(f"{source}: interface: contact or contactless, got {interface!r}")
+        atr, mask = _hex_field(data, "expected_atr", source), _hex_field(data, "atr_mask", source)
+        if mask and len(mask) != len(atr):
+            raise TargetError(
+                f"{source}: atr_mask: {len(mask) // 2} bytes, but expected_atr has "
+                f"{len(atr) // 2}; they must be as long"
+            )
+        budget = data.get("budget_ms", 5000)
         if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
-            raise TargetError(f"{source}: budget_ms: a positive number, got {budget!r}")
-        if not isinstance(contactless, bool):
-            raise TargetError(f"{source}: contactless: true or false")
-        faults = data.get("faults", "")
-        if not isinstance(faults, str):
-            raise TargetError(f"{source}: faults: a fault profile name")
-        return cls(name, atr.replace(" ", "").upper(), float(budget), contactless, faults)
+            raise TargetError(f"{source}: budget_ms: a positive number of ms, got {budget!r}")
+        strings: dict[str, str] = {}
+        for key in ("target", "faults", "description"):
+            value = data.get(key, "")
+            if not isinstance(value, str):
+                raise TargetError(f"{source}: {key}: {_PROFILE_FIELDS[key]}, got {value!r}")
+            strings[key] = value
+        if strings["target"]:
+            try:  # a placeholder device: the bundled profile may be the one being loaded
+                parse_target(strings["target"], cls(name="validation only"))
+            except TargetError as exc:
+                raise TargetError(f"{source}: target: {exc}") from None
+        if strings["faults"]:
+            _fault_profile_path(strings["faults"], source)
+        return cls(
+            name.strip(), str(interface), atr, mask, float(budget),
+            strings["target"], strings["faults"], strings["description"],
+        )  # fmt: skip
 
 
 def load_device_profile(path: Path) -> DeviceProfile:
+    """A device profile file, or a :class:`TargetError` saying what is wrong with it."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -72,32 +167,54 @@ def load_device_profile(path: Path) -> DeviceProfile:
     return DeviceProfile.from_mapping(data, path.name)
 
 
-def _bundled_profile(name: str) -> DeviceProfile:
+def bundled_profile(name: str) -> DeviceProfile:
     return load_device_profile(scenarios_dir() / "devices" / f"{name}.toml")
+
+
+def _fault_profile_path(name: str, source: str) -> str:
+    path = scenarios_dir() / "faults" / f"{name}.toml"
+    if path.exists():
+        return str(path)
+    try:
+        load_fault_profile(name)
+    except ValueError as exc:
+        raise TargetError(f"{source}: faults: {exc}") from None
+    return name
+
+
+def atr_looks_emulated(atr: bytes) -> bool:
+    """Our emulated card's ATRs. A real contact card may share one, so this alone never
+    makes a card safe to hurt: the user's --allow-destructive is needed too."""
+    return atr in ATR_PROFILES.values()
+
+
+# --- targets ---------------------------------------------------------------------------------
 
 
 @dataclass
 class Target:
+    """One thing under test: how to reach it and what it is expected to be."""
+
     spec: str
-    kind: str  # card | pcsc | phone
-    wire: str  # inproc | vpcd | pcsc[:R] | listen[:H:P]
+    kind: str
+    wire: str  # the transport spec (inproc, vpcd, pcsc:R, listen:H:P) or the platform's URL
     defect: str | None
     device: DeviceProfile
-
-    @property
-    def emulated(self) -> bool:
-        """Only emulated cards may be hurt (PIN lockout, PIN change)."""
-        return self.kind == "card"
+    suites: tuple[str, ...] = ("card",)
+    emulated: bool = False  # only emulated cards may be hurt (PIN lockout, PIN change)
+    _issuer: tuple[JlisCA, KeyPool] | None = field(default=None, repr=False)
+    _rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False)
 
     @property
     def suite(self) -> str:
-        return self.kind if self.kind in ("operator", "platform") else "card"
+        return self.suites[0]
 
-    def __post_init__(self) -> None:
-        self._issuer: tuple[JlisCA, KeyPool] | None = None
-        self._rng = random.Random(7)
+    @property
+    def drives_emulated_card(self) -> bool:
+        """The harness holds the card object (fault injection, reinsertion, fresh per test)."""
+        return self.kind in ("card", "realistic")
 
-    def _new_state(self) -> CardState:
+    def _new_state(self, **issue: Any) -> CardState:
         if self._issuer is None:
             folder = Path(tempfile.mkdtemp(prefix="mynahil-conformance-"))
             self._issuer = (
@@ -105,68 +222,151 @@ class Target:
                 KeyPool.generate(2, seed=7, cache_dir=folder / "keys"),
             )
         ca, keys = self._issuer
-        profile = "contactless" if self.device.contactless else "contact"
         return issue_card(
             ca, random_holder(self._rng), pin=EMULATED_PIN, password=EMULATED_PASSWORD,
-            issued_on=date.today(), keys=keys, atr_profile=profile,
+            issued_on=date.today(), keys=keys, atr_profile=self.device.interface, **issue,
         )  # fmt: skip
 
-    def emulated_card(self, *, faults: str | None = None) -> EmulatedCard | FaultyCard:
-        """A fresh card for one test (emulated targets): no test sees another's PIN counters."""
-        state = self._new_state()
+    def emulated_card(
+        self, *, faults: str | None = None, interface: str | None = None, **issue: Any
+    ) -> EmulatedCard | FaultyCard:
+        """A fresh card for one test: no test sees another's PIN counters. ``faults`` names a
+        fault profile ("" for none, None for the device profile's); ``issue`` goes to
+        :func:`issue_card` (e.g. ``with_certificates=False``)."""
+        state = self._new_state(**issue)
+        if interface is not None and interface != state.atr_profile:
+            state = replace(state, atr_profile=interface)
         card: EmulatedCard = (
             DefectiveCard(state, self.defect) if self.defect else EmulatedCard(state)
         )
         profile = faults if faults is not None else self.device.faults
         if profile:
-            path = scenarios_dir() / "faults" / f"{profile}.toml"
-            return FaultyCard(card, load_fault_profile(str(path) if path.exists() else profile))
+            return FaultyCard(card, load_fault_profile(_fault_profile_path(profile, "faults")))
         return card
 
-    def open(self, card: EmulatedCard | FaultyCard | None) -> Transport:
-        if self.kind == "card":
+    def open(
+        self, card: EmulatedCard | FaultyCard | None, *, slot: CardSlot | None = None
+    ) -> Transport:
+        """The transport to the card, or to the card in ``slot`` (not yet connected)."""
+        if self.drives_emulated_card:
+            held = slot if slot is not None else card
+            assert held is not None
             if self.wire == "inproc":
-                assert card is not None
-                return InProcessTransport(card)
-            return open_transport(self.wire, card)
+                return InProcessTransport(held)
+            return open_transport(self.wire, held)
         return open_transport(self.wire)
 
 
-def parse_target(spec: str, device: DeviceProfile | None = None) -> Target:
-    kind, _, rest = spec.partition(":")
-    if kind == "card":
-        if rest in {"inproc", "vpcd"}:
-            return Target(spec, "card", rest, None, device or _bundled_profile("emulated-contact"))
+class CardSlot:
+    """A card holder that stays attached to a wire while the card in it changes: pcscd's vpcd
+    reader keeps one attachment for the session and each test gets a fresh card in it (a new
+    attachment per test costs pcscd a removal and an insertion, most of a second)."""
+
+    def __init__(self, card: EmulatedCard | FaultyCard) -> None:
+        self.card = card
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def transmit(self, raw: bytes) -> bytes:
+        return self.card.transmit(raw)
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+
+TargetBuilder = Callable[[str, str, "DeviceProfile | None"], Target]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetKind:
+    """A kind of target: the suites it selects, and how a spec of that kind becomes a target."""
+
+    name: str
+    suites: tuple[str, ...]
+    emulated: bool
+    usage: str
+    build: TargetBuilder
+
+
+TARGET_KINDS: dict[str, TargetKind] = {}
+
+
+def register_target_kind(kind: TargetKind) -> None:
+    """Add (or replace) a kind of target; the platform and operator suites register theirs."""
+    TARGET_KINDS[kind.name] = kind
+
+
+def _emulated_card_target(kind: str, emulated: bool) -> TargetBuilder:
+    def build(spec: str, rest: str, device: DeviceProfile | None) -> Target:
+        profile = device or bundled_profile("emulated-contact")
+        if rest in ("inproc", "vpcd"):
+            return Target(spec, kind, rest, None, profile, ("card",), emulated)
         if rest.startswith("defect:"):
             name = rest.removeprefix("defect:")
             if name not in DEFECTS:
                 raise TargetError(f"no defect {name!r}; known: {', '.join(sorted(DEFECTS))}")
-            return Target(
-                spec, "card", "inproc", name, device or _bundled_profile("emulated-contact")
-            )
-        raise TargetError(f"card targets: card:inproc, card:vpcd, card:defect:NAME (not {spec!r})")
-    if kind == "platform":
-        if not rest:
-            raise TargetError("platform targets: platform:sample or platform:URL")
-        profile = DeviceProfile(f"MyKey platform at {rest}", "", 2000, False)
-        return Target(spec, "platform", rest, None, device or profile)
-    if kind == "operator":
-        from .operator_harness import OPERATOR_DEFECTS
+            return Target(spec, kind, "inproc", name, profile, ("card",), emulated)
+        raise TargetError(
+            f"{kind} targets: {kind}:inproc, {kind}:vpcd or {kind}:defect:NAME, not {spec!r}"
+        )
 
-        defect = rest.removeprefix("defect:") if rest.startswith("defect:") else None
-        if rest != "sample" and defect not in OPERATOR_DEFECTS:
-            raise TargetError(
-                f"operator targets: operator:sample or operator:defect:NAME "
-                f"({', '.join(OPERATOR_DEFECTS)}), not {spec!r}"
-            )
-        profile = DeviceProfile("sample payment service (reference operator)", "", 1000, False)
-        return Target(spec, "operator", "http", defect, device or profile)
-    if kind == "pcsc":
-        return Target(spec, "pcsc", spec, None, device or _bundled_profile("generic-reader"))
-    if kind == "phone":
-        wire = f"listen:{rest}" if rest else "listen"
-        return Target(spec, "phone", wire, None, device or _bundled_profile("emulated-nfc-phone"))
-    raise TargetError(
-        f"unknown target {spec!r}: use card:inproc, card:vpcd, card:defect:NAME, "
-        "pcsc[:READER] or phone[:HOST:PORT]"
-    )
+    return build
+
+
+def _pcsc_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
+    return Target(spec, "pcsc", f"pcsc:{rest}" if rest else "pcsc",
+                  None, device or bundled_profile("generic-reader"), ("card",), False)  # fmt: skip
+
+
+def _phone_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
+    wire = f"listen:{rest}" if rest else "listen:0.0.0.0:35963"
+    return Target(spec, "phone", wire, None, device or bundled_profile("phone"), ("card",), False)
+
+
+def _platform_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
+    if not rest:
+        raise TargetError("platform targets: platform:sample or platform:URL")
+    profile = DeviceProfile(f"MyKey platform at {rest}", budget_ms=2000)
+    return Target(spec, "platform", rest, None, device or profile, ("platform",), False)
+
+
+def _operator_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
+    from .operator_harness import OPERATOR_DEFECTS
+
+    defect = rest.removeprefix("defect:") if rest.startswith("defect:") else None
+    if rest != "sample" and defect not in OPERATOR_DEFECTS:
+        raise TargetError(
+            f"operator targets: operator:sample or operator:defect:NAME "
+            f"({', '.join(OPERATOR_DEFECTS)}), not {spec!r}"
+        )
+    profile = DeviceProfile("sample payment service (reference operator)", budget_ms=1000)
+    return Target(spec, "operator", "http", defect, device or profile, ("operator",), False)
+
+
+for _kind in (
+    TargetKind("card", ("card",), True, "card:inproc | card:vpcd | card:defect:NAME",
+               _emulated_card_target("card", True)),
+    TargetKind("realistic", ("card",), False, "realistic:inproc | realistic:defect:NAME",
+               _emulated_card_target("realistic", False)),
+    TargetKind("pcsc", ("card",), False, 'pcsc[:"READER"]', _pcsc_target),
+    TargetKind("phone", ("card",), False, "phone[:HOST:PORT]", _phone_target),
+    TargetKind("platform", ("platform",), False, "platform:sample | platform:URL",
+               _platform_target),
+    TargetKind("operator", ("operator",), False, "operator:sample | operator:defect:NAME",
+               _operator_target),
+):  # fmt: skip
+    register_target_kind(_kind)
+
+
+def parse_target(spec: str, device: DeviceProfile | None = None) -> Target:
+    """The target a spec names, with ``device`` (or the kind's bundled profile)."""
+    kind_name, _, rest = spec.strip().partition(":")
+    kind = TARGET_KINDS.get(kind_name)
+    if kind is None:
+        usage = "; ".join(k.usage for k in TARGET_KINDS.values())
+        raise TargetError(f"unknown target {spec!r}: use {usage}")
+    target = kind.build(spec, rest.strip().strip('"'), device)
+    target.suites, target.emulated = kind.suites, kind.emulated
+    return target

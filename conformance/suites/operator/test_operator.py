@@ -18,7 +18,7 @@ def _verify_body(h: OperatorHarness, code: str, account: str | None = None) -> b
     ).encode()
 
 
-@pytest.mark.requirement("OP-VERIFY-001")
+@pytest.mark.requirement("OP-VERIFY-001", "SPEC-POINTS-002")
 def test_verify_confirms_the_right_code_only(operator_harness: OperatorHarness) -> None:
     h = operator_harness
     assert h.verify(_verify_body(h, h.security_code)).json() == {"valid": True}
@@ -41,7 +41,7 @@ def test_verify_refuses_unsigned_forged_and_replayed_calls(
     assert h.verify(body, headers=signed).status_code == 401, "a replayed call was answered"
 
 
-@pytest.mark.requirement("OP-REPORT-001")
+@pytest.mark.requirement("OP-REPORT-001", "SPEC-POINTS-001")
 def test_a_charge_is_granted_once(operator_harness: OperatorHarness) -> None:
     h = operator_harness
     before = h.granted()
@@ -62,7 +62,7 @@ def test_a_refund_takes_its_points_back(operator_harness: OperatorHarness) -> No
     assert h.credited() == start_credited
 
 
-@pytest.mark.requirement("OP-CAP-001")
+@pytest.mark.requirement("OP-CAP-001", "SPEC-POINTS-001")
 def test_credited_points_follow_the_platform_up_to_the_cap(
     operator_harness: OperatorHarness,
 ) -> None:

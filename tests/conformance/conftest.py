@@ -1,0 +1,72 @@
+"""Fixtures for testing the conformance suite itself: one run per target, shared by the tests
+that read its report, and the PC/SC stack (a failure, not a skip, when CI=true)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.cli import run_target
+from tests.support import IN_CI
+
+Run = tuple[int, dict[str, Any], Path]
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.fixture(scope="session")
+def inproc_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The whole card suite against the correct emulated card, in process."""
+    report = tmp_path_factory.mktemp("inproc")
+    code, results = run_target("card:inproc", report)
+    return code, results, report
+
+
+@pytest.fixture(scope="session")
+def defect_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The card suite against a card that answers 63C0 instead of 6984 once blocked."""
+    report = tmp_path_factory.mktemp("defect")
+    code, results = run_target("card:defect:sw_63c0_after_lockout", report)
+    return code, results, report
+
+
+def run_pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest with the plugin on a folder of its own (no project ini); run from that folder,
+    the scenario data is found through MYNAHIL_SCENARIOS."""
+    env = {**os.environ, "MYNAHIL_SCENARIOS": str(SCENARIOS)}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(folder), "-p", "conformance.plugin",
+         "-p", "no:cacheprovider", "-q", "--rootdir", str(folder), "-c", os.devnull, *args],
+        capture_output=True, text=True, check=False, cwd=folder, env=env,
+    )  # fmt: skip
+
+
+def _unavailable(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true, so the PC/SC stack is required, but: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pcsc_stack() -> Iterator[None]:
+    """pcscd with the vpcd driver, reachable through pyscard, for the whole session."""
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        _unavailable("pyscard is not installed (pip install 'mynahil[pcsc]')")
+    from mynahil.pcscd import PcscdUnavailable, pcscd_running
+
+    stack = pcscd_running()
+    try:
+        stack.__enter__()
+    except PcscdUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield
+    finally:
+        stack.__exit__(None, None, None)

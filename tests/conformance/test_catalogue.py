@@ -1,0 +1,71 @@
+"""The requirement catalogue and its check: an untested requirement fails the run under its
+own verdict, a test naming an unknown ID is an error, and the catalogue file is validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.catalogue import CatalogueError, load_catalogue
+from conformance.cli import run_target
+
+from .conftest import run_pytest_in
+
+
+def test_the_catalogue_loads_and_the_card_suite_has_nothing_planned() -> None:
+    catalogue = load_catalogue()
+    card = [r for r in catalogue.values() if r.suite == "card"]
+    assert len(card) >= 40
+    assert not [r.id for r in card if r.planned]
+    assert {r.suite for r in catalogue.values()} == {"card", "platform", "operator"}
+    assert any(r.startswith("SPEC-MYKEY-") for r in catalogue)
+    assert any(r.startswith("SPEC-POINTS-") for r in catalogue)
+    assert all(r.source for r in catalogue.values())
+
+
+def test_an_untested_requirement_fails_the_catalogue_check(tmp_path: Path) -> None:
+    code, results = run_target("card:inproc", tmp_path, extra=["-k", "test_jpki_ap_selects"])
+    assert results["requirements"]["JPKI-SEL-001"]["verdict"] == "passed"
+    assert results["requirements"]["JPKI-PIN-003"]["verdict"] == "untested"
+    assert results["catalogue"]["verdict"] == "failed"
+    assert "JPKI-PIN-003" in results["catalogue"]["untested"]
+    assert results["passed"] is False
+    assert code != 0
+
+
+def test_a_test_naming_an_unknown_requirement_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "test_bogus.py").write_text(
+        "import pytest\n\n@pytest.mark.requirement('NOPE-001')\ndef test_x():\n    pass\n"
+    )
+    result = run_pytest_in(tmp_path, "--conformance-target", "card:inproc",
+                       "--report", str(tmp_path / "r"))  # fmt: skip
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "unknown requirement NOPE-001" in result.stdout + result.stderr
+
+
+def test_a_test_naming_no_requirement_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "test_bare.py").write_text("def test_x():\n    pass\n")
+    result = run_pytest_in(tmp_path, "--conformance-target", "card:inproc",
+                       "--report", str(tmp_path / "r"))  # fmt: skip
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "names no requirement" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\n', "missing suite"),
+        ('[[requirement]]\nid = "bad"\ntitle = "t"\nsource = "s"\nsuite = "card"\n', "not like"),
+        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\nsuite = "moon"\n',
+         "suite must be"),
+        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\nsuite = "card"\n' * 2,
+         "appears twice"),
+        ("[[requirement]\n", "not valid TOML"),
+    ],
+)  # fmt: skip
+def test_catalogue_errors_name_the_entry(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "requirements.toml"
+    path.write_text(text)
+    with pytest.raises(CatalogueError, match=message):
+        load_catalogue(path)

@@ -1,0 +1,101 @@
+"""The suite green against the correct emulated card (in process and through pcscd), and what
+its report holds: verdicts per requirement, the catalogue check, traces, digests, allure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance import load_catalogue
+from conformance.cli import run_target
+from conformance.recording import read_trace
+
+from .conftest import SCENARIOS, Run
+
+CARD_IDS = {r.id for r in load_catalogue().values() if r.suite == "card"}
+
+
+def test_the_correct_emulated_card_passes_every_card_requirement(inproc_run: Run) -> None:
+    code, results, _report = inproc_run
+    assert code == 0
+    assert results["passed"] is True
+    assert set(results["requirements"]) == CARD_IDS
+    assert {v["verdict"] for v in results["requirements"].values()} == {"passed"}
+    assert results["catalogue"] == {
+        "verdict": "passed", "untested": [], "planned": [], "selected": len(CARD_IDS),
+    }  # fmt: skip
+    assert results["atr"] == "3BE000FF8131FE4514"
+    assert results["destructive"] == "run"
+
+
+def test_the_report_is_self_contained_and_digests_match(inproc_run: Run) -> None:
+    _code, results, report = inproc_run
+    html = (report / "index.html").read_text(encoding="utf-8")
+    assert "CERTIFIED" in html
+    assert "<script" not in html
+    assert "stylesheet" not in html  # inline CSS only
+    for rid in CARD_IDS:
+        assert rid in html
+    digest = hashlib.sha256((report / "results.json").read_bytes()).hexdigest()
+    assert digest in html
+    for trace in results["traces"].values():
+        path = Path(trace["file"])
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == trace["sha256"]
+        assert trace["sha256"] in html
+
+
+def test_every_apdu_is_traced_as_json_lines(inproc_run: Run) -> None:
+    _code, _results, report = inproc_run
+    entries = read_trace(report / "traces" / "test_third_wrong_pin_blocks_for_good.jsonl")
+    commands = [e for e in entries if e.get("command")]
+    assert {"test", "t_ms", "command", "response", "sw"} <= set(commands[0])
+    assert [e["sw"] for e in commands if e["command"].startswith("00200080")][-3:] == [
+        "6984", "6984", "6984",
+    ]  # fmt: skip
+    assert any(e.get("event") == "reset" for e in entries), "the power cycle is in the trace"
+
+
+def test_allure_results_carry_requirement_suite_and_device(inproc_run: Run) -> None:
+    _code, _results, report = inproc_run
+    files = list((report / "allure-results").glob("*-result.json"))
+    assert files
+    labels = [
+        {(label["name"], label["value"]) for label in json.loads(f.read_text())["labels"]}
+        for f in files
+    ]
+    assert all(("suite", "card") in found for found in labels)
+    assert all(any(name == "requirement" for name, _v in found) for found in labels)
+    assert any(("requirement", "JPKI-PIN-003") in found for found in labels)
+    assert all(("device", "mynahil emulated card, contact") in found for found in labels)
+
+
+def test_a_defective_card_is_not_certified(defect_run: Run) -> None:
+    code, results, report = defect_run
+    assert code != 0
+    assert results["passed"] is False
+    assert results["requirements"]["JPKI-PIN-003"]["verdict"] == "failed"
+    assert results["requirements"]["JPKI-SEL-001"]["verdict"] == "passed"
+    assert "NOT CERTIFIED" in (report / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_contactless_device_profile(tmp_path: Path) -> None:
+    profile = SCENARIOS / "devices" / "emulated-nfc-phone.toml"
+    code, results = run_target("card:inproc", tmp_path, device_profile=profile,
+                               extra=["-k", "atr or budget or phone"])  # fmt: skip
+    assert results["atr"].startswith("3B888001")
+    assert results["requirements"]["JPKI-ATR-001"]["verdict"] == "passed"
+    assert results["requirements"]["JPKI-TIME-001"]["verdict"] == "passed"
+    assert results["device_profile"]["budget_ms"] == 5000
+    assert code != 0  # -k left most requirements untested
+
+
+@pytest.mark.pcsc
+def test_the_suite_passes_through_pcscd(tmp_path: Path, pcsc_stack: None) -> None:
+    code, results = run_target("card:vpcd", tmp_path)
+    assert code == 0, {k: v for k, v in results["requirements"].items() if v["verdict"] != "passed"}
+    assert results["passed"] is True
+    assert results["reader"].startswith("vpcd:")
+    assert set(results["requirements"]) == CARD_IDS

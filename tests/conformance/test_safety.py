@@ -1,0 +1,114 @@
+"""Safety for real cards: no wrong PIN outside destructive tests, destructive tests skipped
+unless allowed, and refused (with a banner) on a card that does not look emulated.
+
+``realistic:*`` targets are the emulated card treated as a real one, so all of this runs here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from card_emulator import EmulatedCard
+from conformance.cli import run_target
+from conformance.recording import read_trace
+from conformance.safety import GuardedTransport, PinGuardState, UnsafeCommand, destructive_verdict
+from conformance.targets import parse_target
+from mynahil.transports.inproc import InProcessTransport
+
+
+def _verifies(report: Path) -> list[dict[str, Any]]:
+    """Every VERIFY that carried a PIN, in every trace of a run."""
+    entries = [e for f in (report / "traces").glob("*.jsonl") for e in read_trace(f)]
+    return [e for e in entries if str(e.get("command") or "").startswith("00200080")
+            and len(str(e["command"])) > 10]  # fmt: skip
+
+
+def test_a_real_card_gets_no_wrong_pin_and_no_destructive_test(tmp_path: Path) -> None:
+    code, results = run_target("realistic:inproc", tmp_path, pin="1234", sign_password="ABC123")
+    assert code == 0, results["requirements"]
+    assert results["passed"] is True
+    assert results["destructive"] == "skip"
+    destructive = [t for t in results["tests"].values() if t["destructive"]]
+    assert destructive
+    assert {t["outcome"] for t in destructive} == {"skipped"}
+    verifies = _verifies(tmp_path)
+    assert verifies, "the suite verified the PIN it was given"
+    assert all(e.get("redacted") == "pin" for e in verifies), "a PIN other than --pin was sent"
+    assert all("31323334" not in str(e["command"]) for e in verifies), "the PIN is in a trace"
+
+
+def test_a_wrong_pin_costs_one_try_and_stops_the_run(tmp_path: Path) -> None:
+    code, results = run_target("realistic:inproc", tmp_path, pin="9999")
+    assert code != 0
+    assert results["passed"] is False
+    assert len(_verifies(tmp_path)) == 1, "after the card refused the PIN nothing else was sent"
+
+
+def test_destructive_tests_run_on_an_emulated_atr_when_allowed(tmp_path: Path) -> None:
+    _code, results = run_target(
+        "realistic:inproc", tmp_path, pin="1234", sign_password="ABC123", allow_destructive=True,
+        extra=["-k", "wrong_pin or blocks"],
+    )  # fmt: skip
+    assert results["destructive"] == "run"
+    assert results["requirements"]["JPKI-PIN-003"]["verdict"] == "passed"
+
+
+def test_destructive_tests_are_refused_on_a_card_that_is_not_ours(tmp_path: Path) -> None:
+    code, results = run_target(
+        "realistic:defect:wrong_atr", tmp_path, pin="1234", allow_destructive=True
+    )
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "REFUSED" in results["refused"]
+    assert results["passed"] is False
+    assert "REFUSED" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert not _verifies(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("emulated", "allowed", "looks", "verdict"),
+    [(True, False, False, "run"), (False, False, True, "skip"), (False, True, True, "run"),
+     (False, True, False, "refuse")],
+)  # fmt: skip
+def test_destructive_verdict(emulated: bool, allowed: bool, looks: bool, verdict: str) -> None:
+    found = destructive_verdict(
+        emulated_target=emulated, allow_destructive=allowed, atr_looks_emulated=looks
+    )
+    assert found == verdict
+
+
+def _guarded(pin: str = "1234") -> tuple[GuardedTransport, EmulatedCard]:
+    card = parse_target("card:inproc").emulated_card(faults="")
+    assert isinstance(card, EmulatedCard)
+    wire = GuardedTransport(InProcessTransport(card), PinGuardState(frozenset({pin.encode()})))
+    wire.connect()
+    return wire, card
+
+
+SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
+SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")
+
+
+def test_the_guard_sends_only_the_given_pin() -> None:
+    wire, _card = _guarded()
+    wire.transmit(SELECT_JPKI)
+    wire.transmit(SELECT_AUTH_PIN)
+    with pytest.raises(UnsafeCommand, match="other than the one given"):
+        wire.transmit(bytes.fromhex("002000800430303030"))
+    with pytest.raises(UnsafeCommand, match="CHANGE REFERENCE DATA"):
+        wire.transmit(bytes.fromhex("002401800435363738"))
+    assert wire.transmit(bytes.fromhex("002000800431323334")) == b"\x90\x00"
+
+
+def test_the_guard_spends_no_try_on_a_counter_that_is_not_full() -> None:
+    wire, card = _guarded()
+    card.transmit(SELECT_JPKI)
+    card.transmit(SELECT_AUTH_PIN)
+    assert card.transmit(bytes.fromhex("002000800430303030")) == b"\x63\xc2"  # someone else
+    wire.transmit(SELECT_JPKI)
+    wire.transmit(SELECT_AUTH_PIN)
+    with pytest.raises(UnsafeCommand, match="2 of 3 tries"):
+        wire.transmit(bytes.fromhex("002000800431323334"))
+    assert card.transmit(bytes.fromhex("00200080")) == b"\x63\xc2", "no try was spent"
