@@ -38,6 +38,7 @@ def run_target(
     sign_password: str | None = None,
     trace_dir: Path | None = None,
     platform_ca: Path | None = None,
+    operator_profile: Path | None = None,
     quiet: bool = True,
     extra: list[str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
@@ -66,6 +67,8 @@ def run_target(
         argv += ["--trace-dir", str(trace_dir)]
     if platform_ca:
         argv += ["--platform-ca", str(platform_ca)]
+    if operator_profile:
+        argv += ["--operator-profile", str(operator_profile)]
     argv += ["-q"] if quiet else ["-v"]
     argv += extra or []
     completed = subprocess.run(argv, capture_output=quiet, text=True, check=False)
@@ -89,7 +92,8 @@ def run(
         str | None,
         typer.Option(
             help="card:inproc, card:vpcd, card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], "
-            "platform:sample|URL, operator:sample|defect:NAME (default: the device profile's)"
+            "platform:sample|URL, operator:sample|defect:NAME|URL (default: the device or "
+            "operator profile's)"
         ),
     ] = None,
     report: Annotated[Path, typer.Option(help="Folder for index.html and results.json.")] = Path(
@@ -112,24 +116,39 @@ def run(
     ca: Annotated[
         Path | None, typer.Option(help="platform:URL: the server's J-LIS CA folder.")
     ] = None,
+    operator_profile: Annotated[
+        Path | None,
+        typer.Option(help="operator:URL: the vendor's service (docs/operator-conformance.md)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Certify a target: exit 0 only when every selected requirement passes."""
+    from .operator_profile import OperatorProfileError, load_operator_profile
     from .targets import TargetError, load_device_profile, parse_target
 
     try:
         device = load_device_profile(device_profile) if device_profile else None
+        operator = load_operator_profile(operator_profile, target) if operator_profile else None
         target = target or (device.target if device else None)
+        target = target or (operator.target if operator else None)
         if not target:
-            raise _err("--target is needed (or a device profile with a target)")
-        parse_target(target, device)
-    except TargetError as exc:
+            raise _err("--target is needed (or a device or operator profile with a target)")
+        parsed = parse_target(target, device)
+        if parsed.kind == "operator" and parsed.wire != "sample" and operator is None:
+            raise _err(f"{target} needs --operator-profile FILE (docs/operator-conformance.md)")
+    except (TargetError, OperatorProfileError) as exc:
         raise _err(str(exc)) from None
+    if operator is not None:
+        typer.echo(
+            f"harness platform for {operator.name}: listening on {operator.platform_host}:"
+            f"{operator.platform_port}, reached by your service at {operator.platform_url}",
+            err=True,
+        )
     try:
         code, results = run_target(
             target, report, device_profile=device_profile, allow_destructive=allow_destructive,
             pin=pin, sign_password=sign_password, trace_dir=trace_dir, platform_ca=ca,
-            quiet=not verbose,
+            operator_profile=operator_profile, quiet=not verbose,
         )  # fmt: skip
     except RuntimeError as exc:
         raise _err(str(exc)) from None
@@ -142,6 +161,45 @@ def run(
     verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
     typer.echo(f"{target}: {summary}: {verdict} -> {report / 'index.html'}")
     raise typer.Exit(0 if results["passed"] and code == 0 else 1)
+
+
+@app.command("operator-setup")
+def operator_setup(
+    operator_profile: Annotated[
+        Path, typer.Option(help="The vendor's operator profile (docs/operator-conformance.md).")
+    ],
+) -> None:
+    """What a payment vendor configures before certifying: the harness platform's URL and its
+    public key (created once in the profile's harness_dir). Prints the key alone on stdout."""
+    import base64
+
+    from reference_impl.platform import platform_key
+    from reference_impl.points.signing import public_key_bytes
+
+    from .operator_profile import OperatorProfileError, load_operator_profile
+
+    try:
+        profile = load_operator_profile(operator_profile)
+    except OperatorProfileError as exc:
+        raise _err(str(exc)) from None
+    try:
+        key = base64.b64encode(public_key_bytes(platform_key(profile.harness_dir))).decode()
+    except OSError as exc:
+        raise _err(f"harness_dir {profile.harness_dir}: {exc.strerror}") from None
+    ops = f"{profile.platform_url}/v1/operators/{profile.operator_id}"
+    typer.echo(
+        f"""Configure {profile.name} ({profile.operator_id}, service {profile.service_id}):
+  the harness's platform  {profile.platform_url}  (listens on {profile.platform_host}:\
+{profile.platform_port} during a run)
+  report transactions to  POST {ops}/transactions, signed with your key
+  trust the platform key  {key}
+                          (Ed25519, base64; the platform signs its POST {profile.verify_url})
+  conformance hooks       POST {profile.url}/v1/accounts, POST {profile.url}/v1/till,
+                          GET {profile.url}/v1/accounts/{{account_id}}
+Then: mynahil conformance run --operator-profile {operator_profile}""",
+        err=True,
+    )
+    typer.echo(key)
 
 
 @app.command("replay")

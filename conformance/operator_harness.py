@@ -1,29 +1,66 @@
-"""The harness an operator endpoint is certified in: a reference platform replaying round 1 on
-loopback, the operator's service beside it (the sample one, or a deliberately defective one),
-and a holder who applied for an account there."""
+"""The harness an operator endpoint is certified in.
+
+The harness plays the platform: a reference platform at real time, running a campaign with
+round 1's rules that is open today, so a service stamps its charges with its own clock. The
+operator under test is registered there with its public key and verify URL. A holder with an
+emulated card reserves a MyKey ID and applies for an account at the service; the platform then
+calls the service's verify endpoint, signed, as it would in production.
+
+The operator under test is one of:
+
+- the sample operator, or a deliberately defective one (``operator:sample``,
+  ``operator:defect:NAME``), served here on loopback;
+- a vendor's service at a URL (``operator:URL``), described by an operator profile
+  (:mod:`conformance.operator_profile`). It must offer the conformance hooks of
+  ``docs/operator-conformance.md``: open a test account, ring up a charge or a refund at the
+  till, and show an account's credited points.
+"""
 
 from __future__ import annotations
 
+import random
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 
+from card_emulator import EmulatedCard
+from mynahil.card import MyNumberCard
+from mynahil.transports.inproc import InProcessTransport
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-from reference_impl.platform import ReferencePlatform, build_platform, serving, shifted_clock
-from reference_impl.points import Application, Decision, Operator, PaymentService, Report
+from reference_impl.platform import ReferencePlatform, build_platform, serving
+from reference_impl.points import Decision, Operator, Outcome, PaymentService, Report
+from reference_impl.points.campaign import Scheme, load_scheme
+from reference_impl.points.model import StoredTransaction
 from reference_impl.points.signing import Signer, public_key_bytes
 
-__all__ = ["OPERATOR_DEFECTS", "OperatorHarness", "operator_harness"]
+from .operator_profile import OperatorProfile
+from .targets import EMULATED_PASSWORD, EMULATED_PIN
 
-AS_OF = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
-OPERATOR_ID, SERVICE_ID = "operator-under-test", "pay-under-test"
+__all__ = [
+    "CAMPAIGN_ID",
+    "OPERATOR_DEFECTS",
+    "HarnessError",
+    "OperatorHarness",
+    "OperatorUnderTest",
+    "conformance_scheme",
+    "operator_harness",
+]
+
+CAMPAIGN_ID = "conformance"
+# A vendor's first charge comes moments after the application; its clock may lag ours.
+CLOCK_SKEW_ALLOWANCE_S = 1.0
+SAMPLE_OPERATOR_ID, SAMPLE_SERVICE_ID = "operator-under-test", "pay-under-test"
 
 # name -> (what is wrong, the requirement that must fail)
 OPERATOR_DEFECTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -32,47 +69,153 @@ OPERATOR_DEFECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "accepts_unsigned": ("answers verify calls nobody signed", ("OP-VERIFY-002",)),
     "credits_past_cap": (
         "credits 25% of every charge, whatever the platform decided", ("OP-CAP-001",)),
+    "ignores_charge_time": (
+        "reports every charge as made now, whenever it was made", ("SPEC-POINTS-003",)),
+    "credits_without_application": (
+        "credits 25% on accounts nobody applied with", ("SPEC-POINTS-005",)),
 }  # fmt: skip
+
+
+class HarnessError(RuntimeError):
+    """The harness could not set the stage; the message says what the vendor should check."""
+
+
+def conformance_scheme(today: date) -> Scheme:
+    """Round 1's rules (rate, cap, cap group) in a campaign open from a month before ``today``
+    to a month after, for cards applied for on any day."""
+    round1 = load_scheme().campaign("round1")
+    assert round1 is not None, "the bundled campaigns have round 1"
+    spend = replace(
+        round1.spend,
+        starts=today - timedelta(days=30),
+        ends=today + timedelta(days=30),
+        card_applied_by=None,
+        extensions=(),
+    )
+    return Scheme.of(
+        [
+            replace(
+                round1,
+                campaign_id=CAMPAIGN_ID,
+                title="Conformance campaign (round 1's rules, open today)",
+                opens=today - timedelta(days=60),
+                closes=today + timedelta(days=60),
+                spend=spend,
+                bonuses=(),
+            )
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorUnderTest:
+    name: str
+    operator_id: str
+    service_id: str
+    public_key: bytes
+    url: str  # the conformance hooks' base URL
+    verify_url: str
+    wait_s: float = 10.0
+    tls_verify: bool | str = True
 
 
 @dataclass
 class OperatorHarness:
     platform: ReferencePlatform
     platform_url: str
-    operator_url: str
+    operator: OperatorUnderTest
     platform_signer: Signer  # the suite speaks as the platform to the verify endpoint
-    account_id: str
+    account_id: str  # the holder's account: applied for in the conformance campaign
     security_code: str
+    applied_at: datetime
+    http: httpx.Client  # to the operator under test
+    _settled: dict[str, StoredTransaction] = field(default_factory=dict)
+
+    # --- the operator's contract and hooks ------------------------------------------------
 
     def verify(self, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-        url = f"{self.operator_url}/v1/verify-account"
+        """A call to the verify endpoint, signed by the platform unless ``headers`` are given."""
+        url = self.operator.verify_url
+        target = httpx.URL(url).raw_path.decode("ascii")
         sent = (
-            headers
-            if headers is not None
-            else self.platform_signer.headers("POST", "/v1/verify-account", body)
+            headers if headers is not None else self.platform_signer.headers("POST", target, body)
         )
-        return httpx.post(url, content=body, headers={**sent, "Content-Type": "application/json"})
+        return self.http.post(
+            url, content=body, headers={**sent, "Content-Type": "application/json"}
+        )
 
-    def till(self, amount: int, **extra: object) -> dict[str, object]:
-        answer = httpx.post(
-            f"{self.operator_url}/v1/till",
-            json={"account_id": self.account_id, "amount": amount, **extra},
-            timeout=30,
-        )
-        answer.raise_for_status()
-        result: dict[str, object] = answer.json()
+    def open_account(self, holder_name: str) -> tuple[str, str]:
+        """A new test account at the service: (payment service ID, security code)."""
+        body = self._hook("POST", "/v1/accounts", {"holder_name": holder_name})
+        return str(body["account_id"]), str(body["security_code"])
+
+    def till(self, amount: int, account_id: str | None = None, **extra: object) -> dict[str, Any]:
+        """A charge (or, with ``kind="refund"``, a refund) rung up at the service's till."""
+        body = {"account_id": account_id or self.account_id, "amount": amount}
+        return self._hook("POST", "/v1/till", {**body, **extra})
+
+    def credited(self, account_id: str | None = None) -> int:
+        """The points the service shows for an account."""
+        return int(self._hook("GET", f"/v1/accounts/{account_id or self.account_id}")["points"])
+
+    def _hook(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        url = f"{self.operator.url}{path}"
+        try:
+            answer = self.http.request(method, url, json=body)
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"the conformance hook {method} {url} failed: {exc}") from None
+        if answer.is_error:
+            raise HarnessError(
+                f"the conformance hook {method} {url} answered {answer.status_code}: "
+                f"{answer.text[:300]}"
+            )
+        result: dict[str, Any] = answer.json()
         return result
 
-    def credited(self) -> int:
-        answer = httpx.get(f"{self.operator_url}/v1/accounts/{self.account_id}")
-        answer.raise_for_status()
-        return int(answer.json()["points"])
+    # --- what the platform holds ------------------------------------------------------------
 
-    def granted(self) -> int:
-        """What the platform's ledger holds for the account: the truth the operator follows."""
+    def decision(self, transaction_id: str) -> StoredTransaction:
+        """The platform's decision on a transaction, once the service has reported it (a
+        service may report after its till answered: this waits up to the profile's wait_s)."""
+        deadline = time.monotonic() + self.operator.wait_s
+        while transaction_id not in self._settled:
+            with self.platform.store.transaction() as uow:
+                for row in uow.all_transactions():
+                    if row.operator_id == self.operator.operator_id:
+                        self._settled.setdefault(row.transaction_id, row)
+            if transaction_id in self._settled:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the service never reported transaction {transaction_id} to the platform "
+                    f"(waited {self.operator.wait_s:g} s)"
+                )
+            time.sleep(0.05)
+        return self._settled[transaction_id]
+
+    def granted(self, account_id: str | None = None) -> int:
+        """What the platform's ledger holds for an account: the truth the operator follows."""
+        account = account_id or self.account_id
         with self.platform.store.transaction() as uow:
-            entries = uow.ledger_entries(operator_id=OPERATOR_ID)
-        return sum(e.points for e in entries if e.account_id == self.account_id)
+            entries = uow.ledger_entries(operator_id=self.operator.operator_id)
+        return sum(e.points for e in entries if e.account_id == account)
+
+    def credited_settles(self, account_id: str | None = None, expected: int | None = None) -> int:
+        """The service's credited points once they equal ``expected`` (by default the
+        platform's grant), or as they stand after wait_s (a service may book later)."""
+        deadline = time.monotonic() + self.operator.wait_s
+        while True:
+            credited = self.credited(account_id)
+            target = self.granted(account_id) if expected is None else expected
+            if credited == target or time.monotonic() > deadline:
+                return credited
+            time.sleep(0.05)
+
+    def __repr__(self) -> str:  # pytest shows it in every failure: keep it to who is tested
+        return f"OperatorHarness({self.operator.name!r} at {self.operator.url})"
+
+
+# --- the sample operator and its defective variants ---------------------------------------------
 
 
 class _RetryingWithNewIds(OperatorClient):
@@ -89,6 +232,14 @@ class _RetryingWithNewIds(OperatorClient):
         return first
 
 
+class _StampingEverythingNow(OperatorClient):
+    """Defect: reports every charge as made now, not when it was made."""
+
+    def report(self, reports: list[Report]) -> list[Decision]:
+        now = datetime.now(UTC)
+        return super().report([replace(r, occurred_at=now) for r in reports])
+
+
 class _CreditsItsOwnWay(OperatorBooks):
     """Defect: credits 25% of the charge itself, ignoring the platform's decision."""
 
@@ -97,6 +248,18 @@ class _CreditsItsOwnWay(OperatorBooks):
             for decision in decisions:
                 booked = self.transactions.get(decision.transaction_id)
                 if booked is not None:
+                    booked.points = booked.report.amount // 4
+
+
+class _CreditsUnappliedAccounts(OperatorBooks):
+    """Defect: credits 25% on accounts nobody applied with (a 'welcome bonus' of its own)."""
+
+    def answered(self, decisions: list[Decision]) -> None:
+        super().answered(decisions)
+        with self._lock:
+            for decision in decisions:
+                booked = self.transactions.get(decision.transaction_id)
+                if booked is not None and decision.outcome is Outcome.NO_APPLICATION:
                     booked.points = booked.report.amount // 4
 
 
@@ -114,41 +277,118 @@ def _accepting_unsigned(real: FastAPI, books: OperatorBooks) -> FastAPI:
     return app
 
 
+def _serve_sample_operator(
+    stack: ExitStack, platform: ReferencePlatform, platform_url: str, defect: str | None
+) -> OperatorUnderTest:
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(SAMPLE_OPERATOR_ID, key)
+    books_type = {
+        "credits_past_cap": _CreditsItsOwnWay,
+        "credits_without_application": _CreditsUnappliedAccounts,
+    }.get(defect or "", OperatorBooks)
+    books = books_type(SAMPLE_OPERATOR_ID, SAMPLE_SERVICE_ID)
+    client_type = {
+        "grants_twice_on_retry": _RetryingWithNewIds,
+        "ignores_charge_time": _StampingEverythingNow,
+    }.get(defect or "", OperatorClient)
+    client = client_type.connect(platform_url, signer)
+    app = create_operator_app(books, public_key_bytes(platform.signer.key), client)
+    if defect == "accepts_unsigned":
+        app = _accepting_unsigned(app, books)
+    url = stack.enter_context(serving(app))
+    name = "sample payment service (reference operator)"
+    if defect:
+        name = f"defective operator {defect}: {OPERATOR_DEFECTS[defect][0]}"
+    return OperatorUnderTest(
+        name, SAMPLE_OPERATOR_ID, SAMPLE_SERVICE_ID, public_key_bytes(key), url,
+        f"{url}/v1/verify-account", wait_s=5.0,
+    )  # fmt: skip
+
+
+def _vendor_operator(profile: OperatorProfile) -> OperatorUnderTest:
+    return OperatorUnderTest(
+        profile.name, profile.operator_id, profile.service_id, profile.public_key, profile.url,
+        profile.verify_url, profile.wait_s, profile.tls_verify,
+    )  # fmt: skip
+
+
+def _applied_holder(
+    harness_platform: ReferencePlatform,
+    platform_url: str,
+    operator: OperatorUnderTest,
+    account_id: str,
+    security_code: str,
+) -> datetime:
+    """A holder with a new emulated card reserves a MyKey ID and applies for ``account_id``;
+    the platform verifies it with the operator. When the application was accepted."""
+    jlis = harness_platform.jlis
+    state = lifecycle.issue(
+        jlis.ca, jlis.registry, random_holder(random.Random()), pin=EMULATED_PIN,
+        password=EMULATED_PASSWORD, issued_on=datetime.now(UTC).date() - timedelta(days=1),
+    )  # fmt: skip
+    wire = InProcessTransport(EmulatedCard(state))
+    wire.connect()
+    card = MyNumberCard(wire)
+    with httpx.Client(base_url=platform_url, timeout=max(30.0, operator.wait_s)) as http:
+        client = PlatformClient(http)
+        try:
+            client.reserve(card, EMULATED_PIN)
+            application = client.apply(
+                card, EMULATED_PIN, operator.service_id, account_id, security_code, CAMPAIGN_ID
+            )
+        except ClientRefusal as exc:
+            raise HarnessError(
+                f"a holder could not apply for the test account {account_id} at "
+                f"{operator.service_id}: {exc.code}: {exc}. The platform verified it by a "
+                f"signed POST to {operator.verify_url}; check that the service trusts the "
+                "harness's platform key (mynahil conformance operator-setup) and knows the "
+                "account it just opened"
+            ) from None
+    return datetime.fromisoformat(str(application["applied_at"]))
+
+
 @contextmanager
-def operator_harness(defect: str | None = None) -> Iterator[OperatorHarness]:
+def operator_harness(
+    defect: str | None = None, profile: OperatorProfile | None = None
+) -> Iterator[OperatorHarness]:
+    """The stage for the operator suite: the sample operator (or ``defect``), or the vendor's
+    service ``profile`` describes, registered at a harness platform with a holder who applied."""
     if defect is not None and defect not in OPERATOR_DEFECTS:
         raise ValueError(f"no operator defect {defect!r}; known: {', '.join(OPERATOR_DEFECTS)}")
     folder = Path(tempfile.mkdtemp(prefix="mynahil-operator-suite-"))
-    platform = build_platform(f"sqlite:///{folder / 'p.db'}", folder / "jlis", as_of=AS_OF)
+    # A vendor's service keeps trusting the same platform key from run to run.
+    jlis_folder = profile.harness_dir if profile else folder / "jlis"
+    platform = build_platform(
+        f"sqlite:///{folder / 'p.db'}", jlis_folder,
+        scheme=conformance_scheme(datetime.now(UTC).date()),
+    )  # fmt: skip
     with ExitStack() as stack:
         stack.callback(platform.close)
-        url = stack.enter_context(serving(platform.app))
-        key = Ed25519PrivateKey.generate()
-        signer = Signer(OPERATOR_ID, key)
-        books_type = _CreditsItsOwnWay if defect == "credits_past_cap" else OperatorBooks
-        books = books_type(OPERATOR_ID, SERVICE_ID)
-        client_type = _RetryingWithNewIds if defect == "grants_twice_on_retry" else OperatorClient
-        client = client_type.connect(url, signer)
-        app = create_operator_app(
-            books, public_key_bytes(platform.signer.key), client,
-            shifted_clock(platform.mykey.clock()),
-        )  # fmt: skip
-        if defect == "accepts_unsigned":
-            app = _accepting_unsigned(app, books)
-        operator_url = stack.enter_context(serving(app))
+        if profile is None:
+            local_url = platform_url = stack.enter_context(serving(platform.app))
+            operator = _serve_sample_operator(stack, platform, platform_url, defect)
+        else:
+            try:
+                local_url = stack.enter_context(
+                    serving(platform.app, profile.platform_host, profile.platform_port)
+                )
+            except RuntimeError as exc:
+                raise HarnessError(f"the harness's platform: {exc} (platform_listen)") from None
+            platform_url = profile.platform_url  # as the vendor's service reaches it
+            operator = _vendor_operator(profile)
         platform.points.register_operator(
-            Operator(OPERATOR_ID, "Operator under test", public_key_bytes(key),
-                     verify_url=f"{operator_url}/v1/verify-account"),
-            [PaymentService(SERVICE_ID, OPERATOR_ID, "Pay under test")],
+            Operator(operator.operator_id, operator.name, operator.public_key,
+                     verify_url=operator.verify_url),
+            [PaymentService(operator.service_id, operator.operator_id, operator.name)],
         )  # fmt: skip
-        account = books.open_account("Conformance Holder")
-        with platform.store.transaction() as uow:
-            record = uow.create_record("CONF0001", AS_OF)
-            uow.link_account(SERVICE_ID, account.account_id, record.record_id)
-            uow.add_application(
-                Application(0, "round1", record.record_id, SERVICE_ID, account.account_id,
-                            OPERATOR_ID, AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
-            )  # fmt: skip
-        yield OperatorHarness(
-            platform, url, operator_url, platform.signer, account.account_id, account.security_code
+        http = stack.enter_context(httpx.Client(timeout=30, verify=operator.tls_verify))
+        harness = OperatorHarness(
+            platform, platform_url, operator, platform.signer, "", "", datetime.now(UTC), http
         )
+        harness.account_id, harness.security_code = harness.open_account("Conformance Holder")
+        harness.applied_at = _applied_holder(
+            platform, local_url, operator, harness.account_id, harness.security_code
+        )
+        if profile is not None:  # another machine's clock may run a little behind the platform's
+            time.sleep(CLOCK_SKEW_ALLOWANCE_S)
+        yield harness

@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +26,7 @@ from mynahil.jpki import AID
 from mynahil.transports import Transport
 
 from .catalogue import SUITES, Requirement, load_catalogue
+from .operator_profile import OperatorProfile, OperatorProfileError, load_operator_profile
 from .recording import RecordingTransport
 from .safety import (
     GuardedTransport,
@@ -73,6 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sign-password", dest="conformance_sign_password", default=None,
                     help="the real card's signing password (signing-key tests)")  # fmt: skip
     group.addoption("--platform-ca", default=None, help="a platform target's J-LIS CA folder")
+    group.addoption("--operator-profile", default=None, metavar="TOML",
+                    help="operator:URL: the vendor's service (IDs, public key, where the "
+                    "harness's platform listens)")  # fmt: skip
 
 
 @dataclass
@@ -164,6 +168,7 @@ class Conformance:
     device_transport: Transport | None = None  # the session's wire (real device, or pcscd)
     slot: CardSlot | None = None  # the emulated card behind pcscd, swapped per test
     guard: PinGuardState = field(default_factory=lambda: PinGuardState(frozenset()))
+    operator_profile: OperatorProfile | None = None  # operator:URL: the vendor's service
 
     @property
     def selected(self) -> dict[str, Requirement]:
@@ -200,7 +205,8 @@ def pytest_configure(config: pytest.Config) -> None:
         profile = config.getoption("--device-profile")
         device = load_device_profile(Path(profile)) if profile else None
         target = parse_target(spec, device)
-    except TargetError as exc:
+        operator_profile = _operator_profile(config, target)
+    except (TargetError, OperatorProfileError) as exc:
         raise pytest.UsageError(str(exc)) from None
     report = Path(config.getoption("conformance_report") or "reports/conformance")
     trace_dir = Path(config.getoption("conformance_trace_dir") or report / "traces")
@@ -215,7 +221,23 @@ def pytest_configure(config: pytest.Config) -> None:
     state = Conformance(target, report, trace_dir, load_catalogue(),
                         bool(config.getoption("--allow-destructive")), pin, password)  # fmt: skip
     state.guard = PinGuardState(frozenset(s.encode("ascii") for s in (pin, password) if s))
+    state.operator_profile = operator_profile
     config.stash[_KEY] = state
+
+
+def _operator_profile(config: pytest.Config, target: Target) -> OperatorProfile | None:
+    """operator:URL's profile (it names the device in the report); None for other targets."""
+    if target.kind != "operator" or target.wire == "sample":
+        return None
+    path = config.getoption("--operator-profile")
+    if not path:
+        raise TargetError(
+            f"{target.spec} needs --operator-profile FILE: the service's operator and payment "
+            "service IDs and its public key (docs/operator-conformance.md)"
+        )
+    profile = load_operator_profile(Path(path), target.spec)
+    target.device = replace(target.device, name=profile.name, description=profile.description)
+    return profile
 
 
 def _state(config: pytest.Config) -> Conformance | None:
@@ -362,10 +384,14 @@ def operator_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
     state = _state(request.config)
     if state is None or state.target.kind != "operator":
         pytest.skip("not an operator conformance run")
+    from .operator_harness import HarnessError
     from .operator_harness import operator_harness as harness
 
-    with harness(state.target.defect) as running:
-        yield running
+    try:
+        with harness(state.target.defect, state.operator_profile) as running:
+            yield running
+    except HarnessError as exc:
+        pytest.fail(f"the operator harness could not start: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ those may be hurt by destructive tests), and how to build it:
 ``phone[:HOST:PORT]``      a phone running vsmartcard's Remote Smart Card Reader, connecting to
                            the harness's vpcd listener
 ``platform:sample|URL``    a MyKey platform (the platform suite)
-``operator:sample|…``      a payment operator (the operator suite)
+``operator:sample|URL``    a payment operator (the operator suite); a URL is a vendor's service,
+                           described by an operator profile (``--operator-profile``)
 =========================  ===================================================================
 """
 
@@ -335,14 +336,17 @@ def _platform_target(spec: str, rest: str, device: DeviceProfile | None) -> Targ
 def _operator_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
     from .operator_harness import OPERATOR_DEFECTS
 
+    if rest.startswith(("http://", "https://")):  # a vendor's service: its operator profile
+        profile = DeviceProfile(f"payment service at {rest}", budget_ms=1000)
+        return Target(spec, "operator", rest, None, device or profile, ("operator",), False)
     defect = rest.removeprefix("defect:") if rest.startswith("defect:") else None
     if rest != "sample" and defect not in OPERATOR_DEFECTS:
         raise TargetError(
-            f"operator targets: operator:sample or operator:defect:NAME "
-            f"({', '.join(OPERATOR_DEFECTS)}), not {spec!r}"
+            f"operator targets: operator:sample, operator:defect:NAME "
+            f"({', '.join(OPERATOR_DEFECTS)}) or operator:URL, not {spec!r}"
         )
     profile = DeviceProfile("sample payment service (reference operator)", budget_ms=1000)
-    return Target(spec, "operator", "http", defect, device or profile, ("operator",), False)
+    return Target(spec, "operator", "sample", defect, device or profile, ("operator",), False)
 
 
 for _kind in (
@@ -354,8 +358,8 @@ for _kind in (
     TargetKind("phone", ("card",), False, "phone[:HOST:PORT]", _phone_target),
     TargetKind("platform", ("platform",), False, "platform:sample | platform:URL",
                _platform_target),
-    TargetKind("operator", ("operator",), False, "operator:sample | operator:defect:NAME",
-               _operator_target),
+    TargetKind("operator", ("operator",), False,
+               "operator:sample | operator:defect:NAME | operator:URL", _operator_target),
 ):  # fmt: skip
     register_target_kind(_kind)
 

@@ -152,8 +152,17 @@ def run_sample_operator(
     service: Annotated[str, typer.Option(help="The payment service ID it runs.")],
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
     host: str = "127.0.0.1",
+    platform_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The platform's public key (base64), as `conformance operator-setup` prints "
+            "it; given, the service starts without the platform and stamps charges with its "
+            "own clock. Otherwise both are fetched from the platform."
+        ),
+    ] = None,
 ) -> None:
     """Run the sample payment service (accounts, verify calls, a till that reports charges)."""
+    from collections.abc import Callable
     from datetime import datetime
 
     import httpx
@@ -163,13 +172,24 @@ def run_sample_operator(
     from reference_impl.platform import shifted_clock
 
     base = platform.rstrip("/")
-    try:
-        answer = httpx.get(f"{base}/v1/points/platform-key", timeout=10)
-        platform_key = base64.b64decode(answer.json()["public_key"])
-        # Follow the platform's business time: charges land in the campaign it replays.
-        platform_now = datetime.fromisoformat(httpx.get(f"{base}/v1/health").json()["time"])
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        fail(f"cannot fetch the platform's key and time from {platform}: {exc}")
+    clock: Callable[[], datetime] | None
+    if platform_key is not None:
+        try:
+            trusted = base64.b64decode(platform_key, validate=True)
+        except (binascii.Error, ValueError):
+            fail("--platform-key is not base64")
+        if len(trusted) != 32:
+            fail("--platform-key must be a raw Ed25519 public key (32 bytes, base64)")
+        clock = None  # the wall clock
+    else:
+        try:
+            answer = httpx.get(f"{base}/v1/points/platform-key", timeout=10)
+            trusted = base64.b64decode(answer.json()["public_key"])
+            # Follow the platform's business time: charges land in the campaign it replays.
+            platform_now = datetime.fromisoformat(httpx.get(f"{base}/v1/health").json()["time"])
+            clock = shifted_clock(platform_now)  # at once: a late offset would lag behind
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            fail(f"cannot fetch the platform's key and time from {platform}: {exc}")
     client = _client(platform, operator, key)
     assert isinstance(client, OperatorClient)
     books = OperatorBooks(operator, service)
@@ -177,7 +197,7 @@ def run_sample_operator(
         f"sample operator {escape(operator)} on http://{host}:{port}; register its verify URL "
         f"http://{host}:{port}/v1/verify-account with the platform"
     )
-    operator_app = create_operator_app(books, platform_key, client, shifted_clock(platform_now))
+    operator_app = create_operator_app(books, trusted, client, clock)
     uvicorn.run(operator_app, host=host, port=port, log_level="warning")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import subprocess
 import sys
@@ -103,23 +104,38 @@ def build_platform(
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app on a free loopback port in a background thread (one uvicorn worker); its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """The app in a background thread (one uvicorn worker) on ``host:port`` (a free loopback
+    port by default); its URL. RuntimeError when it cannot listen there."""
+    if port == 0:
+        port = free_port()
+    else:
+        with socket.socket() as probe:  # uvicorn would only log the failure and exit
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="error"))
     thread = threading.Thread(target=server.run, name=f"platform-{port}", daemon=True)
     thread.start()
     while not server.started:
         if not thread.is_alive():
-            raise RuntimeError(f"the platform did not start on 127.0.0.1:{port}")
+            raise RuntimeError(f"the app did not start on {host}:{port}")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{reachable_host(host)}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def reachable_host(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``: a wildcard is no address."""
+    try:
+        return "127.0.0.1" if not host or ipaddress.ip_address(host).is_unspecified else host
+    except ValueError:  # a name
+        return host
 
 
 def free_port() -> int:

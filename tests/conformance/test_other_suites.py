@@ -1,12 +1,15 @@
-"""The platform suite against a platform at a URL (the sample operator and platform run in the
-defect matrix, ``mynahil conformance defects``)."""
+"""The platform suite against a platform at a URL, and the operator suite against a vendor's
+service at a URL (the sample operator and platform run in the defect matrix)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 from pathlib import Path
 
 from conformance.cli import run_target
-from tests.support import MYNAHIL, free_port, running
+from tests.support import MYNAHIL, free_port, mynahil, running
 
 
 def test_a_platform_at_a_url_is_certified_with_its_ca(tmp_path: Path) -> None:
@@ -18,3 +21,65 @@ def test_a_platform_at_a_url_is_certified_with_its_ca(tmp_path: Path) -> None:
         code, results = run_target(f"platform:{url}", tmp_path / "report", platform_ca=ca)
     assert code == 0, results
     assert results["passed"] is True
+
+
+# --- operator:URL: a vendor's own service, here the sample operator as a separate process ------
+
+
+def _vendor(tmp_path: Path, platform_key: str | None = None) -> tuple[Path, list[str]]:
+    """A vendor's key, operator profile and service command line (the sample operator run as
+    the vendor would run theirs, trusting the harness's platform key from operator-setup)."""
+    keygen = mynahil("operator", "keygen", "--out", str(tmp_path / "key.pem"))
+    assert keygen.returncode == 0, keygen.stderr
+    service_port, platform_port = free_port(), free_port()
+    profile = tmp_path / "vendor.toml"
+    profile.write_text(
+        f'name = "Vendor Pay"\ntarget = "operator:http://127.0.0.1:{service_port}"\n'
+        f'operator_id = "vendor-pay"\nservice_id = "vendor-pay-qr"\n'
+        f'public_key = "{keygen.stdout.strip()}"\n'
+        f'platform_listen = "127.0.0.1:{platform_port}"\nharness_dir = "harness"\nwait_s = 5\n',
+        encoding="utf-8",
+    )
+    setup = mynahil("conformance", "operator-setup", "--operator-profile", str(profile))
+    assert setup.returncode == 0, setup.stderr
+    assert f"http://127.0.0.1:{platform_port}/v1/operators/vendor-pay/transactions" in setup.stderr
+    service = [*MYNAHIL, "operator", "run", "--platform", f"http://127.0.0.1:{platform_port}",
+               "--operator", "vendor-pay", "--key", str(tmp_path / "key.pem"),
+               "--service", "vendor-pay-qr", "--port", str(service_port),
+               "--platform-key", platform_key or setup.stdout.strip()]  # fmt: skip
+    return profile, service
+
+
+def test_a_vendors_operator_endpoint_is_certified(tmp_path: Path) -> None:
+    profile, service = _vendor(tmp_path)
+    url = service[service.index("--port") + 1]
+    with running(service, f"http://127.0.0.1:{url}/openapi.json"):
+        done = mynahil("conformance", "run", "--operator-profile", str(profile),
+                       "--report", str(tmp_path / "report"))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CERTIFIED" in done.stdout
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert results["device"] == "Vendor Pay"
+    assert {v["verdict"] for v in results["requirements"].values()} == {"passed"}
+    assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_a_vendor_trusting_another_platform_key_is_told_why_nothing_works(tmp_path: Path) -> None:
+    stranger = base64.b64encode(os.urandom(32)).decode()
+    profile, service = _vendor(tmp_path, platform_key=stranger)
+    url = service[service.index("--port") + 1]
+    with running(service, f"http://127.0.0.1:{url}/openapi.json"):
+        done = mynahil("conformance", "run", "--operator-profile", str(profile),
+                       "--report", str(tmp_path / "report"))  # fmt: skip
+    assert done.returncode == 1
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert results["passed"] is False
+    messages = " ".join(t["message"] for t in results["tests"].values())
+    assert "trusts the harness's platform key" in messages
+
+
+def test_operator_url_without_a_profile_is_a_usage_error(tmp_path: Path) -> None:
+    done = mynahil("conformance", "run", "--target", "operator:http://127.0.0.1:9",
+                   "--report", str(tmp_path))  # fmt: skip
+    assert done.returncode == 2
+    assert "needs --operator-profile" in done.stderr

@@ -1,20 +1,31 @@
 """The operator suite: a payment service's side of the point system, certified against the
-reference platform (the harness plays the platform and a holder who applied)."""
+harness's platform (the harness plays the platform and a holder who applied at the service).
+
+Tests run in file order: the early ones stay far below the 5,000-yen cap, the last one
+reaches it.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conformance.operator_harness import SERVICE_ID, OperatorHarness
+from conformance.operator_harness import OperatorHarness
+from reference_impl.points import Outcome
 from reference_impl.points.signing import Signer
 
 
 def _verify_body(h: OperatorHarness, code: str, account: str | None = None) -> bytes:
     return json.dumps(
-        {"service_id": SERVICE_ID, "account_id": account or h.account_id, "security_code": code}
+        {
+            "service_id": h.operator.service_id,
+            "account_id": account or h.account_id,
+            "security_code": code,
+        }
     ).encode()
 
 
@@ -45,8 +56,42 @@ def test_verify_refuses_unsigned_forged_and_replayed_calls(
 def test_a_charge_is_granted_once(operator_harness: OperatorHarness) -> None:
     h = operator_harness
     before = h.granted()
-    h.till(4000)
+    charge = h.till(4000)
+    assert h.decision(str(charge["transaction_id"])).points == 1000
+    time.sleep(min(1.0, h.operator.wait_s / 10))  # room for a retry sent after the answer
     assert h.granted() - before == 1000, "the platform granted this charge more than once"
+
+
+@pytest.mark.requirement("SPEC-POINTS-003")
+def test_a_charge_made_before_the_application_earns_nothing(
+    operator_harness: OperatorHarness,
+) -> None:
+    h = operator_harness
+    start_granted, start_credited = h.granted(), h.credited()
+    made_at = (h.applied_at - timedelta(hours=1)).replace(microsecond=0)
+    charge = h.till(3000, occurred_at=made_at.isoformat())
+    decided = h.decision(str(charge["transaction_id"]))
+    assert abs(decided.occurred_at - made_at) < timedelta(seconds=1), (
+        f"the service reported a charge made at {made_at.isoformat()} as made at "
+        f"{decided.occurred_at.isoformat()}: it must report when the charge happened"
+    )
+    assert decided.outcome is Outcome.BEFORE_APPLICATION
+    assert decided.points == 0
+    assert h.granted() == start_granted
+    credited = h.credited_settles(expected=start_credited) - start_credited
+    assert credited == 0, f"the service credited {credited} points for it"
+
+
+@pytest.mark.requirement("SPEC-POINTS-005")
+def test_no_points_for_an_account_nobody_applied_with(operator_harness: OperatorHarness) -> None:
+    h = operator_harness
+    account, _ = h.open_account("Holder Who Never Applied")
+    charge = h.till(4000, account_id=account)
+    decided = h.decision(str(charge["transaction_id"]))
+    assert decided.outcome is Outcome.NO_APPLICATION
+    assert decided.points == 0
+    credited = h.credited_settles(account)
+    assert credited == 0, f"the service credited {credited} points that nobody granted"
 
 
 @pytest.mark.requirement("OP-REFUND-001")
@@ -54,12 +99,12 @@ def test_a_refund_takes_its_points_back(operator_harness: OperatorHarness) -> No
     h = operator_harness
     start_granted, start_credited = h.granted(), h.credited()
     charge = h.till(2000)
-    if charge["points"] == 0:
+    if h.decision(str(charge["transaction_id"])).points == 0:
         pytest.skip("the cap is reached: nothing to take back")
     refund = h.till(2000, kind="refund", refund_of=charge["transaction_id"])
-    assert refund["outcome"] == "taken_back"
+    assert h.decision(str(refund["transaction_id"])).outcome is Outcome.TAKEN_BACK
     assert h.granted() == start_granted
-    assert h.credited() == start_credited
+    assert h.credited_settles(expected=start_credited) == start_credited
 
 
 @pytest.mark.requirement("OP-CAP-001", "SPEC-POINTS-001")
@@ -68,8 +113,9 @@ def test_credited_points_follow_the_platform_up_to_the_cap(
 ) -> None:
     h = operator_harness
     for _ in range(3):
-        h.till(10_000)
-    assert h.granted() <= 5000
-    assert h.credited() == h.granted(), (
-        f"the service credited {h.credited()} points; the platform granted {h.granted()}"
+        h.decision(str(h.till(10_000)["transaction_id"]))
+    assert h.granted() == 5000, "the holder's grants should have reached the 5,000-yen cap"
+    credited = h.credited_settles()
+    assert credited == h.granted(), (
+        f"the service credited {credited} points; the platform granted {h.granted()}"
     )
