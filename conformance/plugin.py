@@ -23,7 +23,7 @@ from card_emulator import EmulatedCard, FaultyCard
 from mynahil.apdu import CommandApdu
 from mynahil.card import MyNumberCard
 from mynahil.jpki import AID
-from mynahil.transports import Transport
+from mynahil.transports import Transport, TransportError
 
 from .catalogue import SUITES, Requirement, load_catalogue
 from .operator_profile import OperatorProfile, OperatorProfileError, load_operator_profile
@@ -169,6 +169,7 @@ class Conformance:
     slot: CardSlot | None = None  # the emulated card behind pcscd, swapped per test
     guard: PinGuardState = field(default_factory=lambda: PinGuardState(frozenset()))
     operator_profile: OperatorProfile | None = None  # operator:URL: the vendor's service
+    unreachable: str = ""  # why the session's attachment to pcscd failed
 
     @property
     def selected(self) -> dict[str, Requirement]:
@@ -318,10 +319,17 @@ def _open_for_test(
         faults = item.get_closest_marker("faults")
         card = target.emulated_card(faults=str(faults.args[0]) if faults else None)
         if target.wire != "inproc":  # one attachment to pcscd for the session, a card per test
+            if state.unreachable:  # the session's one attachment failed: say why, at once
+                raise TransportError(state.unreachable)
             if state.slot is None or state.device_transport is None:
                 state.slot = CardSlot(card)
-                state.device_transport = target.open(None, slot=state.slot)
-                state.device_transport.connect()
+                wire = target.open(None, slot=state.slot)
+                try:
+                    wire.connect()
+                except Exception as exc:
+                    state.unreachable = str(exc)
+                    raise
+                state.device_transport = wire
             state.slot.card = card
             wire = state.device_transport
             state.atr = wire.reset().hex().upper()

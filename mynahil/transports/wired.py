@@ -11,11 +11,15 @@ from card_emulator.faults import CardLike
 from card_emulator.vicc import ViccAttachment
 from mynahil.vpcd_protocol import VPCD_DEFAULT_PORT
 
-from .base import Transport
-from .pcsc import PcscTransport, wait_for_removal
+from .base import Transport, TransportError
+from .pcsc import PcscTransport, list_readers, wait_for_removal
 from .vpcd import VpcdListenerTransport
 
 __all__ = ["SocketTransport", "VpcdPcscTransport", "vpcd_reader_name"]
+
+# How long a card another process left in the vpcd reader may take to go (pcscd notices a
+# detached vicc within a poll or two).
+HELD_READER_WAIT_S = 2.0
 
 
 def vpcd_reader_name(port: int = VPCD_DEFAULT_PORT) -> str:
@@ -67,8 +71,20 @@ class VpcdPcscTransport(Transport):
 
     def connect(self) -> bytes:
         if not self.attachment.connected.is_set():
+            self._refuse_a_held_reader()
             self.attachment.start()
         return self.pcsc.connect()
+
+    def _refuse_a_held_reader(self) -> None:
+        """pcscd's vpcd serves one card per port, and a second vicc is queued unseen: with
+        another process's card in the reader, this transport would talk to *that* card."""
+        reader = vpcd_reader_name(self.port)
+        if reader in list_readers() and not wait_for_removal(reader, timeout=HELD_READER_WAIT_S):
+            raise TransportError(
+                f"{reader!r} already holds a card: another process has attached one to the vpcd "
+                f"at 127.0.0.1:{self.port} (`mynahil card attach`, another test run?). Stop it, "
+                "or use another vpcd port"
+            )
 
     def transmit(self, apdu: bytes) -> bytes:
         return self.pcsc.transmit(apdu)

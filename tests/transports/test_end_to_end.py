@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from card_emulator import CardState, EmulatedCard, FaultProfile, FaultyCard
 from mynahil.card import MyNumberCard, Pin, WrongPin
-from mynahil.transports import CardRemovedError, Transport, open_transport
+from mynahil.transports import CardRemovedError, Transport, TransportError, open_transport
 from tests.support import PIN
 
 WIRES = [
@@ -93,3 +93,21 @@ def test_removed_card_is_reported_as_removed(wire: str, card_state: CardState) -
             card.authenticate(PIN, b"x")
     finally:
         transport.disconnect()
+
+
+@pytest.mark.pcsc
+@pytest.mark.usefixtures("pcsc_stack")
+def test_a_reader_held_by_another_card_is_refused_not_shared(card_state: CardState) -> None:
+    """With another process's card in the vpcd reader, a second attachment would be queued
+    unseen and every APDU would reach the other card: connecting must refuse instead."""
+    held = open_transport("vpcd", EmulatedCard(card_state))
+    held.connect()
+    try:
+        second = open_transport("vpcd", EmulatedCard(card_state))
+        with pytest.raises(TransportError, match="already holds a card"):
+            second.connect()
+    finally:
+        held.disconnect()
+    again = open_transport("vpcd", EmulatedCard(card_state))  # once it is gone, all is well
+    again.connect()
+    again.disconnect()
