@@ -1,6 +1,7 @@
 """Conformance suite run time per target, and the defect matrix's detection rate (target 100%).
 
 Targets: the emulated card in process, and through pcscd + vpcd when this machine has pcscd;
+the sample operator and the reference platform (each with its harness);
 then the whole defect matrix (every defective card and operator must fail under its expected
 requirement, every correct target must pass). ``wall`` is the whole run as a vendor sees it
 (a fresh interpreter, imports, the report); ``session`` is the pytest session inside it.
@@ -36,7 +37,7 @@ def main() -> None:
     pcsc = _pcscd_available()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for target in ("card:inproc", "card:vpcd"):
+        for target in ("card:inproc", "card:vpcd", "operator:sample", "platform:sample"):
             if target == "card:vpcd" and not pcsc:
                 print(f"{target}: not measured (pcscd is not running)")
                 continue

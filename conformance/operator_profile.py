@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -18,6 +17,8 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from mynahil.files import read_toml
 
 __all__ = ["OperatorProfile", "OperatorProfileError", "load_operator_profile"]
 
@@ -108,12 +109,7 @@ def load_operator_profile(path: Path, target: str | None = None) -> OperatorProf
     """
     from reference_impl.platform import reachable_host  # late: the plugin imports this module
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OperatorProfileError(f"{path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OperatorProfileError(f"{path}: not TOML: {exc}") from None
+    data = read_toml(path, OperatorProfileError)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise OperatorProfileError(

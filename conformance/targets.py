@@ -24,7 +24,6 @@ from __future__ import annotations
 import random
 import re
 import tempfile
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -33,6 +32,7 @@ from typing import Any, Final
 
 from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile
 from card_emulator.atr import ATR_PROFILES
+from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
 from mynahil.transports import Transport, open_transport
 from mynahil.transports.inproc import InProcessTransport
@@ -159,13 +159,7 @@ class DeviceProfile:
 
 def load_device_profile(path: Path) -> DeviceProfile:
     """A device profile file, or a :class:`TargetError` saying what is wrong with it."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TargetError(f"{path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(f"{path.name}: not valid TOML: {exc}") from None
-    return DeviceProfile.from_mapping(data, path.name)
+    return DeviceProfile.from_mapping(read_toml(path, TargetError), path.name)
 
 
 def bundled_profile(name: str) -> DeviceProfile:

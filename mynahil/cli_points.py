@@ -63,6 +63,16 @@ def _client(platform: str, operator: str, key: Path) -> object:
     return OperatorClient.connect(platform, Signer(operator, private))
 
 
+def _raw_public_key(value: str, option: str) -> bytes:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        fail(f"{option} is not base64")
+    if len(raw) != 32:
+        fail(f"{option} must be a raw Ed25519 public key (32 bytes, base64)")
+    return raw
+
+
 def _month(month: str) -> str:
     from reference_impl.points.settlement import month_bounds
 
@@ -116,12 +126,7 @@ def register(
     from reference_impl.platform import build_platform
     from reference_impl.points import Operator, PaymentService, PointsError
 
-    try:
-        raw_key = base64.b64decode(public_key, validate=True)
-    except (binascii.Error, ValueError):
-        fail("--public-key is not base64")
-    if len(raw_key) != 32:
-        fail("--public-key must be a raw Ed25519 public key (32 bytes, base64)")
+    raw_key = _raw_public_key(public_key, "--public-key")
     services = []
     for spec in service:
         service_id, _, label = spec.partition(":")
@@ -174,12 +179,7 @@ def run_sample_operator(
     base = platform.rstrip("/")
     clock: Callable[[], datetime] | None
     if platform_key is not None:
-        try:
-            trusted = base64.b64decode(platform_key, validate=True)
-        except (binascii.Error, ValueError):
-            fail("--platform-key is not base64")
-        if len(trusted) != 32:
-            fail("--platform-key must be a raw Ed25519 public key (32 bytes, base64)")
+        trusted = _raw_public_key(platform_key, "--platform-key")
         clock = None  # the wall clock
     else:
         try:

@@ -10,8 +10,10 @@ import contextlib
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = ["flocked", "write_atomically"]
 
@@ -50,3 +52,14 @@ def flocked(lock_path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def read_toml(path: Path, error: Callable[[str], Exception]) -> dict[str, Any]:
+    """A TOML file's top table; ``error(message)`` is raised for a file that cannot be read or
+    is not TOML, and the message names the file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path.name}: not valid TOML: {exc}") from None

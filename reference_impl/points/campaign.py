@@ -16,13 +16,13 @@ Errors name the file and the field: ``round1.toml: spend.rate_percent: must be 1
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
 
 __all__ = [
@@ -275,12 +275,7 @@ def parse_campaign(data: Mapping[str, Any]) -> Campaign:
 
 
 def load_campaign(path: Path) -> Campaign:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CampaignError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{path.name}: not valid TOML: {exc}") from None
+    data = read_toml(path, CampaignError)
     try:
         return parse_campaign(data)
     except CampaignError as exc:
