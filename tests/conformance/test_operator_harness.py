@@ -1,0 +1,62 @@
+"""The operator harness itself: the stage it sets, and what it says when a service falls short."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from conformance.operator_harness import (
+    CAMPAIGN_ID,
+    HarnessError,
+    OperatorHarness,
+    conformance_scheme,
+    operator_harness,
+)
+from reference_impl.points.campaign import load_scheme
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[OperatorHarness]:
+    with operator_harness() as running:
+        yield running
+
+
+def test_the_conformance_campaign_is_round_one_open_today() -> None:
+    today = date(2026, 11, 23)
+    campaign = conformance_scheme(today).campaign(CAMPAIGN_ID)
+    round1 = load_scheme().campaign("round1")
+    assert campaign is not None
+    assert round1 is not None
+    assert (campaign.spend.rate_percent, campaign.spend.cap_yen) == (25, 5000)
+    assert campaign.spend.cap_group == round1.spend.cap_group
+    assert campaign.accepts_applications_on(today)
+    assert campaign.spend.starts < today < campaign.spend.window_end(today)
+
+
+def test_the_holder_applied_through_the_operators_verify_endpoint(
+    harness: OperatorHarness,
+) -> None:
+    with harness.platform.store.transaction() as uow:
+        feed = uow.applications_feed(harness.operator.operator_id, 0, 10)
+    assert [(a.account_id, a.campaign_id) for a in feed] == [(harness.account_id, CAMPAIGN_ID)]
+
+
+def test_a_transaction_never_reported_is_named_after_the_wait(harness: OperatorHarness) -> None:
+    patient = harness.operator
+    harness.operator = replace(patient, wait_s=0.3)
+    start = time.monotonic()
+    try:
+        with pytest.raises(AssertionError, match="never reported transaction no-such-tx"):
+            harness.decision("no-such-tx")
+    finally:
+        harness.operator = patient
+    assert time.monotonic() - start >= 0.3
+
+
+def test_a_failing_hook_says_which_call_and_what_came_back(harness: OperatorHarness) -> None:
+    with pytest.raises(HarnessError, match=r"POST .*/v1/till answered 404"):
+        harness.till(100, account_id="no-such-account")
