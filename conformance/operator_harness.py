@@ -18,6 +18,7 @@ The operator under test is one of:
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
@@ -31,6 +32,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from card_emulator import EmulatedCard
 from mynahil.card import MyNumberCard
@@ -51,6 +53,7 @@ __all__ = [
     "CAMPAIGN_ID",
     "OPERATOR_DEFECTS",
     "HarnessError",
+    "LosingAnswers",
     "OperatorHarness",
     "OperatorUnderTest",
     "conformance_scheme",
@@ -71,6 +74,8 @@ OPERATOR_DEFECTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "credits 25% of every charge, whatever the platform decided", ("OP-CAP-001",)),
     "ignores_charge_time": (
         "reports every charge as made now, whenever it was made", ("SPEC-POINTS-003",)),
+    "gives_up_on_lost_answer": (
+        "never sends a report again when the platform's answer is lost", ("OP-REPORT-002",)),
     "credits_without_application": (
         "credits 25% on accounts nobody applied with", ("SPEC-POINTS-005",)),
 }  # fmt: skip
@@ -107,6 +112,49 @@ def conformance_scheme(today: date) -> Scheme:
     )
 
 
+class LosingAnswers:
+    """Between the harness's platform and the operator: while armed, a report batch is decided
+    and committed as usual, but its answer is lost on the way back (503), as when a connection
+    drops. The operator must send the same reports again."""
+
+    PROBLEM = json.dumps({
+        "type": "about:blank", "title": "Service Unavailable", "status": 503,
+        "code": "answer_lost",
+        "detail": "decided, but the answer was lost on the way (the conformance harness)",
+    }).encode()  # fmt: skip
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.armed = 0  # answers still to lose
+        self.lost = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        is_report = (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and str(scope["path"]).endswith("/transactions")
+        )
+        if not (is_report and self.armed > 0):
+            await self.app(scope, receive, send)
+            return
+        self.armed -= 1
+        status: list[int] = []
+
+        async def swallow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+
+        await self.app(scope, receive, swallow)
+        if status and status[0] != 200:  # refused (a bad signature, say): let it through
+            self.armed += 1
+        else:
+            self.lost += 1
+        headers = [(b"content-type", b"application/problem+json"),
+                   (b"content-length", str(len(self.PROBLEM)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": self.PROBLEM})
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorUnderTest:
     name: str
@@ -129,6 +177,7 @@ class OperatorHarness:
     security_code: str
     applied_at: datetime
     http: httpx.Client  # to the operator under test
+    answers: LosingAnswers  # in front of the platform: loses report answers on demand
     _settled: dict[str, StoredTransaction] = field(default_factory=dict)
 
     # --- the operator's contract and hooks ------------------------------------------------
@@ -171,6 +220,10 @@ class OperatorHarness:
             )
         result: dict[str, Any] = answer.json()
         return result
+
+    def lose_next_answer(self) -> None:
+        """The next report batch the platform decides loses its answer on the way back."""
+        self.answers.armed += 1
 
     # --- what the platform holds ------------------------------------------------------------
 
@@ -292,6 +345,8 @@ def _serve_sample_operator(
         "ignores_charge_time": _StampingEverythingNow,
     }.get(defect or "", OperatorClient)
     client = client_type.connect(platform_url, signer)
+    if defect == "gives_up_on_lost_answer":
+        client.retries = 0
     app = create_operator_app(books, public_key_bytes(platform.signer.key), client)
     if defect == "accepts_unsigned":
         app = _accepting_unsigned(app, books)
@@ -364,13 +419,14 @@ def operator_harness(
     )  # fmt: skip
     with ExitStack() as stack:
         stack.callback(platform.close)
+        answers = LosingAnswers(platform.app)
         if profile is None:
-            local_url = platform_url = stack.enter_context(serving(platform.app))
+            local_url = platform_url = stack.enter_context(serving(answers))
             operator = _serve_sample_operator(stack, platform, platform_url, defect)
         else:
             try:
                 local_url = stack.enter_context(
-                    serving(platform.app, profile.platform_host, profile.platform_port)
+                    serving(answers, profile.platform_host, profile.platform_port)
                 )
             except RuntimeError as exc:
                 raise HarnessError(f"the harness's platform: {exc} (platform_listen)") from None
@@ -383,7 +439,15 @@ def operator_harness(
         )  # fmt: skip
         http = stack.enter_context(httpx.Client(timeout=30, verify=operator.tls_verify))
         harness = OperatorHarness(
-            platform, platform_url, operator, platform.signer, "", "", datetime.now(UTC), http
+            platform,
+            platform_url,
+            operator,
+            platform.signer,
+            "",
+            "",
+            datetime.now(UTC),
+            http,
+            answers,
         )
         harness.account_id, harness.security_code = harness.open_account("Conformance Holder")
         harness.applied_at = _applied_holder(

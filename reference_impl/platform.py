@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from mynahil.files import write_atomically
 from reference_impl.api import create_app
@@ -104,7 +105,7 @@ def build_platform(
 
 
 @contextmanager
-def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """The app in a background thread (one uvicorn worker) on ``host:port`` (a free loopback
     port by default); its URL. RuntimeError when it cannot listen there."""
     if port == 0:

@@ -107,7 +107,12 @@ def create_operator_app(
             kind=body.kind,
             refund_of=body.refund_of,
         )
-        decisions = platform.report([report])
+        try:
+            decisions = platform.report([report])
+        except PointsError as exc:  # the client retried a lost answer already
+            raise HTTPException(
+                502, f"booked as {report.transaction_id}; the platform did not decide it: {exc}"
+            ) from None
         books.answered(decisions)
         decision = decisions[0]
         return TillOut(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ import httpx
 from reference_impl.points import Decision, Outcome, PointsError, Report
 from reference_impl.points.signing import Signer
 
-__all__ = ["OperatorClient", "report_json"]
+__all__ = ["RETRYABLE_STATUS", "OperatorClient", "report_json"]
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -30,10 +31,21 @@ def report_json(report: Report) -> dict[str, Any]:
     return body
 
 
+# Answers worth another try: the platform may have decided and committed before the answer
+# was lost, so a retry must send the same request again (same idempotency keys).
+RETRYABLE_STATUS: frozenset[int] = frozenset({502, 503, 504})
+
+
 @dataclass
 class OperatorClient:
+    """The platform's operator API, signed. A lost answer (a dropped connection, 502/503/504) is
+    retried with the same body, signed afresh (a nonce is single-use): the platform answers a
+    report it already decided from its store, so a retry never grants twice."""
+
     http: httpx.Client
     signer: Signer
+    retries: int = 4
+    backoff_s: float = 0.1  # doubled after each try
 
     @classmethod
     def connect(cls, platform_url: str, signer: Signer, timeout: float = 30.0) -> OperatorClient:
@@ -44,10 +56,24 @@ class OperatorClient:
         return f"/v1/operators/{self.signer.name}"
 
     def _send(self, method: str, target: str, body: bytes = b"", content_type: str = "") -> Any:
-        headers = self.signer.headers(method, target, body)
-        if content_type:
-            headers["Content-Type"] = content_type
-        response = self.http.request(method, target, content=body or None, headers=headers)
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            headers = self.signer.headers(method, target, body)
+            if content_type:
+                headers["Content-Type"] = content_type
+            try:
+                response = self.http.request(method, target, content=body or None, headers=headers)
+            except httpx.TransportError as exc:
+                if last:
+                    raise PointsError("platform_unreachable", str(exc)) from None
+            else:
+                if response.status_code not in RETRYABLE_STATUS or last:
+                    return self._answer(response)
+            time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
         if response.is_error:
             try:
                 problem = response.json()

@@ -25,7 +25,7 @@ from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
 from reference_impl.operator.client import report_json
-from reference_impl.platform import ReferencePlatform, build_platform, serving
+from reference_impl.platform import ReferencePlatform, build_platform, free_port, serving
 from reference_impl.points import Operator, Outcome, PaymentService, PointsError
 from reference_impl.points.signing import Signer, public_key_bytes
 
@@ -183,3 +183,42 @@ def test_bad_batches_get_a_problem_naming_the_field(world: World) -> None:
                                           "amount": -5}]}).encode(),
             "application/json",
         )  # fmt: skip
+
+
+def test_a_lost_answer_is_retried_under_the_same_key_and_granted_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The platform decides and commits, the answer is lost (503): the client sends the same
+    batch again, signed afresh, and is answered from the store."""
+    from conformance.operator_harness import LosingAnswers
+
+    platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
+    key = Ed25519PrivateKey.generate()
+    platform.points.register_operator(
+        Operator("lossy-inc", "Lossy Inc.", public_key_bytes(key)),
+        [PaymentService("lossy", "lossy-inc", "Lossy")],
+    )
+    books = OperatorBooks("lossy-inc", "lossy")
+    report = books.book(books.open_account("Nobody").account_id, 1000, AS_OF)
+    answers = LosingAnswers(platform.app)
+    answers.armed = 1
+    try:
+        with serving(answers) as url:
+            client = OperatorClient.connect(url, Signer("lossy-inc", key))
+            client.backoff_s = 0.01
+            (decision,) = client.report([report])
+    finally:
+        platform.close()
+    assert answers.lost == 1
+    assert decision.replayed  # the second send was answered from the store
+    assert decision.outcome is Outcome.NO_APPLICATION
+
+
+def test_an_unreachable_platform_is_named_after_the_retries() -> None:
+    client = OperatorClient.connect(
+        f"http://127.0.0.1:{free_port()}", Signer("x", Ed25519PrivateKey.generate())
+    )
+    client.retries, client.backoff_s = 2, 0.01
+    with pytest.raises(PointsError) as caught:
+        client.feed()
+    assert caught.value.code == "platform_unreachable"
