@@ -522,6 +522,23 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
 
 
+def _endpoint(state: Conformance) -> dict[str, str]:
+    """What identifies a service under test (the report shows it instead of card details)."""
+    profile, target = state.operator_profile, state.target
+    if profile is not None:
+        return {
+            "operator ID": profile.operator_id,
+            "payment service ID": profile.service_id,
+            "conformance hooks": profile.url,
+            "verify URL": profile.verify_url,
+            "harness platform, as the service reached it": profile.platform_url,
+        }
+    if target.kind in ("platform", "operator"):
+        where = "served by the harness" if target.wire == "sample" else target.wire
+        return {f"{target.kind}": where}
+    return {}
+
+
 def results_of(state: Conformance) -> dict[str, Any]:
     """``results.json``: the verdicts, the catalogue check, the device, timings and traces."""
     requirements = verdicts(state)
@@ -545,6 +562,7 @@ def results_of(state: Conformance) -> dict[str, Any]:
         "target": state.target.spec,
         "suites": list(state.target.suites),
         "device": device.name,
+        "endpoint": _endpoint(state),
         "device_profile": {
             "interface": device.interface,
             "expected_atr": device.expected_atr,

@@ -32,10 +32,12 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <tr><th>device</th><td>{{ r.device }}</td></tr>
 <tr><th>target</th><td><code>{{ r.target }}</code> ({{ 'emulated card' if r.emulated else 'device under test' }}){% if r.reader %}, reader <code>{{ r.reader }}</code>{% endif %}</td></tr>
 <tr><th>suites</th><td>{{ r.suites | join(', ') }}</td></tr>
+{% for label, value in (r.endpoint or {}).items() %}<tr><th>{{ label }}</th><td><code>{{ value }}</code></td></tr>
+{% endfor %}{% if 'card' in r.suites %}
 <tr><th>interface</th><td>{{ r.device_profile.interface }}</td></tr>
 <tr><th>ATR</th><td><code>{{ r.atr or '(none seen)' }}</code>{% if r.expected_atr %}; expected <code>{{ r.expected_atr }}</code>{% if r.device_profile.atr_mask %} under mask <code>{{ r.device_profile.atr_mask }}</code>{% endif %}{% endif %}</td></tr>
 <tr><th>time budget</th><td>{{ '%.0f' % r.device_profile.budget_ms }} ms for a whole MyKey read and sign</td></tr>
-<tr><th>destructive tests</th><td>{{ r.destructive }}</td></tr>
+<tr><th>destructive tests</th><td>{{ r.destructive }}</td></tr>{% endif %}
 <tr><th>run</th><td>{{ r.started }}, {{ '%.1f' % r.seconds }} s</td></tr>
 <tr><th>results</th><td>{% for k, n in r.counts.items() if n %}{{ n }} {{ k }}{{ ', ' if not loop.last }}{% endfor %}</td></tr>
 <tr><th>catalogue check</th><td class="{{ r.catalogue.verdict }}">{{ r.catalogue.verdict }}{% if r.catalogue.untested %}: no test for {{ r.catalogue.untested | join(', ') }}{% endif %}</td></tr>
@@ -49,7 +51,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <td class="small">{{ v.source }}</td>
 <td class="small">{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
 {% endfor %}</table>
-<h2>Tests and their APDU traces</h2>
+<h2>Tests{% if r.traces %} and their APDU traces{% endif %}</h2>
 <table><tr><th>test</th><th>outcome</th><th>seconds</th><th>trace and its SHA-256</th><th>detail</th></tr>
 {% for name, t in r.tests.items() %}
 <tr><td>{{ name.split('::')[-1] }}{% if t.destructive %} <span class="small">(destructive)</span>{% endif %}</td>
@@ -57,8 +59,8 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <td class="small">{% if name in r.traces %}<code>{{ r.traces[name].file }}</code><br><code>{{ r.traces[name].sha256 }}</code>{% endif %}</td>
 <td>{% if t.message %}<pre>{{ t.message }}</pre>{% endif %}</td></tr>
 {% endfor %}</table>
-<p class="small">Replay a trace against the emulated card: <code>mynahil conformance replay TRACE</code>.
-The SHA-256 above is of <code>results.json</code> as written next to this page.</p>
+<p class="small">{% if r.traces %}Replay a trace against the emulated card: <code>mynahil conformance replay TRACE</code>.
+{% endif %}The SHA-256 above is of <code>results.json</code> as written next to this page.</p>
 </body></html>
 """
 

@@ -61,7 +61,10 @@ def test_a_vendors_operator_endpoint_is_certified(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert results["device"] == "Vendor Pay"
     assert {v["verdict"] for v in results["requirements"].values()} == {"passed"}
-    assert (tmp_path / "report" / "index.html").is_file()
+    assert results["endpoint"]["payment service ID"] == "vendor-pay-qr"
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "vendor-pay-qr" in page
+    assert "ATR" not in page  # a card's details have no place in an operator's report
 
 
 def test_a_vendor_trusting_another_platform_key_is_told_why_nothing_works(tmp_path: Path) -> None:
