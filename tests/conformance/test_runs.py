@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from conformance import load_catalogue
 from conformance.cli import run_target
 from conformance.recording import read_trace
+from tests.support import MYNAHIL, mynahil
 
 from .conftest import SCENARIOS, Run
 
@@ -99,3 +101,30 @@ def test_the_suite_passes_through_pcscd(tmp_path: Path, pcsc_stack: None) -> Non
     assert results["passed"] is True
     assert results["reader"].startswith("vpcd:")
     assert set(results["requirements"]) == CARD_IDS
+
+
+@pytest.mark.pcsc
+def test_a_reader_vendors_run_as_the_readme_shows(tmp_path: Path, pcsc_stack: None) -> None:
+    """`card attach` puts a card in pcscd's virtual reader; `conformance run --target pcsc:…`
+    then certifies it as it would a real reader and card: the PIN given, destructive tests
+    skipped, nothing treated as emulated."""
+    card = tmp_path / "card.json"
+    assert mynahil("card", "new", "--out", str(card)).returncode == 0
+    attach = [*MYNAHIL, "card", "attach", "--card", str(card), "--vpcd", "127.0.0.1:35963"]
+    holder = subprocess.Popen(attach, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert holder.stdout is not None
+        assert "inserted" in holder.stdout.readline()
+        done = mynahil("conformance", "run", "--target", "pcsc:Virtual PCD 00 00",
+                       "--pin", "1234", "--sign-password", "ABC123",
+                       "--report", str(tmp_path / "report"))  # fmt: skip
+    finally:
+        holder.terminate()
+        holder.wait(timeout=10)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert results["emulated"] is False
+    assert results["reader"] == "pcsc:Virtual PCD 00 00"
+    skipped = {r for r, v in results["requirements"].items() if v["verdict"] == "skipped"}
+    assert "SPEC-CARD-001" in skipped  # locking the PIN is destructive: never on a real card
+    assert {v["verdict"] for v in results["requirements"].values()} == {"passed", "skipped"}
