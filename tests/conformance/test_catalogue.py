@@ -13,11 +13,11 @@ from conformance.cli import run_target
 from .conftest import run_pytest_in
 
 
-def test_the_catalogue_loads_and_the_card_suite_has_nothing_planned() -> None:
+def test_the_catalogue_loads_and_every_rule_has_its_test() -> None:
     catalogue = load_catalogue()
     card = [r for r in catalogue.values() if r.suite == "card"]
     assert len(card) >= 40
-    assert not [r.id for r in card if r.planned]
+    assert not [r.id for r in catalogue.values() if r.planned]
     assert {r.suite for r in catalogue.values()} == {"card", "platform", "operator"}
     assert any(r.startswith("SPEC-MYKEY-") for r in catalogue)
     assert any(r.startswith("SPEC-POINTS-") for r in catalogue)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import random
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from conformance.platform_harness import PIN, PlatformHarness
 from conformance.targets import EMULATED_PASSWORD
 from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
+from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
 from reference_impl.mykey import ALPHABET
 
 PASSWORD = "Conformance-42"
@@ -142,3 +144,120 @@ def test_revocation_is_final_and_the_card_can_start_again(
         client.login(h.card_api(state), PIN)
     fresh = client.reserve(h.card_api(state), PIN)
     assert fresh != old
+
+
+# --- forgotten credentials, a leaked ID, renewal and reissue (SPEC.md "The MyKey ID") ----------
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.requirement("SPEC-MYKEY-009", "SPEC-MYKEY-008")
+def test_a_forgotten_password_or_id_needs_the_card(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    mykey_id = client.reserve(h.card_api(state), PIN)
+    card_session = _bearer(client.login(h.card_api(state), PIN))
+    assert h.http.put("/v1/mykey/me/password", json={"password": PASSWORD},
+                      headers=card_session).status_code == 204  # fmt: skip
+    _problem(h.http.get("/v1/mykey/me"), "session_invalid")
+    answer = h.http.post("/v1/mykey/sessions/password",
+                         json={"mykey_id": mykey_id, "password": PASSWORD})  # fmt: skip
+    password_session = _bearer(answer.json()["token"])
+    _problem(h.http.get("/v1/mykey/me", headers=password_session), "card_login_required")
+    _problem(h.http.put("/v1/mykey/me/password", json={"password": "Stolen-Reset-1"},
+                        headers=password_session), "card_login_required")  # fmt: skip
+    # Forgotten: a fresh card login shows the ID and resets the password.
+    card_session = _bearer(client.login(h.card_api(state), PIN))
+    assert h.http.get("/v1/mykey/me", headers=card_session).json()["mykey_id"] == mykey_id
+    assert h.http.put("/v1/mykey/me/password", json={"password": PASSWORD + "-new"},
+                      headers=card_session).status_code == 204  # fmt: skip
+    assert _login_password(h, mykey_id, PASSWORD + "-new") == 201
+    assert _login_password(h, mykey_id, PASSWORD) == 401
+
+
+@pytest.mark.requirement("SPEC-MYKEY-010")
+def test_a_changed_name_and_a_reissued_card_keep_the_id(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    mykey_id = client.reserve(h.card_api(state), PIN)
+    married = replace(state, holder=replace(state.holder, name="Conformance Married-Name",
+                                            address="Other Town 2-3-4"))  # fmt: skip
+    renamed = lifecycle.renew(h.ca, h.registry, married, on=h.issued_on, keys=h.keys)
+    assert client.reserve(h.card_api(renamed), PIN) == mykey_id
+    lost_and_replaced = lifecycle.reissue(
+        h.ca, h.registry, renamed, on=h.issued_on, pin=PIN, password=EMULATED_PASSWORD,
+        keys=h.keys,
+    )  # fmt: skip
+    assert client.reserve(h.card_api(lost_and_replaced), PIN) == mykey_id
+    with pytest.raises(ClientRefusal) as old_card:
+        client.login(h.card_api(renamed), PIN)
+    assert old_card.value.code == "certificate_revoked"
+
+
+@pytest.mark.requirement("SPEC-MYKEY-011")
+def test_an_expired_certificate_is_refused_and_renewal_keeps_the_id(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    client = PlatformClient(h.http)
+    six_years_ago = h.issued_on - timedelta(days=6 * 366)
+    expired = lifecycle.issue(
+        h.ca, h.registry, random_holder(random.Random(11)), pin=PIN,
+        password=EMULATED_PASSWORD, issued_on=six_years_ago, keys=h.keys,
+    )  # fmt: skip
+    with pytest.raises(ClientRefusal) as refused:
+        client.reserve(h.card_api(expired), PIN)
+    assert refused.value.code == "certificate_expired"
+    state = h.new_card()
+    mykey_id = client.reserve(h.card_api(state), PIN)
+    renewed = lifecycle.renew(h.ca, h.registry, state, on=h.issued_on, keys=h.keys)
+    assert client.reserve(h.card_api(renewed), PIN) == mykey_id
+
+
+@pytest.mark.requirement("SPEC-MYKEY-012")
+def test_a_leaked_id_is_stopped_with_its_sessions(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    leaked = client.reserve(h.card_api(state), PIN)
+    holder = _bearer(client.login(h.card_api(state), PIN))
+    h.http.put("/v1/mykey/me/password", json={"password": PASSWORD}, headers=holder)
+    thief = h.http.post("/v1/mykey/sessions/password",
+                        json={"mykey_id": leaked, "password": PASSWORD})  # fmt: skip
+    assert thief.status_code == 201
+    thiefs_session = _bearer(thief.json()["token"])
+    assert h.http.get("/v1/points/me", headers=thiefs_session).status_code == 200
+    assert h.http.post("/v1/mykey/me/id", json={}, headers=holder).status_code == 200
+    _problem(h.http.get("/v1/points/me", headers=thiefs_session), "session_invalid")
+    assert _login_password(h, leaked, PASSWORD) == 401
+
+
+# --- the payment service, chosen once (SPEC.md "The points") ---------------------------------
+
+
+@pytest.mark.requirement("SPEC-POINTS-004")
+def test_the_chosen_payment_service_never_changes(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    if not h.services:
+        pytest.skip("a platform at a URL has no payment service the harness controls")
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    client.reserve(h.card_api(state), PIN)
+    first, other = h.open_account("pay-a"), h.open_account("pay-b")
+    chosen = client.apply(h.card_api(state), PIN, first.service_id, first.account_id,
+                          first.security_code, h.campaign_id)  # fmt: skip
+    again = client.apply(h.card_api(state), PIN, first.service_id, first.account_id,
+                         first.security_code, h.campaign_id)  # fmt: skip
+    assert again["application_id"] == chosen["application_id"]
+    with pytest.raises(ClientRefusal) as changed:
+        client.apply(h.card_api(state), PIN, other.service_id, other.account_id,
+                     other.security_code, h.campaign_id)  # fmt: skip
+    assert changed.value.code == "already_applied"
+    points = h.http.get("/v1/points/me", headers=_bearer(client.login(h.card_api(state), PIN)))
+    assert [a["service_id"] for a in points.json()["applications"]] == ["pay-a"]
