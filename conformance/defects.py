@@ -160,10 +160,12 @@ def full_matrix() -> list[MatrixRow]:
     """The card rows, then the operator and platform suites' rows (imported late: they bring
     the reference platform with them)."""
     from .operator_harness import OPERATOR_DEFECTS
+    from .platform_defects import PLATFORM_DEFECTS
 
     return [
         *MATRIX,
         MatrixRow("operator:sample", ()),
         MatrixRow("platform:sample", ()),
         *(MatrixRow(f"operator:defect:{n}", d[1]) for n, d in sorted(OPERATOR_DEFECTS.items())),
+        *(MatrixRow(f"platform:defect:{n}", d[1]) for n, d in sorted(PLATFORM_DEFECTS.items())),
     ]

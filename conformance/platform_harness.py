@@ -29,6 +29,7 @@ from reference_impl.points import Operator, PaymentService
 from reference_impl.points.signing import public_key_bytes
 
 from .operator_harness import CAMPAIGN_ID, conformance_scheme
+from .platform_defects import make_defective
 from .targets import EMULATED_PASSWORD
 
 __all__ = ["PIN", "PaymentAccount", "PlatformHarness", "platform_harness"]
@@ -76,7 +77,9 @@ class PlatformHarness:
 
 
 @contextmanager
-def platform_harness(url: str | None, ca_folder: Path | None) -> Iterator[PlatformHarness]:
+def platform_harness(
+    url: str | None, ca_folder: Path | None, defect: str | None = None
+) -> Iterator[PlatformHarness]:
     """``url`` None: the reference platform, served here; else the deployment at ``url``,
     whose CA folder ``ca_folder`` must be readable (cards are issued from it)."""
     folder = Path(tempfile.mkdtemp(prefix="mynahil-platform-suite-"))
@@ -89,6 +92,8 @@ def platform_harness(url: str | None, ca_folder: Path | None) -> Iterator[Platfo
                 scheme=conformance_scheme(datetime.now(UTC).date()),
             )  # fmt: skip
             stack.callback(platform.close)
+            if defect:
+                make_defective(platform, defect)
             url = stack.enter_context(serving(platform.app))
             for name in ("pay-a", "pay-b"):
                 services[name] = _sample_service(stack, platform, name)

@@ -412,7 +412,7 @@ def platform_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     ca = request.config.getoption("--platform-ca")
     url = None if state.target.wire == "sample" else state.target.wire
-    with harness(url, Path(ca) if ca else None) as running:
+    with harness(url, Path(ca) if ca else None, state.target.defect) as running:
         yield running
 
 

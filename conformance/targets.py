@@ -321,8 +321,16 @@ def _phone_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
 
 
 def _platform_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
-    if not rest:
-        raise TargetError("platform targets: platform:sample or platform:URL")
+    from .platform_defects import PLATFORM_DEFECTS
+
+    if rest.startswith("defect:"):
+        defect = rest.removeprefix("defect:")
+        if defect not in PLATFORM_DEFECTS:
+            raise TargetError(f"platform defects: {', '.join(PLATFORM_DEFECTS)}; not {defect!r}")
+        profile = DeviceProfile(f"defective platform {defect}: {PLATFORM_DEFECTS[defect][0]}")
+        return Target(spec, "platform", "sample", defect, device or profile, ("platform",))
+    if not rest.startswith(("http://", "https://")) and rest != "sample":
+        raise TargetError("platform targets: platform:sample, platform:defect:NAME or platform:URL")
     profile = DeviceProfile(f"MyKey platform at {rest}", budget_ms=2000)
     return Target(spec, "platform", rest, None, device or profile, ("platform",), False)
 
@@ -350,8 +358,8 @@ for _kind in (
                _emulated_card_target("realistic", False)),
     TargetKind("pcsc", ("card",), False, 'pcsc[:"READER"]', _pcsc_target),
     TargetKind("phone", ("card",), False, "phone[:HOST:PORT]", _phone_target),
-    TargetKind("platform", ("platform",), False, "platform:sample | platform:URL",
-               _platform_target),
+    TargetKind("platform", ("platform",), False,
+               "platform:sample | platform:defect:NAME | platform:URL", _platform_target),
     TargetKind("operator", ("operator",), False,
                "operator:sample | operator:defect:NAME | operator:URL", _operator_target),
 ):  # fmt: skip

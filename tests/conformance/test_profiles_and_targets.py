@@ -74,6 +74,12 @@ def test_unknown_targets_are_refused() -> None:
         parse_target("card:defect:nonexistent")
     with pytest.raises(TargetError, match="card targets"):
         parse_target("card:elsewhere")
+    with pytest.raises(TargetError, match="platform defects: .*password_session_shows_id"):
+        parse_target("platform:defect:nonexistent")
+    with pytest.raises(TargetError, match="platform:sample, platform:defect:NAME or platform:URL"):
+        parse_target("platform:localhost:8000")
+    with pytest.raises(TargetError, match="operator:URL"):
+        parse_target("operator:defect:nonexistent")
 
 
 @pytest.mark.parametrize(
