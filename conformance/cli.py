@@ -18,9 +18,8 @@ import typer
 if TYPE_CHECKING:
     from .defects import MatrixRow
 
-__all__ = ["SUITES", "app", "run_matrix", "run_target"]
+__all__ = ["app", "run_matrix", "run_target"]
 
-SUITES = Path(__file__).resolve().with_name("suites")
 
 app = typer.Typer(
     help="The conformance suite: certify a reader, a phone, a platform or the emulated card.",
@@ -48,12 +47,12 @@ def run_target(
     """
     report.mkdir(parents=True, exist_ok=True)
     (report / "results.json").unlink(missing_ok=True)
-    # -P: import this same installed package, never a checkout that happens to be the cwd.
+    # -P: the installed package, never a checkout that happens to be the cwd; the child finds
+    # its suites beside that package (conformance.run_suites).
     argv = [
-        sys.executable, "-P", "-m", "pytest", str(SUITES), "-p", "conformance.plugin",
-        "-p", "no:cacheprovider", "--rootdir", str(SUITES.parent),
-        "--conformance-target", target, "--conformance-report", str(report),
-        "--alluredir", str(report / "allure-results"),
+        sys.executable, "-P", "-m", "conformance.run_suites",
+        "--conformance-target", target, "--conformance-report", str(report.resolve()),
+        "--alluredir", str((report / "allure-results").resolve()),
     ]  # fmt: skip
     if device_profile:
         argv += ["--device-profile", str(device_profile)]

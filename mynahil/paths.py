@@ -1,13 +1,14 @@
 """Where the bundled scenario data lives.
 
-``scenarios/`` is data, not code, and is not inside the installed packages: an editable install
-(the README's) finds it beside the code; a wheel installed elsewhere finds it in the current
-folder (run from the checkout, as tox does) or wherever ``MYNAHIL_SCENARIOS`` points.
+``scenarios/`` is data, not code. An editable install (the README's) finds it beside the code;
+a wheel installs a copy under ``<prefix>/share/mynahil/scenarios``; ``MYNAHIL_SCENARIOS``
+points anywhere else. The current folder's ``scenarios/`` is the last resort.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["scenarios_dir"]
@@ -18,4 +19,7 @@ def scenarios_dir() -> Path:
     if chosen:
         return Path(chosen)
     beside_code = Path(__file__).resolve().parents[1] / "scenarios"
-    return beside_code if beside_code.is_dir() else Path.cwd() / "scenarios"
+    if beside_code.is_dir():
+        return beside_code
+    installed = Path(sys.prefix) / "share" / "mynahil" / "scenarios"
+    return installed if installed.is_dir() else Path.cwd() / "scenarios"

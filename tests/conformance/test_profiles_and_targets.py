@@ -74,7 +74,7 @@ def test_unknown_targets_are_refused() -> None:
         parse_target("card:defect:nonexistent")
     with pytest.raises(TargetError, match="card targets"):
         parse_target("card:elsewhere")
-    with pytest.raises(TargetError, match="platform defects: .*password_session_shows_id"):
+    with pytest.raises(TargetError, match=r"platform defects: .*password_session_shows_id"):
         parse_target("platform:defect:nonexistent")
     with pytest.raises(TargetError, match="platform:sample, platform:defect:NAME or platform:URL"):
         parse_target("platform:localhost:8000")

@@ -1,0 +1,26 @@
+"""The pytest session ``mynahil conformance run`` starts in a child process (``python -P -m
+conformance.run_suites ARGS``).
+
+The child finds the suites beside *its own* ``conformance`` package: the parent may have been
+started from a checkout in the current folder while the child imports the installed package,
+and pytest refuses to collect a test file from one copy whose module came from the other.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+__all__ = ["main"]
+
+
+def main(argv: list[str]) -> int:
+    suites = Path(__file__).resolve().with_name("suites")
+    fixed = [str(suites), "-p", "conformance.plugin", "-p", "no:cacheprovider"]
+    return int(pytest.main([*fixed, "--rootdir", str(suites.parent), *argv]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
