@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from card_emulator import CardState
 from conformance.platform_harness import PIN, PlatformHarness
 from conformance.targets import EMULATED_PASSWORD
 from reference_impl.client import ClientRefusal, PlatformClient
@@ -44,12 +45,17 @@ def _problem(answer: object, code: str) -> None:
     assert body["status"] == answer.status_code
 
 
+def _reserved(h: PlatformHarness) -> tuple[CardState, PlatformClient, str]:
+    """A holder with a new card and its MyKey ID: the card, the client, the ID."""
+    state = h.new_card()
+    client = PlatformClient(h.http)
+    return state, client, client.reserve(h.card_api(state), PIN)
+
+
 @pytest.mark.requirement("SPEC-MYKEY-001")
 def test_reservation_gives_the_card_one_id(platform_harness: PlatformHarness) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    mykey_id = client.reserve(h.card_api(state), PIN)
+    state, client, mykey_id = _reserved(h)
     assert len(mykey_id) == 8
     assert set(mykey_id) <= set(ALPHABET)
     assert client.reserve(h.card_api(state), PIN) == mykey_id
@@ -102,9 +108,7 @@ def _login_password(h: PlatformHarness, mykey_id: str, password: str) -> int:
 @pytest.mark.requirement("SPEC-MYKEY-005")
 def test_card_login_then_password_login(platform_harness: PlatformHarness) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    mykey_id = client.reserve(h.card_api(state), PIN)
+    state, client, mykey_id = _reserved(h)
     token = client.login(h.card_api(state), PIN)
     auth = {"Authorization": f"Bearer {token}"}
     assert h.http.put("/v1/mykey/me/password", json={"password": PASSWORD},
@@ -119,9 +123,7 @@ def test_a_changed_id_works_at_once_and_the_old_one_stops(
     platform_harness: PlatformHarness,
 ) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    old = client.reserve(h.card_api(state), PIN)
+    state, client, old = _reserved(h)
     auth = {"Authorization": f"Bearer {client.login(h.card_api(state), PIN)}"}
     h.http.put("/v1/mykey/me/password", json={"password": PASSWORD}, headers=auth)
     new = h.http.post("/v1/mykey/me/id", json={}, headers=auth).json()["mykey_id"]
@@ -135,9 +137,7 @@ def test_revocation_is_final_and_the_card_can_start_again(
     platform_harness: PlatformHarness,
 ) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    old = client.reserve(h.card_api(state), PIN)
+    state, client, old = _reserved(h)
     auth = {"Authorization": f"Bearer {client.login(h.card_api(state), PIN)}"}
     assert h.http.delete("/v1/mykey/me", headers=auth).status_code == 204
     with pytest.raises(ClientRefusal):
@@ -156,9 +156,7 @@ def _bearer(token: str) -> dict[str, str]:
 @pytest.mark.requirement("SPEC-MYKEY-009", "SPEC-MYKEY-008")
 def test_a_forgotten_password_or_id_needs_the_card(platform_harness: PlatformHarness) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    mykey_id = client.reserve(h.card_api(state), PIN)
+    state, client, mykey_id = _reserved(h)
     card_session = _bearer(client.login(h.card_api(state), PIN))
     assert h.http.put("/v1/mykey/me/password", json={"password": PASSWORD},
                       headers=card_session).status_code == 204  # fmt: skip
@@ -183,9 +181,7 @@ def test_a_changed_name_and_a_reissued_card_keep_the_id(
     platform_harness: PlatformHarness,
 ) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    mykey_id = client.reserve(h.card_api(state), PIN)
+    state, client, mykey_id = _reserved(h)
     married = replace(state, holder=replace(state.holder, name="Conformance Married-Name",
                                             address="Other Town 2-3-4"))  # fmt: skip
     renamed = lifecycle.renew(h.ca, h.registry, married, on=h.issued_on, keys=h.keys)
@@ -223,9 +219,7 @@ def test_an_expired_certificate_is_refused_and_renewal_keeps_the_id(
 @pytest.mark.requirement("SPEC-MYKEY-012")
 def test_a_leaked_id_is_stopped_with_its_sessions(platform_harness: PlatformHarness) -> None:
     h = platform_harness
-    state = h.new_card()
-    client = PlatformClient(h.http)
-    leaked = client.reserve(h.card_api(state), PIN)
+    state, client, leaked = _reserved(h)
     holder = _bearer(client.login(h.card_api(state), PIN))
     h.http.put("/v1/mykey/me/password", json={"password": PASSWORD}, headers=holder)
     thief = h.http.post("/v1/mykey/sessions/password",
