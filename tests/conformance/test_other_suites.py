@@ -6,9 +6,21 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from conformance.cli import run_target
+from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from reference_impl.platform import platform_key as reference_platform_key
+from reference_impl.platform import serving
+from reference_impl.points import Report, TransactionKind
+from reference_impl.points.signing import Signer, public_key_bytes
 from tests.support import MYNAHIL, free_port, mynahil, running
 
 
@@ -90,3 +102,58 @@ def test_operator_url_without_a_profile_is_a_usage_error(tmp_path: Path) -> None
                    "--report", str(tmp_path))  # fmt: skip
     assert done.returncode == 2
     assert "needs --operator-profile" in done.stderr
+
+
+def _batching_service(books: OperatorBooks, platform_key: bytes, client: OperatorClient) -> FastAPI:
+    """A service whose till answers at once and reports in batches a moment later, as many
+    real services do: the harness must wait for the report and the credit (wait_s)."""
+    sample = create_operator_app(books, platform_key, client)
+    queue: list[Report] = []
+    lock = threading.Lock()
+
+    def reporter() -> None:
+        while True:
+            time.sleep(0.3)
+            with lock:
+                batch, queue[:] = list(queue), []
+            if batch:
+                books.answered(client.report(batch))
+
+    threading.Thread(target=reporter, daemon=True).start()
+    app = FastAPI()
+
+    @app.post("/v1/till")
+    def till(body: dict[str, Any]) -> dict[str, str]:
+        occurred = body.get("occurred_at")
+        report = books.book(
+            body["account_id"], int(body["amount"]),
+            datetime.fromisoformat(occurred) if occurred else datetime.now(UTC),
+            kind=TransactionKind(body.get("kind", "charge")), refund_of=body.get("refund_of"),
+        )  # fmt: skip
+        with lock:
+            queue.append(report)
+        return {"transaction_id": report.transaction_id}
+
+    app.mount("/", sample)
+    return app
+
+
+def test_a_service_that_reports_in_batches_after_answering_is_certified(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    books = OperatorBooks("batch-pay", "batch-pay-qr")
+    harness_dir, platform_port = tmp_path / "harness", free_port()
+    platform_key = public_key_bytes(reference_platform_key(harness_dir))
+    client = OperatorClient.connect(f"http://127.0.0.1:{platform_port}", Signer("batch-pay", key))
+    with serving(_batching_service(books, platform_key, client)) as url:
+        profile = tmp_path / "batch.toml"
+        profile.write_text(
+            f'name = "Batch Pay"\ntarget = "operator:{url}"\noperator_id = "batch-pay"\n'
+            f'service_id = "batch-pay-qr"\n'
+            f'public_key = "{base64.b64encode(public_key_bytes(key)).decode()}"\n'
+            f'platform_listen = "127.0.0.1:{platform_port}"\nharness_dir = "harness"\n',
+            encoding="utf-8",
+        )
+        code, results = run_target(f"operator:{url}", tmp_path / "report", operator_profile=profile)
+    failing = {r: v for r, v in results["requirements"].items() if v["verdict"] != "passed"}
+    assert code == 0, failing
+    assert results["passed"] is True
