@@ -7,6 +7,7 @@ connects, and the harness drives the card directly.
 
 from __future__ import annotations
 
+import errno
 import socket
 
 from mynahil.vpcd_protocol import VPCD_DEFAULT_PORT, Control, recv_frame, send_frame, tune_socket
@@ -29,7 +30,17 @@ class VpcdListenerTransport(Transport):
     ) -> None:
         self.wait_seconds = wait_seconds
         self.io_timeout = io_timeout
-        self._server = socket.create_server((host, port), reuse_port=False)
+        try:
+            self._server = socket.create_server((host, port), reuse_port=False)
+        except OSError as exc:
+            taken = exc.errno == errno.EADDRINUSE
+            hint = (
+                " (pcscd's vpcd driver listens on 35963 when it runs here: choose another port "
+                "and point the phone's app at it)"
+                if taken and port == VPCD_DEFAULT_PORT
+                else ""
+            )
+            raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
         self.host, self.port = self._server.getsockname()[:2]
         self.name = f"vpcd-listen:{self.host}:{self.port}"
         self._conn: socket.socket | None = None

@@ -111,3 +111,15 @@ def test_a_reader_held_by_another_card_is_refused_not_shared(card_state: CardSta
     again = open_transport("vpcd", EmulatedCard(card_state))  # once it is gone, all is well
     again.connect()
     again.disconnect()
+
+
+def test_a_taken_listening_port_is_named_with_what_to_do() -> None:
+    """A phone target's listener on a port someone holds (pcscd's vpcd, say) says so."""
+    import socket
+
+    from mynahil.transports.vpcd import VpcdListenerTransport
+
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        with pytest.raises(TransportError, match=f"cannot listen on 127.0.0.1:{port}"):
+            VpcdListenerTransport("127.0.0.1", port)
