@@ -345,9 +345,13 @@ def _serve_sample_operator(
         "ignores_charge_time": _StampingEverythingNow,
     }.get(defect or "", OperatorClient)
     client = client_type.connect(platform_url, signer)
-    if defect == "gives_up_on_lost_answer":
+    gives_up = defect == "gives_up_on_lost_answer"
+    if gives_up:
         client.retries = 0
-    app = create_operator_app(books, public_key_bytes(platform.signer.key), client)
+    app = create_operator_app(
+        books, public_key_bytes(platform.signer.key), client,
+        resend_every_s=None if gives_up else 5.0,
+    )  # fmt: skip
     if defect == "accepts_unsigned":
         app = _accepting_unsigned(app, books)
     url = stack.enter_context(serving(app))

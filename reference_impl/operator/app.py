@@ -1,20 +1,26 @@
 """The sample operator's HTTP face: open an account, the verify endpoint the platform calls
-(signed by the platform), and a till that books a charge and reports it to the platform."""
+(signed by the platform), and a till that books a charge and reports it to the platform.
+
+A report the platform never answered (every try lost) stays booked as pending: the till
+answers 202, and a background task sends the pending reports again until they are decided."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from reference_impl.points import PointsError, TransactionKind
 from reference_impl.points.signing import check_signature
 
 from .books import OperatorBooks
-from .client import OperatorClient
+from .client import OperatorClient, PlatformUnavailable
 
 __all__ = ["create_operator_app"]
 
@@ -50,16 +56,52 @@ class TillOut(BaseModel):
     total_after: int | None
 
 
+def _resending(
+    books: OperatorBooks, platform: OperatorClient, every_s: float
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that sends pending reports again every ``every_s`` while the app runs."""
+
+    async def resend_pending() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            pending = books.pending()
+            if not pending:
+                continue
+            try:
+                decisions = await asyncio.to_thread(platform.report, pending)
+            except PointsError:
+                continue  # still unavailable (or refused whole): the reports stay pending
+            books.answered(decisions)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(resend_pending())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return lifespan
+
+
 def create_operator_app(
     books: OperatorBooks,
     platform_key: bytes,
     platform: OperatorClient | None = None,
     clock: Callable[[], datetime] | None = None,
+    *,
+    resend_every_s: float | None = 5.0,
 ) -> FastAPI:
     """``platform_key`` verifies the platform's calls; ``platform`` reports charges to it;
-    ``clock`` stamps the till's charges (the platform's business time when it replays)."""
+    ``clock`` stamps the till's charges (the platform's business time when it replays);
+    pending reports are sent again every ``resend_every_s`` (None: never)."""
     business_now = clock or (lambda: datetime.now(UTC))
-    app = FastAPI(title=f"sample payment service {books.service_id}", version="1.0.0")
+    lifespan = None
+    if platform is not None and resend_every_s is not None:
+        lifespan = _resending(books, platform, resend_every_s)
+    app = FastAPI(
+        title=f"sample payment service {books.service_id}", version="1.0.0", lifespan=lifespan
+    )
     seen_nonces: set[str] = set()  # replays of the platform's calls; a sample keeps them all
 
     @app.post("/v1/accounts", status_code=201)
@@ -94,8 +136,16 @@ def create_operator_app(
         body = VerifyIn.model_validate_json(raw)
         return {"valid": books.verify(body.service_id, body.account_id, body.security_code)}
 
-    @app.post("/v1/till")
-    def till(body: TillIn) -> TillOut:
+    @app.post(
+        "/v1/till",
+        responses={
+            202: {
+                "description": "booked; the platform did not answer "
+                "yet: the report is sent again until it does"
+            }
+        },
+    )
+    def till(body: TillIn, response: Response) -> TillOut:
         if platform is None:
             raise HTTPException(503, "this operator is not connected to a platform")
         if body.account_id not in books.accounts:
@@ -109,9 +159,15 @@ def create_operator_app(
         )
         try:
             decisions = platform.report([report])
-        except PointsError as exc:  # the client retried a lost answer already
+        except PlatformUnavailable:  # the client retried already; the resender goes on
+            response.status_code = status.HTTP_202_ACCEPTED
+            return TillOut(
+                transaction_id=report.transaction_id, outcome="pending", points=0,
+                total_after=None,
+            )  # fmt: skip
+        except PointsError as exc:
             raise HTTPException(
-                502, f"booked as {report.transaction_id}; the platform did not decide it: {exc}"
+                502, f"booked as {report.transaction_id}; the platform refused it: {exc}"
             ) from None
         books.answered(decisions)
         decision = decisions[0]

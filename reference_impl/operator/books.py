@@ -93,6 +93,12 @@ class OperatorBooks:
                 if booked is not None:
                     booked.points = decision.points
 
+    def pending(self, limit: int = 5000) -> list[Report]:
+        """Reports the platform has not answered yet, oldest first (to send again)."""
+        with self._lock:
+            waiting = [t.report for t in self.transactions.values() if t.points is None]
+        return waiting[:limit]
+
     def balance(self, account_id: str) -> int:
         """Points credited to an account: what the platform granted, less what it took back."""
         with self._lock:

@@ -13,7 +13,7 @@ import httpx
 from reference_impl.points import Decision, Outcome, PointsError, Report
 from reference_impl.points.signing import Signer
 
-__all__ = ["RETRYABLE_STATUS", "OperatorClient", "report_json"]
+__all__ = ["RETRYABLE_STATUS", "OperatorClient", "PlatformUnavailable", "report_json"]
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -29,6 +29,11 @@ def report_json(report: Report) -> dict[str, Any]:
     if report.original_transaction_id is not None:
         body["original_transaction_id"] = report.original_transaction_id
     return body
+
+
+class PlatformUnavailable(PointsError):
+    """Every try was lost (no connection, or 502/503/504): the platform may or may not have
+    decided; the same request may be sent again later."""
 
 
 # Answers worth another try: the platform may have decided and committed before the answer
@@ -65,10 +70,15 @@ class OperatorClient:
                 response = self.http.request(method, target, content=body or None, headers=headers)
             except httpx.TransportError as exc:
                 if last:
-                    raise PointsError("platform_unreachable", str(exc)) from None
+                    raise PlatformUnavailable("platform_unreachable", str(exc)) from None
             else:
-                if response.status_code not in RETRYABLE_STATUS or last:
+                if response.status_code not in RETRYABLE_STATUS:
                     return self._answer(response)
+                if last:
+                    raise PlatformUnavailable(
+                        "platform_unavailable",
+                        f"HTTP {response.status_code} after {self.retries + 1} tries",
+                    )
             time.sleep(self.backoff_s * 2**attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +26,13 @@ from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
 from reference_impl.operator.client import report_json
-from reference_impl.platform import ReferencePlatform, build_platform, free_port, serving
+from reference_impl.platform import (
+    ReferencePlatform,
+    build_platform,
+    free_port,
+    serving,
+    shifted_clock,
+)
 from reference_impl.points import Operator, Outcome, PaymentService, PointsError
 from reference_impl.points.signing import Signer, public_key_bytes
 
@@ -222,3 +229,52 @@ def test_an_unreachable_platform_is_named_after_the_retries() -> None:
     with pytest.raises(PointsError) as caught:
         client.feed()
     assert caught.value.code == "platform_unreachable"
+
+
+def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
+    store_url: str, tmp_path: Path, key_pool: KeyPool
+) -> None:
+    """Every try's answer is lost: the till answers 202 pending, and the sample operator
+    sends the report again in the background until it is decided, then credits it once."""
+    from conformance.operator_harness import LosingAnswers
+
+    platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
+    key = Ed25519PrivateKey.generate()
+    books = OperatorBooks("qr-pay-inc", "qr-pay")
+    answers = LosingAnswers(platform.app)
+    try:
+        with serving(answers) as url:
+            client = OperatorClient.connect(url, Signer("qr-pay-inc", key))
+            client.retries, client.backoff_s = 1, 0.01
+            app = create_operator_app(
+                books, public_key_bytes(platform.signer.key), client,
+                shifted_clock(AS_OF + timedelta(hours=1)), resend_every_s=0.1,
+            )  # fmt: skip
+            with serving(app) as operator_url:
+                platform.points.register_operator(
+                    Operator("qr-pay-inc", "QR Pay Inc.", public_key_bytes(key),
+                             verify_url=f"{operator_url}/v1/verify-account"),
+                    [PaymentService("qr-pay", "qr-pay-inc", "QR Pay")],
+                )  # fmt: skip
+                world = World(platform, url, books, client, key_pool)
+                holder, card = PlatformClient.connect(url), world.card(3)
+                holder.reserve(card, "1234")
+                account = books.open_account("Hanako")
+                holder.apply(card, "1234", "qr-pay", account.account_id, account.security_code)
+                answers.armed = 1_000  # every answer lost, however often it is sent
+                till = httpx.post(
+                    f"{operator_url}/v1/till",
+                    json={"account_id": account.account_id, "amount": 4000},
+                )
+                assert till.status_code == 202
+                assert till.json()["outcome"] == "pending"
+                assert books.pending()
+                answers.armed = 0  # the platform answers again
+                deadline = time.monotonic() + 10
+                while books.pending() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        assert not books.pending()
+        assert books.balance(account.account_id) == 1000
+        assert platform.points.violations() == []
+    finally:
+        platform.close()
