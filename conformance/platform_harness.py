@@ -1,9 +1,10 @@
 """The harness a MyKey platform is certified in: the platform (the reference one on loopback,
 or a deployment at a URL) and holders whose cards its J-LIS CA issued.
 
-The reference platform also gets two sample payment services, so the point rules a holder
-meets (one payment service, chosen for good) can be checked; a deployment at a URL has no
-payment service the harness controls, and those tests skip there."""
+The reference platform also gets two sample payment services, connected to it, so the point
+rules a holder meets (one payment service, chosen for good; points that follow the MyKey ID)
+can be checked; a deployment at a URL has no payment service the harness controls, and those
+tests skip there."""
 
 from __future__ import annotations
 
@@ -23,16 +24,16 @@ from mynahil.card import MyNumberCard
 from mynahil.transports.inproc import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
 from reference_impl.jlis.registry import CertificateRegistry
-from reference_impl.operator import OperatorBooks, create_operator_app
+from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
 from reference_impl.platform import ReferencePlatform, build_platform, serving
 from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import public_key_bytes
+from reference_impl.points.signing import Signer, public_key_bytes
 
 from .operator_harness import CAMPAIGN_ID, conformance_scheme
 from .platform_defects import make_defective
 from .targets import EMULATED_PASSWORD
 
-__all__ = ["PIN", "PaymentAccount", "PlatformHarness", "platform_harness"]
+__all__ = ["PIN", "PaymentAccount", "PlatformHarness", "SampleService", "platform_harness"]
 
 PIN = "1234"
 
@@ -46,6 +47,14 @@ class PaymentAccount:
     security_code: str
 
 
+@dataclass(frozen=True, slots=True)
+class SampleService:
+    """A sample operator's service: its books, and its URL (the till reports to the platform)."""
+
+    books: OperatorBooks
+    url: str
+
+
 @dataclass
 class PlatformHarness:
     url: str
@@ -54,14 +63,24 @@ class PlatformHarness:
     keys: KeyPool
     issued_on: date
     http: httpx.Client
-    services: dict[str, OperatorBooks] = field(default_factory=dict)  # none at a URL
+    services: dict[str, SampleService] = field(default_factory=dict)  # none at a URL
     campaign_id: str = CAMPAIGN_ID
     _rng: random.Random = field(default_factory=lambda: random.Random(5))
 
     def open_account(self, service_id: str) -> PaymentAccount:
-        books = self.services[service_id]
-        account = books.open_account("Conformance Holder")
+        account = self.services[service_id].books.open_account("Conformance Holder")
         return PaymentAccount(service_id, account.account_id, account.security_code)
+
+    def charge(self, account: PaymentAccount, amount: int) -> int:
+        """A charge rung up at the service's till, reported to the platform: the points it
+        decided."""
+        till = self.http.post(
+            f"{self.services[account.service_id].url}/v1/till",
+            json={"account_id": account.account_id, "amount": amount},
+        )
+        assert till.status_code == 200, till.text
+        points: int = till.json()["points"]
+        return points
 
     def new_card(self) -> CardState:
         return lifecycle.issue(
@@ -83,7 +102,7 @@ def platform_harness(
     """``url`` None: the reference platform, served here; else the deployment at ``url``,
     whose CA folder ``ca_folder`` must be readable (cards are issued from it)."""
     folder = Path(tempfile.mkdtemp(prefix="mynahil-platform-suite-"))
-    services: dict[str, OperatorBooks] = {}
+    services: dict[str, SampleService] = {}
     with ExitStack() as stack:
         if url is None:
             ca_folder = folder / "jlis"
@@ -96,7 +115,7 @@ def platform_harness(
                 make_defective(platform, defect)
             url = stack.enter_context(serving(platform.app))
             for name in ("pay-a", "pay-b"):
-                services[name] = _sample_service(stack, platform, name)
+                services[name] = _sample_service(stack, platform, url, name)
         if ca_folder is None:
             raise ValueError("a platform at a URL needs its CA folder (--platform-ca DIR)")
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
@@ -113,17 +132,19 @@ def platform_harness(
 
 
 def _sample_service(
-    stack: ExitStack, platform: ReferencePlatform, service_id: str
-) -> OperatorBooks:
-    """A sample operator running ``service_id``, registered with the platform (verify only:
-    these tests apply, they never report charges)."""
+    stack: ExitStack, platform: ReferencePlatform, platform_url: str, service_id: str
+) -> SampleService:
+    """A sample operator running ``service_id``, registered with the platform at
+    ``platform_url``, to which its till reports charges."""
     books = OperatorBooks(f"{service_id}-inc", service_id)
-    app = create_operator_app(books, public_key_bytes(platform.signer.key))
+    signer = Signer(books.operator_id, Ed25519PrivateKey.generate())
+    reporter = OperatorClient.connect(platform_url, signer)
+    stack.callback(reporter.http.close)
+    app = create_operator_app(books, public_key_bytes(platform.signer.key), reporter)
     url = stack.enter_context(serving(app))
-    never_reports = public_key_bytes(Ed25519PrivateKey.generate())
     platform.points.register_operator(
-        Operator(books.operator_id, f"{service_id} Inc.", never_reports,
+        Operator(books.operator_id, f"{service_id} Inc.", public_key_bytes(signer.key),
                  verify_url=f"{url}/v1/verify-account"),
         [PaymentService(service_id, books.operator_id, service_id)],
     )  # fmt: skip
-    return books
+    return SampleService(books, url)

@@ -18,6 +18,7 @@ from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_h
 from reference_impl.mykey import ALPHABET
 
 PASSWORD = "Conformance-42"
+NO_SERVICE = "a platform at a URL has no payment service the harness controls"
 
 
 def _challenge(h: PlatformHarness, purpose: str) -> tuple[str, bytes]:
@@ -196,24 +197,70 @@ def test_a_changed_name_and_a_reissued_card_keep_the_id(
     assert old_card.value.code == "certificate_revoked"
 
 
+@pytest.mark.requirement("SPEC-MYKEY-010")
+def test_a_reissued_card_keeps_the_chosen_service_and_the_points(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    if not h.services:
+        pytest.skip(NO_SERVICE)
+    state, client, _mykey_id = _reserved(h)
+    account = h.open_account("pay-a")
+    choice = (account.service_id, account.account_id, account.security_code, h.campaign_id)
+    chosen = client.apply(h.card_api(state), PIN, *choice)
+    assert h.charge(account, 4000) == 1000  # 25%
+    before = h.http.get("/v1/points/me", headers=_bearer(client.login(h.card_api(state), PIN)))
+    reissued = lifecycle.reissue(
+        h.ca, h.registry, state, on=h.issued_on, pin=PIN, password=EMULATED_PASSWORD,
+        keys=h.keys,
+    )  # fmt: skip
+    after = h.http.get("/v1/points/me", headers=_bearer(client.login(h.card_api(reissued), PIN)))
+    assert after.json() == before.json()
+    assert sum(after.json()["points"].values()) == 1000
+    again = client.apply(h.card_api(reissued), PIN, *choice)
+    assert again["application_id"] == chosen["application_id"]
+
+
+def _expired_card(h: PlatformHarness) -> CardState:
+    """A card issued six years ago: its certificate ran out at the 5th birthday after that."""
+    return lifecycle.issue(
+        h.ca, h.registry, random_holder(random.Random(11)), pin=PIN, password=EMULATED_PASSWORD,
+        issued_on=h.issued_on - timedelta(days=6 * 366), keys=h.keys,
+    )  # fmt: skip
+
+
 @pytest.mark.requirement("SPEC-MYKEY-011")
 def test_an_expired_certificate_is_refused_and_renewal_keeps_the_id(
     platform_harness: PlatformHarness,
 ) -> None:
     h = platform_harness
     client = PlatformClient(h.http)
-    six_years_ago = h.issued_on - timedelta(days=6 * 366)
-    expired = lifecycle.issue(
-        h.ca, h.registry, random_holder(random.Random(11)), pin=PIN,
-        password=EMULATED_PASSWORD, issued_on=six_years_ago, keys=h.keys,
-    )  # fmt: skip
+    expired = _expired_card(h)
     with pytest.raises(ClientRefusal) as refused:
         client.reserve(h.card_api(expired), PIN)
+    assert refused.value.code == "certificate_expired"
+    with pytest.raises(ClientRefusal) as refused:
+        client.login(h.card_api(expired), PIN)
     assert refused.value.code == "certificate_expired"
     state = h.new_card()
     mykey_id = client.reserve(h.card_api(state), PIN)
     renewed = lifecycle.renew(h.ca, h.registry, state, on=h.issued_on, keys=h.keys)
     assert client.reserve(h.card_api(renewed), PIN) == mykey_id
+    renewed_session = _bearer(client.login(h.card_api(renewed), PIN))
+    assert h.http.get("/v1/mykey/me", headers=renewed_session).json()["mykey_id"] == mykey_id
+
+
+@pytest.mark.requirement("SPEC-MYKEY-011")
+def test_an_expired_certificate_cannot_apply_for_points(platform_harness: PlatformHarness) -> None:
+    h = platform_harness
+    if not h.services:
+        pytest.skip(NO_SERVICE)
+    account = h.open_account("pay-a")
+    with pytest.raises(ClientRefusal) as refused:
+        PlatformClient(h.http).apply(h.card_api(_expired_card(h)), PIN, account.service_id,
+                                     account.account_id, account.security_code,
+                                     h.campaign_id)  # fmt: skip
+    assert refused.value.code == "certificate_expired"
 
 
 @pytest.mark.requirement("SPEC-MYKEY-012")
@@ -239,7 +286,7 @@ def test_a_leaked_id_is_stopped_with_its_sessions(platform_harness: PlatformHarn
 def test_the_chosen_payment_service_never_changes(platform_harness: PlatformHarness) -> None:
     h = platform_harness
     if not h.services:
-        pytest.skip("a platform at a URL has no payment service the harness controls")
+        pytest.skip(NO_SERVICE)
     state = h.new_card()
     client = PlatformClient(h.http)
     client.reserve(h.card_api(state), PIN)
