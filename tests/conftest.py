@@ -1,5 +1,5 @@
 """Fixtures shared by every test package: real cards issued by the real (emulated) J-LIS CA,
-and real databases (a SQLite file and a fresh PostgreSQL schema per test)."""
+and real databases (a SQLite file and a fresh PostgreSQL schema per test), and the PC/SC stack."""
 
 from __future__ import annotations
 
@@ -103,3 +103,33 @@ def store(store_url: str) -> Iterator[SqlStore]:
     """A migrated store on each backend, disposed of afterwards."""
     with SqlStore.open(store_url) as opened:
         yield opened
+
+
+# --- the PC/SC stack: used if present, started if installed, and a failure (not a skip) when
+# CI=true and it cannot be had ---------------------------------------------------------------
+
+
+def _unavailable(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true, so the PC/SC stack is required, but: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def pcsc_stack() -> Iterator[None]:
+    """pcscd with the vpcd driver, reachable through pyscard, for the whole session."""
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        _unavailable("pyscard is not installed (pip install 'mynahil[pcsc]')")
+    from mynahil.pcscd import PcscdUnavailable, pcscd_running
+
+    stack = pcscd_running()
+    try:
+        stack.__enter__()
+    except PcscdUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield
+    finally:
+        stack.__exit__(None, None, None)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance.cli import run_target
-from tests.support import IN_CI
 
 Run = tuple[int, dict[str, Any], Path]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -44,29 +42,3 @@ def run_pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
          "-p", "no:cacheprovider", "-q", "--rootdir", str(folder), "-c", os.devnull, *args],
         capture_output=True, text=True, check=False, cwd=folder, env=env,
     )  # fmt: skip
-
-
-def _unavailable(why: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true, so the PC/SC stack is required, but: {why}", pytrace=False)
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def pcsc_stack() -> Iterator[None]:
-    """pcscd with the vpcd driver, reachable through pyscard, for the whole session."""
-    try:
-        import smartcard  # noqa: F401
-    except ImportError:
-        _unavailable("pyscard is not installed (pip install 'mynahil[pcsc]')")
-    from mynahil.pcscd import PcscdUnavailable, pcscd_running
-
-    stack = pcscd_running()
-    try:
-        stack.__enter__()
-    except PcscdUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        yield
-    finally:
-        stack.__exit__(None, None, None)
