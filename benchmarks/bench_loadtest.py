@@ -26,17 +26,6 @@ from reference_impl.platform import serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "launch-week.toml"
-# The loadtest command exactly as mynahil registers it, whether or not this checkout does yet.
-_APP = """
-import typer
-from simulator.cli import loadtest
-app = typer.Typer()
-app.command("loadtest")(loadtest)
-@app.command()
-def version() -> None:
-    '''Unused.'''
-app()
-"""
 
 
 @contextmanager
@@ -58,7 +47,7 @@ def main() -> None:
         out = Path(tmp) / "report"
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-c", _APP, "loadtest", str(SCENARIO), "--platform", url,
+            [sys.executable, "-m", "mynahil", "loadtest", str(SCENARIO), "--platform", url,
              "--ca", str(Path(tmp) / "jlis"), "--start", "2020-07-01T00:00", "--hours", "24",
              "--compress", f"{compress:g}", "--max-users", str(args.max_users), "--out", str(out)],
             capture_output=True, text=True, check=False, cwd=ROOT,

@@ -5,40 +5,18 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from simulator.cli import simulate
-from tests.support import MYNAHIL, free_port, running
+from mynahil.cli import app
+from tests.support import MYNAHIL, free_port
 
 from .conftest import SCENARIOS
 
-app = typer.Typer()
-app.command("simulate")(simulate)
-
-
-@app.command()
-def version() -> None:  # keeps "simulate" a subcommand, as in mynahil
-    """Unused."""
-
-
 LAUNCH_WEEK = str(SCENARIOS / "launch-week.toml")
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path_factory.mktemp("platform")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [*MYNAHIL, "serve", "--db", f"sqlite:///{folder}/platform.db", "--ca",
-            str(folder / "jlis"), "--port", str(port), "--as-of", "2020-07-01"]  # fmt: skip
-    with running(argv, f"{url}/v1/health"):
-        yield url, folder / "jlis"
 
 
 def _hil(out: Path, *extra: str) -> dict[str, object]:

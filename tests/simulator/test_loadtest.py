@@ -10,7 +10,6 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -19,24 +18,13 @@ import pytest
 from simulator import Scenario, arrival_curve
 from simulator.loadtest import build_plan
 from simulator.loadtest.timeline import percentile, rounded_ms
-from tests.support import MYNAHIL, free_port, running
+from tests.support import MYNAHIL, free_port
 
 from .conftest import SCENARIOS
 
 LAUNCH = datetime(2020, 7, 1, 8, 0)
 
-# The loadtest command as the main app registers it (app.command("loadtest")(loadtest)).
-_APP = """
-import sys, typer
-from simulator.cli import loadtest
-app = typer.Typer()
-app.command("loadtest")(loadtest)
-@app.command()
-def version() -> None:
-    '''Unused: keeps loadtest a subcommand.'''
-app()
-"""
-LOADTEST = [sys.executable, "-c", _APP, "loadtest"]
+LOADTEST = [*MYNAHIL, "loadtest"]
 
 
 def run_loadtest(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -105,18 +93,6 @@ def test_percentiles_of_histograms() -> None:
 
 
 # --- the command ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``mynahil serve`` on SQLite, its CA in a temp folder, replaying launch day."""
-    folder = tmp_path_factory.mktemp("platform")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [*MYNAHIL, "serve", "--db", f"sqlite:///{folder}/platform.db", "--ca",
-            str(folder / "jlis"), "--port", str(port), "--as-of", "2020-07-01"]  # fmt: skip
-    with running(argv, f"{url}/v1/health"):
-        yield url, folder / "jlis"
 
 
 @pytest.mark.slow
