@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,19 +166,31 @@ def wait_healthy(
 
 @contextmanager
 def serve_process(
-    db_url: str, ca_folder: Path, *, as_of: str | None = None, port: int | None = None
+    db_url: str,
+    ca_folder: Path,
+    *,
+    as_of: str | None = None,
+    port: int | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`mynahil serve` in a child process, as deployed; its URL and process, once healthy."""
+    """`mynahil serve` in a child process, as deployed; its URL and process, once healthy.
+    Its stderr goes to ``log`` when given."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(ca_folder),
             "--port", str(port)]  # fmt: skip
     if as_of:
         argv += ["--as-of", as_of]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_healthy(url, process)
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with ExitStack() as stack:
+        stderr = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            wait_healthy(url, process)
+            yield url, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

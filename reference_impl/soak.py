@@ -23,8 +23,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +44,7 @@ from reference_impl.operator import OperatorBooks, OperatorClient, create_operat
 from reference_impl.platform import (
     ReferencePlatform,
     build_platform,
+    serve_process,
     serving,
     shifted_clock,
     wait_healthy,
@@ -378,31 +377,6 @@ class Worker:
 # --- the servers ----------------------------------------------------------------------------
 
 
-@contextmanager
-def _served_apart(db_url: str, folder: Path, log: Path) -> Iterator[tuple[str, int]]:
-    """``mynahil serve`` in a child process (as deployed); its URL and pid."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(folder),
-            "--port", str(port), "--as-of", AS_OF.date().isoformat()]  # fmt: skip
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(url, process)
-            yield url, process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def _server_clock(url: str) -> Callable[[], datetime]:
     """The platform's business time, read from /v1/health, running on here; 2 s ahead so a
     charge booked right after an application is never "before" it."""
@@ -459,7 +433,11 @@ def run_soak(config: SoakConfig, progress: Progress | None = None) -> SoakResult
                 url, pid, mode = config.platform_url.rstrip("/"), 0, "external"
                 wait_healthy(url, None)
             elif config.subprocess:
-                url, pid = stack.enter_context(_served_apart(db_url, folder, out / "serve.log"))
+                url, process = stack.enter_context(
+                    serve_process(db_url, folder, as_of=AS_OF.date().isoformat(),
+                                  log=out / "serve.log")
+                )  # fmt: skip
+                pid = process.pid
                 mode = "subprocess"
             else:
                 url, pid, mode = stack.enter_context(serving(platform.app)), os.getpid(), "thread"
