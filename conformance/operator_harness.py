@@ -138,17 +138,18 @@ class LosingAnswers:
             await self.app(scope, receive, send)
             return
         self.armed -= 1
-        status: list[int] = []
+        answer: list[Message] = []
 
-        async def swallow(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(int(message["status"]))
+        async def keep(message: Message) -> None:
+            answer.append(message)
 
-        await self.app(scope, receive, swallow)
-        if status and status[0] != 200:  # refused (a bad signature, say): let it through
-            self.armed += 1
-        else:
-            self.lost += 1
+        await self.app(scope, receive, keep)
+        if answer and answer[0].get("status") != 200:  # refused (a bad signature, say):
+            self.armed += 1  # nothing was decided, so that answer goes through as it is
+            for message in answer:
+                await send(message)
+            return
+        self.lost += 1
         headers = [(b"content-type", b"application/problem+json"),
                    (b"content-length", str(len(self.PROBLEM)).encode())]  # fmt: skip
         await send({"type": "http.response.start", "status": 503, "headers": headers})

@@ -60,3 +60,20 @@ def test_a_transaction_never_reported_is_named_after_the_wait(harness: OperatorH
 def test_a_failing_hook_says_which_call_and_what_came_back(harness: OperatorHarness) -> None:
     with pytest.raises(HarnessError, match=r"POST .*/v1/till answered 404"):
         harness.till(100, account_id="no-such-account")
+
+
+def test_a_refused_report_keeps_its_answer_and_the_next_one_is_lost(
+    harness: OperatorHarness,
+) -> None:
+    """Only a decided batch loses its answer: a refusal (unsigned, here) reaches the caller."""
+    import httpx
+
+    lost = harness.answers.lost
+    harness.lose_next_answer()
+    try:
+        url = f"{harness.platform_url}/v1/operators/{harness.operator.operator_id}/transactions"
+        refused = httpx.post(url, json={"transactions": []})
+        assert refused.status_code == 401
+        assert (harness.answers.lost, harness.answers.armed) == (lost, 1)
+    finally:
+        harness.answers.armed = 0
