@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,6 @@ class OperatorHarness:
     applied_at: datetime
     http: httpx.Client  # to the operator under test
     answers: LosingAnswers  # in front of the platform: loses report answers on demand
-    _settled: dict[str, StoredTransaction] = field(default_factory=dict)
 
     # --- the operator's contract and hooks ------------------------------------------------
 
@@ -232,20 +231,22 @@ class OperatorHarness:
         """The platform's decision on a transaction, once the service has reported it (a
         service may report after its till answered: this waits up to the profile's wait_s)."""
         deadline = time.monotonic() + self.operator.wait_s
-        while transaction_id not in self._settled:
+        while True:
             with self.platform.store.transaction() as uow:
-                for row in uow.all_transactions():
-                    if row.operator_id == self.operator.operator_id:
-                        self._settled.setdefault(row.transaction_id, row)
-            if transaction_id in self._settled:
-                break
+                decided = next(
+                    (t for t in uow.all_transactions()
+                     if (t.operator_id, t.transaction_id)
+                     == (self.operator.operator_id, transaction_id)),
+                    None,
+                )  # fmt: skip
+            if decided is not None:
+                return decided
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"the service never reported transaction {transaction_id} to the platform "
                     f"(waited {self.operator.wait_s:g} s)"
                 )
             time.sleep(0.05)
-        return self._settled[transaction_id]
 
     def granted(self, account_id: str | None = None) -> int:
         """What the platform's ledger holds for an account: the truth the operator follows."""
