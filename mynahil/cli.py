@@ -34,6 +34,7 @@ from card_emulator import (
     save_card,
 )
 
+from .extras import MissingExtra
 from .vpcd_protocol import VPCD_DEFAULT_PORT
 
 if TYPE_CHECKING:
@@ -566,11 +567,37 @@ def demo(
         raise typer.Exit(1)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"mynahil {version('mynahil')}")
+        except PackageNotFoundError:  # a checkout on sys.path, never installed
+            console.print("mynahil (not installed)")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """MyNa Point hardware-in-the-loop simulator and conformance harness."""
+
+
 def main() -> None:
     try:
         app()
     except BrokenPipeError:
         sys.exit(0)
+    except MissingExtra as exc:  # an optional part a command needs is not installed
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
 
 
 def _register_subcommands() -> None:

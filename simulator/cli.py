@@ -274,6 +274,9 @@ def loadtest(
     seed: Annotated[int, typer.Option(help="Seed for the holders' identities.")] = 1,
 ) -> None:
     """Replay a scenario's arrival curve as HTTP load on a running platform, with Locust."""
+    from mynahil.extras import require
+
+    require("locust")  # before any other check: the whole command needs it
     from .loadtest.plan import build_plan
 
     if master and worker:

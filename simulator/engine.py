@@ -79,6 +79,9 @@ def open_executor(spec: str | None, workers: int = 0) -> Iterator[Executor]:
     elif spec == "serial":
         yield SerialExecutor()
     elif spec.startswith("dask://"):
+        from mynahil.extras import require
+
+        require("distributed")
         from distributed import Client
 
         address = f"tcp://{spec.removeprefix('dask://')}"
