@@ -13,6 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from mynahil.extras import require
+
+from .loadtest.plan import build_plan
 from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["loadtest", "simulate"]
@@ -274,10 +277,7 @@ def loadtest(
     seed: Annotated[int, typer.Option(help="Seed for the holders' identities.")] = 1,
 ) -> None:
     """Replay a scenario's arrival curve as HTTP load on a running platform, with Locust."""
-    from mynahil.extras import require
-
     require("locust")  # before any other check: the whole command needs it
-    from .loadtest.plan import build_plan
 
     if master and worker:
         raise _fail("--master and --worker: choose one")
