@@ -603,7 +603,7 @@ def main() -> None:
 def _register_subcommands() -> None:
     """Command groups kept in their own modules (they import this one for its helpers)."""
     from conformance.cli import app as conformance_app
-    from simulator.cli import loadtest, simulate
+    from simulator.cli import loadtest, scenarios_app, simulate
 
     from .cli_points import operator_app, points_app
     from .cli_soak import soak
@@ -611,6 +611,7 @@ def _register_subcommands() -> None:
     app.add_typer(operator_app, name="operator")
     app.add_typer(points_app, name="points")
     app.command("simulate")(simulate)
+    app.add_typer(scenarios_app, name="scenarios")
     app.command("soak")(soak)
     app.command("loadtest")(loadtest)
     app.add_typer(conformance_app, name="conformance")

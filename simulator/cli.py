@@ -16,9 +16,9 @@ import typer
 from mynahil.extras import require
 
 from .loadtest.plan import build_plan
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario, scenario_path
 
-__all__ = ["loadtest", "simulate"]
+__all__ = ["loadtest", "scenarios_app", "simulate"]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -33,7 +33,10 @@ def _default_out(scenario: Path) -> Path:
 
 def simulate(
     scenario: Annotated[
-        Path, typer.Argument(help="Scenario TOML file (see scenarios/round1.toml).")
+        Path,
+        typer.Argument(
+            help="Scenario TOML file, or a bundled one by name (mynahil scenarios list)."
+        ),
     ],
     out: Annotated[
         Path | None,
@@ -221,7 +224,10 @@ def _parse_rate(text: str) -> float:
 
 def loadtest(
     scenario: Annotated[
-        Path, typer.Argument(help="Scenario TOML file whose arrival curve is replayed.")
+        Path,
+        typer.Argument(
+            help="Scenario TOML file (or bundled name) whose arrival curve is replayed."
+        ),
     ],
     platform: Annotated[
         str, typer.Option("--platform", help="The running platform's URL (mynahil serve).")
@@ -360,3 +366,42 @@ def _check_ca(folder: Path) -> None:
         JlisCA.load(folder)
     except CAFolderError as exc:
         raise _fail(f"--ca {exc}") from None
+
+
+scenarios_app = typer.Typer(
+    help="The bundled load scenarios: list them, copy one to edit.", no_args_is_help=True
+)
+
+
+@scenarios_app.command("list")
+def scenarios_list() -> None:
+    """The bundled scenarios by name, with what each describes."""
+    for name, path in bundled_scenarios().items():
+        try:
+            description = load_scenario(path).description
+        except ScenarioError as exc:
+            description = f"(does not load: {exc})"
+        print(f"{name:<24} {description}")
+
+
+@scenarios_app.command("copy")
+def scenarios_copy(
+    name: Annotated[
+        str, typer.Argument(help="A bundled scenario's name (mynahil scenarios list).")
+    ],
+    folder: Annotated[Path, typer.Argument(help="Where to write NAME.toml.")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Copy a bundled scenario to edit; its ``extends`` keeps finding the bundled parent."""
+    try:
+        source = scenario_path(name)
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if not source.exists():
+        raise _fail(f"{name}: no such bundled scenario (see mynahil scenarios list)")
+    target = folder / source.name
+    if target.exists() and not force:
+        raise _fail(f"{target} exists: pass --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    print(target)

@@ -16,6 +16,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from mynahil.paths import scenarios_dir
+
 __all__ = [
     "CHANNELS",
     "STATION_CHANNELS",
@@ -615,12 +617,37 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return data
     if not isinstance(parent, str):
         raise ScenarioError(f"extends: must be a file name, got {parent!r}")
-    return _merge(_read(path.parent / parent, (*seen, path)), data)
+    beside = path.parent / parent
+    # A copied scenario (`mynahil scenarios copy`) still extends the bundled one of that name.
+    bundled = bundled_scenarios().get(Path(parent).stem)
+    if not beside.exists() and bundled is not None and Path(parent).name == parent:
+        beside = bundled
+    return _merge(_read(beside.resolve(), (*seen, path)), data)
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """The scenarios shipped with mynahil, by name (the file's stem)."""
+    return {found.stem: found for found in sorted(scenarios_dir().glob("*.toml"))}
+
+
+def scenario_path(name_or_path: Path | str) -> Path:
+    """A file that exists, else the bundled scenario of that bare name (``launch-week``)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix or path.name != str(name_or_path):
+        return path  # a path: _read names it if it does not exist
+    bundled = bundled_scenarios()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    raise ScenarioError(
+        f"{name_or_path}: no such scenario file, nor a bundled scenario of that name "
+        f"(bundled: {', '.join(bundled) or 'none'}; see mynahil scenarios list)"
+    )
 
 
 def load_scenario(path: Path | str) -> Scenario:
-    """Read and validate a scenario file; ``extends = "other.toml"`` starts from another one."""
-    path = Path(path)
+    """Read and validate a scenario file or a bundled scenario by name; ``extends =
+    "other.toml"`` starts from another one (beside it, else the bundled one)."""
+    path = scenario_path(path)
     return parse_scenario(_read(path.resolve()), path.stem)
 
 

@@ -1,0 +1,63 @@
+"""A planner outside the checkout: bundled scenarios by name, and a copy that still extends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mynahil.cli import app
+from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a folder with no scenarios/ in it, as a planner's own would be."""
+    monkeypatch.chdir(tmp_path)
+
+
+def test_every_bundled_scenario_loads_by_name() -> None:
+    names = set(bundled_scenarios())
+    assert {"round1", "launch-week"} <= names
+    for name in names:
+        assert load_scenario(name).name == name
+
+
+def test_simulate_a_bundled_scenario_by_name(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["simulate", "launch-week", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "summary.json").read_text())["cumulative_applications"]) == 7
+
+
+def test_list_names_each_bundled_scenario_with_its_description() -> None:
+    result = CliRunner().invoke(app, ["scenarios", "list"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert set(rows) == set(bundled_scenarios())
+    assert "launch week" in rows["launch-week"]
+
+
+def test_a_copy_still_extends_its_bundled_parent(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    result = CliRunner().invoke(app, ["scenarios", "copy", "launch-week", str(mine)])
+    assert result.exit_code == 0, result.output
+    copied = mine / "launch-week.toml"
+    assert 'extends = "round1.toml"' in copied.read_text()
+    edited = copied.read_text().replace("servers = 8", "servers = 3")
+    copied.write_text(edited)
+    scenario = load_scenario(copied)
+    assert scenario.platform.servers == 3
+    # what it inherits from round1.toml is there
+    assert scenario.population == load_scenario("launch-week").population
+
+
+def test_copy_refuses_to_overwrite_and_unknown_names_are_named(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["scenarios", "copy", "round1", str(tmp_path)]).exit_code == 0
+    again = runner.invoke(app, ["scenarios", "copy", "round1", str(tmp_path)])
+    assert again.exit_code == 2
+    with pytest.raises(ScenarioError, match="no such scenario file, nor a bundled scenario"):
+        load_scenario("no-such-scenario")
