@@ -101,8 +101,9 @@ def soak(
         task = bar.add_task("soak", total=duration, status="preparing cards and servers…")
 
         def progress(elapsed: float, row: dict[str, Any]) -> None:
+            rss = "RSS not sampled" if row["rss_mb"] is None else f"RSS {row['rss_mb']:.0f} MB"
             status = (f"{row['ops']} ops/s, p99 {row['p99_ms']:.0f} ms, "
-                      f"RSS {row['rss_mb']:.0f} MB, errors {row['errors']}")  # fmt: skip
+                      f"{rss}, errors {row['errors']}")  # fmt: skip
             bar.update(task, completed=min(elapsed, duration), status=status)
 
         try:
@@ -111,11 +112,15 @@ def soak(
             fail(f"the soak could not run: {exc}", code=1)
     figures = result.figures
     memory = figures["memory"]
+    rss = (
+        "server memory not sampled (the platform runs elsewhere)"
+        if memory["sampled"] == "none"
+        else f"RSS {memory['rss_start_mb']}→{memory['rss_end_mb']} MB, drift "
+        f"{memory['drift_mb_per_min']} MB/min"
+    )
     console.print(
         f"{figures['operations']:,} operations in {figures['duration_s']} s "
-        f"({figures['throughput_per_s']}/s), {figures['errors']} errors; RSS "
-        f"{memory['rss_start_mb']}→{memory['rss_end_mb']} MB, drift "
-        f"{memory['drift_mb_per_min']} MB/min"
+        f"({figures['throughput_per_s']}/s), {figures['errors']} errors; {rss}"
     )
     for op, f in figures["per_operation"].items():
         console.print(

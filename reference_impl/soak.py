@@ -25,7 +25,7 @@ import random
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import CardState, EmulatedCard
@@ -139,35 +141,25 @@ class SoakResult:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    """The q-th percentile (0..100) by linear interpolation (numpy's default); 0 for none."""
+    return float(np.percentile(values, q)) if values else 0.0
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size of a process, in MB (from /proc; 0 where there is no /proc)."""
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of a process in MB; None when it cannot be read (it has gone)."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
+    except psutil.Error:
+        return None
 
 
-def drift_mb_per_minute(seconds: list[float], rss: list[float]) -> float:
+def drift_mb_per_minute(seconds: list[float], rss: Sequence[float | None]) -> float:
     """Least-squares slope of RSS over the second half of the run, in MB per minute.
 
     The first half holds the warm-up (imports, caches, pools filling); a leak shows as a
     slope that stays positive after it.
     """
-    points = [(t, m) for t, m in zip(seconds, rss, strict=True) if m > 0]
+    points = [(t, m) for t, m in zip(seconds, rss, strict=True) if m]
     half = points[len(points) // 2 :]
     if len(half) < 2:
         return 0.0
@@ -508,7 +500,7 @@ def _sample(
         latencies = [s.latency * 1000 for s in fresh]
         row: dict[str, Any] = {
             "second": round(time.perf_counter() - recorder.start, 3),
-            "rss_mb": round(rss_mb(pid), 2) if pid else 0.0,
+            "rss_mb": _rounded(rss_mb(pid)) if pid else None,
             "ops": len(fresh),
             "errors": sum(not s.ok for s in fresh),
             "p50_ms": round(percentile(latencies, 50), 3),
@@ -539,7 +531,8 @@ def _figures(
             "p99_ms": round(percentile(latencies, 99), 3),
             "max_ms": round(max(latencies, default=0.0), 3),
         }
-    rss = [r["rss_mb"] for r in rows]
+    rss = [r["rss_mb"] for r in rows if r["rss_mb"] is not None]
+    sampled = "this process" if mode == "thread" else "server" if rss else "none"
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": mode,
@@ -552,12 +545,17 @@ def _figures(
         "expected_refusals": dict(recorder.refusals),
         "outcomes": dict(sorted(recorder.outcomes.items())),
         "per_operation": per_op,
+        # A platform served elsewhere is not sampled: its memory is unknown, never 0 MB.
         "memory": {
-            "sampled": "this process" if mode == "thread" else ("server" if rss else "none"),
-            "rss_start_mb": rss[0] if rss else 0.0,
-            "rss_end_mb": rss[-1] if rss else 0.0,
-            "rss_max_mb": max(rss, default=0.0),
-            "drift_mb_per_min": round(drift_mb_per_minute([r["second"] for r in rows], rss), 3),
+            "sampled": sampled,
+            "rss_start_mb": rss[0] if rss else None,
+            "rss_end_mb": rss[-1] if rss else None,
+            "rss_max_mb": max(rss) if rss else None,
+            "drift_mb_per_min": round(
+                drift_mb_per_minute([r["second"] for r in rows], [r["rss_mb"] for r in rows]), 3
+            )
+            if rss
+            else None,
         },
         "audit_records": audited,
     }
@@ -585,20 +583,44 @@ def _plot(path: Path, rows: list[dict[str, Any]], sampled: str) -> None:
     import matplotlib.pyplot as plt
 
     seconds = [r["second"] for r in rows]
-    figure, (latency, memory) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    if sampled == "none":  # the platform runs elsewhere: latency only, no invented memory line
+        figure, latency = plt.subplots(1, 1, figsize=(9, 3.5))
+        bottom = latency
+    else:
+        figure, (latency, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+        bottom.plot(seconds, [r["rss_mb"] for r in rows], color="tab:red")
+        bottom.set_ylabel("server RSS (MB)" if sampled == "server" else f"RSS of {sampled} (MB)")
+        bottom.grid(alpha=0.3)
     latency.plot(seconds, [r["p50_ms"] for r in rows], label="p50")
     latency.plot(seconds, [r["p99_ms"] for r in rows], label="p99")
     latency.set_ylabel("latency per operation (ms)")
     latency.legend()
     latency.grid(alpha=0.3)
-    memory.plot(seconds, [r["rss_mb"] for r in rows], color="tab:red")
-    memory.set_ylabel(f"RSS of the {sampled} (MB)" if sampled != "server" else "server RSS (MB)")
-    memory.set_xlabel("seconds into the load")
-    memory.grid(alpha=0.3)
-    figure.suptitle("mynahil soak: latency and server memory")
+    bottom.set_xlabel("seconds into the load")
+    figure.suptitle(
+        "mynahil soak: latency"
+        + (" (server memory not sampled)" if sampled == "none" else " and server memory")
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _rounded(mb: float | None) -> float | None:
+    return None if mb is None else round(mb, 2)
+
+
+def _memory_line(memory: dict[str, Any]) -> str:
+    if memory["sampled"] == "none":
+        return (
+            "Memory: not sampled — the platform runs elsewhere (soak it with --subprocess, or "
+            "here, to watch its memory)."
+        )
+    return (
+        f"Memory ({memory['sampled']}): {memory['rss_start_mb']} MB at the start, "
+        f"{memory['rss_end_mb']} MB at the end, {memory['rss_max_mb']} MB at most; drift over "
+        f"the second half {memory['drift_mb_per_min']} MB/min."
+    )
 
 
 def _report(figures: dict[str, Any]) -> str:
@@ -621,9 +643,7 @@ def _report(figures: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Memory ({memory['sampled']}): {memory['rss_start_mb']} MB at the start, "
-        f"{memory['rss_end_mb']} MB at the end, {memory['rss_max_mb']} MB at most; drift over "
-        f"the second half {memory['drift_mb_per_min']} MB/min.",
+        _memory_line(memory),
         "",
         f"Outcomes: {figures['outcomes']}.",
         "",

@@ -18,7 +18,15 @@ import typer
 from typer.testing import CliRunner
 
 from mynahil.cli_soak import soak
-from reference_impl.soak import OPERATIONS, SoakConfig, drift_mb_per_minute, percentile, run_soak
+from reference_impl.platform import build_platform, serve_process
+from reference_impl.soak import (
+    AS_OF,
+    OPERATIONS,
+    SoakConfig,
+    drift_mb_per_minute,
+    percentile,
+    run_soak,
+)
 
 DURATION = 12.0
 
@@ -84,6 +92,42 @@ def test_the_command_refuses_a_platform_url_without_its_database(tmp_path: Path)
     assert result.exit_code == 2
     assert "--platform" in result.output
     assert not (tmp_path / "soak.json").exists()
+
+
+def test_a_platform_served_elsewhere_is_not_sampled_as_zero_mb(
+    tmp_path: Path, key_cache: Path
+) -> None:
+    """Against a platform at a URL the soak cannot see the server's memory: it says so
+    (no 0 MB series, no drift figure, a latency-only plot) instead of plotting a flat 0."""
+    db_url = f"sqlite:///{tmp_path / 'remote.db'}"
+    folder = tmp_path / "jlis"
+    build_platform(db_url, folder, as_of=AS_OF)  # the CA and schema the server will use
+    with serve_process(db_url, folder, as_of=AS_OF.date().isoformat(),
+                       log=tmp_path / "serve.log") as (url, _process):  # fmt: skip
+        out = tmp_path / "soak"
+        result = run_soak(
+            SoakConfig(
+                4.0,
+                out,
+                db_url=db_url,
+                platform_url=url,
+                jlis_folder=folder,
+                workers=2,
+                cards=20,
+                key_cache=key_cache,
+            )
+        )
+    memory = result.figures["memory"]
+    assert result.problems == [], result.figures["first_errors"]
+    assert memory == {
+        "sampled": "none", "rss_start_mb": None, "rss_end_mb": None, "rss_max_mb": None,
+        "drift_mb_per_min": None,
+    }  # fmt: skip
+    with (out / "soak.csv").open() as file:
+        assert {row["rss_mb"] for row in csv.DictReader(file)} == {""}
+    report = (out / "report.md").read_text()
+    assert "Memory: not sampled" in report
+    assert "MB/min" not in report
 
 
 def test_percentiles_and_drift() -> None:
