@@ -44,8 +44,11 @@ def test_a_short_soak_has_no_errors_and_a_sound_ledger(tmp_path: Path, key_cache
     assert result.problems == [], figures["first_errors"]
     assert figures["errors"] == 0
     assert set(figures["expected_refusals"]) <= {"account_not_verified"}
+    # "(replayed)": the operator client sent a batch again after a busy answer (503) or a lost
+    # one, and the platform answered it from its store; a refund batch can be among them.
     assert set(figures["outcomes"]) <= {
-        "granted", "capped", "taken_back", "granted (replayed)", "capped (replayed)",
+        "granted", "capped", "taken_back",
+        "granted (replayed)", "capped (replayed)", "taken_back (replayed)",
     }  # fmt: skip
     for op in OPERATIONS:
         assert figures["per_operation"][op]["count"] > 0, f"{op} never ran"
