@@ -70,6 +70,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def display_url(url: str) -> str:
+    """A database URL fit to print: never its password."""
+    from reference_impl.store.admin import display_url as shown
+
+    return shown(url)
+
+
 def default_home() -> Path:
     return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
 
@@ -458,10 +465,9 @@ def serve(
     try:
         platform = build_platform(url, ca or default_home() / "jlis", as_of=_as_of(as_of))
     except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot start on {url}: {exc}")
-    err.print(
-        f"platform on http://{host}:{port} (OpenAPI at /openapi.json), database {escape(url)}"
-    )
+        fail(f"cannot start on {display_url(url)}: {exc}")
+    shown = escape(display_url(url))
+    err.print(f"platform on http://{host}:{port} (OpenAPI at /openapi.json), database {shown}")
     try:
         uvicorn.run(platform.app, host=host, port=port, log_level="warning")
     finally:
@@ -496,11 +502,11 @@ def audit_verify(
     try:
         store = SqlStore.open(url, migrate=False)
     except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {url}: {exc}")
+        fail(f"cannot open {display_url(url)}: {exc}")
     try:
         count, problem = store.verify_audit()
     except SQLAlchemyError as exc:
-        fail(f"cannot read the audit log of {url}: {exc}")
+        fail(f"cannot read the audit log of {display_url(url)}: {exc}")
     finally:
         store.dispose()
     if problem is not None:
@@ -605,6 +611,7 @@ def _register_subcommands() -> None:
     from conformance.cli import app as conformance_app
     from simulator.cli import loadtest, scenarios_app, simulate
 
+    from .cli_db import db_app
     from .cli_points import operator_app, points_app
     from .cli_soak import soak
 
@@ -615,6 +622,7 @@ def _register_subcommands() -> None:
     app.command("soak")(soak)
     app.command("loadtest")(loadtest)
     app.add_typer(conformance_app, name="conformance")
+    app.add_typer(db_app, name="db")
 
 
 _register_subcommands()

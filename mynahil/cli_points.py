@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import console, default_db_url, err, fail
+from .cli import console, default_db_url, display_url, err, fail
 
 __all__ = ["operator_app", "points_app"]
 
@@ -137,7 +137,7 @@ def register(
     try:
         platform = build_platform(url, None)
     except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {url}: {exc}")
+        fail(f"cannot open {display_url(url)}: {exc}")
     try:
         platform.points.register_operator(
             Operator(operator, name, raw_key, verify_url=verify_url), services
@@ -285,7 +285,7 @@ def settle(
     try:
         platform = build_platform(url, None)
     except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {url}: {exc}")
+        fail(f"cannot open {display_url(url)}: {exc}")
     try:
         result = platform.points.settlement(operator, _month(month))
     except PointsError as exc:
@@ -315,11 +315,11 @@ def check(db: DbUrl = None) -> None:
     try:
         platform = build_platform(url, None)
     except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {url}: {exc}")
+        fail(f"cannot open {display_url(url)}: {exc}")
     try:
         problems = platform.points.violations()
     except SQLAlchemyError as exc:
-        fail(f"cannot read the ledger of {url}: {exc}")
+        fail(f"cannot read the ledger of {display_url(url)}: {exc}")
     finally:
         platform.close()
     if problems:
