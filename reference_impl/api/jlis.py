@@ -1,7 +1,9 @@
-"""HTTP face of the emulated J-LIS: CA certificates, CRLs, OCSP, status and linkage."""
+"""HTTP face of the emulated J-LIS: CA certificates, CRLs, OCSP, status, linkage and the
+holder's facts (person reference, card-application date)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -32,6 +34,10 @@ class CertificateState(BaseModel):
     reason: str | None = None
     predecessor: str | None = None
     successor: str | None = None
+    person_ref: str | None = None
+    """Opaque reference to the person, the same across renewals and reissued cards."""
+    card_applied_on: date | None = None
+    """The day J-LIS received the application for the card holding this certificate."""
 
 
 @router.get("/ca/{kind}", response_class=Response)
@@ -66,17 +72,21 @@ def _serial(text: str) -> int:
 
 @router.get("/certificates/{serial}")
 def certificate(serial: str, jlis: Services) -> CertificateState:
-    """Status and old→new linkage of one certificate, as relying parties query it."""
+    """Status, old→new linkage and holder facts of one certificate, as relying parties query
+    it (an unknown serial: status ``unknown`` and no facts)."""
     number = _serial(serial)
     entry = jlis.registry.entry(number)
     predecessor = jlis.registry.predecessor(number)
     successor = jlis.registry.successor(number)
+    facts = jlis.holder_facts(number)
     return CertificateState(
         serial=serial,
         status=jlis.status(number).value,
         reason=entry.reason if entry else None,
         predecessor=str(predecessor) if predecessor is not None else None,
         successor=str(successor) if successor is not None else None,
+        person_ref=facts.person_ref if facts else None,
+        card_applied_on=facts.card_applied_on if facts else None,
     )
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from . import lifecycle
 from .ca import CAFolderError, JlisCA
-from .issuance import issue_card, random_holder
+from .issuance import default_applied_on, issue_card, random_holder
 from .keypool import FreshKeys, KeyPool, KeySource
-from .registry import CertificateRegistry, JlisServices, ocsp_request_for
+from .registry import CardRecord, CertificateRegistry, JlisServices, ocsp_request_for
 from .validity import (
     age_of_majority,
     age_on,
@@ -19,10 +19,12 @@ from .validity import (
     certificate_not_after,
     is_minor,
     nth_birthday_after,
+    signing_certificate_allowed,
 )
 
 __all__ = [
     "CAFolderError",
+    "CardRecord",
     "CertificateRegistry",
     "FreshKeys",
     "JlisCA",
@@ -33,10 +35,12 @@ __all__ = [
     "age_on",
     "card_expiry",
     "certificate_not_after",
+    "default_applied_on",
     "is_minor",
     "issue_card",
     "lifecycle",
     "nth_birthday_after",
     "ocsp_request_for",
     "random_holder",
+    "signing_certificate_allowed",
 ]

@@ -13,13 +13,24 @@ from mynahil.jpki import my_number_check_digit, valid_my_number
 
 from .ca import JlisCA
 from .keypool import FreshKeys, KeySource
-from .validity import card_expiry, certificate_not_after
+from .validity import card_expiry, certificate_not_after, signing_certificate_allowed
 
-__all__ = ["issue_card", "random_holder"]
+__all__ = ["APPLICATION_LEAD", "default_applied_on", "issue_card", "random_holder"]
 
 # A key pool may hand the same key out twice in a row; a card's two keys are always distinct,
 # so the signing key is drawn again (a bounded number of times: a one-key pool cannot comply).
 _REDRAWS = 16
+
+APPLICATION_LEAD = timedelta(days=30)
+"""How long before issuance a card is taken to have been applied for when no date is given
+(SPEC.md: issuance takes about a month after the application)."""
+
+
+def default_applied_on(issued_on: date, birth_date: date | None = None) -> date:
+    """The card-application date assumed for a card issued on ``issued_on``: a month before,
+    but never before the holder's birth (a newborn's card is applied for after birth)."""
+    assumed = issued_on - APPLICATION_LEAD
+    return assumed if birth_date is None else max(assumed, min(birth_date, issued_on))
 
 
 def issue_card(
@@ -29,24 +40,38 @@ def issue_card(
     pin: str,
     password: str,
     issued_on: date,
+    applied_on: date | None = None,
     card_info_pin: str | None = None,
     with_certificates: bool = True,
     keys: KeySource | None = None,
     atr_profile: str = "contact",
     label: str = "",
 ) -> CardState:
-    """A new card for ``holder``, as issued on ``issued_on``.
+    """A new card for ``holder``, applied for on ``applied_on`` (default: a month before
+    issuance, :func:`default_applied_on`) and issued on ``issued_on``.
 
     ``pin`` protects user authentication, ``password`` the signing key, ``card_info_pin``
     (default: ``pin``) the card-info AP. With ``with_certificates=False`` the holder declined
-    the certificates and the card carries none. Raises ValueError, with a message to show the
-    clerk, for an invalid My Number, a birth date after issuance or a PIN that breaks policy.
+    the certificates and the card carries none. A holder under 15 gets no signing
+    certificate (the signing files are absent, as for a declined one). The card's validity
+    depends on the holder's age on the application date (see ``validity``). Raises
+    ValueError, with a message to show the clerk, for an invalid My Number, a birth date
+    after the application, an application after issuance or a PIN that breaks policy.
     """
     if not valid_my_number(holder.my_number):
         raise ValueError(f"{holder.my_number!r} is not a valid My Number (check digit)")
+    applied = default_applied_on(issued_on, holder.birth_date) if applied_on is None else applied_on
+    if applied > issued_on:
+        raise ValueError(
+            f"the card-application date {applied} is after the issuance date {issued_on}"
+        )
     if holder.birth_date > issued_on:
         raise ValueError(
             f"the birth date {holder.birth_date} is after the issuance date {issued_on}"
+        )
+    if holder.birth_date > applied:
+        raise ValueError(
+            f"the birth date {holder.birth_date} is after the card-application date {applied}"
         )
     pins = {
         PinSlot.AUTH: Pin.create(PinSlot.AUTH.policy, pin),
@@ -55,7 +80,7 @@ def issue_card(
             PinSlot.CARD_INFO.policy, pin if card_info_pin is None else card_info_pin
         ),
     }
-    card_expires = card_expiry(holder.birth_date, issued_on)
+    card_expires = card_expiry(holder.birth_date, issued_on, applied_on=applied)
     auth: KeyCredential | None = None
     sign: KeyCredential | None = None
     if with_certificates:
@@ -74,13 +99,14 @@ def issue_card(
             ),
             ca.auth_ca_certificate,
         )
-        sign = KeyCredential(
-            sign_key,
-            ca.issue_sign_certificate(
-                sign_key.public_key(), holder, not_before=issued_on, not_after=not_after
-            ),
-            ca.sign_ca_certificate,
-        )
+        if signing_certificate_allowed(holder.birth_date, issued_on):
+            sign = KeyCredential(
+                sign_key,
+                ca.issue_sign_certificate(
+                    sign_key.public_key(), holder, not_before=issued_on, not_after=not_after
+                ),
+                ca.sign_ca_certificate,
+            )
     return CardState(
         holder=holder,
         auth=auth,

@@ -1,8 +1,10 @@
 """A card's life as J-LIS records it: issuance, suspension, renewal, reissue.
 
 Each step returns the card's new state and writes what relying parties must learn into the
-registry, in one registry transaction: revocations, and the old→new linkage by which a renewed
-certificate or a reissued card keeps its MyKey ID.
+registry, in one registry transaction: the card record (person reference, card-application
+and issuance dates), revocations, and the old→new linkage by which a renewed certificate or a
+reissued card keeps its MyKey ID. A first card draws a new person reference; a reissued card
+carries its predecessor's, so the person is the same across renewals and reissues.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from card_emulator.state import CardState, Holder, KeyCredential
 
 from .ca import JlisCA, start_of_day
-from .issuance import issue_card
+from .issuance import default_applied_on, issue_card
 from .keypool import FreshKeys, KeySource
-from .registry import KINDS, CertificateRegistry, Kind
-from .validity import certificate_not_after
+from .registry import KINDS, CardRecord, CertificateRegistry, Kind
+from .validity import certificate_not_after, signing_certificate_allowed
 
-__all__ = ["card_serials", "issue", "reissue", "renew", "suspend"]
+__all__ = ["card_serials", "issue", "new_person_ref", "reissue", "renew", "suspend"]
 
 # As in issuance: a key pool may hand out the same key twice in a row; a card's two keys differ.
 _REDRAWS = 16
@@ -59,6 +61,11 @@ def _record(
             registry.record(credential.certificate, kind, card_id, (replaces or {}).get(kind))
 
 
+def new_person_ref() -> str:
+    """A fresh opaque person reference: random, so nothing about the person is in it."""
+    return secrets.token_hex(16)
+
+
 def issue(
     ca: JlisCA,
     registry: CertificateRegistry,
@@ -67,20 +74,24 @@ def issue(
     pin: str,
     password: str,
     issued_on: date,
+    applied_on: date | None = None,
     card_info_pin: str | None = None,
     keys: KeySource | None = None,
     with_certificates: bool = True,
     atr_profile: str = "contact",
 ) -> CardState:
-    """A new card (see :func:`issue_card`) with a fresh card id as its label; both its
-    certificates are recorded in ``registry``."""
+    """A person's first card (see :func:`issue_card`) with a fresh card id as its label,
+    applied for on ``applied_on`` (default: a month before issuance); the card (with a new
+    person reference) and its certificates are recorded in ``registry``."""
     card_id = secrets.token_hex(8)
+    applied = default_applied_on(issued_on, holder.birth_date) if applied_on is None else applied_on
     state = issue_card(
-        ca, holder, pin=pin, password=password, issued_on=issued_on, keys=keys,
-        card_info_pin=card_info_pin, with_certificates=with_certificates,
+        ca, holder, pin=pin, password=password, issued_on=issued_on, applied_on=applied,
+        keys=keys, card_info_pin=card_info_pin, with_certificates=with_certificates,
         atr_profile=atr_profile, label=card_id,
     )  # fmt: skip
     with registry.transaction():
+        registry.record_card(CardRecord(card_id, new_person_ref(), applied, issued_on))
         _record(registry, state, card_id)
     return state
 
@@ -106,9 +117,12 @@ def suspend(
 
 
 def _linkable(registry: CertificateRegistry, state: CardState, what: str) -> dict[Kind, int]:
-    """The card's serials, checked to be recorded and not replaced yet; ValueError otherwise."""
+    """The card's serials, checked to be recorded and not replaced yet; ValueError otherwise.
+
+    A card needs its user-authentication certificate; the signing one may be absent (a
+    holder under 15 has none)."""
     serials = card_serials(state)
-    if set(serials) != set(KINDS):
+    if "auth" not in serials:
         raise ValueError(
             f"cannot {what}: the holder declined the certificates at issuance, so there is "
             "nothing to link; issue the certificates at a municipal window"
@@ -148,6 +162,7 @@ def renew(
     The new certificates run to the holder's 5th birthday after ``on``, never past the card's
     own expiry; each is linked to the one it replaces, which is revoked as ``superseded``
     (a certificate already revoked, say of a card reported lost and found, keeps its reason).
+    A signing certificate is issued only to a holder 15 or older on ``on``.
     Holder, PINs and card id stay. ValueError for a card without certificates, an expired
     card (reissue it), or a state whose certificates were already replaced.
     """
@@ -160,6 +175,15 @@ def renew(
     assert old_auth is not None
     not_after = certificate_not_after(state.holder.birth_date, on, state.card_expires)
     auth_key, sign_key = _two_keys(keys)
+    sign = None
+    if signing_certificate_allowed(state.holder.birth_date, on):
+        sign = KeyCredential(
+            sign_key,
+            ca.issue_sign_certificate(
+                sign_key.public_key(), state.holder, not_before=on, not_after=not_after
+            ),
+            ca.sign_ca_certificate,
+        )
     renewed = replace(
         state,
         auth=KeyCredential(
@@ -167,13 +191,7 @@ def renew(
             ca.issue_auth_certificate(auth_key.public_key(), not_before=on, not_after=not_after),
             ca.auth_ca_certificate,
         ),
-        sign=KeyCredential(
-            sign_key,
-            ca.issue_sign_certificate(
-                sign_key.public_key(), state.holder, not_before=on, not_after=not_after
-            ),
-            ca.sign_ca_certificate,
-        ),
+        sign=sign,
     )
     with registry.transaction():
         suspend(registry, old.values(), at=start_of_day(on), reason="superseded")
@@ -189,23 +207,41 @@ def reissue(
     on: date,
     pin: str,
     password: str,
+    applied_on: date | None = None,
     card_info_pin: str | None = None,
     keys: KeySource | None = None,
 ) -> CardState:
-    """A new card for the same holder (after loss, say), issued on ``on``.
+    """A new card for the same holder (after loss, say), applied for on ``applied_on``
+    (default: a month before) and issued on ``on``.
 
     New keys, a new card expiry and new certificates, each linked to the old card's
     certificate of the same kind; the old ones are revoked as ``superseded`` unless already
-    revoked (a card suspended through the hotline keeps reason ``lost``). ValueError for an
-    old card without certificates or whose certificates were already replaced.
+    revoked (a card suspended through the hotline keeps reason ``lost``). The new card record
+    carries the old card's person reference. ValueError for an old card without
+    certificates or whose certificates were already replaced.
     """
     serials = _linkable(registry, old, "link a reissued card")
+    facts = registry.holder_facts(serials["auth"])
+    assert facts is not None  # _linkable checked that the registry knows it
+    old_entry = registry.entry(serials["auth"])
+    assert old_entry is not None
+    previous = registry.card(old_entry.card_id)
     card_id = secrets.token_hex(8)
+    applied = default_applied_on(on, old.holder.birth_date) if applied_on is None else applied_on
     new = issue_card(
-        ca, old.holder, pin=pin, password=password, issued_on=on, keys=keys,
+        ca, old.holder, pin=pin, password=password, issued_on=on, applied_on=applied, keys=keys,
         card_info_pin=card_info_pin, atr_profile=old.atr_profile, label=card_id,
     )  # fmt: skip
     with registry.transaction():
         suspend(registry, serials.values(), at=start_of_day(on), reason="superseded")
+        registry.record_card(
+            CardRecord(
+                card_id,
+                facts.person_ref,
+                applied,
+                on,
+                replaces=previous.card_id if previous is not None else None,
+            )
+        )
         _record(registry, new, card_id, replaces=serials)
     return new

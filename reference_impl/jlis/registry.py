@@ -1,9 +1,23 @@
-"""What J-LIS knows about every certificate it issued: status, revocation, old→new linkage.
+"""What J-LIS knows about every card and certificate it issued: status, revocation, old→new
+linkage, the person behind a card and when the card was applied for.
 
 :class:`CertificateRegistry` is the record (in memory, or a ``registry.json`` beside the CA,
 written atomically under a lock). :class:`JlisServices` puts it together with the CA and is
 what relying parties talk to: certificate status, the predecessor of a renewed or reissued
-certificate, a signed CRL and real OCSP answers.
+certificate, the holder's facts (person reference, card-application date), a signed CRL and
+real OCSP answers.
+
+Cards: every issued card has a :class:`CardRecord` (its card id, the person reference, the
+day J-LIS received its application, the day it was issued, and the card it reissued). The
+person reference is a random token drawn when the person's first card is issued and copied to
+every card reissued from it, so it is the same across renewals and reissues; it is never the
+My Number nor derived from it.
+
+Files written before card records existed have no ``cards`` (they still load). For a
+certificate whose card has no record, J-LIS answers with documented defaults: the person
+reference ``legacy-<card id of the first card in its linkage chain>`` (stable across that
+chain's renewals and reissues) and the card-application date :data:`LEGACY_CARD_APPLIED_ON`
+(2000-01-01: such a holder counts as someone who already had a card).
 
 Choice: a revocation takes effect when it is recorded, whatever its date. Status, CRLs and
 OCSP answers list every recorded revocation even when ``now`` is earlier than its date, so a
@@ -18,7 +32,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
@@ -29,12 +43,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
 from mynahil.files import flocked, write_atomically
-from reference_impl.mykey.ports import CertificateStatus
+from reference_impl.mykey.ports import CertificateStatus, HolderFacts
 
 from .ca import JlisCA
 
 __all__ = [
+    "LEGACY_CARD_APPLIED_ON",
     "REASONS",
+    "CardRecord",
     "CertificateEntry",
     "CertificateRegistry",
     "JlisServices",
@@ -57,7 +73,10 @@ REASONS: dict[str, x509.ReasonFlags] = {
 }
 """Why J-LIS revokes a certificate, and the RFC 5280 reason code CRLs and OCSP carry for it."""
 
-FORMAT = "mynahil-registry/1"
+FORMAT = "mynahil-registry/1"  # the ``cards`` list is optional: older files lack it
+LEGACY_CARD_APPLIED_ON = date(2000, 1, 1)
+"""The card-application date reported for a card recorded before J-LIS kept one."""
+LEGACY_PERSON_PREFIX = "legacy-"
 CRL_VALIDITY = timedelta(hours=24)
 OCSP_VALIDITY = timedelta(hours=1)
 
@@ -123,6 +142,41 @@ class CertificateEntry:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CardRecord:
+    """One issued card as J-LIS remembers it (no holder data: the person is a reference)."""
+
+    card_id: str
+    person_ref: str
+    applied_on: date  # 申請受付日: the day J-LIS received the card application
+    issued_on: date
+    replaces: str | None = None  # the card id this card reissued
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "card_id": self.card_id,
+            "person_ref": self.person_ref,
+            "applied_on": self.applied_on.isoformat(),
+            "issued_on": self.issued_on.isoformat(),
+            "replaces": self.replaces,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CardRecord:
+        card = cls(
+            card_id=str(raw["card_id"]),
+            person_ref=str(raw["person_ref"]),
+            applied_on=date.fromisoformat(raw["applied_on"]),
+            issued_on=date.fromisoformat(raw["issued_on"]),
+            replaces=None if raw.get("replaces") is None else str(raw["replaces"]),
+        )
+        if not card.card_id or not card.person_ref:
+            raise ValueError(f"card {card.card_id!r}: empty card_id or person_ref")
+        if card.applied_on > card.issued_on:
+            raise ValueError(f"card {card.card_id}: applied_on after issued_on")
+        return card
+
+
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{moment.isoformat()} has no time zone")
@@ -146,6 +200,7 @@ class CertificateRegistry:
         self._depth = 0  # nesting of transaction(); only the outermost one locks and saves
         self._entries: dict[int, CertificateEntry] = {}
         self._successors: dict[int, int] = {}
+        self._cards: dict[str, CardRecord] = {}
         self.crl_number = 0
         self._seen: tuple[int, int, int] | None = None
         # Built once: every status question checks the file, and building a Path each time
@@ -185,11 +240,13 @@ class CertificateRegistry:
                 raise ValueError(f"format {data['format']!r}, expected {FORMAT!r}")
             crl_number = int(data.get("crl_number", 0))
             entries = [CertificateEntry.from_json(raw) for raw in data["certificates"]]
+            cards = [CardRecord.from_json(raw) for raw in data.get("cards", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RegistryFileError(f"{path}: unreadable certificate registry ({exc})") from None
         by_serial = {entry.serial: entry for entry in entries}
         self._entries = by_serial
         self._successors = {e.replaces: e.serial for e in entries if e.replaces is not None}
+        self._cards = {card.card_id: card for card in cards}
         self.crl_number = crl_number
 
     def _save(self) -> None:
@@ -199,6 +256,7 @@ class CertificateRegistry:
             "format": FORMAT,
             "crl_number": self.crl_number,
             "certificates": [entry.to_json() for entry in self._entries.values()],
+            "cards": [card.to_json() for card in self._cards.values()],
         }
         write_atomically(self.path, json.dumps(body, indent=1, ensure_ascii=False).encode())
         info = os.stat(self.path)
@@ -226,14 +284,15 @@ class CertificateRegistry:
             ):
                 self._seen = None
                 self._refresh()
-                before = (self._entries, self._successors, self.crl_number)
+                before = (self._entries, self._successors, self._cards, self.crl_number)
                 self._entries, self._successors = dict(self._entries), dict(self._successors)
+                self._cards = dict(self._cards)
                 self._depth = 1
                 try:
                     yield
                     self._save()
                 except BaseException:
-                    self._entries, self._successors, self.crl_number = before
+                    self._entries, self._successors, self._cards, self.crl_number = before
                     self._seen = None  # re-read the file next time: it is the truth
                     raise
                 finally:
@@ -271,6 +330,32 @@ class CertificateRegistry:
                 self._successors[replaces] = entry.serial
             self._entries[entry.serial] = entry
         return entry.serial
+
+    def record_card(self, card: CardRecord) -> None:
+        """Remember an issued card. A reissued card (``replaces``) must name a recorded card
+        of the same person that nothing reissued yet. Recording the same card again is a
+        no-op; recording it with other facts is a ValueError."""
+        if card.applied_on > card.issued_on:
+            raise ValueError(
+                f"the card-application date {card.applied_on} is after the issuance date "
+                f"{card.issued_on}"
+            )
+        with self.transaction():
+            existing = self._cards.get(card.card_id)
+            if existing is not None:
+                if existing != card:
+                    raise ValueError(f"card {card.card_id} is already recorded otherwise")
+                return
+            if card.replaces is not None:
+                old = self._cards.get(card.replaces)
+                if old is None:
+                    raise ValueError(f"card {card.replaces} is not in the registry")
+                if old.person_ref != card.person_ref:
+                    raise ValueError(f"card {card.replaces} belongs to another person")
+                taken = [c.card_id for c in self._cards.values() if c.replaces == card.replaces]
+                if taken:
+                    raise ValueError(f"card {card.replaces} was already reissued as {taken[0]}")
+            self._cards[card.card_id] = card
 
     def _check_replaceable(self, old_serial: int, new: CertificateEntry) -> None:
         old = self._entries.get(old_serial)
@@ -310,6 +395,31 @@ class CertificateRegistry:
         with self._lock:
             self._refresh()
             return self._entries.get(serial)
+
+    def card(self, card_id: str) -> CardRecord | None:
+        """The record of an issued card, or None (an unknown card, or one from an old file)."""
+        with self._lock:
+            self._refresh()
+            return self._cards.get(card_id)
+
+    def holder_facts(self, serial: int) -> HolderFacts | None:
+        """The person and card-application date behind a certificate; None for an unknown
+        serial. A card recorded before card records existed gets the module's legacy defaults.
+        """
+        with self._lock:
+            self._refresh()
+            entry = self._entries.get(serial)
+            if entry is None:
+                return None
+            card = self._cards.get(entry.card_id)
+            if card is not None:
+                return HolderFacts(card.person_ref, card.applied_on)
+            first = entry
+            for _ in range(len(self._entries)):  # bounded: a chain cannot be longer
+                if first.replaces is None or first.replaces not in self._entries:
+                    break
+                first = self._entries[first.replaces]
+            return HolderFacts(LEGACY_PERSON_PREFIX + first.card_id, LEGACY_CARD_APPLIED_ON)
 
     def status(self, serial: int) -> CertificateStatus:
         """GOOD or REVOKED for a recorded certificate, UNKNOWN for any other serial."""
@@ -378,6 +488,9 @@ class JlisServices:
 
     def successor(self, serial: int) -> int | None:
         return self.registry.successor(serial)
+
+    def holder_facts(self, serial: int) -> HolderFacts | None:
+        return self.registry.holder_facts(serial)
 
     def crl(
         self,

@@ -1,8 +1,18 @@
-"""How long a My Number card and its certificates are valid: pure date rules, one per function.
+"""How long a My Number card and its certificates are valid, and who gets a signing
+certificate: pure date rules, one per function.
 
 SPEC.md: a certificate is valid until the holder's 5th birthday after issuance; the card until
-the 10th for an adult, and for a holder who was a minor at issuance the card lasts as long as the
+the 10th for an adult, and for a holder who was a minor the card lasts as long as the
 certificate. The age of majority is the Civil Code's: 20 before 1 April 2022, 18 from then.
+
+Which day decides "minor" for the card: the card-application date (申請受付日, the day J-LIS
+received the application), with the age of majority in force on that day. Municipal notices of
+the 2022 change say so: an application received before 2022-04-01 gives a 19-year-old a 5-year
+card even when it is issued after that day; one received from then on gives an 18-year-old a
+10-year card. Birthdays are still counted from the issuance date.
+
+No digital-signature certificate is issued to a holder under 15 on the day it would be issued
+(their card carries the user-authentication certificate only).
 """
 
 from __future__ import annotations
@@ -11,12 +21,14 @@ from datetime import date
 
 __all__ = [
     "MAJORITY_CHANGE",
+    "SIGNING_MIN_AGE",
     "age_of_majority",
     "age_on",
     "card_expiry",
     "certificate_not_after",
     "is_minor",
     "nth_birthday_after",
+    "signing_certificate_allowed",
 ]
 
 MAJORITY_CHANGE = date(2022, 4, 1)
@@ -25,6 +37,8 @@ MAJORITY_CHANGE = date(2022, 4, 1)
 CERTIFICATE_BIRTHDAYS = 5
 ADULT_CARD_BIRTHDAYS = 10
 MINOR_CARD_BIRTHDAYS = 5
+SIGNING_MIN_AGE = 15
+"""No signing certificate is issued to anyone younger (SPEC.md, "The card and its PIN")."""
 
 
 def _birthday_in(birth: date, year: int) -> date:
@@ -67,10 +81,20 @@ def is_minor(birth: date, on: date) -> bool:
     return age_on(birth, on) < age_of_majority(on)
 
 
-def card_expiry(birth: date, issued: date) -> date:
-    """The card's last valid day: the 10th birthday after issuance, the 5th for a minor."""
-    birthdays = MINOR_CARD_BIRTHDAYS if is_minor(birth, issued) else ADULT_CARD_BIRTHDAYS
+def card_expiry(birth: date, issued: date, *, applied_on: date | None = None) -> date:
+    """The card's last valid day: the 10th birthday after issuance, the 5th for a holder who
+    was a minor on the card-application date ``applied_on`` (the issuance date if not given:
+    a card applied for and issued on the same day)."""
+    applied = issued if applied_on is None else applied_on
+    if applied > issued:
+        raise ValueError(f"the card-application date {applied} is after the issuance date {issued}")
+    birthdays = MINOR_CARD_BIRTHDAYS if is_minor(birth, applied) else ADULT_CARD_BIRTHDAYS
     return nth_birthday_after(birth, issued, birthdays)
+
+
+def signing_certificate_allowed(birth: date, on: date) -> bool:
+    """Whether a digital-signature certificate may be issued on ``on``: 15 or older."""
+    return age_on(birth, on) >= SIGNING_MIN_AGE
 
 
 def certificate_not_after(birth: date, issued: date, card_expires: date) -> date:

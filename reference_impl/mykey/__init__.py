@@ -5,7 +5,14 @@ from __future__ import annotations
 from .errors import LoginLocked, MyKeyError
 from .ids import ALPHABET, InvalidMyKeyId, generate_mykey_id, parse_mykey_id
 from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Session
-from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
+from .ports import (
+    CertificateAuthority,
+    CertificateStatus,
+    Conflict,
+    HolderFacts,
+    Store,
+    UnitOfWork,
+)
 from .service import CardHolder, IssueResult, LoginResult, MyKeyService, Policy
 
 __all__ = [
@@ -15,6 +22,7 @@ __all__ = [
     "CertificateStatus",
     "Challenge",
     "Conflict",
+    "HolderFacts",
     "InvalidMyKeyId",
     "IssueResult",
     "LoginLocked",

@@ -7,7 +7,8 @@ The service holds business rules only; a :class:`Store` (SQLite or PostgreSQL) a
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -15,13 +16,35 @@ from reference_impl.audit import AuditEvent
 
 from .model import Challenge, MyKeyRecord, Session
 
-__all__ = ["CertificateAuthority", "CertificateStatus", "Conflict", "Store", "UnitOfWork"]
+__all__ = [
+    "CertificateAuthority",
+    "CertificateStatus",
+    "Conflict",
+    "HolderFacts",
+    "Store",
+    "UnitOfWork",
+]
 
 
 class CertificateStatus(StrEnum):
     GOOD = "good"
     REVOKED = "revoked"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class HolderFacts:
+    """What J-LIS tells a relying party about the holder of a certificate.
+
+    ``person_ref`` is an opaque reference to the *person*: assigned by J-LIS when their first
+    card is issued and carried along its old→new linkage, so it is the same across certificate
+    renewals and reissued cards. It is never the My Number and cannot be derived from it.
+    ``card_applied_on`` is the day J-LIS received the application for the card that holds the
+    certificate (申請受付日), which is not the day the card or certificate was issued.
+    """
+
+    person_ref: str
+    card_applied_on: date
 
 
 class CertificateAuthority(Protocol):
@@ -38,6 +61,10 @@ class CertificateAuthority(Protocol):
 
     def predecessor(self, serial: int) -> int | None:
         """The serial this certificate replaced (renewal or reissued card), if any."""
+        ...
+
+    def holder_facts(self, serial: int) -> HolderFacts | None:
+        """The person and card-application date behind a certificate; None for an unknown one."""
         ...
 
 

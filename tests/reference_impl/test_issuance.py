@@ -59,6 +59,7 @@ def adult(rng: random.Random) -> Holder:
 def test_public_surface() -> None:
     assert sorted(reference_impl.jlis.__all__) == [
         "CAFolderError",
+        "CardRecord",
         "CertificateRegistry",
         "FreshKeys",
         "JlisCA",
@@ -69,12 +70,14 @@ def test_public_surface() -> None:
         "age_on",
         "card_expiry",
         "certificate_not_after",
+        "default_applied_on",
         "is_minor",
         "issue_card",
         "lifecycle",
         "nth_birthday_after",
         "ocsp_request_for",
         "random_holder",
+        "signing_certificate_allowed",
     ]
 
 
@@ -249,3 +252,71 @@ def test_random_holder_takes_the_birth_date() -> None:
     assert random_holder(random.Random(1), birth_date=date(2012, 2, 29)).birth_date == date(
         2012, 2, 29
     )
+
+
+# --- the card-application date and the age rules that hang on it ----------------------------
+
+
+def _select(fid: int) -> bytes:
+    return bytes([0x00, 0xA4, 0x02, 0x0C, 0x02]) + fid.to_bytes(2, "big")
+
+
+def test_under_15_no_signing_certificate_and_its_files_are_absent(
+    jlis_ca: JlisCA, key_pool: KeyPool, rng: random.Random
+) -> None:
+    """SPEC.md: no signing certificate is issued to holders under 15."""
+    from card_emulator import EmulatedCard
+    from mynahil.jpki import AID, JpkiFile
+
+    twelve = issue(jlis_ca, random_holder(rng, birth_date=date(2012, 1, 10)), key_pool)
+    assert twelve.auth is not None
+    assert twelve.sign is None
+    card = EmulatedCard(twelve)
+    card.transmit(bytes([0x00, 0xA4, 0x04, 0x0C, len(AID.JPKI.value)]) + AID.JPKI.value)
+    for fid in (JpkiFile.SIGN_CERT, JpkiFile.SIGN_CA_CERT, JpkiFile.SIGN_KEY):
+        assert card.transmit(_select(fid))[-2:] == bytes.fromhex("6A82"), hex(fid)
+    assert card.transmit(_select(JpkiFile.AUTH_CERT))[-2:] == bytes.fromhex("9000")
+    # Fifteen on the day of issuance: the signing certificate is issued.
+    fifteen = issue(jlis_ca, random_holder(rng, birth_date=date(2009, 5, 1)), key_pool)
+    assert fifteen.sign is not None
+    # One day short of fifteen: none.
+    almost = issue(jlis_ca, random_holder(rng, birth_date=date(2009, 5, 2)), key_pool)
+    assert almost.sign is None
+
+
+def test_the_application_date_defaults_to_a_month_before_and_never_follows_issuance(
+    jlis_ca: JlisCA, key_pool: KeyPool, adult: Holder, rng: random.Random
+) -> None:
+    from reference_impl.jlis import default_applied_on
+
+    assert default_applied_on(ISSUED) == date(2024, 4, 1)
+    assert default_applied_on(ISSUED, date(2024, 4, 20)) == date(2024, 4, 20)  # a newborn
+    with pytest.raises(ValueError, match="card-application date 2024-05-02 is after the issuance"):
+        issue_card(
+            jlis_ca, adult, pin=PIN, password=PASSWORD, issued_on=ISSUED,
+            applied_on=date(2024, 5, 2), keys=key_pool,
+        )  # fmt: skip
+    baby = random_holder(rng, birth_date=date(2024, 4, 20))
+    with pytest.raises(ValueError, match="after the card-application date"):
+        issue_card(
+            jlis_ca, baby, pin=PIN, password=PASSWORD, issued_on=ISSUED,
+            applied_on=date(2024, 4, 19), keys=key_pool,
+        )  # fmt: skip
+
+
+def test_majority_for_the_card_is_decided_on_the_application_date(
+    jlis_ca: JlisCA, key_pool: KeyPool, rng: random.Random
+) -> None:
+    """Applied for at 19 before 2022-04-01 (majority 20): a minor's 5-year card, even when
+    issued after the change; applied for at 19 from 2022-04-01 (majority 18): 10 years."""
+    holder = random_holder(rng, birth_date=date(2002, 6, 1))
+    before = issue_card(
+        jlis_ca, holder, pin=PIN, password=PASSWORD, issued_on=date(2022, 4, 20),
+        applied_on=date(2022, 3, 25), keys=key_pool,
+    )  # fmt: skip
+    assert before.card_expires == date(2026, 6, 1)  # 5th birthday after issuance
+    after = issue_card(
+        jlis_ca, holder, pin=PIN, password=PASSWORD, issued_on=date(2022, 4, 20),
+        applied_on=date(2022, 4, 1), keys=key_pool,
+    )  # fmt: skip
+    assert after.card_expires == date(2031, 6, 1)  # 10th birthday after issuance

@@ -28,7 +28,7 @@ from reference_impl.jlis import (
 from reference_impl.jlis.ca import JST
 from reference_impl.jlis.registry import CertificateRegistry, JlisServices, UnknownCertificate
 from reference_impl.jlis.validity import card_expiry, certificate_not_after, nth_birthday_after
-from reference_impl.mykey import CertificateStatus
+from reference_impl.mykey import CertificateStatus, HolderFacts
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -389,3 +389,89 @@ def test_a_cards_whole_life_survives_a_restart(
         auth[0]: x509.ReasonFlags.superseded,
         auth[1]: x509.ReasonFlags.key_compromise,
     }
+
+
+# --- the card record: application date and the person -----------------------------------------
+
+
+def test_issue_records_the_card_its_application_date_and_a_new_person(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> None:
+    holder = random_holder(rng)
+    applied = date(2021, 4, 20)
+    state = lifecycle.issue(
+        jlis_ca, registry, holder, pin=PIN, password=PASSWORD, issued_on=date(2021, 5, 20),
+        applied_on=applied, keys=key_pool,
+    )  # fmt: skip
+    card_record = registry.card(state.label)
+    assert card_record is not None
+    assert (card_record.applied_on, card_record.issued_on) == (applied, date(2021, 5, 20))
+    assert card_record.replaces is None
+    for number in serials(state).values():
+        assert registry.holder_facts(number) == HolderFacts(card_record.person_ref, applied)
+    assert holder.my_number not in card_record.person_ref
+    assert len(card_record.person_ref) == 32
+    other = lifecycle.issue(
+        jlis_ca, registry, holder, pin=PIN, password=PASSWORD, issued_on=TODAY, keys=key_pool
+    )
+    other_record = registry.card(other.label)
+    assert other_record is not None
+    assert other_record.applied_on == TODAY - timedelta(days=30)  # the default: a month before
+    # A first card always draws a new person (J-LIS links people by reissue, not by data).
+    assert other_record.person_ref != card_record.person_ref
+
+
+def test_an_application_after_issuance_is_refused_and_nothing_is_recorded(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> None:
+    with pytest.raises(ValueError, match="card-application date 2025-06-02 is after"):
+        lifecycle.issue(
+            jlis_ca, registry, random_holder(rng), pin=PIN, password=PASSWORD, issued_on=TODAY,
+            applied_on=TODAY + timedelta(days=1), keys=key_pool,
+        )  # fmt: skip
+    assert registry.entries() == []
+
+
+def test_renewal_and_reissue_keep_the_person(
+    jlis_ca: JlisCA, registry: CertificateRegistry, card: CardState, key_pool: KeyPool
+) -> None:
+    first = registry.holder_facts(serials(card)["auth"])
+    assert first is not None
+    renewed = lifecycle.renew(jlis_ca, registry, card, on=TODAY + timedelta(days=40), keys=key_pool)
+    for number in serials(renewed).values():
+        assert registry.holder_facts(number) == first  # same card: same application date
+    lifecycle.suspend(registry, renewed, at=NOW + timedelta(days=50))
+    reissued = lifecycle.reissue(
+        jlis_ca, registry, renewed, on=TODAY + timedelta(days=90), pin=PIN, password=PASSWORD,
+        applied_on=TODAY + timedelta(days=55), keys=key_pool,
+    )  # fmt: skip
+    for number in serials(reissued).values():
+        assert registry.holder_facts(number) == HolderFacts(
+            first.person_ref, TODAY + timedelta(days=55)
+        )
+    record = registry.card(reissued.label)
+    assert record is not None
+    assert record.replaces == card.label
+
+
+def test_a_minor_under_15_gets_no_signing_certificate_and_renews_into_one_at_15(
+    jlis_ca: JlisCA, registry: CertificateRegistry, key_pool: KeyPool, rng: random.Random
+) -> None:
+    child = random_holder(rng, birth_date=date(2012, 3, 1))
+    state = lifecycle.issue(
+        jlis_ca, registry, child, pin=PIN, password=PASSWORD, issued_on=TODAY, keys=key_pool
+    )
+    assert state.auth is not None
+    assert state.sign is None
+    assert [e.kind for e in registry.entries()] == ["auth"]
+    still_14 = lifecycle.renew(jlis_ca, registry, state, on=date(2027, 2, 28), keys=key_pool)
+    assert still_14.sign is None
+    at_15 = lifecycle.renew(jlis_ca, registry, still_14, on=date(2027, 3, 1), keys=key_pool)
+    assert at_15.sign is not None
+    assert registry.predecessor(serial(cred(at_15, "sign").certificate)) is None
+    again = lifecycle.reissue(
+        jlis_ca, registry, at_15, on=date(2027, 6, 1), pin=PIN, password=PASSWORD, keys=key_pool
+    )
+    assert registry.predecessor(serial(cred(again, "sign").certificate)) == serial(
+        cred(at_15, "sign").certificate
+    )

@@ -24,14 +24,16 @@ from hypothesis import strategies as st
 from card_emulator.state import Holder, Sex
 from reference_impl.jlis import JlisCA, KeyPool
 from reference_impl.jlis.registry import (
+    LEGACY_CARD_APPLIED_ON,
     REASONS,
+    CardRecord,
     CertificateRegistry,
     JlisServices,
     RegistryFileError,
     UnknownCertificate,
     ocsp_request_for,
 )
-from reference_impl.mykey import CertificateAuthority, CertificateStatus
+from reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -96,6 +98,88 @@ def test_services_are_what_the_mykey_platform_needs(services: JlisServices, issu
     assert authority.status(serial(new)) is CertificateStatus.GOOD
     assert authority.predecessor(serial(new)) == serial(old)
     assert services.successor(serial(old)) == serial(new)
+    services.registry.record_card(CardRecord("card-1", "person-1", date(2025, 5, 2), TODAY))
+    assert authority.holder_facts(serial(new)) == HolderFacts("person-1", date(2025, 5, 2))
+    assert authority.holder_facts(404) is None
+
+
+# --- cards and the person behind them --------------------------------------------------------
+
+
+def test_holder_facts_come_from_the_card_record(
+    registry: CertificateRegistry, issue: Issue
+) -> None:
+    first, renewed, reissued, other = (issue("auth") for _ in range(4))
+    registry.record_card(CardRecord("card-1", "alice", date(2021, 4, 20), date(2021, 5, 20)))
+    registry.record(first, "auth", "card-1")
+    registry.record(renewed, "auth", "card-1", replaces=serial(first))
+    registry.record_card(
+        CardRecord("card-2", "alice", date(2023, 1, 5), date(2023, 2, 1), replaces="card-1")
+    )
+    registry.record(reissued, "auth", "card-2", replaces=serial(renewed))
+    registry.record_card(CardRecord("card-3", "bob", date(2016, 1, 4), date(2016, 2, 1)))
+    registry.record(other, "auth", "card-3")
+    assert registry.holder_facts(serial(first)) == HolderFacts("alice", date(2021, 4, 20))
+    assert registry.holder_facts(serial(renewed)) == HolderFacts("alice", date(2021, 4, 20))
+    assert registry.holder_facts(serial(reissued)) == HolderFacts("alice", date(2023, 1, 5))
+    assert registry.holder_facts(serial(other)) == HolderFacts("bob", date(2016, 1, 4))
+    assert registry.card("card-2") == CardRecord(
+        "card-2", "alice", date(2023, 1, 5), date(2023, 2, 1), replaces="card-1"
+    )
+    assert registry.card("card-9") is None
+
+
+def test_card_records_are_checked(registry: CertificateRegistry) -> None:
+    card = CardRecord("card-1", "alice", date(2021, 4, 20), date(2021, 5, 20))
+    registry.record_card(card)
+    registry.record_card(card)  # the same again: harmless
+    with pytest.raises(ValueError, match="already recorded otherwise"):
+        registry.record_card(CardRecord("card-1", "bob", date(2021, 4, 20), date(2021, 5, 20)))
+    with pytest.raises(ValueError, match="after the issuance date"):
+        registry.record_card(CardRecord("card-2", "alice", date(2021, 6, 1), date(2021, 5, 20)))
+    with pytest.raises(ValueError, match="not in the registry"):
+        registry.record_card(CardRecord("card-2", "alice", TODAY, TODAY, replaces="card-0"))
+    with pytest.raises(ValueError, match="another person"):
+        registry.record_card(CardRecord("card-2", "bob", TODAY, TODAY, replaces="card-1"))
+    registry.record_card(CardRecord("card-2", "alice", TODAY, TODAY, replaces="card-1"))
+    with pytest.raises(ValueError, match="already reissued as card-2"):
+        registry.record_card(CardRecord("card-3", "alice", TODAY, TODAY, replaces="card-1"))
+
+
+def test_an_old_registry_file_without_cards_loads_with_the_documented_defaults(
+    tmp_path: Path, issue: Issue
+) -> None:
+    """Files written before card records existed: facts follow the linkage chain's first card."""
+    first, renewed, reissued, other = (issue("auth") for _ in range(4))
+    old = {
+        "format": "mynahil-registry/1",
+        "crl_number": 3,
+        "certificates": [
+            {"serial": str(serial(first)), "kind": "auth", "card_id": "c1",
+             "not_after": "2030-01-01T00:00:00+00:00", "replaces": None,
+             "revoked_at": None, "reason": None},
+            {"serial": str(serial(renewed)), "kind": "auth", "card_id": "c1",
+             "not_after": "2030-01-01T00:00:00+00:00", "replaces": str(serial(first)),
+             "revoked_at": None, "reason": None},
+            {"serial": str(serial(reissued)), "kind": "auth", "card_id": "c2",
+             "not_after": "2030-01-01T00:00:00+00:00", "replaces": str(serial(renewed)),
+             "revoked_at": None, "reason": None},
+            {"serial": str(serial(other)), "kind": "auth", "card_id": "c3",
+             "not_after": "2030-01-01T00:00:00+00:00", "replaces": None,
+             "revoked_at": None, "reason": None},
+        ],
+    }  # fmt: skip
+    (tmp_path / "registry.json").write_text(json.dumps(old))
+    registry = CertificateRegistry(tmp_path)
+    assert registry.crl_number == 3
+    person = HolderFacts("legacy-c1", LEGACY_CARD_APPLIED_ON)
+    assert [registry.holder_facts(serial(d)) for d in (first, renewed, reissued)] == [person] * 3
+    assert registry.holder_facts(serial(other)) == HolderFacts("legacy-c3", date(2000, 1, 1))
+    # A change rewrites the file with the cards list, which loads again.
+    registry.record_card(CardRecord("c4", "dora", date(2025, 5, 1), TODAY))
+    again = CertificateRegistry(tmp_path)
+    assert again.card("c4") == CardRecord("c4", "dora", date(2025, 5, 1), TODAY)
+    assert again.holder_facts(serial(first)) == person
 
 
 # --- status transitions ------------------------------------------------------------------------
@@ -232,10 +316,14 @@ def test_a_folder_registry_survives_a_restart(
     registry.record(sign, "sign", "card-1")
     registry.record(new, "auth", "card-2", replaces=serial(old))
     registry.revoke(serial(old), "superseded", NOW)
+    registry.record_card(CardRecord("card-1", "p", date(2025, 4, 1), TODAY))
+    registry.record_card(CardRecord("card-2", "p", date(2025, 5, 1), TODAY, replaces="card-1"))
     JlisServices(jlis_ca, registry).crl("auth", now=NOW)
 
     again = CertificateRegistry(folder)
     assert again.entries() == registry.entries()
+    assert again.card("card-2") == registry.card("card-2")
+    assert again.holder_facts(serial(new)) == HolderFacts("p", date(2025, 5, 1))
     assert again.status(serial(old)) is CertificateStatus.REVOKED
     assert again.predecessor(serial(new)) == serial(old)
     assert again.successor(serial(old)) == serial(new)
@@ -276,6 +364,12 @@ def test_another_instance_sees_changes_and_writes_do_not_clobber(
 def test_a_corrupt_registry_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "registry.json").write_text('{"certificates": [{"serial": "1"}]}')
     with pytest.raises(RegistryFileError, match=r"registry\.json"):
+        CertificateRegistry(tmp_path)
+    (tmp_path / "registry.json").write_text(
+        '{"certificates": [], "cards": [{"card_id": "c", "person_ref": "p",'
+        ' "applied_on": "2025-06-02", "issued_on": "2025-06-01"}]}'
+    )
+    with pytest.raises(RegistryFileError, match=r"registry\.json.*applied_on after issued_on"):
         CertificateRegistry(tmp_path)
 
 

@@ -157,3 +157,38 @@ def test_leap_day_holders_get_a_real_date(birth: date, gap: int) -> None:
     issued = birth + timedelta(days=gap)
     expires = card_expiry(birth, issued)
     assert (expires.month, expires.day) in ((2, 28), (2, 29))
+
+
+def test_the_card_application_date_decides_the_age_of_majority() -> None:
+    """Municipal notices of the 2022 change: the day J-LIS received the application counts."""
+    born = date(2002, 6, 1)  # 19 in spring 2022
+    issued = date(2022, 4, 20)
+    assert card_expiry(born, issued, applied_on=date(2022, 3, 31)) == date(2026, 6, 1)
+    assert card_expiry(born, issued, applied_on=date(2022, 4, 1)) == date(2031, 6, 1)
+    assert card_expiry(born, issued) == date(2031, 6, 1)  # applied the day it was issued
+    with pytest.raises(ValueError, match="after the issuance date"):
+        card_expiry(born, issued, applied_on=date(2022, 4, 21))
+
+
+@given(
+    birth=st.dates(date(1990, 1, 1), date(2015, 12, 31)),
+    applied_gap=st.integers(0, 10_000),
+    wait=st.integers(0, 400),
+)
+def test_card_validity_follows_majority_on_the_application_date(
+    birth: date, applied_gap: int, wait: int
+) -> None:
+    applied = birth + timedelta(days=applied_gap)
+    issued = applied + timedelta(days=wait)
+    expires = card_expiry(birth, issued, applied_on=applied)
+    birthdays = 5 if is_minor(birth, applied) else 10
+    assert expires == nth_birthday_after(birth, issued, birthdays)
+
+
+def test_signing_certificates_from_the_15th_birthday() -> None:
+    from reference_impl.jlis.validity import signing_certificate_allowed
+
+    born = date(2010, 2, 28)
+    assert not signing_certificate_allowed(born, date(2025, 2, 27))
+    assert signing_certificate_allowed(born, date(2025, 2, 28))
+    assert signing_certificate_allowed(date(1990, 1, 1), date(2025, 1, 1))

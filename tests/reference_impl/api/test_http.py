@@ -147,3 +147,47 @@ def test_base64_is_checked(http: TestClient) -> None:
     )
     assert reply.status_code == 422
     assert "certificate is not base64" in reply.json()["detail"]
+
+
+def test_jlis_tells_a_relying_party_the_holder_facts_over_http(
+    platform: ReferencePlatform, http: TestClient, key_pool: KeyPool
+) -> None:
+    """The person reference and the card-application date, in-process and over HTTP alike."""
+    import random
+    from datetime import date
+
+    from reference_impl.jlis.remote import RemoteJlis
+    from reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
+    from reference_impl.platform import serving
+
+    state = lifecycle.issue(
+        platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(4)),
+        pin="1234", password="ABC123", issued_on=date(2021, 5, 20),
+        applied_on=date(2021, 4, 20), keys=key_pool,
+    )  # fmt: skip
+    renewed = lifecycle.renew(
+        platform.jlis.ca, platform.jlis.registry, state, on=date(2021, 6, 1), keys=key_pool
+    )
+    assert state.auth is not None
+    assert renewed.auth is not None
+    old = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+    new = x509.load_der_x509_certificate(renewed.auth.certificate).serial_number
+    facts = platform.jlis.holder_facts(new)
+    assert facts is not None
+    assert facts.card_applied_on == date(2021, 4, 20)
+    body = http.get(f"/v1/jlis/certificates/{new}").json()
+    assert (body["person_ref"], body["card_applied_on"]) == (facts.person_ref, "2021-04-20")
+    assert http.get("/v1/jlis/certificates/404").json()["person_ref"] is None
+    with serving(platform.app) as url:
+        remote = RemoteJlis.connect(url)
+        try:
+            authority: CertificateAuthority = remote
+            assert authority.auth_ca_certificate == platform.jlis.auth_ca_certificate
+            assert authority.holder_facts(new) == HolderFacts(facts.person_ref, date(2021, 4, 20))
+            assert authority.holder_facts(old) == authority.holder_facts(new)
+            assert authority.holder_facts(404) is None
+            assert authority.predecessor(new) == old
+            assert authority.status(old) is CertificateStatus.REVOKED
+            assert authority.status(404) is CertificateStatus.UNKNOWN
+        finally:
+            remote.close()
