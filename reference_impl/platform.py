@@ -100,7 +100,7 @@ def build_platform(
     points = PointsService(
         store, mykey, scheme or load_scheme(), accounts or HttpAccountCheck(signer)
     )
-    app = create_app(mykey, jlis, points, public_key_bytes(signer.key))
+    app = create_app(mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping)
     return ReferencePlatform(store, jlis, mykey, points, signer, app)
 
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 
 from reference_impl.jlis import JlisServices
 from reference_impl.mykey import MyKeyService
 from reference_impl.points import PointsService
 
 from . import jlis, mykey, points
-from .problems import install_problem_handlers
+from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
 
 __all__ = ["API_VERSION", "create_app"]
 
 API_VERSION = "1.0.0"
+
+
+class Readiness(BaseModel):
+    """The platform can serve: its database answered."""
+
+    status: Literal["ready"]
+    database: Literal["ok"]
 
 
 def create_app(
@@ -21,9 +34,15 @@ def create_app(
     jlis_services: JlisServices,
     points_service: PointsService | None = None,
     platform_public_key: bytes = b"",
+    ready: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """An app around already-wired services (their store and CA are the caller's)."""
-    app = FastAPI(
+    """An app around already-wired services (their store and CA are the caller's).
+
+    ``ready`` raises when the platform cannot serve (its database does not answer);
+    ``/v1/ready`` calls it. Swagger UI (``/docs``) and ReDoc (``/redoc``) are served from the
+    package, so they work with no access to a CDN.
+    """
+    app = FastAPIOffline(
         title="mynahil reference MyKey platform",
         version=API_VERSION,
         description=(
@@ -46,5 +65,24 @@ def create_app(
     def health() -> dict[str, str]:
         """Up, and the platform's business time (it may replay a campaign: serve --as-of)."""
         return {"status": "ok", "time": service.clock().isoformat()}
+
+    @app.get(
+        "/v1/ready",
+        tags=["ops"],
+        response_model=Readiness,
+        responses={503: PROBLEM_RESPONSES[503]},
+    )
+    def readiness() -> Response:
+        """Ready to serve: the database answers (a load balancer's readiness probe)."""
+        try:
+            if ready is not None:
+                ready()
+        except Exception as exc:  # any failure of the check means "not ready"
+            response = problem(
+                503, "not_ready", f"the database does not answer ({type(exc).__name__})"
+            )
+            response.headers["Retry-After"] = "5"
+            return response
+        return JSONResponse(Readiness(status="ready", database="ok").model_dump())
 
     return app

@@ -238,6 +238,11 @@ class SqlStore:
             yield uow
             uow._write_audit()
 
+    def ping(self) -> None:
+        """A short read of the schema's revision; raises when the database does not answer."""
+        with self._reading() as connection:
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         """A read-only transaction; on SQLite a deferred one, which never blocks writers."""
