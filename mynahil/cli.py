@@ -614,9 +614,11 @@ def _register_subcommands() -> None:
     from .cli_db import db_app
     from .cli_points import operator_app, points_app
     from .cli_soak import soak
+    from .cli_staff import staff_app
 
     app.add_typer(operator_app, name="operator")
     app.add_typer(points_app, name="points")
+    app.add_typer(staff_app, name="staff")
     app.command("simulate")(simulate)
     app.add_typer(scenarios_app, name="scenarios")
     app.command("soak")(soak)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ from card_emulator import CardFile, CardState, EmulatedCard, PinSlot, save_card
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.platform import build_platform, serving
+from reference_impl.staff import Role
 
 from .card import MyNumberCard
 from .transports import open_transport
@@ -101,7 +102,17 @@ def platform_stories(folder: Path, story: Story, progress: Callable[[str], None]
             replace_state(alice, renewed)
             story("A renewed certificate keeps the MyKey ID", first, _reserve(client, alice, PIN))
             old = CardFile(alice, lock=False).state
-            lifecycle.suspend(jlis.registry, old, at=datetime.now(UTC))
+            # The hotline suspends over HTTP with a staff credential (`mynahil staff add`).
+            serials = lifecycle.card_serials(old).values()
+            paths = [f"/v1/jlis/certificates/{serial}/suspension" for serial in serials]
+            story(
+                "Reporting a card lost needs a staff credential",
+                "refused: 401",
+                f"refused: {http.post(paths[0]).status_code}",
+            )
+            _member, token = platform.staff.add("Demo lost-card hotline", Role.JLIS_HOTLINE)
+            for path in paths:
+                http.post(path, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
             story(
                 "A card reported lost is refused",
                 "refused: certificate_revoked",

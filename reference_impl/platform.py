@@ -28,6 +28,7 @@ from reference_impl.mykey import MyKeyService
 from reference_impl.mykey.service import utc_now
 from reference_impl.points import AccountCheck, PointsService, Scheme, load_scheme
 from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.staff import StaffDirectory
 from reference_impl.store import SqlStore
 
 __all__ = [
@@ -49,6 +50,7 @@ class ReferencePlatform:
     points: PointsService
     signer: Signer  # the platform's own key: signs its calls to operators
     app: FastAPI
+    staff: StaffDirectory
 
     def close(self) -> None:
         self.store.dispose()
@@ -100,8 +102,11 @@ def build_platform(
     points = PointsService(
         store, mykey, scheme or load_scheme(), accounts or HttpAccountCheck(signer)
     )
-    app = create_app(mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping)
-    return ReferencePlatform(store, jlis, mykey, points, signer, app)
+    staff = StaffDirectory(store, clock=mykey.clock)
+    app = create_app(
+        mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping, staff=staff
+    )
+    return ReferencePlatform(store, jlis, mykey, points, signer, app, staff)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from reference_impl.jlis import JlisServices
 from reference_impl.mykey import MyKeyService
 from reference_impl.points import PointsService
+from reference_impl.staff import StaffDirectory
 
 from . import jlis, mykey, points
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
@@ -35,6 +36,7 @@ def create_app(
     points_service: PointsService | None = None,
     platform_public_key: bytes = b"",
     ready: Callable[[], None] | None = None,
+    staff: StaffDirectory | None = None,
 ) -> FastAPI:
     """An app around already-wired services (their store and CA are the caller's).
 
@@ -52,6 +54,7 @@ def create_app(
     )
     app.state.mykey = service
     app.state.jlis = jlis_services
+    app.state.staff = staff
     install_problem_handlers(app)
     app.include_router(mykey.router)
     app.include_router(jlis.router)

@@ -11,8 +11,10 @@ from pydantic import BaseModel
 
 from reference_impl.jlis import JlisServices
 from reference_impl.mykey import MyKeyError
+from reference_impl.staff import Role, StaffDirectory, StaffMember
 
 from .problems import PROBLEM_RESPONSES
+from .staff import require_staff, staff_directory
 
 __all__ = ["router"]
 
@@ -90,12 +92,22 @@ def certificate(serial: str, jlis: Services) -> CertificateState:
     )
 
 
-@router.post("/certificates/{serial}/suspension", status_code=204)
-def suspend(serial: str, jlis: Services) -> None:
-    """The lost-card hotline (emulation): revoke a certificate now."""
-    from datetime import UTC, datetime
+Hotline = Annotated[StaffMember, Depends(require_staff(Role.JLIS_HOTLINE, Role.MUNICIPAL_WINDOW))]
+Directory = Annotated[StaffDirectory, Depends(staff_directory)]
 
-    number = _serial(serial)
-    if jlis.registry.entry(number) is None:
-        raise MyKeyError("not_found", f"certificate {serial} was not issued by this J-LIS")
-    jlis.registry.revoke(number, "lost", datetime.now(UTC))
+
+@router.post("/certificates/{serial}/suspension", status_code=204)
+def suspend(serial: str, jlis: Services, member: Hotline, directory: Directory) -> None:
+    """The lost-card hotline (emulation): revoke a certificate now.
+
+    Staff only (roles ``jlis-hotline``, ``municipal-window``: ``Authorization: Bearer`` with a
+    token from ``mynahil staff add``); audited as ``jlis_suspension`` with who did it.
+    """
+    with directory.operation(member, "jlis_suspension") as (_uow, now, note):
+        note["details"]["serial"] = serial[:64]
+        number = _serial(serial)
+        if jlis.registry.entry(number) is None:
+            raise MyKeyError("not_found", f"certificate {serial} was not issued by this J-LIS")
+        # Revoked before the audit record commits: a failed commit leaves a revocation without
+        # its record (and a retry records it), never a record of a revocation that did not happen.
+        jlis.registry.revoke(number, "lost", now)

@@ -74,6 +74,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_applied": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    # staff (reference_impl.staff)
+    "staff_unauthenticated": 401,
+    "staff_forbidden": 403,
 }
 
 
@@ -97,7 +100,7 @@ def _problem_response(description: str) -> dict[str, Any]:
 # Declared on every router, so the OpenAPI document says how errors really look.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _problem_response("Bad request (see `code`)"),
-    401: _problem_response("Not authenticated: session, or operator signature"),
+    401: _problem_response("Not authenticated: session, operator signature or staff token"),
     403: _problem_response("Refused (see `code`)"),
     404: _problem_response("Not found"),
     409: _problem_response("Conflict (see `code`)"),
@@ -139,7 +142,10 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
         seconds = max(1, int((exc.until - exc.until.now(exc.until.tzinfo)).total_seconds()))
         response.headers["Retry-After"] = str(seconds)
         return response
-    return problem(status, exc.code, str(exc))
+    response = problem(status, exc.code, str(exc))
+    if exc.code == "staff_unauthenticated":
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mynahil staff"'
+    return response
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

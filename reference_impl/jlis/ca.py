@@ -6,11 +6,14 @@ counter) or in memory only. Folder writes go to a temporary file that is fsynced
 so a killed process leaves the old file or the new one, never a torn one. The CA keys are
 kept unencrypted (PKCS#8 PEM, mode 0600): this is an emulator, not a CA to trust.
 
-Serial numbers are the 発行番号 a MyKey ID binds to, so they never repeat: in a folder the
-counter is advanced under an exclusive ``flock`` (safe across processes issuing at once), in
-memory under a lock. Choice: a serial is ``prefix << 40 | counter``, where ``prefix`` is a random
-62-bit number fixed when the CA is created. Every emulated CA has the same names, so the prefix
-is what keeps two CAs (say, two test sessions) from handing out the same serials.
+Serial numbers are the 発行番号 a MyKey ID binds to, so they never repeat, and they must not be
+guessable: knowing one card's serial must not tell anyone another's (the lost-card hotline
+and OCSP take a serial). Choice: a serial is ``prefix << 104 | counter << 64 | random``, where
+``prefix`` is a random 54-bit number fixed when the CA is created (it keeps two CAs, say two
+test sessions, apart: every emulated CA has the same names), ``counter`` makes each serial
+unique (in a folder it is advanced under an exclusive ``flock``, safe across processes issuing
+at once; in memory under a lock), and ``random`` is 64 bits from the operating system's CSPRNG
+(:mod:`secrets`), fresh for each certificate. 158 bits: within RFC 5280's 20 octets.
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ ROOT_NOT_BEFORE = date(2000, 1, 1)
 ROOT_NOT_AFTER = date(2099, 12, 31)
 
 COUNTER_BITS = 40
-PREFIX_BITS = 62
+PREFIX_BITS = 62  # as stored in serial.json (older folders too); serials use 54 of them
+SERIAL_PREFIX_BITS = 54
+RANDOM_BITS = 64  # unguessable part of every serial: RFC 5280 asks for at least 20 bits
 MAX_CN_LENGTH = 64  # X.520 ub-common-name
 
 AUTH_KEY_FILE = "auth-ca.key.pem"
@@ -136,12 +141,21 @@ class _Authority:
 def _new_roots() -> tuple[_Authority, _Authority, int]:
     """Fresh authentication and signing roots and the random serial prefix they share."""
     prefix = secrets.randbits(PREFIX_BITS - 1) | (1 << (PREFIX_BITS - 1))
-    root_serial = prefix << COUNTER_BITS  # counter 0 is the roots' own; cards start at 1
+    # Counter 0 is the roots' own; cards start at 1.
+    root_serial = serial_number(prefix, 0, secrets.randbits(RANDOM_BITS))
     return (
         _Authority.create(AUTH_UNIT, root_serial),
         _Authority.create(SIGN_UNIT, root_serial),
         prefix,
     )
+
+
+def serial_number(prefix: int, counter: int, random: int) -> int:
+    """``prefix`` (its low 53 bits, top bit set), ``counter`` and ``random`` packed into one
+    positive serial of :data:`SERIAL_PREFIX_BITS` + :data:`COUNTER_BITS` + :data:`RANDOM_BITS`
+    bits."""
+    top = (prefix % (1 << (SERIAL_PREFIX_BITS - 1))) | (1 << (SERIAL_PREFIX_BITS - 1))
+    return (((top << COUNTER_BITS) | counter) << RANDOM_BITS) | random
 
 
 class _Serials(Protocol):
@@ -323,11 +337,12 @@ class JlisCA:
         )
 
     def _next_serial(self) -> int:
-        """A serial number this CA has never handed out before (nor will again)."""
+        """A serial number this CA has never handed out before (nor will again), whose low
+        :data:`RANDOM_BITS` bits are fresh CSPRNG output (see the module docstring)."""
         counter = self._serials.next_counter()
         if counter >= 1 << COUNTER_BITS:
             raise RuntimeError("the CA's serial counter is exhausted; create a new CA")
-        return (self._serials.prefix << COUNTER_BITS) | counter
+        return serial_number(self._serials.prefix, counter, secrets.randbits(RANDOM_BITS))
 
     def _issue(
         self,

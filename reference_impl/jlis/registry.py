@@ -109,7 +109,7 @@ class CertificateEntry:
         return self.revoked_at is not None
 
     def to_json(self) -> dict[str, Any]:
-        """Serials as decimal strings: they are about 100 bits, more than JSON readers keep."""
+        """Serials as decimal strings: they are about 160 bits, more than JSON readers keep."""
         return {
             "serial": str(self.serial),
             "kind": self.kind,

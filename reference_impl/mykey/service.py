@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -28,7 +28,14 @@ from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Se
 from .passwords import check_password_policy, hash_password, password_matches
 from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
 
-__all__ = ["CardHolder", "IssueResult", "LoginResult", "MyKeyService", "Policy"]
+__all__ = [
+    "CardHolder",
+    "IssueResult",
+    "LoginResult",
+    "MyKeyService",
+    "Policy",
+    "audited_operation",
+]
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +79,43 @@ class LoginResult:
     expires_at: datetime
 
 
+_Uow_co = TypeVar("_Uow_co", bound=UnitOfWork, covariant=True)
+
+
+class _Transactional(Protocol[_Uow_co]):
+    def transaction(self) -> AbstractContextManager[_Uow_co]: ...
+
+
+@contextmanager
+def audited_operation(
+    store: _Transactional[_Uow_co], action: str, now: datetime
+) -> Iterator[tuple[_Uow_co, datetime, dict[str, Any]]]:
+    """A transaction that always ends with one audit record, success or refusal.
+
+    The body fills ``note`` (record_id, details); a MyKeyError it raises is audited and
+    committed (consumed challenges stay consumed), then re-raised.
+    """
+    note: dict[str, Any] = {"record_id": None, "details": {}}
+    refusal: MyKeyError | None = None
+    try:
+        with store.transaction() as uow:
+            try:
+                yield uow, now, note
+                outcome = "ok"
+            except MyKeyError as exc:
+                if exc.discard_changes:
+                    raise  # roll the transaction back, log the refusal on its own below
+                refusal, outcome = exc, f"refused:{exc.code}"
+            uow.audit(AuditEvent(action, outcome, note["record_id"], note["details"]), now)
+    except MyKeyError as discarded:
+        with store.transaction() as uow:
+            event = AuditEvent(action, f"refused:{discarded.code}", None, note["details"])
+            uow.audit(event, now)
+        raise
+    if refusal is not None:
+        raise refusal
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
@@ -100,33 +144,10 @@ class MyKeyService:
         """The audited transaction every operation runs in; the point system uses it too."""
         return self._operation(action)
 
-    @contextmanager
-    def _operation(self, action: str) -> Iterator[tuple[UnitOfWork, datetime, dict[str, Any]]]:
-        """A transaction that always ends with one audit record, success or refusal.
-
-        The body fills ``note`` (record_id, details); a MyKeyError it raises is audited and
-        committed (consumed challenges stay consumed), then re-raised.
-        """
-        now = self.clock()
-        note: dict[str, Any] = {"record_id": None, "details": {}}
-        refusal: MyKeyError | None = None
-        try:
-            with self.store.transaction() as uow:
-                try:
-                    yield uow, now, note
-                    outcome = "ok"
-                except MyKeyError as exc:
-                    if exc.discard_changes:
-                        raise  # roll the transaction back, log the refusal on its own below
-                    refusal, outcome = exc, f"refused:{exc.code}"
-                uow.audit(AuditEvent(action, outcome, note["record_id"], note["details"]), now)
-        except MyKeyError as discarded:
-            with self.store.transaction() as uow:
-                event = AuditEvent(action, f"refused:{discarded.code}", None, note["details"])
-                uow.audit(event, now)
-            raise
-        if refusal is not None:
-            raise refusal
+    def _operation(
+        self, action: str
+    ) -> AbstractContextManager[tuple[UnitOfWork, datetime, dict[str, Any]]]:
+        return audited_operation(self.store, action, self.clock())
 
     # --- challenges ------------------------------------------------------------------------
 

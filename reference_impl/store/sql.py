@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -68,9 +68,11 @@ from reference_impl.mykey.model import (
 )
 from reference_impl.mykey.ports import Conflict
 from reference_impl.points.ports import PointsUnitOfWork
+from reference_impl.staff import StaffUnitOfWork
 
 from .driver import DriverStatement, utc
 from .points_sql import PointsStatements
+from .staff_sql import StaffStatements
 from .tables import (
     audit_head,
     audit_log,
@@ -81,7 +83,14 @@ from .tables import (
     sessions,
 )
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT", "SqlStore", "make_engine", "migrate", "upgrade"]
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "PlatformUnitOfWork",
+    "SqlStore",
+    "make_engine",
+    "migrate",
+    "upgrade",
+]
 
 DEFAULT_BUSY_TIMEOUT: Final = 10.0
 """Seconds a SQLite writer waits for the write lock before giving up."""
@@ -92,6 +101,10 @@ _SQLITE_BEGIN: Final = "mynahil_sqlite_begin"  # execution option: IMMEDIATE (de
 _MIGRATION_LOCK: Final = 0x6D796E61  # pg_advisory_xact_lock key ("myna")
 _UNIQUE_SQLITE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 _UNIQUE_SQLSTATE: Final = "23505"
+
+
+class PlatformUnitOfWork(PointsUnitOfWork, StaffUnitOfWork, Protocol):
+    """One transaction over everything the platform keeps: MyKey, points and staff."""
 
 
 # --- engines and migrations -----------------------------------------------------------------
@@ -231,7 +244,7 @@ class SqlStore:
         return self._lock if self._lock is not None else nullcontext()
 
     @contextmanager
-    def transaction(self) -> Iterator[PointsUnitOfWork]:
+    def transaction(self) -> Iterator[PlatformUnitOfWork]:
         """One unit of work: commits on normal exit, rolls back if the block raises."""
         with self._exclusive(), self._engine.begin() as connection:
             uow = _SqlUnitOfWork(connection)
@@ -372,7 +385,7 @@ def _insert_new(dialect: str, table: Any) -> Any:
     return _INSERTS[key]
 
 
-class _SqlUnitOfWork(PointsStatements):
+class _SqlUnitOfWork(PointsStatements, StaffStatements):
     """:class:`~reference_impl.mykey.ports.UnitOfWork` on one connection in a transaction."""
 
     def __init__(self, connection: Connection) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "point_transactions",
     "retired_ids",
     "sessions",
+    "staff",
 ]
 
 
@@ -111,7 +112,7 @@ mykeys = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
 )
 
-# Serials are ~100-bit integers (up to 160 bits by X.509): kept as decimal text.
+# Serials are ~160-bit integers (at most 160 bits by X.509): kept as decimal text.
 certificate_bindings = Table(
     "certificate_bindings",
     metadata,
@@ -161,6 +162,19 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
     CheckConstraint("id = 1", name="single_row"),
+)
+
+
+# The platform's own staff (reference_impl.staff): a bearer token's SHA-256, never the token.
+staff = Table(
+    "staff",
+    metadata,
+    Column("staff_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
 )
 
 

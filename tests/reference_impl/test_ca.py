@@ -3,6 +3,7 @@ authentication subject, extensions, JST validity times, and serials that never r
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import threading
 from datetime import UTC, date, datetime
@@ -230,6 +231,30 @@ def test_two_cas_never_share_serials(public_key: rsa.RSAPublicKey) -> None:
     ).serial_number
     assert serial != other
     assert 0 < serial < 2**159  # fits RFC 5280's 20 octets, positive
+
+
+def test_serials_are_not_guessable_from_another(
+    jlis_ca: JlisCA, public_key: rsa.RSAPublicKey
+) -> None:
+    """Issue #12 item 1: walking up from one known serial must not find the next card's.
+
+    Each serial carries 64 fresh CSPRNG bits: no two of 40 in a row lie within 2**32 of each
+    other, and their low 64 bits neither repeat nor count up.
+    """
+    serials = [
+        cert(
+            jlis_ca.issue_auth_certificate(public_key, not_before=ISSUED, not_after=NOT_AFTER)
+        ).serial_number
+        for _ in range(40)
+    ]
+    assert all(0 < s < 2**159 for s in serials)
+    ordered = sorted(serials)
+    assert all(b - a > 2**32 for a, b in itertools.pairwise(ordered))
+    low = [s % 2**64 for s in serials]
+    assert len(set(low)) == len(low)
+    assert sum(1 for a, b in itertools.pairwise(low) if b > a) < len(low) - 1
+    # the top bits of a 64-bit random field are set about half the time, never always clear
+    assert any(s.bit_length() > 64 and s % 2**64 >= 2**63 for s in serials)
 
 
 PER_PROCESS = 50

@@ -18,6 +18,7 @@ from mynahil.transports import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, ocsp_request_for, random_holder
 from reference_impl.platform import ReferencePlatform, build_platform
+from reference_impl.staff import Role
 
 OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 
@@ -103,10 +104,54 @@ def test_client_advice_for_refusals(
     assert wrong.value.code == "wrong_pin"
     assert state.auth is not None
     serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
-    assert http.post(f"/v1/jlis/certificates/{serial}/suspension").status_code == 204
+    _member, token = platform.staff.add("Hotline desk 1", Role.JLIS_HOTLINE)
+    suspension = f"/v1/jlis/certificates/{serial}/suspension"
+    assert http.post(suspension, headers={"Authorization": f"Bearer {token}"}).status_code == 204
     with pytest.raises(ClientRefusal, match="suspended") as suspended:
         client.reserve(card_api(state), "1234")
     assert suspended.value.code == "certificate_revoked"
+
+
+def _serial(state: CardState) -> int:
+    assert state.auth is not None
+    return int(x509.load_der_x509_certificate(state.auth.certificate).serial_number)
+
+
+def test_suspension_needs_a_staff_credential(
+    platform: ReferencePlatform, http: TestClient, key_pool: KeyPool
+) -> None:
+    """Issue #12 item 1: nobody without a hotline or window credential revokes a card."""
+    serial = _serial(new_card(platform, key_pool, seed=4))
+    path = f"/v1/jlis/certificates/{serial}/suspension"
+    _helpdesk, helpdesk_token = platform.staff.add("Help desk 1", Role.HELPDESK)
+    for headers in (
+        {},
+        {"Authorization": "Bearer mst_" + "A" * 43},
+        {"Authorization": "Basic bXluYTpob2w="},
+        {"Authorization": f"Bearer {helpdesk_token}"},
+    ):
+        refused = http.post(path, headers=headers)
+        assert refused.status_code in (401, 403), headers
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert http.post(path).headers["www-authenticate"].startswith("Bearer")
+    assert http.post(path).json()["code"] == "staff_unauthenticated"
+    forbidden = http.post(path, headers={"Authorization": f"Bearer {helpdesk_token}"})
+    assert forbidden.json()["code"] == "staff_forbidden"
+    assert http.get(f"/v1/jlis/certificates/{serial}").json()["status"] == "good"
+
+    window, token = platform.staff.add("Window, Sapporo", Role.MUNICIPAL_WINDOW)
+    assert http.post(path, headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    assert http.get(f"/v1/jlis/certificates/{serial}").json()["status"] == "revoked"
+    last = list(platform.store.audit_records())[-1]
+    assert (last.action, last.outcome) == ("jlis_suspension", "ok")
+    assert last.details == {"serial": str(serial), "staff": window.audit_details()}
+    unknown = http.post(
+        f"/v1/jlis/certificates/{serial + 1}/suspension",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert unknown.json()["code"] == "not_found"
+    last = list(platform.store.audit_records())[-1]
+    assert (last.outcome, last.details["staff"]) == ("refused:not_found", window.audit_details())
 
 
 def test_jlis_endpoints(platform: ReferencePlatform, http: TestClient, key_pool: KeyPool) -> None:
