@@ -609,7 +609,7 @@ def main() -> None:
 def _register_subcommands() -> None:
     """Command groups kept in their own modules (they import this one for its helpers)."""
     from conformance.cli import app as conformance_app
-    from simulator.cli import loadtest, scenarios_app, simulate
+    from simulator.cli import calibrate, loadtest, scenarios_app, simulate
 
     from .cli_db import db_app
     from .cli_points import operator_app, points_app
@@ -621,6 +621,7 @@ def _register_subcommands() -> None:
     app.add_typer(staff_app, name="staff")
     app.command("simulate")(simulate)
     app.add_typer(scenarios_app, name="scenarios")
+    app.command("calibrate")(calibrate)
     app.command("soak")(soak)
     app.command("loadtest")(loadtest)
     app.add_typer(conformance_app, name="conformance")

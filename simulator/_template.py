@@ -23,12 +23,17 @@ seed {{ summary.seed }}; {{ summary.replications }} replication(s); 95% confiden
 t-based over replications.</p>
 
 <h2>Calibration: simulated vs published</h2>
-<table><tr><th>figure</th><th>period</th><th>published</th><th>simulated</th><th>error</th><th>within ±{{ "%.0f" % (tolerance * 100) }}%</th></tr>
+<p class="note">Every published applications figure of the scenario's data file (people,
+cumulative from the opening). Fit rows must be within ±10%, holdout rows (after the cut-off,
+never used to fit) within ±20%.</p>
+<table><tr><th>figure</th><th>date</th><th>published (people)</th><th>simulated (people)</th><th>error</th><th>role</th><th>within tolerance</th><th>source</th></tr>
 {% for row in calibration %}<tr><td>{{ row.label }}</td><td>{{ row.period }}</td>
 <td>{{ "{:,}".format(row.published) }}</td>
 <td>{% if row.simulated is none %}not covered{% else %}{{ "{:,}".format(row.simulated) }}{% endif %}</td>
 <td>{% if row.error is none %}-{% else %}{{ "%+.1f" % (row.error * 100) }}%{% endif %}</td>
-<td>{% if row.ok is none %}-{% elif row.ok %}<span class="ok">yes</span>{% else %}<span class="bad">no</span>{% endif %}</td></tr>
+<td>{{ row.role }}</td>
+<td>{% if row.ok is none %}-{% elif row.ok %}<span class="ok">yes (±{{ "%.0f" % (row.tolerance * 100) }}%)</span>{% else %}<span class="bad">no (±{{ "%.0f" % (row.tolerance * 100) }}%)</span>{% endif %}</td>
+<td><a href="{{ row.url }}">{{ row.source }}</a></td></tr>
 {% endfor %}</table>
 {% if plots.cumulative %}<img alt="cumulative applications" src="{{ plots.cumulative }}">{% endif %}
 

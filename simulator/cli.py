@@ -18,7 +18,7 @@ from mynahil.extras import require
 from .loadtest.plan import build_plan
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario, scenario_path
 
-__all__ = ["loadtest", "scenarios_app", "simulate"]
+__all__ = ["calibrate", "loadtest", "scenarios_app", "simulate"]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -134,13 +134,83 @@ def simulate(
     summary = summarize(result)
     files = write_outputs(out, loaded, summary, hourly_table(result), outcome, hil_report)
     if not quiet:
-        _print_headline(summary, files, outcome)
+        _print_headline(summary, files, outcome, loaded)
 
 
-def _print_headline(summary: dict[str, Any], files: dict[str, Path], outcome: Any) -> None:
+def calibrate(
+    scenario: Annotated[
+        Path,
+        typer.Argument(help="Scenario TOML with a [calibration] table (scenarios/round1.toml)."),
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Published figures CSV (default: calibration.data)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (default: reports/calibrate-<scenario>-<time>)."),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option("--write/--no-write", help="Write the fitted values into the scenario file."),
+    ] = True,
+    max_fit_error: Annotated[
+        float, typer.Option(help="Exit 1 if a fit row is further off than this share.")
+    ] = 0.10,
+    max_holdout_error: Annotated[
+        float, typer.Option(help="Exit 1 if a holdout row is further off than this share.")
+    ] = 0.20,
+) -> None:
+    """Fit the demand to published figures; report every row's error, fit and holdout apart.
+
+    The fitted parameters, the holdout cut-off, the seed and the number of starts come from
+    the scenario's [calibration] table; the same inputs give the same fit.
+    """
+    from .calibration import calibrate as fit
+    from .calibration import update_scenario_text
+    from .published import DatasetError
+    from .report import write_calibration
+
+    try:
+        scenario = scenario_path(scenario)
+        loaded = load_scenario(scenario)
+        result = fit(loaded, data)
+    except (ScenarioError, DatasetError) as exc:
+        raise _fail(str(exc)) from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = out or Path("reports") / f"calibrate-{scenario.stem}-{stamp}"
+    files = write_calibration(folder, result)
+    for path, value in result.values.items():
+        print(f"{path} = {value:.4g} (was {result.initial[path]:.4g})")
+    for row in result.rows:
+        print(
+            f"  {row.row.day} {row.row.kind}: model {row.simulated:,.0f} vs published "
+            f"{row.row.value:,.0f} ({row.error:+.1%}, {row.role})"
+        )
+    if write and result.values:
+        try:
+            text = update_scenario_text(scenario.read_text(), result.values)
+        except ScenarioError as exc:
+            raise _fail(str(exc)) from None
+        scenario.write_text(text)
+        print(f"fitted values written into {scenario}")
+    print(f"report: {files['markdown']} ({result.seconds:.1f} s)")
+    worst_fit, worst_holdout = result.worst("fit"), result.worst("holdout")
+    if (worst_fit or 0) > max_fit_error or (worst_holdout or 0) > max_holdout_error:
+        print(
+            f"error: worst fit row {worst_fit or 0:.1%} (limit {max_fit_error:.0%}), worst "
+            f"holdout row {worst_holdout or 0:.1%} (limit {max_holdout_error:.0%})",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
+
+def _print_headline(
+    summary: dict[str, Any], files: dict[str, Path], outcome: Any, scenario: Scenario
+) -> None:
     from rich.console import Console
 
-    from .calibration import calibration_check
+    from .calibration import calibration_check, published_for
 
     console = Console()
     metrics = summary["metrics"]
@@ -150,12 +220,13 @@ def _print_headline(summary: dict[str, Any], files: dict[str, Path], outcome: An
         f"{metrics['peak_wait_p95_municipal_window_min']['mean']:.1f} min; worst platform p95: "
         f"{metrics['platform_peak_p95_s']['mean']:.3f} s"
     )
-    for row in calibration_check(summary):
+    rows, cut = published_for(scenario)
+    for row in calibration_check(summary, rows, cut):
         if row.simulated is not None:
             mark = "ok" if row.ok else "OFF"
             console.print(
                 f"  {row.label}: {row.simulated:,} vs published {row.published:,} "
-                f"({row.error:+.1%}, {mark})"
+                f"({row.error:+.1%}, {row.role}, {mark})"
             )
     if outcome is not None and outcome.target is not None:
         best = outcome.best

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 import numpy.typing as npt
 
-from .scenario import Channel, Population, Scenario
+from .scenario import Channel, Demand, Population, Scenario
 
-__all__ = ["JST", "arrival_curve", "daily_intents", "holders_on", "hourly_weights"]
+__all__ = [
+    "JST",
+    "DemandCurve",
+    "arrival_curve",
+    "daily_intents",
+    "demand_curve",
+    "eligible_on",
+    "holders_on",
+    "hourly_weights",
+]
 
 JST = timezone(timedelta(hours=9), "JST")
 Floats = npt.NDArray[np.float64]
@@ -32,11 +42,25 @@ def holders_on(population: Population, day: date) -> float:
     return points[-1][1]
 
 
-def intent_rate(scenario: Scenario, day: date) -> float:
-    """Daily chance that an eligible holder who has not applied yet decides to apply on ``day``.
+def eligible_on(scenario: Scenario, day: date) -> float:
+    """Card holders who may take part on ``day``: the card supply, capped by the cards applied
+    for before the campaign's card deadline (if it has one)."""
+    holders = holders_on(scenario.population, day)
+    cap = scenario.campaign.cards_applied_at_deadline
+    return holders if cap is None else min(holders, cap)
 
-    A base rate, a launch peak that decays exponentially, a weekend factor and the campaign's
-    events (point period start, deadline rushes) multiplied in.
+
+def awareness(demand: Demand, days_open: int) -> float:
+    """Share of the eligible who know about the campaign ``days_open`` days after it opened."""
+    start = demand.awareness_start
+    return 1 - (1 - start) * math.exp(-days_open / demand.awareness_growth_days)
+
+
+def intent_rate(scenario: Scenario, day: date) -> float:
+    """Daily chance that an eligible holder who has not reserved yet reserves on ``day``.
+
+    A base rate times awareness (growing from the opening), a launch peak that decays
+    exponentially, a weekend factor and the campaign's events (point period start, rushes).
     """
     campaign, demand = scenario.campaign, scenario.demand
     if not campaign.signup_opens <= day <= campaign.applications_close:
@@ -44,29 +68,82 @@ def intent_rate(scenario: Scenario, day: date) -> float:
     since_launch = (day - campaign.signup_opens).days
     launch = 1 + demand.launch_peak * math.exp(-since_launch / demand.launch_decay_days)
     weekend = demand.weekend_factor if day.weekday() >= 5 else 1.0
-    return min(1.0, demand.base_daily_rate * launch * weekend * campaign.multiplier(day))
+    rate = demand.base_daily_rate * awareness(demand, since_launch) * launch * weekend
+    return min(1.0, rate * campaign.multiplier(day, "reservations"))
 
 
-def daily_intents(scenario: Scenario) -> Floats:
-    """Expected nationwide holders deciding to apply, for each day of the run.
+def application_rate(scenario: Scenario, day: date) -> float:
+    """Daily chance that a holder with a MyKey ID who has not applied yet applies on ``day``."""
+    campaign, demand = scenario.campaign, scenario.demand
+    if not campaign.signup_opens <= day <= campaign.applications_close:
+        return 0.0
+    since_launch = (day - campaign.signup_opens).days
+    # The keen launch crowd does both steps in one sitting: the launch peak lifts this too.
+    launch = 1 + demand.launch_peak * math.exp(-since_launch / demand.launch_decay_days)
+    weekend = demand.weekend_factor if day.weekday() >= 5 else 1.0
+    rate = demand.application_rate * launch * weekend
+    return min(1.0, rate * campaign.multiplier(day, "applications"))
 
-    The eligible pool is ``apply_share`` of the card holders on that day; each day a share of
-    those who have not yet decided do so. The pool is depleted from the sign-up opening, even
-    when the run starts later, so a run over a late window sees the right remaining pool.
+
+@dataclass(frozen=True)
+class DemandCurve:
+    """Expected nationwide counts per day from ``first`` on: the two steps and the supply."""
+
+    first: date
+    reservations: Floats  # new MyKey IDs per day
+    applications: Floats  # new point applications per day
+    eligible: Floats  # apply_share x card holders (capped) on the day
+
+    def cumulative(self, kind: str, day: date) -> float:
+        """Count of ``kind`` ("reservations"/"applications") from the opening to ``day``."""
+        index = (day - self.first).days
+        series = self.reservations if kind == "reservations" else self.applications
+        if index < 0:
+            return 0.0
+        return float(series[: index + 1].sum())
+
+
+def demand_curve(scenario: Scenario, last: date | None = None) -> DemandCurve:
+    """The two-step demand, from the sign-up opening (or the run start) to ``last``.
+
+    The eligible pool is ``apply_share`` of the (capped) card holders of the day; each day a
+    share :func:`intent_rate` of those who have not reserved yet reserve, and a share
+    :func:`application_rate` of those who reserved but have not applied apply.
     """
     run = scenario.run
     first = min(scenario.campaign.signup_opens, run.start)
-    decided = 0.0
-    result = np.zeros(run.days)
-    day = first
-    while day <= run.end:
-        eligible = scenario.demand.apply_share * holders_on(scenario.population, day)
-        today = max(0.0, eligible - decided) * intent_rate(scenario, day)
-        decided += today
-        if day >= run.start:
-            result[(day - run.start).days] = today
-        day += timedelta(days=1)
-    return result
+    last = last or run.end
+    days = (last - first).days + 1
+    reservations = np.zeros(max(days, 0))
+    applications = np.zeros(max(days, 0))
+    eligible = np.zeros(max(days, 0))
+    reserved = applied = 0.0
+    share = scenario.demand.apply_share
+    for i in range(days):
+        day = first + timedelta(days=i)
+        pool = share * eligible_on(scenario, day)
+        eligible[i] = pool
+        new = max(0.0, pool - reserved) * intent_rate(scenario, day)
+        reserved += new
+        done = max(0.0, reserved - applied) * application_rate(scenario, day)
+        applied += done
+        reservations[i] = new
+        applications[i] = done
+    return DemandCurve(first, reservations, applications, eligible)
+
+
+def daily_intents(scenario: Scenario) -> Floats:
+    """Expected nationwide holders who come to apply, for each day of the run.
+
+    These are the second step (applications) of :func:`demand_curve`: each such holder does
+    the card read and PIN at a channel (reservation and application in one sitting are
+    ``pin.entries_per_application`` entries). The pool is depleted from the sign-up opening,
+    even when the run starts later, so a run over a late window sees the right remaining pool.
+    """
+    run = scenario.run
+    curve = demand_curve(scenario)
+    offset = (run.start - curve.first).days
+    return np.asarray(curve.applications[offset : offset + run.days])
 
 
 def hourly_weights(scenario: Scenario, channel: Channel, day: date) -> Floats:

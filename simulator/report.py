@@ -24,7 +24,7 @@ import numpy.typing as npt
 from matplotlib.figure import Figure
 
 from ._template import REPORT_TEMPLATE
-from .calibration import PUBLISHED, calibration_check
+from .calibration import CalibrationResult, calibration_check, published_for
 from .metrics import hour_labels
 from .scenario import CHANNELS, STATION_CHANNELS, Scenario
 from .sweep import SweepOutcome
@@ -77,16 +77,49 @@ def plot_cumulative(scenario: Scenario, summary: dict[str, Any]) -> Figure:
     fig, ax = plt.subplots(figsize=(10, 4))
     days = _days(scenario)
     cumulative = list(summary["cumulative_applications"].values())
-    ax.plot(days, np.array(cumulative) / 1e6, label="simulated")
-    for figure in PUBLISHED:
-        if (
-            figure.first_day == "2020-07-01"
-            and figure.last_day in summary["cumulative_applications"]
-        ):
-            ax.plot([np.datetime64(figure.last_day)], [figure.count / 1e6], "o", color="crimson")
-    ax.plot([], [], "o", color="crimson", label="published")
-    ax.set_ylabel("applications (millions, cumulative)")
+    ax.plot(days, np.array(cumulative) / 1e6, label="simulated applications")
+    rows, _ = published_for(scenario)
+    shown = [r for r in rows if r.kind == "applications" and r.day.isoformat() in
+             summary["cumulative_applications"]]  # fmt: skip
+    if shown:
+        ax.plot([np.datetime64(r.day) for r in shown], [r.value / 1e6 for r in shown], "o",
+                color="crimson", label="published applications")  # fmt: skip
+    ax.set_ylabel("applications (millions of people, cumulative)")
+    ax.set_xlabel("date")
     ax.legend()
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return fig
+
+
+def plot_calibration(result: CalibrationResult) -> Figure:
+    """The expected two-step demand against every published row, fit and holdout apart."""
+    from .demand import demand_curve
+
+    scenario = result.scenario
+    last = max([r.row.day for r in result.rows] + [scenario.run.end])
+    curve = demand_curve(scenario, last)
+    days = np.arange(len(curve.applications)) + np.datetime64(curve.first)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(days, np.cumsum(curve.applications) / 1e6, label="model: applications")
+    ax.plot(days, np.cumsum(curve.reservations) / 1e6, ls="--", label="model: reservations")
+    for measure in scenario.campaign.measures:
+        ax.plot(days, np.cumsum(curve.applications) * measure.share_of_applicants / 1e6, lw=0.8,
+                label=f"model: {measure.kind}")  # fmt: skip
+    ax.plot(
+        days, curve.eligible / 1e6, color="grey", lw=0.8, label="eligible (apply share x cards)"
+    )
+    markers = {"fit": "o", "holdout": "s"}
+    for role, marker in markers.items():
+        chosen = [r for r in result.rows if r.role == role]
+        if chosen:
+            ax.plot([np.datetime64(r.row.day) for r in chosen], [r.row.value / 1e6 for r in chosen],
+                    marker, color="crimson" if role == "fit" else "black", ls="none",
+                    label=f"published ({role})")  # fmt: skip
+    ax.set_ylabel("people (millions, cumulative)")
+    ax.set_xlabel("date")
+    ax.set_title(f"{scenario.name}: model vs published figures")
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     return fig
@@ -202,7 +235,8 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write everything into ``out``; returns the main files by name."""
     out.mkdir(parents=True, exist_ok=True)
-    calibration = calibration_check(summary)
+    rows, cut = published_for(scenario)
+    calibration = calibration_check(summary, rows, cut)
     summary = dict(summary)
     summary["calibration"] = [asdict(r) | {"error": r.error, "ok": r.ok} for r in calibration]
     if sweep is not None:
@@ -233,7 +267,6 @@ def write_outputs(
     html = environment.from_string(REPORT_TEMPLATE).render(
         summary=summary,
         calibration=calibration,
-        tolerance=0.10,
         plots=_Plots(plots),
         sweep=sweep,
         hil=hil,
@@ -271,3 +304,73 @@ def _json_default(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def calibration_table(result: CalibrationResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "date": r.row.day.isoformat(),
+            "kind": r.row.kind,
+            "published": r.row.value,
+            "simulated": round(r.simulated),
+            "error": r.error,
+            "role": r.role,
+            "source": r.row.source,
+            "url": r.row.url,
+        }
+        for r in result.rows
+    ]
+
+
+def write_calibration(out: Path, result: CalibrationResult) -> dict[str, Path]:
+    """``calibration.json``, ``calibration.md`` and ``calibration.png`` for one calibration."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = calibration_table(result)
+    spec = result.spec
+    figures = {
+        "scenario": result.scenario.name,
+        "fit": list(spec.fit),
+        "holdout_after": spec.holdout_after.isoformat(),
+        "seed": spec.seed,
+        "starts": spec.starts,
+        "initial": result.initial,
+        "fitted": result.values,
+        "cost": result.cost,
+        "evaluations": result.evaluations,
+        "seconds": result.seconds,
+        "worst_fit_error": result.worst("fit"),
+        "worst_holdout_error": result.worst("holdout"),
+        "rows": table,
+    }
+    files = {
+        "json": out / "calibration.json",
+        "markdown": out / "calibration.md",
+        "plot": out / "calibration.png",
+    }
+    files["json"].write_text(json.dumps(_clean(figures), indent=2, default=_json_default) + "\n")
+    lines = [
+        f"# Calibration of {result.scenario.name}",
+        "",
+        f"Fit rows: dated on or before {spec.holdout_after}; holdout: after it (chosen before "
+        f"fitting). Seed {spec.seed}, {spec.starts} starts, {result.evaluations} model "
+        f"evaluations, {result.seconds:.1f} s.",
+        "",
+        "| parameter | before | fitted |",
+        "| --- | ---: | ---: |",
+        *(f"| `{p}` | {result.initial[p]:.4g} | {v:.4g} |" for p, v in result.values.items()),
+        "",
+        "| date | kind | published (people) | model (people) | error | role | source |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+        *(
+            f"| {r['date']} | {r['kind']} | {r['published']:,.0f} | {r['simulated']:,} | "
+            f"{r['error']:+.1%} | {r['role']} | [{r['source']}]({r['url']}) |"
+            for r in table
+        ),
+        "",
+    ]
+    files["markdown"].write_text("\n".join(lines))
+    fig = plot_calibration(result)
+    fig.tight_layout()
+    fig.savefig(files["plot"], dpi=90)
+    plt.close(fig)
+    return files

@@ -22,11 +22,13 @@ __all__ = [
     "CHANNELS",
     "STATION_CHANNELS",
     "Behaviour",
+    "CalibrationSpec",
     "Campaign",
     "CampaignEvent",
     "Channel",
     "Demand",
     "Hours",
+    "Measure",
     "PinModel",
     "Platform",
     "Population",
@@ -111,6 +113,13 @@ class Demand:
     weekend_factor: float
     #: 24 relative weights, hour 0 to 23 (JST), for holders using their own device.
     hourly_profile: tuple[float, ...]
+    #: Share of the eligible who know about the campaign on the opening day; it grows towards
+    #: 1 with time constant ``awareness_growth_days`` (news, advertising, word of mouth).
+    awareness_start: float = 1.0
+    awareness_growth_days: float = 30.0
+    #: Two steps: a holder first reserves a MyKey ID (the intent above), then applies with
+    #: this daily chance (times the campaign's events) until done.
+    application_rate: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,22 @@ class CampaignEvent:
     starts: date
     ends: date
     multiplier: float
+    #: Short name the calibration refers to (``campaign.events.KEY.multiplier``).
+    key: str = ""
+    #: What the event moves: "both" steps, only "reservations" or only "applications".
+    applies_to: str = "both"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One of a round's measures (round 2: spend, health insurance, public-fund account)."""
+
+    name: str
+    #: The published series' kind (scenarios/data: applications_spend, ...).
+    kind: str
+    #: Share of the round's applicants who also apply for this measure.
+    share_of_applicants: float
+    source: str
 
 
 @dataclass(frozen=True)
@@ -216,13 +241,35 @@ class Campaign:
     point_period_starts: date
     applications_close: date
     events: tuple[CampaignEvent, ...]
+    #: Only cards applied for by this date count; their number caps the eligible holders
+    #: (with the issuance lag the card-holder series already carries).
+    cards_applied_by: date | None = None
+    cards_applied_at_deadline: float | None = None
+    measures: tuple[Measure, ...] = ()
 
-    def multiplier(self, day: date) -> float:
+    def multiplier(self, day: date, step: str = "both") -> float:
+        """The events' product on ``day`` for a step ("reservations" or "applications")."""
         factor = 1.0
         for event in self.events:
-            if event.starts <= day <= event.ends:
+            if event.starts <= day <= event.ends and event.applies_to in ("both", step):
                 factor *= event.multiplier
         return factor
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """How ``mynahil calibrate`` fits the scenario (chosen before fitting)."""
+
+    #: Published figures, relative to the scenario file.
+    data: str
+    #: Rows dated after this are the holdout: never used to fit.
+    holdout_after: date
+    #: Dotted paths of the fitted parameters (demand.*, campaign.events.KEY.multiplier).
+    fit: tuple[str, ...]
+    #: Kinds of rows that are fitted / checked (cards are inputs, never targets).
+    kinds: tuple[str, ...]
+    starts: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -258,8 +305,11 @@ class Scenario:
     behaviour: Behaviour
     platform: Platform
     campaign: Campaign
+    calibration: CalibrationSpec | None
     #: The validated TOML mapping, for sweeps (set a field, validate again).
     source: Mapping[str, Any] = field(compare=False, repr=False, hash=False)
+    #: Where the scenario was read from (None: built in memory); data paths are relative to it.
+    folder: Path | None = field(default=None, compare=False, repr=False, hash=False)
 
     def channel(self, name: str) -> Channel:
         for channel in self.channels:
@@ -426,6 +476,9 @@ def _demand(table: _Table) -> Demand:
         launch_decay_days=table.number("launch_decay_days", 7.0, 0.01, 1e4),
         weekend_factor=table.number("weekend_factor", 1.0, 0.0, 100.0),
         hourly_profile=tuple(weights),
+        awareness_start=table.number("awareness_start", 1.0, 0.001, 1.0),
+        awareness_growth_days=table.number("awareness_growth_days", 30.0, 0.01, 1e4),
+        application_rate=table.number("application_rate", 1.0, 0.0001, 1.0),
     )
     table.done()
     return result
@@ -532,20 +585,73 @@ def _campaign(table: _Table) -> Campaign:
             starts=row.day("starts"),
             ends=row.day("ends"),
             multiplier=row.number("multiplier", lo=0.0, hi=1000.0),
+            key=row.text("key", ""),
+            applies_to=row.text("applies_to", "both"),
         )
+        if event.applies_to not in ("both", "reservations", "applications"):
+            raise ScenarioError(
+                f"{row.where('applies_to')}: must be both, reservations or applications, "
+                f"got {event.applies_to!r}"
+            )
         row.done()
         if event.ends < event.starts:
             raise ScenarioError(f"{row.where('ends')}: must not be before starts")
         events.append(event)
+    keys = [e.key for e in events if e.key]
+    if len(keys) != len(set(keys)):
+        raise ScenarioError(f"{table.where('events')}: two events with the same key")
+    measures = []
+    for i, raw in enumerate(table.array("measures", [])):
+        row = _Table(raw, f"{table.where('measures')}[{i}]")
+        measures.append(
+            Measure(
+                name=row.text("name"),
+                kind=row.text("kind"),
+                share_of_applicants=row.probability("share_of_applicants"),
+                source=row.text("source", ""),
+            )
+        )
+        row.done()
+    applied_by = table.day("cards_applied_by") if "cards_applied_by" in table.data else None
+    at_deadline = (
+        table.number("cards_applied_at_deadline", lo=1)
+        if "cards_applied_at_deadline" in table.data
+        else None
+    )
+    table.seen.update(("cards_applied_by", "cards_applied_at_deadline"))
+    if (applied_by is None) != (at_deadline is None):
+        raise ScenarioError(
+            f"{table.where('cards_applied_at_deadline')}: give it together with cards_applied_by"
+        )
     result = Campaign(
         signup_opens=table.day("signup_opens"),
         point_period_starts=table.day("point_period_starts"),
         applications_close=table.day("applications_close"),
         events=tuple(events),
+        cards_applied_by=applied_by,
+        cards_applied_at_deadline=at_deadline,
+        measures=tuple(measures),
     )
     table.done()
     if result.applications_close < result.signup_opens:
         raise ScenarioError(f"{table.where('applications_close')}: must not be before signup")
+    return result
+
+
+def _calibration(table: _Table) -> CalibrationSpec:
+    fit = table.array("fit")
+    if not fit or not all(isinstance(f, str) for f in fit):
+        raise ScenarioError(f"{table.where('fit')}: must list parameter paths")
+    kinds = table.array("kinds", ["applications", "reservations"])
+    result = CalibrationSpec(
+        data=table.text("data"),
+        holdout_after=table.day("holdout_after"),
+        fit=tuple(fit),
+        kinds=tuple(str(k) for k in kinds),
+        starts=table.integer("starts", 8, lo=1, hi=1000),
+        seed=table.integer("seed", 1),
+    )
+    table.done()
     return result
 
 
@@ -571,7 +677,9 @@ def _run(table: _Table, known_regions: tuple[str, ...]) -> RunWindow:
     return result
 
 
-def parse_scenario(data: Mapping[str, Any], name: str = "scenario") -> Scenario:
+def parse_scenario(
+    data: Mapping[str, Any], name: str = "scenario", folder: Path | None = None
+) -> Scenario:
     """Validate a scenario mapping (as read from TOML, ``extends`` already resolved)."""
     root = _Table(data, "")
     population = _population(root.table("population"))
@@ -586,8 +694,11 @@ def parse_scenario(data: Mapping[str, Any], name: str = "scenario") -> Scenario:
         behaviour=_behaviour(root.table("behaviour")),
         platform=_platform(root.table("platform")),
         campaign=_campaign(root.table("campaign")),
+        calibration=(_calibration(root.table("calibration")) if "calibration" in data else None),
+        folder=folder,
         source=copy.deepcopy(dict(data)),
     )
+    root.seen.add("calibration")
     root.done()
     return scenario
 
@@ -648,7 +759,7 @@ def load_scenario(path: Path | str) -> Scenario:
     """Read and validate a scenario file or a bundled scenario by name; ``extends =
     "other.toml"`` starts from another one (beside it, else the bundled one)."""
     path = scenario_path(path)
-    return parse_scenario(_read(path.resolve()), path.stem)
+    return parse_scenario(_read(path.resolve()), path.stem, path.resolve().parent)
 
 
 def set_field(scenario: Scenario, dotted: str, value: float) -> Scenario:
@@ -668,4 +779,4 @@ def set_field(scenario: Scenario, dotted: str, value: float) -> Scenario:
         raise ScenarioError(f"{dotted}: is not a numeric field")
     whole = float(value).is_integer() and (current is None or isinstance(current, int))
     node[leaf] = int(value) if whole else value
-    return parse_scenario(data, scenario.name)
+    return parse_scenario(data, scenario.name, scenario.folder)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simulator import Scenario, arrival_curve, calibration_check, run, summarize
+from simulator.calibration import published_for
 from simulator.demand import JST, daily_intents
 from simulator.engine import SerialExecutor, confidence_interval, open_executor, t_quantile_95
 from simulator.scenario import ScenarioError, set_field
@@ -68,41 +69,37 @@ def test_t_quantiles_and_intervals() -> None:
     assert high - mean == pytest.approx(4.303 * 1 / np.sqrt(3), rel=1e-3)
 
 
-def test_daily_model_reproduces_published_counts(round1: Scenario) -> None:
-    """The cheap daily intent curve alone, against the published figures (±10%)."""
-    intents = daily_intents(round1)
-    cumulative = {
-        d.isoformat(): int(v) for d, v in zip(round1.run.dates(), np.cumsum(intents), strict=True)
-    }
-    rows = calibration_check({"cumulative_applications": cumulative})
-    assert [r.ok for r in rows] == [True, True, True]
-
-
-def test_calibration_check_flags_a_bad_run() -> None:
-    cumulative = {"2020-07-01": 100_000, "2020-07-05": 800_000}
-    rows = calibration_check({"cumulative_applications": cumulative})
-    assert rows[0].ok is False
-    assert rows[1].ok is True
-    assert rows[2].simulated is None
-    assert rows[2].ok is None
+def test_calibration_check_flags_a_bad_run(round1: Scenario) -> None:
+    rows, cut = published_for(round1)
+    cumulative = {"2020-07-01": 100_000, "2020-07-05": 500_000, "2020-08-30": 3_800_000}
+    checked = calibration_check({"cumulative_applications": cumulative}, rows, cut)
+    by_day = {r.period: r for r in checked}
+    assert by_day["2020-07-05"].ok is False  # -36%
+    assert by_day["2020-08-30"].ok is True
+    assert by_day["2021-12-31"].simulated is None
+    assert by_day["2021-12-31"].ok is None
+    assert by_day["2021-12-31"].role == "holdout"
+    assert by_day["2021-12-31"].tolerance == 0.20
 
 
 @pytest.mark.slow
 def test_round1_full_run_is_calibrated(round1: Scenario) -> None:
+    """The stochastic run, not only the expected curve: fit rows ±10%, holdout ±20%."""
     with open_executor("process", 2) as pool:
         summary = summarize(run(round1, seed=1, executor=pool))
     assert len(summary["cumulative_applications"]) == round1.run.days
-    rows = calibration_check(summary)
+    rows = calibration_check(summary, *published_for(round1))
+    assert rows
     assert all(r.ok for r in rows), rows
 
 
 def test_launch_week_matches_the_launch_figures(launch_week: Scenario) -> None:
     with open_executor("process", 2) as pool:
         summary = summarize(run(launch_week, seed=1, executor=pool))
-    rows = calibration_check(summary)
-    assert rows[0].ok
-    assert rows[1].ok
-    assert rows[2].simulated is None
+    rows = calibration_check(summary, *published_for(launch_week))
+    assert rows[0].period == "2020-07-05"
+    assert rows[0].ok, rows[0]
+    assert all(r.simulated is None for r in rows[1:])
 
 
 def test_arrival_curve_is_hourly_and_adds_up(launch_week: Scenario) -> None:
