@@ -56,7 +56,7 @@ never used to fit) within ±20%.</p>
 {% if sweep.target %}<p>Target: <code>{{ sweep.target.text }}</code>.
 {% if sweep.best is not none %}Smallest value that meets it: <b>{{ fmt(sweep.best) }}</b>.
 {% else %}<span class="bad">No swept value meets it.</span>{% endif %}</p>{% endif %}
-<table><tr><th>{{ sweep.sweep.field }}</th><th>measured</th><th>meets target</th></tr>
+<table><tr><th>{{ sweep_labels[0] }}</th><th>{{ sweep_labels[1] }}</th><th>meets target</th></tr>
 {% for p in sweep.points %}<tr><td>{{ fmt(p.value) }}</td><td>{{ fmt(p.measured) }}</td>
 <td>{% if p.met is none %}-{% elif p.met %}<span class="ok">yes</span>{% else %}<span class="bad">no</span>{% endif %}</td></tr>
 {% endfor %}</table>

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from datetime import datetime
@@ -135,6 +136,14 @@ def simulate(
     files = write_outputs(out, loaded, summary, hourly_table(result), outcome, hil_report)
     if not quiet:
         _print_headline(summary, files, outcome, loaded)
+    if outcome is not None and outcome.target is not None and outcome.best is None:
+        values = ", ".join(f"{v:g}" for v in outcome.sweep.values)
+        print(
+            f"error: --target {outcome.target.text!r}: no value of --sweep {outcome.sweep.field} "
+            f"({values}) meets it; report: {files['report']}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
 
 
 def calibrate(
@@ -205,6 +214,14 @@ def calibrate(
         raise typer.Exit(1)
 
 
+def _seconds(p95: float | None, saturated_hours: dict[str, Any]) -> str:
+    """A p95 in seconds, or the saturation it stands for (JSON writes +inf as null)."""
+    hours = saturated_hours["mean"]
+    if p95 is None or math.isinf(p95) or hours > 0:
+        return f"saturated ({hours:,.0f} hours with more than 5% of requests timing out)"
+    return f"{p95:.3f} s"
+
+
 def _print_headline(
     summary: dict[str, Any], files: dict[str, Path], outcome: Any, scenario: Scenario
 ) -> None:
@@ -218,7 +235,7 @@ def _print_headline(
         f"applications: {metrics['applications']['mean']:,.0f}; lockouts: "
         f"{metrics['lockouts']['mean']:,.0f}; worst window p95 wait: "
         f"{metrics['peak_wait_p95_municipal_window_min']['mean']:.1f} min; worst platform p95: "
-        f"{metrics['platform_peak_p95_s']['mean']:.3f} s"
+        + _seconds(metrics["platform_peak_p95_s"]["mean"], metrics["platform_saturated_hours"])
     )
     rows, cut = published_for(scenario)
     for row in calibration_check(summary, rows, cut):

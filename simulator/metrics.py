@@ -26,6 +26,8 @@ __all__ = [
 
 Floats = npt.NDArray[np.float64]
 QUANTILES = (0.5, 0.95, 0.99)
+#: Above this share of requests timing out in an hour, the clients' p95 is a timeout.
+SATURATED_TIMEOUT_SHARE = 0.05
 
 
 def service_p95_s(scenario: Scenario) -> float:
@@ -67,9 +69,20 @@ def hourly_table(result: SimulationResult) -> dict[str, Floats]:
     platform_waits = histogram_percentiles(pooled, PlatformResult.edges(), QUANTILES)
     busy_hours = table["platform_requests"] > 0
     table["platform_wait_p95_s"] = np.where(busy_hours, platform_waits[:, 1], np.nan)
-    # Response = wait + service; adding the two 95th percentiles is an upper bound.
-    table["platform_p95_s"] = table["platform_wait_p95_s"] + service_p95_s(scenario)
     table["platform_timeouts"] = _mean(reps, lambda r: r.platform.timeouts)
+    share = np.divide(
+        table["platform_timeouts"],
+        table["platform_requests"],
+        out=np.zeros_like(table["platform_timeouts"]),
+        where=table["platform_requests"] > 0,
+    )
+    table["platform_timeout_share"] = share
+    table["platform_saturated"] = (share > SATURATED_TIMEOUT_SHARE).astype(np.float64)
+    # Response = wait + service; adding the two 95th percentiles is an upper bound. As the
+    # client sees it: when more than 5% of the hour's requests time out, its p95 is a
+    # timeout, not a time -- the hour is saturated and its p95 is +inf ("saturated").
+    response = table["platform_wait_p95_s"] + service_p95_s(scenario)
+    table["platform_p95_s"] = np.where(table["platform_saturated"] > 0, np.inf, response)
     table["platform_errors"] = _mean(reps, lambda r: r.platform.errors)
     table["platform_failed_applications"] = _mean(reps, lambda r: r.platform.failed_applications)
     return table
@@ -127,7 +140,17 @@ def replication_figures(rep: Replication, scenario: Scenario) -> dict[str, float
             float(regions.wait_sum[:, s].sum() / served) if served else 0.0
         )
     platform_waits = histogram_percentiles(platform.wait_hist, PlatformResult.edges(), QUANTILES)
-    figures["platform_peak_p95_s"] = _max(platform_waits[:, 1]) + service_p95_s(scenario)
+    share = np.divide(
+        platform.timeouts,
+        platform.requests,
+        out=np.zeros_like(platform.timeouts),
+        where=platform.requests > 0,
+    )
+    saturated = int((share > SATURATED_TIMEOUT_SHARE).sum())
+    figures["platform_saturated_hours"] = float(saturated)
+    figures["platform_peak_p95_s"] = (
+        math.inf if saturated else _max(platform_waits[:, 1]) + service_p95_s(scenario)
+    )
     daily = rep.applications.reshape(-1, 24).sum(axis=1)
     figures["applications_first_day"] = float(daily[0])
     figures["applications_first_five_days"] = float(daily[:5].sum())

@@ -34,9 +34,36 @@ __all__ = ["write_outputs"]
 Floats = npt.NDArray[np.float64]
 
 
+#: Units of the swept fields a planner uses most (axis labels and table headers).
+FIELD_UNITS = {
+    "platform.servers": "servers",
+    "platform.service_median_ms": "ms",
+    "platform.timeout_s": "s",
+    "channels.municipal_window.servers_per_spot": "staff per window",
+    "channels.kiosk.spots": "kiosks",
+}
+_UNIT_NAMES = {"s": "seconds", "min": "minutes", "ratio": "share (0-1)", "count": "people"}
+
+
+def field_label(field: str) -> str:
+    unit = FIELD_UNITS.get(field)
+    if unit is None and field.endswith("_minutes"):
+        unit = "minutes"
+    return f"{field} ({unit})" if unit else field
+
+
+def metric_label(outcome: SweepOutcome) -> str:
+    target = outcome.target
+    if target is None:
+        return "measured"
+    return f"{target.metric} ({_UNIT_NAMES.get(target.unit, target.unit)})"
+
+
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "saturated" if value > 0 else "-inf"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if value == int(value):
@@ -183,15 +210,16 @@ def plot_platform(scenario: Scenario, table: dict[str, Floats]) -> Figure:
 
 
 def plot_sweep(outcome: SweepOutcome) -> Figure:
+    """Measured metric per swept value; saturated values are marked at the top, not plotted
+    as a number (the clients timed out)."""
     fig, ax = plt.subplots(figsize=(8, 4))
-    values = [p.value for p in outcome.points]
-    measured = [p.measured for p in outcome.points]
-    ax.plot(values, measured, "o-")
+    finite = [p for p in outcome.points if not p.saturated and not math.isnan(p.measured)]
+    saturated = [p for p in outcome.points if p.saturated]
+    ax.plot([p.value for p in finite], [p.measured for p in finite], "o-", label="measured")
     if outcome.target is not None:
         ax.axhline(
             outcome.target.value, color="crimson", ls="--", label=f"target {outcome.target.text}"
         )
-        ax.set_ylabel(outcome.target.metric)
         if outcome.best is not None:
             ax.axvline(
                 outcome.best,
@@ -199,10 +227,20 @@ def plot_sweep(outcome: SweepOutcome) -> Figure:
                 ls=":",
                 label=f"smallest meeting it: {_fmt(outcome.best)}",
             )
-        ax.legend()
-        if min(measured) > 0 and max(measured) / min(measured) > 100:
+        measured = [p.measured for p in finite] + [outcome.target.value]
+        top = max(measured) if measured else 1.0
+        if saturated:
+            ax.plot([p.value for p in saturated], [top * 1.5] * len(saturated), "x",
+                    color="crimson", ms=10, label="saturated (clients time out)")  # fmt: skip
+        if min(measured) > 0 and top / min(measured) > 100:
             ax.set_yscale("log")
-    ax.set_xlabel(outcome.sweep.field)
+    ax.legend(fontsize=8)
+    ax.set_ylabel(metric_label(outcome))
+    ax.set_xlabel(field_label(outcome.sweep.field))
+    if all(float(v).is_integer() for v in outcome.sweep.values):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig
 
@@ -243,8 +281,17 @@ def write_outputs(
         summary["sweep"] = {
             "field": sweep.sweep.field,
             "target": sweep.target.text if sweep.target else None,
-            "best": sweep.best,
-            "points": [asdict(p) for p in sweep.points],
+            "best": _whole(sweep.best),
+            "unit": sweep.target.unit if sweep.target else None,
+            "points": [
+                {
+                    "value": _whole(p.value),
+                    "measured": p.measured,
+                    "met": p.met,
+                    "saturated": p.saturated,
+                }
+                for p in sweep.points
+            ],
         }
     if hil is not None:
         summary["hil"] = {k: v for k, v in hil.items() if k != "latencies_ms"}
@@ -269,12 +316,20 @@ def write_outputs(
         calibration=calibration,
         plots=_Plots(plots),
         sweep=sweep,
+        sweep_labels=(field_label(sweep.sweep.field), metric_label(sweep)) if sweep else None,
         hil=hil,
         fmt=_fmt,
     )
     files["report"] = out / "report.html"
     files["report"].write_text(html)
     return files
+
+
+def _whole(value: float | None) -> float | int | None:
+    """Whole numbers as integers (server counts are counts)."""
+    if value is not None and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return value
 
 
 class _Plots(dict[str, str]):

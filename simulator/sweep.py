@@ -105,10 +105,15 @@ class Target:
         first = (self.first - start).days if self.first else 0
         last = (self.last - start).days if self.last else scenario.run.days - 1
         chosen = values[max(0, first) * 24 : (last + 1) * 24]
-        chosen = chosen[np.isfinite(chosen)]
+        chosen = chosen[~np.isnan(chosen)]  # hours without traffic; +inf (saturated) stays
         if combine == "sum":
             return float(chosen.sum())
         return float(chosen.max()) if len(chosen) else 0.0
+
+    @property
+    def unit(self) -> str:
+        """The unit of :meth:`measure` (s, min, ratio or count)."""
+        return METRICS[self.metric][1]
 
     def met(self, measured: float) -> bool:
         return {
@@ -158,8 +163,13 @@ def parse_target(text: str) -> Target:
 @dataclass(frozen=True)
 class SweepPoint:
     value: float
+    #: In the metric's unit (``Target.unit``); +inf: saturated (clients time out).
     measured: float
     met: bool | None
+
+    @property
+    def saturated(self) -> bool:
+        return math.isinf(self.measured)
 
 
 @dataclass
