@@ -23,7 +23,6 @@ _ADVICE = {
     "certificate_revoked": "This card's certificate is suspended (reported lost?). Contact your "
     "municipal window or the card hotline.",
     "certificate_untrusted": "The platform does not trust this card's certificate.",
-    "login_locked": "Too many wrong passwords. Wait and try again, or log in with your card.",
     "mykey_not_found": "This card has no MyKey ID yet. Reserve one first.",
     "mykey_id_taken": "That MyKey ID is taken. Choose another.",
     "account_taken": "That payment service ID belongs to someone else's MyKey ID. Enter the ID "

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reference_impl.mykey import LoginLocked, MyKeyError
+from reference_impl.mykey import MyKeyError
 
 __all__ = [
     "PROBLEM_BASE",
@@ -47,7 +47,6 @@ STATUS_BY_CODE: dict[str, int] = {
     "mykey_not_found": 404,
     "mykey_revoked": 403,
     "login_failed": 401,
-    "login_locked": 429,
     "session_invalid": 401,
     "card_login_required": 403,
     "password_invalid": 422,
@@ -137,11 +136,6 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MyKeyError)
     status = STATUS_BY_CODE.get(exc.code, 400)
-    if isinstance(exc, LoginLocked):
-        response = problem(status, exc.code, str(exc), retry_after=exc.until.isoformat())
-        seconds = max(1, int((exc.until - exc.until.now(exc.until.tzinfo)).total_seconds()))
-        response.headers["Retry-After"] = str(seconds)
-        return response
     response = problem(status, exc.code, str(exc))
     if exc.code == "staff_unauthenticated":
         response.headers["WWW-Authenticate"] = 'Bearer realm="mynahil staff"'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import LoginLocked, MyKeyError
+from .errors import MyKeyError
 from .ids import ALPHABET, InvalidMyKeyId, generate_mykey_id, parse_mykey_id
 from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Session
 from .ports import (
@@ -25,7 +25,6 @@ __all__ = [
     "HolderFacts",
     "InvalidMyKeyId",
     "IssueResult",
-    "LoginLocked",
     "LoginMethod",
     "LoginResult",
     "MyKeyError",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-__all__ = ["LoginLocked", "MyKeyError"]
+__all__ = ["MyKeyError"]
 
 
 class MyKeyError(Exception):
@@ -18,15 +16,3 @@ class MyKeyError(Exception):
         # Most refusals commit what led to them (a consumed challenge, a failure count);
         # a refusal that found the store mid-race discards the transaction instead.
         self.discard_changes = discard_changes
-
-
-class LoginLocked(MyKeyError):
-    """Too many wrong passwords: password login for this ID waits until ``until``."""
-
-    def __init__(self, until: datetime) -> None:
-        super().__init__(
-            "login_locked",
-            f"too many wrong passwords; try again after {until.isoformat(timespec='seconds')} "
-            "or log in with the card",
-        )
-        self.until = until

@@ -86,8 +86,9 @@ class UnitOfWork(Protocol):
         """The active record a certificate serial is bound to."""
         ...
 
-    def record_by_mykey_id(self, mykey_id: str) -> MyKeyRecord | None:
-        """The record whose current ID this is (active or revoked)."""
+    def record_by_mykey_id(self, mykey_id: str, *, lock: bool = False) -> MyKeyRecord | None:
+        """The record whose current ID this is (active or revoked); with ``lock``, its row
+        is held until commit (racing password attempts then count one at a time)."""
         ...
 
     def record(self, record_id: int, *, lock: bool = False) -> MyKeyRecord | None:
@@ -119,6 +120,10 @@ class UnitOfWork(Protocol):
     def add_session(self, session: Session) -> None: ...
     def session(self, token_hash: str) -> Session | None: ...
     def end_sessions(self, record_id: int) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Writes in the block are undone if it raises; the rest of the transaction stays."""
+        ...
 
     # audit
     def audit(self, event: AuditEvent, now: datetime) -> None:

@@ -22,19 +22,22 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from reference_impl.audit import AuditEvent
 
-from .errors import LoginLocked, MyKeyError
+from .errors import MyKeyError
 from .ids import InvalidMyKeyId, generate_mykey_id, parse_mykey_id
 from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Session
 from .passwords import check_password_policy, hash_password, password_matches
 from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
 
 __all__ = [
+    "LOGIN_FAILED",
     "CardHolder",
     "IssueResult",
     "LoginResult",
     "MyKeyService",
+    "PasswordAttempt",
     "Policy",
     "audited_operation",
+    "password_lock",
 ]
 
 Clock = Callable[[], datetime]
@@ -54,6 +57,41 @@ class Policy:
     first_lock: timedelta = timedelta(minutes=15)
     longest_lock: timedelta = timedelta(hours=24)
     linkage_depth: int = 16  # renewals/reissues followed back through J-LIS
+
+
+LOGIN_FAILED = (
+    "wrong MyKey ID or password (after repeated failures password login pauses for a "
+    "while: log in with your card, which also lets you set a new password)"
+)
+
+
+def password_lock(policy: Policy, failures: int) -> timedelta | None:
+    """How long password login locks after ``failures`` consecutive failures (None: no lock).
+
+    The ``password_failures_before_lock``-th failure locks for ``first_lock``; each failure
+    after a lock lapses doubles it, up to ``longest_lock``, where it stays however many
+    more follow (the doubling is capped before it is computed, so it never overflows).
+    """
+    over = failures - policy.password_failures_before_lock
+    if over < 0:
+        return None
+    doublings = 0
+    lock = policy.first_lock
+    while doublings < over and lock < policy.longest_lock:
+        lock *= 2
+        doublings += 1
+    return min(lock, policy.longest_lock)
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordAttempt:
+    """A password login between its claim and its check (see ``login_with_password``)."""
+
+    record_id: int | None
+    password_hash: str | None  # None: there is nothing to check (the dummy hash is used)
+    mykey_id: str | None
+    at: datetime
+    state: str  # "checked" (counted, to check), "locked" or "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,15 +325,18 @@ class MyKeyService:
             wanted = self._valid_choice(chosen_id) if chosen_id is not None else None
             if wanted is not None and uow.mykey_id_used(wanted):
                 raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another")
-            record = self._create(uow, wanted, now)
             try:
-                uow.bind_serial(record.record_id, serial, now)
+                # Only the new record is undone when another request bound this certificate
+                # first (that one stands): the challenge stays spent, so the proof cannot be
+                # sent again, and the refusal is audited like any other.
+                with uow.savepoint():
+                    record = self._create(uow, wanted, now)
+                    uow.bind_serial(record.record_id, serial, now)
             except Conflict:
-                # Another request bound this certificate first: that one stands.
                 raise MyKeyError(
                     "issuance_raced",
-                    "this card was issued an ID at the same moment; ask again to get it",
-                    discard_changes=True,
+                    "this card was issued an ID at the same moment; ask again (with a new "
+                    "challenge) to get it",
                 ) from None
             note["record_id"] = record.record_id
             return IssueResult(record.mykey_id, created=True)
@@ -374,36 +415,76 @@ class MyKeyService:
         return self._logged_in(uow, token, now, card=False)
 
     def login_with_password(self, mykey_id: str, password: str) -> LoginResult:
-        """The second way in: MyKey ID + page password, rate limited per ID."""
-        with self._operation("login_password") as (uow, now, note):
-            try:
-                canonical = parse_mykey_id(mykey_id)
-            except InvalidMyKeyId:
-                canonical = None
-            record = uow.record_by_mykey_id(canonical) if canonical else None
+        """The second way in: MyKey ID + page password, rate limited per ID.
+
+        Three steps, so that the expensive scrypt check never runs inside a write transaction
+        and racing guesses never read a stale failure count:
+
+        1. :meth:`claim_password_attempt`: a short transaction locks the record's row and
+           counts the attempt as a failure *before* the password is checked (the count that
+           reaches the limit also sets the lock), so however many guesses race, at most
+           :attr:`Policy.password_failures_before_lock` are checked before the lock.
+        2. :func:`password_matches` (scrypt), outside any transaction.
+        3. :meth:`finish_password_attempt`: a short audited transaction; a right password
+           re-checks the record (still active, same password) and clears the count.
+
+        Every refusal is the same ``login_failed`` with the same message: an unknown ID, a
+        wrong password and a locked ID cannot be told apart (a locked ID answers like a
+        wrong password, with the same scrypt work). A lock stops password login only:
+        the holder's card login still works and setting the password clears the lock.
+        """
+        attempt = self.claim_password_attempt(mykey_id)
+        matched = password_matches(attempt.password_hash, password)
+        return self.finish_password_attempt(attempt, matched)
+
+    def claim_password_attempt(self, mykey_id: str) -> PasswordAttempt:
+        """Step 1 of :meth:`login_with_password`: a short transaction, no scrypt."""
+        try:
+            canonical: str | None = parse_mykey_id(mykey_id)
+        except InvalidMyKeyId:
+            canonical = None
+        if canonical is None:
+            return PasswordAttempt(None, None, None, self.clock(), "unknown")
+        with self.store.transaction() as uow:
+            now = self.clock()
+            record = uow.record_by_mykey_id(canonical, lock=True)
             if (
                 record is None
                 or record.status is not MyKeyStatus.ACTIVE
                 or record.password_hash is None
             ):
-                password_matches(None, password)  # same work either way: no probing for IDs
-                raise MyKeyError("login_failed", "wrong MyKey ID or password")
-            note["record_id"] = record.record_id
+                return PasswordAttempt(None, None, None, now, "unknown")
             if record.locked_until is not None and now < record.locked_until:
-                raise LoginLocked(record.locked_until)
-            if not password_matches(record.password_hash, password):
-                uow.update_record(self._failed(record, now))
-                raise MyKeyError("login_failed", "wrong MyKey ID or password")
-            if record.password_failures or record.locked_until:
-                uow.update_record(replace(record, password_failures=0, locked_until=None))
+                return PasswordAttempt(record.record_id, None, None, now, "locked")
+            uow.update_record(self._failed(record, now))
+        return PasswordAttempt(record.record_id, record.password_hash, canonical, now, "checked")
+
+    def finish_password_attempt(self, attempt: PasswordAttempt, matched: bool) -> LoginResult:
+        """Step 3 of :meth:`login_with_password`: audited; a session only for a match."""
+        with self._operation("login_password") as (uow, now, note):
+            note["record_id"] = attempt.record_id
+            if attempt.state != "checked" or not matched:
+                if attempt.state == "locked":
+                    note["details"]["locked"] = True
+                raise MyKeyError("login_failed", LOGIN_FAILED)
+            assert attempt.record_id is not None
+            record = uow.record(attempt.record_id, lock=True)
+            if (
+                record is None
+                or record.status is not MyKeyStatus.ACTIVE
+                or record.password_hash != attempt.password_hash
+                or record.mykey_id != attempt.mykey_id
+            ):
+                # changed while the password was checked: the check no longer stands
+                raise MyKeyError("login_failed", LOGIN_FAILED)
+            uow.update_record(replace(record, password_failures=0, locked_until=None))
             return self._session(uow, record, LoginMethod.PASSWORD, now)
 
     def _failed(self, record: MyKeyRecord, now: datetime) -> MyKeyRecord:
         failures = record.password_failures + 1
-        over = failures - self.policy.password_failures_before_lock
-        if over < 0:
+        lock = password_lock(self.policy, failures)
+        if lock is None:
             return replace(record, password_failures=failures)
-        lock = min(self.policy.first_lock * (2**over), self.policy.longest_lock)
         return replace(record, password_failures=failures, locked_until=now + lock)
 
     def _logged_in(self, uow: UnitOfWork, token: str, now: datetime, *, card: bool) -> MyKeyRecord:

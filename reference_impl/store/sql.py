@@ -407,6 +407,11 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
                 raise
             raise Conflict(what) from None
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self._conn.begin_nested():
+            yield
+
     # challenges
 
     def add_challenge(self, challenge: Challenge) -> None:
@@ -451,8 +456,11 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
         rows = _RAW_BY_SERIAL.rows(self._conn, {"serial": str(serial)})
         return _record_from_driver(rows[0]) if rows else None
 
-    def record_by_mykey_id(self, mykey_id: str) -> MyKeyRecord | None:
-        row = self._conn.execute(select(mykeys).where(mykeys.c.mykey_id == mykey_id)).one_or_none()
+    def record_by_mykey_id(self, mykey_id: str, *, lock: bool = False) -> MyKeyRecord | None:
+        query = select(mykeys).where(mykeys.c.mykey_id == mykey_id)
+        if lock and self._conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE did
+            query = query.with_for_update()
+        row = self._conn.execute(query).one_or_none()
         return _record(row) if row is not None else None
 
     def record(self, record_id: int, *, lock: bool = False) -> MyKeyRecord | None:
