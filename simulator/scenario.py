@@ -640,8 +640,8 @@ def _campaign(table: _Table) -> Campaign:
 
 def _calibration(table: _Table) -> CalibrationSpec:
     fit = table.array("fit")
-    if not fit or not all(isinstance(f, str) for f in fit):
-        raise ScenarioError(f"{table.where('fit')}: must list parameter paths")
+    if not all(isinstance(f, str) for f in fit):
+        raise ScenarioError(f"{table.where('fit')}: must list parameter paths (or be empty)")
     kinds = table.array("kinds", ["applications", "reservations"])
     result = CalibrationSpec(
         data=table.text("data"),

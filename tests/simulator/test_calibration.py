@@ -160,3 +160,22 @@ def test_calibrate_command_writes_the_scenario_and_report(tmp_path: Path) -> Non
     bad = CliRunner().invoke(app, ["calibrate", str(scenario), "--data", str(tmp_path / "x.csv")])
     assert bad.exit_code == 2
     assert "no such data file" in bad.output
+
+
+def test_round2_is_predicted_from_round1_behaviour(round1: Scenario) -> None:
+    """Round 2 fits nothing: round 1's behaviour, round 2's card supply, events, measures."""
+    round2 = load_scenario(SCENARIOS / "round2.toml")
+    assert round2.demand == round1.demand
+    assert round2.calibration is not None
+    assert round2.calibration.fit == ()
+    result = calibrate(round2)
+    assert result.values == {}
+    kinds = {r.row.kind for r in result.rows}
+    assert kinds == {
+        "applications", "applications_spend", "applications_health", "applications_account"
+    }  # fmt: skip
+    assert {m.kind for m in round2.campaign.measures} == kinds - {"applications"}
+    # The card deadline caps the pool: nobody beyond apply_share x 92.99 M cards.
+    assert all(r.simulated <= round1.demand.apply_share * 92_990_000 for r in result.rows)
+    # Predictions exist at every published row, after the deadline too.
+    assert max(r.row.day for r in result.rows) == date(2023, 9, 30)
