@@ -125,8 +125,19 @@ def card_new(
     issued_on: Annotated[
         str | None, typer.Option(help="Issuance date YYYY-MM-DD (default: today).")
     ] = None,
+    applied_on: Annotated[
+        str | None,
+        typer.Option(
+            help="Card-application date YYYY-MM-DD, the day J-LIS received the application "
+            "(default: a month before issuance; not after it)."
+        ),
+    ] = None,
     minor: Annotated[
-        bool, typer.Option(help="A holder under the age of majority at issuance.")
+        bool,
+        typer.Option(
+            help="A holder under the age of majority on the application date (default birth "
+            "date: 12 years before issuance, so no signing certificate)."
+        ),
     ] = False,
     no_certificate: Annotated[
         bool, typer.Option("--no-certificate", help="The holder declined the certificates.")
@@ -150,8 +161,14 @@ def card_new(
     force: Annotated[bool, typer.Option(help="Overwrite an existing card file.")] = False,
 ) -> None:
     """Issue a new emulated card from the emulated J-LIS CA."""
-    from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
-    from reference_impl.jlis.validity import age_of_majority
+    from reference_impl.jlis import (
+        CertificateRegistry,
+        JlisCA,
+        default_applied_on,
+        is_minor,
+        lifecycle,
+        random_holder,
+    )
 
     if out.exists() and not force:
         fail(f"{out} exists; pass --force to replace it")
@@ -161,12 +178,21 @@ def card_new(
     issued = _parse_date(issued_on, "--issued-on") or (
         date(today.year - 6, today.month, min(today.day, 28)) if expired else today
     )
+    applied = _parse_date(applied_on, "--applied-on")
+    if applied is not None and applied > issued:
+        fail(f"--applied-on {applied} is after the issuance date {issued}: apply first")
     birth = _parse_date(birth_date, "--birth-date")
+    if birth is not None and birth > (applied or issued):
+        fail(f"--birth-date {birth} is after the card-application date {applied or issued}")
     if minor:
         if birth is None:
             birth = date(issued.year - 12, issued.month, min(issued.day, 28))
-        elif (issued.year - birth.year) >= age_of_majority(issued):
-            fail(f"--minor with --birth-date {birth} is not a minor on {issued}")
+        applied_for = applied or default_applied_on(issued, birth)
+        if not is_minor(birth, applied_for):
+            fail(
+                f"--minor with --birth-date {birth}: not a minor on the card-application date "
+                f"{applied_for}"
+            )
     rng = random.Random(seed)
     made_up = random_holder(rng, birth_date=birth or date(issued.year - 40, 4, 1))
     holder = Holder(
@@ -176,6 +202,7 @@ def card_new(
         sex=Sex(sex.value) if sex else made_up.sex,
         my_number=my_number or made_up.my_number,
     )
+    applied = applied or default_applied_on(issued, holder.birth_date)
     try:
         folder = ca or default_home() / "jlis"
         authority = JlisCA.open(folder)
@@ -188,6 +215,7 @@ def card_new(
             password=password,
             card_info_pin=info_pin,
             issued_on=issued,
+            applied_on=applied,
             with_certificates=not no_certificate,
             atr_profile=atr.value,
         )
@@ -196,6 +224,7 @@ def card_new(
     out.parent.mkdir(parents=True, exist_ok=True)
     save_card(state, out)
     console.print(f"card written to [bold]{escape(str(out))}[/]")
+    console.print(f"J-LIS recorded the card as applied for on {applied}, issued on {issued}")
     _print_card(out, show_my_number=False)
 
 

@@ -84,6 +84,57 @@ def test_card_new_variants(tmp_path: Path) -> None:
     assert EmulatedCard(contactless).atr.startswith(bytes.fromhex("3B888001"))
 
 
+def test_card_new_minor_asks_the_validity_rules(tmp_path: Path) -> None:
+    """Issue #16: a real 17-year-old was refused because the command subtracted years."""
+    args = ("--minor", "--birth-date", "2006-12-31", "--issued-on", "2024-06-01")
+    seventeen = load_card(new_card(tmp_path / "a", *args))
+    assert seventeen.card_expires == date(2028, 12, 31)  # a minor's card: 5th birthday
+    assert seventeen.sign is not None  # 15 or older: a signing certificate
+    adult = runner.invoke(
+        app,
+        ["card", "new", "--out", str(tmp_path / "b.json"), "--minor",
+         "--birth-date", "2006-04-30", "--issued-on", "2024-06-01"],
+    )  # fmt: skip
+    assert adult.exit_code == 2, adult.output
+    assert "--minor" in adult.output
+    assert "not a minor on the card-application date 2024-05-02" in adult.output
+    twelve = load_card(new_card(tmp_path / "c", "--minor", "--issued-on", "2024-06-01"))
+    assert twelve.sign is None  # under 15: no signing certificate
+
+
+def test_card_new_records_the_application_date_with_j_lis(tmp_path: Path) -> None:
+    from reference_impl.jlis import CertificateRegistry
+
+    registry = CertificateRegistry(tmp_path / "home" / "jlis")
+    given = load_card(
+        new_card(tmp_path / "a", "--issued-on", "2021-05-20", "--applied-on", "2021-04-20")
+    )
+    assert given.auth is not None
+    serial = x509.load_der_x509_certificate(given.auth.certificate).serial_number
+    facts = registry.holder_facts(serial)
+    assert facts is not None
+    assert facts.card_applied_on == date(2021, 4, 20)
+    default = load_card(new_card(tmp_path / "b", "--issued-on", "2021-05-20"))
+    assert default.auth is not None
+    serial = x509.load_der_x509_certificate(default.auth.certificate).serial_number
+    facts = registry.holder_facts(serial)
+    assert facts is not None
+    assert facts.card_applied_on == date(2021, 4, 20)  # a month before issuance
+    late = runner.invoke(
+        app,
+        ["card", "new", "--out", str(tmp_path / "c.json"), "--issued-on", "2021-05-20",
+         "--applied-on", "2021-05-21"],
+    )  # fmt: skip
+    assert late.exit_code == 2, late.output
+    assert "--applied-on 2021-05-21 is after the issuance date 2021-05-20" in late.output
+    assert not (tmp_path / "c.json").exists()
+    bad = runner.invoke(
+        app, ["card", "new", "--out", str(tmp_path / "d.json"), "--applied-on", "2021-02-30"]
+    )
+    assert bad.exit_code == 2
+    assert "--applied-on" in bad.output
+
+
 def test_card_info_masks_the_my_number(tmp_path: Path) -> None:
     path = new_card(tmp_path)
     number = load_card(path).holder.my_number
