@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
@@ -26,7 +26,14 @@ from .errors import MyKeyError
 from .ids import InvalidMyKeyId, generate_mykey_id, parse_mykey_id
 from .model import Challenge, LoginMethod, MyKeyRecord, MyKeyStatus, Purpose, Session
 from .passwords import check_password_policy, hash_password, password_matches
-from .ports import CertificateAuthority, CertificateStatus, Conflict, Store, UnitOfWork
+from .ports import (
+    CertificateAuthority,
+    CertificateStatus,
+    Conflict,
+    HolderFacts,
+    Store,
+    UnitOfWork,
+)
 
 __all__ = [
     "LOGIN_FAILED",
@@ -102,11 +109,20 @@ class IssueResult:
 
 @dataclass(frozen=True, slots=True)
 class CardHolder:
-    """Who proved possession of a card: their record and the certificate they used."""
+    """Who proved possession of a card: their record, the certificate they used, and what
+    J-LIS says about its holder.
+
+    ``facts`` are J-LIS's for this certificate (the person, this card's application date).
+    ``first_card_applied_on`` is the earliest card-application date along J-LIS's old→new
+    linkage: the day the person applied for the card this one renews or reissues (a holder
+    who lost a card applied for in 2020 still "applied for a card" in 2020).
+    """
 
     record: MyKeyRecord
     serial: int
     certificate_issued_at: datetime
+    facts: HolderFacts
+    first_card_applied_on: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,10 +421,29 @@ class MyKeyService:
         """A card login inside someone else's operation (the point system's application)."""
         nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
         cert = self._verified_certificate(certificate_der, nonce, signature, now)
-        record = self._record_for_serial(uow, int(cert.serial_number), now)
+        serial = int(cert.serial_number)
+        record = self._record_for_serial(uow, serial, now)
         if record is None:
             raise MyKeyError("mykey_not_found", "this card has no MyKey ID yet: issue one first")
-        return CardHolder(record, int(cert.serial_number), cert.not_valid_before_utc)
+        facts = self.jlis.holder_facts(serial)
+        if facts is None:
+            raise MyKeyError("certificate_unknown", "J-LIS does not know this certificate")
+        return CardHolder(
+            record, serial, cert.not_valid_before_utc, facts, self._first_applied_on(serial, facts)
+        )
+
+    def _first_applied_on(self, serial: int, facts: HolderFacts) -> date:
+        """The earliest card-application date of the person's cards along J-LIS's linkage."""
+        earliest = facts.card_applied_on
+        ancestor: int | None = serial
+        for _ in range(self.policy.linkage_depth):
+            ancestor = self.jlis.predecessor(ancestor) if ancestor is not None else None
+            if ancestor is None:
+                break
+            older = self.jlis.holder_facts(ancestor)
+            if older is not None and older.person_ref == facts.person_ref:
+                earliest = min(earliest, older.card_applied_on)
+        return earliest
 
     def logged_in(self, uow: UnitOfWork, token: str, now: datetime) -> MyKeyRecord:
         """The active record behind a session token, inside someone else's operation."""

@@ -399,7 +399,8 @@ class PointsService:
                     f"{operator.name} does not recognise that payment service ID and security "
                     "code: check both in the service's app",
                 )
-            card_applied_on = japan_date(holder.certificate_issued_at)
+            # J-LIS's card-application date (申請受付日), never the certificate's issue date.
+            card_applied_on = holder.first_card_applied_on
             if not campaign.spend.admits(card_applied_on):
                 raise PointsError(
                     "not_eligible",

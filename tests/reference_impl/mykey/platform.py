@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard, digest_info_sha256
@@ -54,14 +54,19 @@ class Platform:
         self.service = MyKeyService(store, self.jlis, clock=self.clock)
         self._rng = random.Random(3)
 
-    def new_card(self) -> Cardholder:
+    def new_card(
+        self, *, issued_on: date | None = None, applied_on: date | None = None
+    ) -> Cardholder:
+        """A first card, issued today (the clock's) unless told; applied for a month before
+        unless told."""
         state = lifecycle.issue(
             self.ca,
             self.registry,
             random_holder(self._rng),
             pin=PIN,
             password=PASSWORD,
-            issued_on=self.clock.now.date(),
+            issued_on=issued_on or self.clock.now.date(),
+            applied_on=applied_on,
             keys=self.keys,
         )
         return Cardholder(state)
@@ -98,10 +103,10 @@ class Platform:
             self.ca, self.registry, holder.state, on=self.clock.now.date(), keys=self.keys
         )
 
-    def reissue(self, holder: Cardholder) -> None:
+    def reissue(self, holder: Cardholder, *, applied_on: date | None = None) -> None:
         holder.state = lifecycle.reissue(
             self.ca, self.registry, holder.state, on=self.clock.now.date(),
-            pin=PIN, password=PASSWORD, keys=self.keys,
+            pin=PIN, password=PASSWORD, applied_on=applied_on, keys=self.keys,
         )  # fmt: skip
 
     def dump_database(self) -> str:

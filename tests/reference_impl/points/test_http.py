@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import EmulatedCard
+from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard
 from mynahil.transports import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
@@ -47,12 +48,21 @@ class World:
     operator: OperatorClient
     key_pool: KeyPool
 
-    def card(self, seed: int) -> MyNumberCard:
-        state = lifecycle.issue(
+    def card(
+        self, seed: int, issued_on: date = date(2020, 7, 1), applied_on: date | None = None
+    ) -> MyNumberCard:
+        return self.reader(self.card_state(seed, issued_on, applied_on))
+
+    def card_state(
+        self, seed: int, issued_on: date = date(2020, 7, 1), applied_on: date | None = None
+    ) -> CardState:
+        return lifecycle.issue(
             self.platform.jlis.ca, self.platform.jlis.registry,
             random_holder(random.Random(seed)), pin="1234", password="ABC123",
-            issued_on=date(2020, 7, 1), keys=self.key_pool,
+            issued_on=issued_on, applied_on=applied_on, keys=self.key_pool,
         )  # fmt: skip
+
+    def reader(self, state: CardState) -> MyNumberCard:
         transport = InProcessTransport(EmulatedCard(state))
         transport.connect()
         return MyNumberCard(transport)
@@ -60,7 +70,16 @@ class World:
 
 @pytest.fixture
 def world(store_url: str, tmp_path: Path, key_pool: KeyPool) -> Iterator[World]:
-    platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
+    with running_world(store_url, tmp_path, key_pool, AS_OF) as built:
+        yield built
+
+
+@contextmanager
+def running_world(
+    store_url: str, tmp_path: Path, key_pool: KeyPool, as_of: datetime
+) -> Iterator[World]:
+    """The platform (its business clock at ``as_of``) and the sample operator, on loopback."""
+    platform = build_platform(store_url, tmp_path / "jlis", as_of=as_of)
     books = OperatorBooks("qr-pay-inc", "qr-pay")
     key = Ed25519PrivateKey.generate()
     signer = Signer("qr-pay-inc", key)
@@ -278,3 +297,68 @@ def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
         assert platform.points.violations() == []
     finally:
         platform.close()
+
+
+# --- the card-application date, from J-LIS, over HTTP ----------------------------------------
+
+
+def test_the_extension_goes_by_the_card_application_date_over_http(
+    store_url: str, tmp_path: Path, key_pool: KeyPool
+) -> None:
+    """Issue 13's two round-1 holders, on `serve --as-of 2021-06-15`: one who applied for the
+    card on 2021-04-20 and received it on 2021-05-20, one with a 2016 card whose certificate
+    was renewed in June 2021. Both may apply and earn until 2021-12-31; one who applied for
+    the card in May may not."""
+    june = datetime(2021, 6, 15, 3, 0, tzinfo=UTC)
+    with running_world(store_url, tmp_path, key_pool, june) as world:
+        client = PlatformClient.connect(world.url)
+        arrived_later = world.card(11, issued_on=date(2021, 5, 20), applied_on=date(2021, 4, 20))
+        old = world.card_state(12, issued_on=date(2016, 3, 1), applied_on=date(2016, 1, 15))
+        jlis = world.platform.jlis
+        renewed_state = lifecycle.renew(
+            jlis.ca, jlis.registry, old, on=date(2021, 6, 10), keys=key_pool
+        )
+        renewed = world.reader(renewed_state)
+        too_late = world.card(13, issued_on=date(2021, 5, 20), applied_on=date(2021, 5, 1))
+        accounts = []
+        for card in (arrived_later, renewed):
+            client.reserve(card, "1234")
+            account = world.books.open_account("holder")
+            applied = client.apply(
+                card, "1234", "qr-pay", account.account_id, account.security_code
+            )
+            assert applied["campaign_id"] == "round1"
+            accounts.append(account.account_id)
+        client.reserve(too_late, "1234")
+        account = world.books.open_account("late")
+        with pytest.raises(ClientRefusal) as refused:
+            client.apply(too_late, "1234", "qr-pay", account.account_id, account.security_code)
+        assert refused.value.code == "campaign_closed"
+        december = datetime(2021, 12, 31, 3, 0, tzinfo=UTC)
+        decisions = world.operator.report([world.books.book(a, 4000, december) for a in accounts])
+        assert [d.outcome for d in decisions] == [Outcome.GRANTED, Outcome.GRANTED]
+
+
+def test_round2_goes_by_the_card_application_date_over_http(
+    store_url: str, tmp_path: Path, key_pool: KeyPool
+) -> None:
+    """Applied for by 2023-02-28, received in March: round 2 takes the holder."""
+    march = datetime(2023, 3, 25, 3, 0, tzinfo=UTC)
+    with running_world(store_url, tmp_path, key_pool, march) as world:
+        client = PlatformClient.connect(world.url)
+        on_time = world.card(21, issued_on=date(2023, 3, 20), applied_on=date(2023, 2, 28))
+        late = world.card(22, issued_on=date(2023, 3, 20), applied_on=date(2023, 3, 1))
+        accounts = []
+        for card in (on_time, late):
+            client.reserve(card, "1234")
+            accounts.append(world.books.open_account("holder"))
+        first = accounts[0]
+        applied = client.apply(
+            on_time, "1234", "qr-pay", first.account_id, first.security_code, "round2"
+        )
+        assert applied["campaign_id"] == "round2"
+        with pytest.raises(ClientRefusal) as refused:
+            client.apply(
+                late, "1234", "qr-pay", accounts[1].account_id, accounts[1].security_code, "round2"
+            )
+        assert refused.value.code == "not_eligible"
