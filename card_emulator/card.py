@@ -14,10 +14,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from mynahil.apdu import CommandApdu, MalformedApdu, StatusWord, tries_left_sw
+from mynahil.carddata import CvCertificate, encode_ap_info
 from mynahil.jpki import (
     AID,
+    JPKI_INTERNAL_FILES,
     TOKEN_INFO,
     BasicInfo,
+    CardFaceFile,
     CardInfoFile,
     JpkiFile,
     encode_basic_info,
@@ -25,11 +28,11 @@ from mynahil.jpki import (
 )
 
 from .atr import atr_for_profile
-from .filesystem import Application, BinaryFile, ElementaryFile, KeyFile, PinFile
+from .filesystem import Application, BinaryFile, ElementaryFile, InternalFile, KeyFile, PinFile
 from .pin import VerifyOutcome
-from .state import CardState, KeyCredential, MemoryStore, PinSlot, StateStore
+from .state import CardState, Holder, KeyCredential, MemoryStore, PinSlot, StateStore
 
-__all__ = ["DEFINED_STATUS_WORDS", "EmulatedCard", "build_applications"]
+__all__ = ["DEFINED_STATUS_WORDS", "EmulatedCard", "build_applications", "card_info_files"]
 
 _SW_OK = b"\x90\x00"
 _RSA_2048_MAX_INPUT = 256 - 11  # PKCS#1 v1.5 type 1 needs 11 bytes of padding
@@ -57,33 +60,94 @@ def _credential_files(
     ca: int,
     key: int,
     slot: PinSlot,
-    read_pin: PinSlot | None,
+    read_pins: tuple[PinSlot, ...],
 ) -> list[ElementaryFile]:
     if cred is None:
         return []
     return [
-        BinaryFile(cert, cred.certificate, read_pin),
+        BinaryFile.protected(cert, cred.certificate, *read_pins),
         BinaryFile(ca, cred.ca_certificate),
         KeyFile(key, cred.private_key, slot),
     ]
 
 
+def card_info_files(holder: Holder, *, offsets: bool = True) -> tuple[bytes, bytes]:
+    """EF 0001 and EF 0002 of the card-info AP: what the card serves and J-LIS signs."""
+    h = holder
+    basic = BasicInfo(h.name, h.address, h.birth_date.strftime("%Y%m%d"), h.sex.value)
+    return encode_my_number(h.my_number), encode_basic_info(basic, offsets=offsets)
+
+
+_INFO_PINS = (PinSlot.CARD_INFO, PinSlot.INFO_A, PinSlot.INFO_B)
+
+
+def _card_info_ap(state: CardState) -> Application:
+    ef1, ef2 = card_info_files(state.holder)
+    signed = state.signed
+    data_key = CvCertificate.parse(signed.certificate).public_key if signed else None
+    files: list[ElementaryFile] = [
+        PinFile(CardInfoFile.PIN, PinSlot.CARD_INFO),
+        PinFile(CardInfoFile.PIN_A, PinSlot.INFO_A),
+        PinFile(CardInfoFile.PIN_B, PinSlot.INFO_B),
+        BinaryFile.protected(CardInfoFile.MY_NUMBER, ef1, *_INFO_PINS),
+        BinaryFile.protected(CardInfoFile.BASIC_INFO, ef2, *_INFO_PINS),
+        BinaryFile(CardInfoFile.AP_INFO, encode_ap_info(AID.CARD_INFO.value, data_key)),
+    ]
+    if signed is not None:  # a card file from before J-LIS signed the data has neither
+        files += [
+            BinaryFile.protected(CardInfoFile.SIGNATURE, signed.info_signature, *_INFO_PINS),
+            BinaryFile(CardInfoFile.CERTIFICATE, signed.certificate),
+        ]
+    return Application.of(AID.CARD_INFO, *files)
+
+
+def _municipality(address: str) -> str:
+    """The city part of an address (up to its first 市, 区, 町 or 村), for the AP info."""
+    for i, ch in enumerate(address):
+        if ch in "市区町村" and i >= 3:
+            return address[: i + 1]
+    return address
+
+
+def _card_face_ap(state: CardState) -> Application:
+    signed = state.signed
+    data_key = CvCertificate.parse(signed.certificate).public_key if signed else None
+    info = encode_ap_info(
+        AID.CARD_FACE.value, data_key, b"\x01", _municipality(state.holder.address).encode()
+    )
+    files: list[ElementaryFile] = [
+        PinFile(CardFaceFile.PIN_BIRTH, PinSlot.FACE_BIRTH),
+        PinFile(CardFaceFile.PIN_B, PinSlot.FACE_B),
+        PinFile(CardFaceFile.PIN_A, PinSlot.FACE_A),
+        BinaryFile(CardFaceFile.AP_INFO, info),
+    ]
+    if signed is not None:
+        a, b, birth = PinSlot.FACE_A, PinSlot.FACE_B, PinSlot.FACE_BIRTH
+        files += [
+            BinaryFile.protected(CardFaceFile.BIRTH, signed.face_birth, birth, a, b),
+            BinaryFile.protected(CardFaceFile.ENTRIES, signed.face_entries, a, b),
+            BinaryFile.protected(CardFaceFile.MY_NUMBER, signed.face_my_number, a),
+            BinaryFile(CardFaceFile.CERTIFICATE, signed.certificate),
+        ]
+    return Application.of(AID.CARD_FACE, *files)
+
+
 def build_applications(state: CardState) -> dict[bytes, Application]:
     """The applications and files of a card holding ``state``."""
-    h = state.holder
     jpki = Application.of(
         AID.JPKI,
         BinaryFile(JpkiFile.TOKEN_INFO, TOKEN_INFO),
         BinaryFile(JpkiFile.PRESENCE, _presence_flags(state)),
         PinFile(JpkiFile.AUTH_PIN, PinSlot.AUTH),
         PinFile(JpkiFile.SIGN_PIN, PinSlot.SIGN),
+        *(InternalFile(fid) for fid in JPKI_INTERNAL_FILES),
         *_credential_files(
             state.auth,
             JpkiFile.AUTH_CERT,
             JpkiFile.AUTH_CA_CERT,
             JpkiFile.AUTH_KEY,
             PinSlot.AUTH,
-            None,
+            (),
         ),
         *_credential_files(
             state.sign,
@@ -91,19 +155,13 @@ def build_applications(state: CardState) -> dict[bytes, Application]:
             JpkiFile.SIGN_CA_CERT,
             JpkiFile.SIGN_KEY,
             PinSlot.SIGN,
-            PinSlot.SIGN,
+            (PinSlot.SIGN,),
         ),
     )
-    basic = BasicInfo(h.name, h.address, h.birth_date.strftime("%Y%m%d"), h.sex.value)
-    card_info = Application.of(
-        AID.CARD_INFO,
-        PinFile(CardInfoFile.PIN, PinSlot.CARD_INFO),
-        BinaryFile(CardInfoFile.MY_NUMBER, encode_my_number(h.my_number), PinSlot.CARD_INFO),
-        BinaryFile(CardInfoFile.BASIC_INFO, encode_basic_info(basic), PinSlot.CARD_INFO),
-    )
-    # The other applications answer SELECT; their files are outside this project's scope.
-    others = [Application.of(aid) for aid in (AID.CARD_FACE, AID.RESIDENT_REGISTRY, AID.COMMON)]
-    return {app.aid.value: app for app in (jpki, card_info, *others)}
+    # The resident-registry and common APs answer SELECT; their files are out of scope.
+    others = [Application.of(aid) for aid in (AID.RESIDENT_REGISTRY, AID.COMMON)]
+    apps = (jpki, _card_info_ap(state), _card_face_ap(state), *others)
+    return {app.aid.value: app for app in apps}
 
 
 _DIGEST_INFO_PREFIXES: dict[bytes, hashes.HashAlgorithm] = {
@@ -250,17 +308,36 @@ class EmulatedCard:
 
     # --- READ BINARY -----------------------------------------------------------------------
 
+    def _short_ef(self, sfi_byte: int) -> ElementaryFile | int:
+        """The EF a short EF identifier (``80 | SFI``) names in the current AP, or the status
+        word to answer. Choice: SFIs 1 to 30 name the EF whose FID is 00xx, in the current AP
+        only; 0 and 31 (and bits 6-7 set) are 6A86; no AP, or no such EF, 6A82."""
+        sfi = sfi_byte & 0x7F
+        if not 1 <= sfi <= 30:
+            return StatusWord.INCORRECT_P1P2
+        ef = self._app.files.get(sfi) if self._app is not None else None
+        if ef is None:
+            return StatusWord.FILE_NOT_FOUND
+        return ef
+
     def _read_binary(self, apdu: CommandApdu) -> bytes:
-        if apdu.p1 & 0x80:  # short EF identifier addressing: not offered (choice)
-            return _sw(StatusWord.INCORRECT_P1P2)
         if apdu.data or apdu.le == 0:
             return _sw(StatusWord.WRONG_LENGTH)
+        if apdu.p1 & 0x80:
+            # Short EF identifier (jsapdu's readEfBinaryFull): P2 is the offset, and the EF
+            # becomes the current EF whatever the read's outcome.
+            named = self._short_ef(apdu.p1)
+            if isinstance(named, int):
+                return _sw(named)
+            self._ef = named
+            offset = apdu.p2
+        else:
+            offset = apdu.p1p2
         ef = self._ef
         if not isinstance(ef, BinaryFile):
             return _sw(StatusWord.COMMAND_NOT_ALLOWED_NO_EF)
-        if ef.read_pin is not None and ef.read_pin not in self._verified:
+        if ef.read_pins and self._verified.isdisjoint(ef.read_pins):
             return _sw(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
-        offset = apdu.p1p2
         if offset >= len(ef.content):
             return _sw(StatusWord.WRONG_OFFSET)
         return ef.content[offset : offset + apdu.le] + _SW_OK
@@ -271,10 +348,21 @@ class EmulatedCard:
         self._store.save(state)
         self._state = state
 
+    def _pin_ef(self, p2: int) -> ElementaryFile | int | None:
+        """The EF a VERIFY/CHANGE's P2 names: ``80`` the current EF, ``80 | SFI`` that EF of
+        the current AP (it does not become current; choice); anything else 6A86."""
+        if p2 == 0x80:
+            return self._ef
+        if p2 & 0x80:
+            return self._short_ef(p2)
+        return StatusWord.INCORRECT_P1P2
+
     def _verify(self, apdu: CommandApdu) -> bytes:
-        if apdu.p1 != 0x00 or apdu.p2 != 0x80:
+        if apdu.p1 != 0x00:
             return _sw(StatusWord.INCORRECT_P1P2)
-        ef = self._ef
+        ef = self._pin_ef(apdu.p2)
+        if isinstance(ef, int):
+            return _sw(ef)
         if not isinstance(ef, PinFile):
             return _sw(StatusWord.COMMAND_NOT_ALLOWED_NO_EF)
         pin = self._state.pins[ef.slot]
@@ -295,11 +383,16 @@ class EmulatedCard:
         return _sw(tries_left_sw(updated.tries_left))
 
     def _change_reference_data(self, apdu: CommandApdu) -> bytes:
-        if apdu.p1 != 0x01 or apdu.p2 != 0x80:
+        if apdu.p1 != 0x01:
             return _sw(StatusWord.INCORRECT_P1P2)
-        ef = self._ef
+        ef = self._pin_ef(apdu.p2)
+        if isinstance(ef, int):
+            return _sw(ef)
         if not isinstance(ef, PinFile):
             return _sw(StatusWord.COMMAND_NOT_ALLOWED_NO_EF)
+        if ef.slot.printed:
+            # 照合番号A/B and the birth PIN are printed on the card: nothing can change them.
+            return _sw(StatusWord.CONDITIONS_NOT_SATISFIED)
         pin = self._state.pins[ef.slot]
         if pin.blocked:
             return _sw(StatusWord.AUTH_METHOD_BLOCKED)

@@ -1,8 +1,9 @@
 """The card's ISO 7816-4 file system: applications (DFs selected by name) holding EFs.
 
-Three kinds of EF, as on the My Number card: transparent files that READ BINARY can read
-(some only after a PIN), PIN files that VERIFY and CHANGE REFERENCE DATA act on, and key files
-that the signature command uses. Key and PIN files are never readable.
+Four kinds of EF: transparent files that READ BINARY can read (some only after one of a set of
+PINs), PIN files that VERIFY and CHANGE REFERENCE DATA act on, key files that the signature
+command uses, and internal files (EFs public clients name but whose contents no public source
+describes). Key, PIN and internal files are never readable.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from mynahil.jpki import AID
 
 from .state import PinSlot
 
-__all__ = ["Application", "BinaryFile", "ElementaryFile", "KeyFile", "PinFile"]
+__all__ = ["Application", "BinaryFile", "ElementaryFile", "InternalFile", "KeyFile", "PinFile"]
 
 
 @dataclass(frozen=True, slots=True)
 class BinaryFile:
-    """A transparent EF; ``read_pin`` is the PIN that must be verified to read it, if any."""
+    """A transparent EF; reading it needs one of ``read_pins`` verified (none: free)."""
 
     fid: int
     content: bytes
-    read_pin: PinSlot | None = None
+    read_pins: frozenset[PinSlot] = frozenset()
+
+    @classmethod
+    def protected(cls, fid: int, content: bytes, *pins: PinSlot) -> BinaryFile:
+        return cls(fid, content, frozenset(pins))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +47,14 @@ class KeyFile:
     slot: PinSlot
 
 
-ElementaryFile = BinaryFile | PinFile | KeyFile
+@dataclass(frozen=True, slots=True)
+class InternalFile:
+    """An EF that exists (SELECT answers 9000) but that no command reads or uses."""
+
+    fid: int
+
+
+ElementaryFile = BinaryFile | PinFile | KeyFile | InternalFile
 
 
 @dataclass(frozen=True, slots=True)

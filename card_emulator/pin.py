@@ -15,7 +15,10 @@ from enum import Enum
 
 __all__ = [
     "AUTH_PIN",
+    "BIRTH_PIN",
     "CARD_INFO_PIN",
+    "MATCH_A",
+    "MATCH_B",
     "SIGN_PASSWORD",
     "Pin",
     "PinPolicy",
@@ -49,6 +52,12 @@ DIGITS = "0123456789"
 AUTH_PIN = PinPolicy("user-authentication PIN", 4, 4, DIGITS, 3)
 SIGN_PASSWORD = PinPolicy("signing password", 6, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + DIGITS, 5)
 CARD_INFO_PIN = PinPolicy("card-info PIN", 4, 4, DIGITS, 3)
+# The alternatives to the card-info PIN (JPKI.md, jsapdu's KENHOJO_AP_EF/KENKAKU_AP_EF). Their
+# reference data is printed on the card, so the holder cannot change it. Choice: 10 tries each
+# (no public source gives the count), each its own counter.
+MATCH_A = PinPolicy("照合番号A (the My Number)", 12, 12, DIGITS, 10)
+MATCH_B = PinPolicy("照合番号B (birth YYMMDD, expiry year, security code)", 14, 14, DIGITS, 10)
+BIRTH_PIN = PinPolicy("birth-date PIN (YYMMDD)", 6, 6, DIGITS, 10)
 
 
 class VerifyOutcome(Enum):
@@ -79,6 +88,13 @@ class Pin:
             raise ValueError(problem)
         salt = secrets.token_bytes(16)
         return cls(policy, salt, _digest(salt, value.encode("ascii")), policy.max_tries)
+
+    @classmethod
+    def printed(cls, policy: PinPolicy, value: str) -> Pin:
+        """Reference data taken from the card face (not checked against the policy: the card
+        compares whatever was printed)."""
+        salt = secrets.token_bytes(16)
+        return cls(policy, salt, _digest(salt, value.encode("utf-8")), policy.max_tries)
 
     @property
     def blocked(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mynahil.files import write_atomically
 
-from .pin import AUTH_PIN, CARD_INFO_PIN, SIGN_PASSWORD, Pin, PinPolicy
+from .pin import AUTH_PIN, BIRTH_PIN, CARD_INFO_PIN, MATCH_A, MATCH_B, SIGN_PASSWORD, Pin, PinPolicy
 
 __all__ = [
     "FORMAT",
@@ -39,8 +40,13 @@ __all__ = [
     "MemoryStore",
     "PinSlot",
     "Sex",
+    "SignedFiles",
     "StateStore",
+    "default_security_code",
     "load_card",
+    "match_b_value",
+    "printed_pin_values",
+    "printed_pins",
     "save_card",
 ]
 
@@ -64,19 +70,41 @@ class Sex(StrEnum):
 
 
 class PinSlot(StrEnum):
-    """The three PINs of a My Number card, by the applet that owns them."""
+    """The PINs of a My Number card, by the applet that owns them.
+
+    The first three are set by the holder; the others (照合番号A/B, the birth-date PIN) take
+    their reference data from the card face (see :func:`printed_pin_values`).
+    """
 
     AUTH = "auth"
     SIGN = "sign"
     CARD_INFO = "info"
+    INFO_A = "info_a"
+    INFO_B = "info_b"
+    FACE_BIRTH = "face_birth"
+    FACE_A = "face_a"
+    FACE_B = "face_b"
 
     @property
     def policy(self) -> PinPolicy:
-        return {
-            PinSlot.AUTH: AUTH_PIN,
-            PinSlot.SIGN: SIGN_PASSWORD,
-            PinSlot.CARD_INFO: CARD_INFO_PIN,
-        }[self]
+        return _POLICIES[self]
+
+    @property
+    def printed(self) -> bool:
+        """True for the PINs whose value is printed on the card (not set by the holder)."""
+        return self not in (PinSlot.AUTH, PinSlot.SIGN, PinSlot.CARD_INFO)
+
+
+_POLICIES = {
+    PinSlot.AUTH: AUTH_PIN,
+    PinSlot.SIGN: SIGN_PASSWORD,
+    PinSlot.CARD_INFO: CARD_INFO_PIN,
+    PinSlot.INFO_A: MATCH_A,
+    PinSlot.INFO_B: MATCH_B,
+    PinSlot.FACE_BIRTH: BIRTH_PIN,
+    PinSlot.FACE_A: MATCH_A,
+    PinSlot.FACE_B: MATCH_B,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +127,55 @@ class KeyCredential:
     ca_certificate: bytes
 
 
+def default_security_code(holder: Holder) -> str:
+    """The security code a card file written before the field existed gets: four digits taken
+    from SHA-256 of the My Number (a documented default, stable for that card)."""
+    digest = hashlib.sha256(holder.my_number.encode("ascii")).digest()
+    return f"{int.from_bytes(digest[:4], 'big') % 10000:04d}"
+
+
+def match_b_value(holder: Holder, card_expires: date, security_code: str) -> str:
+    """照合番号B: birth YYMMDD + the card's expiry year + its 4-digit security code."""
+    return f"{holder.birth_date:%y%m%d}{card_expires.year:04d}{security_code}"
+
+
+def printed_pin_values(
+    holder: Holder, card_expires: date, security_code: str
+) -> dict[PinSlot, str]:
+    """The reference values of the PINs printed on the card face (one place for the rule)."""
+    a = holder.my_number
+    b = match_b_value(holder, card_expires, security_code)
+    return {
+        PinSlot.INFO_A: a,
+        PinSlot.INFO_B: b,
+        PinSlot.FACE_BIRTH: f"{holder.birth_date:%y%m%d}",
+        PinSlot.FACE_A: a,
+        PinSlot.FACE_B: b,
+    }
+
+
+def printed_pins(holder: Holder, card_expires: date, security_code: str) -> dict[PinSlot, Pin]:
+    """Fresh PINs (all tries) for :func:`printed_pin_values`."""
+    values = printed_pin_values(holder, card_expires, security_code)
+    return {slot: Pin.printed(slot.policy, value) for slot, value in values.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SignedFiles:
+    """What J-LIS wrote and signed onto the card at issuance (the card cannot make these).
+
+    ``info_signature`` is EF 0003 of the card-info AP, ``certificate`` the card-data signing
+    certificate (EF 0004 of both APs); the ``face_*`` fields are the card-face AP's EF 0001,
+    0002 and 0005, images included.
+    """
+
+    info_signature: bytes
+    certificate: bytes
+    face_birth: bytes
+    face_entries: bytes
+    face_my_number: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class CardState:
     """Everything an emulated card remembers between power cycles."""
@@ -110,6 +187,16 @@ class CardState:
     card_expires: date
     atr_profile: str = "contact"
     label: str = field(default="")
+    security_code: str = ""  # the 4 digits printed on the card face; "" = default_security_code
+    signed: SignedFiles | None = None
+
+    def __post_init__(self) -> None:
+        if not self.security_code:
+            object.__setattr__(self, "security_code", default_security_code(self.holder))
+        missing = [slot for slot in PinSlot if slot.printed and slot not in self.pins]
+        if missing:
+            fresh = printed_pins(self.holder, self.card_expires, self.security_code)
+            object.__setattr__(self, "pins", {**self.pins, **{s: fresh[s] for s in missing}})
 
     def with_pin(self, slot: PinSlot, pin: Pin) -> CardState:
         return replace(self, pins={**self.pins, slot: pin})
@@ -213,10 +300,21 @@ def to_json(state: CardState) -> dict[str, Any]:
             "sex": h.sex.value,
             "my_number": h.my_number,
         },
+        "security_code": state.security_code,
         "auth": _credential_to_json(state.auth),
         "sign": _credential_to_json(state.sign),
         "pins": {slot.value: _pin_to_json(pin) for slot, pin in state.pins.items()},
+        "signed": _signed_to_json(state.signed),
     }
+
+
+_SIGNED_FIELDS = ("info_signature", "certificate", "face_birth", "face_entries", "face_my_number")
+
+
+def _signed_to_json(signed: SignedFiles | None) -> dict[str, str] | None:
+    if signed is None:
+        return None
+    return {name: _b64(getattr(signed, name)) for name in _SIGNED_FIELDS}
 
 
 class _Reader:
@@ -284,6 +382,24 @@ class _Reader:
             raise self.fail(where, "salt and digest must be hex") from None
         return Pin(slot.policy, salt, digest, tries)
 
+    def signed(self, obj: Any) -> SignedFiles | None:
+        raw = obj.get("signed") if isinstance(obj, dict) else None
+        if raw is None:
+            return None  # a card file from before J-LIS signed its data: documented default
+        values = {}
+        for name in _SIGNED_FIELDS:
+            try:
+                values[name] = base64.b64decode(self.get(raw, name, str, "signed"), validate=True)
+            except ValueError:
+                raise self.fail(f"signed.{name}", "not base64") from None
+        return SignedFiles(**values)
+
+    def security_code(self, obj: Any) -> str:
+        code = obj.get("security_code", "") if isinstance(obj, dict) else ""
+        if not isinstance(code, str) or not (code == "" or (len(code) == 4 and code.isdigit())):
+            raise self.fail("security_code", "must be 4 digits")
+        return code
+
 
 def from_json(data: Any, source: str = "card") -> CardState:
     r = _Reader(source)
@@ -302,14 +418,22 @@ def from_json(data: Any, source: str = "card") -> CardState:
         my_number=r.get(holder_raw, "my_number", str, "holder"),
     )
     pins_raw = r.get(data, "pins", dict, "card")
+    # The printed PINs came with this version; an older card file gets them fresh (all tries).
+    pins = {
+        slot: r.pin(pins_raw, slot)
+        for slot in PinSlot
+        if not slot.printed or slot.value in pins_raw
+    }
     return CardState(
         holder=holder,
         auth=r.credential(data, "auth"),
         sign=r.credential(data, "sign"),
-        pins={slot: r.pin(pins_raw, slot) for slot in PinSlot},
+        pins=pins,
         card_expires=r.date(data, "card_expires", "card"),
         atr_profile=r.get(data, "atr_profile", str, "card"),
         label=str(data.get("label", "")),
+        security_code=r.security_code(data),
+        signed=r.signed(data),
     )
 
 

@@ -11,12 +11,17 @@ import hashlib
 from dataclasses import dataclass
 from enum import Enum
 
+from cryptography import x509
+
 from .apdu import CommandApdu, MalformedApdu, ResponseApdu, StatusWord, describe_sw
+from .carddata import FaceEntries, decode_face_entries, tlv_header_length, verify_face, verify_info
 from .jpki import (
     AID,
     BasicInfo,
+    CardFaceFile,
     CardInfoFile,
     JpkiFile,
+    _read_tlvs,
     decode_basic_info,
     decode_my_number,
 )
@@ -25,6 +30,8 @@ from .transports.base import Transport, TransportError
 __all__ = [
     "SHA256_DIGEST_INFO_PREFIX",
     "CardError",
+    "CardFace",
+    "CardInfo",
     "CertificateNotReadable",
     "MyNumberCard",
     "NoCertificate",
@@ -46,11 +53,16 @@ def digest_info_sha256(message: bytes) -> bytes:
 
 
 class Pin(Enum):
-    """The card's three PINs: where each lives and how many tries it has."""
+    """The card's PINs: where each lives and how many tries it has."""
 
     AUTH = (AID.JPKI, JpkiFile.AUTH_PIN, 3, "user-authentication PIN")
     SIGN = (AID.JPKI, JpkiFile.SIGN_PIN, 5, "signing password")
     CARD_INFO = (AID.CARD_INFO, CardInfoFile.PIN, 3, "card-info PIN")
+    CARD_INFO_A = (AID.CARD_INFO, CardInfoFile.PIN_A, 10, "card-info 照合番号A (My Number)")
+    CARD_INFO_B = (AID.CARD_INFO, CardInfoFile.PIN_B, 10, "card-info 照合番号B")
+    FACE_BIRTH = (AID.CARD_FACE, CardFaceFile.PIN_BIRTH, 10, "card-face birth-date PIN")
+    FACE_A = (AID.CARD_FACE, CardFaceFile.PIN_A, 10, "card-face 照合番号A (My Number)")
+    FACE_B = (AID.CARD_FACE, CardFaceFile.PIN_B, 10, "card-face 照合番号B")
 
     def __init__(self, aid: AID, fid: int, max_tries: int, label: str) -> None:
         self.aid = aid
@@ -101,8 +113,45 @@ class UnexpectedStatus(CardError):
 
 @dataclass(frozen=True, slots=True)
 class CardInfo:
+    """What the card-info AP holds; ``files`` are its EFs as read (0001 to 0005 by FID; 0003
+    and 0004 absent on a card without J-LIS-signed data)."""
+
     my_number: str
     basic: BasicInfo
+    files: dict[int, bytes] | None = None
+
+    def verify(self, root: x509.Certificate) -> None:
+        """The relying party's check (:func:`mynahil.carddata.verify_info`): raises
+        :class:`~mynahil.carddata.CardDataInvalid` unless EF 0003 signs EF 0001 and 0002 with
+        the key of EF 0004, issued by ``root``."""
+        from .carddata import CardDataInvalid
+
+        files = self.files or {}
+        missing = [f"{fid:04X}" for fid in (1, 2, 3, 4) if fid not in files]
+        if missing:
+            raise CardDataInvalid(f"the card-info AP holds no EF {', '.join(missing)}")
+        verify_info(files[1], files[2], files[3], files[4], root)
+
+
+@dataclass(frozen=True, slots=True)
+class CardFace:
+    """The card face as the card-face AP holds it (images as files: PNG, JPEG 2000)."""
+
+    entries: FaceEntries
+    birth_file: bytes | None
+    entries_file: bytes
+    my_number_file: bytes | None  # only after 照合番号A
+    certificate: bytes
+
+    @property
+    def my_number_png(self) -> bytes | None:
+        if self.my_number_file is None:
+            return None
+        return _read_tlvs(_read_tlvs(self.my_number_file)[b"\xff\x40"]).get(b"\xdf\x41")
+
+    def verify(self, root: x509.Certificate) -> None:
+        """Every EF read verifies with the key of EF 0004, issued by ``root``."""
+        verify_face(self.birth_file, self.entries_file, self.my_number_file, self.certificate, root)
 
 
 class MyNumberCard:
@@ -168,6 +217,8 @@ class MyNumberCard:
         """All of the selected EF: a DER object's length from its header, else until short."""
         head = self.read_binary(0, 4)
         total = _der_total_length(head)
+        if total is None and head[:1] in (b"\xff", b"\x7f", b"\xe0"):
+            total = tlv_header_length(head)  # the card-info and card-face APs' TLV files
         out = bytearray(head)
         while total is None or len(out) < total:
             want = _CHUNK if total is None else min(_CHUNK, total - len(out))
@@ -185,8 +236,12 @@ class MyNumberCard:
                 raise UnexpectedStatus(response.sw, "READ BINARY returned no data before the end")
         return bytes(out)
 
-    def read_file(self, aid: AID, fid: int) -> bytes:
+    def read_file(self, aid: AID, fid: int, *, extended: bool = False) -> bytes:
+        """A whole EF of ``aid``. ``extended``: one READ BINARY by short EF identifier with an
+        extended Le of 65,536 (jsapdu's readEfBinaryFull) instead of SELECT and short reads."""
         self._ensure(aid)
+        if extended and 1 <= fid <= 30:
+            return self._ok(CommandApdu(0x00, 0xB0, 0x80 | fid, 0x00, le=65536, extended=True))
         self.select_file(fid)
         return self.read_current_file()
 
@@ -276,13 +331,53 @@ class MyNumberCard:
 
     # --- card-info input-support AP --------------------------------------------------------
 
-    def read_card_info(self, pin: str) -> CardInfo:
-        """My Number and the four basic facts, behind the card-info PIN."""
-        self.verify(Pin.CARD_INFO, pin)
+    def read_card_info(
+        self, pin: str, *, with_pin: Pin = Pin.CARD_INFO, signed: bool = False
+    ) -> CardInfo:
+        """My Number and the four basic facts, behind the card-info PIN or one of its
+        alternatives (``with_pin``: :attr:`Pin.CARD_INFO_A` or :attr:`Pin.CARD_INFO_B`).
+        ``signed`` also reads EF 0003-0005, for :meth:`CardInfo.verify`."""
+        if with_pin.aid is not AID.CARD_INFO:
+            raise ValueError(f"{with_pin.label} is not a PIN of the card-info AP")
+        self.verify(with_pin, pin)
+        files: dict[int, bytes] = {}
         self.select_file(CardInfoFile.MY_NUMBER)
-        my_number = decode_my_number(self.read_current_file())
+        files[1] = self.read_current_file()
         self.select_file(CardInfoFile.BASIC_INFO)
-        return CardInfo(my_number, decode_basic_info(self.read_current_file()))
+        files[2] = self.read_current_file()
+        if signed:
+            for fid in (CardInfoFile.SIGNATURE, CardInfoFile.CERTIFICATE, CardInfoFile.AP_INFO):
+                data = self._read_if_present(fid)
+                if data is not None:
+                    files[int(fid)] = data
+        return CardInfo(decode_my_number(files[1]), decode_basic_info(files[2]), files)
+
+    def _read_if_present(self, fid: int) -> bytes | None:
+        try:
+            self.select_file(fid)
+        except UnexpectedStatus as exc:
+            if exc.sw == StatusWord.FILE_NOT_FOUND:
+                return None
+            raise
+        return self.read_current_file()
+
+    # --- card-face AP ------------------------------------------------------------------------
+
+    def read_card_face(self, pin: str, *, with_pin: Pin = Pin.FACE_A) -> CardFace:
+        """The card face behind 照合番号A (all of it, the My Number EF included) or 照合番号B
+        (all but the My Number)."""
+        if with_pin not in (Pin.FACE_A, Pin.FACE_B):
+            raise ValueError("the card face opens with 照合番号A or 照合番号B (Pin.FACE_A/FACE_B)")
+        self.verify(with_pin, pin)
+        certificate = self.read_file(AID.CARD_FACE, CardFaceFile.CERTIFICATE)
+        birth = self.read_file(AID.CARD_FACE, CardFaceFile.BIRTH)
+        entries = self.read_file(AID.CARD_FACE, CardFaceFile.ENTRIES)
+        my_number = (
+            self.read_file(AID.CARD_FACE, CardFaceFile.MY_NUMBER)
+            if with_pin is Pin.FACE_A
+            else None
+        )
+        return CardFace(decode_face_entries(entries), birth, entries, my_number, certificate)
 
 
 def _der_total_length(head: bytes) -> int | None:

@@ -11,13 +11,17 @@ from enum import Enum
 
 __all__ = [
     "AID",
+    "JPKI_INTERNAL_FILES",
     "BasicInfo",
+    "CardFaceFile",
     "CardInfoFile",
     "JpkiFile",
     "decode_basic_info",
     "decode_my_number",
+    "decode_offsets",
     "encode_basic_info",
     "encode_my_number",
+    "encode_with_offsets",
     "my_number_check_digit",
     "valid_my_number",
 ]
@@ -48,12 +52,36 @@ class JpkiFile(int, Enum):
     SIGN_PIN = 0x001B
 
 
+# EFs of the JPKI AP that public client constants name (jsapdu's JPKI_AP_EF) but whose contents
+# no public source describes. Choice: the card holds them as internal EFs (SELECT 9000, never
+# readable: 6986), like the key and PIN EFs they sit beside.
+JPKI_INTERNAL_FILES: tuple[int, ...] = (0x0005, 0x0009, 0x0010, 0x0016, 0x0019, 0x001C, 0x001E)
+
+
 class CardInfoFile(int, Enum):
-    """Elementary files of the card-info input-support AP."""
+    """Elementary files of the card-info input-support AP (券面事項入力補助AP)."""
 
     MY_NUMBER = 0x0001
     BASIC_INFO = 0x0002
+    SIGNATURE = 0x0003
+    CERTIFICATE = 0x0004
+    AP_INFO = 0x0005
     PIN = 0x0011
+    PIN_A = 0x0014  # 照合番号A: the 12-digit My Number
+    PIN_B = 0x0015  # 照合番号B: birth YYMMDD + expiry year + security code
+
+
+class CardFaceFile(int, Enum):
+    """Elementary files of the card-face AP (券面事項確認AP; jsapdu's KENKAKU_AP_EF)."""
+
+    BIRTH = 0x0001
+    ENTRIES = 0x0002
+    AP_INFO = 0x0003
+    CERTIFICATE = 0x0004
+    MY_NUMBER = 0x0005
+    PIN_BIRTH = 0x0011
+    PIN_B = 0x0012
+    PIN_A = 0x0013
 
 
 TOKEN_LABEL = b"JPKIAPICCTOKEN2"
@@ -141,15 +169,44 @@ class BasicInfo:
     sex: str  # "1", "2" or "9"
 
 
-def encode_basic_info(info: BasicInfo) -> bytes:
-    """EF 0002: ``FF 20`` wrapping DF22 name, DF23 address, DF24 birth date, DF25 sex."""
-    inner = (
-        _tlv(b"\xdf\x22", info.name.encode("utf-8"))
-        + _tlv(b"\xdf\x23", info.address.encode("utf-8"))
-        + _tlv(b"\xdf\x24", info.birth_date.encode("ascii"))
-        + _tlv(b"\xdf\x25", info.sex.encode("ascii"))
-    )
-    return _tlv(b"\xff\x20", inner)
+def encode_with_offsets(outer: bytes, fields: list[tuple[bytes, bytes]]) -> bytes:
+    """``outer`` wrapping a ``DF21`` offsets header, then ``fields`` (tag, value) in order.
+
+    DF21 holds one big-endian 16-bit number per field: the position in the EF of that field's
+    tag byte (jsapdu slices the whole EF by these offsets; myna skips DF21 as the first inner
+    TLV). The positions depend on the header's own size, so it is laid out first.
+    """
+    encoded = [_tlv(tag, value) for tag, value in fields]
+    offsets_len = 2 * len(encoded)
+    header_len = 2 + len(_ber_length(offsets_len)) + offsets_len
+    inner_len = header_len + sum(len(e) for e in encoded)
+    position = len(outer) + len(_ber_length(inner_len)) + header_len
+    offsets = bytearray()
+    for e in encoded:
+        offsets += position.to_bytes(2, "big")
+        position += len(e)
+    return _tlv(outer, _tlv(b"\xdf\x21", bytes(offsets)) + b"".join(encoded))
+
+
+def decode_offsets(value: bytes) -> list[int]:
+    """The positions a ``DF21`` header lists."""
+    if len(value) % 2:
+        raise ValueError("a DF21 offsets header has an even number of bytes")
+    return [int.from_bytes(value[i : i + 2], "big") for i in range(0, len(value), 2)]
+
+
+def encode_basic_info(info: BasicInfo, *, offsets: bool = True) -> bytes:
+    """EF 0002: ``FF 20`` wrapping DF21 offsets, DF22 name, DF23 address, DF24 birth date,
+    DF25 sex (``offsets=False`` leaves DF21 out: the defect clients misread)."""
+    fields = [
+        (b"\xdf\x22", info.name.encode("utf-8")),
+        (b"\xdf\x23", info.address.encode("utf-8")),
+        (b"\xdf\x24", info.birth_date.encode("ascii")),
+        (b"\xdf\x25", info.sex.encode("ascii")),
+    ]
+    if not offsets:
+        return _tlv(b"\xff\x20", b"".join(_tlv(t, v) for t, v in fields))
+    return encode_with_offsets(b"\xff\x20", fields)
 
 
 def decode_basic_info(data: bytes) -> BasicInfo:

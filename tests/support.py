@@ -25,6 +25,8 @@ PASSWORD = "ABC123"
 
 
 class CardFactory(Protocol):
+    ca: JlisCA  # the J-LIS CA that issues the cards (its auth root verifies their card data)
+
     def __call__(
         self,
         *,
@@ -35,31 +37,35 @@ class CardFactory(Protocol):
     ) -> CardState: ...
 
 
-def make_card_factory(folder: Path, pool_size: int = 4) -> CardFactory:
-    ca = JlisCA.create(folder / "ca")
-    pool = KeyPool.generate(pool_size, seed=7, cache_dir=folder / "keys")
-    rng = random.Random(7)
+class _Factory:
+    def __init__(self, folder: Path, pool_size: int) -> None:
+        self.ca = JlisCA.create(folder / "ca")
+        self._pool = KeyPool.generate(pool_size, seed=7, cache_dir=folder / "keys")
+        self._rng = random.Random(7)
 
-    def factory(
+    def __call__(
+        self,
         *,
         issued_on: date | None = None,
         birth_date: date | None = None,
         with_certificates: bool = True,
         atr_profile: str = "contact",
     ) -> CardState:
-        holder = random_holder(rng, birth_date=birth_date or date(1985, 6, 15))
+        holder = random_holder(self._rng, birth_date=birth_date or date(1985, 6, 15))
         return issue_card(
-            ca,
+            self.ca,
             holder,
             pin=PIN,
             password=PASSWORD,
             issued_on=issued_on or date.today(),
             with_certificates=with_certificates,
-            keys=pool,
+            keys=self._pool,
             atr_profile=atr_profile,
         )
 
-    return factory
+
+def make_card_factory(folder: Path, pool_size: int = 4) -> CardFactory:
+    return _Factory(folder, pool_size)
 
 
 MYNAHIL = [sys.executable, "-m", "mynahil"]

@@ -28,10 +28,11 @@ from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from card_emulator.state import Holder
+from mynahil.carddata import CvCertificate
 from mynahil.files import flocked as _flocked
 from mynahil.files import write_atomically as _write_atomically
 
@@ -63,6 +64,10 @@ AUTH_CERT_FILE = "auth-ca.crt.pem"
 SIGN_KEY_FILE = "sign-ca.key.pem"
 SIGN_CERT_FILE = "sign-ca.crt.pem"
 SERIAL_FILE = "serial.json"
+# The J-LIS key that signs the card-info and card-face APs' data at issuance; certified (a
+# card-verifiable certificate, EF 0004 of those APs) by the user-authentication root. Created on
+# first use, so a CA folder from before it existed gains it then.
+CARD_DATA_KEY_FILE = "card-data.key.pem"
 _LOCK_FILE = ".lock"
 _SERIAL_LOCK_FILE = "serial.lock"
 _CA_FILES = (AUTH_KEY_FILE, AUTH_CERT_FILE, SIGN_KEY_FILE, SIGN_CERT_FILE, SERIAL_FILE)
@@ -215,6 +220,55 @@ class JlisCA:
         self.folder = folder
         self.crl_url = DEFAULT_AUTH_CRL_URL
         self.sign_crl_url = DEFAULT_SIGN_CRL_URL
+        self._card_data: tuple[rsa.RSAPrivateKey, bytes] | None = None
+        self._card_data_lock = threading.Lock()
+
+    # --- the card-data signing key ---------------------------------------------------------
+
+    def _card_data_key(self) -> tuple[rsa.RSAPrivateKey, bytes]:
+        with self._card_data_lock:
+            if self._card_data is None:
+                key = self._load_or_make_card_data_key()
+                cert = CvCertificate.issue(self._auth.key, key.public_key()).encode()
+                self._card_data = (key, cert)
+            return self._card_data
+
+    def _load_or_make_card_data_key(self) -> rsa.RSAPrivateKey:
+        if self.folder is None:
+            return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_SIZE)
+        path = self.folder / CARD_DATA_KEY_FILE
+        with _flocked(self.folder / _LOCK_FILE):
+            if not path.exists():
+                key = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_SIZE)
+                _write_atomically(
+                    path,
+                    key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    ),
+                )
+                return key
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(loaded, rsa.RSAPrivateKey):
+            raise CAFolderError(f"{path} does not hold an RSA key")
+        return loaded
+
+    @property
+    def card_data_certificate(self) -> bytes:
+        """EF 0004 of the card-info and card-face APs: the card-data key, certified by the
+        user-authentication root (:attr:`auth_ca_certificate`)."""
+        return self._card_data_key()[1]
+
+    def sign_card_data(self, message: bytes) -> bytes:
+        """What J-LIS writes onto a card at issuance: ``message`` signed with the card-data key
+        (RSA PKCS#1 v1.5, SHA-256)."""
+        key = self._card_data_key()[0]
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+
+    @property
+    def card_data_public_key(self) -> rsa.RSAPublicKey:
+        return self._card_data_key()[0].public_key()
 
     def signer(self, kind: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
         """The root that signs ``kind`` ("auth" or "sign") certificates, for CRLs and OCSP."""

@@ -5,17 +5,42 @@ have the card make its keys and the J-LIS CA certify them.
 from __future__ import annotations
 
 import random
+import secrets
 from datetime import date, timedelta
 
+from card_emulator.card import card_info_files
+from card_emulator.face import face_images
 from card_emulator.pin import Pin
-from card_emulator.state import CardState, Holder, KeyCredential, PinSlot, Sex
+from card_emulator.state import (
+    CardState,
+    Holder,
+    KeyCredential,
+    PinSlot,
+    Sex,
+    SignedFiles,
+    printed_pins,
+)
+from mynahil.carddata import (
+    FaceEntries,
+    encode_face_birth,
+    encode_face_entries,
+    encode_face_my_number,
+    encode_info_signature,
+    encode_public_key,
+)
 from mynahil.jpki import my_number_check_digit, valid_my_number
 
 from .ca import JlisCA
 from .keypool import FreshKeys, KeySource
 from .validity import card_expiry, certificate_not_after, signing_certificate_allowed
 
-__all__ = ["APPLICATION_LEAD", "default_applied_on", "issue_card", "random_holder"]
+__all__ = [
+    "APPLICATION_LEAD",
+    "default_applied_on",
+    "issue_card",
+    "random_holder",
+    "sign_card_data",
+]
 
 # A key pool may hand the same key out twice in a row; a card's two keys are always distinct,
 # so the signing key is drawn again (a bounded number of times: a one-key pool cannot comply).
@@ -46,6 +71,7 @@ def issue_card(
     keys: KeySource | None = None,
     atr_profile: str = "contact",
     label: str = "",
+    security_code: str | None = None,
 ) -> CardState:
     """A new card for ``holder``, applied for on ``applied_on`` (default: a month before
     issuance, :func:`default_applied_on`) and issued on ``issued_on``.
@@ -56,7 +82,10 @@ def issue_card(
     certificate (the signing files are absent, as for a declined one). The card's validity
     depends on the holder's age on the application date (see ``validity``). Raises
     ValueError, with a message to show the clerk, for an invalid My Number, a birth date
-    after the application, an application after issuance or a PIN that breaks policy.
+    after the application, an application after issuance, a PIN that breaks policy or a
+    security code that is not 4 digits. ``security_code`` (default: random) is the 4-digit code
+    printed on the card face. J-LIS signs the card-info and card-face data (see
+    :func:`sign_card_data`).
     """
     if not valid_my_number(holder.my_number):
         raise ValueError(f"{holder.my_number!r} is not a valid My Number (check digit)")
@@ -80,7 +109,12 @@ def issue_card(
             PinSlot.CARD_INFO.policy, pin if card_info_pin is None else card_info_pin
         ),
     }
+    if security_code is None:
+        security_code = f"{secrets.randbelow(10000):04d}"
+    elif not (len(security_code) == 4 and security_code.isdigit()):
+        raise ValueError(f"the security code is 4 digits, not {security_code!r}")
     card_expires = card_expiry(holder.birth_date, issued_on, applied_on=applied)
+    pins.update(printed_pins(holder, card_expires, security_code))
     auth: KeyCredential | None = None
     sign: KeyCredential | None = None
     if with_certificates:
@@ -115,6 +149,36 @@ def issue_card(
         card_expires=card_expires,
         atr_profile=atr_profile,
         label=label,
+        security_code=security_code,
+        signed=sign_card_data(ca, holder, card_expires, security_code),
+    )
+
+
+def sign_card_data(
+    ca: JlisCA, holder: Holder, card_expires: date, security_code: str
+) -> SignedFiles:
+    """What J-LIS writes and signs onto the card-info and card-face APs at issuance."""
+    sign = ca.sign_card_data
+    key_raw = encode_public_key(ca.card_data_public_key)
+    ef1, ef2 = card_info_files(holder)
+    images = face_images(holder, security_code)
+    birth = f"{holder.birth_date:%Y%m%d}"
+    entries = FaceEntries(
+        birth=birth,
+        sex=holder.sex.value,
+        public_key_raw=key_raw,
+        name_png=images.name_png,
+        address_png=images.address_png,
+        photo_jp2=images.photo_jp2,
+        expiry=f"{card_expires:%Y%m%d}",
+        security_code_png=images.security_code_png,
+    )
+    return SignedFiles(
+        info_signature=encode_info_signature(ef1, ef2, sign),
+        certificate=ca.card_data_certificate,
+        face_birth=encode_face_birth(birth, key_raw, sign),
+        face_entries=encode_face_entries(entries, sign),
+        face_my_number=encode_face_my_number(images.my_number_png, key_raw, sign),
     )
 
 

@@ -34,8 +34,10 @@ def test_round_trip_keeps_everything(card_path: Path, card_state: CardState) -> 
         loaded.auth.private_key.private_numbers() == card_state.auth.private_key.private_numbers()
     )
     assert {s: p.tries_left for s, p in loaded.pins.items()} == {
-        s: 3 if s is not PinSlot.SIGN else 5 for s in PinSlot
+        s: s.policy.max_tries for s in PinSlot
     }
+    assert loaded.security_code == card_state.security_code
+    assert loaded.signed == card_state.signed
     assert loaded.pins[PinSlot.AUTH].matches(b"1234")
     assert b"1234" not in card_path.read_bytes().replace(
         b"\n", b""

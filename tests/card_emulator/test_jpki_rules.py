@@ -152,7 +152,8 @@ def test_read_binary_chunks_offsets_and_der_length(
     assert sw(card.transmit(read(len(cert), 1))) == "6B00"
     assert sw(card.transmit(read(0x7FFF, 1))) == "6B00"
     assert sw(card.transmit(bytes.fromhex("00B00000"))) == "6700"  # no Le
-    assert sw(card.transmit(bytes.fromhex("00B0810004"))) == "6A86"  # SFI addressing
+    # SFI 01 names the signing certificate, which needs the signing password (issue 14)
+    assert sw(card.transmit(bytes.fromhex("00B0810004"))) == "6982"
 
 
 # --- PINs ----------------------------------------------------------------------------------

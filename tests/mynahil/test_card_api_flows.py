@@ -6,6 +6,7 @@ import pytest
 
 from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard, NoCertificate, Pin, PinBlocked, PinRequired, WrongPin
+from mynahil.jpki import AID, CardFaceFile
 from mynahil.transports import InProcessTransport, Transport
 from tests.support import PASSWORD, PIN, CardFactory
 
@@ -85,3 +86,41 @@ class _FileOf512(Transport):
 
 def test_reading_a_file_that_ends_on_a_chunk_boundary() -> None:
     assert MyNumberCard(_FileOf512()).read_current_file() == _FileOf512.content
+
+
+def test_card_info_with_alternatives_and_the_relying_party_check(
+    card_factory: CardFactory,
+) -> None:
+    from cryptography import x509
+
+    from card_emulator.state import match_b_value
+    from mynahil.carddata import CardDataInvalid
+
+    state = card_factory()
+    root = x509.load_der_x509_certificate(card_factory.ca.auth_ca_certificate)
+    b = match_b_value(state.holder, state.card_expires, state.security_code)
+    for pin, value in (
+        (Pin.CARD_INFO, PIN),
+        (Pin.CARD_INFO_A, state.holder.my_number),
+        (Pin.CARD_INFO_B, b),
+    ):
+        info = api(state).read_card_info(value, with_pin=pin, signed=True)
+        assert info.my_number == state.holder.my_number
+        info.verify(root)
+    with pytest.raises(WrongPin, match="照合番号B: 9 tries left"):
+        api(state).read_card_info("0" * 14, with_pin=Pin.CARD_INFO_B)
+    unsigned = api(state).read_card_info(PIN)
+    with pytest.raises(CardDataInvalid, match="no EF 0003, 0004"):
+        unsigned.verify(root)
+
+
+def test_card_face_short_and_extended_reads_agree(card_state: CardState) -> None:
+    card = api(card_state)
+    face = card.read_card_face(card_state.holder.my_number)
+    assert face.my_number_png is not None
+    assert face.my_number_png.startswith(b"\x89PNG")
+    sent = card.apdus_sent
+    whole = card.read_file(AID.CARD_FACE, CardFaceFile.ENTRIES, extended=True)
+    assert card.apdus_sent == sent + 1, "one extended READ BINARY"
+    assert whole == face.entries_file
+    assert len(whole) > 256 * 20
