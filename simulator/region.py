@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -122,11 +122,6 @@ class RegionModel:
         self.profile = profile / profile.sum()
         self.return_days = self._geometric(scenario.behaviour.return_after_days)
         self.visit_days = self._geometric(scenario.pin.window_visit_after_days)
-        self.spots = {
-            name: self._spots(name, station)
-            for name in STATION_CHANNELS
-            if (station := scenario.channel(name).station) is not None
-        }
         self.inbox = {name: simpy.Store(self.env) for name in STATION_CHANNELS}
 
     @staticmethod
@@ -136,11 +131,13 @@ class RegionModel:
         pmf = p * (1 - p) ** np.arange(RETURN_HORIZON)
         return np.asarray(pmf / pmf.sum())
 
-    def _spots(self, name: str, station: Station) -> float:
+    def _spots(self, station: Station, day: date) -> float:
+        """The region's spots of this kind on ``day`` (some open later, e.g. bank ATMs)."""
         share = self.scenario.population.region_share(self.region)
-        if station.spots == 0:  # one window per municipality
+        nationwide = station.spots_on(day)
+        if nationwide == 0:  # one window per municipality
             return float(self.scenario.population.municipalities_in(self.region))
-        return max(1.0, station.spots * share)
+        return max(1.0, nationwide * share)
 
     # -- holders coming back later --------------------------------------------------------
 
@@ -243,7 +240,7 @@ class RegionModel:
         station = self.scenario.channel(name).station
         assert station is not None
         i, s = self.index[name], STATION_CHANNELS.index(name)
-        spots = self.spots[name]
+        spots = self._spots(station, self.dates[0])
         state = StationState()
         step = self.scenario.run.step_minutes
         hours = station.hours
@@ -254,6 +251,10 @@ class RegionModel:
             if cohort.people <= 0 and state.backlog <= 0:
                 continue
             date = self.dates[day]
+            today_spots = self._spots(station, date)
+            if today_spots != spots:  # new spots share the backlog waiting per spot
+                state.backlog *= spots / today_spots
+                spots = today_spots
             clock = hour % 24
             open_today = hours.open_on(date)
             per_spot = cohort.people / spots

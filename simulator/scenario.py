@@ -11,7 +11,7 @@ import copy
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "Platform",
     "Population",
     "Prefecture",
+    "ProcedureSpot",
     "RunWindow",
     "Scenario",
     "ScenarioError",
@@ -141,6 +142,18 @@ class Hours:
 
 
 @dataclass(frozen=True)
+class ProcedureSpot:
+    """One kind of place where holders do the procedure (seeds 000/002: about 90,000)."""
+
+    kind: str  # "Seven-Eleven multi-copy machines", ...
+    channel: str  # the station channel it belongs to
+    count: int
+    #: The day these spots start taking holders (None: from the opening).
+    available_from: date | None
+    source: str
+
+
+@dataclass(frozen=True)
 class Station:
     """Identical procedure spots, each with a few servers (machines or clerks)."""
 
@@ -151,6 +164,12 @@ class Station:
     #: Mean time a holder is willing to wait before leaving (exponential patience).
     patience_minutes: float
     hours: Hours
+    #: Spots that open later: (first day, count) added to ``spots`` from that day on.
+    added: tuple[tuple[date, int], ...] = ()
+
+    def spots_on(self, day: date) -> int:
+        """Spots nationwide on ``day`` (0: one per municipality)."""
+        return self.spots + sum(count for first, count in self.added if first <= day)
 
 
 @dataclass(frozen=True)
@@ -306,6 +325,8 @@ class Scenario:
     platform: Platform
     campaign: Campaign
     calibration: CalibrationSpec | None
+    #: The kinds of procedure spots with counts and sources (empty: counts in the channels).
+    procedure_spots: tuple[ProcedureSpot, ...]
     #: The validated TOML mapping, for sweeps (set a field, validate again).
     source: Mapping[str, Any] = field(compare=False, repr=False, hash=False)
     #: Where the scenario was read from (None: built in memory); data paths are relative to it.
@@ -488,15 +509,13 @@ def _channel(name: str, table: _Table) -> Channel:
     station = None
     if name in STATION_CHANNELS:
         station = Station(
-            spots=table.integer("spots", 0 if name == WINDOW else None),
+            spots=table.integer("spots", 0),
             servers_per_spot=table.integer("servers_per_spot", 1, lo=1, hi=10_000),
             service_minutes=table.number("service_minutes", lo=0.01, hi=24 * 60),
             patience_minutes=table.number("patience_minutes", lo=0.01, hi=7 * 24 * 60),
             hours=_hours(table.table("hours")) if "hours" in table.data else Hours("all", 0, 1440),
         )
         table.seen.add("hours")
-        if station.spots == 0 and name != WINDOW:
-            raise ScenarioError(f"{table.where('spots')}: must be >= 1 for {name}")
     fallback = table.raw("fallback", None)
     if fallback is not None and fallback not in CHANNELS:
         raise ScenarioError(
@@ -638,6 +657,59 @@ def _campaign(table: _Table) -> Campaign:
     return result
 
 
+def _procedure_spots(
+    rows: list[Any], channels: tuple[Channel, ...], municipalities: int
+) -> tuple[tuple[ProcedureSpot, ...], tuple[Channel, ...]]:
+    """Read ``[[procedure_spots]]`` and give each station channel its spots from them."""
+    spots = []
+    for i, raw in enumerate(rows):
+        row = _Table(raw, f"procedure_spots[{i}]")
+        spot = ProcedureSpot(
+            kind=row.text("kind"),
+            channel=row.text("channel"),
+            count=row.integer("count", lo=1),
+            available_from=row.day("from") if "from" in row.data else None,
+            source=row.text("source"),
+        )
+        row.seen.add("from")
+        row.done()
+        if spot.channel not in STATION_CHANNELS:
+            raise ScenarioError(
+                f"{row.where('channel')}: must be one of {', '.join(STATION_CHANNELS)}, "
+                f"got {spot.channel!r}"
+            )
+        if spot.channel == WINDOW and spot.count != municipalities:
+            raise ScenarioError(
+                f"{row.where('count')}: one window per municipality: must be {municipalities}"
+            )
+        spots.append(spot)
+    result = []
+    for channel in channels:
+        mine = [s for s in spots if s.channel == channel.name and s.channel != WINDOW]
+        if not mine or channel.station is None:
+            result.append(channel)
+            continue
+        if channel.station.spots:
+            raise ScenarioError(
+                f"channels.{channel.name}.spots: give the count either here or in "
+                "procedure_spots, not both"
+            )
+        base = sum(s.count for s in mine if s.available_from is None)
+        added = tuple(
+            sorted((s.available_from, s.count) for s in mine if s.available_from is not None)
+        )
+        if base < 1:
+            raise ScenarioError(f"procedure_spots: {channel.name} has no spots from the opening")
+        station = replace(channel.station, spots=base, added=added)
+        result.append(replace(channel, station=station))
+    for channel in result:
+        if channel.station is not None and channel.station.spots == 0 and channel.name != WINDOW:
+            raise ScenarioError(
+                f"channels.{channel.name}.spots: must be >= 1 (or listed in procedure_spots)"
+            )
+    return tuple(spots), tuple(result)
+
+
 def _calibration(table: _Table) -> CalibrationSpec:
     fit = table.array("fit")
     if not all(isinstance(f, str) for f in fit):
@@ -683,18 +755,24 @@ def parse_scenario(
     """Validate a scenario mapping (as read from TOML, ``extends`` already resolved)."""
     root = _Table(data, "")
     population = _population(root.table("population"))
+    spots, channels = _procedure_spots(
+        root.array("procedure_spots", []),
+        _channels(root.table("channels")),
+        sum(p.municipalities for p in population.prefectures),
+    )
     scenario = Scenario(
         name=root.text("name", name),
         description=root.text("description", ""),
         run=_run(root.table("run"), population.regions),
         population=population,
         demand=_demand(root.table("demand")),
-        channels=_channels(root.table("channels")),
+        channels=channels,
         pin=_pin(root.table("pin")),
         behaviour=_behaviour(root.table("behaviour")),
         platform=_platform(root.table("platform")),
         campaign=_campaign(root.table("campaign")),
         calibration=(_calibration(root.table("calibration")) if "calibration" in data else None),
+        procedure_spots=spots,
         folder=folder,
         source=copy.deepcopy(dict(data)),
     )

@@ -125,3 +125,33 @@ def _deleted(scenario: Scenario, path: list[str | int]) -> dict[str, Any]:
 def test_bundled_scenarios_load() -> None:
     for path in SCENARIOS.glob("*.toml"):
         assert load_scenario(path).name
+
+
+def test_procedure_spots_as_the_seeds_have_them(round1: Scenario) -> None:
+    """About 90,000 places (seed 000); Seven Bank ATMs only from September 2020 (seed 002)."""
+    from datetime import date
+
+    total = sum(s.count for s in round1.procedure_spots)
+    assert 85_000 <= total <= 95_000
+    assert all(s.source for s in round1.procedure_spots)
+    atms = next(s for s in round1.procedure_spots if "Seven Bank" in s.kind)
+    assert atms.available_from == date(2020, 9, 1)
+    kiosk = round1.channel("kiosk").station
+    assert kiosk is not None
+    assert kiosk.spots_on(date(2020, 8, 31)) + atms.count == kiosk.spots_on(date(2020, 9, 1))
+    assert any("Lawson" in s.kind and "new model" in s.kind for s in round1.procedure_spots)
+
+
+def test_spots_given_twice_or_never_are_errors(round1: Scenario) -> None:
+    data = copy.deepcopy(dict(round1.source))
+    data["channels"]["kiosk"]["spots"] = 100
+    with pytest.raises(ScenarioError, match=r"channels\.kiosk\.spots: give the count either"):
+        parse_scenario(data)
+    data = copy.deepcopy(dict(round1.source))
+    data["procedure_spots"] = [s for s in data["procedure_spots"] if s["channel"] != "kiosk"]
+    with pytest.raises(ScenarioError, match=r"channels.kiosk.spots: must be >= 1"):
+        parse_scenario(data)
+    data = copy.deepcopy(dict(round1.source))
+    data["procedure_spots"][-1]["count"] = 5
+    with pytest.raises(ScenarioError, match=r"procedure_spots\[7\].count: one window"):
+        parse_scenario(data)
