@@ -68,7 +68,7 @@ never used to fit) within ±20%.</p>
 {% for row in hil.rows %}<tr><td>{{ row[0] }}</td><td>{{ row[1] }}</td><td>{{ row[2] }}</td></tr>{% endfor %}
 </table>
 {% if plots.hil %}<img alt="hil" src="{{ plots.hil }}">{% endif %}{% endif %}
-
+{{ operators_html }}
 <h2>What is approximated</h2>
 <p class="note">Holders are drawn in cohorts (channel x hour x region); queues are computed per
 time step as M/M/c (Erlang C, Allen-Cunneen for the platform) below saturation and as a fluid

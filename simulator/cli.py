@@ -72,17 +72,30 @@ def simulate(
         typer.Option("--ca", help="With --platform: its J-LIS CA folder, to issue trusted cards."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    operators: Annotated[
+        bool | None,
+        typer.Option(
+            "--operators/--no-operators",
+            help="Simulate the operator load too (default: if the scenario has an operator part).",
+        ),
+    ] = None,
+    hil_operators: Annotated[
+        int,
+        typer.Option(min=0, help="Run N sampled operators for real: signed report batches."),
+    ] = 0,
 ) -> None:
     """Simulate a sign-up scenario: queues, lockouts, platform load; CSV, JSON, plots, HTML."""
     from .engine import open_executor, run
     from .metrics import hourly_table, summarize
+    from .operators.cli import OperatorPlan
     from .report import write_outputs
     from .sweep import parse_sweep, parse_target, run_sweep
 
     try:
         loaded: Scenario = load_scenario(scenario)
         sweeps = [parse_sweep(s) for s in sweep or []]
-        goal = parse_target(target) if target else None
+        plan, sweeps = OperatorPlan.of(loaded, sweeps, target, operators, hil_operators)
+        goal = parse_target(target) if target and plan.sweep is None else None
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     if len(sweeps) > 1:
@@ -133,9 +146,13 @@ def simulate(
     except (OSError, ValueError) as exc:
         raise _fail(f"{exc}") from None
     summary = summarize(result)
-    files = write_outputs(out, loaded, summary, hourly_table(result), outcome, hil_report)
+    operator_part = plan.run(loaded, result, out, seed=seed, quiet=quiet)
+    files = write_outputs(
+        out, loaded, summary, hourly_table(result), outcome, hil_report, operator_part
+    )
     if not quiet:
         _print_headline(summary, files, outcome, loaded)
+    plan.exit_if_failed()
     if outcome is not None and outcome.target is not None and outcome.best is None:
         values = ", ".join(f"{v:g}" for v in outcome.sweep.values)
         print(

@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 import matplotlib
+from markupsafe import Markup
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -270,8 +271,10 @@ def write_outputs(
     table: dict[str, Floats],
     sweep: SweepOutcome | None = None,
     hil: dict[str, Any] | None = None,
+    operators: tuple[dict[str, Any], str] | None = None,
 ) -> dict[str, Path]:
-    """Write everything into ``out``; returns the main files by name."""
+    """Write everything into ``out``; returns the main files by name. ``operators``: the
+    operator part's summary and HTML section (simulator.operators.report)."""
     out.mkdir(parents=True, exist_ok=True)
     rows, cut = published_for(scenario)
     calibration = calibration_check(summary, rows, cut)
@@ -295,6 +298,8 @@ def write_outputs(
         }
     if hil is not None:
         summary["hil"] = {k: v for k, v in hil.items() if k != "latencies_ms"}
+    if operators is not None:
+        summary["operators"] = operators[0]
     files = {"timeseries": out / "timeseries.csv", "summary": out / "summary.json"}
     write_csv(files["timeseries"], scenario, table)
     files["summary"].write_text(json.dumps(_clean(summary), indent=2, default=_json_default) + "\n")
@@ -319,6 +324,8 @@ def write_outputs(
         sweep_labels=(field_label(sweep.sweep.field), metric_label(sweep)) if sweep else None,
         hil=hil,
         fmt=_fmt,
+        # The section comes from simulator.operators.report, rendered with autoescape on.
+        operators_html=Markup(operators[1] if operators else ""),  # noqa: S704
     )
     files["report"] = out / "report.html"
     files["report"].write_text(html)

@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mynahil.paths import scenarios_dir
+
+if TYPE_CHECKING:
+    from .operators.model import OperatorModel
 
 __all__ = [
     "CHANNELS",
@@ -62,6 +65,7 @@ ALIASES = {
     "servers": "platform.servers",
     "window_staff": "channels.municipal_window.servers_per_spot",
     "kiosks": "channels.kiosk.spots",
+    "ingestion_workers": "operators.ingestion.workers",
 }
 
 
@@ -331,6 +335,8 @@ class Scenario:
     source: Mapping[str, Any] = field(compare=False, repr=False, hash=False)
     #: Where the scenario was read from (None: built in memory); data paths are relative to it.
     folder: Path | None = field(default=None, compare=False, repr=False, hash=False)
+    #: The payment side (simulator/operators/), when the scenario has an ``operators`` table.
+    operators: OperatorModel | None = None
 
     def channel(self, name: str) -> Channel:
         for channel in self.channels:
@@ -749,6 +755,14 @@ def _run(table: _Table, known_regions: tuple[str, ...]) -> RunWindow:
     return result
 
 
+def _operators(root: _Table) -> OperatorModel | None:
+    if "operators" not in root.data:
+        return None
+    from .operators.model import parse_operators
+
+    return parse_operators(root.table("operators"))
+
+
 def parse_scenario(
     data: Mapping[str, Any], name: str = "scenario", folder: Path | None = None
 ) -> Scenario:
@@ -775,6 +789,7 @@ def parse_scenario(
         procedure_spots=spots,
         folder=folder,
         source=copy.deepcopy(dict(data)),
+        operators=_operators(root),
     )
     root.seen.add("calibration")
     root.done()
@@ -801,6 +816,12 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ScenarioError(f"{path}: no such scenario file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
+    operators = data.get("operators")
+    if isinstance(operators, str):  # the operator part in a file of its own, inlined here
+        beside_file = path.parent / operators
+        if not beside_file.exists() and (scenarios_dir() / operators).exists():
+            beside_file = scenarios_dir() / operators  # a copied scenario: the bundled part
+        data["operators"] = _read(beside_file, (*seen, path))
     parent = data.pop("extends", None)
     if parent is None:
         return data

@@ -1,0 +1,205 @@
+"""Operators in the loop: N sampled services report signed batches to the reference platform.
+
+Each sampled service (drawn by share of applicants) becomes a real operator of the sample
+payment service (``reference_impl.operator``): its own Ed25519 key registered with the
+platform, its books, holders whose applications chose it (set up in the platform's store,
+as benchmarks/bench_points.py does, so only the operator path is measured), and charges or
+purchases booked and reported in signed batches of its kind's batch size (at most
+``max_batch``) over HTTP to the reference platform served in-process on loopback. The
+latency of every batch is measured; a least-squares line through (batch size, latency)
+gives the platform's per-report and per-request cost, which then replace the scenario's
+``ingestion.per_report_ms`` and ``ingestion.request_overhead_ms``; the share of batches that
+failed is reported. Afterwards the platform's ledger invariants are checked.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from ..scenario import Scenario, ScenarioError, set_field
+from .model import OperatorModel, ServiceKind
+
+__all__ = ["MeasuredOperators", "measure_operators"]
+
+AS_OF = datetime(2020, 9, 1, 3, 0, tzinfo=UTC)
+
+
+@dataclass
+class MeasuredOperators:
+    operators: int
+    target: str
+    #: (reports in the batch, seconds from send to answer)
+    batches: list[tuple[int, float]] = field(default_factory=list)
+    failures: int = 0
+    reports: int = 0
+    violations: list[str] = field(default_factory=list)
+    assumed: dict[str, float] = field(default_factory=dict)
+    fitted: dict[str, float] = field(default_factory=dict)
+
+    def fit(self) -> tuple[float, float]:
+        """(request overhead ms, per-report ms) from a least-squares line; floors at 0."""
+        sizes = np.array([n for n, _ in self.batches], dtype=np.float64)
+        seconds = np.array([s for _, s in self.batches], dtype=np.float64)
+        if len(sizes) < 2 or np.ptp(sizes) == 0:
+            per = float(seconds.sum() / max(sizes.sum(), 1)) * 1000
+            return 0.0, per
+        slope, intercept = np.polyfit(sizes, seconds, 1)
+        per_report = max(float(slope) * 1000, 1e-6)
+        overhead = max(float(intercept) * 1000, 0.0)
+        return overhead, per_report
+
+    def apply(self, scenario: Scenario) -> Scenario:
+        if scenario.operators is None or not self.batches:
+            return scenario
+        ing = scenario.operators.ingestion
+        self.assumed = {
+            "operators.ingestion.request_overhead_ms": ing.request_overhead_ms,
+            "operators.ingestion.per_report_ms": ing.per_report_ms,
+        }
+        overhead, per_report = self.fit()
+        self.fitted = {
+            "operators.ingestion.request_overhead_ms": overhead,
+            "operators.ingestion.per_report_ms": per_report,
+        }
+        for name, value in self.fitted.items():
+            scenario = set_field(scenario, name, value)
+        return scenario
+
+    def as_dict(self) -> dict[str, Any]:
+        rows = [
+            [name, f"{self.assumed.get(name, math.nan):.3g}", f"{value:.3g}"]
+            for name, value in self.fitted.items()
+        ]
+        rows.append(
+            ["failed batches", "-", f"{self.failures} of {len(self.batches) + self.failures}"]
+        )
+        rows.append(["ledger invariants", "hold", "hold" if not self.violations else "BROKEN"])
+        return {
+            "operators": self.operators,
+            "target": self.target,
+            "reports": self.reports,
+            "batches": len(self.batches),
+            "failures": self.failures,
+            "rows": rows,
+            "violations": self.violations[:5],
+            "latencies_ms": [s * 1000 for _, s in self.batches],
+        }
+
+
+def measure_operators(
+    scenario: Scenario,
+    count: int,
+    *,
+    seed: int = 1,
+    batches_per_operator: int = 6,
+    max_batch: int = 200,
+    holders_per_operator: int = 50,
+) -> MeasuredOperators:
+    """Run ``count`` sampled operators for real against an in-process reference platform."""
+    from reference_impl.gateways import LocalAccountCheck
+    from reference_impl.platform import build_platform, serving
+
+    model = scenario.operators
+    if model is None:
+        raise ScenarioError("--hil-operators: the scenario has no operator part")
+    rng = random.Random(seed)
+    services = model.services()
+    chosen = rng.choices(services, weights=[s for _, _, s in services], k=count)
+    measured = MeasuredOperators(count, "the reference platform, in-process over HTTP (SQLite)")
+    with tempfile.TemporaryDirectory() as tmp:
+        platform = build_platform(
+            f"sqlite:///{tmp}/hil.db", None, accounts=LocalAccountCheck({}), as_of=AS_OF
+        )
+        try:
+            with serving(platform.app) as base:
+                for n, (name, kind, _) in enumerate(chosen):
+                    _one_operator(platform, base, f"hil-{n}-{name}", kind, model, rng,
+                                  measured, batches_per_operator, max_batch,
+                                  holders_per_operator)  # fmt: skip
+            measured.violations = [str(v) for v in platform.points.violations()]
+        finally:
+            platform.close()
+    return measured
+
+
+def _one_operator(
+    platform: Any,
+    base: str,
+    operator_id: str,
+    kind: ServiceKind,
+    model: OperatorModel,
+    rng: random.Random,
+    measured: MeasuredOperators,
+    batches: int,
+    max_batch: int,
+    holders: int,
+) -> None:
+    """Register one operator, give it holders who applied with it, send its batches."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from reference_impl.operator import OperatorBooks, OperatorClient
+    from reference_impl.points import (
+        Application,
+        Operator,
+        PaymentService,
+        PointsError,
+        TransactionKind,
+    )
+    from reference_impl.points.signing import Signer, public_key_bytes
+    from reference_impl.store import SqlStore
+
+    service_id = f"{operator_id}-pay"
+    key = Ed25519PrivateKey.generate()
+    platform.points.register_operator(
+        Operator(operator_id, operator_id, public_key_bytes(key)),
+        [PaymentService(service_id, operator_id, operator_id)],
+    )
+    books = OperatorBooks(operator_id, service_id)
+    store = platform.store
+    assert isinstance(store, SqlStore)
+    accounts = []
+    with store.transaction() as uow:
+        for h in range(holders):
+            account = books.open_account(f"holder {h}")
+            record = uow.create_record(f"{operator_id[:20]}-{h:04d}", AS_OF)
+            uow.link_account(service_id, account.account_id, record.record_id)
+            uow.add_application(
+                Application(0, model.campaign, record.record_id, service_id, account.account_id,
+                            operator_id, AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
+            )  # fmt: skip
+            accounts.append(account.account_id)
+    client = OperatorClient.connect(base, Signer(operator_id, key))
+    spender = model.spending.by_grant[kind.grant]
+    kind_of = TransactionKind.CHARGE if kind.grant == "charge" else TransactionKind.PURCHASE
+    size = max(1, min(kind.batch_size, max_batch))
+    try:
+        for b in range(batches):
+            # Sizes vary so that a line through (size, latency) is well defined.
+            this = max(1, round(size * (b + 1) / batches))
+            at = AS_OF + timedelta(hours=1, seconds=b)
+            batch = [
+                books.book(rng.choice(accounts),
+                           max(1, round(rng.lognormvariate(math.log(spender.median_yen),
+                                                           spender.sigma))),
+                           at, kind=kind_of)
+                for _ in range(this)
+            ]  # fmt: skip
+            start = time.perf_counter()
+            try:
+                decisions = client.report(batch)
+            except PointsError:
+                measured.failures += 1
+                continue
+            measured.batches.append((len(batch), time.perf_counter() - start))
+            measured.reports += len(decisions)
+            books.answered(decisions)
+    finally:
+        client.http.close()
