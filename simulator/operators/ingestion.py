@@ -137,9 +137,11 @@ class IngestionModel:
         self.backoff = np.array([k.backoff_s for k in kinds])
         self.retries = max(k.retries for k in kinds)
         self.kind_retries = np.array([k.retries for k in kinds])
-        # Retried report requests waiting, by kind and attempt: requests, reports.
-        self.carry_requests = np.zeros((len(kinds), self.retries + 1))
-        self.carry_reports = np.zeros((len(kinds), self.retries + 1))
+        # Retried report requests waiting, by kind and attempt: requests, reports. The last
+        # column holds what operators send again after their client gave up (already decided
+        # by the platform: replays, never new decisions).
+        self.carry_requests = np.zeros((len(kinds), self.retries + 2))
+        self.carry_reports = np.zeros((len(kinds), self.retries + 2))
         self.backlog = 0.0  # worker-seconds
         self.env = simpy.Environment()
         self.change_times: list[float] = []
@@ -325,7 +327,8 @@ class IngestionModel:
         hist = self.out.latency_hist[hour]
         for k, a in zip(*np.nonzero(answered > 1e-12), strict=True):
             mass = answered[k, a]
-            shift = a * (self.timeout[k] + self.backoff[k]) + extra
+            attempts = min(a, self.kind_retries[k] + 1)
+            shift = attempts * (self.timeout[k] + self.backoff[k]) + extra
             if math.isinf(rate):
                 hist[_atom(self.edges, shift + atom_at)] += mass
                 continue
@@ -339,8 +342,8 @@ class IngestionModel:
                     hist += mass * (1 - stay) * tail / tail.sum()
 
     def _retry(self, hour: int, overdue_req: Floats, overdue_rep: Floats) -> None:
-        """Timed out: sent again after the back-off, or held again after the last retry."""
-        fleet = self.fleet
+        """Timed out: sent again after the back-off; after the last retry the operator gives
+        up (an error) and sends the same reports again with its next batch, at once here."""
         self.carry_requests = np.zeros_like(self.carry_requests)
         self.carry_reports = np.zeros_like(self.carry_reports)
         for k in range(len(self.timeout)):
@@ -350,8 +353,8 @@ class IngestionModel:
             given_up = overdue_req[k, last:].sum()
             if given_up > 0:
                 self.out.errors[hour] += given_up
-                first = np.nonzero(fleet.kind_of == k)[0][0]
-                fleet.pending[first] += overdue_rep[k, last:].sum()  # with the next batch
+                self.carry_requests[k, -1] += given_up
+                self.carry_reports[k, -1] += overdue_rep[k, last:].sum()
 
 
 def simulate_ingestion(
