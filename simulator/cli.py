@@ -87,21 +87,10 @@ def simulate(
     """Simulate a sign-up scenario: queues, lockouts, platform load; CSV, JSON, plots, HTML."""
     from .engine import open_executor, run
     from .metrics import hourly_table, summarize
-    from .operators.cli import OperatorPlan
     from .report import write_outputs
-    from .sweep import parse_sweep, parse_target, run_sweep
+    from .sweep import run_sweep
 
-    try:
-        loaded: Scenario = load_scenario(scenario)
-        sweeps = [parse_sweep(s) for s in sweep or []]
-        plan, sweeps = OperatorPlan.of(loaded, sweeps, target, operators, hil_operators)
-        goal = parse_target(target) if target and plan.sweep is None else None
-    except ScenarioError as exc:
-        raise _fail(str(exc)) from None
-    if len(sweeps) > 1:
-        raise _fail("--sweep: one field at a time")
-    if goal is not None and not sweeps:
-        raise _fail("--target needs a --sweep")
+    loaded, sweeps, goal, plan = _inputs(scenario, sweep, target, operators, hil_operators)
     _check_hil_platform(hil, platform, ca)
     if executor not in (None, "process", "serial") and not executor.startswith("dask://"):
         raise _fail(f"--executor {executor!r}: use process, serial or dask://HOST:PORT")
@@ -237,6 +226,31 @@ def _seconds(p95: float | None, saturated_hours: dict[str, Any]) -> str:
     if p95 is None or math.isinf(p95) or hours > 0:
         return f"saturated ({hours:,.0f} hours with more than 5% of requests timing out)"
     return f"{p95:.3f} s"
+
+
+def _inputs(
+    scenario: Path,
+    sweep: list[str] | None,
+    target: str | None,
+    operators: bool | None,
+    hil_operators: int,
+) -> tuple[Scenario, list[Any], Any, Any]:
+    """The scenario, the sign-up sweeps and target, and the operator part's plan."""
+    from .operators.cli import OperatorPlan
+    from .sweep import parse_sweep, parse_target
+
+    try:
+        loaded: Scenario = load_scenario(scenario)
+        sweeps = [parse_sweep(s) for s in sweep or []]
+        plan, sweeps = OperatorPlan.of(loaded, sweeps, target, operators, hil_operators)
+        goal = parse_target(target) if target and plan.sweep is None else None
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from None
+    if len(sweeps) > 1:
+        raise _fail("--sweep: one field at a time")
+    if goal is not None and not sweeps:
+        raise _fail("--target needs a --sweep")
+    return loaded, sweeps, goal, plan
 
 
 def _print_headline(

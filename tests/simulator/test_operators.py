@@ -233,6 +233,7 @@ def _short(tmp_path: Path) -> Path:
     scenario.write_text(
         f'extends = "{SCENARIOS / "round1.toml"}"\nname = "short"\n'
         '[run]\nstart = 2020-08-31\nend = 2020-09-02\nregions = ["kinki"]\n'
+        f'[calibration]\ndata = "{SCENARIOS / "data" / "round1.csv"}"\n'
     )
     return scenario
 
