@@ -37,6 +37,11 @@ never used to fit) within ±20%.</p>
 {% endfor %}</table>
 {% if plots.cumulative %}<img alt="cumulative applications" src="{{ plots.cumulative }}">{% endif %}
 
+<h2>Input parameters</h2>
+<table><tr><th>parameter</th><th>value</th><th>from</th></tr>
+{% for name, value, origin in parameters %}<tr><td>{{ name }}</td><td>{{ value }}</td><td>{{ origin }}</td></tr>
+{% endfor %}</table>
+
 <h2>Headline figures</h2>
 <table><tr><th>figure</th><th>mean</th><th>95% CI</th></tr>
 {% for name, m in summary.metrics.items() %}<tr><td>{{ name }}</td><td>{{ fmt(m.mean) }}</td>

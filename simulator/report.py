@@ -319,6 +319,7 @@ def write_outputs(
     html = environment.from_string(REPORT_TEMPLATE).render(
         summary=summary,
         calibration=calibration,
+        parameters=input_parameters(scenario),
         plots=_Plots(plots),
         sweep=sweep,
         sweep_labels=(field_label(sweep.sweep.field), metric_label(sweep)) if sweep else None,
@@ -382,6 +383,75 @@ def calibration_table(result: CalibrationResult) -> list[dict[str, Any]]:
         }
         for r in result.rows
     ]
+
+
+def input_parameters(scenario: Scenario) -> list[tuple[str, str, str]]:
+    """The scenario's inputs as (parameter, value with unit, where it comes from) rows."""
+    demand, campaign, platform = scenario.demand, scenario.campaign, scenario.platform
+    fitted = set(scenario.calibration.fit) if scenario.calibration else set()
+
+    def origin(path: str) -> str:
+        return "fitted (mynahil calibrate)" if path in fitted else "scenario"
+
+    rows = [
+        ("demand.apply_share", f"{demand.apply_share:.4g} of card holders",
+         origin("demand.apply_share")),
+        ("demand.base_daily_rate", f"{demand.base_daily_rate:.4g} per day",
+         origin("demand.base_daily_rate")),
+        ("demand.awareness_start", f"{demand.awareness_start:.4g} (share aware at opening)",
+         origin("demand.awareness_start")),
+        ("demand.awareness_growth_days", f"{demand.awareness_growth_days:.4g} days",
+         origin("demand.awareness_growth_days")),
+        ("demand.launch_peak", f"{demand.launch_peak:.4g} x base on day 1",
+         origin("demand.launch_peak")),
+        ("demand.launch_decay_days", f"{demand.launch_decay_days:.4g} days",
+         origin("demand.launch_decay_days")),
+        ("demand.application_rate", f"{demand.application_rate:.4g} per day",
+         origin("demand.application_rate")),
+        ("demand.weekend_factor", f"{demand.weekend_factor:.4g}", "scenario"),
+    ]  # fmt: skip
+    for event in campaign.events:
+        path = f"campaign.events.{event.key}.multiplier"
+        rows.append(
+            (
+                f"event: {event.name}",
+                f"x{event.multiplier:.4g} on {event.applies_to}, {event.starts}..{event.ends}",
+                origin(path),
+            )
+        )
+    if campaign.cards_applied_at_deadline is not None:
+        rows.append(
+            (
+                "campaign.cards_applied_at_deadline",
+                f"{campaign.cards_applied_at_deadline:,.0f} cards (applied by "
+                f"{campaign.cards_applied_by})",
+                "published",
+            )
+        )
+    for day, holders in scenario.population.card_holders:
+        rows.append((f"card holders on {day}", f"{holders:,.0f} cards", "published / scenario"))
+    for measure in campaign.measures:
+        rows.append(
+            (
+                f"measure: {measure.name}",
+                f"{measure.share_of_applicants:.3g} of applicants",
+                measure.source,
+            )
+        )
+    for spot in scenario.procedure_spots:
+        when = f" from {spot.available_from}" if spot.available_from else ""
+        rows.append((f"spots: {spot.kind}", f"{spot.count:,} ({spot.channel}{when})", spot.source))
+    for channel in scenario.channels:
+        rows.append(
+            (f"channels.{channel.name}.share", f"{channel.share:.3g} of holders", "assumption")
+        )
+    rows += [
+        ("platform.servers", f"{platform.servers} servers", "scenario"),
+        ("platform.service_median_ms", f"{platform.service_median_ms:g} ms", "scenario"),
+        ("platform.timeout_s", f"{platform.timeout_s:g} s (client)", "scenario"),
+        ("platform.client_retries", f"{platform.client_retries}", "scenario"),
+    ]
+    return rows
 
 
 def write_calibration(out: Path, result: CalibrationResult) -> dict[str, Path]:

@@ -90,6 +90,9 @@ def test_a_sweep_where_nothing_meets_the_target_exits_1(tmp_path: Path) -> None:
     assert "saturated" in html
     assert "platform.servers (servers)" in html
     assert "platform_p95 (seconds)" in html
+    assert "Input parameters" in html
+    assert "spots: Seven Bank ATMs" in html
+    assert "fitted (mynahil calibrate)" in html
 
 
 def test_a_sweep_that_finds_a_value_exits_0(tmp_path: Path) -> None:
