@@ -30,6 +30,7 @@ from reference_impl.points import AccountCheck, PointsService, Scheme, load_sche
 from reference_impl.points.signing import Signer, public_key_bytes
 from reference_impl.staff import StaffDirectory
 from reference_impl.store import SqlStore
+from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT
 
 __all__ = [
     "ReferencePlatform",
@@ -85,6 +86,7 @@ def build_platform(
     scheme: Scheme | None = None,
     accounts: AccountCheck | None = None,
     as_of: datetime | None = None,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
 ) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
@@ -92,11 +94,12 @@ def build_platform(
     registry knows their certificates. Campaigns are the bundled ones unless ``scheme`` is
     given; operators' accounts are verified over HTTP unless ``accounts`` is given.
     ``as_of`` starts the platform's clock at another moment (it then runs at real speed):
-    the campaigns of 2020-2023 can be replayed today.
+    the campaigns of 2020-2023 can be replayed today. ``busy_timeout``: seconds a write
+    waits for a lock before the request answers 503 ``busy``.
     """
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(db_url, busy_timeout=busy_timeout)
     mykey = MyKeyService(store, jlis, clock=shifted_clock(as_of) if as_of else utc_now)
     signer = Signer("platform", platform_key(jlis_folder))
     points = PointsService(

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reference_impl.mykey import MyKeyError
+from reference_impl.mykey.ports import StoreUnavailable
 
 __all__ = [
     "PROBLEM_BASE",
@@ -68,6 +69,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_replayed": 401,
     "request_signature_invalid": 401,
     "busy": 503,
+    "storage_full": 503,
     "bonus_unknown": 404,
     "bonus_already_granted": 409,
     "not_applied": 403,
@@ -137,8 +139,26 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MyKeyError)
     status = STATUS_BY_CODE.get(exc.code, 400)
     response = problem(status, exc.code, str(exc))
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER["busy"])
     if exc.code == "staff_unauthenticated":
         response.headers["WWW-Authenticate"] = 'Bearer realm="mynahil staff"'
+    return response
+
+
+# Seconds a client should wait before retrying, by StoreUnavailable.kind.
+RETRY_AFTER: dict[str, int] = {"busy": 1, "full": 60}
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A busy or full store: 503 with Retry-After; the transaction was rolled back."""
+    assert isinstance(exc, StoreUnavailable)
+    if exc.kind == "full":
+        code, detail = "storage_full", "the platform's storage is full; nothing was changed"
+    else:
+        code, detail = "busy", "the platform is busy; nothing was changed: retry shortly"
+    response = problem(503, code, detail)
+    response.headers["Retry-After"] = str(RETRY_AFTER.get(exc.kind, 1))
     return response
 
 
@@ -163,5 +183,6 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: Any) -> None:
     app.add_exception_handler(MyKeyError, _domain)
+    app.add_exception_handler(StoreUnavailable, _unavailable)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)

@@ -72,6 +72,19 @@ class Conflict(Exception):
     """A uniqueness rule of the store fired (the value is taken)."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot do this now; the transaction was rolled back (nothing half-written).
+
+    ``kind`` is ``"busy"`` (a lock or serialisation timed out, too many connections: retry
+    in a moment) or ``"full"`` (the disk or the database is full: retry after the operator
+    made room). The message names what the database said.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class UnitOfWork(Protocol):
     """One transaction; everything done through it commits or rolls back together."""
 

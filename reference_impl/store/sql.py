@@ -54,7 +54,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from reference_impl.audit import AuditEvent, AuditRecord, ChainBreak, chain_hash, verify_chain
@@ -66,7 +67,7 @@ from reference_impl.mykey.model import (
     Purpose,
     Session,
 )
-from reference_impl.mykey.ports import Conflict
+from reference_impl.mykey.ports import Conflict, StoreUnavailable
 from reference_impl.points.ports import PointsUnitOfWork
 from reference_impl.staff import StaffUnitOfWork
 
@@ -93,7 +94,8 @@ __all__ = [
 ]
 
 DEFAULT_BUSY_TIMEOUT: Final = 10.0
-"""Seconds a SQLite writer waits for the write lock before giving up."""
+"""Seconds a writer waits for SQLite's write lock, or for a row lock on PostgreSQL
+(``lock_timeout``), before the store gives up with ``StoreUnavailable("busy")``."""
 
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
 
@@ -101,6 +103,20 @@ _SQLITE_BEGIN: Final = "mynahil_sqlite_begin"  # execution option: IMMEDIATE (de
 _MIGRATION_LOCK: Final = 0x6D796E61  # pg_advisory_xact_lock key ("myna")
 _UNIQUE_SQLITE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 _UNIQUE_SQLSTATE: Final = "23505"
+# What "try again later" looks like, per backend (sqlite3's error names, PostgreSQL's SQLSTATEs).
+_BUSY_SQLITE: Final = ("SQLITE_BUSY", "SQLITE_LOCKED")
+_FULL_SQLITE: Final = ("SQLITE_FULL",)
+_BUSY_SQLSTATES: Final = frozenset(
+    {
+        "55P03",  # lock_not_available (lock_timeout)
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "57014",  # query_canceled (statement_timeout)
+        "53300",  # too_many_connections
+        "57P03",  # cannot_connect_now (starting up)
+    }
+)
+_FULL_SQLSTATES: Final = frozenset({"53100", "53200"})  # disk_full, out_of_memory
 
 
 class PlatformUnitOfWork(PointsUnitOfWork, StaffUnitOfWork, Protocol):
@@ -124,7 +140,16 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
         # No server-side prepared statements: after five runs psycopg prepares a statement and
         # PostgreSQL may switch it to a generic plan, which for the batch lookups
         # (key IN (…1,000 keys…)) was a sequential scan, 10x slower as the table grew.
-        return create_engine(parsed, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+        # A writer waits for a row lock at most busy_timeout (as SQLite's writers do), then
+        # the request answers 503 instead of hanging.
+        given = parsed.query.get("options", ())
+        given = (given,) if isinstance(given, str) else tuple(given)
+        options = " ".join((*given, f"-c lock_timeout={int(busy_timeout * 1000)}"))
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"prepare_threshold": None, "options": options},
+        )
     if backend != "sqlite":
         raise ValueError(
             f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:///path, "
@@ -245,8 +270,12 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[PlatformUnitOfWork]:
-        """One unit of work: commits on normal exit, rolls back if the block raises."""
-        with self._exclusive(), self._engine.begin() as connection:
+        """One unit of work: commits on normal exit, rolls back if the block raises.
+
+        A busy or full database raises :class:`~reference_impl.mykey.ports.StoreUnavailable`
+        (after the rollback), never a driver error.
+        """
+        with _unavailable_as_such(), self._exclusive(), self._engine.begin() as connection:
             uow = _SqlUnitOfWork(connection)
             yield uow
             uow._write_audit()
@@ -259,7 +288,7 @@ class SqlStore:
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         """A read-only transaction; on SQLite a deferred one, which never blocks writers."""
-        with self._exclusive(), self._engine.connect() as connection:
+        with _unavailable_as_such(), self._exclusive(), self._engine.connect() as connection:
             connection.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
             with connection.begin():
                 yield connection
@@ -647,6 +676,36 @@ def _canonical_json(details: Mapping[str, Any] | None) -> str:
     return json.dumps(
         dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
+
+
+@contextmanager
+def _unavailable_as_such() -> Iterator[None]:
+    """Errors that mean "busy" or "full" become :class:`StoreUnavailable`, whether they come
+    through SQLAlchemy or straight from the driver (BEGIN IMMEDIATE, :mod:`.driver`)."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise StoreUnavailable("busy", f"no database connection free ({exc})") from exc
+    except Exception as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        kind = _unavailable_kind(cause)
+        if kind is None:
+            raise
+        raise StoreUnavailable(kind, str(cause).splitlines()[0]) from exc
+
+
+def _unavailable_kind(error: BaseException | None) -> str | None:
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate is not None:
+        if sqlstate in _BUSY_SQLSTATES:
+            return "busy"
+        return "full" if sqlstate in _FULL_SQLSTATES else None
+    name = getattr(error, "sqlite_errorname", None)
+    if not isinstance(name, str):
+        return None
+    if name.startswith(_BUSY_SQLITE):
+        return "busy"
+    return "full" if name.startswith(_FULL_SQLITE) else None
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:
