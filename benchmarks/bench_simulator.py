@@ -3,8 +3,9 @@
 Both simulate the same arrivals (the cohort model's own hourly arrivals for one region over the
 launch week): the naive model starts one SimPy process per holder, who reads the card with
 retries, queues at a pooled ``simpy.Resource`` for procedure spots (leaving when patience runs
-out) and types the PIN. Then the full round-1 run (2020-07-01..2021-12-31, nationwide) is timed
-on local processes, with its peak memory.
+out) and types the PIN. Then the full round-1 and round-2 runs (nationwide) are timed on local
+processes, with their peak memory and their error at every published row (round 1: fit rows
+within 10%, holdout rows within 20%), and ``mynahil calibrate``'s fit of round 1 is timed.
 
 Run: ``python benchmarks/bench_simulator.py [--quick] [--workers N]``. The last line is JSON.
 """
@@ -23,6 +24,7 @@ import numpy as np
 import simpy
 
 from simulator import load_scenario, run
+from simulator.calibration import CalibrationRow, calibrate, calibration_check, published_for
 from simulator.engine import open_executor
 from simulator.metrics import summarize
 from simulator.region import RegionResult, simulate_region
@@ -94,9 +96,90 @@ def measure_rates(scenario: Scenario, region: str) -> dict[str, float]:
     }
 
 
+def _rss_mb() -> float:
+    return (
+        max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        )
+        / 1024
+    )  # ru_maxrss is in KiB on Linux
+
+
+def _rows(rows: list[CalibrationRow]) -> list[dict[str, object]]:
+    return [
+        {"date": r.period, "published": r.published, "simulated": r.simulated,
+         "error": None if r.error is None else round(r.error, 4), "role": r.role}
+        for r in rows
+    ]  # fmt: skip
+
+
+def full_run(name: str, workers: int) -> dict[str, object]:
+    """The whole round nationwide: wall time, memory, and its error at every published row."""
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    start = time.perf_counter()
+    with open_executor("process", workers) as pool:
+        result = run(scenario, seed=1, executor=pool)
+    summary = summarize(result)
+    seconds = time.perf_counter() - start
+    people = summary["metrics"]["arrivals"]["mean"]
+    rss_mb = _rss_mb()
+    rows = calibration_check(summary, *published_for(scenario))
+    fit = [abs(r.error) for r in rows if r.role == "fit" and r.error is not None]
+    holdout = [abs(r.error) for r in rows if r.role == "holdout" and r.error is not None]
+    print(
+        f"{name} nationwide: {people:,.0f} holders in {seconds:.1f} s on {workers} processes; "
+        f"peak RSS {rss_mb:,.0f} MB; worst fit row {max(fit, default=0):.1%}, worst holdout "
+        f"row {max(holdout, default=0):.1%}"
+    )
+    return {
+        f"{name}_seconds": round(seconds, 1),
+        f"{name}_people": round(people),
+        f"{name}_people_per_s": round(people / seconds),
+        f"{name}_workers": workers,
+        f"{name}_peak_rss_mb": round(rss_mb),
+        f"{name}_rows": _rows(rows),
+        f"{name}_worst_fit_error": round(max(fit, default=0), 4),
+        f"{name}_worst_holdout_error": round(max(holdout, default=0), 4),
+        # The issue's bar for round 1: every fit row within 10%, every holdout row within 20%.
+        f"{name}_fidelity_met": all(r.ok for r in rows if r.simulated is not None),
+    }
+
+
+def calibration_figures() -> dict[str, object]:
+    """``mynahil calibrate``'s fit of round 1 (time) and round 2's prediction at every row."""
+    round1 = load_scenario(ROOT / "scenarios" / "round1.toml")
+    fitted = calibrate(round1)
+    round2 = calibrate(load_scenario(ROOT / "scenarios" / "round2.toml"))
+    print(
+        f"calibration of round 1: {fitted.seconds:.1f} s, {fitted.evaluations} model "
+        f"evaluations; worst fit row {fitted.worst('fit') or 0:.1%}, worst holdout row "
+        f"{fitted.worst('holdout') or 0:.1%}"
+    )
+    for row in round2.rows:
+        print(f"  round 2 {row.row.day} {row.row.kind}: {row.error:+.1%} ({row.role})")
+    return {
+        "calibration_seconds": round(fitted.seconds, 1),
+        "calibration_evaluations": fitted.evaluations,
+        "calibration_worst_fit_error": round(fitted.worst("fit") or 0, 4),
+        "calibration_worst_holdout_error": round(fitted.worst("holdout") or 0, 4),
+        "round2_model_rows": [
+            {
+                "date": r.row.day.isoformat(),
+                "kind": r.row.kind,
+                "published": r.row.value,
+                "model": round(r.simulated),
+                "error": round(r.error, 4),
+                "role": r.role,
+            }
+            for r in round2.rows
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller subset, no round-1 run")
+    parser.add_argument("--quick", action="store_true", help="a smaller subset, no full runs")
     parser.add_argument("--workers", type=int, default=2, help="processes for the round-1 run")
     args = parser.parse_args()
     week = load_scenario(ROOT / "scenarios" / "launch-week.toml")
@@ -116,31 +199,9 @@ def main() -> None:
         f"({speedup:.1f}x)"
     )
     if not args.quick:
-        round1 = load_scenario(ROOT / "scenarios" / "round1.toml")
-        start = time.perf_counter()
-        with open_executor("process", args.workers) as pool:
-            result = run(round1, seed=1, executor=pool)
-        summary = summarize(result)
-        seconds = time.perf_counter() - start
-        people = summary["metrics"]["arrivals"]["mean"]
-        rss_mb = (
-            max(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-            )
-            / 1024
-        )  # ru_maxrss is in KiB on Linux
-        figures.update(
-            round1_seconds=round(seconds, 1),
-            round1_people=round(people),
-            round1_people_per_s=round(people / seconds),
-            round1_workers=args.workers,
-            round1_peak_rss_mb=round(rss_mb),
-        )
-        print(
-            f"round 1 nationwide: {people:,.0f} holders in {seconds:.1f} s on {args.workers} "
-            f"processes; peak RSS {rss_mb:,.0f} MB"
-        )
+        for name in ("round1", "round2"):
+            figures.update(full_run(name, args.workers))
+    figures.update(calibration_figures())
     print(json.dumps(figures))
 
 
