@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,14 +72,14 @@ def postgres_admin_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A URL whose connections see only a brand-new, empty schema."""
+@contextmanager
+def postgres_schema(admin_url: str) -> Iterator[str]:
+    """A URL whose connections see only a brand-new, empty schema, dropped afterwards."""
     schema = f"test_store_{secrets.token_hex(6)}"
-    admin = create_engine(postgres_admin_url)
+    admin = create_engine(admin_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_admin_url).update_query_dict(
+    url = make_url(admin_url).update_query_dict(
         {"options": f"-csearch_path={schema} -cTimeZone=Asia/Tokyo"}
     )
     try:
@@ -87,6 +88,13 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A URL whose connections see only a brand-new, empty schema."""
+    with postgres_schema(postgres_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -67,7 +67,9 @@ async def ocsp(request: Request, jlis: Services) -> Response:
 
 
 def _serial(text: str) -> int:
-    if not text.isdigit() or len(text) > 60:
+    # ASCII digits only: str.isdigit() also says yes to superscripts, which int() refuses,
+    # and to other scripts' digits, which int() reads as another spelling of a number.
+    if not (text.isascii() and text.isdigit()) or len(text) > 60:
         raise MyKeyError("invalid_request", "a serial is a decimal number")
     return int(text)
 

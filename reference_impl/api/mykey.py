@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
 
+from .inputs import Body, bearer_token
 from .problems import PROBLEM_RESPONSES
 
 __all__ = ["router"]
@@ -35,16 +36,17 @@ def b64_field(field: str, text: str) -> bytes:
 
 
 async def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    scheme, _, credentials = (authorization or "").partition(" ")
+    token = bearer_token(credentials) if scheme.lower() == "bearer" else None
+    if token is None:
         raise MyKeyError("session_invalid", "send the session token as 'Authorization: Bearer …'")
-    return token.strip()
+    return token
 
 
 Token = Annotated[str, Depends(bearer)]
 
 
-class ChallengeRequest(BaseModel):
+class ChallengeRequest(Body):
     purpose: Purpose = Field(description="issue: to get a MyKey ID; login: to log in with the card")
 
 
@@ -54,7 +56,7 @@ class ChallengeResponse(BaseModel):
     expires_at: datetime
 
 
-class CardProof(BaseModel):
+class CardProof(Body):
     challenge_id: str = Field(min_length=1, max_length=64)
     certificate: str = Field(
         description="base64 DER of the user-authentication certificate", max_length=8192
@@ -75,7 +77,7 @@ class IssueResponse(BaseModel):
     created: bool
 
 
-class PasswordLogin(BaseModel):
+class PasswordLogin(Body):
     mykey_id: str = Field(max_length=32)
     password: str = Field(max_length=128)
 
@@ -87,11 +89,11 @@ class SessionResponse(BaseModel):
     expires_at: datetime
 
 
-class NewPassword(BaseModel):
+class NewPassword(Body):
     password: str = Field(max_length=128)
 
 
-class ChangeId(BaseModel):
+class ChangeId(Body):
     chosen_id: str | None = None
 
 

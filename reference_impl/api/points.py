@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from reference_impl.points import (
     Application,
@@ -24,6 +24,7 @@ from reference_impl.points import (
 from reference_impl.points.service import MAX_BATCH
 from reference_impl.points.settlement import parse_operator_records
 
+from .inputs import Body
 from .mykey import CardProof as CardProofBody
 from .mykey import Token, b64_field
 from .problems import PROBLEM_RESPONSES
@@ -181,7 +182,12 @@ def platform_key(request: Request) -> PlatformKey:
 # --- operators --------------------------------------------------------------------------------
 
 
-class ReportIn(BaseModel):
+class ReportIn(Body):
+    """One report. Strict: ``amount`` is a JSON integer and ``occurred_at`` an RFC 3339
+    string with its offset; ``"1000"``, ``1000.0``, ``true`` or a Unix time are refused."""
+
+    model_config = ConfigDict(strict=True)
+
     idempotency_key: str = Field(min_length=1, max_length=128)
     transaction_id: str = Field(min_length=1, max_length=128)
     service_id: str = Field(min_length=1, max_length=64)
@@ -192,7 +198,7 @@ class ReportIn(BaseModel):
     original_transaction_id: str | None = Field(default=None, max_length=128)
 
 
-class ReportBatch(BaseModel):
+class ReportBatch(Body):
     transactions: list[ReportIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 

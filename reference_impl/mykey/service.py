@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -171,7 +171,9 @@ def audited_operation(
 
 
 def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+    # UTF-8 with surrogates passed: any string hashes (and then matches no session); the
+    # platform's own tokens are ASCII, so their hashes are what they always were.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class MyKeyService:
@@ -254,7 +256,9 @@ class MyKeyService:
             raise MyKeyError("certificate_invalid", "that is not a DER X.509 certificate") from None
         try:
             cert.verify_directly_issued_by(self._anchor)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+            # UnsupportedAlgorithm: a certificate that names the J-LIS issuer but is signed
+            # with something J-LIS never uses (RSASSA-PSS over an unknown hash, …).
             raise MyKeyError(
                 "certificate_untrusted",
                 "the certificate was not issued by the J-LIS user-authentication CA",

@@ -46,11 +46,15 @@ from .settlement import (
 )
 from .signing import MAX_SKEW, check_signature, signer_of
 
-__all__ = ["CardProof", "HolderPoints", "PointsService", "report_digest"]
+__all__ = ["REPORT_TIMES", "CardProof", "HolderPoints", "PointsService", "report_digest"]
 
 Clock = Callable[[], datetime]
 MAX_BATCH = 5000
 _RACE_RETRIES = 5
+REPORT_TIMES = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+"""[from, to): when a reported transaction may have happened. Wider than any campaign (those
+are refused as ``outside_campaign``), narrow enough that converting it to UTC or Japan time
+never leaves the representable range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +95,14 @@ def _check_report(index: int, report: Report) -> None:
         raise PointsError("invalid_request", f"{where}.transaction_id: 1 to 128 characters")
     if report.amount <= 0:
         raise PointsError("invalid_request", f"{where}.amount: must be a positive yen amount")
-    if report.occurred_at.tzinfo is None:
+    if report.occurred_at.tzinfo is None or report.occurred_at.utcoffset() is None:
         raise PointsError("invalid_request", f"{where}.occurred_at: give the time zone")
+    if not REPORT_TIMES[0] <= report.occurred_at < REPORT_TIMES[1]:
+        raise PointsError(
+            "invalid_request",
+            f"{where}.occurred_at: must lie from {REPORT_TIMES[0].isoformat()} to before "
+            f"{REPORT_TIMES[1].isoformat()}",
+        )
     refund = report.kind is TransactionKind.REFUND
     if refund != (report.original_transaction_id is not None):
         raise PointsError(

@@ -90,7 +90,13 @@ def signer_of(headers: Mapping[str, str]) -> str:
         raise PointsError(
             "request_unsigned", f"operator requests must be signed: missing {', '.join(missing)}"
         )
-    return headers[SIGNER]
+    signer = headers[SIGNER]
+    if len(signer) > 64 or not signer.isprintable():
+        # Never a registered operator, and a NUL would not even reach PostgreSQL's text.
+        raise PointsError(
+            "request_unsigned", f"{SIGNER} must be an operator ID: 1 to 64 printable characters"
+        )
+    return signer
 
 
 def check_signature(
