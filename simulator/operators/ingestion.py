@@ -99,6 +99,7 @@ class _Fleet:
         self.kind_names = [k.name for k in model.kinds]
         self.kind_of = np.array([self.kind_names.index(k.name) for k in kinds])
         self.batch_size = np.array([k.batch_size for k in kinds], dtype=np.float64)
+        self.catchup = np.array([k.catchup_batch for k in kinds], dtype=np.float64)
         self.realtime = np.array([k.reporting == "realtime" for k in kinds])
         step_s = 3600 / steps_per_hour
         self.tick_steps = np.array(
@@ -134,6 +135,7 @@ class IngestionModel:
         self.fleet = _Fleet(model, self.steps, rng)
         kinds = model.kinds
         self.timeout = np.array([k.timeout_s for k in kinds])
+        self.catchup = np.array([k.catchup_batch for k in kinds], dtype=np.float64)
         self.backoff = np.array([k.backoff_s for k in kinds])
         self.retries = max(k.retries for k in kinds)
         self.kind_retries = np.array([k.retries for k in kinds])
@@ -258,16 +260,23 @@ class IngestionModel:
         rate = (c - offered) / mean_s
         return waits, rate
 
-    def _send(self, hour: int, step: int, fresh: Floats) -> Floats:
-        """What each service sends in this step (reports), held ones included."""
+    def _send(self, hour: int, step: int, fresh: Floats) -> tuple[Floats, Floats]:
+        """What each service sends in this step: reports and requests, held ones included.
+
+        Real-time services send one report per request, batch services at their ticks in
+        requests of ``batch_size``; what a service held while down goes out at once when it
+        is back, in requests of ``catchup_batch`` (as the sample operator's resender does)."""
         fleet = self.fleet
         fleet.pending += fresh
         tick = ((step + hour * self.steps - fleet.phase) % fleet.tick_steps) == 0
         send_now = fleet.online & (fleet.realtime | tick | fleet.released)
         sent = np.where(send_now, fleet.pending, 0.0)
         fleet.pending = np.where(send_now, 0.0, fleet.pending)
+        usual = np.where(fleet.realtime, sent, np.ceil(sent / fleet.batch_size))
+        catchup = fresh + np.ceil(np.maximum(sent - fresh, 0.0) / fleet.catchup)
+        requests = np.where(sent > 0, np.where(fleet.released, catchup, usual), 0.0)
         fleet.released[:] = False
-        return np.asarray(sent, np.float64)
+        return np.asarray(sent, np.float64), np.asarray(requests, np.float64)
 
     def _queue(self, hour: int, requests: float, work: float) -> tuple[float, float, float]:
         """Advance the workers by one step: (share who wait, tail rate, fluid wait)."""
@@ -289,9 +298,7 @@ class IngestionModel:
 
     def _busy_step(self, hour: int, step: int, fresh: Floats, other_work: float) -> None:
         ing, fleet, out = self.ing, self.fleet, self.out
-        sent = self._send(hour, step, fresh)
-        batches = np.ceil(sent / fleet.batch_size)
-        requests = np.where(sent > 0, np.where(fleet.realtime, sent, batches), 0.0)
+        sent, requests = self._send(hour, step, fresh)
         kinds = len(self.timeout)
         levels_req = self.carry_requests.copy()
         levels_rep = self.carry_reports.copy()
@@ -351,10 +358,13 @@ class IngestionModel:
             self.carry_requests[k, 1 : last + 1] = overdue_req[k, :last]
             self.carry_reports[k, 1 : last + 1] = overdue_rep[k, :last]
             given_up = overdue_req[k, last:].sum()
-            if given_up > 0:
+            if given_up > 1e-9:
+                held = overdue_rep[k, last:].sum()
                 self.out.errors[hour] += given_up
-                self.carry_requests[k, -1] += given_up
-                self.carry_reports[k, -1] += overdue_rep[k, last:].sum()
+                # Expected requests: whole batches once there is at least a report to send.
+                batches = math.ceil(held / self.catchup[k]) if held >= 1 else held
+                self.carry_requests[k, -1] += batches
+                self.carry_reports[k, -1] += held
 
 
 def simulate_ingestion(

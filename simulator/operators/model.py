@@ -115,6 +115,8 @@ class ServiceKind:
     reporting: str
     batch_minutes: int
     batch_size: int
+    #: Reports per request when sending what was held (after an outage or a give-up).
+    catchup_batch: int
     timeout_s: float
     retries: int
     backoff_s: float
@@ -255,6 +257,7 @@ def _kind(table: _Table) -> ServiceKind:
         reporting=reporting,
         batch_minutes=table.integer("batch_minutes", 10 if batch else 0, lo=0, hi=1440),
         batch_size=table.integer("batch_size", 1000 if batch else 1, lo=1, hi=1_000_000),
+        catchup_batch=table.integer("catchup_batch", 5000, lo=1, hi=1_000_000),
         timeout_s=table.number("timeout_s", 30.0, 0.01, 3600.0),
         retries=table.integer("retries", 3, hi=20),
         backoff_s=table.number("backoff_s", 5.0, 0.0, 3600.0),

@@ -203,6 +203,8 @@ def test_an_outage_holds_reports_and_releases_them_when_the_link_is_back() -> No
     result = simulate_ingestion(model, load, outages=down)
     assert result.held[1] == pytest.approx(3600.0, rel=0.05)  # held through the outage hour
     assert result.held[2] == pytest.approx(0.0, abs=1.0)  # sent when it came back
+    # ... in batches of catchup_batch (5,000), not one request per held report.
+    assert result.requests[2] == pytest.approx(3600.0 + 1, abs=2.0)
     assert result.reports.sum() == pytest.approx(4 * 3600.0, rel=0.01)
 
 
