@@ -695,12 +695,9 @@ def _procedure_spots(
         if not mine or channel.station is None:
             result.append(channel)
             continue
-        if channel.station.spots:
-            raise ScenarioError(
-                f"channels.{channel.name}.spots: give the count either here or in "
-                "procedure_spots, not both"
-            )
-        base = sum(s.count for s in mine if s.available_from is None)
+        # A count in the channel (a what-if, e.g. --sweep kiosks=...) replaces the listed
+        # kinds' count from the opening; spots that open later are still added.
+        base = channel.station.spots or sum(s.count for s in mine if s.available_from is None)
         added = tuple(
             sorted((s.available_from, s.count) for s in mine if s.available_from is not None)
         )

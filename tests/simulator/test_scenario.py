@@ -142,11 +142,17 @@ def test_procedure_spots_as_the_seeds_have_them(round1: Scenario) -> None:
     assert any("Lawson" in s.kind and "new model" in s.kind for s in round1.procedure_spots)
 
 
-def test_spots_given_twice_or_never_are_errors(round1: Scenario) -> None:
-    data = copy.deepcopy(dict(round1.source))
-    data["channels"]["kiosk"]["spots"] = 100
-    with pytest.raises(ScenarioError, match=r"channels\.kiosk\.spots: give the count either"):
-        parse_scenario(data)
+def test_a_kiosk_what_if_replaces_the_listed_count_and_keeps_the_atms(round1: Scenario) -> None:
+    from datetime import date
+
+    variant = set_field(round1, "kiosks", 100)
+    kiosk = variant.channel("kiosk").station
+    assert kiosk is not None
+    assert kiosk.spots_on(date(2020, 7, 1)) == 100
+    assert kiosk.spots_on(date(2020, 9, 1)) == 100 + 23_000
+
+
+def test_spots_missing_or_miscounted_are_errors(round1: Scenario) -> None:
     data = copy.deepcopy(dict(round1.source))
     data["procedure_spots"] = [s for s in data["procedure_spots"] if s["channel"] != "kiosk"]
     with pytest.raises(ScenarioError, match=r"channels.kiosk.spots: must be >= 1"):
