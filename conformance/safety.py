@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from mynahil.jpki import AID
 from mynahil.transports import Transport
 
 __all__ = [
@@ -23,6 +24,12 @@ PIN_FILES: Final = {
     0x0018: ("auth PIN", 3),
     0x001B: ("signing password", 5),
     0x0011: ("card-info PIN", 3),
+}
+# The AP each of those PIN EFs belongs to (EF 0011 of the card-face AP is another PIN).
+_PIN_APS: Final = {
+    0x0018: AID.JPKI.value,
+    0x001B: AID.JPKI.value,
+    0x0011: AID.CARD_INFO.value,
 }
 
 BANNER: Final = "!" * 78
@@ -55,6 +62,7 @@ class GuardedTransport(Transport):
         self.guard = guard
         self.name = inner.name
         self._ef: int | None = None
+        self._ap: bytes | None = None
 
     def connect(self) -> bytes:
         return self.inner.connect()
@@ -64,6 +72,7 @@ class GuardedTransport(Transport):
 
     def reset(self) -> bytes:
         self._ef = None
+        self._ap = None
         return self.inner.reset()
 
     @property
@@ -74,8 +83,12 @@ class GuardedTransport(Transport):
         ins = apdu[1] if len(apdu) > 1 else -1
         if ins == 0xA4 and len(apdu) >= 7 and apdu[2] == 0x02:
             self._ef = int.from_bytes(apdu[5:7], "big")
+        elif ins == 0xA4 and len(apdu) >= 5 and apdu[2] == 0x04:
+            self._ef, self._ap = None, bytes(apdu[5 : 5 + apdu[4]])
         elif ins == 0xA4:
-            self._ef = None
+            self._ef, self._ap = None, None
+        elif ins == 0xB0 and len(apdu) >= 4 and apdu[2] & 0x80:
+            self._ef = apdu[2] & 0x1F  # a read by short EF identifier makes that EF current
         if ins == 0x24:
             raise UnsafeCommand("CHANGE REFERENCE DATA is only sent in destructive tests")
         if ins == 0x20 and len(apdu) > 5:
@@ -95,13 +108,15 @@ class GuardedTransport(Transport):
         value = apdu[5 : 5 + apdu[4]]
         if value not in self.guard.secrets:
             raise UnsafeCommand("refused to send a PIN other than the one given to a real card")
-        ef = self._ef
-        if ef is None or ef not in PIN_FILES:
+        p2 = apdu[3]
+        # P2 80 is the current EF; 80|SFI names a PIN EF of the current AP directly.
+        ef = self._ef if p2 == 0x80 else (p2 & 0x1F if p2 & 0x80 else None)
+        if ef is None or ef not in PIN_FILES or _PIN_APS[ef] != self._ap:
             raise UnsafeCommand("refused to send a PIN before selecting a known PIN file")
         if ef in self.guard.checked:
             return
         what, fresh = PIN_FILES[ef]
-        answer = self.inner.transmit(bytes.fromhex("00200080"))
+        answer = self.inner.transmit(bytes((0x00, 0x20, 0x00, p2)))
         sw = int.from_bytes(answer[-2:], "big")
         if sw & 0xFFF0 == 0x63C0 and sw & 0x0F < fresh:
             self.guard.rejected = f"the {what} has {sw & 0x0F} of {fresh} tries left"

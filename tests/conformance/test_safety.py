@@ -112,3 +112,24 @@ def test_the_guard_spends_no_try_on_a_counter_that_is_not_full() -> None:
     with pytest.raises(UnsafeCommand, match="2 of 3 tries"):
         wire.transmit(bytes.fromhex("002000800431323334"))
     assert card.transmit(bytes.fromhex("00200080")) == b"\x63\xc2", "no try was spent"
+
+
+def test_the_guard_follows_short_ef_identifiers() -> None:
+    """VERIFY by SFI (P2 = 80|SFI) names its PIN EF itself: the guard checks that EF, not the
+    selected one, and knows EF 0011 of the card-face AP is not the card-info PIN."""
+    wire, card = _guarded()
+    wire.transmit(SELECT_JPKI)
+    wire.transmit(SELECT_AUTH_PIN)
+    with pytest.raises(UnsafeCommand, match="known PIN file"):
+        wire.transmit(bytes.fromhex("002000900431323334"))  # EF 0010 is no PIN file
+    card.transmit(SELECT_JPKI)
+    assert card.transmit(bytes.fromhex("002000980430303030")) == b"\x63\xc2"  # someone else
+    wire.transmit(SELECT_JPKI)
+    wire.transmit(bytes.fromhex("00A4020C02000A"))
+    with pytest.raises(UnsafeCommand, match="2 of 3 tries"):
+        wire.transmit(bytes.fromhex("002000980431323334"))
+    assert card.transmit(bytes.fromhex("00200098")) == b"\x63\xc2", "no try was spent"
+    wire, card = _guarded()
+    wire.transmit(bytes.fromhex("00A4040C0AD3921000310001010402"))  # the card-face AP
+    with pytest.raises(UnsafeCommand, match="known PIN file"):
+        wire.transmit(bytes.fromhex("002000910431323334"))
