@@ -14,7 +14,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from card_emulator import CardState, EmulatedCard, PinSlot
-from mynahil.jpki import AID
+from card_emulator.card import card_info_files
+from card_emulator.filesystem import BinaryFile
+from card_emulator.state import match_b_value
+from mynahil.jpki import AID, CardInfoFile
 
 __all__ = [
     "CORRECT_TARGETS",
@@ -41,6 +44,17 @@ class DefectiveCard(EmulatedCard):
         self._selected_fid: int | None = None
         if defect == "wrong_atr":
             self.atr = _OTHER_CARD_ATR
+        info = self._apps[AID.CARD_INFO.value].files
+        if defect == "no_df21":  # EF 0002 as cards without the offsets header would hold it
+            old = info[CardInfoFile.BASIC_INFO]
+            assert isinstance(old, BinaryFile)
+            content = card_info_files(state.holder, offsets=False)[1]
+            info[CardInfoFile.BASIC_INFO] = BinaryFile(old.fid, content, old.read_pins)
+        if defect == "bad_info_signature":  # the last byte of DF33 altered
+            old = info[CardInfoFile.SIGNATURE]
+            assert isinstance(old, BinaryFile)
+            content = old.content[:-1] + bytes((old.content[-1] ^ 0x01,))
+            info[CardInfoFile.SIGNATURE] = BinaryFile(old.fid, content, old.read_pins)
 
     def _restore_pin(self, slot: PinSlot) -> None:
         pin = self.state.pins[slot]
@@ -58,6 +72,18 @@ class DefectiveCard(EmulatedCard):
                 and data == AID.JPKI.value
             ):
                 self._restore_pin(PinSlot.AUTH)
+        if defect == "no_short_ef_ids" and (
+            (header[:2] == b"\x00\xb0" and header[2] & 0x80)
+            or (header[1:2] in (b"\x20", b"\x24") and header[3] & 0x80 and header[3] != 0x80)
+        ):
+            return b"\x6a\x86"  # what this emulator answered before issue 14
+        if defect == "pin_b_ignores_expiry" and header[:2] == b"\x00\x20" and len(raw) == 19:
+            # 照合番号B compared on birth date and security code only: the year is patched in
+            state = self.state
+            right = match_b_value(state.holder, state.card_expires, state.security_code)
+            given = raw[5:19].decode("ascii", "replace")
+            if given[:6] == right[:6] and given[10:] == right[10:]:
+                raw = raw[:5] + right.encode("ascii")
         if defect == "signs_without_pin" and header[:2] == b"\x80\x2a":
             self._verified.update((PinSlot.AUTH, PinSlot.SIGN))  # forgets to check
         tries_before = self.state.pins[PinSlot.AUTH].tries_left
@@ -127,6 +153,14 @@ DEFECTS: dict[str, Defect] = {
         Defect("signs_without_pin", "signs without a verified PIN", ("JPKI-SIG-002",)),
         Defect("logical_channel_ignored", "serves logical channels as if they were channel 0",
                ("JPKI-SEL-005",)),
+        Defect("no_short_ef_ids", "answers 6A86 to READ BINARY and VERIFY by short EF identifier",
+               ("JPKI-SFI-001", "JPKI-SFI-002", "JPKI-READ-005")),
+        Defect("no_df21", "the card-info AP's EF 0002 has no DF21 offsets header",
+               ("JPKI-CINFO-004",)),
+        Defect("bad_info_signature", "the card-info AP's EF 0003 signature does not verify",
+               ("JPKI-CINFO-005",)),
+        Defect("pin_b_ignores_expiry", "照合番号B accepts any card expiry year",
+               ("JPKI-CINFO-008",)),
     )
 }  # fmt: skip
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from cryptography import x509
 
-from card_emulator import EmulatedCard, FaultyCard
+from card_emulator import CardState, EmulatedCard, FaultyCard
 from mynahil.apdu import CommandApdu
 from mynahil.card import MyNumberCard
 from mynahil.jpki import AID
@@ -118,6 +119,23 @@ class CardUnderTest:
         assert self.select_ef(fid) == OK
         data = value.encode("ascii") if value is not None else b""
         return self.send(CommandApdu(0x00, 0x20, 0x00, 0x80, data).to_bytes())[1]
+
+    def require_application(self, name: str) -> None:
+        """Skip unless the device profile lists the AP ``name`` (jpki, card-info, card-face)."""
+        if name not in self.target.device.applications:
+            pytest.skip(f"the device profile does not require the {name} AP")
+
+    def emulated_state(self) -> CardState | None:
+        """What the emulated card holds (its My Number, security code …); None on a real one."""
+        card = self.emulated_card
+        if card is None or not self.target.emulated:
+            return None
+        inner = card.card if isinstance(card, FaultyCard) else card
+        return inner.state if isinstance(inner, EmulatedCard) else None
+
+    def jlis_root(self) -> x509.Certificate | None:
+        """The J-LIS root the emulated cards' data chains to; None when the suite has none."""
+        return self.target.jlis_root()
 
     def wrong_pin(self) -> str:
         """A PIN certainly not the card's (only ever sent in destructive tests)."""

@@ -30,6 +30,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography import x509
+
 from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile
 from card_emulator.atr import ATR_PROFILES
 from mynahil.files import read_toml
@@ -58,6 +60,7 @@ __all__ = [
 EMULATED_PIN: Final = "1234"
 EMULATED_PASSWORD: Final = "ABC123"
 INTERFACES: Final = ("contact", "contactless")
+APPLICATIONS: Final = ("jpki", "card-info", "card-face")
 
 
 class TargetError(ValueError):
@@ -75,6 +78,7 @@ _PROFILE_FIELDS: Final = {
     "atr_mask": "hex, as long as expected_atr: FF bits must match, 00 bits are free",
     "budget_ms": "the time budget of a whole MyKey read and sign, in ms",
     "faults": "a fault profile of scenarios/faults (emulated targets only)",
+    "applications": 'the APs the device must read: a list of "jpki", "card-info", "card-face"',
     "description": "free text",
 }
 
@@ -101,6 +105,8 @@ class DeviceProfile:
     target: str = ""
     faults: str = ""
     description: str = ""
+    # The APs the device must support (their requirements are skipped for the others).
+    applications: tuple[str, ...] = ("jpki",)
 
     @property
     def contactless(self) -> bool:
@@ -151,9 +157,14 @@ class DeviceProfile:
                 raise TargetError(f"{source}: target: {exc}") from None
         if strings["faults"]:
             _fault_profile_path(strings["faults"], source)
+        apps = data.get("applications", ["jpki"])
+        if not isinstance(apps, list) or not set(apps) <= set(APPLICATIONS) or not apps:
+            raise TargetError(
+                f"{source}: applications: {_PROFILE_FIELDS['applications']}, got {apps!r}"
+            )
         return cls(
             name.strip(), str(interface), atr, mask, float(budget),
-            strings["target"], strings["faults"], strings["description"],
+            strings["target"], strings["faults"], strings["description"], tuple(apps),
         )  # fmt: skip
 
 
@@ -208,6 +219,13 @@ class Target:
     def drives_emulated_card(self) -> bool:
         """The harness holds the card object (fault injection, reinsertion, fresh per test)."""
         return self.kind in ("card", "realistic")
+
+    def jlis_root(self) -> x509.Certificate | None:
+        """The emulated J-LIS user-authentication root (it certifies the card-data key), once
+        this target has issued a card; None otherwise."""
+        if self._issuer is None:
+            return None
+        return x509.load_der_x509_certificate(self._issuer[0].auth_ca_certificate)
 
     def _new_state(self, **issue: Any) -> CardState:
         if self._issuer is None:

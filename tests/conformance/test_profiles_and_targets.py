@@ -106,3 +106,15 @@ def test_a_new_kind_of_target_slots_in() -> None:
         assert target.wire == "bench-3"
     finally:
         del TARGET_KINDS["lab"]
+
+
+def test_device_profiles_name_the_aps_they_must_read(tmp_path: Path) -> None:
+    from conformance.targets import bundled_profile
+
+    assert bundled_profile("emulated-contact").applications == ("jpki", "card-info", "card-face")
+    assert "card-face" in bundled_profile("phone").applications
+    assert bundled_profile("generic-reader").applications == ("jpki", "card-info")
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\napplications = ["jpki", "resident-registry"]\n')
+    with pytest.raises(TargetError, match="applications"):
+        load_device_profile(path)
