@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     MYKEY_REVOKED = "mykey_revoked"  # a revoked ID holds no points
     ORIGINAL_UNKNOWN = "original_unknown"  # a refund of a transaction never reported
     REFUND_EXCEEDS_ORIGINAL = "refund_exceeds_original"
+    REFUND_ACCOUNT_MISMATCH = "refund_account_mismatch"  # not the charge's service and account
     DUPLICATE_TRANSACTION = "duplicate_transaction"  # same transaction ID, new idempotency key
     SERVICE_UNKNOWN = "service_unknown"  # not one of this operator's services
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"  # same key, different transaction

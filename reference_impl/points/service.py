@@ -246,6 +246,10 @@ class _Batch:
         original = self.originals.get(report.original_transaction_id)
         if original is None or original.kind is TransactionKind.REFUND:
             return self._store(report, digest, Outcome.ORIGINAL_UNKNOWN)
+        if (report.service_id, report.account_id) != (original.service_id, original.account_id):
+            # A refund gives back money on the account the charge was made on: reported on
+            # another, it would take points from one holder and book them to another's.
+            return self._store(report, digest, Outcome.REFUND_ACCOUNT_MISMATCH)
         if original.refunded_amount + report.amount > original.amount:
             return self._store(
                 report, digest, Outcome.REFUND_EXCEEDS_ORIGINAL, record_id=original.record_id
@@ -678,5 +682,6 @@ _RECORDED_REFUSALS = frozenset(
         Outcome.MYKEY_REVOKED,
         Outcome.ORIGINAL_UNKNOWN,
         Outcome.REFUND_EXCEEDS_ORIGINAL,
+        Outcome.REFUND_ACCOUNT_MISMATCH,
     }
 )

@@ -202,6 +202,8 @@ def violations(
     3. A transaction's net points equal its ledger entries' sum and never exceed the rate's
        share of what is left after refunds; refunds never exceed the amount.
     4. No grant without an application (a granting transaction names a campaign and person).
+    5. A refund and what it takes back are booked on its charge's service, account and
+       person, so settlement (by account) and the ledger (by person) tell the same story.
     """
     problems: list[str] = []
     summed: dict[tuple[int, str], int] = defaultdict(int)
@@ -223,12 +225,39 @@ def violations(
         for t in transactions
         if t.kind is TransactionKind.REFUND and t.original_transaction_id
     }
+    charges = {
+        (t.operator_id, t.transaction_id): t
+        for t in transactions
+        if t.kind is not TransactionKind.REFUND
+    }
     per_charge: dict[tuple[str, str], int] = defaultdict(int)
     for entry in entries:
         if entry.kind is LedgerKind.BONUS:
             continue
         charge = refund_of.get((entry.operator_id, entry.transaction_id), entry.transaction_id)
         per_charge[(entry.operator_id, charge)] += entry.points
+        booked = charges.get((entry.operator_id, charge))
+        if booked is not None and (entry.service_id, entry.account_id, entry.record_id) != (
+            booked.service_id, booked.account_id, booked.record_id
+        ):  # fmt: skip
+            problems.append(
+                f"ledger entry for {entry.transaction_id}: booked on {entry.service_id}/"
+                f"{entry.account_id} (person {entry.record_id}), but charge {charge} is on "
+                f"{booked.service_id}/{booked.account_id} (person {booked.record_id})"
+            )
+    for t in transactions:
+        original = charges.get((t.operator_id, t.original_transaction_id or ""))
+        refunded_here = t.kind is TransactionKind.REFUND and t.outcome.grants
+        if (
+            refunded_here
+            and original is not None
+            and (t.service_id, t.account_id) != (original.service_id, original.account_id)
+        ):
+            problems.append(
+                f"refund {t.transaction_id}: reported on {t.service_id}/{t.account_id}, "
+                f"but charge {original.transaction_id} is on "
+                f"{original.service_id}/{original.account_id}"
+            )
     for t in transactions:
         if t.kind is TransactionKind.REFUND:
             continue

@@ -111,6 +111,21 @@ class PointsMachine(RuleBasedStateMachine):
         charge.net, charge.refunded = keeps, charge.refunded + amount
         self.model.answers[f"key-r{self.serial}"] = decision
 
+    @precondition(lambda self: bool(self.model.charges))
+    @rule(data=st.data())
+    def refund_elsewhere(self, data: st.DataObject) -> None:
+        """A refund reported on another person's account: refused, nothing moves (#12)."""
+        tx = data.draw(st.sampled_from(sorted(self.model.charges)))
+        charge = self.model.charges[tx]
+        other = data.draw(st.sampled_from([p for p in range(3) if p != charge.person]))
+        self.serial += 1
+        decision = self.platform.report(
+            self.people[other], 1, kind=TransactionKind.REFUND, refund_of=tx,
+            transaction_id=f"r{self.serial}",
+        )  # fmt: skip
+        assert (decision.outcome, decision.points) == (Outcome.REFUND_ACCOUNT_MISMATCH, 0)
+        self.model.answers[f"key-r{self.serial}"] = decision
+
     @precondition(lambda self: bool(self.model.answers))
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -228,3 +229,60 @@ def test_round2_carries_over_round1_and_pays_each_bonus_once(points: PointsPlatf
         "granted": 1000, "taken_back": 0, "bonus": 15_000, "net": 16_000, "entries": 3,
     }  # fmt: skip
     assert points.points.violations() == []
+
+
+def test_a_refund_reported_on_another_account_is_refused(points: PointsPlatform) -> None:
+    """Issue #12 item 7: the refund of one holder's charge, reported on another holder's
+    account, took the points from the first and settlement booked it to the second."""
+    alice, bob = points.person(), points.person()
+    points.advance_to(SEPT)
+    charge = points.report(alice, 10_000, transaction_id="alice-charge")
+    assert charge.points == 2500
+    points.report(bob, 4_000, transaction_id="bob-charge")
+    refund = points.report(
+        bob, 10_000, kind=TransactionKind.REFUND, refund_of="alice-charge", transaction_id="r1"
+    )
+    assert (refund.outcome, refund.points, refund.total_after) == (
+        Outcome.REFUND_ACCOUNT_MISMATCH, 0, None,
+    )  # fmt: skip
+    assert refund.outcome.value == "refund_account_mismatch"
+    # Nothing moved: Alice keeps her points, the charge can still be refunded on her account.
+    settlement = points.points.settlement(OPERATOR, "2020-09")
+    assert [(e.account_id, e.points) for e in settlement.entries] == [
+        (alice.account_id, 2500), (bob.account_id, 1000),
+    ]  # fmt: skip
+    back = points.report(alice, 10_000, kind=TransactionKind.REFUND, refund_of="alice-charge")
+    assert (back.outcome, back.points, back.total_after) == (Outcome.TAKEN_BACK, -2500, 0)
+    clawback = points.points.settlement(OPERATOR, "2020-09").entries[-1]
+    assert (clawback.account_id, clawback.points) == (alice.account_id, -2500)
+    assert points.points.violations() == []
+
+
+def test_the_check_finds_a_refund_booked_on_another_account() -> None:
+    """`mynahil points check`'s invariant 5, on rows written before the refusal existed."""
+    from reference_impl.points import LedgerEntry, LedgerKind, load_scheme
+    from reference_impl.points.model import StoredTransaction
+    from reference_impl.points.settlement import violations
+
+    at = SEPT
+    charge = StoredTransaction(
+        operator_id=OPERATOR, idempotency_key="k-c1", request_digest="0" * 64,
+        transaction_id="c1", service_id=SERVICE, account_id="alice-acct",
+        kind=TransactionKind.CHARGE, amount=10_000, occurred_at=at, original_transaction_id=None,
+        record_id=1, campaign_id="round1", outcome=Outcome.GRANTED, points=2500, net_points=0,
+        refunded_amount=10_000, total_after=2500, decided_at=at,
+    )  # fmt: skip
+    refund = replace(
+        charge, idempotency_key="k-r1", transaction_id="r1", account_id="bob-acct",
+        kind=TransactionKind.REFUND, original_transaction_id="c1", outcome=Outcome.TAKEN_BACK,
+        points=-2500, refunded_amount=0, total_after=0,
+    )  # fmt: skip
+    entries = [
+        LedgerEntry(1, "spend", "round1", LedgerKind.GRANT, 2500, OPERATOR, SERVICE,
+                    "alice-acct", "c1", at),
+        LedgerEntry(1, "spend", "round1", LedgerKind.CLAWBACK, -2500, OPERATOR, SERVICE,
+                    "bob-acct", "r1", at),
+    ]  # fmt: skip
+    found = violations(load_scheme(), entries, {(1, "spend"): 0}, [charge, refund])
+    assert any("refund r1: reported on qr-pay/bob-acct" in p for p in found), found
+    assert any("ledger entry for r1: booked on qr-pay/bob-acct" in p for p in found), found
