@@ -24,7 +24,13 @@ import numpy as np
 import simpy
 
 from simulator import load_scenario, run
-from simulator.calibration import CalibrationRow, calibrate, calibration_check, published_for
+from simulator.calibration import (
+    CalibrationRow,
+    calibrate,
+    calibration_check,
+    measure_shares,
+    published_for,
+)
 from simulator.engine import open_executor
 from simulator.metrics import summarize
 from simulator.region import RegionResult, simulate_region
@@ -124,7 +130,7 @@ def full_run(name: str, workers: int) -> dict[str, object]:
     seconds = time.perf_counter() - start
     people = summary["metrics"]["arrivals"]["mean"]
     rss_mb = _rss_mb()
-    rows = calibration_check(summary, *published_for(scenario))
+    rows = calibration_check(summary, *published_for(scenario), measures=measure_shares(scenario))
     fit = [abs(r.error) for r in rows if r.role == "fit" and r.error is not None]
     holdout = [abs(r.error) for r in rows if r.role == "holdout" and r.error is not None]
     print(

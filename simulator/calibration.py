@@ -40,6 +40,7 @@ __all__ = [
     "RowError",
     "calibrate",
     "calibration_check",
+    "measure_shares",
     "predict_rows",
     "published_for",
     "update_scenario_text",
@@ -327,6 +328,11 @@ class CalibrationRow:
         return None if error is None else abs(error) <= self.tolerance
 
 
+def measure_shares(scenario: Scenario) -> dict[str, float]:
+    """Each measure's published kind and its share of the applicants."""
+    return {m.kind: m.share_of_applicants for m in scenario.campaign.measures}
+
+
 def published_for(scenario: Scenario) -> tuple[tuple[PublishedRow, ...], date | None]:
     """The scenario's published figures (``calibration.data``) and its holdout cut-off."""
     spec = scenario.calibration
@@ -341,20 +347,24 @@ def calibration_check(
     holdout_after: date | None = None,
     fit_tolerance: float = 0.10,
     holdout_tolerance: float = 0.20,
+    measures: Mapping[str, float] | None = None,
 ) -> list[CalibrationRow]:
     """A run's ``cumulative_applications`` at each published applications row.
 
     The run counts completed applications (after card reads, PINs and the platform), from
     its first day; rows before the run's first day or after its last cannot be compared.
+    ``measures`` (kind -> share of applicants) adds the rows of a round's measures.
     """
     cumulative: Mapping[str, int] = summary["cumulative_applications"]
+    shares = {"applications": 1.0, **(measures or {})}
     result = []
     first = min(cumulative) if cumulative else ""
     for row in rows:
-        if row.kind != "applications":
+        if row.kind not in shares:
             continue
         key = row.day.isoformat()
-        simulated = cumulative.get(key) if first and first <= key else None
+        count = cumulative.get(key) if first and first <= key else None
+        simulated = None if count is None else round(count * shares[row.kind])
         role = "holdout" if holdout_after is not None and row.day > holdout_after else "fit"
         result.append(
             CalibrationRow(

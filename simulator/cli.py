@@ -258,7 +258,7 @@ def _print_headline(
 ) -> None:
     from rich.console import Console
 
-    from .calibration import calibration_check, published_for
+    from .calibration import calibration_check, measure_shares, published_for
 
     console = Console()
     metrics = summary["metrics"]
@@ -269,7 +269,7 @@ def _print_headline(
         + _seconds(metrics["platform_peak_p95_s"]["mean"], metrics["platform_saturated_hours"])
     )
     rows, cut = published_for(scenario)
-    for row in calibration_check(summary, rows, cut):
+    for row in calibration_check(summary, rows, cut, measures=measure_shares(scenario)):
         if row.simulated is not None:
             mark = "ok" if row.ok else "OFF"
             console.print(

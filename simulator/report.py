@@ -25,7 +25,7 @@ import numpy.typing as npt
 from matplotlib.figure import Figure
 
 from ._template import REPORT_TEMPLATE
-from .calibration import CalibrationResult, calibration_check, published_for
+from .calibration import CalibrationResult, calibration_check, measure_shares, published_for
 from .metrics import hour_labels
 from .scenario import CHANNELS, STATION_CHANNELS, Scenario
 from .sweep import SweepOutcome
@@ -277,7 +277,7 @@ def write_outputs(
     operator part's summary and HTML section (simulator.operators.report)."""
     out.mkdir(parents=True, exist_ok=True)
     rows, cut = published_for(scenario)
-    calibration = calibration_check(summary, rows, cut)
+    calibration = calibration_check(summary, rows, cut, measures=measure_shares(scenario))
     summary = dict(summary)
     summary["calibration"] = [asdict(r) | {"error": r.error, "ok": r.ok} for r in calibration]
     if sweep is not None:

@@ -179,3 +179,18 @@ def test_round2_is_predicted_from_round1_behaviour(round1: Scenario) -> None:
     assert all(r.simulated <= round1.demand.apply_share * 92_990_000 for r in result.rows)
     # Predictions exist at every published row, after the deadline too.
     assert max(r.row.day for r in result.rows) == date(2023, 9, 30)
+
+
+def test_a_runs_check_covers_round2s_measures() -> None:
+    from simulator.calibration import calibration_check, measure_shares, published_for
+
+    round2 = load_scenario(SCENARIOS / "round2.toml")
+    summary = {"cumulative_applications": {"2022-06-30": 1_000_000, "2022-07-04": 3_000_000}}
+    rows = calibration_check(summary, *published_for(round2), measures=measure_shares(round2))
+    by_kind = {r.label: r for r in rows if r.period == "2022-07-04"}
+    assert by_kind["applications by 2022-07-04"].simulated == 3_000_000
+    assert by_kind["applications_health by 2022-07-04"].simulated == round(3_000_000 * 0.925)
+    assert by_kind["applications_account by 2022-07-04"].published == 2_910_000
+    later = [r for r in rows if r.period > "2022-07-04"]
+    assert later
+    assert all(r.simulated is None and r.role == "holdout" for r in later)
