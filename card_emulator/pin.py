@@ -55,9 +55,9 @@ CARD_INFO_PIN = PinPolicy("card-info PIN", 4, 4, DIGITS, 3)
 # The alternatives to the card-info PIN (JPKI.md, jsapdu's KENHOJO_AP_EF/KENKAKU_AP_EF). Their
 # reference data is printed on the card, so the holder cannot change it. Choice: 10 tries each
 # (no public source gives the count), each its own counter.
-MATCH_A = PinPolicy("照合番号A (the My Number)", 12, 12, DIGITS, 10)
-MATCH_B = PinPolicy("照合番号B (birth YYMMDD, expiry year, security code)", 14, 14, DIGITS, 10)
-BIRTH_PIN = PinPolicy("birth-date PIN (YYMMDD)", 6, 6, DIGITS, 10)
+MATCH_A = PinPolicy("照合番号A", 12, 12, DIGITS, 10)  # the My Number
+MATCH_B = PinPolicy("照合番号B", 14, 14, DIGITS, 10)  # birth YYMMDD, expiry year, code
+BIRTH_PIN = PinPolicy("birth-date PIN", 6, 6, DIGITS, 10)  # birth YYMMDD
 
 
 class VerifyOutcome(Enum):

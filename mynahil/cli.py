@@ -158,6 +158,10 @@ def card_new(
         Path | None, typer.Option(help="J-LIS CA folder (default: $MYNAHIL_HOME/jlis).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the made-up holder data.")] = None,
+    security_code: Annotated[
+        str | None,
+        typer.Option(help="The 4-digit security code on the card face (default: random)."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing card file.")] = False,
 ) -> None:
     """Issue a new emulated card from the emulated J-LIS CA."""
@@ -218,6 +222,7 @@ def card_new(
             applied_on=applied,
             with_certificates=not no_certificate,
             atr_profile=atr.value,
+            security_code=security_code,
         )
     except ValueError as exc:
         fail(str(exc))
@@ -261,6 +266,7 @@ def _print_card(path: Path, *, show_my_number: bool) -> None:
             f"serial {cert.serial_number}, {cert.not_valid_before_utc.date()} to "
             f"{cert.not_valid_after_utc.date()}{lapsed}",
         )
+    table.add_row("security code", state.security_code if show_my_number else "****")
     for slot in PinSlot:
         pin = state.pins[slot]
         status = (
@@ -268,7 +274,10 @@ def _print_card(path: Path, *, show_my_number: bool) -> None:
             if pin.blocked
             else f"{pin.tries_left}/{pin.policy.max_tries} tries left"
         )
-        table.add_row(pin.policy.name, status)
+        where = {"info": " (card-info AP)", "face": " (card-face AP)"}.get(
+            slot.value.split("_")[0] if slot.printed else "", ""
+        )
+        table.add_row(pin.policy.name + where, status)
     console.print(table)
 
 
@@ -276,10 +285,27 @@ def _print_card(path: Path, *, show_my_number: bool) -> None:
 def card_info(
     card: Annotated[Path, typer.Option("--card", "-c", help="Card file.")],
     show_my_number: Annotated[bool, typer.Option(help="Print the My Number unmasked.")] = False,
+    face_images: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the card face's images (name, address, photo, security code, "
+            "My Number) to this folder."
+        ),
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="J-LIS CA folder whose root checks the signatures (default: $MYNAHIL_HOME/jlis)."
+        ),
+    ] = None,
 ) -> None:
-    """Show what a card file holds (the My Number masked unless asked)."""
+    """Show what a card file holds, then what a reader reads from its card-info and card-face
+    APs (opened with 照合番号A; the My Number masked unless asked)."""
+    from .cli_card_data import card_info_data
+
     _load_or_fail(card)
     _print_card(card, show_my_number=show_my_number)
+    card_info_data(card, show_my_number=show_my_number, face_images=face_images, ca=ca)
 
 
 # --- card attach ---------------------------------------------------------------------------
@@ -640,11 +666,13 @@ def _register_subcommands() -> None:
     from conformance.cli import app as conformance_app
     from simulator.cli import calibrate, loadtest, scenarios_app, simulate
 
+    from .cli_card_data import verify_info_command
     from .cli_db import db_app
     from .cli_points import operator_app, points_app
     from .cli_soak import soak
     from .cli_staff import staff_app
 
+    card_app.command("verify-info")(verify_info_command)
     app.add_typer(operator_app, name="operator")
     app.add_typer(points_app, name="points")
     app.add_typer(staff_app, name="staff")

@@ -79,6 +79,7 @@ def issue(
     keys: KeySource | None = None,
     with_certificates: bool = True,
     atr_profile: str = "contact",
+    security_code: str | None = None,
 ) -> CardState:
     """A person's first card (see :func:`issue_card`) with a fresh card id as its label,
     applied for on ``applied_on`` (default: a month before issuance); the card (with a new
@@ -88,7 +89,7 @@ def issue(
     state = issue_card(
         ca, holder, pin=pin, password=password, issued_on=issued_on, applied_on=applied,
         keys=keys, card_info_pin=card_info_pin, with_certificates=with_certificates,
-        atr_profile=atr_profile, label=card_id,
+        atr_profile=atr_profile, label=card_id, security_code=security_code,
     )  # fmt: skip
     with registry.transaction():
         registry.record_card(CardRecord(card_id, new_person_ref(), applied, issued_on))

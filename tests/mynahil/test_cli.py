@@ -238,3 +238,46 @@ def test_attach_reports_an_unreachable_vpcd(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["card", "attach", "--card", str(path), "--vpcd", "host:port"])
     assert bad.exit_code == 2
     assert "port must be a number" in bad.output
+
+
+def test_card_info_reads_the_card_info_and_card_face_aps(tmp_path: Path) -> None:
+    """Issue 14: `card info` shows what a reader reads (My Number masked) and writes the face."""
+    from PIL import Image
+
+    path = new_card(tmp_path, "--security-code", "0427")
+    state = load_card(path)
+    assert state.security_code == "0427"
+    shown = runner.invoke(app, ["card", "info", "--card", str(path), "--face-images",
+                                str(tmp_path / "face")])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert state.holder.my_number not in shown.output
+    assert "card-face AP" in shown.output
+    assert "verifies" in shown.output
+    formats = {p.name: Image.open(p).format for p in (tmp_path / "face").iterdir()}
+    assert formats == {"name.png": "PNG", "address.png": "PNG", "photo.jp2": "JPEG2000",
+                       "security-code.png": "PNG", "my-number.png": "PNG"}  # fmt: skip
+
+
+def test_verify_info_tells_genuine_from_altered_data(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    path = new_card(tmp_path)
+    genuine = runner.invoke(app, ["card", "verify-info", "--card", str(path)])
+    assert genuine.exit_code == 0, genuine.output
+    assert "card-info AP: genuine" in genuine.output
+    assert "card-face AP: genuine" in genuine.output
+    data = json.loads(path.read_text(encoding="utf-8"))
+    ef3 = bytearray(base64.b64decode(data["signed"]["info_signature"]))
+    ef3[-1] ^= 1
+    data["signed"]["info_signature"] = base64.b64encode(bytes(ef3)).decode()
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    altered = runner.invoke(app, ["card", "verify-info", "--card", str(path)])
+    assert altered.exit_code == 1, altered.output
+    assert "NOT genuine" in altered.output
+    assert "EF 0003" in altered.output
+    no_root = runner.invoke(
+        app, ["card", "verify-info", "--card", str(path), "--root", str(tmp_path / "none.pem")]
+    )
+    assert no_root.exit_code == 2
+    assert "--root" in no_root.output
