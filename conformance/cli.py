@@ -38,6 +38,7 @@ def run_target(
     trace_dir: Path | None = None,
     platform_ca: Path | None = None,
     operator_profile: Path | None = None,
+    ca_file: Path | None = None,
     quiet: bool = True,
     extra: list[str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
@@ -68,6 +69,8 @@ def run_target(
         argv += ["--platform-ca", str(platform_ca)]
     if operator_profile:
         argv += ["--operator-profile", str(operator_profile)]
+    if ca_file:
+        argv += ["--ca-file", str(ca_file)]
     argv += ["-q"] if quiet else ["-v"]
     argv += extra or []
     completed = subprocess.run(argv, capture_output=quiet, text=True, check=False)
@@ -119,6 +122,15 @@ def run(
         Path | None,
         typer.Option(help="operator:URL: the vendor's service (docs/operator-conformance.md)."),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar="MYNAHIL_CA_FILE",
+            help="platform:https://…: the CA (PEM) its TLS certificate must chain to "
+            "(default: the system's trust store).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Certify a target: exit 0 only when every selected requirement passes."""
@@ -137,6 +149,8 @@ def run(
             raise _err(f"{target} needs --operator-profile FILE (docs/operator-conformance.md)")
     except (TargetError, OperatorProfileError) as exc:
         raise _err(str(exc)) from None
+    if parsed.kind == "platform" and parsed.wire.startswith("https://"):
+        _check_tls(parsed.wire, ca_file)
     if operator is not None:
         typer.echo(
             f"harness platform for {operator.name}: listening on {operator.platform_host}:"
@@ -147,7 +161,7 @@ def run(
         code, results = run_target(
             target, report, device_profile=device_profile, allow_destructive=allow_destructive,
             pin=pin, sign_password=sign_password, trace_dir=trace_dir, platform_ca=ca,
-            operator_profile=operator_profile, quiet=not verbose,
+            operator_profile=operator_profile, ca_file=ca_file, quiet=not verbose,
         )  # fmt: skip
     except RuntimeError as exc:
         raise _err(str(exc)) from None
@@ -160,6 +174,22 @@ def run(
     verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
     typer.echo(f"{target}: {summary}: {verdict} -> {report / 'index.html'}")
     raise typer.Exit(0 if results["passed"] and code == 0 else 1)
+
+
+def _check_tls(url: str, ca_file: Path | None) -> None:
+    """Before a run: the platform's certificate verifies, or one line says why not."""
+    import httpx
+
+    from mynahil.tls import TlsConfigError, client_verify, tls_failure
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10, verify=client_verify(ca_file))
+    except TlsConfigError as exc:
+        raise _err(str(exc)) from None
+    except httpx.HTTPError as exc:
+        failure = tls_failure(exc)
+        if failure is not None:
+            raise _err(f"platform:{url}: {failure}") from None  # else the suite reports it
 
 
 @app.command("operator-setup")

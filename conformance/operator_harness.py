@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from card_emulator import EmulatedCard
 from mynahil.card import MyNumberCard
+from mynahil.tls import TlsConfigError
 from mynahil.transports.inproc import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
@@ -165,7 +167,7 @@ class OperatorUnderTest:
     url: str  # the conformance hooks' base URL
     verify_url: str
     wait_s: float = 10.0
-    tls_verify: bool | str = True
+    tls_verify: ssl.SSLContext | bool = True
 
 
 @dataclass
@@ -367,9 +369,13 @@ def _serve_sample_operator(
 
 
 def _vendor_operator(profile: OperatorProfile) -> OperatorUnderTest:
+    try:
+        trust = profile.tls_verify
+    except TlsConfigError as exc:
+        raise HarnessError(f"ca_file: {exc}") from None
     return OperatorUnderTest(
         profile.name, profile.operator_id, profile.service_id, profile.public_key, profile.url,
-        profile.verify_url, profile.wait_s, profile.tls_verify,
+        profile.verify_url, profile.wait_s, trust,
     )  # fmt: skip
 
 
@@ -419,9 +425,12 @@ def operator_harness(
     folder = Path(tempfile.mkdtemp(prefix="mynahil-operator-suite-"))
     # A vendor's service keeps trusting the same platform key from run to run.
     jlis_folder = profile.harness_dir if profile else folder / "jlis"
+    vendor = _vendor_operator(profile) if profile else None
+    # The platform's signed verify calls reach an https service through its private CA too.
+    operator_tls: ssl.SSLContext | bool | None = vendor.tls_verify if vendor else None
     platform = build_platform(
         f"sqlite:///{folder / 'p.db'}", jlis_folder,
-        scheme=conformance_scheme(datetime.now(UTC).date()),
+        scheme=conformance_scheme(datetime.now(UTC).date()), operator_tls=operator_tls,
     )  # fmt: skip
     with ExitStack() as stack:
         stack.callback(platform.close)
@@ -437,7 +446,8 @@ def operator_harness(
             except RuntimeError as exc:
                 raise HarnessError(f"the harness's platform: {exc} (platform_listen)") from None
             platform_url = profile.platform_url  # as the vendor's service reaches it
-            operator = _vendor_operator(profile)
+            assert vendor is not None
+            operator = vendor
         platform.points.register_operator(
             Operator(operator.operator_id, operator.name, operator.public_key,
                      verify_url=operator.verify_url),

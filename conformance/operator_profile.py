@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from mynahil.files import read_toml
+from mynahil.tls import client_verify
 
 __all__ = ["OperatorProfile", "OperatorProfileError", "load_operator_profile"]
 
@@ -64,9 +66,10 @@ class OperatorProfile:
         return f"operator:{self.url}"
 
     @property
-    def tls_verify(self) -> bool | str:
-        """What httpx's ``verify`` takes: the private CA when one is named."""
-        return str(self.ca_file) if self.ca_file else True
+    def tls_verify(self) -> ssl.SSLContext | bool:
+        """What httpx's ``verify`` takes: a context trusting the private CA when one is
+        named (for the hooks and the platform's verify calls), else the system's store."""
+        return client_verify(self.ca_file) if self.ca_file else True
 
 
 def _url(value: str, where: str) -> str:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard
+from mynahil.tls import TlsConfigError, client_verify, tls_failure
 from mynahil.transports.inproc import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
 from reference_impl.jlis.registry import CertificateRegistry
@@ -29,7 +30,7 @@ from reference_impl.platform import ReferencePlatform, build_platform, serving
 from reference_impl.points import Operator, PaymentService
 from reference_impl.points.signing import Signer, public_key_bytes
 
-from .operator_harness import CAMPAIGN_ID, conformance_scheme
+from .operator_harness import CAMPAIGN_ID, HarnessError, conformance_scheme
 from .platform_defects import make_defective
 from .targets import EMULATED_PASSWORD
 
@@ -97,10 +98,16 @@ class PlatformHarness:
 
 @contextmanager
 def platform_harness(
-    url: str | None, ca_folder: Path | None, defect: str | None = None
+    url: str | None,
+    ca_folder: Path | None,
+    defect: str | None = None,
+    *,
+    ca_file: str | Path | None = None,
 ) -> Iterator[PlatformHarness]:
     """``url`` None: the reference platform, served here; else the deployment at ``url``,
-    whose CA folder ``ca_folder`` must be readable (cards are issued from it)."""
+    whose CA folder ``ca_folder`` must be readable (cards are issued from it) and whose TLS
+    certificate, for an https ``url``, chains to ``ca_file`` (default: ``client_verify()``).
+    HarnessError when it cannot be reached or its certificate does not verify."""
     folder = Path(tempfile.mkdtemp(prefix="mynahil-platform-suite-"))
     services: dict[str, SampleService] = {}
     with ExitStack() as stack:
@@ -118,8 +125,15 @@ def platform_harness(
                 services[name] = _sample_service(stack, platform, url, name)
         if ca_folder is None:
             raise ValueError("a platform at a URL needs its CA folder (--platform-ca DIR)")
-        http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
-        now = datetime.fromisoformat(http.get("/v1/health").json()["time"])
+        try:
+            verify = client_verify(ca_file)
+        except TlsConfigError as exc:
+            raise HarnessError(str(exc)) from None
+        http = stack.enter_context(httpx.Client(base_url=url, timeout=30, verify=verify))
+        try:
+            now = datetime.fromisoformat(http.get("/v1/health").json()["time"])
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"{url}: {tls_failure(exc) or exc}") from None
         yield PlatformHarness(
             url=url,
             ca=JlisCA.open(ca_folder),

@@ -75,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sign-password", dest="conformance_sign_password", default=None,
                     help="the real card's signing password (signing-key tests)")  # fmt: skip
     group.addoption("--platform-ca", default=None, help="a platform target's J-LIS CA folder")
+    group.addoption("--ca-file", dest="conformance_ca_file", default=None, metavar="PEM",
+                    help="platform:https://…: the CA its TLS certificate must chain to "
+                    "(default $MYNAHIL_CA_FILE, else the system's trust store)")  # fmt: skip
     group.addoption("--operator-profile", default=None, metavar="TOML",
                     help="operator:URL: the vendor's service (IDs, public key, where the "
                     "harness's platform listens)")  # fmt: skip
@@ -426,12 +429,19 @@ def platform_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
     state = _state(request.config)
     if state is None or state.target.kind != "platform":
         pytest.skip("not a platform conformance run")
+    from .operator_harness import HarnessError
     from .platform_harness import platform_harness as harness
 
     ca = request.config.getoption("--platform-ca")
+    ca_file = request.config.getoption("conformance_ca_file")
     url = None if state.target.wire == "sample" else state.target.wire
-    with harness(url, Path(ca) if ca else None, state.target.defect) as running:
-        yield running
+    try:
+        with harness(
+            url, Path(ca) if ca else None, state.target.defect, ca_file=ca_file
+        ) as running:
+            yield running
+    except HarnessError as exc:
+        pytest.fail(f"the platform harness could not start: {exc}", pytrace=False)
 
 
 def _allure_labels(item: pytest.Item, state: Conformance) -> None:

@@ -392,14 +392,19 @@ def card_unblock(
 
 
 def _client_session(
-    stack: ExitStack, card: Path | None, transport: str, platform: str
+    stack: ExitStack, card: Path | None, transport: str, platform: str, ca_file: Path | None
 ) -> tuple[MyNumberCard, PlatformClient]:
     """The card on its wire and the platform client, closed when ``stack`` closes."""
     from reference_impl.client import PlatformClient
 
     from .card import MyNumberCard
+    from .tls import TlsConfigError, client_verify
     from .transports import TransportError, open_transport
 
+    try:
+        verify = client_verify(ca_file)
+    except TlsConfigError as exc:
+        fail(str(exc))
     emulated: EmulatedCard | None = None
     if not transport.startswith("pcsc"):
         if card is None:
@@ -415,7 +420,7 @@ def _client_session(
     except (ValueError, TransportError) as exc:
         fail(str(exc))
     stack.callback(wire.disconnect)
-    client = PlatformClient.connect(platform)
+    client = PlatformClient.connect(platform, verify=verify)
     stack.callback(client.http.close)
     return MyNumberCard(wire), client
 
@@ -425,6 +430,15 @@ CardOption = Annotated[
 ]
 TransportOption = Annotated[
     str, typer.Option(help="inproc, socket, vpcd[:PORT] or pcsc[:READER] (a real card).")
+]
+CaFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        envvar="MYNAHIL_CA_FILE",
+        help="CA certificate(s), PEM, that an https server's certificate must chain to "
+        "(default: the system's trust store).",
+    ),
 ]
 
 
@@ -438,6 +452,7 @@ def client_apply(
     card: CardOption = None,
     transport: TransportOption = "inproc",
     campaign: Annotated[str | None, typer.Option(help="Default: the one open today.")] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Application: choose your payment service, with the card (final: it never changes)."""
     from contextlib import ExitStack
@@ -447,7 +462,7 @@ def client_apply(
     from .transports import TransportError
 
     with ExitStack() as stack:
-        holder_card, client = _client_session(stack, card, transport, platform)
+        holder_card, client = _client_session(stack, card, transport, platform, ca_file)
         try:
             applied = client.apply(holder_card, pin, service, account, security_code, campaign)
         except ClientRefusal as refusal:
@@ -469,6 +484,7 @@ def client_reserve(
     chosen_id: Annotated[
         str | None, typer.Option(help="Pick your MyKey ID (portal style).")
     ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Reservation: get the card's MyKey ID (printed alone on the last line)."""
     from contextlib import ExitStack
@@ -478,7 +494,7 @@ def client_reserve(
     from .transports import TransportError
 
     with ExitStack() as stack:
-        holder_card, client = _client_session(stack, card, transport, platform)
+        holder_card, client = _client_session(stack, card, transport, platform, ca_file)
         try:
             mykey_id = client.reserve(holder_card, pin, chosen_id)
         except ClientRefusal as refusal:
@@ -507,24 +523,47 @@ def serve(
             "to replay a campaign; it then runs at real speed."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM, chain first); needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The private key (PEM) of --tls-cert.")
+    ] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Run the reference platform (MyKey, J-LIS, points) over HTTP; SQLite by default."""
+    """Run the reference platform (MyKey, J-LIS, points) over HTTP(S); SQLite by default.
+
+    --ca-file here is what the platform trusts when it calls operators' https verify URLs."""
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_impl.platform import build_platform
 
+    from .tls import TlsConfigError, check_server_files, client_verify
+
+    try:
+        secure = check_server_files(tls_cert, tls_key)
+        operator_tls = client_verify(ca_file)
+    except TlsConfigError as exc:
+        fail(str(exc))
     url = db or default_db_url()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
-        platform = build_platform(url, ca or default_home() / "jlis", as_of=_as_of(as_of))
+        platform = build_platform(
+            url, ca or default_home() / "jlis", as_of=_as_of(as_of), operator_tls=operator_tls
+        )
     except (ValueError, SQLAlchemyError) as exc:
         fail(f"cannot start on {display_url(url)}: {exc}")
     shown = escape(display_url(url))
-    err.print(f"platform on http://{host}:{port} (OpenAPI at /openapi.json), database {shown}")
+    scheme = "https" if secure else "http"
+    err.print(f"platform on {scheme}://{host}:{port} (OpenAPI at /openapi.json), database {shown}")
     try:
-        uvicorn.run(platform.app, host=host, port=port, log_level="warning")
+        uvicorn.run(
+            platform.app, host=host, port=port, log_level="warning",
+            ssl_certfile=tls_cert if secure else None, ssl_keyfile=tls_key if secure else None,
+        )  # fmt: skip
     finally:
         platform.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import console, default_db_url, display_url, err, fail
+from .cli import CaFileOption, console, default_db_url, display_url, err, fail
 
 __all__ = ["operator_app", "points_app"]
 
@@ -52,7 +53,18 @@ def _load_key(path: Path) -> object:
     return key
 
 
-def _client(platform: str, operator: str, key: Path) -> object:
+def _verify(ca_file: Path | None) -> object:
+    from .tls import TlsConfigError, client_verify
+
+    try:
+        return client_verify(ca_file)
+    except TlsConfigError as exc:
+        fail(str(exc))
+
+
+def _client(platform: str, operator: str, key: Path, ca_file: Path | None) -> object:
+    import ssl
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from reference_impl.operator import OperatorClient
@@ -60,7 +72,9 @@ def _client(platform: str, operator: str, key: Path) -> object:
 
     private = _load_key(key)
     assert isinstance(private, Ed25519PrivateKey)
-    return OperatorClient.connect(platform, Signer(operator, private))
+    verify = _verify(ca_file)
+    assert isinstance(verify, ssl.SSLContext | bool)
+    return OperatorClient.connect(platform, Signer(operator, private), verify=verify)
 
 
 def _raw_public_key(value: str, option: str) -> bytes:
@@ -165,8 +179,16 @@ def run_sample_operator(
             "own clock. Otherwise both are fetched from the platform."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM); needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The private key of --tls-cert.")] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
-    """Run the sample payment service (accounts, verify calls, a till that reports charges)."""
+    """Run the sample payment service (accounts, verify calls, a till that reports charges).
+
+    --ca-file is what it trusts when it calls an https platform."""
     from collections.abc import Callable
     from datetime import datetime
 
@@ -176,6 +198,14 @@ def run_sample_operator(
     from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
     from reference_impl.platform import shifted_clock
 
+    from .tls import TlsConfigError, check_server_files, tls_failure
+
+    try:
+        secure = check_server_files(tls_cert, tls_key)
+    except TlsConfigError as exc:
+        fail(str(exc))
+    verify = _verify(ca_file)
+    assert isinstance(verify, ssl.SSLContext | bool)
     base = platform.rstrip("/")
     clock: Callable[[], datetime] | None
     if platform_key is not None:
@@ -183,22 +213,28 @@ def run_sample_operator(
         clock = None  # the wall clock
     else:
         try:
-            answer = httpx.get(f"{base}/v1/points/platform-key", timeout=10)
-            trusted = base64.b64decode(answer.json()["public_key"])
-            # Follow the platform's business time: charges land in the campaign it replays.
-            platform_now = datetime.fromisoformat(httpx.get(f"{base}/v1/health").json()["time"])
+            with httpx.Client(base_url=base, timeout=10, verify=verify) as http:
+                answer = http.get("/v1/points/platform-key")
+                trusted = base64.b64decode(answer.json()["public_key"])
+                # Follow the platform's business time: charges land in the campaign it replays.
+                platform_now = datetime.fromisoformat(http.get("/v1/health").json()["time"])
             clock = shifted_clock(platform_now)  # at once: a late offset would lag behind
         except (httpx.HTTPError, ValueError, KeyError) as exc:
-            fail(f"cannot fetch the platform's key and time from {platform}: {exc}")
-    client = _client(platform, operator, key)
+            why = tls_failure(exc) or exc
+            fail(f"cannot fetch the platform's key and time from {platform}: {why}")
+    client = _client(platform, operator, key, ca_file)
     assert isinstance(client, OperatorClient)
     books = OperatorBooks(operator, service)
+    me = f"{'https' if secure else 'http'}://{host}:{port}"
     err.print(
-        f"sample operator {escape(operator)} on http://{host}:{port}; register its verify URL "
-        f"http://{host}:{port}/v1/verify-account with the platform"
+        f"sample operator {escape(operator)} on {me}; register its verify URL "
+        f"{me}/v1/verify-account with the platform"
     )
     operator_app = create_operator_app(books, trusted, client, clock)
-    uvicorn.run(operator_app, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        operator_app, host=host, port=port, log_level="warning",
+        ssl_certfile=tls_cert if secure else None, ssl_keyfile=tls_key if secure else None,
+    )  # fmt: skip
 
 
 @operator_app.command("settlement")
@@ -209,6 +245,7 @@ def settlement(
     month: Month,
     format: Annotated[str, typer.Option(help="csv or json.")] = "csv",
     out: Annotated[Path | None, typer.Option(help="Write to a file instead.")] = None,
+    ca_file: CaFileOption = None,
 ) -> None:
     """Fetch the month's settlement from the platform (signed request)."""
     from reference_impl.operator import OperatorClient
@@ -216,7 +253,7 @@ def settlement(
 
     if format not in ("csv", "json"):
         fail("--format must be csv or json")
-    client = _client(platform, operator, key)
+    client = _client(platform, operator, key, ca_file)
     assert isinstance(client, OperatorClient)
     try:
         result = client.settlement(_month(month), format)
@@ -239,6 +276,7 @@ def reconcile(
     records: Annotated[
         Path, typer.Option(help="Your books: CSV with transaction_id,kind,amount,points.")
     ],
+    ca_file: CaFileOption = None,
 ) -> None:
     """Compare your books with the platform's; list every difference (exit 1 if any)."""
     from reference_impl.operator import OperatorClient
@@ -252,7 +290,7 @@ def reconcile(
         fail(f"--records {records}: {exc.strerror or exc}")
     except ValueError as exc:
         fail(f"--records {records}: {exc}")
-    client = _client(platform, operator, key)
+    client = _client(platform, operator, key, ca_file)
     assert isinstance(client, OperatorClient)
     try:
         differences = client.reconcile(_month(month), text)

@@ -1,7 +1,8 @@
-"""The demo's platform part: cards reserve MyKey IDs through the reference platform over HTTP.
+"""The demo's platform part: cards reserve MyKey IDs through the reference platform over HTTPS.
 
-A real server (uvicorn on a loopback port) with its own SQLite database and J-LIS; each story
-is what a cardholder lives through, told by the cardholder client's own words.
+A real server (uvicorn on a loopback port, TLS with a throwaway CA made here) with its own
+SQLite database and J-LIS; each story is what a cardholder lives through, told by the
+cardholder client's own words.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reference_impl.platform import build_platform, serving
 from reference_impl.staff import Role
 
 from .card import MyNumberCard
+from .tls import client_verify, make_throwaway_pki
 from .transports import open_transport
 
 __all__ = ["platform_stories"]
@@ -59,11 +61,21 @@ def platform_stories(folder: Path, story: Story, progress: Callable[[str], None]
     def replace_state(path: Path, state: CardState) -> None:
         save_card(state, path)
 
-    progress("platform stories: reservation, wrong PIN, lockout, renewal, reissue (HTTP)")
+    progress("platform stories: reservation, wrong PIN, lockout, renewal, reissue (HTTPS)")
+    pki = make_throwaway_pki(folder / "tls")  # seed 004: traffic to the platform is encrypted
     try:
-        with serving(platform.app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        with (
+            serving(platform.app, tls=pki) as url,
+            httpx.Client(base_url=url, timeout=10, verify=client_verify(pki.ca_file)) as http,
+            httpx.Client(base_url=url, timeout=10, verify=True) as untrusting,
+        ):
             client = PlatformClient(http)
             alice = new_card("alice")
+            story(
+                "The platform speaks HTTPS; a client without its CA refuses the certificate",
+                "refused: platform_untrusted",
+                _reserve(PlatformClient(untrusting), alice, PIN),
+            )
             first = _reserve(client, alice, PIN)
             story(
                 "Reservation gives an 8-character MyKey ID",

@@ -7,12 +7,14 @@ and turns every failure into advice a person can act on.
 from __future__ import annotations
 
 import base64
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from mynahil.card import MyNumberCard, NoCertificate, PinBlocked, WrongPin
+from mynahil.tls import client_verify, tls_failure
 from mynahil.transports import CardRemovedError, TransportError
 
 __all__ = ["ClientRefusal", "PlatformClient", "advice_for"]
@@ -79,13 +81,24 @@ class PlatformClient:
     http: httpx.Client
 
     @classmethod
-    def connect(cls, base_url: str, timeout: float = 10.0) -> PlatformClient:
-        return cls(httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout))
+    def connect(
+        cls, base_url: str, timeout: float = 10.0, verify: ssl.SSLContext | bool | None = None
+    ) -> PlatformClient:
+        """``verify`` checks an https platform's certificate (default: ``client_verify()``:
+        ``$MYNAHIL_CA_FILE``, else the system's trust store)."""
+        trust = client_verify() if verify is None else verify
+        return cls(httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, verify=trust))
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self.http.post(path, json=body)
         except httpx.HTTPError as exc:
+            failure = tls_failure(exc)
+            if failure is not None:
+                raise ClientRefusal(
+                    "platform_untrusted",
+                    f"Refusing the platform at {self.http.base_url}: {failure}",
+                ) from None
             raise ClientRefusal(
                 "platform_unreachable", f"Cannot reach the platform: {exc}"
             ) from None

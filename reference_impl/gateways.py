@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
+from mynahil.tls import tls_failure
 from reference_impl.operator.books import OperatorBooks
 from reference_impl.points import Operator, OperatorUnreachable
 from reference_impl.points.signing import Signer
@@ -19,10 +21,12 @@ __all__ = ["HttpAccountCheck", "LocalAccountCheck"]
 @dataclass
 class HttpAccountCheck:
     """POSTs ``{service_id, account_id, security_code}`` to the operator's verify URL, signed
-    by the platform; the operator answers ``{"valid": bool}``."""
+    by the platform; the operator answers ``{"valid": bool}``. An https verify URL's
+    certificate is checked with ``verify`` (a context trusting the operators' CA, or True)."""
 
     signer: Signer
     timeout: float = 5.0
+    verify: ssl.SSLContext | bool = True
 
     def verify_account(
         self, operator: Operator, service_id: str, account_id: str, security_code: str
@@ -38,10 +42,14 @@ class HttpAccountCheck:
         headers["Content-Type"] = "application/json"
         try:
             response = httpx.post(
-                operator.verify_url, content=body, headers=headers, timeout=self.timeout
+                operator.verify_url,
+                content=body,
+                headers=headers,
+                timeout=self.timeout,
+                verify=self.verify,
             )
         except httpx.HTTPError as exc:
-            raise OperatorUnreachable(str(exc)) from None
+            raise OperatorUnreachable(f"{operator.verify_url}: {tls_failure(exc) or exc}") from None
         if response.status_code != 200:
             raise OperatorUnreachable(f"HTTP {response.status_code} from {operator.verify_url}")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from mynahil.files import write_atomically
+from mynahil.tls import ThrowawayPki, client_verify
 from reference_impl.api import create_app
 from reference_impl.gateways import HttpAccountCheck
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
@@ -87,6 +89,7 @@ def build_platform(
     accounts: AccountCheck | None = None,
     as_of: datetime | None = None,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    operator_tls: ssl.SSLContext | bool | None = None,
 ) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
@@ -95,7 +98,8 @@ def build_platform(
     given; operators' accounts are verified over HTTP unless ``accounts`` is given.
     ``as_of`` starts the platform's clock at another moment (it then runs at real speed):
     the campaigns of 2020-2023 can be replayed today. ``busy_timeout``: seconds a write
-    waits for a lock before the request answers 503 ``busy``.
+    waits for a lock before the request answers 503 ``busy``. ``operator_tls`` verifies
+    operators' https verify URLs (default: ``$MYNAHIL_CA_FILE``, else the system's trust store).
     """
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
@@ -103,7 +107,10 @@ def build_platform(
     mykey = MyKeyService(store, jlis, clock=shifted_clock(as_of) if as_of else utc_now)
     signer = Signer("platform", platform_key(jlis_folder))
     points = PointsService(
-        store, mykey, scheme or load_scheme(), accounts or HttpAccountCheck(signer)
+        store,
+        mykey,
+        scheme or load_scheme(),
+        accounts or HttpAccountCheck(signer, verify=_or_default(operator_tls)),
     )
     staff = StaffDirectory(store, clock=mykey.clock)
     app = create_app(
@@ -112,10 +119,17 @@ def build_platform(
     return ReferencePlatform(store, jlis, mykey, points, signer, app, staff)
 
 
+def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:
+    return client_verify() if verify is None else verify
+
+
 @contextmanager
-def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serving(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, tls: ThrowawayPki | None = None
+) -> Iterator[str]:
     """The app in a background thread (one uvicorn worker) on ``host:port`` (a free loopback
-    port by default); its URL. RuntimeError when it cannot listen there."""
+    port by default); its URL (https with ``tls``'s certificate). RuntimeError when it cannot
+    listen there."""
     if port == 0:
         port = free_port()
     else:
@@ -125,7 +139,11 @@ def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[st
                 probe.bind((host, port))
             except OSError as exc:
                 raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="error"))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="error",
+        ssl_certfile=tls.cert_file if tls else None, ssl_keyfile=tls.key_file if tls else None,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"platform-{port}", daemon=True)
     thread.start()
     while not server.started:
@@ -133,7 +151,7 @@ def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[st
             raise RuntimeError(f"the app did not start on {host}:{port}")
         time.sleep(0.01)
     try:
-        yield f"http://{reachable_host(host)}:{port}"
+        yield f"{'https' if tls else 'http'}://{reachable_host(host)}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -155,13 +173,19 @@ def free_port() -> int:
 
 
 def wait_healthy(
-    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+    url: str,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = 30,
+    *,
+    verify: ssl.SSLContext | bool | None = None,
 ) -> None:
-    """Until ``url``/v1/health answers; RuntimeError if ``process`` dies or time runs out."""
+    """Until ``url``/v1/health answers; RuntimeError if ``process`` dies or time runs out.
+    An https ``url``'s certificate is checked with ``verify`` (default: ``client_verify()``)."""
     deadline = time.monotonic() + timeout
+    trust = _or_default(verify)
     while True:
         try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/v1/health", timeout=1, verify=trust).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -180,20 +204,24 @@ def serve_process(
     as_of: str | None = None,
     port: int | None = None,
     log: Path | None = None,
+    tls: ThrowawayPki | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`mynahil serve` in a child process, as deployed; its URL and process, once healthy.
-    Its stderr goes to ``log`` when given."""
+    Its stderr goes to ``log`` when given; with ``tls`` it serves https with that
+    certificate (and the health check trusts that CA)."""
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(ca_folder),
             "--port", str(port)]  # fmt: skip
     if as_of:
         argv += ["--as-of", as_of]
+    if tls:
+        argv += ["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)]
     with ExitStack() as stack:
         stderr = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            wait_healthy(url, process)
+            wait_healthy(url, process, verify=client_verify(tls.ca_file) if tls else None)
             yield url, process
         finally:
             process.terminate()

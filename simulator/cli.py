@@ -400,14 +400,20 @@ def loadtest(
         int, typer.Option(min=1, help="With --master: start once this many workers joined.")
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed for the holders' identities.")] = 1,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar="MYNAHIL_CA_FILE",
+            help="The CA (PEM) an https platform's certificate must chain to "
+            "(default: the system's trust store).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a scenario's arrival curve as HTTP load on a running platform, with Locust."""
     require("locust")  # before any other check: the whole command needs it
 
-    if master and worker:
-        raise _fail("--master and --worker: choose one")
-    if not platform.startswith(("http://", "https://")):
-        raise _fail(f"--platform {platform!r}: give the platform's http(s):// URL")
+    _check_platform(platform, master, worker)
     wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
     unknown = [s for s in wanted if s not in ("reserve", "login")]
     if unknown or not wanted:
@@ -431,6 +437,7 @@ def loadtest(
         raise _fail("--ca DIR is needed: the platform's J-LIS CA folder, to issue trusted cards")
     if ca is not None:
         _check_ca(ca)
+    _check_ca_file(ca_file)
     try:
         plan = build_plan(loaded, first, hours, compress=compress, max_users=max_users,
                           pacing=pacing)  # fmt: skip
@@ -440,7 +447,11 @@ def loadtest(
         raise _fail("--cards must be at least 1")
 
     # Locust monkey-patches the process with gevent on import: only here, never at the top.
+    # httpcore first: it imports trio where trio is installed, and trio needs the select.epoll
+    # that gevent's patching removes (httpx imports httpcore lazily, at its first request).
     import warnings
+
+    import httpcore  # noqa: F401
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gevent's "ssl imported before patching" notice
@@ -451,7 +462,7 @@ def loadtest(
         platform_url=platform, ca=ca or Path(), stages=wanted,
         mode="master" if master else "worker" if worker else "local",
         master_host=master_host, master_port=master_port, expect_workers=expect_workers,
-        cards=cards, seed=seed,
+        cards=cards, seed=seed, ca_file=str(ca_file) if ca_file else None,
     )  # fmt: skip
     try:
         outcome = run(plan, config, say=lambda text: print(text, file=sys.stderr))
@@ -476,6 +487,23 @@ def loadtest(
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def _check_platform(platform: str, master: bool, worker: bool) -> None:
+    if master and worker:
+        raise _fail("--master and --worker: choose one")
+    if not platform.startswith(("http://", "https://")):
+        raise _fail(f"--platform {platform!r}: give the platform's http(s):// URL")
+
+
+def _check_ca_file(ca_file: Path | None) -> None:
+    """A missing or unreadable --ca-file is named before any load is sent."""
+    from mynahil.tls import TlsConfigError, client_verify
+
+    try:
+        client_verify(ca_file)
+    except TlsConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _check_ca(folder: Path) -> None:

@@ -167,14 +167,16 @@ def _issue_from_folder(url: str, ca: Path, count: int, *, seed: int, pool: Any) 
     """``count`` cards from the CA in ``ca``, dated the platform's business day (``--as-of``)."""
     import httpx
 
+    from mynahil.tls import client_verify, tls_failure
     from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
 
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10)
+    try:  # an https platform is verified against $MYNAHIL_CA_FILE, else the system's store
+        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10, verify=client_verify())
         response.raise_for_status()
         day = datetime.fromisoformat(str(response.json()["time"])).date()
     except (httpx.HTTPError, KeyError, ValueError) as exc:
-        raise OSError(f"--platform {url}: no platform answers there ({exc})") from None
+        why = tls_failure(exc) or f"no platform answers there ({exc})"
+        raise OSError(f"--platform {url}: {why}") from None
     authority = JlisCA.load(ca)  # CAFolderError (a ValueError) names what is missing
     registry = CertificateRegistry(ca)
     holders = random.Random(seed + 1)  # apart from the draw's stream: same channels as in-process

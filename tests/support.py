@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -78,14 +79,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(argv: list[str], health_url: str, timeout: float = 30) -> Iterator[None]:
-    """A server process, once ``health_url`` answers 200; terminated afterwards."""
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def running(
+    argv: list[str],
+    health_url: str,
+    timeout: float = 30,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[None]:
+    """A server process, once ``health_url`` answers 200 (an https one checked with
+    ``verify``); terminated afterwards."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                if httpx.get(health_url, timeout=1).status_code == 200:
+                if httpx.get(health_url, timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -99,7 +108,7 @@ def running(argv: list[str], health_url: str, timeout: float = 30) -> Iterator[N
         process.wait(timeout=10)
 
 
-def mynahil(*args: str) -> subprocess.CompletedProcess[str]:
+def mynahil(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*MYNAHIL, *args], capture_output=True, text=True, timeout=120, check=False
+        [*MYNAHIL, *args], capture_output=True, text=True, timeout=120, check=False, env=env
     )

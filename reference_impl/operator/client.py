@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from mynahil.tls import client_verify, tls_failure
 from reference_impl.points import Decision, Outcome, PointsError, Report
 from reference_impl.points.signing import Signer
 
@@ -53,8 +55,18 @@ class OperatorClient:
     backoff_s: float = 0.1  # doubled after each try
 
     @classmethod
-    def connect(cls, platform_url: str, signer: Signer, timeout: float = 30.0) -> OperatorClient:
-        return cls(httpx.Client(base_url=platform_url.rstrip("/"), timeout=timeout), signer)
+    def connect(
+        cls,
+        platform_url: str,
+        signer: Signer,
+        timeout: float = 30.0,
+        verify: ssl.SSLContext | bool | None = None,
+    ) -> OperatorClient:
+        """``verify`` checks an https platform's certificate (default: ``client_verify()``:
+        ``$MYNAHIL_CA_FILE``, else the system's trust store)."""
+        trust = client_verify() if verify is None else verify
+        http = httpx.Client(base_url=platform_url.rstrip("/"), timeout=timeout, verify=trust)
+        return cls(http, signer)
 
     @property
     def _base(self) -> str:
@@ -69,6 +81,11 @@ class OperatorClient:
             try:
                 response = self.http.request(method, target, content=body or None, headers=headers)
             except httpx.TransportError as exc:
+                failure = tls_failure(exc)
+                if failure is not None:  # another try now meets the same certificate
+                    raise PlatformUnavailable(
+                        "platform_untrusted", f"{self.http.base_url}: {failure}"
+                    ) from None
                 if last:
                     raise PlatformUnavailable("platform_unreachable", str(exc)) from None
             else:

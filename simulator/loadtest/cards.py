@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import random
+import ssl
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from mynahil.tls import tls_failure
 
 __all__ = ["Card", "CardDeck", "issue_cards", "platform_date"]
 
@@ -50,11 +53,16 @@ class CardDeck:
         return max(0, self.dealt - len(self.cards))
 
 
-def platform_date(url: str, timeout: float = 10.0) -> date:
-    """The platform's business date (``serve --as-of`` replays a campaign), from /v1/health."""
-    response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=timeout)
-    response.raise_for_status()
-    moment = datetime.fromisoformat(str(response.json()["time"]))
+def platform_date(url: str, timeout: float = 10.0, verify: ssl.SSLContext | bool = True) -> date:
+    """The platform's business date (``serve --as-of`` replays a campaign), from /v1/health.
+    OSError saying why when the platform does not answer (or its certificate does not verify).
+    """
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=timeout, verify=verify)
+        response.raise_for_status()
+        moment = datetime.fromisoformat(str(response.json()["time"]))
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        raise OSError(tls_failure(exc) or f"no platform answers there ({exc})") from None
     return moment.date()
 
 

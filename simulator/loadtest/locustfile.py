@@ -15,8 +15,10 @@ the report merges the steps of a stage:
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
+import gevent.ssl  # type: ignore[import-untyped]
 from locust import FastHttpUser, LoadTestShape, constant_pacing, task
 
 from .cards import Card, CardDeck
@@ -32,11 +34,25 @@ class _Setup:
     stages: tuple[str, ...] = STAGES
 
 
-def configure(deck: CardDeck | None, stages: tuple[str, ...], pacing: float) -> None:
-    """The cards this process deals to its holders, the stages they go through, their pace."""
+def configure(
+    deck: CardDeck | None, stages: tuple[str, ...], pacing: float, ca_file: str | None = None
+) -> None:
+    """The cards this process deals to its holders, the stages they go through, their pace,
+    and the CA an https platform's certificate must chain to (None: the system's store)."""
     _Setup.deck = deck
     _Setup.stages = stages
     Holder.wait_time = constant_pacing(pacing)
+    Holder.ssl_context_factory = _trusting(ca_file)
+
+
+def _trusting(ca_file: str | None) -> Callable[..., Any]:
+    """An SSL context factory for geventhttpclient that verifies the server against
+    ``ca_file`` (it passes its own default bundle as ``cafile``; ours wins when given)."""
+
+    def factory(cafile: str | None = None, **_: Any) -> Any:
+        return gevent.ssl.create_default_context(cafile=ca_file or cafile)
+
+    return factory
 
 
 class _Refused(Exception):
@@ -50,6 +66,7 @@ class Holder(FastHttpUser):
     # Each user is one holder at a time; keep-alive like a browser or phone app would.
     network_timeout = 30.0
     connection_timeout = 10.0
+    insecure = False  # Locust's default skips TLS verification: an https platform is verified
 
     @task
     def holder(self) -> None:

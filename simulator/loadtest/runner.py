@@ -19,6 +19,8 @@ from locust.env import Environment
 from locust.runners import STATE_STOPPED, MasterRunner, Runner
 from locust.stats import RequestStats, StatsEntry
 
+from mynahil.tls import client_verify
+
 from .cards import CardDeck, issue_cards, platform_date
 from .locustfile import STAGES, CurveShape, Holder, configure
 from .plan import LoadPlan
@@ -41,6 +43,7 @@ class LoadTestConfig:
     expect_workers: int = 1
     cards: int | None = None
     seed: int = 1
+    ca_file: str | None = None  # what an https platform's certificate must chain to
 
 
 @dataclass
@@ -132,15 +135,15 @@ def _deal_cards(
 ) -> CardDeck | None:
     """Cards for this process's holders (none for a master: it runs no users)."""
     if config.mode == "master":
-        configure(None, config.stages, plan.pacing)
+        configure(None, config.stages, plan.pacing, config.ca_file)
         return None
     count = config.cards or max(plan.expected_holders + plan.max_users, 1)
-    day = platform_date(config.platform_url)
+    day = platform_date(config.platform_url, verify=client_verify(config.ca_file))
     say(f"issuing {count} cards from {config.ca} (platform date {day})")
     # Workers started with the same options must not all issue the same holders.
     seed = config.seed if config.mode == "local" else config.seed * 1_000_003 + os.getpid()
     deck = CardDeck(issue_cards(config.ca, count, issued_on=day, seed=seed))
-    configure(deck, config.stages, plan.pacing)
+    configure(deck, config.stages, plan.pacing, config.ca_file)
     return deck
 
 
