@@ -411,6 +411,10 @@ def loadtest(
     ] = None,
 ) -> None:
     """Replay a scenario's arrival curve as HTTP load on a running platform, with Locust."""
+    # httpcore before Locust: it imports trio where trio is installed, and trio needs the
+    # select.epoll that gevent's patching removes (httpx imports httpcore lazily, later).
+    import httpcore  # noqa: F401
+
     require("locust")  # before any other check: the whole command needs it
 
     _check_platform(platform, master, worker)
@@ -447,11 +451,7 @@ def loadtest(
         raise _fail("--cards must be at least 1")
 
     # Locust monkey-patches the process with gevent on import: only here, never at the top.
-    # httpcore first: it imports trio where trio is installed, and trio needs the select.epoll
-    # that gevent's patching removes (httpx imports httpcore lazily, at its first request).
     import warnings
-
-    import httpcore  # noqa: F401
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gevent's "ssl imported before patching" notice
