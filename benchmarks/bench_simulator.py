@@ -1,5 +1,10 @@
 """Simulated holders per second: the cohort model against a naive one-process-per-person model.
 
+The operator load likewise: reports decided per second by the intake model against a naive
+SimPy model with one process per report (same arrivals: the busiest hours of 2020-09-01, from
+the spending of the sign-up model's applications), and the full round-1 operator load (every
+applicant's spending to the end of 2021) with its wall time and peak traced memory.
+
 Both simulate the same arrivals (the cohort model's own hourly arrivals for one region over the
 launch week): the naive model starts one SimPy process per holder, who reads the card with
 retries, queues at a pooled ``simpy.Resource`` for procedure spots (leaving when patience runs
@@ -17,7 +22,10 @@ import json
 import random
 import resource
 import time
+import tracemalloc
 from collections.abc import Generator
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +41,9 @@ from simulator.calibration import (
 )
 from simulator.engine import open_executor
 from simulator.metrics import summarize
+from simulator.operators.ingestion import IngestionLoad, simulate_ingestion
+from simulator.operators.model import OperatorModel
+from simulator.operators.run import prepare_load, simulate_operators
 from simulator.region import RegionResult, simulate_region
 from simulator.scenario import CHANNELS, Scenario
 
@@ -99,6 +110,98 @@ def measure_rates(scenario: Scenario, region: str) -> dict[str, float]:
         "subset_people": people,
         "model_people_per_s": people / model_seconds,
         "naive_people_per_s": naive_people / naive_seconds,
+    }
+
+
+def naive_operators(model: OperatorModel, reports: np.ndarray, seed: int) -> int:
+    """One SimPy process per report: it arrives uniformly in its hour, takes a worker for its
+    request's cost (a real-time report is a request of its own; a batch report its share of
+    a full batch) and is done. Returns how many reports were simulated."""
+    env = simpy.Environment()
+    rng = random.Random(seed)
+    ing = model.ingestion
+    workers = simpy.Resource(env, capacity=ing.workers)
+    costs = []
+    for _, kind, _ in model.services():
+        size = 1 if kind.reporting == "realtime" else kind.batch_size
+        costs.append((ing.request_overhead_ms / size + ing.per_report_ms) / 1000)
+
+    def report(at: float, cost: float) -> Generator[simpy.Event, object, None]:
+        yield env.timeout(at)
+        with workers.request() as request:
+            yield request
+            yield env.timeout(cost)
+
+    count = 0
+    for s, row in enumerate(reports):
+        for hour, n in enumerate(row):
+            for _ in range(int(n)):
+                env.process(report((hour + rng.random()) * 3600, costs[s]))
+                count += 1
+    env.run()
+    return count
+
+
+def operator_rates(applications: np.ndarray, scenario: Scenario, hours: slice) -> dict[str, float]:
+    """The intake model and the naive one on the same reports (the hours given)."""
+    assert scenario.operators is not None
+    _, load, _ = prepare_load(scenario, applications, seed=1)
+    window = IngestionLoad(
+        load.start, load.reports[:, hours], load.applications[:, hours] * 0,
+        load.settlements[:, hours] * 0,
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = simulate_ingestion(scenario.operators, window, seed=1, outages=[])
+    model_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = naive_operators(scenario.operators, window.reports, seed=1)
+    naive_seconds = time.perf_counter() - start
+    reports = float(result.reports.sum())
+    return {
+        "operator_subset_reports": reports,
+        "operator_model_reports_per_s": reports / model_seconds,
+        "operator_naive_reports_per_s": naive / naive_seconds,
+    }
+
+
+def operator_figures(quick: bool) -> dict[str, object]:
+    """Reports/s against the naive model (busiest hours), and the full round-1 operator load."""
+    scenario = load_scenario(ROOT / "scenarios" / "round1.toml")
+    if quick:
+        scenario = replace(scenario, run=replace(scenario.run, end=date(2020, 9, 2),
+                                                 regions=("chugoku",)))  # fmt: skip
+    with open_executor("process", 2) as pool:
+        signup = run(scenario, seed=1, executor=pool)
+    applications = signup.replications[0].applications
+    first = (date(2020, 9, 1) - scenario.run.start).days * 24
+    hours = slice(first + 12, first + (13 if quick else 14))
+    rates = operator_rates(applications, scenario, hours)
+    speedup = rates["operator_model_reports_per_s"] / rates["operator_naive_reports_per_s"]
+    print(
+        f"operator intake, 2020-09-01 {hours.stop - hours.start} h: "
+        f"{rates['operator_subset_reports']:,.0f} reports; model "
+        f"{rates['operator_model_reports_per_s']:,.0f}/s, naive SimPy "
+        f"{rates['operator_naive_reports_per_s']:,.0f}/s ({speedup:.1f}x)"
+    )
+    tracemalloc.start()
+    start = time.perf_counter()
+    result = simulate_operators(scenario, applications, seed=1)
+    seconds = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    reports = float(result.ingestion.reports.sum())
+    print(
+        f"operator load of {scenario.name} ({scenario.run.start}..{scenario.run.end}): "
+        f"{reports:,.0f} reports in {seconds:.1f} s; peak traced memory {peak / 2**20:,.0f} MB"
+    )
+    return {
+        "operator_subset_reports": round(rates["operator_subset_reports"]),
+        "operator_model_reports_per_s": round(rates["operator_model_reports_per_s"]),
+        "operator_naive_reports_per_s": round(rates["operator_naive_reports_per_s"]),
+        "operator_speedup": round(speedup, 1),
+        "operator_full_reports": round(reports),
+        "operator_full_seconds": round(seconds, 1),
+        "operator_full_peak_mb": round(peak / 2**20),
     }
 
 
@@ -187,6 +290,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller subset, no full runs")
     parser.add_argument("--workers", type=int, default=2, help="processes for the round-1 run")
+    parser.add_argument(
+        "--operators-only", action="store_true", help="skip the calibration figures"
+    )
     args = parser.parse_args()
     week = load_scenario(ROOT / "scenarios" / "launch-week.toml")
     region = "chugoku" if args.quick else "kinki"
@@ -207,6 +313,10 @@ def main() -> None:
     if not args.quick:
         for name in ("round1", "round2"):
             figures.update(full_run(name, args.workers))
+    figures.update(operator_figures(args.quick))
+    if args.operators_only:
+        print(json.dumps(figures))
+        return
     figures.update(calibration_figures())
     print(json.dumps(figures))
 

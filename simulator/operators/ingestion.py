@@ -145,6 +145,7 @@ class IngestionModel:
         self.carry_requests = np.zeros((len(kinds), self.retries + 2))
         self.carry_reports = np.zeros((len(kinds), self.retries + 2))
         self.backlog = 0.0  # worker-seconds
+        self.carried = False  # retries are waiting in carry_requests
         self.env = simpy.Environment()
         self.change_times: list[float] = []
         for name, at, minutes in outages:
@@ -207,7 +208,7 @@ class IngestionModel:
             work += reports.sum() * ing.per_report_ms / 1000 + other_work
             quiet = (
                 self.backlog <= 1e-9
-                and self.carry_requests.sum() == 0
+                and not self.carried
                 and fleet.online.all()
                 and not fleet.released.any()
                 and not self._events_in(hour)
@@ -316,9 +317,26 @@ class IngestionModel:
             late = (atom_at > self.timeout).astype(np.float64)
         else:
             late = waits * np.exp(-rate * self.timeout)
-        extra = float(sent @ out.service_extra_s / sent.sum()) if sent.sum() > 0 else 0.0
+        total = float(sent.sum())
+        extra = float(sent @ out.service_extra_s / total) if total > 0 else 0.0
+        if late.max() < 1e-12 and not self.carried:
+            # Nobody times out and nothing was retried: one wait distribution for all.
+            if total > 0:
+                self._latency_fresh(hour, total, waits, rate, atom_at, extra)
+            return
         self._latency(hour, levels_rep * (1 - late[:, None]), late, waits, rate, atom_at, extra)
         self._retry(hour, levels_req * late[:, None], levels_rep * late[:, None])
+
+    def _latency_fresh(
+        self, hour: int, total: float, waits: float, rate: float, atom_at: float, extra: float
+    ) -> None:
+        hist = self.out.latency_hist[hour]
+        if math.isinf(rate):
+            hist[_atom(self.edges, extra + atom_at)] += total
+            return
+        hist[_atom(self.edges, extra)] += total * (1 - waits)
+        if waits > 0:
+            hist += total * waits * _tail_masses(self.edges, extra, rate)
 
     def _latency(
         self,
@@ -353,6 +371,7 @@ class IngestionModel:
         up (an error) and sends the same reports again with its next batch, at once here."""
         self.carry_requests = np.zeros_like(self.carry_requests)
         self.carry_reports = np.zeros_like(self.carry_reports)
+        self.carried = bool(overdue_req.sum() > 1e-12)
         for k in range(len(self.timeout)):
             last = self.kind_retries[k]
             self.carry_requests[k, 1 : last + 1] = overdue_req[k, :last]
