@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from datetime import datetime
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
@@ -146,9 +150,28 @@ def login_card(body: CardProof, svc: Service) -> SessionResponse:
     )
 
 
+# Password checks (scrypt: ~16 MiB and tens of ms of CPU each) run at most this many at once,
+# in their own lane: a flood of guesses queues here, on the event loop, instead of taking every
+# worker thread, so requests that need no scrypt (card logins, the holder's page) still run.
+PASSWORD_LANES = max(1, min(4, os.cpu_count() or 1))
+
+
+def _lanes(request: Request) -> anyio.CapacityLimiter:
+    """The app's password lane (made on first use, inside the app's event loop)."""
+    lanes: anyio.CapacityLimiter | None = getattr(request.app.state, "password_lanes", None)
+    if lanes is None:
+        lanes = request.app.state.password_lanes = anyio.CapacityLimiter(PASSWORD_LANES)
+    return lanes
+
+
 @router.post("/sessions/password", status_code=status.HTTP_201_CREATED)
-def login_password(body: PasswordLogin, svc: Service) -> SessionResponse:
-    return _session(svc.login_with_password(body.mykey_id, body.password))
+async def login_password(body: PasswordLogin, svc: Service, request: Request) -> SessionResponse:
+    """MyKey ID + page password. Every refusal is the same 401 ``login_failed``."""
+    attempt = await run_in_threadpool(svc.claim_password_attempt, body.mykey_id)
+    matched = await anyio.to_thread.run_sync(
+        svc.check_password, attempt, body.password, limiter=_lanes(request)
+    )
+    return _session(await run_in_threadpool(svc.finish_password_attempt, attempt, matched))
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)

@@ -473,8 +473,13 @@ class MyKeyService:
         the holder's card login still works and setting the password clears the lock.
         """
         attempt = self.claim_password_attempt(mykey_id)
-        matched = password_matches(attempt.password_hash, password)
-        return self.finish_password_attempt(attempt, matched)
+        return self.finish_password_attempt(attempt, self.check_password(attempt, password))
+
+    @staticmethod
+    def check_password(attempt: PasswordAttempt, password: str) -> bool:
+        """Step 2 of :meth:`login_with_password`: the scrypt work, the same for every attempt
+        (an unknown or locked ID is checked against a dummy hash and never matches)."""
+        return password_matches(attempt.password_hash, password) and attempt.state == "checked"
 
     def claim_password_attempt(self, mykey_id: str) -> PasswordAttempt:
         """Step 1 of :meth:`login_with_password`: a short transaction, no scrypt."""
