@@ -213,11 +213,13 @@ class MyNumberCard:
             raise ValueError("READ BINARY offsets are 0..32767")
         return self._ok(CommandApdu(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length))
 
-    def read_current_file(self) -> bytes:
-        """All of the selected EF: a DER object's length from its header, else until short."""
+    def read_current_file(self, *, to_the_end: bool = False) -> bytes:
+        """All of the selected EF: a DER object's length from its header, else until short.
+        ``to_the_end`` ignores the header and reads until the card has no more bytes (what a
+        hash over the whole EF needs: EF 0001 of the card-info AP is padded)."""
         head = self.read_binary(0, 4)
-        total = _der_total_length(head)
-        if total is None and head[:1] in (b"\xff", b"\x7f", b"\xe0"):
+        total = None if to_the_end else _der_total_length(head)
+        if not to_the_end and total is None and head[:1] in (b"\xff", b"\x7f", b"\xe0"):
             total = tlv_header_length(head)  # the card-info and card-face APs' TLV files
         out = bytearray(head)
         while total is None or len(out) < total:
@@ -342,7 +344,7 @@ class MyNumberCard:
         self.verify(with_pin, pin)
         files: dict[int, bytes] = {}
         self.select_file(CardInfoFile.MY_NUMBER)
-        files[1] = self.read_current_file()
+        files[1] = self.read_current_file(to_the_end=True)
         self.select_file(CardInfoFile.BASIC_INFO)
         files[2] = self.read_current_file()
         if signed:

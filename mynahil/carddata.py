@@ -2,7 +2,9 @@
 check that the data came from a genuine card.
 
 Layouts follow the public clients (jsapdu's ``schema.ts``, myna's ``text.rs``/``visual.rs``):
-- card-info EF 0003: ``FF30 { DF31 hash of EF 0001, DF32 hash of EF 0002, DF33 signature }``;
+- card-info EF 0003: ``FF30 { DF31 hash of EF 0001, DF32 hash of EF 0002, DF33 signature }``,
+  DF31 over the whole EF 0001, DF32 over EF 0002 from its first field to the end (jsapdu's
+  ``calculateMyNumberHash`` and ``calculateBasicFourHash``);
 - EF 0004 of both APs: a card-verifiable certificate ``7F21 { 5F4E issuer(16) subject(16)
   public key, 5F37 signature }``, the public key as two TLVs, exponent first;
 - card-face EF 0001 ``FF10 { DF11 birth, DF12 public key, DF13 signature }``, EF 0002
@@ -36,6 +38,7 @@ __all__ = [
     "CvCertificate",
     "FaceEntries",
     "Signer",
+    "basic_info_hashed_part",
     "decode_face_entries",
     "decode_public_key",
     "encode_ap_info",
@@ -167,10 +170,22 @@ def verify_certificate(ef0004: bytes, root: x509.Certificate) -> rsa.RSAPublicKe
 # --- card-info AP ----------------------------------------------------------------------------
 
 
+def basic_info_hashed_part(ef0002: bytes) -> bytes:
+    """What DF32 hashes: EF 0002 from its first field (DF21's first offset) to the end of the
+    FF20 TLV, the header and DF21 left out (as jsapdu's ``calculateBasicFourHash`` takes it).
+    EF 0001 is hashed whole (``calculateMyNumberHash``)."""
+    outer = _field(_tlvs(ef0002, "EF 0002"), b"\xff\x20", "EF 0002")
+    offsets = decode_offsets(_field(_tlvs(outer, "EF 0002"), b"\xdf\x21", "EF 0002"))
+    if not offsets:
+        raise CardDataInvalid("EF 0002's DF21 lists no field")
+    end = ef0002.index(outer) + len(outer)
+    return ef0002[offsets[0] : end]
+
+
 def encode_info_signature(ef0001: bytes, ef0002: bytes, sign: Signer) -> bytes:
     """EF 0003 of the card-info AP for the given EF 0001 and EF 0002 contents."""
     h1 = hashlib.sha256(ef0001).digest()
-    h2 = hashlib.sha256(ef0002).digest()
+    h2 = hashlib.sha256(basic_info_hashed_part(ef0002)).digest()
     return _tlv(
         b"\xff\x30",
         _tlv(b"\xdf\x31", h1) + _tlv(b"\xdf\x32", h2) + _tlv(b"\xdf\x33", sign(h1 + h2)),
@@ -189,7 +204,7 @@ def verify_info(
     h2 = _field(proof, b"\xdf\x32", "EF 0003")
     if h1 != hashlib.sha256(ef0001).digest():
         raise CardDataInvalid("EF 0001 (My Number) does not match its hash in EF 0003")
-    if h2 != hashlib.sha256(ef0002).digest():
+    if h2 != hashlib.sha256(basic_info_hashed_part(ef0002)).digest():
         raise CardDataInvalid("EF 0002 (name, address, birth, sex) does not match its hash")
     _verify(key, _field(proof, b"\xdf\x33", "EF 0003"), h1 + h2, "EF 0003")
 

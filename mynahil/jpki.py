@@ -144,12 +144,19 @@ def _read_tlvs(data: bytes) -> dict[bytes, bytes]:
             raise ValueError("TLV value runs past the end")
         out[bytes(tag)] = bytes(data[i : i + length])
         i += length
+        while i < len(data) and data[i] == 0x00:
+            i += 1  # ISO 7816-4 padding between and after TLVs
     return out
 
 
+MY_NUMBER_EF_SIZE = 17
+"""EF 0001's size: myna reads 17 bytes of it (a shorter file would answer its second read
+6B00). Choice: the TLV then ISO 7816-4 padding bytes ``00``."""
+
+
 def encode_my_number(number: str) -> bytes:
-    """EF 0001 of the card-info AP: ``FF 10 0C`` and 12 ASCII digits."""
-    return _tlv(b"\xff\x10", number.encode("ascii"))
+    """EF 0001 of the card-info AP: ``FF 10 0C`` and 12 ASCII digits, padded to 17 bytes."""
+    return _tlv(b"\xff\x10", number.encode("ascii")).ljust(MY_NUMBER_EF_SIZE, b"\x00")
 
 
 def decode_my_number(data: bytes) -> str:
