@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["GENESIS", "AuditEvent", "AuditRecord", "ChainBreak", "chain_hash", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "AuditEvent",
+    "AuditRecord",
+    "ChainBreak",
+    "RefusalBudget",
+    "bounded",
+    "chain_hash",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 
@@ -79,3 +89,68 @@ def verify_chain(records: Iterable[AuditRecord]) -> tuple[int, ChainBreak | None
             return count, ChainBreak(r.seq, "its contents do not match its hash (altered)")
         prev, expected_seq, count = r.hash, r.seq + 1, count + 1
     return count, None
+
+
+# --- what anonymous refusals may cost the log -------------------------------------------------
+
+
+def bounded(text: str, limit: int = 256) -> dict[str, Any]:
+    """A client-chosen string as an audit record keeps it: at most ``limit`` characters,
+    with the full length and SHA-256 so two records can still be told apart or matched."""
+    if len(text) <= limit:
+        return {"text": text}
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"text": text[:limit], "length": len(text), "sha256": digest}
+
+
+class RefusalBudget:
+    """How many refusals of *unauthenticated* requests one source may write to the audit log.
+
+    The log is a hash chain that is never pruned, so what an anonymous client can add must be
+    bounded. Per source and window: the first ``per_window`` refusals are recorded (with
+    bounded fields), the rest only counted; a count reaching ``summary_every`` is written as
+    one record, and the next record from that source carries whatever was still uncounted.
+    So records <= sources * (per_window + refusals / summary_every) per window; the number
+    of refusals is never lost. At most ``max_sources`` sources are told apart; beyond that,
+    new ones share one budget (a flood from many spoofed sources stays bounded too).
+    Authenticated callers' refusals never pass through here: they keep their full trail.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_window: int = 10,
+        window: timedelta = timedelta(minutes=1),
+        summary_every: int = 1000,
+        max_sources: int = 10_000,
+    ) -> None:
+        self.per_window = per_window
+        self.window = window
+        self.summary_every = summary_every
+        self.max_sources = max_sources
+        self._lock = threading.Lock()
+        # source -> [window start, recorded in window, refusals not recorded since last record]
+        self._sources: dict[str, list[Any]] = {}
+
+    def admit(self, source: str, now: datetime) -> int | None:
+        """None: count this refusal and write nothing. Otherwise write one record now, saying
+        that the returned number of this source's refusals went unrecorded before it."""
+        with self._lock:
+            key = self._key(source, now)
+            state = self._sources.setdefault(key, [now, 0, 0])
+            if now - state[0] >= self.window:
+                state[0], state[1] = now, 0
+            if state[1] < self.per_window or state[2] + 1 >= self.summary_every:
+                state[1] += 1
+                unrecorded, state[2] = state[2], 0
+                return int(unrecorded)
+            state[2] += 1
+            return None
+
+    def _key(self, source: str, now: datetime) -> str:
+        if source in self._sources or len(self._sources) < self.max_sources:
+            return source
+        for old in [s for s, st in self._sources.items() if now - st[0] >= self.window]:
+            if self._sources[old][2] == 0:  # nothing left to report for it
+                del self._sources[old]
+        return source if len(self._sources) < self.max_sources else "*"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -239,14 +240,14 @@ async def signed_operator(operator_id: str, request: Request, svc: Service) -> O
     """The operator that signed this request; it must be the one the path names."""
     raw = await request.body()
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    operator = await run_in_threadpool(
-        svc.authenticate, request.method, target, request.headers, raw
+    source = request.client.host if request.client else "unknown"
+    return await run_in_threadpool(
+        partial(svc.authenticate, operator_id=operator_id, source=source),
+        request.method,
+        target,
+        request.headers,
+        raw,
     )
-    if operator.operator_id != operator_id:
-        raise PointsError(
-            "operator_mismatch", f"signed by {operator.operator_id}, not {operator_id}"
-        )
-    return operator
 
 
 SignedOperator = Annotated[Operator, Depends(signed_operator)]

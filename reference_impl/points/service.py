@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from reference_impl.audit import AuditEvent, RefusalBudget, bounded
 from reference_impl.mykey import Conflict, MyKeyService
 
 from .campaign import Campaign, Scheme
@@ -303,6 +304,7 @@ class PointsService:
         clock: Clock | None = None,
         wall_clock: Clock | None = None,
         max_skew: timedelta = MAX_SKEW,
+        anonymous_refusals: RefusalBudget | None = None,
     ) -> None:
         self.store = store
         self.mykey = mykey
@@ -312,6 +314,7 @@ class PointsService:
         # Signatures are judged by real time even when the business clock replays 2020.
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.max_skew = max_skew
+        self.anonymous_refusals = anonymous_refusals or RefusalBudget()
 
     def _operation(self, action: str) -> Any:
         return self.mykey.operation(action)
@@ -335,25 +338,73 @@ class PointsService:
                 ) from None
 
     def authenticate(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        operator_id: str | None = None,
+        source: str = "unknown",
     ) -> Operator:
-        """The operator who signed this request; refuses unsigned, forged, stale and replays."""
-        claimed = signer_of(headers)
-        with self._operation("operator_request") as (raw, _business_now, note):
-            now = self.wall_clock()
-            uow = cast(PointsUnitOfWork, raw)
-            note["details"].update(operator=claimed, target=target)
-            operator = uow.operator(claimed)
-            if operator is None:
-                raise PointsError("operator_unknown", f"no operator {claimed!r} is registered")
-            signed = check_signature(
-                operator.public_key, method, target, headers, body, now, self.max_skew
-            )
-            if not uow.remember_nonce(operator.operator_id, signed.nonce, now):
-                raise PointsError("request_replayed", "this request was sent before (same nonce)")
-            if now.second == 0:  # about once a minute: forget nonces too old to be fresh
-                uow.forget_nonces(now - 2 * self.max_skew)
-            return operator
+        """The operator who signed this request; refuses unsigned, forged, stale and replays,
+        and (given ``operator_id``, the one the path names) a signer acting for another.
+
+        Audit: an authenticated request writes its full trail, refused (``operator_mismatch``)
+        or not. A request whose sender is not proven writes at most a bounded record, and
+        only as often as :attr:`anonymous_refusals` allows its ``source`` (issue #12: each
+        anonymous 68 KB path used to be written to the never-pruned chain verbatim).
+        """
+        claimed: str | None = None
+        try:
+            claimed = signer_of(headers)
+            with self.store.transaction() as uow:
+                now = self.wall_clock()
+                operator = uow.operator(claimed)
+                if operator is None:
+                    raise PointsError("operator_unknown", f"no operator {claimed!r} is registered")
+                signed = check_signature(
+                    operator.public_key, method, target, headers, body, now, self.max_skew
+                )
+                if not uow.remember_nonce(operator.operator_id, signed.nonce, now):
+                    raise PointsError(
+                        "request_replayed", "this request was sent before (same nonce)"
+                    )
+                if now.second == 0:  # about once a minute: forget nonces too old to be fresh
+                    uow.forget_nonces(now - 2 * self.max_skew)
+                details: dict[str, Any] = {"operator": operator.operator_id, "target": target}
+                refusal: PointsError | None = None
+                if operator_id is not None and operator_id != operator.operator_id:
+                    details["for"] = operator_id
+                    refusal = PointsError(
+                        "operator_mismatch", f"signed by {operator.operator_id}, not {operator_id}"
+                    )
+                outcome = f"refused:{refusal.code}" if refusal else "ok"
+                uow.audit(AuditEvent("operator_request", outcome, None, details), self.clock())
+        except PointsError as exc:
+            if exc.code in _UNPROVEN:
+                self._audit_anonymous(exc, claimed, target, source)
+            raise
+        if refusal is not None:
+            raise refusal
+        return operator
+
+    def _audit_anonymous(
+        self, refusal: PointsError, claimed: str | None, target: str, source: str
+    ) -> None:
+        unrecorded = self.anonymous_refusals.admit(source, self.wall_clock())
+        if unrecorded is None:
+            return
+        details: dict[str, Any] = {
+            "source": bounded(source, 64),
+            "target": bounded(target),
+            "unrecorded_before": unrecorded,
+        }
+        if claimed is not None:
+            details["operator"] = bounded(claimed, 64)
+        event = AuditEvent("operator_request", f"refused:{refusal.code}", None, details)
+        with self.store.transaction() as uow:
+            uow.audit(event, self.clock())
 
     # --- applications ----------------------------------------------------------------------
 
@@ -672,6 +723,17 @@ class PointsService:
                 self.scheme, uow.ledger_entries(), uow.all_totals(), uow.all_transactions()
             )
 
+
+# Refusals of a request whose sender is not proven (a replay may be anyone's capture).
+_UNPROVEN = frozenset(
+    {
+        "request_unsigned",
+        "operator_unknown",
+        "request_stale",
+        "request_signature_invalid",
+        "request_replayed",
+    }
+)
 
 # Refused reports are still the operator's transactions (with 0 points): they reconcile too.
 _RECORDED_REFUSALS = frozenset(
