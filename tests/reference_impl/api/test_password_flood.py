@@ -1,0 +1,82 @@
+"""50 wrong passwords at once against a real server on loopback, on each store (issue #12
+item 2): all refused alike, none a 5xx, at most the allowed number checked before the lock,
+and the holder's card still gets in."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from card_emulator import CardState, EmulatedCard
+from mynahil.card import MyNumberCard
+from mynahil.transports import InProcessTransport
+from reference_impl.client import PlatformClient
+from reference_impl.jlis import KeyPool, lifecycle, random_holder
+from reference_impl.platform import ReferencePlatform, build_platform, serving
+
+GUESSERS = 50
+
+
+@pytest.fixture
+def platform(store_url: str, tmp_path: Path) -> Iterator[ReferencePlatform]:
+    built = build_platform(store_url, tmp_path / "jlis")
+    yield built
+    built.close()
+
+
+def card_api(state: CardState) -> MyNumberCard:
+    transport = InProcessTransport(EmulatedCard(state))
+    transport.connect()
+    return MyNumberCard(transport)
+
+
+def test_fifty_parallel_guesses_over_http(platform: ReferencePlatform, key_pool: KeyPool) -> None:
+    state = lifecycle.issue(
+        platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(8)),
+        pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+    )  # fmt: skip
+    with serving(platform.app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        client = PlatformClient(http)
+        mykey_id = client.reserve(card_api(state), "1234")
+        auth = {"Authorization": f"Bearer {client.login(card_api(state), '1234')}"}
+        reset = http.put("/v1/mykey/me/password", json={"password": "secret123"}, headers=auth)
+        assert reset.status_code == 204
+        start = threading.Barrier(GUESSERS)
+        answers: list[tuple[int, str]] = []
+
+        def guess() -> None:
+            with httpx.Client(base_url=url, timeout=120) as own:
+                start.wait()
+                answer = own.post(
+                    "/v1/mykey/sessions/password",
+                    json={"mykey_id": mykey_id, "password": "wrong-guess1"},
+                )
+                answers.append((answer.status_code, answer.text))
+
+        threads = [threading.Thread(target=guess) for _ in range(GUESSERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert len(answers) == GUESSERS
+        assert {status for status, _ in answers} == {401}
+        assert len({text for _, text in answers}) == 1  # a locked ID answers like a wrong one
+        locked = http.post(
+            "/v1/mykey/sessions/password", json={"mykey_id": mykey_id, "password": "secret123"}
+        )
+        assert (locked.status_code, locked.text) == answers[0]
+        unknown = http.post(
+            "/v1/mykey/sessions/password", json={"mykey_id": "ZZZZ-ZZZZ", "password": "x1yz5678"}
+        )
+        assert (unknown.status_code, unknown.text) == answers[0]
+        assert client.login(card_api(state), "1234")  # the card still gets in
+    attempts = [r for r in platform.store.audit_records() if r.action == "login_password"]
+    checked = [r for r in attempts if r.record_id is not None and not r.details.get("locked")]
+    allowed = platform.mykey.policy.password_failures_before_lock
+    assert len(checked) == allowed  # the 5 guesses before the lock, nothing after it
