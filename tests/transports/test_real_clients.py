@@ -8,8 +8,6 @@ and pyscard sees the card as "Virtual PCD 00 00".
 from __future__ import annotations
 
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,48 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from card_emulator import PinSlot, load_card
 from mynahil.card import MyNumberCard, Pin, WrongPin
 from mynahil.opensc import OpenSC, find_opensc
-from mynahil.transports import (
-    PcscTransport,
-    vpcd_reader_name,
-    wait_for_card,
-    wait_for_removal,
-)
+from mynahil.transports import PcscTransport, vpcd_reader_name
 from tests.support import IN_CI, PIN
 
 pytestmark = pytest.mark.pcsc
-
-OPENSC_MODULES = [
-    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-    "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
-    "/usr/lib/opensc-pkcs11.so",
-]
-
-
-@pytest.fixture
-def attached(pcsc_stack: None, card_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``mynahil card attach --card PATH --vpcd 127.0.0.1:35963`` as a separate process."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mynahil",
-            "card",
-            "attach",
-            "--card",
-            str(card_path),
-            "--vpcd",
-            "127.0.0.1:35963",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_card(vpcd_reader_name(), timeout=15)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert wait_for_removal(vpcd_reader_name()), "pcscd still shows the card after detach"
 
 
 @pytest.fixture
