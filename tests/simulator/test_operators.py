@@ -261,3 +261,23 @@ def test_operator_sweep_reports_and_exits_1_when_no_value_meets_the_target(
     )
     assert impossible.exit_code == 1
     assert "no value of operators.ingestion.workers meets" in impossible.output
+
+
+def test_operators_in_the_loop_measure_the_reference_platform() -> None:
+    """Three sampled operators report signed batches to the real platform (in-process, over
+    HTTP on loopback); the fitted costs replace the scenario's and the ledger holds."""
+    from simulator.operators.hil import measure_operators
+
+    measured = measure_operators(ROUND1, 3, seed=2, batches_per_operator=4, max_batch=40)
+    assert measured.failures == 0
+    assert len(measured.batches) == 12
+    assert measured.reports == sum(n for n, _ in measured.batches)
+    assert measured.violations == []
+    changed = measured.apply(ROUND1)
+    assert changed.operators is not None
+    overhead, per_report = measured.fit()
+    assert changed.operators.ingestion.per_report_ms == pytest.approx(per_report)
+    assert changed.operators.ingestion.request_overhead_ms == pytest.approx(overhead)
+    assert per_report > 0
+    rows = {row[0]: row for row in measured.as_dict()["rows"]}
+    assert rows["ledger invariants"][2] == "hold"
