@@ -409,6 +409,23 @@ def loadtest(
             "(default: the system's trust store).",
         ),
     ] = None,
+    operators: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Replay the operators' report curve instead of holders: register N operators "
+            "in --db and send signed batches.",
+        ),
+    ] = 0,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="With --operators: the platform's database URL (staff setup)."),
+    ] = None,
+    operators_file: Annotated[
+        Path | None,
+        typer.Option(help="With --worker: the operators.json a --master's setup wrote."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="With --operators: reports per batch.")] = 100,
 ) -> None:
     """Replay a scenario's arrival curve as HTTP load on a running platform, with Locust."""
     # httpcore before Locust: it imports trio where trio is installed, and trio needs the
@@ -418,12 +435,19 @@ def loadtest(
     require("locust")  # before any other check: the whole command needs it
 
     _check_platform(platform, master, worker)
-    wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
-    unknown = [s for s in wanted if s not in ("reserve", "login")]
-    if unknown or not wanted:
-        raise _fail(f"--stages {stages!r}: use reserve and/or login")
-    if "login" in wanted and "reserve" not in wanted:
-        raise _fail("--stages: login needs reserve (a card logs in once it has a MyKey ID)")
+    if operators or operators_file is not None:
+        from .loadtest.operator_cli import operator_loadtest
+
+        operator_loadtest(
+            scenario, platform, db=db, count=operators, operators_file=operators_file,
+            batch=batch, start=start, hours=hours, compress=compress, max_users=max_users,
+            pacing=pacing, out=out, max_error_rate=_parse_rate(max_error_rate),
+            mode="master" if master else "worker" if worker else "local",
+            master_host=master_host, master_port=master_port, expect_workers=expect_workers,
+            seed=seed,
+        )  # fmt: skip
+        return
+    wanted = _stages(stages)
     limit = _parse_rate(max_error_rate)
     try:
         loaded: Scenario = load_scenario(scenario)
@@ -487,6 +511,16 @@ def loadtest(
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def _stages(stages: str) -> tuple[str, ...]:
+    wanted = tuple(s.strip() for s in stages.split(",") if s.strip())
+    unknown = [s for s in wanted if s not in ("reserve", "login")]
+    if unknown or not wanted:
+        raise _fail(f"--stages {stages!r}: use reserve and/or login")
+    if "login" in wanted and "reserve" not in wanted:
+        raise _fail("--stages: login needs reserve (a card logs in once it has a MyKey ID)")
+    return wanted
 
 
 def _check_platform(platform: str, master: bool, worker: bool) -> None:

@@ -1,0 +1,156 @@
+"""The Locust side of the operator replay: an operator user that sends signed report batches.
+
+Imports Locust (gevent's monkey-patching): only the ``loadtest`` command imports it.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from locust import FastHttpUser, constant_pacing, task
+from locust.env import Environment
+from locust.runners import STATE_STOPPED, MasterRunner
+from locust.stats import RequestStats
+
+from reference_impl.points.signing import Signer
+
+from .locustfile import CurveShape
+from .operators import Acknowledged, OperatorIdentity, batch_body
+from .plan import LoadPlan
+from .runner import LoadTestConfig, Outcome, _start, _work
+from .timeline import Timeline
+
+__all__ = ["OperatorReplay", "OperatorUser", "run_operator_replay"]
+
+JST = timezone(timedelta(hours=9), "JST")
+
+
+@dataclass
+class OperatorReplay:
+    identities: list[OperatorIdentity]
+    batch: int
+    resend_share: float
+    acknowledged: Acknowledged
+    plan: LoadPlan
+
+
+class _Setup:
+    replay: OperatorReplay | None = None
+    turn = itertools.count()
+
+
+class OperatorUser(FastHttpUser):
+    """One registered operator: a signed batch of charges every ``pacing`` seconds; now and
+    then its last acknowledged batch again (a retry after a lost answer: decided once)."""
+
+    wait_time = constant_pacing(1.0)
+    network_timeout = 60.0
+    connection_timeout = 10.0
+    insecure = False
+
+    def on_start(self) -> None:
+        replay = _Setup.replay
+        if replay is None:
+            raise RuntimeError("simulator.loadtest.operator_user: no replay configured")
+        self.identity = replay.identities[next(_Setup.turn) % len(replay.identities)]
+        key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(self.identity.private_key))
+        self.signer = Signer(self.identity.operator_id, key)
+        self.rng = random.Random()
+        self.last: bytes | None = None
+        self.started = time.time()
+
+    @task
+    def report(self) -> None:
+        replay = _Setup.replay
+        assert replay is not None
+        if self.last is not None and self.rng.random() < replay.resend_share:
+            body = self.last
+        else:
+            # The transactions happen at the replayed moment of the curve (JST).
+            elapsed = (time.time() - self.started) * replay.plan.compress
+            at = replay.plan.start.replace(tzinfo=JST) + timedelta(seconds=elapsed)
+            body, _ = batch_body(self.identity, replay.batch, at, self.rng)
+        target = f"/v1/operators/{self.identity.operator_id}/transactions"
+        headers = self.signer.headers("POST", target, body)
+        headers["Content-Type"] = "application/json"
+        name = f"report: {self.identity.operator_id}"
+        with self.client.request("POST", target, data=body.decode(), headers=headers, name=name,
+                                 catch_response=True) as resp:  # fmt: skip
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}")
+                return
+            try:
+                decisions = resp.json()["decisions"]
+            except (ValueError, KeyError):
+                resp.failure("answer is not a list of decisions")
+                return
+            resp.success()
+        replay.acknowledged.add(self.identity.operator_id, decisions)
+        self.last = body
+
+
+def run_operator_replay(
+    replay: OperatorReplay, config: LoadTestConfig, say: Callable[[str], None] = print
+) -> Outcome | None:
+    """Replay the operators' curve against ``config.platform_url``; None for a worker."""
+    logging.getLogger("locust").setLevel(logging.WARNING)
+    _Setup.replay = replay
+    OperatorUser.wait_time = constant_pacing(replay.plan.pacing)
+    plan = replay.plan
+    timeline = Timeline()
+    env = Environment(
+        user_classes=[OperatorUser],
+        shape_class=CurveShape(plan),
+        host=config.platform_url.rstrip("/"),
+        stop_timeout=None,
+    )
+    env.stats = RequestStats(use_response_times_cache=False)
+
+    def on_request(
+        name: str, response_time: float, exception: BaseException | None, **_: Any
+    ) -> None:
+        timeline.on_request(name, response_time, exception is not None, time.time())
+
+    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    if config.mode == "worker":
+        _work(env, config, timeline, say)
+        return None
+    runner = _start(env, config, timeline, say)
+    say(
+        f"replaying operators' reports: {plan.hours:g} h from {plan.start:%Y-%m-%d %H:%M} in "
+        f"{plan.duration_s} s (x{plan.compress:g}); peak {plan.peak_users} operator users, "
+        f"{replay.batch} reports per batch"
+    )
+    started = time.time()
+    runner.start_shape()
+    while runner.state != STATE_STOPPED or runner.shape_greenlet is not None:
+        if config.mode == "local":
+            timeline.absorb(timeline.drain())
+        timeline.sample_users(time.time(), runner.user_count)
+        import gevent  # type: ignore[import-untyped]
+
+        gevent.sleep(0.25)
+    finished = time.time()
+    if config.mode == "master":
+        import gevent
+
+        gevent.sleep(3.5)
+    timeline.absorb(timeline.drain())
+    workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
+    runner.quit()
+    return Outcome(
+        plan=plan, config=config, started=started, finished=finished,
+        entries={name: entry for (name, _method), entry in env.stats.entries.items()},
+        total=env.stats.total, timeline=timeline.rows(started), cards_issued=0,
+        cards_reused=0, workers=workers,
+        errors={f"{e.name}: {e.error}": e.occurrences for e in env.stats.errors.values()},
+    )  # fmt: skip
