@@ -7,6 +7,12 @@ Figures (issue 2):
   counters in memory and with counters written to the card file (fsync each change);
 - through pcscd + vpcd + pyscard: per short APDU median and p99, and the full flow's median.
 
+Figures (issue 14):
+- the card-info AP read and verified as a relying party does (PIN, EF 0001-0005, the J-LIS
+  signature and its certificate chain), median, in process and through pcscd;
+- the card-face AP read whole (its images included) through pcscd (and in process): APDUs and
+  median time with SELECT and 256-byte reads versus one extended-Le read a file.
+
 Run: ``python benchmarks/bench_card.py [--seconds S] [--flows N]``. The last line is JSON.
 """
 
@@ -23,6 +29,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from random import Random
+
+from cryptography import x509
 
 from card_emulator import CardFile, CardState, EmulatedCard, save_card
 from mynahil import vpcd_protocol
@@ -123,6 +131,70 @@ def apdu_times(transport: Transport, count: int) -> dict[str, list[float]]:
         transport.disconnect()
 
 
+def card_info_times(transport: Transport, root: x509.Certificate, count: int) -> list[float]:
+    """Relying party: verify the card-info PIN, read EF 0001-0005, check EF 0003 and 0004."""
+    times = []
+    transport.connect()
+    try:
+        for _ in range(count):
+            transport.reset()
+            api = MyNumberCard(transport)
+            t0 = time.perf_counter()
+            api.read_card_info(PIN, signed=True).verify(root)
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        transport.disconnect()
+    return times
+
+
+def card_face_reads(
+    transport: Transport, my_number: str, count: int, *, extended: bool
+) -> tuple[list[float], int, int]:
+    """The whole card face (照合番号A, EF 0004, 0001, 0002, 0005): times, APDUs a read, bytes."""
+    times, apdus, size = [], 0, 0
+    transport.connect()
+    try:
+        for _ in range(count):
+            transport.reset()
+            api = MyNumberCard(transport)
+            t0 = time.perf_counter()
+            face = api.read_card_face(my_number, extended=extended)
+            times.append((time.perf_counter() - t0) * 1000)
+            apdus = api.apdus_sent
+            size = sum(
+                len(f or b"")
+                for f in (face.certificate, face.birth_file, face.entries_file, face.my_number_file)
+            )
+    finally:
+        transport.disconnect()
+    return times, apdus, size
+
+
+def card_data_figures(
+    wire: str, state: CardState, root: x509.Certificate, count: int
+) -> dict[str, object]:
+    out: dict[str, object] = {}
+    info = card_info_times(open_transport(wire, EmulatedCard(state)), root, count)
+    out[f"{wire}_cardinfo_verify_median_ms"] = round(statistics.median(info), 3)
+    for mode, extended in (("short", False), ("extended", True)):
+        times, apdus, size = card_face_reads(
+            open_transport(wire, EmulatedCard(state)), state.holder.my_number, count,
+            extended=extended,
+        )  # fmt: skip
+        out[f"{wire}_cardface_{mode}_median_ms"] = round(statistics.median(times), 3)
+        out[f"{wire}_cardface_{mode}_apdus"] = apdus
+        out["cardface_bytes"] = size
+    print(
+        f"{wire}: card-info read + verify median {out[f'{wire}_cardinfo_verify_median_ms']} ms; "
+        f"card face ({out['cardface_bytes']:,} bytes) "
+        f"{out[f'{wire}_cardface_short_apdus']} APDUs / "
+        f"{out[f'{wire}_cardface_short_median_ms']} ms with 256-byte reads, "
+        f"{out[f'{wire}_cardface_extended_apdus']} APDUs / "
+        f"{out[f'{wire}_cardface_extended_median_ms']} ms with extended Le"
+    )
+    return out
+
+
 def stalled_median(state: CardState, count: int = 40) -> float:
     """The 44 ms trap, measured: the same wire with TCP_QUICKACK left alone on the card side."""
     vpcd_protocol.QUICKACK = False
@@ -133,11 +205,56 @@ def stalled_median(state: CardState, count: int = 40) -> float:
         vpcd_protocol.QUICKACK = True
 
 
+def wire_figures(
+    state: CardState, ca: JlisCA, root: x509.Certificate, args: argparse.Namespace
+) -> dict[str, object]:
+    """The socket and (when pcscd is there) pcscd + vpcd figures."""
+    figures: dict[str, object] = {}
+    wires = ["socket"]
+    try:
+        from mynahil.pcscd import PcscdUnavailable, pcscd_running
+
+        stack = pcscd_running()
+        stack.__enter__()
+        wires.append("vpcd")
+    except (PcscdUnavailable, ImportError) as exc:
+        print(f"pcscd path not measured: {exc}", file=sys.stderr)
+        stack = None
+    try:
+        for wire in wires:
+            card = EmulatedCard(state)
+            lat = apdu_times(open_transport(wire, card), args.apdus)
+            flows = flow_times(
+                open_transport(wire, EmulatedCard(state)), ca.auth_ca_certificate, args.flows
+            )
+            for kind, values in lat.items():
+                figures[f"{wire}_{kind}_median_ms"] = round(statistics.median(values), 4)
+                figures[f"{wire}_{kind}_p99_ms"] = round(percentile(values, 0.99), 4)
+            figures[f"{wire}_flow_median_ms"] = round(statistics.median(flows), 3)
+            print(
+                f"{wire}: short APDU (READ BINARY 4) median "
+                f"{figures[f'{wire}_read4_median_ms']} ms, "
+                f"p99 {figures[f'{wire}_read4_p99_ms']} ms; full flow median "
+                f"{figures[f'{wire}_flow_median_ms']} ms"
+            )
+            if wire == "vpcd":
+                figures.update(card_data_figures(wire, state, root, args.card_data))
+                stalled = stalled_median(state)
+                figures["vpcd_read4_median_ms_without_quickack"] = stalled
+                print(f"vpcd without TCP_QUICKACK on the card side: {stalled} ms per APDU")
+    finally:
+        if stack is not None:
+            stack.__exit__(None, None, None)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput figure")
     parser.add_argument("--flows", type=int, default=200, help="full flows per transport")
     parser.add_argument("--apdus", type=int, default=2000, help="APDUs per wire for latency")
+    parser.add_argument("--card-data", type=int, default=100,
+                        help="card-info verifications and card-face reads per wire")  # fmt: skip
     args = parser.parse_args()
     _pin_to_one_core()
 
@@ -174,40 +291,10 @@ def main() -> None:
             "(counters fsynced to the card file)"
         )
 
-        wires = ["socket"]
-        try:
-            from mynahil.pcscd import PcscdUnavailable, pcscd_running
+        root = x509.load_der_x509_certificate(ca.auth_ca_certificate)
+        figures.update(card_data_figures("inproc", state, root, args.card_data))
 
-            stack = pcscd_running()
-            stack.__enter__()
-            wires.append("vpcd")
-        except (PcscdUnavailable, ImportError) as exc:
-            print(f"pcscd path not measured: {exc}", file=sys.stderr)
-            stack = None
-        try:
-            for wire in wires:
-                card = EmulatedCard(state)
-                lat = apdu_times(open_transport(wire, card), args.apdus)
-                flows = flow_times(
-                    open_transport(wire, EmulatedCard(state)), ca.auth_ca_certificate, args.flows
-                )
-                for kind, values in lat.items():
-                    figures[f"{wire}_{kind}_median_ms"] = round(statistics.median(values), 4)
-                    figures[f"{wire}_{kind}_p99_ms"] = round(percentile(values, 0.99), 4)
-                figures[f"{wire}_flow_median_ms"] = round(statistics.median(flows), 3)
-                print(
-                    f"{wire}: short APDU (READ BINARY 4) median "
-                    f"{figures[f'{wire}_read4_median_ms']} ms, "
-                    f"p99 {figures[f'{wire}_read4_p99_ms']} ms; full flow median "
-                    f"{figures[f'{wire}_flow_median_ms']} ms"
-                )
-                if wire == "vpcd":
-                    stalled = stalled_median(state)
-                    figures["vpcd_read4_median_ms_without_quickack"] = stalled
-                    print(f"vpcd without TCP_QUICKACK on the card side: {stalled} ms per APDU")
-        finally:
-            if stack is not None:
-                stack.__exit__(None, None, None)
+        figures.update(wire_figures(state, ca, root, args))
     print(json.dumps(figures))
 
 

@@ -365,20 +365,23 @@ class MyNumberCard:
 
     # --- card-face AP ------------------------------------------------------------------------
 
-    def read_card_face(self, pin: str, *, with_pin: Pin = Pin.FACE_A) -> CardFace:
+    def read_card_face(
+        self, pin: str, *, with_pin: Pin = Pin.FACE_A, extended: bool = False
+    ) -> CardFace:
         """The card face behind 照合番号A (all of it, the My Number EF included) or 照合番号B
-        (all but the My Number)."""
+        (all but the My Number); ``extended``: one whole-file READ BINARY a file (short EF
+        identifier, extended Le) instead of SELECT and 256-byte reads."""
         if with_pin not in (Pin.FACE_A, Pin.FACE_B):
             raise ValueError("the card face opens with 照合番号A or 照合番号B (Pin.FACE_A/FACE_B)")
         self.verify(with_pin, pin)
-        certificate = self.read_file(AID.CARD_FACE, CardFaceFile.CERTIFICATE)
-        birth = self.read_file(AID.CARD_FACE, CardFaceFile.BIRTH)
-        entries = self.read_file(AID.CARD_FACE, CardFaceFile.ENTRIES)
-        my_number = (
-            self.read_file(AID.CARD_FACE, CardFaceFile.MY_NUMBER)
-            if with_pin is Pin.FACE_A
-            else None
-        )
+
+        def read(fid: CardFaceFile) -> bytes:
+            return self.read_file(AID.CARD_FACE, fid, extended=extended)
+
+        certificate = read(CardFaceFile.CERTIFICATE)
+        birth = read(CardFaceFile.BIRTH)
+        entries = read(CardFaceFile.ENTRIES)
+        my_number = read(CardFaceFile.MY_NUMBER) if with_pin is Pin.FACE_A else None
         return CardFace(decode_face_entries(entries), birth, entries, my_number, certificate)
 
 

@@ -124,3 +124,11 @@ def test_card_face_short_and_extended_reads_agree(card_state: CardState) -> None
     assert card.apdus_sent == sent + 1, "one extended READ BINARY"
     assert whole == face.entries_file
     assert len(whole) > 256 * 20
+
+
+def test_card_face_read_whole_with_extended_le(card_state: CardState) -> None:
+    short = api(card_state).read_card_face(card_state.holder.my_number)
+    card = api(card_state)
+    extended = card.read_card_face(card_state.holder.my_number, extended=True)
+    assert extended == short
+    assert card.apdus_sent == 7, "SELECT AP, SELECT PIN EF, VERIFY, one READ BINARY a file"
