@@ -43,8 +43,8 @@ never used to fit) within ±20%.</p>
 {% endfor %}</table>
 
 <h2>Headline figures</h2>
-<table><tr><th>figure</th><th>mean</th><th>95% CI</th></tr>
-{% for name, m in summary.metrics.items() %}<tr><td>{{ name }}</td><td>{{ fmt(m.mean) }}</td>
+<table><tr><th>figure</th><th>unit</th><th>mean</th><th>95% CI</th></tr>
+{% for name, m in summary.metrics.items() %}<tr><td>{{ name }}</td><td>{{ unit_of(name) }}</td><td>{{ fmt(m.mean) }}</td>
 <td>{{ fmt(m.ci95[0]) }} .. {{ fmt(m.ci95[1]) }}</td></tr>
 {% endfor %}</table>
 

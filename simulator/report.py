@@ -60,6 +60,23 @@ def metric_label(outcome: SweepOutcome) -> str:
     return f"{target.metric} ({_UNIT_NAMES.get(target.unit, target.unit)})"
 
 
+def unit_of(metric: str) -> str:
+    """The unit of a headline figure, read from its name."""
+    if metric.endswith("_min"):
+        return "minutes"
+    if metric.endswith("_s"):
+        return "seconds"
+    if "utilisation" in metric:
+        return "share (0-1)"
+    if metric.endswith("_hours"):
+        return "hours"
+    if metric.startswith("platform_requests") or metric.startswith("platform_errors"):
+        return "requests"
+    if metric in ("failed_reads", "wrong_pins"):
+        return "events"
+    return "people"
+
+
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -325,6 +342,7 @@ def write_outputs(
         sweep_labels=(field_label(sweep.sweep.field), metric_label(sweep)) if sweep else None,
         hil=hil,
         fmt=_fmt,
+        unit_of=unit_of,
         # The section comes from simulator.operators.report, rendered with autoescape on.
         operators_html=Markup(operators[1] if operators else ""),  # noqa: S704
     )

@@ -91,6 +91,7 @@ def test_a_sweep_where_nothing_meets_the_target_exits_1(tmp_path: Path) -> None:
     assert "platform.servers (servers)" in html
     assert "platform_p95 (seconds)" in html
     assert "Input parameters" in html
+    assert "<td>platform_peak_p95_s</td><td>seconds</td>" in html
     assert "spots: Seven Bank ATMs" in html
     assert "fitted (mynahil calibrate)" in html
 
