@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography import x509
 
-from mynahil.card import MyNumberCard, NoCertificate, PinBlocked, WrongPin
+from mynahil.card import CardFace, CardInfo, MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
+from mynahil.carddata import CardDataInvalid
 from mynahil.tls import client_verify, tls_failure
 from mynahil.transports import CardRemovedError, TransportError
 
@@ -147,3 +149,52 @@ class PlatformClient:
     def login(self, card: MyNumberCard, pin: str) -> str:
         """A card login; returns the session token."""
         return str(self._post("/v1/mykey/sessions/card", self._proof(card, pin, "login"))["token"])
+
+    def jlis_root(self) -> x509.Certificate:
+        """The J-LIS root the platform publishes (``GET /v1/jlis/ca/auth``); it certifies the
+        key that signs the card-info and card-face data."""
+        try:
+            response = self.http.get("/v1/jlis/ca/auth")
+            response.raise_for_status()
+            return x509.load_der_x509_certificate(response.content)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ClientRefusal(
+                "platform_unreachable", f"Cannot get the J-LIS root from the platform: {exc}"
+            ) from None
+
+    def read_holder_details(
+        self, card: MyNumberCard, pin: str, *, with_pin: Pin = Pin.CARD_INFO
+    ) -> CardInfo:
+        """What a form-filling app does with the card-info AP (券面事項入力補助): the My Number
+        and the four basic facts, checked against the J-LIS signature before they are used."""
+        root = self.jlis_root()
+        try:
+            info = card.read_card_info(pin, with_pin=with_pin, signed=True)
+            info.verify(root)
+        except CardDataInvalid as exc:
+            raise ClientRefusal(
+                "card_data_not_genuine",
+                f"The card's data does not carry a valid J-LIS signature ({exc}). Do not use it; "
+                "the card may be forged or damaged.",
+            ) from None
+        except Exception as exc:
+            raise advice_for(exc) from exc
+        return info
+
+    def read_card_face(
+        self, card: MyNumberCard, value: str, *, with_pin: Pin = Pin.FACE_B
+    ) -> CardFace:
+        """What an identity-check app does with the card face: the images and dates, opened
+        with 照合番号B (default) or A, checked against the J-LIS signatures."""
+        root = self.jlis_root()
+        try:
+            face = card.read_card_face(value, with_pin=with_pin)
+            face.verify(root)
+        except CardDataInvalid as exc:
+            raise ClientRefusal(
+                "card_data_not_genuine",
+                f"The card face does not carry a valid J-LIS signature ({exc}).",
+            ) from None
+        except Exception as exc:
+            raise advice_for(exc) from exc
+        return face

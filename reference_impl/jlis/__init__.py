@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import lifecycle
 from .ca import CAFolderError, JlisCA
-from .issuance import default_applied_on, issue_card, random_holder
+from .issuance import default_applied_on, issue_card, random_holder, sign_card_data
 from .keypool import FreshKeys, KeyPool, KeySource
 from .registry import CardRecord, CertificateRegistry, JlisServices, ocsp_request_for
 from .validity import (
@@ -42,5 +42,6 @@ __all__ = [
     "nth_birthday_after",
     "ocsp_request_for",
     "random_holder",
+    "sign_card_data",
     "signing_certificate_allowed",
 ]
