@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from card_emulator import EmulatedCard
 from mynahil.card import MyNumberCard
-from mynahil.tls import TlsConfigError
+from mynahil.tls import TlsConfigError, tls_failure
 from mynahil.transports.inproc import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
@@ -214,7 +214,8 @@ class OperatorHarness:
         try:
             answer = self.http.request(method, url, json=body)
         except httpx.HTTPError as exc:
-            raise HarnessError(f"the conformance hook {method} {url} failed: {exc}") from None
+            why = tls_failure(exc) or exc  # an https service: its certificate and ca_file
+            raise HarnessError(f"the conformance hook {method} {url} failed: {why}") from None
         if answer.is_error:
             raise HarnessError(
                 f"the conformance hook {method} {url} answered {answer.status_code}: "

@@ -303,3 +303,41 @@ def test_the_ca_file_option_comes_from_the_environment_too(tmp_path: Path) -> No
                      "--card", str(tmp_path / "c.json"), env=env)  # fmt: skip
     assert result.returncode == 2
     _one_line_error(result, "absent.pem", "no such file")
+
+
+def test_a_vendors_https_operator_is_certified_through_its_ca_file(tmp_path: Path) -> None:
+    """operator:https://…: the profile's ca_file verifies the service's hooks and the harness
+    platform's signed verify calls; another CA there and the run fails saying why."""
+    pki = make_throwaway_pki(tmp_path / "vendor-tls")
+    keygen = mynahil("operator", "keygen", "--out", str(tmp_path / "key.pem"))
+    service_port, platform_port = free_port(), free_port()
+    profile = tmp_path / "vendor.toml"
+    fields = (
+        f'name = "Vendor Pay"\ntarget = "operator:https://127.0.0.1:{service_port}"\n'
+        f'operator_id = "vendor-pay"\nservice_id = "vendor-pay-qr"\n'
+        f'public_key = "{keygen.stdout.strip()}"\n'
+        f'platform_listen = "127.0.0.1:{platform_port}"\nharness_dir = "harness"\nwait_s = 5\n'
+    )
+    profile.write_text(fields + f'ca_file = "{pki.ca_file}"\n', encoding="utf-8")
+    setup = mynahil("conformance", "operator-setup", "--operator-profile", str(profile))
+    assert setup.returncode == 0, setup.stderr
+    service = [*MYNAHIL, "operator", "run", "--platform", f"http://127.0.0.1:{platform_port}",
+               "--operator", "vendor-pay", "--key", str(tmp_path / "key.pem"),
+               "--service", "vendor-pay-qr", "--port", str(service_port),
+               "--platform-key", setup.stdout.strip(), "--tls-cert", str(pki.cert_file),
+               "--tls-key", str(pki.key_file)]  # fmt: skip
+    other = make_throwaway_pki(tmp_path / "other")
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(fields + f'ca_file = "{other.ca_file}"\n', encoding="utf-8")
+    health = f"https://127.0.0.1:{service_port}/openapi.json"
+    with running(service, health, verify=client_verify(pki.ca_file)):
+        done = mynahil("conformance", "run", "--operator-profile", str(profile),
+                       "--report", str(tmp_path / "report"))  # fmt: skip
+        refused = mynahil("conformance", "run", "--operator-profile", str(wrong),
+                          "--report", str(tmp_path / "refused"))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CERTIFIED" in done.stdout
+    assert refused.returncode == 1
+    results = json.loads((tmp_path / "refused" / "results.json").read_text())
+    messages = " ".join(t["message"] for t in results["tests"].values())
+    assert "did not verify" in messages
