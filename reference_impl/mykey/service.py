@@ -184,11 +184,13 @@ class MyKeyService:
         *,
         clock: Clock = utc_now,
         policy: Policy | None = None,
+        hash_password: Callable[[str], str] = hash_password,
     ) -> None:
         self.store = store
         self.jlis = jlis
         self.clock = clock
         self.policy = policy or Policy()
+        self.hash_password = hash_password  # scrypt; never called inside a transaction
         self._anchor = x509.load_der_x509_certificate(jlis.auth_ca_certificate)
         self._ids = secrets.SystemRandom()
 
@@ -551,7 +553,12 @@ class MyKeyService:
     # --- what a logged-in holder can do -----------------------------------------------------
 
     def set_password(self, token: str, new_password: str) -> None:
-        """Set or reset the page password; needs a card login (a forgotten one is reset so)."""
+        """Set or reset the page password; needs a card login (a forgotten one is reset so).
+
+        The scrypt hash is made before the write transaction opens (it holds no lock while
+        it works); the policy, which needs the holder's ID, is checked inside.
+        """
+        hashed = self.hash_password(new_password)
         with self._operation("set_password") as (uow, now, note):
             record = self._logged_in(uow, token, now, card=True)
             note["record_id"] = record.record_id
@@ -559,12 +566,7 @@ class MyKeyService:
             if problem:
                 raise MyKeyError("password_invalid", problem)
             uow.update_record(
-                replace(
-                    record,
-                    password_hash=hash_password(new_password),
-                    password_failures=0,
-                    locked_until=None,
-                )
+                replace(record, password_hash=hashed, password_failures=0, locked_until=None)
             )
 
     def show_mykey_id(self, token: str) -> str:

@@ -7,16 +7,21 @@ a proof refused because two issuances raced stays spent.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from sqlalchemy import update
 
+from reference_impl.jlis import JlisCA, KeyPool
 from reference_impl.mykey import MyKeyError, MyKeyStatus, Policy, Purpose
+from reference_impl.mykey.passwords import hash_password
 from reference_impl.mykey.service import password_lock
+from reference_impl.store import SqlStore
 from reference_impl.store.tables import mykeys
 from tests.reference_impl.mykey.platform import Platform
 
@@ -188,3 +193,36 @@ def test_a_proof_refused_because_issuances_raced_stays_spent(platform: Platform)
     with platform.store.transaction() as uow:  # the losing record was undone
         assert uow.mykey_id_used("RACE-WINR")
         assert uow.record_by_serial(serial) is None
+
+
+def test_setting_a_password_hashes_outside_the_write_lock(
+    tmp_path: Path, jlis_ca: JlisCA, key_pool: KeyPool
+) -> None:
+    """Issue #12 item 5: scrypt never runs while the store's write lock is held. The hasher
+    is the real one; around it, another connection takes SQLite's write lock at once."""
+    database = tmp_path / "p.db"
+    store = SqlStore.open(f"sqlite:///{database}")
+    lock_was_free: list[bool] = []
+
+    def probing_hash(password: str) -> str:
+        other = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            lock_was_free.append(True)
+        except sqlite3.OperationalError:
+            lock_was_free.append(False)
+        finally:
+            other.close()
+        return hash_password(password)
+
+    try:
+        platform = Platform(store, jlis_ca, key_pool)
+        platform.service.hash_password = probing_hash
+        holder = platform.new_card()
+        mykey_id = platform.issue(holder).mykey_id
+        platform.service.set_password(platform.login_card(holder).token, "secret123")
+        assert lock_was_free == [True]
+        assert platform.service.login_with_password(mykey_id, "secret123").mykey_id == mykey_id
+    finally:
+        store.dispose()
