@@ -538,7 +538,7 @@ def serve(
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.platform import build_platform
+    from reference_impl.platform import build_platform, server_options
 
     from .tls import TlsConfigError, check_server_files, client_verify
 
@@ -563,6 +563,7 @@ def serve(
         uvicorn.run(
             platform.app, host=host, port=port, log_level="warning",
             ssl_certfile=tls_cert if secure else None, ssl_keyfile=tls_key if secure else None,
+            **server_options(),
         )  # fmt: skip
     finally:
         platform.close()

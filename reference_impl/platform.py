@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
@@ -14,16 +15,19 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mynahil.files import write_atomically
 from mynahil.tls import ThrowawayPki, client_verify
 from reference_impl.api import create_app
+from reference_impl.api.limits import HEAD_SECONDS
 from reference_impl.gateways import HttpAccountCheck
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
 from reference_impl.mykey import MyKeyService
@@ -35,10 +39,12 @@ from reference_impl.store import SqlStore
 from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT
 
 __all__ = [
+    "HeadDeadlineProtocol",
     "ReferencePlatform",
     "build_platform",
     "free_port",
     "serve_process",
+    "server_options",
     "serving",
     "shifted_clock",
     "wait_healthy",
@@ -123,9 +129,65 @@ def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:
     return client_verify() if verify is None else verify
 
 
+class HeadDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, dropping a connection whose request head (request line
+    and headers) is not complete :attr:`head_seconds` after it began, or after the connection
+    opened. uvicorn itself waits for a half-sent head forever (a slowloris client holds a
+    connection with a byte now and then); the body's deadline is the app's (RequestLimits)."""
+
+    head_seconds: float = HEAD_SECONDS
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def _arm_head_deadline(self) -> None:
+        self._disarm_head_deadline()
+        self._head_timer = self.loop.call_later(self.head_seconds, self._head_too_slow)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_head_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():  # keep-alive: the next head has its deadline too
+            self._arm_head_deadline()
+
+
+def server_options(head_seconds: float = HEAD_SECONDS) -> dict[str, Any]:
+    """uvicorn settings every platform server uses (``mynahil serve`` and :func:`serving`)."""
+    protocol = type("HeadDeadline", (HeadDeadlineProtocol,), {"head_seconds": head_seconds})
+    return {"http": protocol, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": 16384}
+
+
 @contextmanager
 def serving(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, tls: ThrowawayPki | None = None
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tls: ThrowawayPki | None = None,
+    head_seconds: float = HEAD_SECONDS,
 ) -> Iterator[str]:
     """The app in a background thread (one uvicorn worker) on ``host:port`` (a free loopback
     port by default); its URL (https with ``tls``'s certificate). RuntimeError when it cannot
@@ -142,6 +204,7 @@ def serving(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="error",
         ssl_certfile=tls.cert_file if tls else None, ssl_keyfile=tls.key_file if tls else None,
+        **server_options(head_seconds),
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"platform-{port}", daemon=True)

@@ -16,6 +16,7 @@ from reference_impl.points import PointsService
 from reference_impl.staff import StaffDirectory
 
 from . import jlis, mykey, points
+from .limits import RequestLimits
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
 
 __all__ = ["API_VERSION", "create_app"]
@@ -56,6 +57,7 @@ def create_app(
     app.state.jlis = jlis_services
     app.state.staff = staff
     install_problem_handlers(app)
+    app.add_middleware(RequestLimits)  # bodies ≤ 8 MiB and within 30 s, checked while read
     app.include_router(mykey.router)
     app.include_router(jlis.router)
     if points_service is not None:

@@ -106,6 +106,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _problem_response("Not found"),
     409: _problem_response("Conflict (see `code`)"),
     410: _problem_response("Gone: the challenge expired"),
+    413: _problem_response("The request body is over 8 MiB (`body_too_large`)"),
     422: _problem_response("Invalid request: `detail` names the field"),
     429: _problem_response("Too many attempts: `Retry-After` says when"),
     503: _problem_response("Try again later"),
@@ -119,7 +120,9 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         403: "Forbidden",
         404: "Not found",
         409: "Conflict",
+        408: "Request timeout",
         410: "Gone",
+        413: "Content too large",
         422: "Unprocessable content",
         429: "Too many requests",
         503: "Service unavailable",
@@ -177,8 +180,12 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return problem(exc.status_code, code, str(exc.detail))
+    codes = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+             413: "body_too_large"}  # fmt: skip
+    response = problem(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    if exc.status_code in (408, 413):  # the rest of the body is not read: end the connection
+        response.headers["Connection"] = "close"
+    return response
 
 
 def install_problem_handlers(app: Any) -> None:
