@@ -83,6 +83,14 @@ def simulate(
         int,
         typer.Option(min=0, help="Run N sampled operators for real: signed report batches."),
     ] = 0,
+    operator_platform: Annotated[
+        str | None,
+        typer.Option(help="With --hil-operators: a running platform's URL (default: in-process)."),
+    ] = None,
+    operator_db: Annotated[
+        str | None,
+        typer.Option(help="With --operator-platform: its database URL, to register operators."),
+    ] = None,
 ) -> None:
     """Simulate a sign-up scenario: queues, lockouts, platform load; CSV, JSON, plots, HTML."""
     from .engine import open_executor, run
@@ -91,6 +99,7 @@ def simulate(
     from .sweep import run_sweep
 
     loaded, sweeps, goal, plan = _inputs(scenario, sweep, target, operators, hil_operators)
+    plan.hil_target = (operator_platform, operator_db)
     _check_hil_platform(hil, platform, ca)
     if executor not in (None, "process", "serial") and not executor.startswith("dask://"):
         raise _fail(f"--executor {executor!r}: use process, serial or dask://HOST:PORT")

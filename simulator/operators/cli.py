@@ -29,6 +29,8 @@ class OperatorPlan:
         self.target = target
         self.hil = hil
         self.outcome: OperatorSweep | None = None
+        #: --operator-platform URL and --operator-db URL (None, None: in-process).
+        self.hil_target: tuple[str | None, str | None] = (None, None)
 
     @classmethod
     def of(
@@ -80,7 +82,7 @@ class OperatorPlan:
         try:
             part, self.outcome = run_operator_part(
                 scenario, signup, out, seed=seed, sweep=self.sweep, target=self.target,
-                hil=self.hil, quiet=quiet,
+                hil=self.hil, hil_target=self.hil_target, quiet=quiet,
             )  # fmt: skip
         except (ScenarioError, OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -97,6 +99,7 @@ def run_operator_part(
     sweep: Sweep | None,
     target: OperatorTarget | None,
     hil: int = 0,
+    hil_target: tuple[str | None, str | None] = (None, None),
     quiet: bool = False,
 ) -> tuple[tuple[dict[str, Any], str], OperatorSweep | None]:
     """Spending, reports and the intake on the first replication's applications; the
@@ -105,7 +108,8 @@ def run_operator_part(
     if hil:
         from .hil import measure_operators
 
-        measured = measure_operators(scenario, hil, seed=seed)
+        url, db = hil_target
+        measured = measure_operators(scenario, hil, seed=seed, platform_url=url, db_url=db)
         scenario = measured.apply(scenario)
         hil_report = measured.as_dict()
     applications = signup.replications[0].applications

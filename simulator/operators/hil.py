@@ -5,7 +5,9 @@ payment service (``reference_impl.operator``): its own Ed25519 key registered wi
 platform, its books, holders whose applications chose it (set up in the platform's store,
 as benchmarks/bench_points.py does, so only the operator path is measured), and charges or
 purchases booked and reported in signed batches of its kind's batch size (at most
-``max_batch``) over HTTP to the reference platform served in-process on loopback. The
+``max_batch``) over HTTP to the reference platform served in-process on loopback, or to a
+running one (``--operator-platform URL --operator-db URL``: operators are registered in its
+database, as platform staff do with ``mynahil operator register``). The
 latency of every batch is measured; a least-squares line through (batch size, latency)
 gives the platform's per-report and per-request cost, which then replace the scenario's
 ``ingestion.per_report_ms`` and ``ingestion.request_overhead_ms``; the share of batches that
@@ -14,18 +16,23 @@ failed is reported. Afterwards the platform's ledger invariants are checked.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..scenario import Scenario, ScenarioError, set_field
 from .model import OperatorModel, ServiceKind
+
+if TYPE_CHECKING:
+    from ..loadtest.operators import OperatorIdentity
 
 __all__ = ["MeasuredOperators", "measure_operators"]
 
@@ -99,84 +106,75 @@ def measure_operators(
     count: int,
     *,
     seed: int = 1,
+    platform_url: str | None = None,
+    db_url: str | None = None,
     batches_per_operator: int = 6,
     max_batch: int = 200,
     holders_per_operator: int = 50,
 ) -> MeasuredOperators:
-    """Run ``count`` sampled operators for real against an in-process reference platform."""
+    """Run ``count`` sampled operators for real: against the reference platform served
+    in-process on loopback (SQLite in a temp folder), or against ``platform_url`` whose
+    database ``db_url`` the operators and their holders are registered in (staff setup)."""
     from reference_impl.gateways import LocalAccountCheck
     from reference_impl.platform import build_platform, serving
+
+    from ..loadtest.operators import set_up_operators
 
     model = scenario.operators
     if model is None:
         raise ScenarioError("--hil-operators: the scenario has no operator part")
+    if platform_url is not None and db_url is None:
+        raise ScenarioError(
+            "--operator-platform needs --operator-db: the platform's database, where the "
+            "sampled operators and their holders are registered"
+        )
     rng = random.Random(seed)
     services = model.services()
     chosen = rng.choices(services, weights=[s for _, _, s in services], k=count)
-    measured = MeasuredOperators(count, "the reference platform, in-process over HTTP (SQLite)")
-    with tempfile.TemporaryDirectory() as tmp:
-        platform = build_platform(
-            f"sqlite:///{tmp}/hil.db", None, accounts=LocalAccountCheck({}), as_of=AS_OF
-        )
+    with ExitStack() as stack:
+        if platform_url is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            db_url = f"sqlite:///{tmp}/hil.db"
+            platform = build_platform(db_url, None, accounts=LocalAccountCheck({}), as_of=AS_OF)
+            stack.callback(platform.close)
+            platform_url = stack.enter_context(serving(platform.app))
+            target = "the reference platform, in-process over HTTP (SQLite)"
+        else:
+            target = platform_url
+        assert db_url is not None
+        measured = MeasuredOperators(count, target)
+        identities = set_up_operators(db_url, count, holders_per_operator, seed)
+        for identity, (_, kind, _) in zip(identities, chosen, strict=True):
+            _one_operator(platform_url, identity, kind, model, rng, measured,
+                          batches_per_operator, max_batch)  # fmt: skip
+        checker = build_platform(db_url, None)
         try:
-            with serving(platform.app) as base:
-                for n, (name, kind, _) in enumerate(chosen):
-                    _one_operator(platform, base, f"hil-{n}-{name}", kind, model, rng,
-                                  measured, batches_per_operator, max_batch,
-                                  holders_per_operator)  # fmt: skip
-            measured.violations = [str(v) for v in platform.points.violations()]
+            measured.violations = [str(v) for v in checker.points.violations()]
         finally:
-            platform.close()
+            checker.close()
     return measured
 
 
 def _one_operator(
-    platform: Any,
     base: str,
-    operator_id: str,
+    identity: OperatorIdentity,
     kind: ServiceKind,
     model: OperatorModel,
     rng: random.Random,
     measured: MeasuredOperators,
     batches: int,
     max_batch: int,
-    holders: int,
 ) -> None:
-    """Register one operator, give it holders who applied with it, send its batches."""
+    """The sample operator's books and signed client: batches of its kind's size."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from reference_impl.operator import OperatorBooks, OperatorClient
-    from reference_impl.points import (
-        Application,
-        Operator,
-        PaymentService,
-        PointsError,
-        TransactionKind,
-    )
-    from reference_impl.points.signing import Signer, public_key_bytes
-    from reference_impl.store import SqlStore
+    from reference_impl.points import PointsError, TransactionKind
+    from reference_impl.points.signing import Signer
 
-    service_id = f"{operator_id}-pay"
-    key = Ed25519PrivateKey.generate()
-    platform.points.register_operator(
-        Operator(operator_id, operator_id, public_key_bytes(key)),
-        [PaymentService(service_id, operator_id, operator_id)],
-    )
-    books = OperatorBooks(operator_id, service_id)
-    store = platform.store
-    assert isinstance(store, SqlStore)
-    accounts = []
-    with store.transaction() as uow:
-        for h in range(holders):
-            account = books.open_account(f"holder {h}")
-            record = uow.create_record(f"{operator_id[:20]}-{h:04d}", AS_OF)
-            uow.link_account(service_id, account.account_id, record.record_id)
-            uow.add_application(
-                Application(0, model.campaign, record.record_id, service_id, account.account_id,
-                            operator_id, AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
-            )  # fmt: skip
-            accounts.append(account.account_id)
-    client = OperatorClient.connect(base, Signer(operator_id, key))
+    key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(identity.private_key))
+    books = OperatorBooks(identity.operator_id, identity.service_id)
+    client = OperatorClient.connect(base, Signer(identity.operator_id, key))
     spender = model.spending.by_grant[kind.grant]
     kind_of = TransactionKind.CHARGE if kind.grant == "charge" else TransactionKind.PURCHASE
     size = max(1, min(kind.batch_size, max_batch))
@@ -186,7 +184,7 @@ def _one_operator(
             this = max(1, round(size * (b + 1) / batches))
             at = AS_OF + timedelta(hours=1, seconds=b)
             batch = [
-                books.book(rng.choice(accounts),
+                books.book(rng.choice(identity.accounts),
                            max(1, round(rng.lognormvariate(math.log(spender.median_yen),
                                                            spender.sigma))),
                            at, kind=kind_of)

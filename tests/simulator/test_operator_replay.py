@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator.loadtest.operators import build_operator_plan
-from simulator.scenario import Scenario, load_scenario
+from simulator.scenario import Scenario, ScenarioError, load_scenario
 from tests.support import MYNAHIL, free_port, running
 
 from .conftest import SCENARIOS
@@ -74,3 +74,23 @@ def test_replay_decides_every_acknowledged_report_once(
     assert stats["passed"] is True
     assert "decided once: yes" in result.stdout
     assert (out / "operators.json").exists()
+
+
+def test_operators_in_the_loop_against_a_running_platform(point_platform: tuple[str, str]) -> None:
+    """--hil-operators with --operator-platform/--operator-db: the same measurement against
+    ``mynahil serve`` in its own process, operators registered in its database."""
+    from simulator.operators.hil import measure_operators
+
+    url, db = point_platform
+    scenario = load_scenario(SCENARIOS / "round1.toml")
+    measured = measure_operators(scenario, 2, seed=3, platform_url=url, db_url=db,
+                                 batches_per_operator=3, max_batch=30)  # fmt: skip
+    assert measured.target == url
+    assert measured.failures == 0
+    assert len(measured.batches) == 6
+    assert measured.violations == []
+    overhead, per_report = measured.fit()
+    assert per_report > 0
+    assert overhead >= 0
+    with pytest.raises(ScenarioError, match="--operator-platform needs --operator-db"):
+        measure_operators(scenario, 1, platform_url=url)
