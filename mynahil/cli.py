@@ -77,6 +77,23 @@ def display_url(url: str) -> str:
     return shown(url)
 
 
+def read_secret(given: str | None, *, option: str, env: str, prompt: str) -> str:
+    """A PIN or password: from ``$env``, else a hidden prompt in a terminal. On the command
+    line it still works, with a warning: argv is visible to every user (``ps``)."""
+    if given is not None:
+        err.print(
+            f"[yellow]warning:[/] {option} on the command line is visible to other users of "
+            f"this machine (ps); set ${env} or let mynahil ask for it"
+        )
+        return given
+    from_env = os.environ.get(env)
+    if from_env is not None:
+        return from_env
+    if sys.stdin.isatty():
+        return str(typer.prompt(prompt, hide_input=True))
+    fail(f"{option}: not given; set ${env}, or run in a terminal to be asked")
+
+
 def default_home() -> Path:
     return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
 
@@ -428,6 +445,19 @@ def _client_session(
 CardOption = Annotated[
     Path | None, typer.Option("--card", "-c", help="Emulated card file (not for pcsc:…).")
 ]
+PinOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The card's user-authentication PIN (4 digits). Better: $MYNAHIL_PIN, or leave it "
+        "out and be asked (hidden); on the command line other users can see it."
+    ),
+]
+
+
+def _pin(given: str | None) -> str:
+    return read_secret(given, option="--pin", env="MYNAHIL_PIN", prompt="PIN (4 digits)")
+
+
 TransportOption = Annotated[
     str, typer.Option(help="inproc, socket, vpcd[:PORT] or pcsc[:READER] (a real card).")
 ]
@@ -444,7 +474,6 @@ CaFileOption = Annotated[
 
 @client_app.command("apply")
 def client_apply(
-    pin: Annotated[str, typer.Option(help="The card's user-authentication PIN.")],
     platform: Annotated[str, typer.Option(help="Base URL of the platform.")],
     service: Annotated[str, typer.Option(help="The payment service you choose.")],
     account: Annotated[str, typer.Option(help="Your payment service ID (from its app).")],
@@ -453,6 +482,7 @@ def client_apply(
     transport: TransportOption = "inproc",
     campaign: Annotated[str | None, typer.Option(help="Default: the one open today.")] = None,
     ca_file: CaFileOption = None,
+    pin: PinOption = None,
 ) -> None:
     """Application: choose your payment service, with the card (final: it never changes)."""
     from contextlib import ExitStack
@@ -461,10 +491,11 @@ def client_apply(
 
     from .transports import TransportError
 
+    secret = _pin(pin)
     with ExitStack() as stack:
         holder_card, client = _client_session(stack, card, transport, platform, ca_file)
         try:
-            applied = client.apply(holder_card, pin, service, account, security_code, campaign)
+            applied = client.apply(holder_card, secret, service, account, security_code, campaign)
         except ClientRefusal as refusal:
             fail(f"{refusal} [{refusal.code}]", code=1)
         except TransportError as exc:
@@ -477,7 +508,6 @@ def client_apply(
 
 @client_app.command("reserve")
 def client_reserve(
-    pin: Annotated[str, typer.Option(help="The card's user-authentication PIN.")],
     platform: Annotated[str, typer.Option(help="Base URL of the MyKey platform.")],
     card: CardOption = None,
     transport: TransportOption = "inproc",
@@ -485,6 +515,7 @@ def client_reserve(
         str | None, typer.Option(help="Pick your MyKey ID (portal style).")
     ] = None,
     ca_file: CaFileOption = None,
+    pin: PinOption = None,
 ) -> None:
     """Reservation: get the card's MyKey ID (printed alone on the last line)."""
     from contextlib import ExitStack
@@ -493,10 +524,11 @@ def client_reserve(
 
     from .transports import TransportError
 
+    secret = _pin(pin)
     with ExitStack() as stack:
         holder_card, client = _client_session(stack, card, transport, platform, ca_file)
         try:
-            mykey_id = client.reserve(holder_card, pin, chosen_id)
+            mykey_id = client.reserve(holder_card, secret, chosen_id)
         except ClientRefusal as refusal:
             fail(f"{refusal} [{refusal.code}]", code=1)
         except TransportError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 
+from card_emulator.pin import AUTH_PIN
 from mynahil.card import CardFace, CardInfo, MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
 from mynahil.carddata import CardDataInvalid
 from mynahil.tls import client_verify, tls_failure
@@ -111,6 +112,11 @@ class PlatformClient:
         return data
 
     def _proof(self, card: MyNumberCard, pin: str, purpose: str) -> dict[str, str]:
+        problem = AUTH_PIN.problem(pin)
+        if problem is not None:  # before anything reaches the card: a wrong try costs a try
+            raise ClientRefusal(
+                "malformed_pin", f"Not a PIN: {problem}. Nothing was sent to the card."
+            )
         challenge = self._post("/v1/mykey/challenges", {"purpose": purpose})
         nonce = base64.b64decode(challenge["nonce"])
         try:
