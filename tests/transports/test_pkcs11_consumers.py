@@ -2,7 +2,7 @@
 (``opensc-pkcs11.so``), beside OpenSC's own tools (test_real_clients.py): OpenSSL's pkcs11
 engine, GnuTLS's ``p11tool``, PyKCS11, and a TLS client-certificate login with ``curl``.
 
-What OpenSC's JPKI emulation shows them (read off pkcs15-jpki.c, checked on this card): one
+What OpenSC's JPKI emulation shows them (OpenSC's pkcs15-jpki.c, checked on this card): one
 token per PIN, "JPKI (User Authentication PIN)" (4 digits) and "JPKI (Digital Signature PIN)"
 (6-16 characters); certificate and key IDs 01 (user authentication), 02 (digital signature,
 seen only after the signing password), 03 and 04 (their CA certificates).
@@ -145,8 +145,8 @@ def test_openssl_signs_through_the_pkcs11_engine(
     ):
         key = uri(token, id=key_id, type="private", pin_value=secret)
         signature = tmp_path / f"sig{key_id}"
-        # The signing key asks for its password again at each use (OpenSC marks it
-        # user-consent: CKA_ALWAYS_AUTHENTICATE): the engine prompts, and stdin answers.
+        # The signing key asks for its password again at each use (OpenSC's module gives the
+        # non-repudiation key CKA_ALWAYS_AUTHENTICATE): the engine prompts, stdin answers.
         signed = _run(["openssl", "dgst", "-sha256", "-engine", "pkcs11", "-keyform", "engine",
                        "-sign", key, "-out", str(signature), str(data)], env,
                       typed=f"{secret}\n")  # fmt: skip
