@@ -154,6 +154,7 @@ def test_tls_files_are_checked_before_use(tmp_path: Path) -> None:
 # --- the operator's side, and the platform's calls to operators ------------------------------
 
 
+@pytest.mark.slow
 def test_operators_and_the_platform_verify_each_other_over_tls(tmp_path: Path) -> None:
     """The whole point path on https: the platform (CA 1) verifies the operator's account at its
     https verify URL (CA 2); the sample operator reports a charge to the https platform;
@@ -237,6 +238,7 @@ def test_the_platforms_verify_call_checks_the_operators_certificate(tmp_path: Pa
 # --- the conformance harness and the load test ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_platform_at_an_https_url_is_certified_with_its_ca_file(
     tls_platform: Platform, tmp_path: Path
 ) -> None:
@@ -256,6 +258,7 @@ def test_a_platform_at_an_https_url_is_certified_with_its_ca_file(
     _one_line_error(refused, "did not verify")
 
 
+@pytest.mark.slow
 def test_loadtest_over_tls(tls_platform: Platform, tmp_path: Path) -> None:
     scenario = str(Path(__file__).resolve().parents[2] / "scenarios" / "launch-week.toml")
     common = ["loadtest", scenario, "--platform", tls_platform.url, "--ca", str(tls_platform.ca),
@@ -305,6 +308,7 @@ def test_the_ca_file_option_comes_from_the_environment_too(tmp_path: Path) -> No
     _one_line_error(result, "absent.pem", "no such file")
 
 
+@pytest.mark.slow
 def test_a_vendors_https_operator_is_certified_through_its_ca_file(tmp_path: Path) -> None:
     """operator:https://…: the profile's ca_file verifies the service's hooks and the harness
     platform's signed verify calls; another CA there and the run fails saying why."""
