@@ -32,6 +32,7 @@ from .timeline import Timeline
 __all__ = ["OperatorReplay", "OperatorUser", "run_operator_replay"]
 
 JST = timezone(timedelta(hours=9), "JST")
+_ACKS_KEY = "mynahil_operator_acks"
 
 
 @dataclass
@@ -121,9 +122,21 @@ def run_operator_replay(
         timeline.on_request(name, response_time, exception is not None, time.time())
 
     env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    acknowledged = replay.acknowledged
     if config.mode == "worker":
+
+        def send_acks(client_id: str, data: dict[str, Any]) -> None:
+            data[_ACKS_KEY] = acknowledged.drain()
+
+        env.events.report_to_master.add_listener(send_acks)  # type: ignore[no-untyped-call]
         _work(env, config, timeline, say)
         return None
+    if config.mode == "master":
+
+        def take_acks(client_id: str, data: dict[str, Any]) -> None:
+            acknowledged.absorb(data.get(_ACKS_KEY, {}))
+
+        env.events.worker_report.add_listener(take_acks)  # type: ignore[no-untyped-call]
     runner = _start(env, config, timeline, say)
     say(
         f"replaying operators' reports: {plan.hours:g} h from {plan.start:%Y-%m-%d %H:%M} in "

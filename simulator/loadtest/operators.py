@@ -176,6 +176,7 @@ class Acknowledged:
     #: idempotency key -> (operator, points answered)
     answers: dict[str, tuple[str, int]] = field(default_factory=dict)
     replays: int = 0
+    _fresh: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, operator: str, decisions: list[dict[str, Any]]) -> None:
@@ -183,7 +184,24 @@ class Acknowledged:
             for d in decisions:
                 if d.get("replayed"):
                     self.replays += 1
-                self.answers.setdefault(str(d["idempotency_key"]), (operator, int(d["points"])))
+                key = str(d["idempotency_key"])
+                if key not in self.answers:
+                    self.answers[key] = (operator, int(d["points"]))
+                    self._fresh.append((key, operator, int(d["points"])))
+
+    def drain(self) -> dict[str, Any]:
+        """What was acknowledged since the last drain (a worker sends it to its master)."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, []
+            replays, self.replays = self.replays, 0
+        return {"answers": fresh, "replays": replays}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """A worker's drained acknowledgements, on the master."""
+        with self._lock:
+            for key, operator, points in data.get("answers", []):
+                self.answers.setdefault(str(key), (str(operator), int(points)))
+            self.replays += int(data.get("replays", 0))
 
 
 def check_decided_once(db_url: str, acknowledged: Acknowledged) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -94,3 +95,48 @@ def test_operators_in_the_loop_against_a_running_platform(point_platform: tuple[
     assert overhead >= 0
     with pytest.raises(ScenarioError, match="--operator-platform needs --operator-db"):
         measure_operators(scenario, 1, platform_url=url)
+
+
+@pytest.mark.slow
+def test_master_and_a_worker_check_every_acknowledged_report(
+    point_platform: tuple[str, str], tmp_path: Path
+) -> None:
+    """Scale-out: the master registers the operators and writes operators.json; a worker
+    sends as them and reports its acknowledgements, which the master checks key by key."""
+    url, db = point_platform
+    port = str(free_port())
+    out = tmp_path / "mw"
+    common = [str(SCENARIOS / "round1.toml"), "--platform", url, "--start", "2020-09-01T12:00",
+              "--hours", "1", "--compress", "360", "--max-users", "3", "--pacing", "0.5",
+              "--batch", "20", "--master-port", port]  # fmt: skip
+    loadtest = [*MYNAHIL, "loadtest"]
+    master = subprocess.Popen(
+        [*loadtest, *common, "--operators", "2", "--db", db, "--master", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    worker = None
+    try:
+        for _ in range(120):
+            if (out / "operators.json").exists() or master.poll() is not None:
+                break
+            time.sleep(0.25)
+        worker = subprocess.Popen(
+            [*loadtest, *common, "--worker", "--operators-file", str(out / "operators.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        stdout, stderr = master.communicate(timeout=90)
+        assert master.returncode == 0, stderr + stdout
+        worker.wait(timeout=30)
+        assert worker.returncode == 0
+    finally:
+        for process in (master, worker):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["mode"] == "master"
+    ops = stats["operators"]
+    assert ops["acknowledged_reports"] > 50  # the worker's, sent with its stats reports
+    assert ops["checked"] is True
+    assert ops["problems"] == []
+    assert "decided once: yes" in stdout
