@@ -152,6 +152,14 @@ class PlatformClient:
             body["campaign_id"] = campaign_id
         return self._post("/v1/points/applications", body)
 
+    def claim_bonus(
+        self, card: MyNumberCard, pin: str, campaign_id: str, kind: str
+    ) -> dict[str, Any]:
+        """A registration bonus (round 2), with the card; the ledger entry's summary."""
+        body: dict[str, Any] = self._proof(card, pin, "login")
+        body.update(campaign_id=campaign_id, kind=kind)
+        return self._post("/v1/points/bonuses", body)
+
     def login(self, card: MyNumberCard, pin: str) -> str:
         """A card login; returns the session token."""
         return str(self._post("/v1/mykey/sessions/card", self._proof(card, pin, "login"))["token"])

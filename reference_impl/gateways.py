@@ -1,4 +1,5 @@
-"""How the platform reaches operators to verify accounts: over HTTP (signed) or in-process."""
+"""How the platform reaches the outside: operators to verify accounts (over HTTP, signed, or
+in-process) and the registries a bonus needs (in-process or over HTTP)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,22 @@ import json
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from datetime import date
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from mynahil.tls import tls_failure
 from reference_impl.operator.books import OperatorBooks
-from reference_impl.points import Operator, OperatorUnreachable
+from reference_impl.points import Operator, OperatorUnreachable, RegistryUnreachable
 from reference_impl.points.signing import Signer
+from reference_impl.registries import (
+    RegistrationBook,
+    RegistrationFileError,
+    RegistryKind,
+)
 
-__all__ = ["HttpAccountCheck", "LocalAccountCheck"]
+__all__ = ["HttpAccountCheck", "HttpRegistries", "LocalAccountCheck", "LocalRegistries"]
 
 
 @dataclass
@@ -71,3 +78,69 @@ class LocalAccountCheck:
         if books is None:
             raise OperatorUnreachable(f"{operator.operator_id} is not running here")
         return books.verify(service_id, account_id, security_code)
+
+
+def _registry_kind(kind: str) -> RegistryKind | None:
+    try:
+        return RegistryKind(kind)
+    except ValueError:
+        return None
+
+
+@dataclass
+class LocalRegistries:
+    """The registries living beside this platform's J-LIS (the ``Registrations`` port)."""
+
+    books: Mapping[RegistryKind, RegistrationBook]
+
+    def registered_on(self, kind: str, person_ref: str) -> date | None:
+        registry_kind = _registry_kind(kind)
+        book = self.books.get(registry_kind) if registry_kind is not None else None
+        if book is None:
+            return None
+        try:
+            found = book.registration(person_ref)
+        except RegistrationFileError as exc:
+            raise RegistryUnreachable(str(exc)) from None
+        return None if found is None else found.registered_on
+
+
+@dataclass
+class HttpRegistries:
+    """The registries over HTTP: ``GET {base_url}/v1/registries/{slug}/people/{person_ref}``
+    answers the registration, or 404 ``registration_not_found`` when there is none (any
+    other answer means the registry could not tell). An https URL's certificate is checked
+    with ``verify``."""
+
+    base_url: str
+    timeout: float = 5.0
+    verify: ssl.SSLContext | bool = True
+
+    def registered_on(self, kind: str, person_ref: str) -> date | None:
+        registry_kind = _registry_kind(kind)
+        if registry_kind is None:
+            return None
+        url = (
+            f"{self.base_url.rstrip('/')}/v1/registries/{registry_kind.slug}/people/"
+            f"{quote(person_ref, safe='')}"
+        )
+        try:
+            response = httpx.get(url, timeout=self.timeout, verify=self.verify)
+        except httpx.HTTPError as exc:
+            raise RegistryUnreachable(str(exc)) from None
+        if response.status_code == 404 and _code(response) == "registration_not_found":
+            return None
+        if response.status_code != 200:
+            raise RegistryUnreachable(f"HTTP {response.status_code} from {url}")
+        try:
+            return date.fromisoformat(response.json()["registered_on"])
+        except (ValueError, KeyError, TypeError):
+            raise RegistryUnreachable(f"{url} did not answer a registration") from None
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) else None

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,19 @@ from mynahil.files import write_atomically
 from mynahil.tls import ThrowawayPki, client_verify
 from reference_impl.api import create_app
 from reference_impl.api.limits import HEAD_SECONDS
-from reference_impl.gateways import HttpAccountCheck
+from reference_impl.gateways import HttpAccountCheck, LocalRegistries
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
 from reference_impl.mykey import MyKeyService
 from reference_impl.mykey.service import utc_now
-from reference_impl.points import AccountCheck, PointsService, Scheme, load_scheme
+from reference_impl.points import (
+    AccountCheck,
+    PointsService,
+    Registrations,
+    Scheme,
+    load_scheme,
+)
 from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.registries import RegistrationBook, RegistryKind, open_registries
 from reference_impl.staff import StaffDirectory
 from reference_impl.store import SqlStore
 from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT
@@ -60,6 +67,8 @@ class ReferencePlatform:
     signer: Signer  # the platform's own key: signs its calls to operators
     app: FastAPI
     staff: StaffDirectory
+    # The emulated registries beside J-LIS (health-insurance use, public-fund account).
+    registries: dict[RegistryKind, RegistrationBook] = field(default_factory=dict)
 
     def close(self) -> None:
         self.store.dispose()
@@ -96,6 +105,7 @@ def build_platform(
     as_of: datetime | None = None,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     operator_tls: ssl.SSLContext | bool | None = None,
+    registrations: Registrations | None = None,
 ) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
@@ -106,23 +116,28 @@ def build_platform(
     the campaigns of 2020-2023 can be replayed today. ``busy_timeout``: seconds a write
     waits for a lock before the request answers 503 ``busy``. ``operator_tls`` verifies
     operators' https verify URLs (default: ``$MYNAHIL_CA_FILE``, else the system's trust store).
+    The emulated registries (kept in ``jlis_folder/registries``) are served beside J-LIS, and
+    the platform asks them about bonuses unless ``registrations`` names others.
     """
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
     store = SqlStore.open(db_url, busy_timeout=busy_timeout)
     mykey = MyKeyService(store, jlis, clock=shifted_clock(as_of) if as_of else utc_now)
     signer = Signer("platform", platform_key(jlis_folder))
+    books = open_registries(jlis_folder)
     points = PointsService(
         store,
         mykey,
         scheme or load_scheme(),
         accounts or HttpAccountCheck(signer, verify=_or_default(operator_tls)),
+        registrations=registrations or LocalRegistries(books),
     )
     staff = StaffDirectory(store, clock=mykey.clock)
     app = create_app(
-        mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping, staff=staff
-    )
-    return ReferencePlatform(store, jlis, mykey, points, signer, app, staff)
+        mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping, staff=staff,
+        registry_books=books,
+    )  # fmt: skip
+    return ReferencePlatform(store, jlis, mykey, points, signer, app, staff, books)
 
 
 def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 from fastapi import FastAPI
@@ -13,9 +13,10 @@ from pydantic import BaseModel
 from reference_impl.jlis import JlisServices
 from reference_impl.mykey import MyKeyService
 from reference_impl.points import PointsService
+from reference_impl.registries import RegistrationBook, RegistryKind
 from reference_impl.staff import StaffDirectory
 
-from . import jlis, mykey, points
+from . import jlis, mykey, points, registries
 from .limits import RequestLimits
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
 
@@ -38,12 +39,14 @@ def create_app(
     platform_public_key: bytes = b"",
     ready: Callable[[], None] | None = None,
     staff: StaffDirectory | None = None,
+    registry_books: Mapping[RegistryKind, RegistrationBook] | None = None,
 ) -> FastAPI:
     """An app around already-wired services (their store and CA are the caller's).
 
     ``ready`` raises when the platform cannot serve (its database does not answer);
     ``/v1/ready`` calls it. Swagger UI (``/docs``) and ReDoc (``/redoc``) are served from the
-    package, so they work with no access to a CDN.
+    package, so they work with no access to a CDN. ``registry_books`` are the emulated
+    registries served beside J-LIS (``/v1/registries/…``).
     """
     app = FastAPIOffline(
         title="mynahil reference MyKey platform",
@@ -60,6 +63,9 @@ def create_app(
     app.add_middleware(RequestLimits)  # bodies ≤ 8 MiB and within 30 s, checked while read
     app.include_router(mykey.router)
     app.include_router(jlis.router)
+    app.state.registries = dict(registry_books) if registry_books is not None else None
+    if registry_books is not None:
+        app.include_router(registries.router)
     if points_service is not None:
         app.state.points = points_service
         app.state.platform_public_key = platform_public_key

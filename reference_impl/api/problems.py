@@ -73,6 +73,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "bonus_unknown": 404,
     "bonus_already_granted": 409,
     "not_applied": 403,
+    "registration_missing": 403,
+    "registration_too_late": 403,
+    "registry_unavailable": 503,
+    "registration_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
     # staff (reference_impl.staff)

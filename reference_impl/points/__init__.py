@@ -27,7 +27,14 @@ from .model import (
     StoredTransaction,
     TransactionKind,
 )
-from .ports import AccountCheck, OperatorUnreachable, PointsStore, PointsUnitOfWork
+from .ports import (
+    AccountCheck,
+    OperatorUnreachable,
+    PointsStore,
+    PointsUnitOfWork,
+    Registrations,
+    RegistryUnreachable,
+)
 from .service import CardProof, HolderPoints, PointsService, report_digest
 
 __all__ = [
@@ -51,6 +58,8 @@ __all__ = [
     "PointsService",
     "PointsStore",
     "PointsUnitOfWork",
+    "Registrations",
+    "RegistryUnreachable",
     "Report",
     "Scheme",
     "SpendRule",

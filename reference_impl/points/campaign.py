@@ -9,7 +9,10 @@ Nothing about a round's dates, rates or caps lives in code. A campaign file says
   ``starts``/``ends`` and optional ``card_applied_by`` (who may take part), and
   ``[[spend.extensions]]`` (``ends``, ``card_applied_by``): later ends for holders who applied
   for their card by a date;
-- ``[[bonuses]]``: one-off grants (``kind``, ``yen``, ``opens``, ``closes``).
+- ``[[bonuses]]``: one-off grants (``kind``, ``yen``, ``opens``, ``closes``, optional
+  ``registered_by``): each is paid only for a registration of its ``kind`` (health-insurance
+  use, public-fund account) that the registry holding it dates on or before ``registered_by``
+  (default: ``closes``); a registration made before the round counts.
 
 Errors name the file and the field: ``round1.toml: spend.rate_percent: must be 1..100, got 0``.
 """
@@ -78,12 +81,18 @@ class SpendRule:
 
 @dataclass(frozen=True, slots=True)
 class Bonus:
-    """A fixed grant for a registration (health-insurance card, public-fund account)."""
+    """A fixed grant for a registration (health-insurance card, public-fund account), paid
+    only when the registration of this ``kind`` was made by ``registered_by``."""
 
     kind: str
     yen: int
     opens: date
     closes: date
+    registered_by: date | None = None  # None: the bonus's own closing day
+
+    @property
+    def registration_deadline(self) -> date:
+        return self.closes if self.registered_by is None else self.registered_by
 
     @property
     def cap_group(self) -> str:
@@ -248,10 +257,16 @@ def _spend(table: Any) -> SpendRule:
 
 
 def _bonus(index: int, table: Any) -> Bonus:
-    f = _Fields(f"bonuses[{index}]", table, {"kind", "yen", "opens", "closes"})
+    f = _Fields(f"bonuses[{index}]", table, {"kind", "yen", "opens", "closes", "registered_by"})
     opens, closes = f.required_day("opens"), f.required_day("closes")
     _ordered(f.where, opens, closes, "opens", "closes")
-    return Bonus(f.text("kind"), f.integer("yen", 1, 1_000_000), opens, closes)
+    registered_by = f.day("registered_by", required=False)
+    if registered_by is not None and registered_by > closes:
+        raise CampaignError(
+            f"{f.where}.registered_by: {registered_by.isoformat()} is after closes "
+            f"{closes.isoformat()} (a registration must be made by the time claims close)"
+        )
+    return Bonus(f.text("kind"), f.integer("yen", 1, 1_000_000), opens, closes, registered_by)
 
 
 def parse_campaign(data: Mapping[str, Any]) -> Campaign:

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from reference_impl.mykey.ports import UnitOfWork
 
 from .model import Application, LedgerEntry, Operator, PaymentService, StoredTransaction
 
-__all__ = ["AccountCheck", "CapKey", "OperatorUnreachable", "PointsStore", "PointsUnitOfWork"]
+__all__ = [
+    "AccountCheck",
+    "CapKey",
+    "OperatorUnreachable",
+    "PointsStore",
+    "PointsUnitOfWork",
+    "Registrations",
+    "RegistryUnreachable",
+]
 
 CapKey = tuple[int, str]  # (MyKey record, cap group)
 
@@ -111,4 +119,18 @@ class AccountCheck(Protocol):
 
         Raises :class:`OperatorUnreachable` when the operator cannot answer.
         """
+        ...
+
+
+class RegistryUnreachable(Exception):
+    """The registry holding a kind of registration did not answer."""
+
+
+class Registrations(Protocol):
+    """The systems that hold registrations (health-insurance use, public-fund account), as
+    the platform asks them when a bonus is claimed."""
+
+    def registered_on(self, kind: str, person_ref: str) -> date | None:
+        """The day the person's registration of ``kind`` was made, or None (none, or a kind
+        no registry here holds). Raises :class:`RegistryUnreachable` when it cannot tell."""
         ...

@@ -21,17 +21,19 @@ from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Final
 
-from .campaign import SpendRule
+from .campaign import Bonus, SpendRule
 
 __all__ = [
     "JST",
     "Eligibility",
     "GrantDecision",
+    "Registration",
     "decide_grant",
     "eligibility",
     "japan_date",
     "points_for",
     "refund_clawback",
+    "registration_counts",
 ]
 
 JST: Final = timezone(timedelta(hours=9), "JST")
@@ -100,3 +102,22 @@ def refund_clawback(
     remaining = amount - refunded_before - refund
     keeps = min(net_granted, points_for(remaining, rate_percent))
     return net_granted - keeps
+
+
+class Registration(StrEnum):
+    """Whether a registration earns a bonus (the refusals are stable problem codes)."""
+
+    COUNTS = "counts"
+    MISSING = "registration_missing"
+    TOO_LATE = "registration_too_late"
+
+
+def registration_counts(bonus: Bonus, registered_on: date | None, today: date) -> Registration:
+    """A bonus needs a registration of its kind, as the registry holding it dates it, made on
+    or before the bonus's registration deadline. One made before the round opened counts (an
+    existing registration); one dated after ``today`` does not exist yet."""
+    if registered_on is None or registered_on > today:
+        return Registration.MISSING
+    if registered_on > bonus.registration_deadline:
+        return Registration.TOO_LATE
+    return Registration.COUNTS

@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from reference_impl.audit import AuditEvent, RefusalBudget, bounded
 from reference_impl.mykey import Conflict, MyKeyService
 
-from .campaign import Campaign, Scheme
+from .campaign import Bonus, Campaign, Scheme
 from .errors import PointsError
 from .model import (
     Application,
@@ -34,8 +34,24 @@ from .model import (
     StoredTransaction,
     TransactionKind,
 )
-from .ports import AccountCheck, CapKey, OperatorUnreachable, PointsStore, PointsUnitOfWork
-from .rules import Eligibility, decide_grant, eligibility, japan_date, refund_clawback
+from .ports import (
+    AccountCheck,
+    CapKey,
+    OperatorUnreachable,
+    PointsStore,
+    PointsUnitOfWork,
+    Registrations,
+    RegistryUnreachable,
+)
+from .rules import (
+    Eligibility,
+    Registration,
+    decide_grant,
+    eligibility,
+    japan_date,
+    refund_clawback,
+    registration_counts,
+)
 from .settlement import (
     Difference,
     OperatorRecord,
@@ -305,11 +321,14 @@ class PointsService:
         wall_clock: Clock | None = None,
         max_skew: timedelta = MAX_SKEW,
         anonymous_refusals: RefusalBudget | None = None,
+        registrations: Registrations | None = None,
     ) -> None:
         self.store = store
         self.mykey = mykey
         self.scheme = scheme
         self.accounts = accounts
+        # The registries a bonus needs; without them every bonus claim is refused.
+        self.registrations = registrations
         self.clock = clock or mykey.clock
         # Signatures are judged by real time even when the business clock replays 2020.
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
@@ -503,7 +522,9 @@ class PointsService:
 
     def claim_bonus(self, proof: CardProof, campaign_id: str, kind: str) -> LedgerEntry:
         """A registration bonus (round 2: health-insurance link, public-fund account), with
-        the card, paid once per person to the service chosen for that campaign."""
+        the card, paid once per person to the service chosen for that campaign, and only
+        when the registry holding that registration has one made by the deadline
+        (:func:`~reference_impl.points.rules.registration_counts`)."""
         campaign = self.scheme.campaign(campaign_id)
         if campaign is None:
             raise PointsError("campaign_unknown", f"no campaign {campaign_id!r}")
@@ -529,6 +550,7 @@ class PointsService:
                     "not_applied", f"apply for {campaign.title} first: the bonus goes to the "
                     "payment service you choose",
                 )  # fmt: skip
+            self._check_registration(bonus, holder.facts.person_ref, japan_date(now))
             held = uow.lock_totals([(record_id, bonus.cap_group)])[(record_id, bonus.cap_group)]
             if held >= bonus.yen:
                 raise PointsError("bonus_already_granted", f"the {kind} bonus was granted already")
@@ -547,6 +569,33 @@ class PointsService:
             uow.set_totals({(record_id, bonus.cap_group): bonus.yen})
             uow.append_ledger([entry])
             return entry
+
+    def _check_registration(self, bonus: Bonus, person_ref: str, today: date) -> None:
+        """Ask the registry that holds the bonus's registration; refuse unless it counts."""
+        if self.registrations is None:
+            raise PointsError(
+                "registry_unavailable", f"no {bonus.kind} registry is connected to this platform"
+            )
+        try:
+            registered_on = self.registrations.registered_on(bonus.kind, person_ref)
+        except RegistryUnreachable as exc:
+            raise PointsError(
+                "registry_unavailable",
+                f"the {bonus.kind} registry did not answer ({exc}); try again later",
+            ) from None
+        verdict = registration_counts(bonus, registered_on, today)
+        if verdict is Registration.MISSING:
+            raise PointsError(
+                verdict.value,
+                f"the {bonus.kind} registry has no registration of yours: register first "
+                "(the bonus is paid for a registration that exists)",
+            )
+        if verdict is Registration.TOO_LATE:
+            raise PointsError(
+                verdict.value,
+                f"your {bonus.kind} registration of {registered_on} was made after the "
+                f"deadline {bonus.registration_deadline}",
+            )
 
     def _campaign_for(self, campaign_id: str | None, now: datetime) -> Campaign:
         if campaign_id is not None:

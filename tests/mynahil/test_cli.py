@@ -135,6 +135,53 @@ def test_card_new_records_the_application_date_with_j_lis(tmp_path: Path) -> Non
     assert "--applied-on" in bad.output
 
 
+def test_registry_register_and_show(tmp_path: Path) -> None:
+    """`mynahil registry register` records the holder J-LIS names; the platform's registries
+    (the same folder) then hold the registration."""
+    from reference_impl.gateways import LocalRegistries
+    from reference_impl.jlis import CertificateRegistry
+    from reference_impl.registries import open_registries
+
+    card = new_card(tmp_path / "a", "--issued-on", "2022-06-01")
+    folder = tmp_path / "home" / "jlis"
+    show = ["registry", "show", "--kind", "health-insurance", "--card", str(card)]
+    assert runner.invoke(app, show).exit_code == 1
+    result = runner.invoke(
+        app,
+        ["registry", "register", "--kind", "health-insurance", "--card", str(card),
+         "--on", "2022-07-01"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2022-07-01" in result.output
+    shown = runner.invoke(app, show)
+    assert shown.exit_code == 0
+    assert "2022-07-01" in shown.output
+    state = load_card(card)
+    assert state.auth is not None
+    serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+    facts = CertificateRegistry(folder).holder_facts(serial)
+    assert facts is not None
+    port = LocalRegistries(open_registries(folder))
+    assert port.registered_on("health_insurance", facts.person_ref) == date(2022, 7, 1)
+    assert port.registered_on("public_fund_account", facts.person_ref) is None
+
+
+def test_registry_register_names_bad_input(tmp_path: Path) -> None:
+    card = new_card(tmp_path / "a")
+    declined = new_card(tmp_path / "b", "--no-certificate")
+    cases = {
+        ("--kind", "tax", "--card", str(card)): "--kind",
+        ("--kind", "public-fund", "--card", str(card), "--on", "2022-13-01"): "--on",
+        ("--kind", "public-fund", "--card", str(declined)): "no user-authentication",
+        ("--kind", "public-fund", "--card", str(tmp_path / "none.json")): "--card",
+        ("--kind", "public-fund", "--card", str(card), "--ca", str(tmp_path / "x")): "--ca",
+    }
+    for args, message in cases.items():
+        result = runner.invoke(app, ["registry", "register", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+
+
 def test_card_info_masks_the_my_number(tmp_path: Path) -> None:
     path = new_card(tmp_path)
     number = load_card(path).holder.my_number

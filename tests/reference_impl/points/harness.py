@@ -7,11 +7,12 @@ are issued a month before, and reports carry whatever transaction times a test g
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from reference_impl.gateways import LocalAccountCheck
+from reference_impl.gateways import LocalAccountCheck, LocalRegistries
 from reference_impl.jlis import JlisCA, KeyPool
 from reference_impl.mykey import Purpose
 from reference_impl.operator import OperatorBooks
@@ -23,10 +24,12 @@ from reference_impl.points import (
     PaymentService,
     PointsService,
     Report,
+    Scheme,
     TransactionKind,
     load_scheme,
 )
 from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.registries import RegistryKind, open_registries
 from reference_impl.store import SqlStore
 from tests.reference_impl.mykey.platform import Cardholder, Platform
 
@@ -44,15 +47,18 @@ class Person:
 
 
 class PointsPlatform(Platform):
-    def __init__(self, store: SqlStore, ca: JlisCA, keys: KeyPool) -> None:
+    def __init__(
+        self, store: SqlStore, ca: JlisCA, keys: KeyPool, scheme: Scheme | None = None
+    ) -> None:
         super().__init__(store, ca, keys)
         self.clock.now = START - timedelta(days=30)  # cards issued a month before
         self.books = OperatorBooks(OPERATOR, SERVICE)
         self.operator_key = Ed25519PrivateKey.generate()
         self.signer = Signer(OPERATOR, self.operator_key)
+        self.registries = open_registries(None)  # the registries beside J-LIS, in memory
         self.points = PointsService(
-            store, self.service, load_scheme(), LocalAccountCheck({OPERATOR: self.books}),
-            clock=self.clock,
+            store, self.service, scheme or load_scheme(), LocalAccountCheck({OPERATOR: self.books}),
+            clock=self.clock, registrations=LocalRegistries(self.registries),
         )  # fmt: skip
         self.points.register_operator(
             Operator(OPERATOR, "QR Pay Inc.", public_key_bytes(self.operator_key)),
@@ -110,6 +116,15 @@ class PointsPlatform(Platform):
             original_transaction_id=refund_of,
         )
         return self.points.report(OPERATOR, [report])[0]
+
+    def register(self, person: Person, kind: str, on: date) -> None:
+        """The person registers with the registry of ``kind`` (as J-LIS names them)."""
+        auth = person.holder.state.auth
+        assert auth is not None
+        serial = int(x509.load_der_x509_certificate(auth.certificate).serial_number)
+        facts = self.jlis.holder_facts(serial)
+        assert facts is not None
+        self.registries[RegistryKind(kind)].register(facts.person_ref, on)
 
     def advance_to(self, moment: datetime) -> None:
         self.clock.now = moment

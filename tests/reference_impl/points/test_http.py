@@ -18,12 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard
 from mynahil.transports import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.gateways import HttpRegistries
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
 from reference_impl.operator.client import report_json
@@ -34,7 +36,13 @@ from reference_impl.platform import (
     serving,
     shifted_clock,
 )
-from reference_impl.points import Operator, Outcome, PaymentService, PointsError
+from reference_impl.points import (
+    Operator,
+    Outcome,
+    PaymentService,
+    PointsError,
+    Registrations,
+)
 from reference_impl.points.signing import Signer, public_key_bytes
 
 AS_OF = datetime(2020, 9, 15, 3, 0, tzinfo=UTC)
@@ -76,14 +84,22 @@ def world(store_url: str, tmp_path: Path, key_pool: KeyPool) -> Iterator[World]:
 
 @contextmanager
 def running_world(
-    store_url: str, tmp_path: Path, key_pool: KeyPool, as_of: datetime
+    store_url: str,
+    tmp_path: Path,
+    key_pool: KeyPool,
+    as_of: datetime,
+    *,
+    registrations: Registrations | None = None,
+    port: int = 0,
 ) -> Iterator[World]:
     """The platform (its business clock at ``as_of``) and the sample operator, on loopback."""
-    platform = build_platform(store_url, tmp_path / "jlis", as_of=as_of)
+    platform = build_platform(
+        store_url, tmp_path / "jlis", as_of=as_of, registrations=registrations
+    )
     books = OperatorBooks("qr-pay-inc", "qr-pay")
     key = Ed25519PrivateKey.generate()
     signer = Signer("qr-pay-inc", key)
-    with serving(platform.app) as url:
+    with serving(platform.app, port=port) as url:
         operator_client = OperatorClient.connect(url, signer)
         operator_app = create_operator_app(
             books, public_key_bytes(platform.signer.key), operator_client
@@ -362,3 +378,66 @@ def test_round2_goes_by_the_card_application_date_over_http(
                 late, "1234", "qr-pay", accounts[1].account_id, accounts[1].security_code, "round2"
             )
         assert refused.value.code == "not_eligible"
+
+
+# --- registrations: the registries beside J-LIS, asked when a bonus is claimed ----------------
+
+
+def test_bonuses_need_a_registration_the_registry_holds_over_http(
+    store_url: str, tmp_path: Path, key_pool: KeyPool
+) -> None:
+    """The registries answer over their own routes; the platform asks them over a socket."""
+    port = free_port()
+    july = datetime(2022, 7, 1, 3, 0, tzinfo=UTC)
+    asked = HttpRegistries(f"http://127.0.0.1:{port}")
+    with running_world(
+        store_url, tmp_path, key_pool, july, registrations=asked, port=port
+    ) as world:
+        client = PlatformClient.connect(world.url)
+        state = world.card_state(31, issued_on=date(2022, 6, 1))
+        card = world.reader(state)
+        client.reserve(card, "1234")
+        account = world.books.open_account("holder")
+        client.apply(card, "1234", "qr-pay", account.account_id, account.security_code, "round2")
+        with pytest.raises(ClientRefusal) as missing:
+            client.claim_bonus(card, "1234", "round2", "health_insurance")
+        assert missing.value.code == "registration_missing"
+
+        assert state.auth is not None
+        serial = str(x509.load_der_x509_certificate(state.auth.certificate).serial_number)
+        body = {"certificate_serial": serial, "registered_on": "2021-12-01"}
+        url = f"{world.url}/v1/registries/health-insurance/registrations"
+        assert httpx.post(url, json=body).json()["code"] == "staff_unauthenticated"
+        _member, token = world.platform.staff.add("window clerk", "municipal-window")
+        made = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert made.status_code == 201, made.text
+        person = made.json()["person_ref"]
+        facts = world.platform.jlis.holder_facts(int(serial))
+        assert facts is not None
+        assert person == facts.person_ref
+        shown = httpx.get(f"{world.url}/v1/registries/health-insurance/people/{person}")
+        assert shown.json()["registered_on"] == "2021-12-01"
+        nobody = httpx.get(f"{world.url}/v1/registries/public-fund/people/{person}")
+        assert (nobody.status_code, nobody.json()["code"]) == (404, "registration_not_found")
+
+        granted = client.claim_bonus(card, "1234", "round2", "health_insurance")
+        assert (granted["points"], granted["account_id"]) == (7500, account.account_id)
+        with pytest.raises(ClientRefusal) as other:
+            client.claim_bonus(card, "1234", "round2", "public_fund_account")
+        assert other.value.code == "registration_missing"
+
+
+def test_an_unreachable_registry_refuses_the_bonus_for_now(
+    store_url: str, tmp_path: Path, key_pool: KeyPool
+) -> None:
+    july = datetime(2022, 7, 1, 3, 0, tzinfo=UTC)
+    nowhere = HttpRegistries(f"http://127.0.0.1:{free_port()}", timeout=1)
+    with running_world(store_url, tmp_path, key_pool, july, registrations=nowhere) as world:
+        client = PlatformClient.connect(world.url)
+        card = world.card(32, issued_on=date(2022, 6, 1))
+        client.reserve(card, "1234")
+        account = world.books.open_account("holder")
+        client.apply(card, "1234", "qr-pay", account.account_id, account.security_code, "round2")
+        with pytest.raises(ClientRefusal) as refused:
+            client.claim_bonus(card, "1234", "round2", "public_fund_account")
+        assert refused.value.code == "registry_unavailable"

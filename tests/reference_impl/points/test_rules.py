@@ -10,13 +10,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_impl.points import CampaignError, load_campaign, load_scheme, parse_campaign
+from reference_impl.points import (
+    Bonus,
+    CampaignError,
+    load_campaign,
+    load_scheme,
+    parse_campaign,
+)
 from reference_impl.points.rules import (
     Eligibility,
+    Registration,
     decide_grant,
     eligibility,
     points_for,
     refund_clawback,
+    registration_counts,
 )
 
 ROUND1 = load_scheme().campaigns["round1"]
@@ -123,3 +131,39 @@ def test_campaign_file_errors_name_the_file(tmp_path: Path) -> None:
 def test_any_garbage_is_a_campaign_error_never_a_crash(data: dict[str, Any]) -> None:
     with pytest.raises(CampaignError):
         parse_campaign(data)
+
+
+# --- a bonus needs a registration made by the deadline --------------------------------------
+
+
+def test_a_bonus_may_name_its_registration_deadline() -> None:
+    data = _round1_data()
+    bonus = {"kind": "health_insurance", "yen": 7500, "opens": date(2022, 6, 30),
+             "closes": date(2023, 9, 30)}  # fmt: skip
+    data["bonuses"] = [dict(bonus, registered_by=date(2023, 5, 31))]
+    assert parse_campaign(data).bonuses[0].registration_deadline == date(2023, 5, 31)
+    data["bonuses"] = [bonus]
+    assert parse_campaign(data).bonuses[0].registration_deadline == date(2023, 9, 30)
+    data["bonuses"] = [dict(bonus, registered_by=date(2023, 10, 1))]
+    with pytest.raises(CampaignError, match=r"bonuses\[0\]\.registered_by: 2023-10-01 is after"):
+        parse_campaign(data)
+
+
+BONUS = Bonus("health_insurance", 7500, date(2022, 6, 30), date(2023, 9, 30), date(2023, 5, 31))
+
+
+@given(
+    registered=st.one_of(st.none(), st.dates(date(2015, 1, 1), date(2024, 12, 31))),
+    today=st.dates(date(2022, 6, 30), date(2023, 9, 30)),
+)
+def test_registration_counts_only_when_it_exists_by_the_deadline(
+    registered: date | None, today: date
+) -> None:
+    verdict = registration_counts(BONUS, registered, today)
+    exists = registered is not None and registered <= today
+    if not exists:
+        assert verdict is Registration.MISSING
+    elif registered is not None and registered > date(2023, 5, 31):
+        assert verdict is Registration.TOO_LATE
+    else:
+        assert verdict is Registration.COUNTS  # made before the round included

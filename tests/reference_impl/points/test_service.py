@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -213,6 +213,8 @@ def test_round2_carries_over_round1_and_pays_each_bonus_once(points: PointsPlatf
     assert applied.campaign_id == "round2"
     later = ROUND2_DAY + timedelta(hours=1)
     assert points.report(person, 16_000, at=later).points == 1000  # what round 1 left
+    points.register(person, "health_insurance", date(2021, 10, 20))  # before the round: counts
+    points.register(person, "public_fund_account", ROUND2_DAY.date())
     bonus = points.points.claim_bonus(
         points.card_proof(person.holder), "round2", "health_insurance"
     )
