@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -137,13 +138,25 @@ def parse_operator_records(text: str) -> list[OperatorRecord]:
                 OperatorRecord(
                     row["transaction_id"].strip(),
                     TransactionKind(row["kind"].strip()).value,
-                    int(row["amount"]),
-                    int(row["points"]),
+                    _whole(row["amount"], "amount", negative=False),
+                    _whole(row["points"], "points", negative=True),
                 )
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"line {line}: {exc}") from None
     return records
+
+
+def _whole(text: str | None, column: str, *, negative: bool) -> int:
+    """A whole number exactly as written: ASCII digits (and a minus sign where allowed).
+    ``int()`` alone would take ``" 1_000 "``, ``"+5"`` or other scripts' digits."""
+    if text is None:
+        raise ValueError(f"{column}: missing")
+    pattern = r"-?[0-9]{1,12}" if negative else r"[0-9]{1,12}"
+    if not re.fullmatch(pattern, text, flags=re.ASCII):
+        kind = "a whole number" if negative else "a whole number of yen, 0 or more"
+        raise ValueError(f"{column}: must be {kind} written in digits, got {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)
