@@ -18,6 +18,7 @@ from reference_impl.staff import StaffDirectory
 
 from . import jlis, mykey, points, registries
 from .limits import RequestLimits
+from .logs import RequestLog
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
 
 __all__ = ["API_VERSION", "create_app"]
@@ -61,6 +62,7 @@ def create_app(
     app.state.staff = staff
     install_problem_handlers(app)
     app.add_middleware(RequestLimits)  # bodies ≤ 8 MiB and within 30 s, checked while read
+    app.add_middleware(RequestLog)  # outermost: every answer gets its ID and access record
     app.include_router(mykey.router)
     app.include_router(jlis.router)
     app.state.registries = dict(registry_books) if registry_books is not None else None

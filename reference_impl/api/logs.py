@@ -1,0 +1,116 @@
+"""The platform's logs: one JSON object a line (or readable text), each carrying the request's
+ID, with one access record per request.
+
+The request ID comes from the caller's ``X-Request-ID`` when it is a plausible ID (so a trace
+crosses a load balancer), else a fresh one; it is echoed in the answer's ``X-Request-ID`` and
+bound to every record logged while the request runs. Access records hold the method, the path
+(never the query string or any header: tokens and codes travel there), the status, the
+duration and the client's address.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Literal
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["ACCESS_LOGGER", "LogFormat", "RequestLog", "configure_logging"]
+
+ACCESS_LOGGER = "mynahil.access"
+LogFormat = Literal["json", "text"]
+
+_PLAUSIBLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def configure_logging(log_format: LogFormat = "json", level: str = "info") -> None:
+    """Route every logger (the platform's, uvicorn's, SQLAlchemy's) through one handler on
+    stderr that renders structlog's way: JSON lines, or aligned text for a terminal."""
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _without_terminal_colours],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def _without_terminal_colours(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """uvicorn adds an ANSI-coloured copy of its message for terminals; a log keeps one."""
+    event.pop("color_message", None)
+    return event
+
+
+class RequestLog:
+    """ASGI middleware: a request ID for every request, and its access record."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _PLAUSIBLE_ID.fullmatch(given) else uuid.uuid4().hex
+        status = 500  # what the client sees if the app dies before answering
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("ascii")),
+                ]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                client = scope.get("client")
+                self.log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "client": client[0] if client else None,
+                    },
+                )

@@ -1,0 +1,79 @@
+"""How ``mynahil serve`` is configured: command-line options, else ``MYNAHIL_*`` environment
+variables, else these defaults; validated once, with errors that name the setting.
+
+| setting | environment | default |
+| --- | --- | --- |
+| db | ``MYNAHIL_DB`` | SQLite at ``$MYNAHIL_HOME/platform.db`` |
+| host, port | ``MYNAHIL_HOST``, ``MYNAHIL_PORT`` | 127.0.0.1, 8000 |
+| jlis (the J-LIS CA folder) | ``MYNAHIL_JLIS`` | ``$MYNAHIL_HOME/jlis`` |
+| as_of (replay a campaign) | ``MYNAHIL_AS_OF`` | none: real time |
+| log_format, log_level | ``MYNAHIL_LOG_FORMAT``, ``MYNAHIL_LOG_LEVEL`` | json, info |
+| tls_cert, tls_key | ``MYNAHIL_TLS_CERT``, ``MYNAHIL_TLS_KEY`` | none: plain HTTP |
+| ca_file (trust for operators' https) | ``MYNAHIL_CA_FILE`` | the system's |
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PlatformSettings", "SettingsError", "load_settings"]
+
+
+def _home() -> Path:
+    return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each setting and its variable."""
+
+
+class PlatformSettings(BaseSettings):
+    """The platform server's settings (see the module's table)."""
+
+    model_config = SettingsConfigDict(env_prefix="MYNAHIL_", extra="ignore", frozen=True)
+
+    db: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    jlis: Path | None = None
+    as_of: date | None = None
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> PlatformSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{_home() / 'platform.db'}"
+
+    @property
+    def jlis_folder(self) -> Path:
+        return self.jlis or _home() / "jlis"
+
+
+def load_settings(**given: Any) -> PlatformSettings:
+    """Settings from ``given`` (command-line values; None means not given), then the
+    environment, then the defaults. Raises :class:`SettingsError` naming what is wrong."""
+    chosen = {name: value for name, value in given.items() if value is not None}
+    try:
+        return PlatformSettings(**chosen)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            where = f"--{name.replace('_', '-')} / MYNAHIL_{name.upper()}" if error["loc"] else name
+            problems.append(f"{where}: {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
