@@ -475,3 +475,58 @@ def test_a_minor_under_15_gets_no_signing_certificate_and_renews_into_one_at_15(
     assert registry.predecessor(serial(cred(again, "sign").certificate)) == serial(
         cred(at_15, "sign").certificate
     )
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(st.tuples(st.sampled_from(["renew", "reissue"]), st.integers(0, 1)), max_size=6)
+)
+def test_the_person_is_the_same_along_any_chain_of_renewals_and_reissues(
+    jlis_ca: JlisCA, key_pool: KeyPool, steps: list[tuple[str, int]]
+) -> None:
+    """Two people; whatever renewals and reissues happen, every certificate of one person's
+    chain names that person, never the other, and the application date of its own card."""
+    registry = CertificateRegistry()
+    rng = random.Random(5)
+    cards = [
+        lifecycle.issue(
+            jlis_ca,
+            registry,
+            random_holder(rng),
+            pin=PIN,
+            password=PASSWORD,
+            issued_on=TODAY,
+            applied_on=TODAY - timedelta(days=20 + who),
+            keys=key_pool,
+        )
+        for who in (0, 1)
+    ]
+    people = []
+    for state in cards:
+        facts = registry.holder_facts(serials(state)["auth"])
+        assert facts is not None
+        people.append(facts.person_ref)
+    assert people[0] != people[1]
+    applied = [TODAY - timedelta(days=20), TODAY - timedelta(days=21)]
+    day = TODAY
+    for step, who in steps:
+        day += timedelta(days=30)
+        if step == "renew":
+            cards[who] = lifecycle.renew(jlis_ca, registry, cards[who], on=day, keys=key_pool)
+        else:
+            applied[who] = day - timedelta(days=10)
+            cards[who] = lifecycle.reissue(
+                jlis_ca, registry, cards[who], on=day, pin=PIN, password=PASSWORD,
+                applied_on=applied[who], keys=key_pool,
+            )  # fmt: skip
+        for person in (0, 1):
+            for number in serials(cards[person]).values():
+                assert registry.holder_facts(number) == HolderFacts(people[person], applied[person])
+                chain = number
+                while (chain_prev := registry.predecessor(chain)) is not None:
+                    chain = chain_prev
+                    facts = registry.holder_facts(chain)
+                    assert facts is not None
+                    assert facts.person_ref == people[person]
