@@ -1,4 +1,5 @@
-"""The demo's point-system part: reserve, apply, charge, cap reached, retry, refund, settlement.
+"""The demo's point-system part: reserve, apply (with J-LIS's card-application date), charge,
+cap reached, retry, refund, settlement.
 
 The platform replays round 1 (its clock starts on 2020-09-10, JST noon) and a sample payment
 service runs beside it, each a real server on a loopback port: the platform verifies accounts
@@ -31,6 +32,7 @@ Story = Callable[[str, str, str], None]
 PIN, PASSWORD = "1234", "ABC123"
 REPLAYED_FROM = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
 OPERATOR, SERVICE = "qr-pay-inc", "qr-pay"
+CARD_APPLIED_ON = date(2020, 5, 25)  # 申請受付日; the card was issued on 2020-07-01
 
 
 def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) -> Path:
@@ -43,10 +45,10 @@ def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) 
     books = OperatorBooks(OPERATOR, SERVICE)
     key = Ed25519PrivateKey.generate()
 
-    def card() -> MyNumberCard:
+    def card(applied_on: date | None = None) -> MyNumberCard:
         state = lifecycle.issue(
             platform.jlis.ca, platform.jlis.registry, random_holder(rng), pin=PIN,
-            password=PASSWORD, issued_on=date(2020, 7, 1),
+            password=PASSWORD, issued_on=date(2020, 7, 1), applied_on=applied_on,
         )  # fmt: skip
         wire = open_transport("inproc", EmulatedCard(state))
         wire.connect()
@@ -73,7 +75,7 @@ def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) 
                     [PaymentService(SERVICE, OPERATOR, "QR Pay")],
                 )  # fmt: skip
                 holder = PlatformClient.connect(url)
-                hanako, taro = card(), card()
+                hanako, taro = card(applied_on=CARD_APPLIED_ON), card()
                 holder.reserve(hanako, PIN)
                 holder.reserve(taro, PIN)
                 account = books.open_account("Hanako")
@@ -82,14 +84,22 @@ def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) 
                     "refused: account_not_verified",
                     attempt(lambda: holder.apply(hanako, PIN, SERVICE, account.account_id, "x")),
                 )
+                application: dict[str, object] = {}
                 story(
                     "Applying with the card, service ID and security code is accepted",
                     "accepted",
                     attempt(
-                        lambda: holder.apply(
-                            hanako, PIN, SERVICE, account.account_id, account.security_code
+                        lambda: application.update(
+                            holder.apply(
+                                hanako, PIN, SERVICE, account.account_id, account.security_code
+                            )
                         )
                     ),
+                )
+                story(
+                    "The application keeps J-LIS's card-application date, not the issue date",
+                    CARD_APPLIED_ON.isoformat(),
+                    str(application.get("card_applied_on")),
                 )
                 story(
                     "Someone else's payment service ID is refused",
