@@ -7,12 +7,13 @@ number is validated and an error names its dotted path (``operators.kinds[1].sha
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from reference_impl.points.campaign import SpendRule
+from reference_impl.points.campaign import Scheme, SpendRule
 
 from ..scenario import ScenarioError, _Table
 
@@ -290,10 +291,16 @@ def _when(table: _Table, key: str) -> datetime:
     raise ScenarioError(f"{table.where(key)}: must be a time like 2020-09-01T12:00, got {value!r}")
 
 
-def _campaign_rule(name: str, where: str) -> SpendRule:
+@functools.cache
+def _bundled_scheme() -> Scheme:
+    """The bundled campaigns, read once per process (sweeps parse scenarios many times)."""
     from reference_impl.points import load_scheme
 
-    campaign = load_scheme().campaign(name)
+    return load_scheme()
+
+
+def _campaign_rule(name: str, where: str) -> SpendRule:
+    campaign = _bundled_scheme().campaign(name)
     if campaign is None:
         raise ScenarioError(f"{where}: no bundled campaign {name!r} (scenarios/campaigns/)")
     return campaign.spend

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from simulator.cli import simulate
@@ -281,3 +283,64 @@ def test_operators_in_the_loop_measure_the_reference_platform() -> None:
     assert per_report > 0
     rows = {row[0]: row for row in measured.as_dict()["rows"]}
     assert rows["ledger invariants"][2] == "hold"
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    fill_share=st.floats(0.0, 1.0),
+    rate=st.floats(0.01, 3.0),
+    median=st.floats(50.0, 30_000.0),
+    sigma=st.floats(0.0, 1.5),
+    fill_rate=st.floats(0.01, 3.0),
+)
+def test_no_holder_earns_past_the_cap_whatever_the_behaviour(
+    fill_share: float, rate: float, median: float, sigma: float, fill_rate: float
+) -> None:
+    spender = {"fill_share": fill_share, "fill_amount_yen": 20000, "fill_rate_per_day": fill_rate,
+               "rate_per_day": rate, "median_yen": median, "sigma": sigma}  # fmt: skip
+    model = _operators({"spending.refund_rate": 0.0, "spending.charge": spender,
+                        "spending.purchase": spender})  # fmt: skip
+    days = [date(2020, 9, 1) + timedelta(days=i) for i in range(120)]
+    applications = np.zeros(len(days))
+    applications[0] = 100.0
+    result = simulate_spending(model, days, applications)
+    for mode in result.modes.values():
+        assert np.all(mode.transactions >= -1e-9)
+        assert np.all(mode.points >= -1e-9)
+    per_holder = sum(m.points.sum() for m in result.modes.values()) / 100
+    assert per_holder <= model.spend.cap_yen + 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shares=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=5),
+    counts=st.lists(st.integers(1, 60), min_size=5, max_size=5),
+    exponent=st.floats(0.0, 3.0),
+)
+def test_service_shares_add_up_to_the_kinds_shares(
+    shares: list[float], counts: list[int], exponent: float
+) -> None:
+    total = sum(shares)
+    base = dict(ROUND1.source["operators"]["kinds"][0])
+    kinds = [{**base, "name": f"k{i}", "share": s / total, "services": counts[i],
+              "size_exponent": exponent} for i, s in enumerate(shares)]  # fmt: skip
+    kinds[-1]["share"] = 1 - sum(k["share"] for k in kinds[:-1])
+    if kinds[-1]["share"] < 0:
+        return
+    model = _operators({"kinds": kinds})
+    services = model.services()
+    assert len(services) == sum(counts[: len(shares)])
+    assert sum(share for _, _, share in services) == pytest.approx(1.0)
+    for _, kind, _ in services:  # the largest service of a kind first
+        mine = [s for _, k, s in services if k.name == kind.name]
+        assert mine == sorted(mine, reverse=True)
+
+
+@given(grant=st.text(min_size=1, max_size=12).filter(lambda g: g not in ("charge", "purchase")))
+def test_an_unknown_grant_mode_is_named(grant: str) -> None:
+    kind = {**ROUND1.source["operators"]["kinds"][0], "grant": grant}
+    with pytest.raises(ScenarioError, match=r"operators\.kinds\[0\]\.grant"):
+        _operators({"kinds": [kind, *ROUND1.source["operators"]["kinds"][1:]]})
