@@ -11,7 +11,8 @@ database, as platform staff do with ``mynahil operator register``). The
 latency of every batch is measured; a least-squares line through (batch size, latency)
 gives the platform's per-report and per-request cost, which then replace the scenario's
 ``ingestion.per_report_ms`` and ``ingestion.request_overhead_ms``; the share of batches that
-failed is reported. Afterwards the platform's ledger invariants are checked.
+failed replaces ``ingestion.error_share`` (those requests are sent again, like a timeout).
+Afterwards the platform's ledger invariants are checked.
 """
 
 from __future__ import annotations
@@ -70,11 +71,14 @@ class MeasuredOperators:
         self.assumed = {
             "operators.ingestion.request_overhead_ms": ing.request_overhead_ms,
             "operators.ingestion.per_report_ms": ing.per_report_ms,
+            "operators.ingestion.error_share": ing.error_share,
         }
         overhead, per_report = self.fit()
+        sent = len(self.batches) + self.failures
         self.fitted = {
             "operators.ingestion.request_overhead_ms": overhead,
             "operators.ingestion.per_report_ms": per_report,
+            "operators.ingestion.error_share": min(0.99, self.failures / sent) if sent else 0.0,
         }
         for name, value in self.fitted.items():
             scenario = set_field(scenario, name, value)

@@ -207,7 +207,8 @@ class IngestionModel:
             work = report_requests.sum() * ing.request_overhead_ms / 1000
             work += reports.sum() * ing.per_report_ms / 1000 + other_work
             quiet = (
-                self.backlog <= 1e-9
+                ing.error_share == 0
+                and self.backlog <= 1e-9
                 and not self.carried
                 and fleet.online.all()
                 and not fleet.released.any()
@@ -319,13 +320,18 @@ class IngestionModel:
             late = waits * np.exp(-rate * self.timeout)
         total = float(sent.sum())
         extra = float(sent @ out.service_extra_s / total) if total > 0 else 0.0
-        if late.max() < 1e-12 and not self.carried:
+        failing = ing.error_share
+        if late.max() < 1e-12 and not self.carried and failing == 0:
             # Nobody times out and nothing was retried: one wait distribution for all.
             if total > 0:
                 self._latency_fresh(hour, total, waits, rate, atom_at, extra)
             return
-        self._latency(hour, levels_rep * (1 - late[:, None]), late, waits, rate, atom_at, extra)
-        self._retry(hour, levels_req * late[:, None], levels_rep * late[:, None])
+        # Answered: neither timed out nor refused with an error (5xx: sent again, like a
+        # timeout); an error is independent of the wait.
+        again = 1 - (1 - late) * (1 - failing)
+        answered = levels_rep * ((1 - late) * (1 - failing))[:, None]
+        self._latency(hour, answered, late, waits, rate, atom_at, extra)
+        self._retry(hour, levels_req * again[:, None], levels_rep * again[:, None])
 
     def _latency_fresh(
         self, hour: int, total: float, waits: float, rate: float, atom_at: float, extra: float

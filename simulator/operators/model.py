@@ -100,6 +100,9 @@ class Ingestion:
     settlement_ms: float
     settlement_day: int
     step_seconds: int
+    #: Share of report requests the platform answers with an error (sent again, like a
+    #: timeout); 0 unless measured (--hil-operators).
+    error_share: float = 0.0
 
     def batch_seconds(self, reports: float) -> float:
         """Worker time for one request carrying ``reports`` reports."""
@@ -232,6 +235,7 @@ def _ingestion(table: _Table) -> Ingestion:
         settlement_ms=table.number("settlement_ms", 1000.0, 0.0, 3_600_000.0),
         settlement_day=table.integer("settlement_day", 10, lo=1, hi=28),
         step_seconds=table.integer("step_seconds", 10, lo=1, hi=3600),
+        error_share=table.number("error_share", 0.0, 0.0, 0.99),
     )
     if 3600 % result.step_seconds:
         raise ScenarioError(f"{table.where('step_seconds')}: must divide 3600")

@@ -196,6 +196,22 @@ def test_timeouts_snowball_into_retries() -> None:
     assert result.reports.sum() == pytest.approx(7200.0)  # each decided once
 
 
+def test_refused_requests_are_sent_again_and_decided_once() -> None:
+    """error_share (measured by --hil-operators): a refused request goes again after the
+    back-off, so that share of reports waits a timeout and a back-off longer."""
+    data = copy.deepcopy(dict(ROUND1.source["operators"]))
+    data["kinds"] = [{**dict(data["kinds"][0]), "services": 1, "share": 1.0, "timeout_s": 5.0,
+                      "backoff_s": 5.0, "retries": 3, "outages_per_year": 0.0}]  # fmt: skip
+    data["ingestion"] = {**dict(data["ingestion"]), "workers": 4, "error_share": 0.2,
+                         "verify_ms": 0.0, "feed_page_ms": 0.0}  # fmt: skip
+    model = parse_operators(as_table(data))
+    result = simulate_ingestion(model, _load([3600.0, 3600.0, 0.0]), outages=[])
+    assert result.reports.sum() == pytest.approx(7200.0)  # decided once
+    assert result.retries.sum() == pytest.approx(7200.0 * (0.2 + 0.04 + 0.008), rel=0.02)
+    hist = result.latency_hist.sum(axis=0)
+    assert 1 - decided_within(hist, 10.0) == pytest.approx(0.2, abs=0.01)
+
+
 def test_an_outage_holds_reports_and_releases_them_when_the_link_is_back() -> None:
     model = _single_service(1, 0.01)
     load = _load([3600.0] * 4)
