@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import stamina
 
 from mynahil.tls import client_verify, tls_failure
 from reference_impl.points import Decision, Outcome, PointsError, Report
@@ -31,6 +31,19 @@ def report_json(report: Report) -> dict[str, Any]:
     if report.original_transaction_id is not None:
         body["original_transaction_id"] = report.original_transaction_id
     return body
+
+
+class _Lost(Exception):
+    """One try whose answer was lost; stamina tries again."""
+
+    def __init__(self, code: str, what: str) -> None:
+        super().__init__(what)
+        self.code, self.what = code, what
+
+    def detail(self, tries: int) -> str:
+        if self.code == "platform_unreachable":
+            return self.what
+        return f"{self.what} after {tries} tries"
 
 
 class PlatformUnavailable(PointsError):
@@ -73,31 +86,35 @@ class OperatorClient:
         return f"/v1/operators/{self.signer.name}"
 
     def _send(self, method: str, target: str, body: bytes = b"", content_type: str = "") -> Any:
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            headers = self.signer.headers(method, target, body)
-            if content_type:
-                headers["Content-Type"] = content_type
-            try:
-                response = self.http.request(method, target, content=body or None, headers=headers)
-            except httpx.TransportError as exc:
-                failure = tls_failure(exc)
-                if failure is not None:  # another try now meets the same certificate
-                    raise PlatformUnavailable(
-                        "platform_untrusted", f"{self.http.base_url}: {failure}"
-                    ) from None
-                if last:
-                    raise PlatformUnavailable("platform_unreachable", str(exc)) from None
-            else:
-                if response.status_code not in RETRYABLE_STATUS:
-                    return self._answer(response)
-                if last:
-                    raise PlatformUnavailable(
-                        "platform_unavailable",
-                        f"HTTP {response.status_code} after {self.retries + 1} tries",
-                    )
-            time.sleep(self.backoff_s * 2**attempt)
+        try:
+            for attempt in stamina.retry_context(
+                on=_Lost, attempts=self.retries + 1, wait_initial=self.backoff_s,
+                wait_exp_base=2, wait_jitter=0.0, wait_max=60.0, timeout=None,
+            ):  # fmt: skip
+                with attempt:
+                    return self._try(method, target, body, content_type)
+        except _Lost as lost:
+            raise PlatformUnavailable(lost.code, lost.detail(self.retries + 1)) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _try(self, method: str, target: str, body: bytes, content_type: str) -> Any:
+        """One try, signed afresh (a nonce is single-use); raises :class:`_Lost` when the
+        connection failed or the answer was 502/503/504."""
+        headers = self.signer.headers(method, target, body)
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            response = self.http.request(method, target, content=body or None, headers=headers)
+        except httpx.TransportError as exc:
+            failure = tls_failure(exc)
+            if failure is not None:  # another try now meets the same certificate
+                raise PlatformUnavailable(
+                    "platform_untrusted", f"{self.http.base_url}: {failure}"
+                ) from None
+            raise _Lost("platform_unreachable", str(exc)) from None
+        if response.status_code in RETRYABLE_STATUS:
+            raise _Lost("platform_unavailable", f"HTTP {response.status_code}")
+        return self._answer(response)
 
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
