@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 import anyio
@@ -171,7 +172,12 @@ async def login_password(body: PasswordLogin, svc: Service, request: Request) ->
     matched = await anyio.to_thread.run_sync(
         svc.check_password, attempt, body.password, limiter=_lanes(request)
     )
-    return _session(await run_in_threadpool(svc.finish_password_attempt, attempt, matched))
+    source = request.client.host if request.client else "unknown"
+    return _session(
+        await run_in_threadpool(
+            partial(svc.finish_password_attempt, attempt, matched, source=source)
+        )
+    )
 
 
 @router.put("/me/password", status_code=status.HTTP_204_NO_CONTENT)

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from reference_impl.audit import AuditEvent
+from reference_impl.audit import AuditEvent, RefusalBudget, bounded
 
 from .errors import MyKeyError
 from .ids import InvalidMyKeyId, generate_mykey_id, parse_mykey_id
@@ -185,12 +185,15 @@ class MyKeyService:
         clock: Clock = utc_now,
         policy: Policy | None = None,
         hash_password: Callable[[str], str] = hash_password,
+        anonymous_refusals: RefusalBudget | None = None,
     ) -> None:
         self.store = store
         self.jlis = jlis
         self.clock = clock
         self.policy = policy or Policy()
         self.hash_password = hash_password  # scrypt; never called inside a transaction
+        # What refused password logins may add to the audit log, per source (see audit.py).
+        self.anonymous_refusals = anonymous_refusals or RefusalBudget()
         self._anchor = x509.load_der_x509_certificate(jlis.auth_ca_certificate)
         self._ids = secrets.SystemRandom()
 
@@ -505,13 +508,31 @@ class MyKeyService:
             uow.update_record(self._failed(record, now))
         return PasswordAttempt(record.record_id, record.password_hash, canonical, now, "checked")
 
-    def finish_password_attempt(self, attempt: PasswordAttempt, matched: bool) -> LoginResult:
-        """Step 3 of :meth:`login_with_password`: audited; a session only for a match."""
+    def finish_password_attempt(
+        self, attempt: PasswordAttempt, matched: bool, *, source: str | None = None
+    ) -> LoginResult:
+        """Step 3 of :meth:`login_with_password`: audited; a session only for a match.
+
+        A refusal is a refusal of an unauthenticated request: with the caller's ``source``
+        (its address, from the HTTP layer) it passes :attr:`anonymous_refusals` first, so a
+        flood of guesses writes a bounded number of audit records (the rest are counted, and
+        the count rides on the next record). Without a source, every refusal is recorded.
+        """
+        refused = attempt.state != "checked" or not matched
+        unrecorded = 0
+        if refused and source is not None:
+            admitted = self.anonymous_refusals.admit(source, utc_now())
+            if admitted is None:
+                raise MyKeyError("login_failed", LOGIN_FAILED)
+            unrecorded = admitted
         with self._operation("login_password") as (uow, now, note):
             note["record_id"] = attempt.record_id
-            if attempt.state != "checked" or not matched:
+            if refused:
                 if attempt.state == "locked":
                     note["details"]["locked"] = True
+                if source is not None:
+                    note["details"]["source"] = bounded(source, 64)
+                    note["details"]["unrecorded_before"] = unrecorded
                 raise MyKeyError("login_failed", LOGIN_FAILED)
             assert attempt.record_id is not None
             record = uow.record(attempt.record_id, lock=True)

@@ -77,12 +77,15 @@ def test_a_full_sqlite_disk_answers_503_and_half_writes_nothing(
 ) -> None:
     built = build_platform(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "jlis")
     try:
-        state = lifecycle.issue(
-            built.jlis.ca, built.jlis.registry, random_holder(random.Random(5)),
-            pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
-        )  # fmt: skip
-        assert state.auth is not None
-        serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+        serials = []
+        for seed in (5, 6):
+            state = lifecycle.issue(
+                built.jlis.ca, built.jlis.registry, random_holder(random.Random(seed)),
+                pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+            )  # fmt: skip
+            assert state.auth is not None
+            serials.append(x509.load_der_x509_certificate(state.auth.certificate).serial_number)
+        serial, filler = serials
         _member, token = built.staff.add("Hotline desk 1", Role.JLIS_HOTLINE)
         audited = sum(1 for _ in built.store.audit_records())
 
@@ -93,10 +96,10 @@ def test_a_full_sqlite_disk_answers_503_and_half_writes_nothing(
 
         built.store.engine.dispose()
         with serving(built.app) as url, httpx.Client(base_url=url, timeout=30) as http:
-            guess = {"mykey_id": "ZZZZ-ZZZZ", "password": "wrong-guess1"}
-            for _ in range(2000):  # fill the "disk" with audit records of refused logins
-                answer = http.post("/v1/mykey/sessions/password", json=guess)
-                if answer.status_code != 401:
+            hotline = {"Authorization": f"Bearer {token}"}
+            for _ in range(2000):  # fill the "disk" with audit records of suspensions
+                answer = http.post(f"/v1/jlis/certificates/{filler}/suspension", headers=hotline)
+                if answer.status_code != 204:
                     break
             assert_unavailable(answer, "storage_full")
             audited = sum(1 for _ in built.store.audit_records())
