@@ -1,7 +1,26 @@
-"""Operator load: the payment side of the scheme, simulated (spending, reports, ingestion)."""
+"""Operator load: the payment side of the scheme, simulated (spending, reports, the intake).
+
+``simulate_operators(scenario, applications_per_hour)`` runs the scenario's operator part on
+the sign-up model's completed applications; ``mynahil simulate`` does it after the sign-up.
+Reporting (plots, HTML) lives in :mod:`.report`, operators in the loop in :mod:`.hil`.
+"""
 
 from __future__ import annotations
 
+from .ingestion import IngestionLoad, IngestionResult, simulate_ingestion
 from .model import OperatorModel, parse_operators
+from .run import OperatorRun, simulate_operators, summarize_operators
+from .spending import SpendingResult, simulate_spending
 
-__all__ = ["OperatorModel", "parse_operators"]
+__all__ = [
+    "IngestionLoad",
+    "IngestionResult",
+    "OperatorModel",
+    "OperatorRun",
+    "SpendingResult",
+    "parse_operators",
+    "simulate_ingestion",
+    "simulate_operators",
+    "simulate_spending",
+    "summarize_operators",
+]
