@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 __all__ = [
+    "REPORT_TIMES",
     "Application",
     "Decision",
     "LedgerEntry",
@@ -18,6 +19,12 @@ __all__ = [
     "StoredTransaction",
     "TransactionKind",
 ]
+
+
+REPORT_TIMES = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+"""[from, to): when a reported transaction may have happened, and the months settled. Wider
+than any campaign (reports outside one are ``outside_campaign``), narrow enough that
+converting a time to UTC or Japan time never leaves the representable range."""
 
 
 class TransactionKind(StrEnum):

@@ -23,6 +23,7 @@ from reference_impl.mykey import Conflict, MyKeyService
 from .campaign import Bonus, Campaign, Scheme
 from .errors import PointsError
 from .model import (
+    REPORT_TIMES,
     Application,
     Decision,
     LedgerEntry,
@@ -68,10 +69,6 @@ __all__ = ["REPORT_TIMES", "CardProof", "HolderPoints", "PointsService", "report
 Clock = Callable[[], datetime]
 MAX_BATCH = 5000
 _RACE_RETRIES = 5
-REPORT_TIMES = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
-"""[from, to): when a reported transaction may have happened. Wider than any campaign (those
-are refused as ``outside_campaign``), narrow enough that converting it to UTC or Japan time
-never leaves the representable range."""
 
 
 @dataclass(frozen=True, slots=True)

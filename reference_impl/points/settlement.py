@@ -20,7 +20,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from .campaign import Scheme
-from .model import LedgerEntry, LedgerKind, StoredTransaction, TransactionKind
+from .model import REPORT_TIMES, LedgerEntry, LedgerKind, StoredTransaction, TransactionKind
 from .rules import JST, points_for
 
 __all__ = [
@@ -36,12 +36,19 @@ __all__ = [
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """``YYYY-MM`` as a [start, end) pair of aware datetimes, in Japan time."""
+    """``YYYY-MM`` (2000-01 to 2099-12) as a [start, end) pair of aware datetimes, in Japan
+    time."""
+    found = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})", month, flags=re.ASCII)
+    first_year, last_year = REPORT_TIMES[0].year, REPORT_TIMES[1].year - 1
     try:
-        year, number = (int(part) for part in month.split("-"))
+        if found is None:
+            raise ValueError
+        year, number = int(found[1]), int(found[2])
         first = date(year, number, 1)
     except ValueError:
         raise ValueError(f"month must look like 2020-09, got {month!r}") from None
+    if not first_year <= year <= last_year:
+        raise ValueError(f"month must lie in {first_year}-01..{last_year}-12, got {month!r}")
     following = date(year + number // 12, number % 12 + 1, 1)
     return datetime.combine(first, time(), JST), datetime.combine(following, time(), JST)
 

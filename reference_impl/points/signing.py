@@ -111,8 +111,8 @@ def check_signature(
     """Verify signature and timestamp (not the nonce: see the module docstring)."""
     signer = signer_of(headers)
     timestamp, nonce = headers[TIMESTAMP], headers[NONCE]
-    if not 8 <= len(nonce) <= 64:
-        raise PointsError("request_unsigned", "the nonce must be 8 to 64 characters")
+    if not 8 <= len(nonce) <= 64 or not nonce.isprintable():
+        raise PointsError("request_unsigned", "the nonce must be 8 to 64 printable characters")
     try:
         signed_at = datetime.fromtimestamp(int(timestamp), UTC)
     except (ValueError, OverflowError, OSError):

@@ -135,6 +135,22 @@ def test_any_signature_header_bytes_are_a_4xx(site: Site, value: bytes, which: s
     assert_problem(site.client.get(path, headers=headers))
 
 
+def test_a_validly_signed_nonce_with_a_nul_is_a_4xx(site: Site) -> None:
+    """Only the operator can sign it, but PostgreSQL could not have stored it (500)."""
+    import secrets
+
+    from reference_impl.points.signing import _message
+
+    path = f"/v1/operators/{OPERATOR}/applications"
+    timestamp, nonce = str(int(datetime.now(UTC).timestamp())), secrets.token_hex(8) + "\x00"
+    signature = site.signer.key.sign(_message("GET", path, timestamp, nonce, b""))
+    headers = {"X-Mynahil-Signer": OPERATOR, "X-Mynahil-Timestamp": timestamp,
+               "X-Mynahil-Nonce": nonce.encode(),
+               "X-Mynahil-Signature": base64.b64encode(signature).decode()}  # fmt: skip
+    problem = assert_problem(site.client.get(path, headers=headers))
+    assert problem["code"] == "request_unsigned"
+
+
 # --- path parameters ------------------------------------------------------------------------
 
 
@@ -165,6 +181,21 @@ def test_any_operator_path_parameter_is_a_4xx(site: Site, text: str, where: str)
     result = site.signed("GET", path, b"")
     assert 400 <= result["status"] < 500, result
     assert result["type"].startswith(PROBLEM)
+
+
+@pytest.mark.parametrize(
+    "month", ["0001-01", "1999-12", "2100-01", "9999-12", "2020-09-01", "20200-09", "2020-123"]
+)
+@pytest.mark.parametrize("what", ["settlements", "reconciliations"])
+def test_a_month_outside_2000_to_2099_or_not_written_yyyy_mm_is_a_422(
+    site: Site, month: str, what: str
+) -> None:
+    """``0001-01`` converted to UTC overflowed on SQLite (500)."""
+    path = f"/v1/operators/{OPERATOR}/{what}/{month}"
+    body = b"" if what == "settlements" else b"transaction_id,kind,amount,points\n"
+    result = site.signed("GET" if what == "settlements" else "POST", path, body)
+    assert result["status"] == 422, result
+    assert "month" in result["json"]["detail"], result
 
 
 # --- JSON strings ---------------------------------------------------------------------------
