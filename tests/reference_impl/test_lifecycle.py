@@ -530,3 +530,36 @@ def test_the_person_is_the_same_along_any_chain_of_renewals_and_reissues(
                     facts = registry.holder_facts(chain)
                     assert facts is not None
                     assert facts.person_ref == people[person]
+
+
+def test_a_card_from_an_old_registry_file_is_reissued_to_the_same_legacy_person(
+    tmp_path: Path, key_pool: KeyPool, rng: random.Random
+) -> None:
+    """A registry written before card records existed: the reissued card carries the legacy
+    person reference the old card is reported with."""
+    import json
+
+    folder = tmp_path / "ca"
+    ca = JlisCA.create(folder)
+    old = lifecycle.issue(
+        ca, CertificateRegistry(folder), random_holder(rng), pin=PIN, password=PASSWORD,
+        issued_on=TODAY, keys=key_pool,
+    )  # fmt: skip
+    path = folder / "registry.json"
+    body = json.loads(path.read_text())
+    del body["cards"]
+    path.write_text(json.dumps(body))
+    registry = CertificateRegistry(folder)
+    legacy = HolderFacts(f"legacy-{old.label}", date(2000, 1, 1))
+    assert registry.holder_facts(serials(old)["auth"]) == legacy
+    new = lifecycle.reissue(
+        ca, registry, old, on=TODAY + timedelta(days=60), pin=PIN, password=PASSWORD,
+        applied_on=TODAY + timedelta(days=30), keys=key_pool,
+    )  # fmt: skip
+    for number in serials(new).values():
+        assert CertificateRegistry(folder).holder_facts(number) == HolderFacts(
+            legacy.person_ref, TODAY + timedelta(days=30)
+        )
+    record = registry.card(new.label)
+    assert record is not None
+    assert record.replaces is None  # the old card has no record to point at
