@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from reference_impl.gateways import LocalAccountCheck
 from reference_impl.platform import ReferencePlatform, build_platform
 from reference_impl.points import Operator, PaymentService
 from reference_impl.points.signing import Signer, public_key_bytes
+from tests.conftest import postgres_schema
 from tests.security.strategies import extreme_datetimes, header_values, hostile_text
 
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
@@ -69,10 +70,23 @@ def _json(content: bytes) -> Any:
         return None
 
 
-@pytest.fixture
-def site(store_url: str, tmp_path: Path) -> Iterator[Site]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One database per store for the module: every test here is refused or decided without
+    depending on another's rows (each report has its own keys)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'platform.db'}"
+        return
+    with postgres_schema(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def site(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     platform = build_platform(
-        store_url, tmp_path / "jlis", accounts=LocalAccountCheck({}), as_of=AS_OF
+        db_url, tmp_path_factory.mktemp("jlis"), accounts=LocalAccountCheck({}), as_of=AS_OF
     )
     key = Ed25519PrivateKey.generate()
     platform.points.register_operator(
@@ -137,8 +151,6 @@ def test_any_signature_header_bytes_are_a_4xx(site: Site, value: bytes, which: s
 
 def test_a_validly_signed_nonce_with_a_nul_is_a_4xx(site: Site) -> None:
     """Only the operator can sign it, but PostgreSQL could not have stored it (500)."""
-    import secrets
-
     from reference_impl.points.signing import _message
 
     path = f"/v1/operators/{OPERATOR}/applications"
@@ -239,9 +251,10 @@ def test_hostile_strings_in_holder_bodies_are_a_4xx(
 
 
 def _report(**overrides: Any) -> dict[str, Any]:
+    unique = secrets.token_hex(8)
     report = {
-        "idempotency_key": "k-1",
-        "transaction_id": "t-1",
+        "idempotency_key": f"k-{unique}",
+        "transaction_id": f"t-{unique}",
         "service_id": SERVICE,
         "account_id": "acct-1",
         "kind": "charge",
@@ -283,7 +296,7 @@ def test_hostile_strings_in_a_report_are_decided_or_a_4xx(
 def test_a_time_at_the_edge_of_the_range_refuses_the_batch_with_a_422(
     site: Site, moment: str
 ) -> None:
-    good = _report(idempotency_key="k-ok", transaction_id="t-ok")
+    good = _report()
     edge = _report(occurred_at=moment)
     result = site.signed("POST", TRANSACTIONS, _batch(good, edge))
     assert result["status"] == 422, result
