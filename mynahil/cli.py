@@ -322,7 +322,30 @@ def card_info(
 
     _load_or_fail(card)
     _print_card(card, show_my_number=show_my_number)
+    _print_jlis_record(card, ca or default_home() / "jlis")
     card_info_data(card, show_my_number=show_my_number, face_images=face_images, ca=ca)
+
+
+def _print_jlis_record(path: Path, folder: Path) -> None:
+    """What J-LIS in ``folder`` recorded about the card: its application date and the person."""
+    from reference_impl.jlis import CertificateRegistry
+    from reference_impl.jlis.registry import RegistryFileError
+
+    state = load_card(path)
+    if state.auth is None or not (folder / CertificateRegistry.FILE).exists():
+        return
+    serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+    try:
+        facts = CertificateRegistry(folder).holder_facts(serial)
+    except RegistryFileError as exc:
+        fail(str(exc))
+    if facts is None:
+        console.print(f"J-LIS in {escape(str(folder))} has no record of this card")
+        return
+    console.print(
+        f"J-LIS: card applied for on {facts.card_applied_on} (申請受付日), "
+        f"person reference {facts.person_ref}"
+    )
 
 
 # --- card attach ---------------------------------------------------------------------------

@@ -128,6 +128,9 @@ def test_card_new_records_the_application_date_with_j_lis(tmp_path: Path) -> Non
     assert late.exit_code == 2, late.output
     assert "--applied-on 2021-05-21 is after the issuance date 2021-05-20" in late.output
     assert not (tmp_path / "c.json").exists()
+    shown = runner.invoke(app, ["card", "info", "--card", str(tmp_path / "a" / "card.json")])
+    assert shown.exit_code == 0, shown.output
+    assert "card applied for on 2021-04-20" in shown.output
     bad = runner.invoke(
         app, ["card", "new", "--out", str(tmp_path / "d.json"), "--applied-on", "2021-02-30"]
     )
