@@ -819,6 +819,14 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         if not beside_file.exists() and (scenarios_dir() / operators).exists():
             beside_file = scenarios_dir() / operators  # a copied scenario: the bundled part
         data["operators"] = _read(beside_file, (*seen, path))
+    calibration = data.get("calibration")
+    if isinstance(calibration, dict) and isinstance(calibration.get("data"), str):
+        # Beside the file that names it, else the bundled one: a copied scenario that
+        # extends a bundled one keeps its published figures.
+        published = path.parent / calibration["data"]
+        if not published.exists() and (scenarios_dir() / calibration["data"]).exists():
+            published = scenarios_dir() / calibration["data"]
+        calibration["data"] = str(published)
     parent = data.pop("extends", None)
     if parent is None:
         return data

@@ -54,6 +54,21 @@ def test_a_copy_still_extends_its_bundled_parent(tmp_path: Path) -> None:
     assert scenario.population == load_scenario("launch-week").population
 
 
+def test_a_copy_simulates_with_its_parents_published_figures(tmp_path: Path) -> None:
+    """The copy lives where no data/ folder is: the calibration check still finds round 1's
+    published figures through the bundled parent."""
+    mine = tmp_path / "mine"
+    runner = CliRunner()
+    assert runner.invoke(app, ["scenarios", "copy", "launch-week", str(mine)]).exit_code == 0
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app, ["simulate", str(mine / "launch-week.toml"), "--out", str(out), "--quiet",
+              "--no-operators"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "published" in (out / "report.html").read_text()
+
+
 def test_copy_refuses_to_overwrite_and_unknown_names_are_named(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["scenarios", "copy", "round1", str(tmp_path)]).exit_code == 0
