@@ -77,6 +77,7 @@ def test_public_surface() -> None:
         "nth_birthday_after",
         "ocsp_request_for",
         "random_holder",
+        "sign_card_data",
         "signing_certificate_allowed",
     ]
 

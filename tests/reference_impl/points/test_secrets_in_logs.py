@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from datetime import date
 from pathlib import Path
 
@@ -77,4 +78,6 @@ def test_no_secret_in_any_log_or_record(
         assert secret not in caplog.text
         assert secret not in audit
         assert secret not in stored
-    assert "1234" not in audit
+    # The PIN as a value of its own: "1234" may occur by chance inside a hash or a serial's
+    # 40-odd digits (seen), which is no leak.
+    assert not re.search(r"(?<![0-9A-Za-z])1234(?![0-9A-Za-z])", audit)
