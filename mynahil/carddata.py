@@ -170,12 +170,36 @@ def verify_certificate(ef0004: bytes, root: x509.Certificate) -> rsa.RSAPublicKe
 # --- card-info AP ----------------------------------------------------------------------------
 
 
+def _offsets(value: bytes, where: str) -> list[int]:
+    try:
+        return decode_offsets(value)
+    except ValueError as exc:
+        raise CardDataInvalid(f"{where}: {exc}") from None
+
+
+def check_offsets(ef: bytes, outer_tag: bytes, where: str) -> list[int]:
+    """DF21's offsets, once each is checked to be the position of the next field's tag in the
+    EF (DF21 is outside every hash and signature, so the relying party checks it this way)."""
+    outer = _field(_tlvs(ef, where), outer_tag, where)
+    inner = _tlvs(outer, where)
+    offsets = _offsets(_field(inner, b"\xdf\x21", where), where)
+    start = ef.index(outer)
+    position = start + len(_tlv(b"\xdf\x21", inner[b"\xdf\x21"]))
+    actual = []
+    for tag, value in list(inner.items())[1:]:
+        actual.append(position)
+        position += len(_tlv(tag, value))
+    if next(iter(inner)) != b"\xdf\x21" or offsets != actual:
+        raise CardDataInvalid(f"{where}: DF21's offsets do not point at the fields that follow")
+    return offsets
+
+
 def basic_info_hashed_part(ef0002: bytes) -> bytes:
     """What DF32 hashes: EF 0002 from its first field (DF21's first offset) to the end of the
     FF20 TLV, the header and DF21 left out (as jsapdu's ``calculateBasicFourHash`` takes it).
     EF 0001 is hashed whole (``calculateMyNumberHash``)."""
     outer = _field(_tlvs(ef0002, "EF 0002"), b"\xff\x20", "EF 0002")
-    offsets = decode_offsets(_field(_tlvs(outer, "EF 0002"), b"\xdf\x21", "EF 0002"))
+    offsets = check_offsets(ef0002, b"\xff\x20", "EF 0002")
     if not offsets:
         raise CardDataInvalid("EF 0002's DF21 lists no field")
     end = ef0002.index(outer) + len(outer)
@@ -278,7 +302,7 @@ def encode_face_entries(entries: FaceEntries, sign: Signer) -> bytes:
 
 def decode_face_entries(data: bytes) -> FaceEntries:
     inner = _tlvs(_field(_tlvs(data, "EF 0002"), b"\xff\x20", "EF 0002"), "EF 0002")
-    offsets = decode_offsets(_field(inner, b"\xdf\x21", "EF 0002"))
+    offsets = _offsets(_field(inner, b"\xdf\x21", "EF 0002"), "EF 0002")
     if len(offsets) != 9:
         raise CardDataInvalid(f"EF 0002's DF21 lists {len(offsets)} fields, not 9")
     try:
@@ -319,6 +343,7 @@ def verify_face(
     key = verify_certificate(ef0004, root)
     raw = encode_public_key(key)
     entries = decode_face_entries(entries_ef)
+    check_offsets(entries_ef, b"\xff\x20", "EF 0002 (the card face)")
     if entries.public_key_raw != raw:
         raise CardDataInvalid("EF 0002's DF24 is not the key EF 0004 certifies")
     _verify(key, entries.signature, entries.signed_message, "EF 0002 (the card face)")
