@@ -116,8 +116,18 @@ class UnitOfWork(Protocol):
         """Raises :class:`Conflict` if the ID is taken."""
         ...
 
-    def bind_serial(self, record_id: int, serial: int, now: datetime) -> None:
-        """Raises :class:`Conflict` if the serial is bound to an active record already."""
+    def bind_serial(
+        self,
+        record_id: int,
+        serial: int,
+        now: datetime,
+        *,
+        valid: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """Raises :class:`Conflict` if the serial is bound to an active record already.
+
+        ``valid`` is the certificate's (not_before, not_after), kept with the binding.
+        """
         ...
 
     def unbind_serials(self, record_id: int) -> list[int]: ...

@@ -170,6 +170,10 @@ def audited_operation(
         raise refusal
 
 
+def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
 def _token_hash(token: str) -> str:
     # UTF-8 with surrogates passed: any string hashes (and then matches no session); the
     # platform's own tokens are ASCII, so their hashes are what they always were.
@@ -246,15 +250,10 @@ class MyKeyService:
 
     # --- certificates ----------------------------------------------------------------------
 
-    def _verify_card(
-        self, certificate_der: bytes, nonce: bytes, signature: bytes, now: datetime
-    ) -> int:
-        """Chain, validity, revocation and possession: the certificate's serial if all hold."""
-        return int(self._verified_certificate(certificate_der, nonce, signature, now).serial_number)
-
     def _verified_certificate(
         self, certificate_der: bytes, nonce: bytes, signature: bytes, now: datetime
     ) -> x509.Certificate:
+        """Chain, validity, revocation and possession: the certificate if all hold."""
         try:
             cert = x509.load_der_x509_certificate(certificate_der)
         except ValueError:
@@ -295,12 +294,17 @@ class MyKeyService:
             ) from None
         return cert
 
-    def _record_for_serial(self, uow: UnitOfWork, serial: int, now: datetime) -> MyKeyRecord | None:
+    def _record_for_serial(
+        self, uow: UnitOfWork, cert: x509.Certificate, now: datetime
+    ) -> MyKeyRecord | None:
         """The active record for this certificate, following J-LIS's old→new linkage.
 
         A renewed certificate or a reissued card's certificate is bound, on first sight, to
         the record its predecessor was bound to (SPEC: the MyKey ID stays, points carry over).
+        The binding keeps the certificate's validity: the point rules ask whether the holder
+        had a valid certificate when a charge was made.
         """
+        serial = int(cert.serial_number)
         found = uow.record_by_serial(serial)
         if found is not None:
             return found
@@ -312,7 +316,7 @@ class MyKeyService:
             record = uow.record_by_serial(ancestor)
             if record is not None:
                 try:
-                    uow.bind_serial(record.record_id, serial, now)
+                    uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
                 except Conflict:
                     return uow.record_by_serial(serial)
                 uow.audit(
@@ -340,9 +344,10 @@ class MyKeyService:
         """Bind a MyKey ID to the card's certificate; the same card gets its existing ID back."""
         with self._operation("issue") as (uow, now, note):
             nonce = self._take_challenge(uow, challenge_id, Purpose.ISSUE, now)
-            serial = self._verify_card(certificate_der, nonce, signature, now)
+            cert = self._verified_certificate(certificate_der, nonce, signature, now)
+            serial = int(cert.serial_number)
             note["details"]["serial"] = str(serial)
-            existing = self._record_for_serial(uow, serial, now)
+            existing = self._record_for_serial(uow, cert, now)
             if existing is not None:
                 note["record_id"] = existing.record_id
                 note["details"]["existing"] = True
@@ -356,7 +361,7 @@ class MyKeyService:
                 # sent again, and the refusal is audited like any other.
                 with uow.savepoint():
                     record = self._create(uow, wanted, now)
-                    uow.bind_serial(record.record_id, serial, now)
+                    uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
             except Conflict:
                 raise MyKeyError(
                     "issuance_raced",
@@ -409,9 +414,9 @@ class MyKeyService:
     ) -> LoginResult:
         with self._operation("login_card") as (uow, now, note):
             nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
-            serial = self._verify_card(certificate_der, nonce, signature, now)
-            note["details"]["serial"] = str(serial)
-            record = self._record_for_serial(uow, serial, now)
+            cert = self._verified_certificate(certificate_der, nonce, signature, now)
+            note["details"]["serial"] = str(cert.serial_number)
+            record = self._record_for_serial(uow, cert, now)
             if record is None:
                 raise MyKeyError(
                     "mykey_not_found", "this card has no MyKey ID yet: issue one first"
@@ -431,7 +436,7 @@ class MyKeyService:
         nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
         cert = self._verified_certificate(certificate_der, nonce, signature, now)
         serial = int(cert.serial_number)
-        record = self._record_for_serial(uow, serial, now)
+        record = self._record_for_serial(uow, cert, now)
         if record is None:
             raise MyKeyError("mykey_not_found", "this card has no MyKey ID yet: issue one first")
         facts = self.jlis.holder_facts(serial)

@@ -43,6 +43,8 @@ class Outcome(StrEnum):
     BEFORE_APPLICATION = "before_application"
     OUTSIDE_CAMPAIGN = "outside_campaign"
     MYKEY_REVOKED = "mykey_revoked"  # a revoked ID holds no points
+    CERTIFICATE_EXPIRED = "certificate_expired"  # made while the holder's certificate was expired
+    FUTURE_DATED = "future_dated"  # dated after the platform's clock (beyond the skew); not kept
     ORIGINAL_UNKNOWN = "original_unknown"  # a refund of a transaction never reported
     REFUND_EXCEEDS_ORIGINAL = "refund_exceeds_original"
     REFUND_ACCOUNT_MISMATCH = "refund_account_mismatch"  # not the charge's service and account

@@ -11,6 +11,7 @@ from typing import Protocol
 from reference_impl.mykey.ports import UnitOfWork
 
 from .model import Application, LedgerEntry, Operator, PaymentService, StoredTransaction
+from .rules import CertificatePeriod
 
 __all__ = [
     "AccountCheck",
@@ -57,6 +58,12 @@ class PointsUnitOfWork(UnitOfWork, Protocol):
     def applications_feed(self, operator_id: str, after: int, limit: int) -> list[Application]: ...
     def active_records(self, record_ids: Collection[int]) -> set[int]:
         """Which of these MyKey records are active (not revoked)."""
+        ...
+
+    def certificate_periods(
+        self, record_ids: Collection[int]
+    ) -> dict[int, list[CertificatePeriod | None]]:
+        """The validity of each record's bound certificates (None: not recorded)."""
         ...
 
     # transactions and ledger

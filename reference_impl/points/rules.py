@@ -12,10 +12,20 @@ that was clipped by the cap takes back only what the remaining amount no longer 
 refund frees under the cap is available to later transactions, never re-granted to earlier ones.
 
 Time: campaign dates are Japan dates; a transaction's day is its time in JST (UTC+9, no DST).
+
+Certificates (seed 004): while the holder's user-authentication certificate is expired, MyNa
+Point cannot be used; after renewal it can again. A charge earns nothing when, at the moment
+it was made, none of the holder's certificates known to the platform was valid
+(:func:`certificate_valid_at`); the outcome says ``certificate_expired``.
+
+Clock skew: a report dated more than :data:`FUTURE_SKEW` (5 minutes) after the platform's own
+(business) clock is refused as ``future_dated`` (:func:`is_future_dated`); it is not kept, so
+the operator may send it again once its clock is right.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
@@ -24,12 +34,16 @@ from typing import Final
 from .campaign import Bonus, SpendRule
 
 __all__ = [
+    "FUTURE_SKEW",
     "JST",
+    "CertificatePeriod",
     "Eligibility",
     "GrantDecision",
     "Registration",
+    "certificate_valid_at",
     "decide_grant",
     "eligibility",
+    "is_future_dated",
     "japan_date",
     "points_for",
     "refund_clawback",
@@ -37,6 +51,10 @@ __all__ = [
 ]
 
 JST: Final = timezone(timedelta(hours=9), "JST")
+
+FUTURE_SKEW: Final = timedelta(minutes=5)
+"""How far after the platform's clock a reported transaction may be dated (operators' clocks
+drift); anything later has not happened yet."""
 
 
 def japan_date(moment: datetime) -> date:
@@ -121,3 +139,30 @@ def registration_counts(bonus: Bonus, registered_on: date | None, today: date) -
     if registered_on > bonus.registration_deadline:
         return Registration.TOO_LATE
     return Registration.COUNTS
+
+
+def is_future_dated(occurred_at: datetime, now: datetime, skew: timedelta = FUTURE_SKEW) -> bool:
+    """A transaction dated after the platform's ``now`` by more than ``skew``."""
+    return occurred_at > now + skew
+
+
+@dataclass(frozen=True, slots=True)
+class CertificatePeriod:
+    """When one of the holder's user-authentication certificates was valid (inclusive)."""
+
+    not_before: datetime
+    not_after: datetime
+
+
+def certificate_valid_at(periods: Sequence[CertificatePeriod | None], moment: datetime) -> bool:
+    """Whether the holder had a valid certificate at ``moment`` (seed 004: while it is expired,
+    MyNa Point cannot be used; a renewed certificate makes it usable again).
+
+    ``periods`` are the holder's certificates the platform knows; ``None`` stands for one whose
+    validity it never recorded (bound before it kept validity), which is given the benefit of
+    the doubt. A holder with no known certificate at all is not refused here either: whether
+    they may take part at all is decided by their MyKey ID's state.
+    """
+    if not periods or any(p is None for p in periods):
+        return True
+    return any(p.not_before <= moment <= p.not_after for p in periods if p is not None)

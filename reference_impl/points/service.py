@@ -45,10 +45,14 @@ from .ports import (
     RegistryUnreachable,
 )
 from .rules import (
+    FUTURE_SKEW,
+    CertificatePeriod,
     Eligibility,
     Registration,
+    certificate_valid_at,
     decide_grant,
     eligibility,
+    is_future_dated,
     japan_date,
     refund_clawback,
     registration_counts,
@@ -137,8 +141,10 @@ class _Batch:
         active: set[int],
         totals: dict[CapKey, int],
         originals: dict[str, StoredTransaction],
+        certificates: Mapping[int, list[CertificatePeriod | None]],
     ) -> None:
         self.scheme = scheme
+        self.certificates = certificates
         self.operator_id = operator_id
         self.now = now
         self.applications = applications
@@ -246,6 +252,12 @@ class _Batch:
             outcome = Outcome.BEFORE_APPLICATION if before else Outcome.OUTSIDE_CAMPAIGN
             return self._store(report, digest, outcome, record_id=applied[0].record_id)
         _, application, campaign = chosen
+        if not certificate_valid_at(
+            self.certificates.get(application.record_id, []), report.occurred_at
+        ):
+            return self._store(
+                report, digest, Outcome.CERTIFICATE_EXPIRED, record_id=application.record_id
+            )
         group = campaign.spend.cap_group
         held = self.totals.get((application.record_id, group), 0)
         grant = decide_grant(report.amount, campaign.spend, held)
@@ -319,6 +331,7 @@ class PointsService:
         max_skew: timedelta = MAX_SKEW,
         anonymous_refusals: RefusalBudget | None = None,
         registrations: Registrations | None = None,
+        future_skew: timedelta = FUTURE_SKEW,
     ) -> None:
         self.store = store
         self.mykey = mykey
@@ -331,6 +344,7 @@ class PointsService:
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.max_skew = max_skew
         self.anonymous_refusals = anonymous_refusals or RefusalBudget()
+        self.future_skew = future_skew  # how far after the business clock a report may be dated
 
     def _operation(self, action: str) -> Any:
         return self.mykey.operation(action)
@@ -677,8 +691,12 @@ class PointsService:
             # Read after the locks: a batch that held them has committed what it decided.
             replays = uow.transactions_by_key(operator_id, {r.idempotency_key for r in reports})
             known = uow.transactions_by_id(operator_id, ids)
-            active = uow.active_records({k[0] for k in keys})
-            batch = _Batch(self.scheme, operator_id, now, applications, active, totals, known)
+            records = {k[0] for k in keys}
+            active = uow.active_records(records)
+            certificates = uow.certificate_periods(records)
+            batch = _Batch(
+                self.scheme, operator_id, now, applications, active, totals, known, certificates
+            )
             decisions: list[Decision] = []
             for report, digest in zip(reports, digests, strict=True):
                 decisions.append(self._decide(batch, report, digest, own, replays))
@@ -698,8 +716,8 @@ class PointsService:
             )
             return decisions
 
-    @staticmethod
     def _decide(
+        self,
         batch: _Batch,
         report: Report,
         digest: str,
@@ -720,6 +738,11 @@ class PointsService:
         if report.service_id not in own:
             return Decision(
                 report.idempotency_key, report.transaction_id, Outcome.SERVICE_UNKNOWN, 0, None
+            )
+        if is_future_dated(report.occurred_at, batch.now, self.future_skew):
+            # Not kept: the same report, sent again once its time has come, is decided then.
+            return Decision(
+                report.idempotency_key, report.transaction_id, Outcome.FUTURE_DATED, 0, None
             )
         if report.transaction_id in batch.seen_ids:
             return Decision(
@@ -788,6 +811,7 @@ _RECORDED_REFUSALS = frozenset(
         Outcome.BEFORE_APPLICATION,
         Outcome.OUTSIDE_CAMPAIGN,
         Outcome.MYKEY_REVOKED,
+        Outcome.CERTIFICATE_EXPIRED,
         Outcome.ORIGINAL_UNKNOWN,
         Outcome.REFUND_EXCEEDS_ORIGINAL,
         Outcome.REFUND_ACCOUNT_MISMATCH,

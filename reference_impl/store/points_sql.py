@@ -35,9 +35,11 @@ from reference_impl.points.model import (
     StoredTransaction,
     TransactionKind,
 )
+from reference_impl.points.rules import CertificatePeriod
 
 from .tables import (
     applications,
+    certificate_bindings,
     ledger,
     linked_accounts,
     mykeys,
@@ -77,6 +79,11 @@ _ACTIVE = select(mykeys.c.record_id).where(
     mykeys.c.record_id.in_(bindparam("records", expanding=True)),
     mykeys.c.status == MyKeyStatus.ACTIVE.value,
 )
+_PERIODS = select(
+    certificate_bindings.c.record_id,
+    certificate_bindings.c.not_before,
+    certificate_bindings.c.not_after,
+).where(certificate_bindings.c.record_id.in_(bindparam("records", expanding=True)))
 _NEXT_FEED = (
     update(operators)
     .where(operators.c.operator_id == bindparam("op"))
@@ -293,6 +300,21 @@ class PointsStatements:
             query = query.with_for_update(read=True)
         rows = self._conn.execute(query, {"records": sorted(record_ids)})
         return {int(r.record_id) for r in rows}
+
+    def certificate_periods(
+        self, record_ids: Collection[int]
+    ) -> dict[int, list[CertificatePeriod | None]]:
+        found: dict[int, list[CertificatePeriod | None]] = {}
+        if not record_ids:
+            return found
+        for row in self._conn.execute(_PERIODS, {"records": sorted(record_ids)}):
+            period = (
+                CertificatePeriod(row.not_before, row.not_after)
+                if row.not_before is not None and row.not_after is not None
+                else None
+            )
+            found.setdefault(int(row.record_id), []).append(period)
+        return found
 
     # transactions and ledger
 

@@ -534,8 +534,21 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
             raise
         return MyKeyRecord(int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now))
 
-    def bind_serial(self, record_id: int, serial: int, now: datetime) -> None:
-        values = {"serial": str(serial), "record_id": record_id, "bound_at": now}
+    def bind_serial(
+        self,
+        record_id: int,
+        serial: int,
+        now: datetime,
+        *,
+        valid: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        values = {
+            "serial": str(serial),
+            "record_id": record_id,
+            "bound_at": now,
+            "not_before": valid[0] if valid else None,
+            "not_after": valid[1] if valid else None,
+        }
         inserted = _raw_insert_new(self._conn.dialect.name, certificate_bindings, list(values))
         if not inserted.rows(self._conn, values):
             raise Conflict(f"certificate serial {serial} is bound already")

@@ -119,6 +119,9 @@ certificate_bindings = Table(
     Column("serial", String(64), primary_key=True),
     Column("record_id", Integer, ForeignKey("mykeys.record_id"), nullable=False, index=True),
     Column("bound_at", UTCDateTime, nullable=False),
+    # The certificate's validity (NULL for bindings made before the platform kept it).
+    Column("not_before", UTCDateTime, nullable=True),
+    Column("not_after", UTCDateTime, nullable=True),
 )
 
 # Every ID a record gave up; with mykeys.mykey_id this is every ID ever handed out.

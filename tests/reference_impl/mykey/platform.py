@@ -55,14 +55,18 @@ class Platform:
         self._rng = random.Random(3)
 
     def new_card(
-        self, *, issued_on: date | None = None, applied_on: date | None = None
+        self,
+        *,
+        born: date | None = None,
+        issued_on: date | None = None,
+        applied_on: date | None = None,
     ) -> Cardholder:
-        """A first card, issued today (the clock's) unless told; applied for a month before
-        unless told."""
+        """A first card, issued today (the clock's) unless told, applied for a month before
+        unless told, to a random adult (or one ``born`` on that day)."""
         state = lifecycle.issue(
             self.ca,
             self.registry,
-            random_holder(self._rng),
+            random_holder(self._rng, birth_date=born),
             pin=PIN,
             password=PASSWORD,
             issued_on=issued_on or self.clock.now.date(),

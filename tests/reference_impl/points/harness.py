@@ -70,11 +70,17 @@ class PointsPlatform(Platform):
         challenge, certificate, signature = self.prove(holder, Purpose.LOGIN)
         return CardProof(challenge.challenge_id, certificate, signature)
 
-    def person(self, *, apply: bool = True) -> Person:
-        """A card holder with a MyKey ID and an account at the operator (applied, by default)."""
+    def person(
+        self, *, apply: bool = True, born: date | None = None, issued_on: date | None = None
+    ) -> Person:
+        """A card holder with a MyKey ID and an account at the operator (applied, by default).
+
+        The card is issued a month before the campaign, or on ``issued_on``, to a random adult
+        or to one ``born`` on that day (their certificate runs to the 5th birthday after).
+        """
         saved = self.clock.now
         self.clock.now = START - timedelta(days=30)
-        holder = self.new_card()
+        holder = self.new_card(born=born, issued_on=issued_on)
         self.clock.now = saved
         mykey_id = self.issue(holder).mykey_id
         account = self.books.open_account("holder")

@@ -126,7 +126,7 @@ def test_reserve_apply_charge_settle_over_http(world: World) -> None:
 
     feed = world.operator.feed(after=0)
     assert [a["account_id"] for a in feed] == [account.account_id]
-    later = AS_OF + timedelta(hours=1)
+    later = AS_OF + timedelta(minutes=2)  # after the application, not ahead of the clock
     reports = [world.books.book(account.account_id, 12_000, later) for _ in range(2)]
     decisions = world.operator.report(reports)
     world.books.answered(decisions)
@@ -283,7 +283,7 @@ def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
             client.retries, client.backoff_s = 1, 0.01
             app = create_operator_app(
                 books, public_key_bytes(platform.signer.key), client,
-                shifted_clock(AS_OF + timedelta(hours=1)), resend_every_s=0.1,
+                shifted_clock(AS_OF + timedelta(minutes=1)), resend_every_s=0.1,
             )  # fmt: skip
             with serving(app) as operator_url:
                 platform.points.register_operator(

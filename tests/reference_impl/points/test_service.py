@@ -38,6 +38,7 @@ def test_charges_before_the_application_or_outside_the_window_earn_nothing(
     points: PointsPlatform,
 ) -> None:
     person = points.person()
+    points.advance_to(datetime(2022, 1, 5, tzinfo=UTC))  # reports come in after the fact
     before = points.report(person, 1000, at=START - timedelta(minutes=1))
     assert before.outcome is Outcome.BEFORE_APPLICATION
     august = points.report(person, 1000, at=START + timedelta(hours=1))  # before 2020-09-01
@@ -212,6 +213,7 @@ def test_round2_carries_over_round1_and_pays_each_bonus_once(points: PointsPlatf
     applied = points.apply(person, campaign_id="round2")
     assert applied.campaign_id == "round2"
     later = ROUND2_DAY + timedelta(hours=1)
+    points.advance_to(later)
     assert points.report(person, 16_000, at=later).points == 1000  # what round 1 left
     points.register(person, "health_insurance", date(2021, 10, 20))  # before the round: counts
     points.register(person, "public_fund_account", ROUND2_DAY.date())
@@ -288,3 +290,62 @@ def test_the_check_finds_a_refund_booked_on_another_account() -> None:
     found = violations(load_scheme(), entries, {(1, "spend"): 0}, [charge, refund])
     assert any("refund r1: reported on qr-pay/bob-acct" in p for p in found), found
     assert any("ledger entry for r1: booked on qr-pay/bob-acct" in p for p in found), found
+
+
+# --- expired certificates (seed 004) and future-dated reports ----------------------------------
+
+# Born 1980-10-01, card issued 2016-06-01: the certificate runs to the 5th birthday after
+# issuance, 2020-10-01 (JST); the card itself to 2026-10-01.
+BORN, CARD_ISSUED = datetime(1980, 10, 1).date(), datetime(2016, 6, 1).date()
+OCT_15 = datetime(2020, 10, 15, 3, 0, tzinfo=UTC)
+NOV_1 = datetime(2020, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def test_no_points_while_the_certificate_is_expired_and_again_after_renewal(
+    points: PointsPlatform,
+) -> None:
+    """Seed 004: while the certificate stays expired, MyNa Point cannot be used; renewed, it
+    can. The charge's own time decides, whenever it is reported."""
+    person = points.person(born=BORN, issued_on=CARD_ISSUED)
+    points.advance_to(SEPT)
+    assert points.report(person, 4_000).outcome is Outcome.GRANTED
+    points.advance_to(OCT_15)
+    expired = points.report(person, 4_000)
+    assert (expired.outcome, expired.points, expired.total_after) == (
+        Outcome.CERTIFICATE_EXPIRED, 0, None,
+    )  # fmt: skip
+    with pytest.raises(MyKeyError) as no_apply:  # nor may an expired card apply
+        points.apply(person, campaign_id="round1")
+    assert no_apply.value.code == "certificate_expired"
+    points.advance_to(NOV_1)
+    points.renew(person.holder)  # at the municipal window, for free
+    points.login_card(person.holder)  # the platform sees the renewed certificate
+    later = NOV_1 + timedelta(hours=1)
+    points.advance_to(later)
+    assert points.report(person, 4_000, at=later).outcome is Outcome.GRANTED
+    # A charge made in the gap stays outside, even when reported after the renewal.
+    gap = points.report(person, 4_000, at=datetime(2020, 10, 20, 3, 0, tzinfo=UTC))
+    assert gap.outcome is Outcome.CERTIFICATE_EXPIRED
+    # A retry gets the same answer; the refusal is the operator's transaction of record.
+    assert points.report(person, 4_000, key=f"key-{gap.transaction_id}",
+                         transaction_id=gap.transaction_id,
+                         at=datetime(2020, 10, 20, 3, 0, tzinfo=UTC)).replayed  # fmt: skip
+    assert points.points.violations() == []
+
+
+def test_a_report_dated_after_the_platforms_clock_is_refused_and_not_kept(
+    points: PointsPlatform,
+) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    ahead = points.report(person, 1000, at=SEPT + timedelta(days=30), transaction_id="t-late")
+    assert (ahead.outcome, ahead.points) == (Outcome.FUTURE_DATED, 0)
+    just_over = points.report(person, 1000, at=SEPT + timedelta(minutes=5, seconds=1))
+    assert just_over.outcome is Outcome.FUTURE_DATED
+    within = points.report(person, 1000, at=SEPT + timedelta(minutes=5))
+    assert within.outcome is Outcome.GRANTED  # up to 5 minutes of operator clock skew
+    # Not kept: once the platform's clock reaches it, the same report is decided afresh.
+    points.advance_to(SEPT + timedelta(days=30))
+    again = points.report(person, 1000, at=SEPT + timedelta(days=30), transaction_id="t-late")
+    assert (again.outcome, again.replayed) == (Outcome.GRANTED, False)
+    assert points.points.violations() == []
