@@ -13,8 +13,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -56,6 +57,16 @@ class SampleService:
     url: str
 
 
+class TravelClock:
+    """Real time plus an offset the harness moves forward (the reference platform only)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
 @dataclass
 class PlatformHarness:
     url: str
@@ -65,6 +76,7 @@ class PlatformHarness:
     issued_on: date
     http: httpx.Client
     services: dict[str, SampleService] = field(default_factory=dict)  # none at a URL
+    clock: TravelClock | None = None  # the platform's and the tills' clock; None at a URL
     campaign_id: str = CAMPAIGN_ID
     _rng: random.Random = field(default_factory=lambda: random.Random(5))
 
@@ -75,19 +87,34 @@ class PlatformHarness:
     def charge(self, account: PaymentAccount, amount: int) -> int:
         """A charge rung up at the service's till, reported to the platform: the points it
         decided."""
-        till = self.http.post(
-            f"{self.services[account.service_id].url}/v1/till",
-            json={"account_id": account.account_id, "amount": amount},
-        )
-        assert till.status_code == 200, till.text
-        points: int = till.json()["points"]
+        points: int = self.till(account, amount)["points"]
         return points
 
-    def new_card(self) -> CardState:
+    def till(
+        self, account: PaymentAccount, amount: int, *, occurred_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """A charge rung up at the service's till (made now, or at ``occurred_at``) and
+        reported to the platform: the till's answer (transaction_id, outcome, points)."""
+        body: dict[str, Any] = {"account_id": account.account_id, "amount": amount}
+        if occurred_at is not None:
+            body["occurred_at"] = occurred_at.isoformat()
+        till = self.http.post(f"{self.services[account.service_id].url}/v1/till", json=body)
+        assert till.status_code == 200, till.text
+        answer: dict[str, Any] = till.json()
+        return answer
+
+    def new_card(self, *, born: date | None = None, issued_on: date | None = None) -> CardState:
+        """A card issued today (or ``issued_on``) to a random adult (or one ``born`` then)."""
         return lifecycle.issue(
-            self.ca, self.registry, random_holder(self._rng), pin=PIN, password=EMULATED_PASSWORD,
-            issued_on=self.issued_on, keys=self.keys,
+            self.ca, self.registry, random_holder(self._rng, birth_date=born), pin=PIN,
+            password=EMULATED_PASSWORD, issued_on=issued_on or self.issued_on, keys=self.keys,
         )  # fmt: skip
+
+    def travel(self, by: timedelta) -> None:
+        """Move the platform's (and the tills') clock forward; only where the harness runs it."""
+        if self.clock is None:
+            raise RuntimeError("the harness cannot move the clock of a platform at a URL")
+        self.clock.offset += by
 
     @staticmethod
     def card_api(state: CardState) -> MyNumberCard:
@@ -110,19 +137,21 @@ def platform_harness(
     HarnessError when it cannot be reached or its certificate does not verify."""
     folder = Path(tempfile.mkdtemp(prefix="mynahil-platform-suite-"))
     services: dict[str, SampleService] = {}
+    clock: TravelClock | None = None
     with ExitStack() as stack:
         if url is None:
             ca_folder = folder / "jlis"
+            clock = TravelClock()
             platform = build_platform(
                 f"sqlite:///{folder / 'p.db'}", ca_folder,
-                scheme=conformance_scheme(datetime.now(UTC).date()),
+                scheme=conformance_scheme(datetime.now(UTC).date()), clock=clock,
             )  # fmt: skip
             stack.callback(platform.close)
             if defect:
                 make_defective(platform, defect)
             url = stack.enter_context(serving(platform.app))
             for name in ("pay-a", "pay-b"):
-                services[name] = _sample_service(stack, platform, url, name)
+                services[name] = _sample_service(stack, platform, url, name, clock)
         if ca_folder is None:
             raise ValueError("a platform at a URL needs its CA folder (--platform-ca DIR)")
         try:
@@ -142,11 +171,16 @@ def platform_harness(
             issued_on=now.date(),
             http=http,
             services=services,
+            clock=clock,
         )
 
 
 def _sample_service(
-    stack: ExitStack, platform: ReferencePlatform, platform_url: str, service_id: str
+    stack: ExitStack,
+    platform: ReferencePlatform,
+    platform_url: str,
+    service_id: str,
+    clock: TravelClock,
 ) -> SampleService:
     """A sample operator running ``service_id``, registered with the platform at
     ``platform_url``, to which its till reports charges."""
@@ -154,7 +188,7 @@ def _sample_service(
     signer = Signer(books.operator_id, Ed25519PrivateKey.generate())
     reporter = OperatorClient.connect(platform_url, signer)
     stack.callback(reporter.http.close)
-    app = create_operator_app(books, public_key_bytes(platform.signer.key), reporter)
+    app = create_operator_app(books, public_key_bytes(platform.signer.key), reporter, clock)
     url = stack.enter_context(serving(app))
     platform.points.register_operator(
         Operator(books.operator_id, f"{service_id} Inc.", public_key_bytes(signer.key),

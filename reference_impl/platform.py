@@ -106,6 +106,7 @@ def build_platform(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     operator_tls: ssl.SSLContext | bool | None = None,
     registrations: Registrations | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
@@ -117,12 +118,16 @@ def build_platform(
     waits for a lock before the request answers 503 ``busy``. ``operator_tls`` verifies
     operators' https verify URLs (default: ``$MYNAHIL_CA_FILE``, else the system's trust store).
     The emulated registries (kept in ``jlis_folder/registries``) are served beside J-LIS, and
-    the platform asks them about bonuses unless ``registrations`` names others.
+    the platform asks them about bonuses unless ``registrations`` names others. ``clock`` (instead of
+    ``as_of``) is the business clock itself: a harness that moves time.
     """
+    if as_of is not None and clock is not None:
+        raise ValueError("give as_of or clock, not both")
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
     store = SqlStore.open(db_url, busy_timeout=busy_timeout)
-    mykey = MyKeyService(store, jlis, clock=shifted_clock(as_of) if as_of else utc_now)
+    business = clock or (shifted_clock(as_of) if as_of else utc_now)
+    mykey = MyKeyService(store, jlis, clock=business)
     signer = Signer("platform", platform_key(jlis_folder))
     books = open_registries(jlis_folder)
     points = PointsService(

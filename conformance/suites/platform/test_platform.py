@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import random
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -16,6 +16,7 @@ from conformance.targets import EMULATED_PASSWORD
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
 from reference_impl.mykey import ALPHABET
+from reference_impl.points.rules import JST
 
 PASSWORD = "Conformance-42"
 NO_SERVICE = "a platform at a URL has no payment service the harness controls"
@@ -302,3 +303,64 @@ def test_the_chosen_payment_service_never_changes(platform_harness: PlatformHarn
     assert changed.value.code == "already_applied"
     points = h.http.get("/v1/points/me", headers=_bearer(client.login(h.card_api(state), PIN)))
     assert [a["service_id"] for a in points.json()["applications"]] == ["pay-a"]
+
+
+# --- reports the platform refuses (SPEC.md "The points"; issue 13) ---------------------------
+
+
+def _platform_now(h: PlatformHarness) -> datetime:
+    return datetime.fromisoformat(h.http.get("/v1/health").json()["time"])
+
+
+@pytest.mark.requirement("SPEC-SKEW-001")
+def test_a_charge_dated_after_the_platforms_clock_is_refused(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    if not h.services:
+        pytest.skip(NO_SERVICE)
+    state, client, _mykey_id = _reserved(h)
+    account = h.open_account("pay-a")
+    client.apply(h.card_api(state), PIN, account.service_id, account.account_id,
+                 account.security_code, h.campaign_id)  # fmt: skip
+    ahead = h.till(account, 4000, occurred_at=_platform_now(h) + timedelta(days=30))
+    assert (ahead["outcome"], ahead["points"]) == ("future_dated", 0)
+    assert h.till(account, 4000)["outcome"] == "granted"  # a charge made now still counts
+
+
+NO_CLOCK = "the harness cannot move the clock of a platform at a URL"
+
+
+@pytest.mark.requirement("SPEC-EXPIRED-001")
+def test_no_points_while_the_certificate_is_expired_and_again_after_renewal(
+    platform_harness: PlatformHarness,
+) -> None:
+    """Seed 004: while the certificate stays expired MyNa Point cannot be used (no application,
+    no points); renewed at the window, the same MyKey ID earns again."""
+    h = platform_harness
+    if not h.services or h.clock is None:
+        pytest.skip(NO_CLOCK if h.services else NO_SERVICE)
+    today = _platform_now(h).astimezone(JST).date()
+    tomorrow = today + timedelta(days=1)
+    # Issued almost five years ago to someone whose birthday is tomorrow: the certificate
+    # runs out at the end of tomorrow (its 5th birthday after issuance), the card later.
+    state = h.new_card(born=date(1980, tomorrow.month, tomorrow.day),
+                       issued_on=today - timedelta(days=4 * 365 + 300))  # fmt: skip
+    client = PlatformClient(h.http)
+    mykey_id = client.reserve(h.card_api(state), PIN)
+    account = h.open_account("pay-a")
+    client.apply(h.card_api(state), PIN, account.service_id, account.account_id,
+                 account.security_code, h.campaign_id)  # fmt: skip
+    assert h.till(account, 4000)["outcome"] == "granted"
+    h.travel(timedelta(days=3))
+    expired = h.till(account, 4000)
+    assert (expired["outcome"], expired["points"]) == ("certificate_expired", 0)
+    other = h.open_account("pay-b")
+    with pytest.raises(ClientRefusal) as refused:
+        client.apply(h.card_api(state), PIN, other.service_id, other.account_id,
+                     other.security_code, h.campaign_id)  # fmt: skip
+    assert refused.value.code == "certificate_expired"
+    renewed = lifecycle.renew(h.ca, h.registry, state,
+                              on=_platform_now(h).astimezone(JST).date(), keys=h.keys)  # fmt: skip
+    assert client.reserve(h.card_api(renewed), PIN) == mykey_id  # the ID stays
+    assert h.till(account, 4000)["outcome"] == "granted"
