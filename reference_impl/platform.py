@@ -118,8 +118,8 @@ def build_platform(
     waits for a lock before the request answers 503 ``busy``. ``operator_tls`` verifies
     operators' https verify URLs (default: ``$MYNAHIL_CA_FILE``, else the system's trust store).
     The emulated registries (kept in ``jlis_folder/registries``) are served beside J-LIS, and
-    the platform asks them about bonuses unless ``registrations`` names others. ``clock`` (instead of
-    ``as_of``) is the business clock itself: a harness that moves time.
+    the platform asks them about bonuses unless ``registrations`` names others. ``clock``
+    (instead of ``as_of``) is the business clock itself: a harness that moves time.
     """
     if as_of is not None and clock is not None:
         raise ValueError("give as_of or clock, not both")

@@ -82,8 +82,14 @@ def _application(a: Application) -> ApplicationOut:
 
 class HolderPointsOut(BaseModel):
     mykey_id: str
-    applications: list[ApplicationOut]
-    points: dict[str, int]
+    applications: list[ApplicationOut] = Field(
+        description="the person's applications, made with this or an earlier MyKey ID"
+    )
+    points: dict[str, int] = Field(description="what this MyKey ID holds, per cap group")
+    cap_used: dict[str, int] = Field(
+        description="what the person was granted per cap group over all their MyKey IDs "
+        "(a revoked ID's points count here but cannot be used)"
+    )
 
 
 class CampaignOut(BaseModel):
@@ -149,6 +155,7 @@ def my_points(token: Token, svc: Service) -> HolderPointsOut:
         mykey_id=held.mykey_id,
         applications=[_application(a) for a in held.applications],
         points=held.points,
+        cap_used=held.cap_used,
     )
 
 

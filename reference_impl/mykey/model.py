@@ -50,6 +50,7 @@ class MyKeyRecord:
     password_failures: int = 0
     locked_until: datetime | None = None
     revoked_at: datetime | None = None
+    person_id: int | None = None  # the person (J-LIS's person reference) whose ID this is
 
 
 @dataclass(frozen=True, slots=True)

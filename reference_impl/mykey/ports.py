@@ -112,8 +112,18 @@ class UnitOfWork(Protocol):
         """True if the ID is current anywhere or was ever retired (IDs are never reused)."""
         ...
 
-    def create_record(self, mykey_id: str, now: datetime) -> MyKeyRecord:
+    def create_record(
+        self, mykey_id: str, now: datetime, person_id: int | None = None
+    ) -> MyKeyRecord:
         """Raises :class:`Conflict` if the ID is taken."""
+        ...
+
+    def person(self, person_ref: str, now: datetime) -> int:
+        """The platform's person ID for J-LIS's person reference, created on first sight."""
+        ...
+
+    def person_record(self, person_id: int) -> MyKeyRecord | None:
+        """The person's MyKey record that is not revoked, if any (a person has at most one)."""
         ...
 
     def bind_serial(

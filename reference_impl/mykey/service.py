@@ -329,7 +329,29 @@ class MyKeyService:
                     now,
                 )
                 return record
-        return None
+        # Not linked, but perhaps the same person's: their ID (never a second one) takes it.
+        person_id = self._person_of(uow, serial, now)
+        record = uow.person_record(person_id)
+        if record is None:
+            return None
+        try:
+            uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
+        except Conflict:
+            return uow.record_by_serial(serial)
+        uow.audit(
+            AuditEvent("certificate_linked", "ok", record.record_id, {"serial": str(serial),
+                                                                      "from": "person"}),
+            now,
+        )  # fmt: skip
+        return record
+
+    def _person_of(self, uow: UnitOfWork, serial: int, now: datetime) -> int:
+        """The platform's person for this certificate, from J-LIS's opaque person reference
+        (the same across renewals, reissued cards and revoked MyKey IDs; never the My Number)."""
+        facts = self.jlis.holder_facts(serial)
+        if facts is None:
+            raise MyKeyError("certificate_unknown", "J-LIS does not know this certificate")
+        return uow.person(facts.person_ref, now)
 
     # --- issuance --------------------------------------------------------------------------
 
@@ -359,8 +381,9 @@ class MyKeyService:
                 # Only the new record is undone when another request bound this certificate
                 # first (that one stands): the challenge stays spent, so the proof cannot be
                 # sent again, and the refusal is audited like any other.
+                person_id = self._person_of(uow, serial, now)
                 with uow.savepoint():
-                    record = self._create(uow, wanted, now)
+                    record = self._create(uow, wanted, now, person_id)
                     uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
             except Conflict:
                 raise MyKeyError(
@@ -377,16 +400,18 @@ class MyKeyService:
         except InvalidMyKeyId as exc:
             raise MyKeyError("mykey_id_invalid", str(exc)) from None
 
-    def _create(self, uow: UnitOfWork, wanted: str | None, now: datetime) -> MyKeyRecord:
+    def _create(
+        self, uow: UnitOfWork, wanted: str | None, now: datetime, person_id: int
+    ) -> MyKeyRecord:
         if wanted is not None:
             try:
-                return uow.create_record(wanted, now)
+                return uow.create_record(wanted, now, person_id)
             except Conflict:
                 raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another") from None
         for _ in range(8):
             try:
                 # The store refuses current and retired IDs alike: no look-up first.
-                return uow.create_record(generate_mykey_id(self._ids), now)
+                return uow.create_record(generate_mykey_id(self._ids), now, person_id)
             except Conflict:
                 continue  # a rare repeat (39 bits of randomness): draw again
         raise MyKeyError("mykey_id_exhausted", "could not find a free MyKey ID; try again")

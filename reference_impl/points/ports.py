@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Protocol
 
+from reference_impl.mykey.model import MyKeyStatus
 from reference_impl.mykey.ports import UnitOfWork
 
 from .model import Application, LedgerEntry, Operator, PaymentService, StoredTransaction
@@ -23,7 +24,7 @@ __all__ = [
     "RegistryUnreachable",
 ]
 
-CapKey = tuple[int, str]  # (MyKey record, cap group)
+CapKey = tuple[int, str]  # (person, cap group): a person's cap, whichever MyKey ID earned
 
 
 class PointsUnitOfWork(UnitOfWork, Protocol):
@@ -47,7 +48,10 @@ class PointsUnitOfWork(UnitOfWork, Protocol):
         """Link a payment account to a MyKey record; returns the record it is linked to."""
         ...
 
-    def application(self, record_id: int, campaign_id: str) -> Application | None: ...
+    def application(self, person_id: int, campaign_id: str) -> Application | None:
+        """The person's application for a campaign (made with any of their MyKey IDs)."""
+        ...
+
     def add_application(self, application: Application) -> Application:
         """Store it with its ID and the operator's next feed position; Conflict if one exists."""
         ...
@@ -56,8 +60,13 @@ class PointsUnitOfWork(UnitOfWork, Protocol):
         self, accounts: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], list[Application]]: ...
     def applications_feed(self, operator_id: str, after: int, limit: int) -> list[Application]: ...
-    def active_records(self, record_ids: Collection[int]) -> set[int]:
-        """Which of these MyKey records are active (not revoked)."""
+    def current_records(self, person_ids: Collection[int]) -> dict[int, tuple[int, MyKeyStatus]]:
+        """Each person's MyKey record that is not revoked, with its status (held against a
+        concurrent revocation until commit); a person without one is absent."""
+        ...
+
+    def people_of(self, record_ids: Collection[int]) -> dict[int, int]:
+        """The person of each MyKey record."""
         ...
 
     def certificate_periods(
@@ -105,7 +114,17 @@ class PointsUnitOfWork(UnitOfWork, Protocol):
 
     def all_transactions(self) -> list[StoredTransaction]: ...
     def all_totals(self) -> dict[CapKey, int]: ...
-    def points_of(self, record_id: int) -> dict[str, int]: ...
+    def record_people(self) -> dict[int, int]:
+        """Every MyKey record's person."""
+        ...
+
+    def points_of(self, record_id: int) -> dict[str, int]:
+        """What one MyKey ID holds per cap group (its ledger entries' sum)."""
+        ...
+
+    def totals_of(self, person_id: int) -> dict[str, int]:
+        """What a person was granted per cap group, over all their MyKey IDs."""
+        ...
 
 
 class PointsStore(Protocol):

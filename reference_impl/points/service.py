@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from reference_impl.audit import AuditEvent, RefusalBudget, bounded
-from reference_impl.mykey import Conflict, MyKeyService
+from reference_impl.mykey import Conflict, MyKeyRecord, MyKeyService
+from reference_impl.mykey.model import MyKeyStatus
 
 from .campaign import Bonus, Campaign, Scheme
 from .errors import PointsError
@@ -87,8 +88,16 @@ class CardProof:
 @dataclass(frozen=True, slots=True)
 class HolderPoints:
     mykey_id: str
-    applications: list[Application]
-    points: dict[str, int]  # per cap group
+    applications: list[Application]  # the person's, made with this or an earlier MyKey ID
+    points: dict[str, int]  # what this MyKey ID holds, per cap group
+    cap_used: dict[str, int]  # what the person was granted per cap group, over all their IDs
+
+
+def _person(record: MyKeyRecord) -> int:
+    """The person behind a MyKey record (every record has one since migration 0005)."""
+    if record.person_id is None:
+        raise PointsError("mykey_not_found", "this MyKey ID has no person on record; ask again")
+    return record.person_id
 
 
 def report_digest(report: Report) -> str:
@@ -138,7 +147,8 @@ class _Batch:
         operator_id: str,
         now: datetime,
         applications: Mapping[tuple[str, str], list[Application]],
-        active: set[int],
+        current: Mapping[int, tuple[int, MyKeyStatus]],
+        people: dict[int, int],
         totals: dict[CapKey, int],
         originals: dict[str, StoredTransaction],
         certificates: Mapping[int, list[CertificatePeriod | None]],
@@ -148,7 +158,8 @@ class _Batch:
         self.operator_id = operator_id
         self.now = now
         self.applications = applications
-        self.active = active
+        self.current = current  # person -> (their MyKey record that is not revoked, status)
+        self.people = people  # MyKey record -> person
         self.totals = totals
         self.originals = originals
         self.new_rows: dict[str, StoredTransaction] = {}  # by idempotency key
@@ -179,7 +190,9 @@ class _Batch:
             amount=report.amount,
             occurred_at=report.occurred_at,
             original_transaction_id=report.original_transaction_id,
-            record_id=application.record_id if application else record_id,
+            record_id=record_id
+            if record_id is not None
+            else (application.record_id if application else None),
             campaign_id=application.campaign_id if application else None,
             outcome=outcome,
             points=points,
@@ -196,19 +209,17 @@ class _Batch:
 
     def _move(
         self,
-        row_or_app: Application | StoredTransaction,
+        record_id: int,
+        campaign_id: str,
         report: Report,
         points: int,
         kind: LedgerKind,
         cap_group: str,
     ) -> int:
-        record_id = row_or_app.record_id
-        assert record_id is not None
-        key = (record_id, cap_group)
+        """Points to (or from) a MyKey ID, counted against its person's cap."""
+        key = (self.people[record_id], cap_group)
         self.totals[key] = self.totals.get(key, 0) + points
         self.changed.add(key)
-        campaign_id = row_or_app.campaign_id
-        assert campaign_id is not None
         if points:
             self.ledger.append(
                 LedgerEntry(
@@ -230,10 +241,13 @@ class _Batch:
         applied = self.applications.get((report.service_id, report.account_id), [])
         if not applied:
             return self._store(report, digest, Outcome.NO_APPLICATION)
-        if applied[0].record_id not in self.active:
+        # The application is the person's; the points go to their current MyKey ID.
+        current = self.current.get(applied[0].person_id)
+        if current is None:  # revoked, and no new ID yet: nobody may hold these points
             return self._store(
                 report, digest, Outcome.MYKEY_REVOKED, record_id=applied[0].record_id
             )
+        holder = current[0]
         verdicts: list[tuple[Eligibility, Application, Campaign]] = []
         for application in applied:
             campaign = self.scheme.campaign(application.campaign_id)
@@ -252,19 +266,23 @@ class _Batch:
             outcome = Outcome.BEFORE_APPLICATION if before else Outcome.OUTSIDE_CAMPAIGN
             return self._store(report, digest, outcome, record_id=applied[0].record_id)
         _, application, campaign = chosen
-        if not certificate_valid_at(
-            self.certificates.get(application.record_id, []), report.occurred_at
-        ):
-            return self._store(
-                report, digest, Outcome.CERTIFICATE_EXPIRED, record_id=application.record_id
-            )
+        if not certificate_valid_at(self.certificates.get(holder, []), report.occurred_at):
+            return self._store(report, digest, Outcome.CERTIFICATE_EXPIRED, record_id=holder)
         group = campaign.spend.cap_group
-        held = self.totals.get((application.record_id, group), 0)
+        held = self.totals.get((application.person_id, group), 0)
         grant = decide_grant(report.amount, campaign.spend, held)
-        total = self._move(application, report, grant.points, LedgerKind.GRANT, group)
+        total = self._move(
+            holder, campaign.campaign_id, report, grant.points, LedgerKind.GRANT, group
+        )
         outcome = Outcome.CAPPED if grant.capped else Outcome.GRANTED
         return self._store(
-            report, digest, outcome, points=grant.points, application=application, total_after=total
+            report,
+            digest,
+            outcome,
+            points=grant.points,
+            application=application,
+            total_after=total,
+            record_id=holder,
         )
 
     def refund(self, report: Report, digest: str) -> Decision:
@@ -293,7 +311,12 @@ class _Batch:
                 rate,
             )
             group = campaign.spend.cap_group if campaign else "spend"
-            total = self._move(original, report, -taken, LedgerKind.CLAWBACK, group)
+            assert original.record_id is not None
+            assert original.campaign_id is not None
+            total = self._move(
+                original.record_id, original.campaign_id, report, -taken, LedgerKind.CLAWBACK,
+                group,
+            )  # fmt: skip
         updated = replace(
             original,
             net_points=original.net_points - taken,
@@ -461,7 +484,8 @@ class PointsService:
                 raise PointsError("service_unknown", f"no payment service {service_id!r}")
             operator = uow.operator(service.operator_id)
             assert operator is not None
-            existing = uow.application(holder.record.record_id, campaign.campaign_id)
+            person_id = _person(holder.record)
+            existing = uow.application(person_id, campaign.campaign_id)
         # The holder proved the card (and the challenge is spent); now ask the operator.
         note_details = {"campaign": campaign.campaign_id, "service": service_id}
         verified = True  # a retry of an accepted application is answered from the store
@@ -479,14 +503,15 @@ class PointsService:
             uow = cast(PointsUnitOfWork, raw)
             note["record_id"] = holder.record.record_id
             note["details"].update(note_details)
-            current = uow.application(holder.record.record_id, campaign.campaign_id)
+            current = uow.application(person_id, campaign.campaign_id)
             if current is not None:
                 if (current.service_id, current.account_id) == (service_id, account_id):
-                    return current  # a retry of the same choice
+                    # A retry of the same choice, or the person's new MyKey ID confirming it.
+                    return current
                 raise PointsError(
                     "already_applied",
-                    f"you chose {current.service_id} for {campaign.campaign_id}; the choice "
-                    "can never be changed",
+                    f"you chose {current.service_id} for {campaign.campaign_id} (with this or "
+                    "an earlier MyKey ID); the choice can never be changed",
                 )
             if not verified:
                 raise PointsError(
@@ -505,7 +530,9 @@ class PointsService:
             if japan_date(now) > campaign.spend.window_end(card_applied_on):
                 raise PointsError("campaign_closed", f"{campaign.title} has ended for your card")
             linked = uow.link_account(service_id, account_id, holder.record.record_id)
-            if linked != holder.record.record_id:
+            if linked != holder.record.record_id and uow.people_of([linked]).get(linked) != (
+                person_id
+            ):
                 raise PointsError(
                     "account_taken",
                     "that payment service ID is linked to someone else's MyKey ID: use your own",
@@ -522,6 +549,7 @@ class PointsService:
                         applied_at=now,
                         card_applied_on=card_applied_on,
                         feed_seq=0,
+                        person_id=person_id,
                     )
                 )
             except Conflict:
@@ -555,15 +583,17 @@ class PointsService:
                 raise PointsError(
                     "campaign_closed", f"the {kind} bonus runs {bonus.opens} to {bonus.closes}"
                 )
-            application = uow.application(record_id, campaign_id)
+            person_id = _person(holder.record)
+            application = uow.application(person_id, campaign_id)
             if application is None:
                 raise PointsError(
                     "not_applied", f"apply for {campaign.title} first: the bonus goes to the "
                     "payment service you choose",
                 )  # fmt: skip
             self._check_registration(bonus, holder.facts.person_ref, japan_date(now))
-            held = uow.lock_totals([(record_id, bonus.cap_group)])[(record_id, bonus.cap_group)]
-            if held >= bonus.yen:
+            key = (person_id, bonus.cap_group)
+            held = uow.lock_totals([key])[key]
+            if held >= bonus.yen:  # to this person, with this or an earlier MyKey ID
                 raise PointsError("bonus_already_granted", f"the {kind} bonus was granted already")
             entry = LedgerEntry(
                 record_id=record_id,
@@ -574,10 +604,10 @@ class PointsService:
                 operator_id=application.operator_id,
                 service_id=application.service_id,
                 account_id=application.account_id,
-                transaction_id=f"bonus-{kind}-{record_id}",
+                transaction_id=f"bonus-{kind}-{person_id}",
                 at=now,
             )
-            uow.set_totals({(record_id, bonus.cap_group): bonus.yen})
+            uow.set_totals({key: bonus.yen})
             uow.append_ledger([entry])
             return entry
 
@@ -639,10 +669,16 @@ class PointsService:
             uow = cast(PointsUnitOfWork, raw)
             record = self.mykey.logged_in(uow, token, now)
             note["record_id"] = record.record_id
+            person_id = _person(record)
             applications = [
-                a for c in self.scheme.campaigns if (a := uow.application(record.record_id, c))
+                a for c in self.scheme.campaigns if (a := uow.application(person_id, c))
             ]
-            return HolderPoints(record.mykey_id, applications, uow.points_of(record.record_id))
+            return HolderPoints(
+                record.mykey_id,
+                applications,
+                uow.points_of(record.record_id),
+                uow.totals_of(person_id),
+            )
 
     # --- reports ---------------------------------------------------------------------------
 
@@ -677,26 +713,30 @@ class PointsService:
                 r.original_transaction_id for r in reports if r.original_transaction_id
             }
             known = uow.transactions_by_id(operator_id, ids)
+            people = uow.people_of({r.record_id for r in known.values() if r.record_id})
             keys: set[CapKey] = set()
             for applied in applications.values():
                 for a in applied:
                     campaign = self.scheme.campaign(a.campaign_id)
                     if campaign:
-                        keys.add((a.record_id, campaign.spend.cap_group))
+                        keys.add((a.person_id, campaign.spend.cap_group))
             for row in known.values():
                 campaign = self.scheme.campaign(row.campaign_id or "")
-                if row.record_id is not None and campaign:
-                    keys.add((row.record_id, campaign.spend.cap_group))
+                if row.record_id in people and campaign:
+                    keys.add((people[row.record_id], campaign.spend.cap_group))
             totals = uow.lock_totals(sorted(keys))
             # Read after the locks: a batch that held them has committed what it decided.
             replays = uow.transactions_by_key(operator_id, {r.idempotency_key for r in reports})
             known = uow.transactions_by_id(operator_id, ids)
-            records = {k[0] for k in keys}
-            active = uow.active_records(records)
+            current = uow.current_records({k[0] for k in keys})
+            records = {record for record, _status in current.values()}
+            people.update({record: person for person, (record, _s) in current.items()})
+            people.update(uow.people_of({r.record_id for r in known.values() if r.record_id}))
             certificates = uow.certificate_periods(records)
             batch = _Batch(
-                self.scheme, operator_id, now, applications, active, totals, known, certificates
-            )
+                self.scheme, operator_id, now, applications, current, people, totals, known,
+                certificates,
+            )  # fmt: skip
             decisions: list[Decision] = []
             for report, digest in zip(reports, digests, strict=True):
                 decisions.append(self._decide(batch, report, digest, own, replays))
@@ -789,7 +829,11 @@ class PointsService:
         """The ledger's invariants, checked over everything the store holds."""
         with self.store.transaction() as uow:
             return violations(
-                self.scheme, uow.ledger_entries(), uow.all_totals(), uow.all_transactions()
+                self.scheme,
+                uow.ledger_entries(),
+                uow.all_totals(),
+                uow.all_transactions(),
+                uow.record_people(),
             )
 
 

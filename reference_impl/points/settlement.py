@@ -214,31 +214,47 @@ def violations(
     entries: Sequence[LedgerEntry],
     totals: Mapping[tuple[int, str], int],
     transactions: Sequence[StoredTransaction],
+    people: Mapping[int, int],
 ) -> list[str]:
     """Broken invariants, in words; an empty list means the ledger is sound.
 
-    1. Each person's total per cap group equals the sum of their ledger entries.
+    ``totals`` are per (person, cap group); ``people`` maps each MyKey record to its person.
+
+    1. Each person's total per cap group equals the sum of the ledger entries of all their
+       MyKey IDs (revoked ones included).
     2. No total is negative or above its cap.
     3. A transaction's net points equal its ledger entries' sum and never exceed the rate's
        share of what is left after refunds; refunds never exceed the amount.
     4. No grant without an application (a granting transaction names a campaign and person).
     5. A refund and what it takes back are booked on its charge's service, account and
        person, so settlement (by account) and the ledger (by person) tell the same story.
+    6. No person's ledger, over all their MyKey IDs, holds more than a cap: revoking an ID and
+       issuing a new one, renewal or a reissued card never give a second cap.
     """
     problems: list[str] = []
     summed: dict[tuple[int, str], int] = defaultdict(int)
     for entry in entries:
-        summed[(entry.record_id, entry.cap_group)] += entry.points
+        person = people.get(entry.record_id)
+        if person is None:
+            problems.append(f"ledger entry {entry.entry_id}: MyKey record {entry.record_id} "
+                            "has no person")  # fmt: skip
+            continue
+        summed[(person, entry.cap_group)] += entry.points
     for key in sorted(set(summed) | set(totals)):
+        cap = _cap(scheme, key[1])
         if summed.get(key, 0) != totals.get(key, 0):
             problems.append(
                 f"person {key[0]} {key[1]}: total {totals.get(key, 0)} but ledger sums to "
                 f"{summed.get(key, 0)}"
             )
-        cap = _cap(scheme, key[1])
         if not 0 <= totals.get(key, 0) <= cap:
             problems.append(
                 f"person {key[0]} {key[1]}: total {totals.get(key, 0)} outside 0..{cap}"
+            )
+        if summed.get(key, 0) > cap:
+            problems.append(
+                f"person {key[0]} {key[1]}: over the cap: their MyKey IDs hold "
+                f"{summed[key]} together, more than {cap}"
             )
     refund_of = {
         (t.operator_id, t.transaction_id): t.original_transaction_id

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -68,16 +68,19 @@ _REFUNDED = (
 )
 _TOTALS = (
     select(point_totals)
-    .where(point_totals.c.record_id.in_(bindparam("records", expanding=True)))
-    .order_by(point_totals.c.record_id, point_totals.c.cap_group)
+    .where(point_totals.c.person_id.in_(bindparam("people", expanding=True)))
+    .order_by(point_totals.c.person_id, point_totals.c.cap_group)
 )
 _APPS_FOR = select(applications).where(
     applications.c.service_id.in_(bindparam("services", expanding=True)),
     applications.c.account_id.in_(bindparam("accounts", expanding=True)),
 )
-_ACTIVE = select(mykeys.c.record_id).where(
-    mykeys.c.record_id.in_(bindparam("records", expanding=True)),
-    mykeys.c.status == MyKeyStatus.ACTIVE.value,
+_CURRENT = select(mykeys.c.person_id, mykeys.c.record_id, mykeys.c.status).where(
+    mykeys.c.person_id.in_(bindparam("people", expanding=True)),
+    mykeys.c.status != MyKeyStatus.REVOKED.value,
+)
+_PEOPLE = select(mykeys.c.record_id, mykeys.c.person_id).where(
+    mykeys.c.record_id.in_(bindparam("records", expanding=True))
 )
 _PERIODS = select(
     certificate_bindings.c.record_id,
@@ -228,10 +231,10 @@ class PointsStatements:
             ).scalar_one()
         )
 
-    def application(self, record_id: int, campaign_id: str) -> Application | None:
+    def application(self, person_id: int, campaign_id: str) -> Application | None:
         row = self._conn.execute(
             select(applications).where(
-                applications.c.record_id == record_id, applications.c.campaign_id == campaign_id
+                applications.c.person_id == person_id, applications.c.campaign_id == campaign_id
             )
         ).one_or_none()
         return _application(row) if row is not None else None
@@ -254,10 +257,11 @@ class PointsStatements:
                 "applied_at": application.applied_at,
                 "card_applied_on": application.card_applied_on,
                 "feed_seq": seq,
+                "person_id": application.person_id,
             },
         ).scalar_one_or_none()
         if new_id is None:
-            raise Conflict(f"record {application.record_id} applied for {application.campaign_id}")
+            raise Conflict(f"person {application.person_id} applied for {application.campaign_id}")
         return replace(application, application_id=int(new_id), feed_seq=int(seq))
 
     def applications_for_accounts(
@@ -290,16 +294,22 @@ class PointsStatements:
         )
         return [_application(r) for r in rows]
 
-    def active_records(self, record_ids: Collection[int]) -> set[int]:
-        if not record_ids:
-            return set()
-        query = _ACTIVE
+    def current_records(self, person_ids: Collection[int]) -> dict[int, tuple[int, MyKeyStatus]]:
+        if not person_ids:
+            return {}
+        query = _CURRENT
         if self._conn.dialect.name == "postgresql":
-            # FOR SHARE: a revocation (FOR UPDATE on the record) commits wholly before or
-            # after this batch, never in the middle of its decisions.
+            # FOR SHARE: a revocation or a stop (FOR UPDATE on the record) commits wholly
+            # before or after this batch, never in the middle of its decisions.
             query = query.with_for_update(read=True)
-        rows = self._conn.execute(query, {"records": sorted(record_ids)})
-        return {int(r.record_id) for r in rows}
+        rows = self._conn.execute(query, {"people": sorted(person_ids)})
+        return {int(r.person_id): (int(r.record_id), MyKeyStatus(r.status)) for r in rows}
+
+    def people_of(self, record_ids: Collection[int]) -> dict[int, int]:
+        if not record_ids:
+            return {}
+        rows = self._conn.execute(_PEOPLE, {"records": sorted(record_ids)})
+        return {int(r.record_id): int(r.person_id) for r in rows if r.person_id is not None}
 
     def certificate_periods(
         self, record_ids: Collection[int]
@@ -325,7 +335,7 @@ class PointsStatements:
         # Create missing rows first (sorted: concurrent batches claim them in one order).
         self._conn.exec_driver_sql(
             _driver_insert(
-                self._conn, point_totals, ("record_id", "cap_group", "points"),
+                self._conn, point_totals, ("person_id", "cap_group", "points"),
                 " ON CONFLICT DO NOTHING",
             ),
             [(r, g, 0) for r, g in wanted],
@@ -333,15 +343,15 @@ class PointsStatements:
         query = _TOTALS
         if self._conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        rows = self._conn.execute(query, {"records": sorted({r for r, _ in wanted})})
-        held = {(int(r.record_id), str(r.cap_group)): int(r.points) for r in rows}
+        rows = self._conn.execute(query, {"people": sorted({p for p, _ in wanted})})
+        held = {(int(r.person_id), str(r.cap_group)): int(r.points) for r in rows}
         return {key: held.get(key, 0) for key in wanted}
 
     def set_totals(self, totals: Mapping[CapKey, int]) -> None:
         if totals:
             mark = "?" if self._conn.dialect.name == "sqlite" else "%s"
             sql = (
-                f"UPDATE point_totals SET points={mark} WHERE record_id={mark} AND cap_group={mark}"  # noqa: S608
+                f"UPDATE point_totals SET points={mark} WHERE person_id={mark} AND cap_group={mark}"  # noqa: S608
             )
             self._conn.exec_driver_sql(sql, [(p, r, g) for (r, g), p in sorted(totals.items())])
 
@@ -466,15 +476,28 @@ class PointsStatements:
 
     def all_totals(self) -> dict[CapKey, int]:
         rows = self._conn.execute(select(point_totals))
-        return {(int(r.record_id), str(r.cap_group)): int(r.points) for r in rows}
+        return {(int(r.person_id), str(r.cap_group)): int(r.points) for r in rows}
 
     def all_transactions(self) -> list[StoredTransaction]:
         rows = self._conn.execute(select(point_transactions))
         return [_transaction(r) for r in rows]
 
     def points_of(self, record_id: int) -> dict[str, int]:
-        rows = self._conn.execute(select(point_totals).where(point_totals.c.record_id == record_id))
+        rows = self._conn.execute(
+            select(ledger.c.cap_group, func.sum(ledger.c.points).label("points"))
+            .where(ledger.c.record_id == record_id)
+            .group_by(ledger.c.cap_group)
+        )
         return {str(r.cap_group): int(r.points) for r in rows}
+
+    def totals_of(self, person_id: int) -> dict[str, int]:
+        rows = self._conn.execute(select(point_totals).where(point_totals.c.person_id == person_id))
+        return {str(r.cap_group): int(r.points) for r in rows}
+
+    def record_people(self) -> dict[int, int]:
+        """Every MyKey record's person (the ledger invariants sum per person)."""
+        rows = self._conn.execute(select(mykeys.c.record_id, mykeys.c.person_id))
+        return {int(r.record_id): int(r.person_id) for r in rows if r.person_id is not None}
 
 
 def _application(row: Row[Any]) -> Application:
@@ -488,6 +511,7 @@ def _application(row: Row[Any]) -> Application:
         applied_at=row.applied_at,
         card_applied_on=row.card_applied_on,
         feed_seq=int(row.feed_seq),
+        person_id=int(row.person_id),
     )
 
 

@@ -80,6 +80,7 @@ from .tables import (
     certificate_bindings,
     challenges,
     mykeys,
+    persons,
     retired_ids,
     sessions,
 )
@@ -514,12 +515,15 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
         if next(iter(_RAW_RETIRED.rows(self._conn, {"mid": mykey_id})[0].values())):
             raise Conflict(f"MyKey ID {mykey_id} was used before and is never reissued")
 
-    def create_record(self, mykey_id: str, now: datetime) -> MyKeyRecord:
+    def create_record(
+        self, mykey_id: str, now: datetime, person_id: int | None = None
+    ) -> MyKeyRecord:
         values = {
             "mykey_id": mykey_id,
             "status": MyKeyStatus.ACTIVE.value,
             "created_at": now,
             "password_failures": 0,
+            "person_id": person_id,
         }
         created = _raw_insert_new(self._conn.dialect.name, mykeys, list(values)).rows(
             self._conn, values
@@ -532,7 +536,32 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
         except Conflict:
             self._conn.execute(delete(mykeys).where(mykeys.c.record_id == record_id))
             raise
-        return MyKeyRecord(int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now))
+        return MyKeyRecord(
+            int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now), person_id=person_id
+        )
+
+    def person(self, person_ref: str, now: datetime) -> int:
+        self._conn.execute(
+            _insert_new(self._conn.dialect.name, persons),
+            {"person_ref": person_ref, "created_at": now},
+        )
+        return int(
+            self._conn.execute(
+                select(persons.c.person_id).where(persons.c.person_ref == person_ref)
+            ).scalar_one()
+        )
+
+    def person_record(self, person_id: int) -> MyKeyRecord | None:
+        row = self._conn.execute(
+            select(mykeys)
+            .where(
+                mykeys.c.person_id == person_id,
+                mykeys.c.status != MyKeyStatus.REVOKED.value,
+            )
+            .order_by(mykeys.c.record_id.desc())
+            .limit(1)
+        ).one_or_none()
+        return _record(row) if row is not None else None
 
     def bind_serial(
         self,
@@ -740,6 +769,7 @@ def _record(row: Row[Any]) -> MyKeyRecord:
         password_failures=row.password_failures,
         locked_until=row.locked_until,
         revoked_at=row.revoked_at,
+        person_id=row.person_id,
     )
 
 
@@ -755,6 +785,7 @@ def _record_from_driver(row: Mapping[str, Any]) -> MyKeyRecord:
         password_failures=int(row["password_failures"]),
         locked_until=utc(row["locked_until"]),
         revoked_at=utc(row["revoked_at"]),
+        person_id=row["person_id"],
     )
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "operator_nonces",
     "operators",
     "payment_services",
+    "persons",
     "point_totals",
     "point_transactions",
     "retired_ids",
@@ -99,6 +100,16 @@ challenges = Table(
     Column("used_at", UTCDateTime, nullable=True),
 )
 
+# One row per person the platform knows (issue 13): J-LIS's opaque person reference, never the
+# My Number. NULL for a person carried over from before the platform kept them (migration 0005).
+persons = Table(
+    "persons",
+    metadata,
+    Column("person_id", Integer, primary_key=True, autoincrement=True),
+    Column("person_ref", String(64), nullable=True, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 mykeys = Table(
     "mykeys",
     metadata,
@@ -110,6 +121,8 @@ mykeys = Table(
     Column("password_failures", Integer, nullable=False),
     Column("locked_until", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # The person whose ID this is (persons.person_id; set for every record since 0005).
+    Column("person_id", Integer, nullable=True, index=True),
 )
 
 # Serials are ~160-bit integers (at most 160 bits by X.509): kept as decimal text.
@@ -235,15 +248,18 @@ applications = Table(
     Column("applied_at", UTCDateTime, nullable=False),
     Column("card_applied_on", Date, nullable=False),
     Column("feed_seq", BigInteger, nullable=False),
-    UniqueConstraint("campaign_id", "record_id", name="uq_applications_campaign_record"),
+    # The person who applied: one application per person and campaign, whatever their ID.
+    Column("person_id", Integer, nullable=False),
+    UniqueConstraint("campaign_id", "person_id", name="uq_applications_campaign_person"),
     UniqueConstraint("operator_id", "feed_seq", name="uq_applications_operator_feed"),
 )
 
-# Each person's points per cap group; locked (FOR UPDATE) while a batch decides grants.
+# Each person's points per cap group, over all their MyKey IDs (revoked ones too: a new ID
+# never gets a second cap); locked (FOR UPDATE) while a batch decides grants.
 point_totals = Table(
     "point_totals",
     metadata,
-    Column("record_id", Integer, primary_key=True),
+    Column("person_id", Integer, primary_key=True),
     Column("cap_group", String(64), primary_key=True),
     Column("points", Integer, nullable=False),
     CheckConstraint("points >= 0", name="not_negative"),

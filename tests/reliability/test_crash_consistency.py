@@ -76,12 +76,13 @@ def _prepare(
         accounts = []
         with platform.store.transaction() as uow:
             for n in range(PEOPLE):
-                record = uow.create_record(f"C{n:07d}", AS_OF)
+                person = uow.person(f"crash-person-{n}", AS_OF)
+                record = uow.create_record(f"C{n:07d}", AS_OF, person)
                 account = f"acct-{n}"
                 uow.link_account(SERVICE, account, record.record_id)
                 uow.add_application(
                     Application(0, "round1", record.record_id, SERVICE, account, OPERATOR,
-                                AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
+                                AS_OF - timedelta(days=1), date(2020, 6, 1), 0, person)
                 )  # fmt: skip
                 accounts.append(account)
         rng = random.Random(3)

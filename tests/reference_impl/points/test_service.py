@@ -287,7 +287,7 @@ def test_the_check_finds_a_refund_booked_on_another_account() -> None:
         LedgerEntry(1, "spend", "round1", LedgerKind.CLAWBACK, -2500, OPERATOR, SERVICE,
                     "bob-acct", "r1", at),
     ]  # fmt: skip
-    found = violations(load_scheme(), entries, {(1, "spend"): 0}, [charge, refund])
+    found = violations(load_scheme(), entries, {(1, "spend"): 0}, [charge, refund], {1: 1})
     assert any("refund r1: reported on qr-pay/bob-acct" in p for p in found), found
     assert any("ledger entry for r1: booked on qr-pay/bob-acct" in p for p in found), found
 
@@ -349,3 +349,87 @@ def test_a_report_dated_after_the_platforms_clock_is_refused_and_not_kept(
     again = points.report(person, 1000, at=SEPT + timedelta(days=30), transaction_id="t-late")
     assert (again.outcome, again.replayed) == (Outcome.GRANTED, False)
     assert points.points.violations() == []
+
+
+# --- the person: one cap, one choice, one bonus, across revoked IDs (issue 13) ----------------
+
+
+def test_a_revoked_id_does_not_reset_the_cap_or_the_choice(points: PointsPlatform) -> None:
+    """The reported defect: earn 5,000, revoke, reserve a new ID with the same card, apply with
+    another payment account and earn 5,000 more. The entitlement is the person's."""
+    person = points.person()
+    points.advance_to(SEPT)
+    assert points.report(person, 20_000).points == 5000
+    first_id = person.mykey_id
+    points.service.revoke(points.login_card(person.holder).token)
+    assert points.report(person, 1000).outcome is Outcome.MYKEY_REVOKED  # no ID holds it now
+    new_id = points.issue(person.holder).mykey_id
+    assert new_id != first_id
+    other = points.books.open_account("second account")
+    with pytest.raises(PointsError) as second_choice:
+        points.apply(person, account_id=other.account_id, security_code=other.security_code)
+    assert second_choice.value.code == "already_applied"
+    again = points.apply(person)  # the person's own choice, confirmed with the new ID
+    assert (again.service_id, again.account_id) == (SERVICE, person.account_id)
+    capped = points.report(person, 20_000)
+    assert (capped.outcome, capped.points, capped.total_after) == (Outcome.CAPPED, 0, 5000)
+    held = points.points.holder_points(points.login_card(person.holder).token)
+    assert held.mykey_id == new_id
+    assert held.points == {}  # the revoked ID's 5,000 stay unusable
+    assert held.cap_used == {"spend": 5000}  # and still count against the person's cap
+    assert [a.account_id for a in held.applications] == [person.account_id]
+    assert points.points.violations() == []
+
+
+def test_a_new_id_earns_what_is_left_of_the_persons_cap(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(SEPT)
+    assert points.report(person, 12_000).points == 3000
+    points.service.revoke(points.login_card(person.holder).token)
+    points.issue(person.holder)
+    later = points.report(person, 12_000)  # no re-application needed: the choice stands
+    assert (later.outcome, later.points, later.total_after) == (Outcome.CAPPED, 2000, 5000)
+    held = points.points.holder_points(points.login_card(person.holder).token)
+    assert (held.points, held.cap_used) == ({"spend": 2000}, {"spend": 5000})
+    # A refund of the charge the revoked ID earned takes back from the person's cap, not
+    # from the new ID's points.
+    first_tx = "tx-1"
+    refund = points.report(person, 12_000, kind=TransactionKind.REFUND, refund_of=first_tx)
+    assert (refund.outcome, refund.points, refund.total_after) == (Outcome.TAKEN_BACK, -3000, 2000)
+    assert points.report(person, 8_000).points == 2000
+    assert points.points.violations() == []
+
+
+def test_a_round2_bonus_is_paid_once_per_person_across_ids(points: PointsPlatform) -> None:
+    person = points.person()
+    points.advance_to(ROUND2_DAY)
+    points.apply(person, campaign_id="round2")
+    points.points.claim_bonus(points.card_proof(person.holder), "round2", "health_insurance")
+    points.service.revoke(points.login_card(person.holder).token)
+    points.issue(person.holder)
+    with pytest.raises(PointsError) as twice:
+        points.points.claim_bonus(points.card_proof(person.holder), "round2", "health_insurance")
+    assert twice.value.code == "bonus_already_granted"
+    assert points.points.violations() == []
+
+
+def test_points_check_finds_a_person_over_the_cap(points: PointsPlatform) -> None:
+    """What a platform that reset the cap on revocation would have written: two IDs of one
+    person holding 5,000 each. The totals agree with the ledger per ID; the person does not."""
+    from reference_impl.points import LedgerEntry, LedgerKind
+
+    person = points.person()
+    points.advance_to(SEPT)
+    points.report(person, 20_000)
+    points.service.revoke(points.login_card(person.holder).token)
+    points.issue(person.holder)
+    held = points.points.holder_points(points.login_card(person.holder).token)
+    with points.store.transaction() as uow:
+        record = uow.record_by_mykey_id(held.mykey_id)
+        assert record is not None
+        uow.append_ledger([LedgerEntry(
+            record.record_id, "spend", "round1", LedgerKind.GRANT, 5000, OPERATOR, SERVICE,
+            person.account_id, "tx-second-cap", SEPT,
+        )])  # fmt: skip
+    problems = points.points.violations()
+    assert any("over the cap" in p for p in problems), problems

@@ -103,7 +103,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
     upgrade(store_url)
     upgrade(store_url)
     with SqlStore.open(store_url) as store:
-        assert current_revision(store.engine) == head_revision() == "0004"
+        assert current_revision(store.engine) == head_revision() == "0005"
         with store.engine.connect() as connection:
             heads = connection.execute(select(audit_head)).all()
         assert [tuple(row) for row in heads] == [(1, 0, GENESIS)]
@@ -152,3 +152,57 @@ def test_the_ledger_refuses_update_and_delete(store: SqlStore) -> None:
             c.execute(statement)
     with store.engine.connect() as connection:
         assert connection.execute(select(ledger.c.points)).scalars().all() == [100]
+
+
+def test_0005_makes_each_existing_record_its_own_person_and_keeps_totals(store_url: str) -> None:
+    """Data from before the person (migration 0005) keeps its applications and totals: each
+    existing MyKey record becomes a person whose ID equals the record's, with no reference."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import insert, text
+
+    engine = make_engine(store_url)
+    now = datetime(2020, 9, 1, tzinfo=UTC)
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0004")
+            connection.execute(text(
+                "INSERT INTO mykeys (record_id, mykey_id, status, created_at, password_failures)"
+                " VALUES (7, 'AAAABBBB', 'active', :now, 0)"
+            ), {"now": now})  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO operators (operator_id, name, public_key, feed_seq, created_at) "
+                "VALUES ('op', 'Op', :key, 1, :now)"
+            ), {"key": b"k" * 32, "now": now})  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO applications (campaign_id, record_id, service_id, account_id, "
+                "operator_id, applied_at, card_applied_on, feed_seq) VALUES ('round1', 7, 's', "
+                "'a', 'op', :now, :day, 1)"
+            ), {"now": now, "day": date(2020, 6, 1)})  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO point_totals (record_id, cap_group, points) VALUES (7, 'spend', 900)"
+            ))  # fmt: skip
+        migrate(engine)
+        assert described(engine) == intended()
+        from reference_impl.store.tables import applications, mykeys, persons, point_totals
+
+        with engine.connect() as connection:
+            assert connection.execute(select(persons.c.person_id, persons.c.person_ref)).all() == [
+                (7, None)
+            ]
+            assert connection.execute(select(mykeys.c.person_id)).scalars().all() == [7]
+            assert connection.execute(select(applications.c.person_id)).scalars().all() == [7]
+            assert connection.execute(select(point_totals)).all() == [(7, "spend", 900)]
+        with engine.begin() as connection:  # the next person gets a fresh ID
+            connection.execute(insert(persons).values(person_ref="p-new", created_at=now))
+            assert (
+                connection.execute(
+                    select(persons.c.person_id).where(persons.c.person_ref == "p-new")
+                ).scalar_one()
+                > 7
+            )
+    finally:
+        engine.dispose()
