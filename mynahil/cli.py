@@ -800,6 +800,7 @@ def _register_subcommands() -> None:
 
     from .cli_card_data import verify_info_command
     from .cli_db import db_app
+    from .cli_helpdesk import helpdesk_app
     from .cli_points import operator_app, points_app
     from .cli_registry import registry_app
     from .cli_soak import soak
@@ -810,6 +811,7 @@ def _register_subcommands() -> None:
     app.add_typer(points_app, name="points")
     app.add_typer(staff_app, name="staff")
     app.add_typer(registry_app, name="registry")
+    app.add_typer(helpdesk_app, name="helpdesk")
     app.command("simulate")(simulate)
     app.add_typer(scenarios_app, name="scenarios")
     app.command("calibrate")(calibrate)

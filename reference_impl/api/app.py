@@ -16,7 +16,7 @@ from reference_impl.points import PointsService
 from reference_impl.registries import RegistrationBook, RegistryKind
 from reference_impl.staff import StaffDirectory
 
-from . import jlis, mykey, points, registries
+from . import helpdesk, jlis, mykey, points, registries
 from .limits import RequestLimits
 from .logs import RequestLog
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
@@ -68,6 +68,7 @@ def create_app(
     app.state.registries = dict(registry_books) if registry_books is not None else None
     if registry_books is not None:
         app.include_router(registries.router)
+    app.include_router(helpdesk.router)
     if points_service is not None:
         app.state.points = points_service
         app.state.platform_public_key = platform_public_key

@@ -47,6 +47,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "issuance_raced": 409,
     "mykey_not_found": 404,
     "mykey_revoked": 403,
+    "mykey_id_stopped": 403,  # the help desk stopped it
+    "mykey_id_already_stopped": 409,
+    "mykey_id_already_active": 409,
     "login_failed": 401,
     "session_invalid": 401,
     "card_login_required": 403,

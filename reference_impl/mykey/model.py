@@ -18,6 +18,7 @@ class Purpose(StrEnum):
 
 class MyKeyStatus(StrEnum):
     ACTIVE = "active"
+    STOPPED = "stopped"  # by the help desk (a leak): no login, no points, until restarted
     REVOKED = "revoked"
 
 

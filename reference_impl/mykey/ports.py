@@ -96,7 +96,7 @@ class UnitOfWork(Protocol):
 
     # MyKey records
     def record_by_serial(self, serial: int) -> MyKeyRecord | None:
-        """The active record a certificate serial is bound to."""
+        """The record (active or stopped, never revoked) a certificate serial is bound to."""
         ...
 
     def record_by_mykey_id(self, mykey_id: str, *, lock: bool = False) -> MyKeyRecord | None:

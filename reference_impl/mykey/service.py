@@ -45,6 +45,7 @@ __all__ = [
     "Policy",
     "audited_operation",
     "password_lock",
+    "stopped_error",
 ]
 
 Clock = Callable[[], datetime]
@@ -172,6 +173,22 @@ def audited_operation(
 
 def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
+def stopped_error() -> MyKeyError:
+    """What a holder is told while the help desk has stopped their MyKey ID."""
+    return MyKeyError(
+        "mykey_id_stopped",
+        "the help desk stopped this MyKey ID (it may have leaked): no login and no points "
+        "until it is restarted; contact the MyKey platform help desk",
+    )
+
+
+def _live(record: MyKeyRecord) -> MyKeyRecord:
+    """The record, unless the help desk stopped it."""
+    if record.status is MyKeyStatus.STOPPED:
+        raise stopped_error()
+    return record
 
 
 def _token_hash(token: str) -> str:
@@ -372,6 +389,7 @@ class MyKeyService:
             existing = self._record_for_serial(uow, cert, now)
             if existing is not None:
                 note["record_id"] = existing.record_id
+                _live(existing)
                 note["details"]["existing"] = True
                 return IssueResult(existing.mykey_id, created=False)
             wanted = self._valid_choice(chosen_id) if chosen_id is not None else None
@@ -447,7 +465,7 @@ class MyKeyService:
                     "mykey_not_found", "this card has no MyKey ID yet: issue one first"
                 )
             note["record_id"] = record.record_id
-            return self._session(uow, record, LoginMethod.CARD, now)
+            return self._session(uow, _live(record), LoginMethod.CARD, now)
 
     def card_holder(
         self,
@@ -464,6 +482,7 @@ class MyKeyService:
         record = self._record_for_serial(uow, cert, now)
         if record is None:
             raise MyKeyError("mykey_not_found", "this card has no MyKey ID yet: issue one first")
+        _live(record)
         facts = self.jlis.holder_facts(serial)
         if facts is None:
             raise MyKeyError("certificate_unknown", "J-LIS does not know this certificate")
@@ -529,7 +548,7 @@ class MyKeyService:
             record = uow.record_by_mykey_id(canonical, lock=True)
             if (
                 record is None
-                or record.status is not MyKeyStatus.ACTIVE
+                or record.status is MyKeyStatus.REVOKED
                 or record.password_hash is None
             ):
                 return PasswordAttempt(None, None, None, now, "unknown")
@@ -568,13 +587,14 @@ class MyKeyService:
             record = uow.record(attempt.record_id, lock=True)
             if (
                 record is None
-                or record.status is not MyKeyStatus.ACTIVE
+                or record.status is MyKeyStatus.REVOKED
                 or record.password_hash != attempt.password_hash
                 or record.mykey_id != attempt.mykey_id
             ):
                 # changed while the password was checked: the check no longer stands
                 raise MyKeyError("login_failed", LOGIN_FAILED)
             uow.update_record(replace(record, password_failures=0, locked_until=None))
+            _live(record)  # told why only once the password proved it is theirs
             return self._session(uow, record, LoginMethod.PASSWORD, now)
 
     def _failed(self, record: MyKeyRecord, now: datetime) -> MyKeyRecord:
@@ -597,9 +617,9 @@ class MyKeyService:
         record = uow.record(session.record_id, lock=True)
         if uow.session(session.token_hash) is None:
             raise MyKeyError("session_invalid", "the session ended (ID changed or revoked)")
-        if record is None or record.status is not MyKeyStatus.ACTIVE:
+        if record is None or record.status is MyKeyStatus.REVOKED:
             raise MyKeyError("mykey_revoked", "this MyKey ID was revoked")
-        return record
+        return _live(record)
 
     # --- what a logged-in holder can do -----------------------------------------------------
 

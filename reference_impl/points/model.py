@@ -43,6 +43,7 @@ class Outcome(StrEnum):
     BEFORE_APPLICATION = "before_application"
     OUTSIDE_CAMPAIGN = "outside_campaign"
     MYKEY_REVOKED = "mykey_revoked"  # a revoked ID holds no points
+    MYKEY_ID_STOPPED = "mykey_id_stopped"  # the help desk stopped the person's ID
     CERTIFICATE_EXPIRED = "certificate_expired"  # made while the holder's certificate was expired
     FUTURE_DATED = "future_dated"  # dated after the platform's clock (beyond the skew); not kept
     ORIGINAL_UNKNOWN = "original_unknown"  # a refund of a transaction never reported

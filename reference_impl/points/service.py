@@ -247,7 +247,9 @@ class _Batch:
             return self._store(
                 report, digest, Outcome.MYKEY_REVOKED, record_id=applied[0].record_id
             )
-        holder = current[0]
+        holder, status = current
+        if status is MyKeyStatus.STOPPED:  # the help desk stopped it: no points meanwhile
+            return self._store(report, digest, Outcome.MYKEY_ID_STOPPED, record_id=holder)
         verdicts: list[tuple[Eligibility, Application, Campaign]] = []
         for application in applied:
             campaign = self.scheme.campaign(application.campaign_id)
@@ -855,6 +857,7 @@ _RECORDED_REFUSALS = frozenset(
         Outcome.BEFORE_APPLICATION,
         Outcome.OUTSIDE_CAMPAIGN,
         Outcome.MYKEY_REVOKED,
+        Outcome.MYKEY_ID_STOPPED,
         Outcome.CERTIFICATE_EXPIRED,
         Outcome.ORIGINAL_UNKNOWN,
         Outcome.REFUND_EXCEEDS_ORIGINAL,

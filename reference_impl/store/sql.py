@@ -357,7 +357,7 @@ _BY_SERIAL = (
     .join(certificate_bindings, certificate_bindings.c.record_id == mykeys.c.record_id)
     .where(
         certificate_bindings.c.serial == bindparam("serial"),
-        mykeys.c.status == MyKeyStatus.ACTIVE.value,
+        mykeys.c.status != MyKeyStatus.REVOKED.value,
     )
 )
 _RETIRED = select(exists().where(retired_ids.c.mykey_id == bindparam("mid")))
