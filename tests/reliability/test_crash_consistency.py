@@ -50,6 +50,9 @@ from reference_impl.store import SqlStore
 from tests.support import MYNAHIL, free_port
 
 AS_OF = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
+# Charges made after the applications (AS_OF - 1 day) and before the served clock (which
+# starts at the --as-of date): a report dated after the platform's clock is refused.
+CHARGES_FROM = AS_OF - timedelta(hours=20)
 OPERATOR, SERVICE = "crash-op", "crash-pay"
 KILLS = 5
 PEOPLE, BATCH, CARDS = 40, 50, 30
@@ -130,7 +133,7 @@ def _report_all(url: str, key: Ed25519PrivateKey, accounts: list[str], acks: Ack
         batch = [
             Report(f"k{b}-{i}", f"t{b}-{i}", SERVICE, rng.choice(accounts),
                    TransactionKind.CHARGE, rng.randint(100, 3000),
-                   AS_OF + timedelta(seconds=b * BATCH + i))
+                   CHARGES_FROM + timedelta(seconds=b * BATCH + i))
             for i in range(BATCH)
         ]  # fmt: skip
         decisions = _until_acknowledged(partial(client.report, batch), stop, acks)
