@@ -35,7 +35,8 @@ def test_a_card_applied_for_in_april_and_received_in_may_gets_the_extension(
     application = points.apply(person)
     assert application.card_applied_on == date(2021, 4, 20)
     assert points.report(person, 4000).outcome is Outcome.GRANTED  # June: the extension
-    december = points.report(person, 4000, at=jst_noon(date(2021, 12, 31)))
+    points.advance_to(jst_noon(date(2021, 12, 31)))  # reported when it happens, not before
+    december = points.report(person, 4000)
     assert december.outcome is Outcome.GRANTED
 
 
