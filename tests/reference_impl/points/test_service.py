@@ -403,6 +403,7 @@ def test_a_new_id_earns_what_is_left_of_the_persons_cap(points: PointsPlatform) 
 def test_a_round2_bonus_is_paid_once_per_person_across_ids(points: PointsPlatform) -> None:
     person = points.person()
     points.advance_to(ROUND2_DAY)
+    points.register(person, "health_insurance", ROUND2_DAY.date())
     points.apply(person, campaign_id="round2")
     points.points.claim_bonus(points.card_proof(person.holder), "round2", "health_insurance")
     points.service.revoke(points.login_card(person.holder).token)
