@@ -37,7 +37,14 @@ class AID(bytes, Enum):
     COMMON = bytes.fromhex("D3921000310001010100")
 
 
-class JpkiFile(int, Enum):
+class _FileId(int, Enum):
+    """A file identifier: formats as the number it is (``f"{fid:04X}"`` gives ``000A``)."""
+
+    def __format__(self, spec: str) -> str:
+        return int.__format__(int(self), spec) if spec else super().__format__(spec)
+
+
+class JpkiFile(_FileId):
     """Elementary files of the JPKI AP."""
 
     SIGN_CERT = 0x0001
@@ -58,7 +65,7 @@ class JpkiFile(int, Enum):
 JPKI_INTERNAL_FILES: tuple[int, ...] = (0x0005, 0x0009, 0x0010, 0x0016, 0x0019, 0x001C, 0x001E)
 
 
-class CardInfoFile(int, Enum):
+class CardInfoFile(_FileId):
     """Elementary files of the card-info input-support AP (券面事項入力補助AP)."""
 
     MY_NUMBER = 0x0001
@@ -71,7 +78,7 @@ class CardInfoFile(int, Enum):
     PIN_B = 0x0015  # 照合番号B: birth YYMMDD + expiry year + security code
 
 
-class CardFaceFile(int, Enum):
+class CardFaceFile(_FileId):
     """Elementary files of the card-face AP (券面事項確認AP; jsapdu's KENKAKU_AP_EF)."""
 
     BIRTH = 0x0001
