@@ -44,6 +44,9 @@ class DefectiveCard(EmulatedCard):
         self._selected_fid: int | None = None
         if defect == "wrong_atr":
             self.atr = _OTHER_CARD_ATR
+        if defect == "sign_password_four_tries":  # issued with one try of five already gone
+            pin = state.pins[PinSlot.SIGN]
+            self._save_pin(PinSlot.SIGN, state.with_pin(PinSlot.SIGN, pin.charged()))
         info = self._apps[AID.CARD_INFO.value].files
         if defect == "no_df21":  # EF 0002 as cards without the offsets header would hold it
             old = info[CardInfoFile.BASIC_INFO]
@@ -159,6 +162,8 @@ DEFECTS: dict[str, Defect] = {
                ("JPKI-CINFO-004",)),
         Defect("bad_info_signature", "the card-info AP's EF 0003 signature does not verify",
                ("JPKI-CINFO-005",)),
+        Defect("sign_password_four_tries", "a fresh signing password shows 4 tries, not 5",
+               ("JPKI-PIN-005",)),
         Defect("pin_b_ignores_expiry", "照合番号B accepts any card expiry year",
                ("JPKI-CINFO-008",)),
     )

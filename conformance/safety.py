@@ -12,6 +12,7 @@ from mynahil.transports import Transport
 __all__ = [
     "PIN_FILES",
     "GuardedTransport",
+    "PinCounterNotFull",
     "PinGuardState",
     "UnsafeCommand",
     "allowed_banner",
@@ -39,6 +40,15 @@ class UnsafeCommand(RuntimeError):
     """The suite was about to send a command that could hurt a real card; it was not sent."""
 
 
+class PinCounterNotFull(UnsafeCommand):
+    """A PIN's counter shows fewer tries than a fresh one: the suite spends none of them.
+
+    Not the card rejecting the user's PIN: only the tests that would enter this PIN are
+    skipped (the plugin turns this into a skip), and the requirement that a fresh PIN shows
+    all its tries (JPKI-PIN-001, -005, CINFO-001) fails on its own.
+    """
+
+
 @dataclass
 class PinGuardState:
     """Shared by every test of a session: once the card rejects the user's PIN, no more tries."""
@@ -46,6 +56,7 @@ class PinGuardState:
     secrets: frozenset[bytes]
     rejected: str = ""  # which PIN the card rejected; the session stops
     checked: set[int] = field(default_factory=set)  # PIN EFs whose counter was seen full
+    short: dict[int, str] = field(default_factory=dict)  # PIN EFs seen with tries missing
 
 
 class GuardedTransport(Transport):
@@ -115,15 +126,17 @@ class GuardedTransport(Transport):
             raise UnsafeCommand("refused to send a PIN before selecting a known PIN file")
         if ef in self.guard.checked:
             return
+        if ef in self.guard.short:
+            raise PinCounterNotFull(self.guard.short[ef])
         what, fresh = PIN_FILES[ef]
         answer = self.inner.transmit(bytes((0x00, 0x20, 0x00, p2)))
         sw = int.from_bytes(answer[-2:], "big")
         if sw & 0xFFF0 == 0x63C0 and sw & 0x0F < fresh:
-            self.guard.rejected = f"the {what} has {sw & 0x0F} of {fresh} tries left"
-            raise UnsafeCommand(
+            self.guard.short[ef] = (
                 f"the {what} has only {sw & 0x0F} of {fresh} tries left: the suite will not "
                 "spend one (enter the PIN once with the card's own software to reset it)"
             )
+            raise PinCounterNotFull(self.guard.short[ef])
         self.guard.checked.add(ef)
 
 

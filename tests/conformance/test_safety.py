@@ -133,3 +133,27 @@ def test_the_guard_follows_short_ef_identifiers() -> None:
     wire.transmit(bytes.fromhex("00A4040C0AD3921000310001010402"))  # the card-face AP
     with pytest.raises(UnsafeCommand, match="known PIN file"):
         wire.transmit(bytes.fromhex("002000910431323334"))
+
+
+def test_a_signing_password_short_of_tries_fails_pin_005_and_nothing_else(tmp_path: Path) -> None:
+    """The guard spends none of the tries left, yet the run goes on: only the tests entering
+    the signing password are skipped (saying why), and JPKI-PIN-005 fails with its reason."""
+    code, results = run_target(
+        "realistic:defect:sign_password_four_tries", tmp_path, pin="1234", sign_password="ABC123"
+    )
+    assert code != 0
+    verdicts = {r: v["verdict"] for r, v in results["requirements"].items()}
+    assert verdicts["JPKI-PIN-005"] == "failed"
+    failed = [r for r, v in verdicts.items() if v == "failed"]
+    assert failed == ["JPKI-PIN-005"], failed
+    assert results["catalogue"]["untested"] == []
+    assert verdicts["JPKI-FILE-005"] == "skipped"
+    assert "4 of 5 tries" in " ".join(results["requirements"]["JPKI-FILE-005"]["reasons"])
+    assert verdicts["JPKI-SIG-001"] == "passed", "the auth PIN's tests still ran"
+    assert "4 of 5 tries" in results["tests"][_test_of(results, "JPKI-PIN-005")]["message"]
+
+
+def _test_of(results: dict[str, Any], requirement: str) -> str:
+    failed = [n for n in results["requirements"][requirement]["tests"]
+              if results["tests"][n]["outcome"] == "failed"]  # fmt: skip
+    return str(failed[0])
