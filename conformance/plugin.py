@@ -541,8 +541,12 @@ def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
             verdict = "untested"
         else:
             verdict = "skipped"
+        destructive = [r for r in tests.values() if r.get("destructive")]
         out[rid] = {
             "verdict": verdict,
+            # a run without destructive tests (CI mode, a real card) cannot judge this one
+            "not_judged": state.destructive == "skip"
+            and any(r["outcome"] != "passed" for r in destructive),
             "title": requirement.title,
             "source": requirement.source,
             "suite": requirement.suite,
@@ -580,6 +584,7 @@ def results_of(state: Conformance) -> dict[str, Any]:
     untested = sorted(r for r, v in requirements.items() if v["verdict"] == "untested")
     planned = sorted(r for r, v in requirements.items() if v["verdict"] == "planned")
     failed = sorted(r for r, v in requirements.items() if v["verdict"] == "failed")
+    not_judged = sorted(r for r, v in requirements.items() if v["not_judged"])
     catalogue = {
         "verdict": "failed" if untested else "passed",
         "untested": untested,
@@ -610,6 +615,7 @@ def results_of(state: Conformance) -> dict[str, Any]:
         "expected_atr": device.expected_atr,
         "destructive": state.destructive,
         "refused": state.refused,
+        "not_judged": not_judged,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(state.started)),
         "seconds": round(time.time() - state.started, 3),
         "passed": passed,
@@ -651,5 +657,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for rid, v in results["requirements"].items():
         if v["verdict"] in ("failed", "untested"):
             terminalreporter.write_line(f"{v['verdict'].upper():9} {rid}  {v['title']}")
+    if results["not_judged"]:
+        terminalreporter.write_line(
+            f"without destructive tests this run cannot judge {len(results['not_judged'])} "
+            f"requirement(s): {', '.join(results['not_judged'])}"
+        )
     verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
     terminalreporter.write_line(f"{verdict} -> {state.report_dir / 'index.html'}")

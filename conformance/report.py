@@ -37,7 +37,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <tr><th>interface</th><td>{{ r.device_profile.interface }}</td></tr>
 <tr><th>ATR</th><td><code>{{ r.atr or '(none seen)' }}</code>{% if r.expected_atr %}; expected <code>{{ r.expected_atr }}</code>{% if r.device_profile.atr_mask %} under mask <code>{{ r.device_profile.atr_mask }}</code>{% endif %}{% endif %}</td></tr>
 <tr><th>time budget</th><td>{{ '%.0f' % r.device_profile.budget_ms }} ms for a whole MyKey read and sign</td></tr>
-<tr><th>destructive tests</th><td>{{ r.destructive }}</td></tr>{% endif %}
+<tr><th>destructive tests</th><td>{{ r.destructive }}{% if r.not_judged %}<br><span class="untested">a run without destructive tests cannot judge {{ r.not_judged | length }} requirement(s)</span>: {{ r.not_judged | join(', ') }} (PIN counters, lockout and PIN change need wrong PINs; their verdict below covers only the non-destructive tests){% endif %}</td></tr>{% endif %}
 <tr><th>run</th><td>{{ r.started }}, {{ '%.1f' % r.seconds }} s</td></tr>
 <tr><th>results</th><td>{% for k, n in r.counts.items() if n %}{{ n }} {{ k }}{{ ', ' if not loop.last }}{% endfor %}</td></tr>
 <tr><th>catalogue check</th><td class="{{ r.catalogue.verdict }}">{{ r.catalogue.verdict }}{% if r.catalogue.untested %}: no test for {{ r.catalogue.untested | join(', ') }}{% endif %}</td></tr>
@@ -47,7 +47,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <table><tr><th>requirement</th><th>verdict</th><th>title</th><th>source</th><th>tests (seconds)</th></tr>
 {% for rid, v in rows %}
 <tr><td><code>{{ rid }}</code></td><td class="{{ v.verdict }}">{{ v.verdict }}</td>
-<td>{{ v.title }}{% for reason in v.reasons %}<br><span class="small">skipped: {{ reason }}</span>{% endfor %}</td>
+<td>{{ v.title }}{% if v.not_judged %}<br><span class="small untested">not judged: its destructive tests did not run</span>{% endif %}{% for reason in v.reasons %}<br><span class="small">skipped: {{ reason }}</span>{% endfor %}</td>
 <td class="small">{{ v.source }}</td>
 <td class="small">{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
 {% endfor %}</table>

@@ -38,6 +38,15 @@ def test_a_real_card_gets_no_wrong_pin_and_no_destructive_test(tmp_path: Path) -
     assert verifies, "the suite verified the PIN it was given"
     assert all(e.get("redacted") == "pin" for e in verifies), "a PIN other than --pin was sent"
     assert all("31323334" not in str(e["command"]) for e in verifies), "the PIN is in a trace"
+    # CI mode: the report names what a run without destructive tests cannot judge
+    assert {"JPKI-PIN-002", "JPKI-PIN-003", "JPKI-PIN-004", "JPKI-PIN-005", "SPEC-CARD-001"} <= set(
+        results["not_judged"]
+    )
+    assert "JPKI-SIG-001" not in results["not_judged"]
+    assert results["requirements"]["JPKI-PIN-003"]["not_judged"] is True
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "a run without destructive tests cannot judge" in html
+    assert "JPKI-PIN-003" in html
 
 
 def test_a_wrong_pin_costs_one_try_and_stops_the_run(tmp_path: Path) -> None:
