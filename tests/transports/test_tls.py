@@ -89,13 +89,13 @@ def test_a_client_refuses_a_certificate_not_from_its_ca_file(
     other = make_throwaway_pki(tmp_path / "other")  # same hosts, another CA
     card = tmp_path / "card.json"
     assert mynahil("card", "new", "--out", str(card), "--ca", str(tls_platform.ca)).returncode == 0
-    base = ["client", "reserve", "--card", str(card), "--pin", "1234",
-            "--platform", tls_platform.url]  # fmt: skip
-    refused = mynahil(*base, "--ca-file", str(other.ca_file))
+    base = ["client", "reserve", "--card", str(card), "--platform", tls_platform.url]
+    with_pin = {**os.environ, "MYNAHIL_PIN": "1234"}  # not on argv: that adds a warning line
+    refused = mynahil(*base, "--ca-file", str(other.ca_file), env=with_pin)
     assert refused.returncode == 1
     _one_line_error(refused, "did not verify", "--ca-file", "[platform_untrusted]")
     # Without a CA file the system's store does not know the test CA either.
-    env = {k: v for k, v in os.environ.items() if k != CA_FILE_ENV}
+    env = {k: v for k, v in with_pin.items() if k != CA_FILE_ENV}
     refused = mynahil(*base, env=env)
     assert refused.returncode == 1
     _one_line_error(refused, "did not verify")
@@ -103,7 +103,7 @@ def test_a_client_refuses_a_certificate_not_from_its_ca_file(
     verified = mynahil("audit", "verify", "--db", tls_platform.db)
     assert "intact: 0 records" in verified.stdout
     # A CA file that is not there is named before anything is sent.
-    missing = mynahil(*base, "--ca-file", str(tmp_path / "nope.pem"))
+    missing = mynahil(*base, "--ca-file", str(tmp_path / "nope.pem"), env=with_pin)
     assert missing.returncode == 2
     _one_line_error(missing, "--ca-file", "no such file")
 
