@@ -17,16 +17,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from locust import FastHttpUser, constant_pacing, task
-from locust.env import Environment
 from locust.runners import STATE_STOPPED, MasterRunner
-from locust.stats import RequestStats
 
 from reference_impl.points.signing import Signer
 
-from .locustfile import CurveShape
 from .operators import Acknowledged, OperatorIdentity, batch_body
 from .plan import LoadPlan
-from .runner import LoadTestConfig, Outcome, _start, _work
+from .runner import LoadTestConfig, Outcome, _start, _work, locust_environment
 from .timeline import Timeline
 
 __all__ = ["OperatorReplay", "OperatorUser", "run_operator_replay"]
@@ -108,20 +105,7 @@ def run_operator_replay(
     OperatorUser.wait_time = constant_pacing(replay.plan.pacing)
     plan = replay.plan
     timeline = Timeline()
-    env = Environment(
-        user_classes=[OperatorUser],
-        shape_class=CurveShape(plan),
-        host=config.platform_url.rstrip("/"),
-        stop_timeout=None,
-    )
-    env.stats = RequestStats(use_response_times_cache=False)
-
-    def on_request(
-        name: str, response_time: float, exception: BaseException | None, **_: Any
-    ) -> None:
-        timeline.on_request(name, response_time, exception is not None, time.time())
-
-    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    env = locust_environment(OperatorUser, plan, config.platform_url, timeline)
     acknowledged = replay.acknowledged
     if config.mode == "worker":
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
+from locust import User
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, MasterRunner, Runner
 from locust.stats import RequestStats, StatsEntry
@@ -80,20 +81,7 @@ def run(
     logging.getLogger("locust").setLevel(logging.WARNING)
     timeline = Timeline()
     deck = _deal_cards(plan, config, say)
-    env = Environment(
-        user_classes=[Holder],
-        shape_class=CurveShape(plan),
-        host=config.platform_url.rstrip("/"),
-        stop_timeout=None,
-    )
-    env.stats = RequestStats(use_response_times_cache=False)
-
-    def on_request(
-        name: str, response_time: float, exception: BaseException | None, **_: Any
-    ) -> None:
-        timeline.on_request(name, response_time, exception is not None, time.time())
-
-    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    env = locust_environment(Holder, plan, config.platform_url, timeline)
     if config.mode == "worker":
         _work(env, config, timeline, say)
         return None
@@ -128,6 +116,28 @@ def run(
         workers=workers,
         errors={f"{e.name}: {e.error}": e.occurrences for e in env.stats.errors.values()},
     )
+
+
+def locust_environment(
+    user_class: type[User], plan: LoadPlan, platform_url: str, timeline: Timeline
+) -> Environment:
+    """A Locust environment that follows ``plan``'s curve against the platform, every request
+    recorded in ``timeline`` as well as in Locust's own stats."""
+    env = Environment(
+        user_classes=[user_class],
+        shape_class=CurveShape(plan),
+        host=platform_url.rstrip("/"),
+        stop_timeout=None,
+    )
+    env.stats = RequestStats(use_response_times_cache=False)
+
+    def on_request(
+        name: str, response_time: float, exception: BaseException | None, **_: Any
+    ) -> None:
+        timeline.on_request(name, response_time, exception is not None, time.time())
+
+    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    return env
 
 
 def _deal_cards(
