@@ -8,8 +8,9 @@ from datetime import date, datetime
 from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, Security, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from reference_impl.points import (
@@ -24,6 +25,7 @@ from reference_impl.points import (
 )
 from reference_impl.points.service import MAX_BATCH
 from reference_impl.points.settlement import parse_operator_records
+from reference_impl.points.signing import SIGNATURE
 
 from .inputs import Body
 from .mykey import CardProof as CardProofBody
@@ -243,7 +245,35 @@ class ReconciliationOut(BaseModel):
 _BATCH = TypeAdapter(ReportBatch)
 
 
-async def signed_operator(operator_id: str, request: Request, svc: Service) -> Operator:
+# The signature scheme as the OpenAPI document declares it (components.securitySchemes and
+# `security` on every operator route). OpenAPI has no type for a signed request, so it is the
+# apiKey-in-header type on the signature header; the checking is :func:`signed_operator`'s.
+OPERATOR_SIGNATURE = APIKeyHeader(
+    name=SIGNATURE,
+    scheme_name="MynahilOperatorSignature",
+    description=(
+        "Every operator request is signed with the operator's Ed25519 key (scheme "
+        "mynahil-ed25519-v1). Four headers go together: X-Mynahil-Signer (the operator ID), "
+        "X-Mynahil-Timestamp (Unix seconds, decimal digits), X-Mynahil-Nonce (8 to 64 visible "
+        "ASCII characters, never reused) and X-Mynahil-Signature: standard base64 of the "
+        "64-byte Ed25519 signature over the UTF-8 bytes of METHOD, PATH[?QUERY], TIMESTAMP, "
+        "NONCE and the lowercase hex SHA-256 of the body, joined by LF (0x0A). Refusals: 401 "
+        "request_unsigned, operator_unknown, request_stale (more than 300 s from the "
+        "platform's clock), request_signature_invalid, request_replayed; 403 "
+        "operator_mismatch. Byte-by-byte contract and test vectors: docs/operator-signing.md "
+        "and docs/operator-signing-vectors.json. The platform signs its calls to an operator's "
+        "verify URL the same way (its key: GET /v1/points/platform-key)."
+    ),
+    auto_error=False,  # a missing header is the service's request_unsigned, as a problem
+)
+
+
+async def signed_operator(
+    operator_id: str,
+    request: Request,
+    svc: Service,
+    _signature: Annotated[str | None, Security(OPERATOR_SIGNATURE)],
+) -> Operator:
     """The operator that signed this request; it must be the one the path names."""
     raw = await request.body()
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -5,6 +5,10 @@ Unix seconds), a fresh ``X-Mynahil-Nonce`` and ``X-Mynahil-Signature`` (base64) 
 
     METHOD \\n PATH?QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))
 
+The contract for other languages, byte by byte, is docs/operator-signing.md; its test vectors
+(docs/operator-signing-vectors.json) are checked against this module by
+tests/reference_impl/points/test_signing_vectors.py.
+
 The receiver refuses an unsigned, wrongly signed or stale request (outside ``max_skew``) here,
 and a replayed one by remembering nonces for as long as a timestamp stays fresh (the store
 does that, inside the request's transaction).
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +39,7 @@ __all__ = [
     "Signer",
     "check_signature",
     "public_key_bytes",
+    "string_to_sign",
 ]
 
 SIGNER: Final = "X-Mynahil-Signer"
@@ -42,9 +48,15 @@ NONCE: Final = "X-Mynahil-Nonce"
 SIGNATURE: Final = "X-Mynahil-Signature"
 SIGNATURE_HEADERS: Final = (SIGNER, TIMESTAMP, NONCE, SIGNATURE)
 MAX_SKEW: Final = timedelta(minutes=5)
+# Digits only: the header's text is signed as sent, so a lenient parse ("+17…", "1_7…") would
+# let two spellings of one instant verify and leave other languages guessing.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# Visible ASCII: HTTP carries header bytes, and anything else signs differently per decoder.
+_NONCE = re.compile(r"[\x21-\x7e]{8,64}")
 
 
-def _message(method: str, target: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+def string_to_sign(method: str, target: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    """The bytes Ed25519 signs (docs/operator-signing.md): five lines joined by LF, UTF-8."""
     digest = hashlib.sha256(body).hexdigest()
     return "\n".join((method.upper(), target, timestamp, nonce, digest)).encode("utf-8")
 
@@ -61,11 +73,18 @@ class Signer:
     key: Ed25519PrivateKey
 
     def headers(
-        self, method: str, target: str, body: bytes, *, now: datetime | None = None
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        *,
+        now: datetime | None = None,
+        nonce: str | None = None,
     ) -> dict[str, str]:
+        """The four headers; ``nonce`` is fresh unless given (test vectors give one)."""
         timestamp = str(int((now or datetime.now(UTC)).timestamp()))
-        nonce = secrets.token_urlsafe(18)
-        signature = self.key.sign(_message(method, target, timestamp, nonce, body))
+        nonce = secrets.token_urlsafe(18) if nonce is None else nonce
+        signature = self.key.sign(string_to_sign(method, target, timestamp, nonce, body))
         return {
             SIGNER: self.name,
             TIMESTAMP: timestamp,
@@ -111,12 +130,16 @@ def check_signature(
     """Verify signature and timestamp (not the nonce: see the module docstring)."""
     signer = signer_of(headers)
     timestamp, nonce = headers[TIMESTAMP], headers[NONCE]
-    if not 8 <= len(nonce) <= 64 or not nonce.isprintable():
-        raise PointsError("request_unsigned", "the nonce must be 8 to 64 printable characters")
-    try:
-        signed_at = datetime.fromtimestamp(int(timestamp), UTC)
-    except (ValueError, OverflowError, OSError):
-        raise PointsError("request_unsigned", "the timestamp must be Unix seconds") from None
+    if not _NONCE.fullmatch(nonce):
+        raise PointsError(
+            "request_unsigned",
+            f"{NONCE} must be 8 to 64 visible ASCII characters (0x21 to 0x7E)",
+        )
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise PointsError(
+            "request_unsigned", f"{TIMESTAMP} must be Unix seconds in decimal digits (1 to 12)"
+        )
+    signed_at = datetime.fromtimestamp(int(timestamp), UTC)
     if abs(now - signed_at) > max_skew:
         raise PointsError(
             "request_stale",
@@ -126,7 +149,7 @@ def check_signature(
     try:
         signature = base64.b64decode(headers[SIGNATURE], validate=True)
         Ed25519PublicKey.from_public_bytes(public_key).verify(
-            signature, _message(method, target, timestamp, nonce, body)
+            signature, string_to_sign(method, target, timestamp, nonce, body)
         )
     except (binascii.Error, ValueError, InvalidSignature):
         raise PointsError(

@@ -151,11 +151,11 @@ def test_any_signature_header_bytes_are_a_4xx(site: Site, value: bytes, which: s
 
 def test_a_validly_signed_nonce_with_a_nul_is_a_4xx(site: Site) -> None:
     """Only the operator can sign it, but PostgreSQL could not have stored it (500)."""
-    from reference_impl.points.signing import _message
+    from reference_impl.points.signing import string_to_sign
 
     path = f"/v1/operators/{OPERATOR}/applications"
     timestamp, nonce = str(int(datetime.now(UTC).timestamp())), secrets.token_hex(8) + "\x00"
-    signature = site.signer.key.sign(_message("GET", path, timestamp, nonce, b""))
+    signature = site.signer.key.sign(string_to_sign("GET", path, timestamp, nonce, b""))
     headers = {"X-Mynahil-Signer": OPERATOR, "X-Mynahil-Timestamp": timestamp,
                "X-Mynahil-Nonce": nonce.encode(),
                "X-Mynahil-Signature": base64.b64encode(signature).decode()}  # fmt: skip

@@ -180,6 +180,29 @@ def test_openapi_document_is_checked_in_and_current(http: TestClient) -> None:
     assert all(path.startswith("/v1/") for path in served["paths"])
 
 
+def test_openapi_declares_the_operator_signature_on_every_operator_route(
+    http: TestClient,
+) -> None:
+    """A vendor generating a client from the document learns that operator routes are signed
+    and where the contract is (docs/operator-signing.md), and holder routes are not."""
+    served = http.get("/openapi.json").json()
+    scheme = served["components"]["securitySchemes"]["MynahilOperatorSignature"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == (
+        "apiKey",
+        "header",
+        "X-Mynahil-Signature",
+    )
+    assert "docs/operator-signing.md" in scheme["description"]
+    operations = [(path, op) for path, ops in served["paths"].items() for op in ops.values()]
+    operator_ops = [op for path, op in operations if path.startswith("/v1/operators/{")]
+    assert len(operator_ops) >= 4
+    for op in operator_ops:
+        assert op.get("security") == [{"MynahilOperatorSignature": []}], op["operationId"]
+    for path, op in operations:
+        if not path.startswith("/v1/operators/{"):
+            assert "MynahilOperatorSignature" not in json.dumps(op.get("security", [])), path
+
+
 def test_base64_is_checked(http: TestClient) -> None:
     challenge = http.post("/v1/mykey/challenges", json={"purpose": "issue"}).json()
     reply = http.post(
