@@ -1,13 +1,20 @@
-"""Deliberately defective emulated cards: the suite must fail each under the right requirement.
+"""Deliberately defective emulated cards and readers: the suite must fail each under the right
+requirement.
 
 Each defect is a real misbehaviour seen in (or feared of) card and reader stacks, made on top
 of the correct emulated card so everything else about it stays right. :data:`MATRIX` is the
 defect matrix as data: (target, the requirement IDs that must fail); :func:`full_matrix` adds
 the operator and platform suites' rows.
+
+A defective reader (:class:`DefectiveReader`, :data:`READER_DEFECTS`) is a relay on the vicc
+wire, between pcscd's vpcd driver and a correct emulated card: it sees every command pcscd
+passes down and every answer going back, and alters them as a faulty reader would. Its rows
+(``card:reader-defect:NAME``) run through pcscd, so they need it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
@@ -15,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from card_emulator import CardState, EmulatedCard, PinSlot
 from card_emulator.card import card_info_files
+from card_emulator.faults import CardLike
 from card_emulator.filesystem import BinaryFile
 from card_emulator.state import match_b_value
 from mynahil.jpki import AID, CardInfoFile
@@ -23,8 +31,10 @@ __all__ = [
     "CORRECT_TARGETS",
     "DEFECTS",
     "MATRIX",
+    "READER_DEFECTS",
     "Defect",
     "DefectiveCard",
+    "DefectiveReader",
     "MatrixRow",
     "full_matrix",
 ]
@@ -170,6 +180,67 @@ DEFECTS: dict[str, Defect] = {
 }  # fmt: skip
 
 
+READER_DEFECTS: dict[str, Defect] = {
+    d.name: d
+    for d in (
+        Defect("truncates_at_256", "cuts every answer to its first 256 bytes (a 256-byte buffer: "
+               "256 data bytes + SW lose their last two bytes)", ("JPKI-IF-001",)),
+        Defect("refuses_extended", "answers 6700 to every extended-length APDU without passing "
+               "it to the card", ("JPKI-READ-005",)),
+        Defect("mishandles_61xx", "hands the host 61xx for a command with data and Le instead "
+               "of the answer, then reads GET RESPONSE's Le 00 as 0 bytes", ("JPKI-IF-001",)),
+        Defect("slow_signing", "stalls each signing command for longer than the device "
+               "profile's whole time budget", ("JPKI-TIME-001",)),
+    )
+}  # fmt: skip
+
+
+class DefectiveReader:
+    """A relay on the vicc wire with one reader defect: the card it carries is correct.
+
+    It stands where a reader's firmware stands, between pcscd's vpcd driver and the card
+    (``card`` may be a :class:`~conformance.targets.CardSlot` whose card changes per test).
+    ``budget_ms`` is the device profile's time budget (the ``slow_signing`` stall exceeds it).
+    """
+
+    def __init__(self, card: CardLike, defect: str, *, budget_ms: float = 1000.0) -> None:
+        if defect not in READER_DEFECTS:
+            known = ", ".join(sorted(READER_DEFECTS))
+            raise ValueError(f"no reader defect {defect!r}; known: {known}")
+        self.card = card
+        self.defect = defect
+        self.stall_s = budget_ms * 1.5 / 1000
+        self._held = b""  # mishandles_61xx: the answer it kept back
+
+    @property
+    def atr(self) -> bytes:
+        return self.card.atr
+
+    def reset(self) -> bytes:
+        self._held = b""
+        return self.card.reset()
+
+    def transmit(self, raw: bytes) -> bytes:
+        defect = self.defect
+        extended = len(raw) >= 7 and raw[4] == 0
+        if defect == "refuses_extended" and extended:
+            return b"\x67\x00"
+        if defect == "mishandles_61xx" and raw[1:2] == b"\xc0" and len(raw) == 5:
+            held, self._held = self._held, b""
+            le = raw[4]  # the defect: Le 00 taken for 0 bytes, not 256
+            return held[:le] + _SW_OK if held else b"\x69\x85"
+        if defect == "slow_signing" and raw[:2] == b"\x80\x2a":
+            time.sleep(self.stall_s)
+        response = self.card.transmit(raw)
+        if defect == "truncates_at_256" and len(response) > 256:
+            return response[:256]
+        case_4 = len(raw) > 5 and not extended and len(raw) == 6 + raw[4]
+        if defect == "mishandles_61xx" and case_4 and len(response) > 2:
+            self._held = response[:-2]
+            return bytes((0x61, len(self._held) % 256))
+        return response
+
+
 @dataclass(frozen=True, slots=True)
 class MatrixRow:
     """One row of the defect matrix: a target and the requirements that must fail (none: the
@@ -192,6 +263,10 @@ CORRECT_TARGETS: list[MatrixRow] = [
 MATRIX: list[MatrixRow] = [
     *CORRECT_TARGETS,
     *(MatrixRow(f"card:defect:{name}", d.caught_by) for name, d in sorted(DEFECTS.items())),
+    *(
+        MatrixRow(f"card:reader-defect:{name}", d.caught_by, "pcsc")
+        for name, d in sorted(READER_DEFECTS.items())
+    ),
 ]
 
 

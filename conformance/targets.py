@@ -8,6 +8,8 @@ those may be hurt by destructive tests), and how to build it:
 ``card:inproc``            the emulated card in this process
 ``card:vpcd``              the emulated card attached to pcscd's vpcd driver, read through PC/SC
 ``card:defect:NAME``       a deliberately defective emulated card (``conformance.defects``)
+``card:reader-defect:NAME``  the correct emulated card behind pcscd's vpcd and a defective
+                           reader: a relay on the vicc wire (``conformance.defects``)
 ``realistic:inproc``       the emulated card treated as a real one (PIN guard, no destructive
 ``realistic:defect:NAME``  tests unless allowed): proves the suite is safe for real cards
 ``pcsc[:READER]``          a real PC/SC reader with a real or test card
@@ -40,7 +42,7 @@ from mynahil.transports import Transport, open_transport
 from mynahil.transports.inproc import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
-from .defects import DEFECTS, DefectiveCard
+from .defects import DEFECTS, READER_DEFECTS, DefectiveCard, DefectiveReader
 
 __all__ = [
     "EMULATED_PASSWORD",
@@ -208,6 +210,7 @@ class Target:
     device: DeviceProfile
     suites: tuple[str, ...] = ("card",)
     emulated: bool = False  # only emulated cards may be hurt (PIN lockout, PIN change)
+    reader_defect: str | None = None  # a defective reader between pcscd's vpcd and the card
     _issuer: tuple[JlisCA, KeyPool] | None = field(default=None, repr=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False)
 
@@ -266,6 +269,9 @@ class Target:
             assert held is not None
             if self.wire == "inproc":
                 return InProcessTransport(held)
+            if self.reader_defect:
+                relay = DefectiveReader(held, self.reader_defect, budget_ms=self.device.budget_ms)
+                return open_transport(self.wire, relay)
             return open_transport(self.wire, held)
         return open_transport(self.wire)
 
@@ -321,8 +327,15 @@ def _emulated_card_target(kind: str, emulated: bool) -> TargetBuilder:
             if name not in DEFECTS:
                 raise TargetError(f"no defect {name!r}; known: {', '.join(sorted(DEFECTS))}")
             return Target(spec, kind, "inproc", name, profile, ("card",), emulated)
+        if rest.startswith("reader-defect:"):
+            name = rest.removeprefix("reader-defect:")
+            if name not in READER_DEFECTS:
+                known = ", ".join(sorted(READER_DEFECTS))
+                raise TargetError(f"no reader defect {name!r}; known: {known}")
+            return Target(spec, kind, "vpcd", None, profile, ("card",), emulated, name)
         raise TargetError(
-            f"{kind} targets: {kind}:inproc, {kind}:vpcd or {kind}:defect:NAME, not {spec!r}"
+            f"{kind} targets: {kind}:inproc, {kind}:vpcd, {kind}:defect:NAME or "
+            f"{kind}:reader-defect:NAME, not {spec!r}"
         )
 
     return build
@@ -370,7 +383,8 @@ def _operator_target(spec: str, rest: str, device: DeviceProfile | None) -> Targ
 
 
 for _kind in (
-    TargetKind("card", ("card",), True, "card:inproc | card:vpcd | card:defect:NAME",
+    TargetKind("card", ("card",), True,
+               "card:inproc | card:vpcd | card:defect:NAME | card:reader-defect:NAME",
                _emulated_card_target("card", True)),
     TargetKind("realistic", ("card",), False, "realistic:inproc | realistic:defect:NAME",
                _emulated_card_target("realistic", False)),
