@@ -4,14 +4,19 @@ each under its requirement (the card is correct, so only the reader can be blame
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from card_emulator import EmulatedCard
+from card_emulator import EmulatedCard, FaultyCard
 from conformance.cli import run_target
 from conformance.defects import MATRIX, READER_DEFECTS, DefectiveReader
-from conformance.targets import TargetError, parse_target
+from conformance.targets import EMULATED_PIN, TargetError, parse_target
+from mynahil.apdu import CommandApdu
+from mynahil.card import MyNumberCard, Pin, digest_info_sha256
+from mynahil.jpki import AID, JpkiFile
+from mynahil.transports.inproc import InProcessTransport
 
 # The three tests that judge the reader's part (the largest short APDUs, an extended-length
 # read, the time budget) and one short exchange no reader defect here touches (unknown
@@ -61,6 +66,52 @@ def test_the_same_selection_passes_through_a_correct_reader(
     assert set(verdicts.values()) == {"passed"}, verdicts
 
 
-def test_the_relay_refuses_an_unknown_defect() -> None:
-    with pytest.raises(ValueError, match="no reader defect 'x'"):
-        DefectiveReader(EmulatedCard.__new__(EmulatedCard), "x")
+@pytest.fixture(scope="module")
+def card() -> EmulatedCard | FaultyCard:
+    return parse_target("card:inproc").emulated_card(faults="")
+
+
+def _relay(card: EmulatedCard | FaultyCard, defect: str, budget_ms: float = 1000) -> MyNumberCard:
+    wire = InProcessTransport(DefectiveReader(card, defect, budget_ms=budget_ms))
+    wire.connect()
+    return MyNumberCard(wire)
+
+
+def _sign_command() -> bytes:
+    return CommandApdu(0x80, 0x2A, 0x00, 0x80, digest_info_sha256(b"x"), le=256).to_bytes()
+
+
+def test_the_relay_alters_what_each_defect_names(card: EmulatedCard | FaultyCard) -> None:
+    """Without pcscd, the relay itself: each defect changes the exchange it names, and the
+    same exchange through a correct card is whole."""
+    read_256 = bytes.fromhex("00B0000000")
+    read_extended = bytes.fromhex("00B08A00000000")
+
+    api = _relay(card, "truncates_at_256")
+    api.select_application(AID.JPKI)
+    api.select_file(JpkiFile.AUTH_CERT)
+    assert len(card.transmit(read_256)) == 258
+    assert len(api.transport.transmit(read_256)) == 256
+
+    api = _relay(card, "refuses_extended")
+    api.select_application(AID.JPKI)
+    api.select_file(JpkiFile.AUTH_CERT)
+    assert api.transport.transmit(read_extended) == b"\x67\x00"
+    assert api.transport.transmit(read_256)[-2:] == b"\x90\x00"  # short APDUs pass
+
+    api = _relay(card, "mishandles_61xx")
+    api.verify(Pin.AUTH, EMULATED_PIN)
+    api.select_file(JpkiFile.AUTH_KEY)
+    assert api.transport.transmit(_sign_command()) == b"\x61\x00"
+    assert api.transport.transmit(bytes.fromhex("00C0000000")) == b"\x90\x00"  # 0, not 256
+
+    api = _relay(card, "slow_signing", budget_ms=100)
+    api.verify(Pin.AUTH, EMULATED_PIN)
+    start = time.perf_counter()
+    assert len(api.sign(Pin.AUTH, digest_info_sha256(b"x"))) == 256
+    assert time.perf_counter() - start >= 0.15  # 1.5 x the budget, on the signing command
+
+
+def test_the_relay_refuses_an_unknown_defect(card: EmulatedCard | FaultyCard) -> None:
+    with pytest.raises(ValueError, match="no reader defect 'x'; known: mishandles_61xx"):
+        DefectiveReader(card, "x")
