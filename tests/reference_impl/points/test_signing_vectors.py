@@ -144,3 +144,20 @@ def test_a_nonce_is_8_to_64_visible_ascii_characters(nonce: str) -> None:
         check_signature(public_key_bytes(key), "POST", "/x", headers, b"{}", now)
     assert caught.value.code == "request_unsigned"
     assert "X-Mynahil-Nonce" in str(caught.value)
+
+
+def test_the_java_example_signs_the_report_vector() -> None:
+    """docs/examples/SignVector.java hard-codes vector "report": its constants must stay the
+    vector's (it was run once with OpenJDK 17 and printed the vector's signature)."""
+    java = (VECTORS_FILE.parent / "examples" / "SignVector.java").read_text(encoding="utf-8")
+    report = next(v for v in VECTORS if v["name"] == "report")
+    body_literal = report["body_utf8"].replace('"', '\\"')
+    for constant in (
+        f'"{report["private_key_seed_hex"]}"',
+        f'"{report["public_key_base64"]}"',
+        f'"{body_literal}"',
+        f'"{report["method"]}", "{report["target"]}"',
+        f'"{report["timestamp"]}", "{report["nonce"]}"',
+        '"\\n"',
+    ):
+        assert constant in java, constant
