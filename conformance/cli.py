@@ -93,7 +93,8 @@ def run(
     target: Annotated[
         str | None,
         typer.Option(
-            help="card:inproc, card:vpcd, card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], "
+            help="card:inproc, card:vpcd, card:defect:NAME, card:reader-defect:NAME, "
+            "pcsc[:READER], phone[:HOST:PORT], "
             "platform:sample|URL, operator:sample|defect:NAME|URL (default: the device or "
             "operator profile's)"
         ),
@@ -346,7 +347,11 @@ def defects(
     ),
     pcsc: Annotated[
         bool | None,
-        typer.Option("--pcsc/--no-pcsc", help="Run card:vpcd too (default: if pcscd is there)."),
+        typer.Option(
+            "--pcsc/--no-pcsc",
+            help="Run the rows through pcscd too, card:vpcd and the defective readers "
+            "(default: if pcscd is there).",
+        ),
     ] = None,
 ) -> None:
     """The defect matrix: each defect caught under its requirement, correct targets pass."""
