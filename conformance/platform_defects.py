@@ -7,6 +7,7 @@ platform stays exactly as certified.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,13 @@ def _accepts_expired_certificates(platform: ReferencePlatform) -> None:
     mykey._verified_certificate = lenient
 
 
+def _cap_reset_by_revocation(platform: ReferencePlatform) -> None:
+    """Every new MyKey ID is a new person: revoking the ID and reserving again with the same
+    card gives a second cap and a second choice of service (issue 13's reported defect)."""
+    mykey: Any = platform.mykey
+    mykey._person_of = lambda uow, serial, now: uow.person(f"defect-{secrets.token_hex(8)}", now)
+
+
 # name -> (what is wrong, the requirements that must fail, how to break the platform)
 PLATFORM_DEFECTS: dict[str, tuple[str, tuple[str, ...], Callable[[ReferencePlatform], None]]] = {
     "password_session_shows_id": (
@@ -58,6 +66,9 @@ PLATFORM_DEFECTS: dict[str, tuple[str, tuple[str, ...], Callable[[ReferencePlatf
     "accepts_expired_certificates": (
         "an expired certificate still logs in", ("SPEC-MYKEY-011",),
         _accepts_expired_certificates),
+    "cap_reset_by_revocation": (
+        "a revoked MyKey ID's new ID gets a second cap and a second choice of service",
+        ("SPEC-PERSON-001",), _cap_reset_by_revocation),
 }  # fmt: skip
 
 

@@ -77,6 +77,7 @@ class PlatformHarness:
     http: httpx.Client
     services: dict[str, SampleService] = field(default_factory=dict)  # none at a URL
     clock: TravelClock | None = None  # the platform's and the tills' clock; None at a URL
+    helpdesk_token: str | None = None  # a help-desk staff credential; None at a URL
     campaign_id: str = CAMPAIGN_ID
     _rng: random.Random = field(default_factory=lambda: random.Random(5))
 
@@ -138,6 +139,7 @@ def platform_harness(
     folder = Path(tempfile.mkdtemp(prefix="mynahil-platform-suite-"))
     services: dict[str, SampleService] = {}
     clock: TravelClock | None = None
+    helpdesk_token: str | None = None
     with ExitStack() as stack:
         if url is None:
             ca_folder = folder / "jlis"
@@ -149,6 +151,7 @@ def platform_harness(
             stack.callback(platform.close)
             if defect:
                 make_defective(platform, defect)
+            _member, helpdesk_token = platform.staff.add("Conformance help desk", "helpdesk")
             url = stack.enter_context(serving(platform.app))
             for name in ("pay-a", "pay-b"):
                 services[name] = _sample_service(stack, platform, url, name, clock)
@@ -172,6 +175,7 @@ def platform_harness(
             http=http,
             services=services,
             clock=clock,
+            helpdesk_token=helpdesk_token,
         )
 
 

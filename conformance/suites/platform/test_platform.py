@@ -364,3 +364,70 @@ def test_no_points_while_the_certificate_is_expired_and_again_after_renewal(
                               on=_platform_now(h).astimezone(JST).date(), keys=h.keys)  # fmt: skip
     assert client.reserve(h.card_api(renewed), PIN) == mykey_id  # the ID stays
     assert h.till(account, 4000)["outcome"] == "granted"
+
+
+# --- the person (issue 13) and the help desk (seed 004) ----------------------------------------
+
+
+@pytest.mark.requirement("SPEC-PERSON-001")
+def test_a_revoked_id_does_not_reset_the_persons_cap_or_choice(
+    platform_harness: PlatformHarness,
+) -> None:
+    """Earn 5,000, revoke the MyKey ID, reserve a new one with the same card: no second choice
+    of service, no second cap; the revoked ID's points stay unusable."""
+    h = platform_harness
+    if not h.services:
+        pytest.skip(NO_SERVICE)
+    state, client, first_id = _reserved(h)
+    account = h.open_account("pay-a")
+    client.apply(h.card_api(state), PIN, account.service_id, account.account_id,
+                 account.security_code, h.campaign_id)  # fmt: skip
+    assert h.charge(account, 20_000) == 5000
+    assert h.http.delete("/v1/mykey/me", headers=_bearer(client.login(h.card_api(state), PIN))
+                         ).status_code == 204  # fmt: skip
+    new_id = client.reserve(h.card_api(state), PIN)
+    assert new_id != first_id
+    other = h.open_account("pay-b")
+    with pytest.raises(ClientRefusal) as second_choice:
+        client.apply(h.card_api(state), PIN, other.service_id, other.account_id,
+                     other.security_code, h.campaign_id)  # fmt: skip
+    assert second_choice.value.code == "already_applied"
+    assert h.charge(account, 20_000) == 0  # the person's cap is spent
+    mine = h.http.get("/v1/points/me", headers=_bearer(client.login(h.card_api(state), PIN)))
+    assert mine.status_code == 200, mine.text
+    assert sum(mine.json()["points"].values()) == 0  # the revoked ID's points stay unusable
+
+
+@pytest.mark.requirement("SPEC-HELPDESK-001")
+def test_the_help_desk_stops_a_leaked_id_and_restarts_it(
+    platform_harness: PlatformHarness,
+) -> None:
+    h = platform_harness
+    if h.helpdesk_token is None or not h.services:
+        pytest.skip("a platform at a URL: the harness holds no help-desk credential")
+    state, client, mykey_id = _reserved(h)
+    account = h.open_account("pay-a")
+    client.apply(h.card_api(state), PIN, account.service_id, account.account_id,
+                 account.security_code, h.campaign_id)  # fmt: skip
+    holder = _bearer(client.login(h.card_api(state), PIN))
+    h.http.put("/v1/mykey/me/password", json={"password": PASSWORD}, headers=holder)
+    desk = _bearer(h.helpdesk_token)
+    stop = f"/v1/helpdesk/mykeys/{mykey_id}/stop"
+    _problem(h.http.post(stop, json={"reason": "leak"}), "staff_unauthenticated")
+    _problem(h.http.post(stop, json={}, headers=desk), "invalid_request")  # say why
+    answer = h.http.post(stop, json={"reason": "holder reports a leak"}, headers=desk)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "stopped"
+    _problem(h.http.get("/v1/points/me", headers=holder), "session_invalid")
+    with pytest.raises(ClientRefusal) as card_login:
+        client.login(h.card_api(state), PIN)
+    assert card_login.value.code == "mykey_id_stopped"
+    _problem(h.http.post("/v1/mykey/sessions/password",
+                         json={"mykey_id": mykey_id, "password": PASSWORD}),
+             "mykey_id_stopped")  # fmt: skip
+    stopped = h.till(account, 4000)
+    assert (stopped["outcome"], stopped["points"]) == ("mykey_id_stopped", 0)
+    restart = f"/v1/helpdesk/mykeys/{mykey_id}/restart"
+    assert h.http.post(restart, json={"reason": "investigated"}, headers=desk).status_code == 200
+    assert client.login(h.card_api(state), PIN)
+    assert h.till(account, 4000)["outcome"] == "granted"
