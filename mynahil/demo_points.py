@@ -119,11 +119,50 @@ def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) 
 
                 _money_stories(story, folder, books, account.account_id, operator_client,
                                platform.mykey.clock)  # fmt: skip
+                _revocation_story(story, holder, card(), books, operator_client,
+                                  platform.mykey.clock)  # fmt: skip
         problems = platform.points.violations()
         story("The ledger's invariants hold", "sound", "; ".join(problems) or "sound")
     finally:
         platform.close()
     return folder / f"settlement-{OPERATOR}-{REPLAYED_FROM:%Y-%m}.csv"
+
+
+def _revocation_story(
+    story: Story,
+    holder: PlatformClient,
+    jiro: MyNumberCard,
+    books: OperatorBooks,
+    operator_client: OperatorClient,
+    clock: Callable[[], datetime],
+) -> None:
+    """Issue 13's reported defect, told as a story: the cap is the person's, not the ID's."""
+
+    def charge(account_id: str, amount: int) -> str:
+        decision = operator_client.report([books.book(account_id, amount, clock())])[0]
+        books.answered([decision])
+        return f"{decision.outcome.value} {decision.points}"
+
+    first_id = holder.reserve(jiro, PIN)
+    own = books.open_account("Jiro")
+    holder.apply(jiro, PIN, SERVICE, own.account_id, own.security_code)
+    earned = charge(own.account_id, 20_000)
+    token = holder.login(jiro, PIN)
+    holder.http.delete("/v1/mykey/me", headers={"Authorization": f"Bearer {token}"})
+    second_id = holder.reserve(jiro, PIN)
+    other = books.open_account("Jiro, second account")
+    try:
+        holder.apply(jiro, PIN, SERVICE, other.account_id, other.security_code)
+        second_choice = "accepted"
+    except ClientRefusal as refusal:
+        second_choice = f"refused: {refusal.code}"
+    again = charge(own.account_id, 20_000)
+    story(
+        "A revoked ID does not reset the cap: earn 5,000, revoke, reserve a new ID with the "
+        "same card, apply with another account, charge 20,000 again",
+        "granted 5000; new ID; refused: already_applied; capped 0",
+        f"{earned}; {'new ID' if second_id != first_id else 'same ID'}; {second_choice}; {again}",
+    )
 
 
 def _money_stories(

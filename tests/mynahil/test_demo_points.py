@@ -13,4 +13,5 @@ def test_every_point_story_is_as_expected(tmp_path: Path) -> None:
     assert len(told) >= 10
     unexpected = [t for t in told if t[1] != t[2]]
     assert unexpected == []
+    assert any(t[0].startswith("A revoked ID does not reset the cap") for t in told)
     assert csv.read_text().startswith("entry_id,")
