@@ -15,13 +15,13 @@ passes down and every answer going back, and alters them as a faulty reader woul
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from card_emulator import CardState, EmulatedCard, PinSlot
-from card_emulator.card import card_info_files
+from card_emulator.card import card_info_files, pkcs1_v15_sign_raw
 from card_emulator.faults import CardLike
 from card_emulator.filesystem import BinaryFile
 from card_emulator.state import match_b_value
@@ -52,6 +52,8 @@ class DefectiveCard(EmulatedCard):
         super().__init__(state)
         self.defect = defect
         self._selected_fid: int | None = None
+        self._selected_aid = b""
+        self._resets = 0
         if defect == "wrong_atr":
             self.atr = _OTHER_CARD_ATR
         if defect == "sign_password_four_tries":  # issued with one try of five already gone
@@ -69,9 +71,55 @@ class DefectiveCard(EmulatedCard):
             content = old.content[:-1] + bytes((old.content[-1] ^ 0x01,))
             info[CardInfoFile.SIGNATURE] = BinaryFile(old.fid, content, old.read_pins)
 
+    def reset(self) -> bytes:
+        self._resets += 1
+        if self.defect == "keeps_state_across_reset":
+            return self.atr  # the verified PIN and the selected AP and EF stay
+        self._selected_fid, self._selected_aid = None, b""
+        if self.defect == "atr_changes_after_reset" and self._resets > 1:
+            self.atr = _OTHER_CARD_ATR  # the first reset (power-up) is right, later ones not
+        return super().reset()
+
     def _restore_pin(self, slot: PinSlot) -> None:
         pin = self.state.pins[slot]
         self._save_pin(slot, self.state.with_pin(slot, pin.unblocked()))
+
+    def _answer_early(self, raw: bytes) -> bytes | None:
+        """The defects that answer a command themselves, before the card sees it."""
+        header, defect = raw[:4], self.defect
+        if (
+            defect == "wrong_length_pin_free"
+            and header[:2] == b"\x00\x20"
+            and len(raw) > 5
+            and raw[4] != 4
+            and self._selected_fid == 0x0018
+        ):
+            return b"\x67\x00"  # refused before the counter is charged
+        key = self.state.auth
+        if (
+            defect == "signs_without_key_ef"
+            and header[:2] == b"\x80\x2a"
+            and PinSlot.AUTH in self._verified
+            and key is not None
+            and self._selected_fid != 0x0017
+        ):
+            return pkcs1_v15_sign_raw(key.private_key, raw[5 : 5 + raw[4]]) + _SW_OK
+        return None
+
+    def _after_verify(self, sw: bytes, in_info_pin: bool, info_before: int) -> None:
+        """The defects in what a VERIFY with data leaves behind."""
+        defect = self.defect
+        if defect == "sign_password_unlocks_auth" and sw == _SW_OK and self._selected_fid == 0x1B:
+            self._verified.add(PinSlot.AUTH)
+        if defect == "info_pin_never_reset" and sw == _SW_OK and in_info_pin:
+            pin = self.state.pins[PinSlot.CARD_INFO]
+            for _ in range(pin.tries_left - info_before):
+                pin = pin.charged()
+            self._save_pin(PinSlot.CARD_INFO, self.state.with_pin(PinSlot.CARD_INFO, pin))
+        if defect == "info_pin_shares_auth_counter" and in_info_pin:
+            shared = self.state.pins[PinSlot.CARD_INFO]  # one counter behind both PINs
+            auth = replace(self.state.pins[PinSlot.AUTH], tries_left=shared.tries_left)
+            self._save_pin(PinSlot.AUTH, self.state.with_pin(PinSlot.AUTH, auth))
 
     def transmit(self, raw: bytes) -> bytes:  # one branch per defect, on purpose
         header, defect = raw[:4], self.defect
@@ -79,6 +127,8 @@ class DefectiveCard(EmulatedCard):
             data = raw[5 : 5 + raw[4]]
             if header[2] == 0x02 and len(data) == 2:
                 self._selected_fid = int.from_bytes(data, "big")
+            if header[2] == 0x04:
+                self._selected_fid, self._selected_aid = None, bytes(data)
             if (
                 defect == "counter_reset_on_reselect"
                 and header[2] == 0x04
@@ -99,7 +149,14 @@ class DefectiveCard(EmulatedCard):
                 raw = raw[:5] + right.encode("ascii")
         if defect == "signs_without_pin" and header[:2] == b"\x80\x2a":
             self._verified.update((PinSlot.AUTH, PinSlot.SIGN))  # forgets to check
+        early = self._answer_early(raw)
+        if early is not None:
+            return early
+        if defect == "channels_above_3_served" and raw[0] & 0xC0 == 0x40:
+            raw = bytes([raw[0] & 0x20]) + raw[1:]  # channels 4-19 served as the basic channel
+        in_info_pin = self._selected_aid == AID.CARD_INFO.value and self._selected_fid == 0x0011
         tries_before = self.state.pins[PinSlot.AUTH].tries_left
+        info_before = self.state.pins[PinSlot.CARD_INFO].tries_left
         response = super().transmit(raw)
         body, sw = response[:-2], response[-2:]
         verify_with_data = header[:2] == b"\x00\x20" and len(raw) > 5
@@ -113,6 +170,8 @@ class DefectiveCard(EmulatedCard):
                 for _ in range(pin.tries_left - tries_before):
                     pin = pin.charged()
                 self._save_pin(PinSlot.AUTH, self.state.with_pin(PinSlot.AUTH, pin))
+        if verify_with_data:
+            self._after_verify(sw, in_info_pin, info_before)
         if defect == "sw_63c0_after_lockout" and sw == b"\x69\x84":
             return b"\x63\xc0"
         if defect == "truncated_reads" and header[:2] == b"\x00\xb0" and len(body) > 255:
@@ -120,11 +179,13 @@ class DefectiveCard(EmulatedCard):
         if defect == "offset_beyond_file_ok" and sw == b"\x6b\x00":
             return _SW_OK
         if (
-            defect == "sign_cert_without_password"
+            defect in ("sign_cert_without_password", "sign_cert_after_auth_pin")
             and header[:2] == b"\x00\xb0"
             and sw == b"\x69\x82"
             and self._selected_fid == 0x0001
+            and self._selected_aid == AID.JPKI.value
             and self.state.sign is not None
+            and (defect == "sign_cert_without_password" or PinSlot.AUTH in self._verified)
         ):
             offset = int.from_bytes(header[2:4], "big")
             le = raw[4] if len(raw) > 4 else 0
@@ -174,6 +235,24 @@ DEFECTS: dict[str, Defect] = {
                ("JPKI-CINFO-005",)),
         Defect("sign_password_four_tries", "a fresh signing password shows 4 tries, not 5",
                ("JPKI-PIN-005",)),
+        Defect("sign_password_unlocks_auth", "the signing password also unlocks the auth key",
+               ("JPKI-SIG-002",)),
+        Defect("signs_without_key_ef", "signs with the auth key when no key EF is selected",
+               ("JPKI-SIG-002",)),
+        Defect("sign_cert_after_auth_pin", "shows the signing certificate after the auth PIN",
+               ("JPKI-FILE-003",)),
+        Defect("keeps_state_across_reset", "keeps the verified PIN and selected AP across a reset",
+               ("JPKI-SIG-004",)),
+        Defect("atr_changes_after_reset", "answers a reset with another card's ATR",
+               ("JPKI-ATR-001",)),
+        Defect("info_pin_never_reset", "a correct card-info PIN leaves its wrong entries counted",
+               ("JPKI-CINFO-001",)),
+        Defect("info_pin_shares_auth_counter", "the card-info PIN counts on the auth PIN's counter",
+               ("JPKI-CINFO-001",)),
+        Defect("wrong_length_pin_free", "a PIN of the wrong length costs no try (6700)",
+               ("JPKI-PIN-002", "SPEC-CARD-001")),
+        Defect("channels_above_3_served", "serves logical channels 4-19 as the basic channel",
+               ("JPKI-SEL-005",)),
         Defect("pin_b_ignores_expiry", "照合番号B accepts any card expiry year",
                ("JPKI-CINFO-008",)),
     )

@@ -202,6 +202,10 @@ class PcscTransport(Transport):
             s.SCARD_RESET_CARD,
         )
         self._raise_for(rc, "reset failed")
+        # the card may answer the reset with another ATR than at connect: report what pcscd saw
+        rc, _name, _state, _proto, atr = s.SCardStatus(self._card)
+        self._raise_for(rc, "cannot read the ATR after the reset")
+        self._atr = bytes(atr)
         return self._atr
 
     def disconnect(self) -> None:

@@ -21,6 +21,17 @@ def test_atr_is_the_expected_one(card_under_test: CardUnderTest) -> None:
     )
 
 
+@pytest.mark.requirement("JPKI-ATR-001")
+def test_a_reset_keeps_the_atr(card_under_test: CardUnderTest) -> None:
+    device = card_under_test.target.device
+    if not device.expected_atr:
+        pytest.skip(f"the device profile {device.name!r} accepts any ATR")
+    atr = card_under_test.power_cycle()
+    assert device.atr_matches(atr), (
+        f"after a reset the ATR is {atr.hex().upper()}, the profile expects {device.expected_atr}"
+    )
+
+
 def _check_type_b(atr: bytes) -> None:
     assert atr[:4] == bytes.fromhex("3B888001"), f"ATR {atr.hex().upper()} is not 3B 88 80 01 …"
     assert len(atr) == 13, f"a Type B ATR has 13 bytes, this has {len(atr)}"

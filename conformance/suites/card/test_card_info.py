@@ -11,7 +11,7 @@ import re
 import pytest
 
 from conformance.plugin import OK, CardUnderTest
-from mynahil.jpki import AID, CardInfoFile
+from mynahil.jpki import AID, CardInfoFile, JpkiFile
 
 
 @pytest.mark.requirement("JPKI-CINFO-001")
@@ -21,6 +21,19 @@ def test_card_info_pin_has_three_tries(card_under_test: CardUnderTest) -> None:
     assert sw == 0x63C3, (
         f"the card-info PIN shows {sw & 0x0F} of 3 tries (a fresh or correctly reset one shows 3)"
     )
+
+
+@pytest.mark.destructive
+@pytest.mark.requirement("JPKI-CINFO-001")
+def test_card_info_pin_counts_on_its_own(card_under_test: CardUnderTest) -> None:
+    card = card_under_test
+    wrong = card.verify(CardInfoFile.PIN, card.wrong_pin(), AID.CARD_INFO)
+    assert wrong == 0x63C2, f"a wrong card-info PIN answered {wrong:04X}"
+    auth = card.verify(JpkiFile.AUTH_PIN, None)
+    assert auth == 0x63C3, f"a wrong card-info PIN left the auth PIN at {auth:04X}"
+    assert card.verify(CardInfoFile.PIN, card.pin, AID.CARD_INFO) == OK
+    after = card.verify(CardInfoFile.PIN, None, AID.CARD_INFO)
+    assert after == 0x63C3, f"after a correct card-info PIN its counter answers {after:04X}"
 
 
 @pytest.mark.requirement("JPKI-CINFO-002")

@@ -43,6 +43,13 @@ def test_signing_certificate_needs_the_password(card_under_test: CardUnderTest) 
     data, sw = card.send("00B0000004")
     assert sw == 0x6982, f"the signing certificate answered {sw:04X} without the password"
     assert data == b""
+    if not card.pin:
+        return  # the auth-PIN half needs --pin on a real card
+    assert card.verify(JpkiFile.AUTH_PIN, card.pin) == OK
+    assert card.select_ef(JpkiFile.SIGN_CERT) == OK
+    data, sw = card.send("00B0000004")
+    assert sw == 0x6982, f"after only the auth PIN the signing certificate answered {sw:04X}"
+    assert data == b""
 
 
 @pytest.mark.requirement("JPKI-FILE-004")

@@ -40,6 +40,18 @@ def test_wrong_pin_counts_down_and_the_right_one_resets(card_under_test: CardUnd
 
 
 @pytest.mark.destructive
+@pytest.mark.requirement("JPKI-PIN-002", "SPEC-CARD-001")
+@pytest.mark.parametrize("bad", ["123", "12345"])
+def test_a_wrong_length_pin_costs_a_try(card_under_test: CardUnderTest, bad: str) -> None:
+    card = card_under_test
+    sw = card.verify(AUTH, bad)
+    assert sw != OK, f"the card took {bad!r} as the PIN"
+    after = card.verify(AUTH, None)
+    assert after == 0x63C2, f"after the PIN {bad!r} ({sw:04X}) the counter answers {after:04X}"
+    assert card.verify(AUTH, card.pin) == OK
+
+
+@pytest.mark.destructive
 @pytest.mark.requirement("JPKI-PIN-003", "SPEC-CARD-001")
 def test_third_wrong_pin_blocks_for_good(card_under_test: CardUnderTest) -> None:
     card = card_under_test

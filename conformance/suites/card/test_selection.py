@@ -40,10 +40,11 @@ def test_select_ef_finds_files_of_the_ap_only(card_under_test: CardUnderTest) ->
 
 
 @pytest.mark.requirement("JPKI-SEL-005")
-@pytest.mark.parametrize("cla", [0x01, 0x02, 0x03])
+@pytest.mark.parametrize("cla", [0x01, 0x02, 0x03, 0x40, 0x4F], ids=lambda c: f"CLA{c:02X}")
 def test_other_logical_channels_are_refused(card_under_test: CardUnderTest, cla: int) -> None:
     sw = card_under_test.send(bytes([cla, 0xA4, 0x04, 0x0C, 0x0A]) + AID.JPKI.value)[1]
-    assert sw == 0x6881, f"SELECT on logical channel {cla} answered {sw:04X}"
+    channel = cla & 0x03 if cla < 0x40 else 4 + (cla & 0x0F)
+    assert sw == 0x6881, f"SELECT on logical channel {channel} answered {sw:04X}"
 
 
 @pytest.mark.requirement("JPKI-SEL-006")

@@ -53,6 +53,28 @@ def test_signing_needs_the_pin(card_under_test: CardUnderTest) -> None:
     assert data == b""
 
 
+@pytest.mark.requirement("JPKI-SIG-002")
+def test_the_signing_password_does_not_open_the_auth_key(card_under_test: CardUnderTest) -> None:
+    card = card_under_test
+    if not card.sign_password:
+        pytest.skip("give --sign-password to check it opens the signing key only")
+    assert card.verify(JpkiFile.SIGN_PIN, card.sign_password) == OK
+    assert card.select_ef(JpkiFile.AUTH_KEY) == OK
+    data, sw = card.send(_sign_apdu(digest_info_sha256(b"x")))
+    assert sw == 0x6982, f"after only the signing password the auth key answered {sw:04X}"
+    assert data == b""
+
+
+@pytest.mark.requirement("JPKI-SIG-002")
+def test_signing_needs_a_key_ef(card_under_test: CardUnderTest) -> None:
+    card = card_under_test
+    _need_pin(card)
+    assert card.verify(JpkiFile.AUTH_PIN, card.pin) == OK  # the PIN EF is the current EF
+    data, sw = card.send(_sign_apdu(digest_info_sha256(b"x")))
+    assert sw != OK, "signed with the PIN EF selected, no key EF"
+    assert data == b""
+
+
 @pytest.mark.requirement("JPKI-SIG-003")
 def test_signing_with_wrong_parameters(card_under_test: CardUnderTest) -> None:
     card = card_under_test
@@ -77,7 +99,11 @@ def test_a_verified_pin_lapses(card_under_test: CardUnderTest) -> None:
     assert card.send(_sign_apdu(digest_info_sha256(b"x")))[1] == 0x6982, "after reselecting the AP"
     card.api.forget_selection()
     card.api.verify(Pin.AUTH, card.pin)
+    card.select_ef(JpkiFile.AUTH_KEY)
     card.power_cycle()
+    # right after the reset nothing is selected: the key EF selected before it must not sign
+    sw = card.send(_sign_apdu(digest_info_sha256(b"x")))[1]
+    assert sw != OK, "after a reset the key selected and PIN verified before it still signed"
     assert card.select_ap() == OK
     assert card.select_ef(JpkiFile.AUTH_KEY) == OK
     assert card.send(_sign_apdu(digest_info_sha256(b"x")))[1] == 0x6982, "after a reset"

@@ -1,0 +1,32 @@
+"""A reset through pcscd reports the ATR the card answered it with, not the one cached at
+connect: JPKI-ATR-001's reset half sees a card that changes its ATR (issue 20.8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from card_emulator import EmulatedCard
+from conformance.defects import DefectiveCard
+from conformance.targets import CardSlot, parse_target
+
+pytestmark = pytest.mark.pcsc
+
+
+def test_a_reset_through_pcscd_reports_the_new_atr(pcsc_stack: None) -> None:
+    target = parse_target("card:vpcd")
+    fresh = target.emulated_card()
+    assert isinstance(fresh, EmulatedCard)
+    card = DefectiveCard(fresh.state, "atr_changes_after_reset")
+    wire = target.open(None, slot=CardSlot(card))
+    first = wire.connect()
+    try:
+        assert first == card.atr
+        after = wire.reset()
+        assert card.atr != first, "the defective card kept its ATR"
+        assert after == card.atr, f"reset() answered {after.hex()}, the card {card.atr.hex()}"
+        assert wire.atr == card.atr
+    finally:
+        wire.disconnect()
+        close = getattr(wire, "close", None)
+        if callable(close):
+            close()
