@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from mynahil.card import MyNumberCard
 from mynahil.jpki import AID
 from mynahil.transports import Transport, TransportError
 
-from .catalogue import SUITES, Requirement, load_catalogue
+from .catalogue import CATALOGUE, SUITES, Requirement, load_catalogue
 from .operator_profile import OperatorProfile, OperatorProfileError, load_operator_profile
 from .recording import RecordingTransport
 from .safety import (
@@ -98,6 +99,15 @@ class CardUnderTest:
     _trace: IO[str] | None = None
     _name: str = ""
     _secrets: frozenset[bytes] = frozenset()  # masked in traces (a real card's PINs)
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    def measure(self, name: str, value: float, limit: float, unit: str) -> bool:
+        """Record a measurement against its upper limit (OpenHTF-style: the report shows
+        "38 ms of 1,000 ms"); whether it is within the limit. The test still asserts."""
+        within = value <= limit
+        self.measurements.append({"name": name, "value": round(value, 3), "limit": limit,
+                                  "unit": unit, "passed": within})  # fmt: skip
+        return within
 
     # --- raw APDUs, for checking status words exactly --------------------------------------
 
@@ -389,14 +399,29 @@ def card_under_test(request: pytest.FixtureRequest) -> Iterator[CardUnderTest]:
         if not state.target.emulated and not destructive:
             # outside the recorder: what it refuses was never sent, what it asks is traced
             recorded = GuardedTransport(recorded, state.guard)
+        under_test = CardUnderTest(
+            MyNumberCard(recorded), recorded, state.target, state.pin, state.sign_password,
+            card, state.target.emulated or state.destructive == "run", out, name, secrets,
+        )  # fmt: skip
+        state.results[item.nodeid]["measurements"] = under_test.measurements
         try:
-            yield CardUnderTest(
-                MyNumberCard(recorded), recorded, state.target, state.pin, state.sign_password,
-                card, state.target.emulated or state.destructive == "run", out, name, secrets,
-            )  # fmt: skip
+            yield under_test
         finally:
             if state.target.wire == "inproc":
                 wire.disconnect()
+    _allure_attach(path)
+
+
+def _allure_attach(path: Path) -> None:
+    """The test's APDU trace as an allure attachment (when allure-pytest records the run)."""
+    try:
+        import allure  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        return
+    attach: Any = allure.attach  # allure ships no type hints
+    if path.exists():
+        attach.file(str(path), name="APDU trace", attachment_type="application/json",
+                    extension="jsonl")  # fmt: skip
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -473,15 +498,34 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome: Any = yield
     report: pytest.TestReport = outcome.get_result()
+    state = _state(item.config)
+    if state is not None and report.failed and call.excinfo is not None:
+        entry = state.results.get(item.nodeid)
+        if entry is not None and not entry.get("reason"):
+            entry["reason"] = failure_reason(call.excinfo.value)
     if call.excinfo is not None and call.excinfo.errisinstance(PinCounterNotFull):
         # Not this test's failure: the PIN it needs has tries missing, so it was not entered;
         # the requirement on the counter itself (PIN-001, PIN-005, CINFO-001) fails instead.
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {call.excinfo.value}")
-    state = _state(item.config)
     if state is not None and state.guard.rejected and not item.session.shouldstop:
         # The card said the user's PIN is wrong: stop before anything else could spend a try.
         item.session.shouldstop = f"stopped to protect the card: {state.guard.rejected}"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a failed test says went wrong, in its own words: the assertion's message (without
+    pytest's "assert …" explanation when there is a message), pytest.fail's text, or the
+    exception's type and text. Never a traceback."""
+    text = str(exc).strip()
+    if isinstance(exc, AssertionError):
+        lines = text.splitlines()
+        if lines and not lines[0].startswith("assert "):
+            text = lines[0]  # the test's own message; the explanation follows it
+        return (text or "assertion failed")[:500]
+    if type(exc).__name__ == "Failed":  # pytest.fail(...)
+        return text[:500]
+    return f"{type(exc).__name__}: {text}"[:500]
 
 
 _CURRENT: dict[str, Conformance] = {}
@@ -518,7 +562,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 "outcome": "not run", "seconds": 0.0, "message": "",
                 "requirements": _requirements(item),
                 "destructive": item.get_closest_marker("destructive") is not None,
+                "reason": "", "measurements": [],
             }  # fmt: skip
+            for rid in _requirements(item):  # JUnit XML: <property name="requirement" …>
+                item.user_properties.append(("requirement", rid))
 
 
 def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
@@ -553,12 +600,36 @@ def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
             "tests": sorted(tests),
             "seconds": round(sum(r["seconds"] for r in tests.values()), 3),
             "reasons": sorted({r["message"] for r in tests.values() if r["outcome"] == "skipped"}),
+            "failures": [
+                {"test": n.split("::")[-1], "reason": r.get("reason") or r["message"]}
+                for n, r in sorted(tests.items())
+                if r["outcome"] == "failed"
+            ],
+            "measurements": [
+                {"test": n.split("::")[-1], **m}
+                for n, r in sorted(tests.items())
+                for m in r.get("measurements", [])
+            ],
         }
     return out
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` as seen from the report folder (the report links it); absolute if elsewhere."""
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return os.path.relpath(path.resolve(), folder.resolve())
+
+
+def self_test(target: Target) -> bool:
+    """A run against one of our own emulated targets or harness-served samples checks the
+    suite, not a vendor's device: its report is a self-test, never a certificate."""
+    return target.drives_emulated_card or target.wire == "sample"
 
 
 def _endpoint(state: Conformance) -> dict[str, str]:
@@ -598,7 +669,13 @@ def results_of(state: Conformance) -> dict[str, Any]:
         and any(v["verdict"] == "passed" for v in requirements.values())
     )
     device = state.target.device
+    from mynahil import __version__
+
     return {
+        "tool": {"name": "mynahil", "version": __version__},
+        "catalogue_sha256": _digest(CATALOGUE),
+        "self_test": self_test(state.target),
+        "identity": dict(device.identity),
         "target": state.target.spec,
         "suites": list(state.target.suites),
         "device": device.name,
@@ -627,7 +704,8 @@ def results_of(state: Conformance) -> dict[str, Any]:
         "requirements": requirements,
         "tests": state.results,
         "traces": {
-            n: {"file": str(p), "sha256": _digest(p)} for n, p in sorted(state.traces.items())
+            n: {"file": _relative(p, state.report_dir), "sha256": _digest(p)}
+            for n, p in sorted(state.traces.items())
         },
     }
 
@@ -643,8 +721,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .report import write_html
 
     write_html(state.report_dir / "index.html", results, _digest(results_path))
+    _allure_environment(session.config, results)
     if not results["passed"] and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _allure_environment(config: pytest.Config, results: dict[str, Any]) -> None:
+    """allure's Environment panel: tool, catalogue, target, device and its identity."""
+    folder = getattr(config.option, "allure_report_dir", None)
+    if not folder or not Path(folder).is_dir():
+        return
+    values = {
+        "tool": f"mynahil {results['tool']['version']}",
+        "catalogue.sha256": results["catalogue_sha256"],
+        "target": results["target"],
+        "device": results["device"],
+        "self_test": str(results["self_test"]).lower(),
+        "atr": results["atr"],
+        "reader": results["reader"],
+        **{f"device.{k}": v for k, v in results["identity"].items()},
+    }
+    lines = [f"{k}={' '.join(str(v).split())}" for k, v in values.items() if v]
+    (Path(folder) / "environment.properties").write_text("\n".join(lines) + "\n", "utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -663,4 +761,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"requirement(s): {', '.join(results['not_judged'])}"
         )
     verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
+    if results["self_test"]:
+        verdict = "SELF-TEST PASSED" if results["passed"] else "SELF-TEST FAILED"
     terminalreporter.write_line(f"{verdict} -> {state.report_dir / 'index.html'}")

@@ -25,11 +25,14 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 </style></head><body>
 <h1>MyNa Point conformance report</h1>
 <p class="verdict {{ 'ok' if r.passed else 'bad' }}">
-{% if r.passed %}CERTIFIED: every selected requirement passed{% if r.counts.skipped %} ({{ r.counts.skipped }} not applicable, skipped){% endif %}
+{% if r.self_test %}SELF-TEST {{ 'PASSED' if r.passed else 'FAILED' }}: a run against mynahil's own emulated target checks the suite, it certifies no device
+{% elif r.passed %}CERTIFIED: every selected requirement passed{% if r.counts.skipped %} ({{ r.counts.skipped }} not applicable, skipped){% endif %}
 {% else %}NOT CERTIFIED{% endif %}</p>
 {% if r.refused %}<pre>{{ r.refused }}</pre>{% endif %}
 <table>
 <tr><th>device</th><td>{{ r.device }}</td></tr>
+{% for label, value in (r.identity or {}).items() %}<tr><th>{{ label }}</th><td>{{ value }}</td></tr>
+{% endfor %}
 <tr><th>target</th><td><code>{{ r.target }}</code> ({{ 'emulated card' if r.emulated else 'device under test' }}){% if r.reader %}, reader <code>{{ r.reader }}</code>{% endif %}</td></tr>
 <tr><th>suites</th><td>{{ r.suites | join(', ') }}</td></tr>
 {% for label, value in (r.endpoint or {}).items() %}<tr><th>{{ label }}</th><td><code>{{ value }}</code></td></tr>
@@ -41,13 +44,15 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <tr><th>run</th><td>{{ r.started }}, {{ '%.1f' % r.seconds }} s</td></tr>
 <tr><th>results</th><td>{% for k, n in r.counts.items() if n %}{{ n }} {{ k }}{{ ', ' if not loop.last }}{% endfor %}</td></tr>
 <tr><th>catalogue check</th><td class="{{ r.catalogue.verdict }}">{{ r.catalogue.verdict }}{% if r.catalogue.untested %}: no test for {{ r.catalogue.untested | join(', ') }}{% endif %}</td></tr>
+<tr><th>tool</th><td>{{ r.tool.name }} {{ r.tool.version }}</td></tr>
+<tr><th>catalogue SHA-256</th><td><code>{{ r.catalogue_sha256 }}</code> (requirements.toml)</td></tr>
 <tr><th>results.json SHA-256</th><td><code>{{ digest }}</code></td></tr>
 </table>
 <h2>Verdict per requirement</h2>
 <table><tr><th>requirement</th><th>verdict</th><th>title</th><th>source</th><th>tests (seconds)</th></tr>
 {% for rid, v in rows %}
 <tr><td><code>{{ rid }}</code></td><td class="{{ v.verdict }}">{{ v.verdict }}</td>
-<td>{{ v.title }}{% if v.not_judged %}<br><span class="small untested">not judged: its destructive tests did not run</span>{% endif %}{% for reason in v.reasons %}<br><span class="small">skipped: {{ reason }}</span>{% endfor %}</td>
+<td>{{ v.title }}{% if v.not_judged %}<br><span class="small untested">not judged: its destructive tests did not run</span>{% endif %}{% for f in v.failures %}<br><span class="failed">{{ f.reason }}</span> <span class="small">({{ f.test }})</span>{% endfor %}{% for m in v.measurements %}<br><span class="{{ 'passed' if m.passed else 'failed' }}">{{ m.name }}: {{ '{:,.0f}'.format(m.value) }} {{ m.unit }} of {{ '{:,.0f}'.format(m.limit) }} {{ m.unit }}</span>{% endfor %}{% for reason in v.reasons %}<br><span class="small">skipped: {{ reason }}</span>{% endfor %}</td>
 <td class="small">{{ v.source }}</td>
 <td class="small">{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
 {% endfor %}</table>
@@ -56,8 +61,8 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 {% for name, t in r.tests.items() %}
 <tr><td>{{ name.split('::')[-1] }}{% if t.destructive %} <span class="small">(destructive)</span>{% endif %}</td>
 <td class="{{ t.outcome }}">{{ t.outcome }}</td><td>{{ '%.3f' % t.seconds }}</td>
-<td class="small">{% if name in r.traces %}<code>{{ r.traces[name].file }}</code><br><code>{{ r.traces[name].sha256 }}</code>{% endif %}</td>
-<td>{% if t.message %}<pre>{{ t.message }}</pre>{% endif %}</td></tr>
+<td class="small">{% if name in r.traces %}<a href="{{ r.traces[name].file }}"><code>{{ r.traces[name].file }}</code></a><br><code>{{ r.traces[name].sha256 }}</code>{% endif %}</td>
+<td>{% if t.reason %}<strong>{{ t.reason }}</strong>{% endif %}{% if t.message and t.outcome == 'failed' %}<details><summary class="small">traceback</summary><pre>{{ t.message }}</pre></details>{% elif t.message %}<span class="small">{{ t.message }}</span>{% endif %}</td></tr>
 {% endfor %}</table>
 <p class="small">{% if r.traces %}Replay a trace against the emulated card: <code>mynahil conformance replay TRACE</code>.
 {% endif %}The SHA-256 above is of <code>results.json</code> as written next to this page.</p>

@@ -82,7 +82,14 @@ _PROFILE_FIELDS: Final = {
     "faults": "a fault profile of scenarios/faults (emulated targets only)",
     "applications": 'the APs the device must read: a list of "jpki", "card-info", "card-face"',
     "description": "free text",
+    "vendor": "who makes the device (shown in the report)",
+    "model": "the device's model",
+    "serial": "the unit's serial number",
+    "firmware": "the firmware or app version under test",
+    "lab": "where the run was made",
+    "operator": "who made the run",
 }
+IDENTITY_FIELDS: Final = ("vendor", "model", "serial", "firmware", "lab", "operator")
 
 
 def _hex_field(data: Mapping[str, object], key: str, source: str) -> str:
@@ -109,6 +116,8 @@ class DeviceProfile:
     description: str = ""
     # The APs the device must support (their requirements are skipped for the others).
     applications: tuple[str, ...] = ("jpki",)
+    # Who and what exactly was tested (vendor, model, serial, firmware, lab, operator).
+    identity: tuple[tuple[str, str], ...] = ()
 
     @property
     def contactless(self) -> bool:
@@ -147,7 +156,7 @@ class DeviceProfile:
         if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
             raise TargetError(f"{source}: budget_ms: a positive number of ms, got {budget!r}")
         strings: dict[str, str] = {}
-        for key in ("target", "faults", "description"):
+        for key in ("target", "faults", "description", *IDENTITY_FIELDS):
             value = data.get(key, "")
             if not isinstance(value, str):
                 raise TargetError(f"{source}: {key}: {_PROFILE_FIELDS[key]}, got {value!r}")
@@ -167,6 +176,7 @@ class DeviceProfile:
         return cls(
             name.strip(), str(interface), atr, mask, float(budget),
             strings["target"], strings["faults"], strings["description"], tuple(apps),
+            tuple((k, strings[k].strip()) for k in IDENTITY_FIELDS if strings[k].strip()),
         )  # fmt: skip
 
 
