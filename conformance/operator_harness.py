@@ -44,7 +44,7 @@ from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
 from reference_impl.platform import ReferencePlatform, build_platform, serving
 from reference_impl.points import Decision, Operator, Outcome, PaymentService, Report
-from reference_impl.points.campaign import Scheme, load_scheme
+from reference_impl.points.campaign import Bonus, Extension, Scheme, load_scheme
 from reference_impl.points.model import StoredTransaction
 from reference_impl.points.signing import Signer, public_key_bytes
 
@@ -62,6 +62,7 @@ __all__ = [
     "operator_harness",
 ]
 
+EXTENDED_CAMPAIGN_ID = "conformance-extended"
 CAMPAIGN_ID = "conformance"
 # A vendor's first charge comes moments after the application; its clock may lag ours.
 CLOCK_SKEW_ALLOWANCE_S = 1.0
@@ -99,6 +100,15 @@ def conformance_scheme(today: date) -> Scheme:
         card_applied_by=None,
         extensions=(),
     )
+    # Round 1's extension in miniature: the base window ended a week ago; holders who applied
+    # for their card by ten days ago may still apply and earn (by J-LIS's card-application
+    # date, never the certificate's issue date).
+    extended = replace(
+        spend,
+        starts=today - timedelta(days=30),
+        ends=today - timedelta(days=7),
+        extensions=(Extension(today + timedelta(days=30), today - timedelta(days=10)),),
+    )
     return Scheme.of(
         [
             replace(
@@ -109,7 +119,23 @@ def conformance_scheme(today: date) -> Scheme:
                 closes=today + timedelta(days=60),
                 spend=spend,
                 bonuses=(),
-            )
+            ),
+            replace(
+                round1,
+                campaign_id=EXTENDED_CAMPAIGN_ID,
+                title="Conformance campaign with an extension (card applied for by 10 days ago)",
+                opens=today - timedelta(days=60),
+                closes=today + timedelta(days=60),
+                spend=extended,
+                bonuses=(
+                    Bonus(
+                        "health_insurance",
+                        7500,
+                        today - timedelta(days=60),
+                        today + timedelta(days=60),
+                    ),
+                ),
+            ),
         ]
     )
 

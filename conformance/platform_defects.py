@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 
 from reference_impl.platform import ReferencePlatform
+from reference_impl.points.rules import japan_date
 
 __all__ = ["PLATFORM_DEFECTS", "make_defective"]
 
@@ -55,6 +57,27 @@ def _cap_reset_by_revocation(platform: ReferencePlatform) -> None:
     mykey._person_of = lambda uow, serial, now: uow.person(f"defect-{secrets.token_hex(8)}", now)
 
 
+def _extension_by_certificate_date(platform: ReferencePlatform) -> None:
+    """The day the holder applied for the card is taken to be the certificate's issue date
+    (issue 13: a card applied for in April and received in May was refused the extension)."""
+    mykey: Any = platform.mykey
+    card_holder = mykey.card_holder
+
+    def by_certificate(*args: Any) -> Any:
+        holder = card_holder(*args)
+        issued = japan_date(holder.certificate_issued_at)
+        return replace(holder, facts=replace(holder.facts, card_applied_on=issued),
+                       first_card_applied_on=issued)  # fmt: skip
+
+    mykey.card_holder = by_certificate
+
+
+def _bonus_without_registration(platform: ReferencePlatform) -> None:
+    """Bonuses on request: nothing asks whether the registration exists (issue 13)."""
+    points: Any = platform.points
+    points._check_registration = lambda bonus, person_ref, today: None
+
+
 # name -> (what is wrong, the requirements that must fail, how to break the platform)
 PLATFORM_DEFECTS: dict[str, tuple[str, tuple[str, ...], Callable[[ReferencePlatform], None]]] = {
     "password_session_shows_id": (
@@ -66,6 +89,12 @@ PLATFORM_DEFECTS: dict[str, tuple[str, tuple[str, ...], Callable[[ReferencePlatf
     "accepts_expired_certificates": (
         "an expired certificate still logs in", ("SPEC-MYKEY-011",),
         _accepts_expired_certificates),
+    "extension_by_certificate_date": (
+        "the extension is decided by the certificate's issue date, not the card-application "
+        "date", ("SPEC-EXTENSION-001",), _extension_by_certificate_date),
+    "bonus_without_registration": (
+        "a registration bonus is paid to anyone who claims it", ("SPEC-BONUS-001",),
+        _bonus_without_registration),
     "cap_reset_by_revocation": (
         "a revoked MyKey ID's new ID gets a second cap and a second choice of service",
         ("SPEC-PERSON-001",), _cap_reset_by_revocation),

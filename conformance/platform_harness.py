@@ -78,6 +78,7 @@ class PlatformHarness:
     services: dict[str, SampleService] = field(default_factory=dict)  # none at a URL
     clock: TravelClock | None = None  # the platform's and the tills' clock; None at a URL
     helpdesk_token: str | None = None  # a help-desk staff credential; None at a URL
+    window_token: str | None = None  # a municipal-window staff credential; None at a URL
     campaign_id: str = CAMPAIGN_ID
     _rng: random.Random = field(default_factory=lambda: random.Random(5))
 
@@ -104,11 +105,19 @@ class PlatformHarness:
         answer: dict[str, Any] = till.json()
         return answer
 
-    def new_card(self, *, born: date | None = None, issued_on: date | None = None) -> CardState:
-        """A card issued today (or ``issued_on``) to a random adult (or one ``born`` then)."""
+    def new_card(
+        self,
+        *,
+        born: date | None = None,
+        issued_on: date | None = None,
+        applied_on: date | None = None,
+    ) -> CardState:
+        """A card issued today (or ``issued_on``) to a random adult (or one ``born`` then),
+        applied for a month before (or on ``applied_on``, as J-LIS records it)."""
         return lifecycle.issue(
             self.ca, self.registry, random_holder(self._rng, birth_date=born), pin=PIN,
             password=EMULATED_PASSWORD, issued_on=issued_on or self.issued_on, keys=self.keys,
+            applied_on=applied_on,
         )  # fmt: skip
 
     def travel(self, by: timedelta) -> None:
@@ -140,6 +149,7 @@ def platform_harness(
     services: dict[str, SampleService] = {}
     clock: TravelClock | None = None
     helpdesk_token: str | None = None
+    window_token: str | None = None
     with ExitStack() as stack:
         if url is None:
             ca_folder = folder / "jlis"
@@ -152,6 +162,7 @@ def platform_harness(
             if defect:
                 make_defective(platform, defect)
             _member, helpdesk_token = platform.staff.add("Conformance help desk", "helpdesk")
+            _member, window_token = platform.staff.add("Conformance window", "municipal-window")
             url = stack.enter_context(serving(platform.app))
             for name in ("pay-a", "pay-b"):
                 services[name] = _sample_service(stack, platform, url, name, clock)
@@ -176,6 +187,7 @@ def platform_harness(
             services=services,
             clock=clock,
             helpdesk_token=helpdesk_token,
+            window_token=window_token,
         )
 
 

@@ -9,8 +9,10 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
+from cryptography import x509
 
 from card_emulator import CardState
+from conformance.operator_harness import EXTENDED_CAMPAIGN_ID
 from conformance.platform_harness import PIN, PlatformHarness
 from conformance.targets import EMULATED_PASSWORD
 from reference_impl.client import ClientRefusal, PlatformClient
@@ -431,3 +433,61 @@ def test_the_help_desk_stops_a_leaked_id_and_restarts_it(
     assert h.http.post(restart, json={"reason": "investigated"}, headers=desk).status_code == 200
     assert client.login(h.card_api(state), PIN)
     assert h.till(account, 4000)["outcome"] == "granted"
+
+
+@pytest.mark.requirement("SPEC-EXTENSION-001")
+def test_the_extension_goes_by_the_card_application_date(
+    platform_harness: PlatformHarness,
+) -> None:
+    """Seed 003: holders who applied for their card by the date, including those whose card
+    arrived later, may apply and earn in the extension; the certificate's issue date does not
+    decide. (The harness's extended campaign: base window ended a week ago, extension for
+    cards applied for by ten days ago.)"""
+    h = platform_harness
+    if not h.services:
+        pytest.skip(NO_SERVICE)
+    today = _platform_now(h).astimezone(JST).date()
+    arrived_later = h.new_card(applied_on=today - timedelta(days=20),
+                               issued_on=today - timedelta(days=5))  # fmt: skip
+    too_late = h.new_card(applied_on=today - timedelta(days=8), issued_on=today - timedelta(days=5))
+    client = PlatformClient(h.http)
+    account = h.open_account("pay-a")
+    client.reserve(h.card_api(arrived_later), PIN)
+    client.apply(h.card_api(arrived_later), PIN, account.service_id, account.account_id,
+                 account.security_code, EXTENDED_CAMPAIGN_ID)  # fmt: skip
+    assert h.till(account, 4000)["outcome"] == "granted"
+    late = h.open_account("pay-a")
+    client.reserve(h.card_api(too_late), PIN)
+    with pytest.raises(ClientRefusal) as refused:
+        client.apply(h.card_api(too_late), PIN, late.service_id, late.account_id,
+                     late.security_code, EXTENDED_CAMPAIGN_ID)  # fmt: skip
+    assert refused.value.code == "campaign_closed"
+
+
+@pytest.mark.requirement("SPEC-BONUS-001")
+def test_a_bonus_is_paid_only_for_a_registration_the_registry_holds(
+    platform_harness: PlatformHarness,
+) -> None:
+    """Round 2's bonuses are paid only when the registration exists: the platform asks the
+    registry that holds it (here the health-insurance-use registry), not the holder."""
+    h = platform_harness
+    if h.window_token is None or not h.services:
+        pytest.skip("a platform at a URL: the harness holds no municipal-window credential")
+    state, client, _mykey_id = _reserved(h)
+    account = h.open_account("pay-a")
+    client.apply(h.card_api(state), PIN, account.service_id, account.account_id,
+                 account.security_code, EXTENDED_CAMPAIGN_ID)  # fmt: skip
+    with pytest.raises(ClientRefusal) as unregistered:
+        client.claim_bonus(h.card_api(state), PIN, EXTENDED_CAMPAIGN_ID, "health_insurance")
+    assert unregistered.value.code == "registration_missing"
+    assert state.auth is not None
+    serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+    registered = h.http.post(
+        "/v1/registries/health-insurance/registrations",
+        json={"certificate_serial": str(serial),
+              "registered_on": _platform_now(h).astimezone(JST).date().isoformat()},
+        headers=_bearer(h.window_token),
+    )  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    paid = client.claim_bonus(h.card_api(state), PIN, EXTENDED_CAMPAIGN_ID, "health_insurance")
+    assert paid["points"] == 7500
