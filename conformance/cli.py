@@ -56,21 +56,21 @@ def run_target(
         "--alluredir", str((report / "allure-results").resolve()),
     ]  # fmt: skip
     if device_profile:
-        argv += ["--device-profile", str(device_profile)]
+        argv += ["--conformance-device-profile", str(device_profile)]
     if allow_destructive:
-        argv.append("--allow-destructive")
+        argv.append("--conformance-allow-destructive")
     if pin:
         argv += ["--conformance-pin", pin]
     if sign_password:
-        argv += ["--sign-password", sign_password]
+        argv += ["--conformance-sign-password", sign_password]
     if trace_dir:
-        argv += ["--trace-dir", str(trace_dir)]
+        argv += ["--conformance-trace-dir", str(trace_dir)]
     if platform_ca:
-        argv += ["--platform-ca", str(platform_ca)]
+        argv += ["--conformance-platform-ca", str(platform_ca)]
     if operator_profile:
-        argv += ["--operator-profile", str(operator_profile)]
+        argv += ["--conformance-operator-profile", str(operator_profile)]
     if ca_file:
-        argv += ["--ca-file", str(ca_file)]
+        argv += ["--conformance-ca-file", str(ca_file)]
     argv += ["-q"] if quiet else ["-v"]
     argv += extra or []
     completed = subprocess.run(argv, capture_output=quiet, text=True, check=False)
@@ -88,8 +88,9 @@ def _err(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-@app.command("run")
+@app.command("run", context_settings={"allow_extra_args": True})
 def run(
+    ctx: typer.Context,
     target: Annotated[
         str | None,
         typer.Option(
@@ -134,7 +135,10 @@ def run(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Certify a target: exit 0 only when every selected requirement passes."""
+    """Certify a target: exit 0 only when every selected requirement passes.
+
+    Arguments after ``--`` go to pytest as they are (``-- -k JPKI-PIN-003 --junitxml x.xml``).
+    """
     from .operator_profile import OperatorProfileError, load_operator_profile
     from .targets import TargetError, load_device_profile, parse_target
 
@@ -163,6 +167,7 @@ def run(
             target, report, device_profile=device_profile, allow_destructive=allow_destructive,
             pin=pin, sign_password=sign_password, trace_dir=trace_dir, platform_ca=ca,
             operator_profile=operator_profile, ca_file=ca_file, quiet=not verbose,
+            extra=list(ctx.args),
         )  # fmt: skip
     except RuntimeError as exc:
         raise _err(str(exc)) from None
@@ -172,8 +177,7 @@ def run(
         if verdict["verdict"] in ("failed", "untested"):
             typer.echo(f"{verdict['verdict'].upper():9} {rid}  {verdict['title']}", err=True)
     summary = ", ".join(f"{n} {k}" for k, n in results["counts"].items() if n)
-    verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
-    typer.echo(f"{target}: {summary}: {verdict} -> {report / 'index.html'}")
+    typer.echo(f"{target}: {summary}: {results['verdict_label']} -> {report / 'index.html'}")
     raise typer.Exit(0 if results["passed"] and code == 0 else 1)
 
 

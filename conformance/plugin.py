@@ -62,25 +62,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the conformance suite against TARGET: card:inproc, card:vpcd, "
                     "card:defect:NAME, pcsc[:READER], phone[:HOST:PORT], platform:…, "
                     "operator:…")  # fmt: skip
-    group.addoption("--conformance-report", "--report", dest="conformance_report", default=None,
+    group.addoption("--conformance-report", dest="conformance_report", default=None,
                     metavar="DIR", help="folder for results.json, index.html and traces "
                     "(default reports/conformance)")  # fmt: skip
-    group.addoption("--trace-dir", dest="conformance_trace_dir", default=None, metavar="DIR",
+    group.addoption("--conformance-trace-dir", dest="conformance_trace_dir", default=None,
+                    metavar="DIR",
                     help="folder for the APDU traces (default REPORT/traces)")  # fmt: skip
-    group.addoption("--device-profile", default=None, metavar="TOML",
+    group.addoption("--conformance-device-profile", dest="conformance_device_profile",
+                    default=None, metavar="TOML",
                     help="device profile (scenarios/devices/*.toml)")  # fmt: skip
-    group.addoption("--allow-destructive", action="store_true",
+    group.addoption("--conformance-allow-destructive", dest="conformance_allow_destructive",
+                    action="store_true",
                     help="run PIN-lockout and PIN-change tests on a card that is not a card:* "
                     "target; refused unless its ATR is an emulated one")  # fmt: skip
-    group.addoption("--conformance-pin", "--pin", dest="conformance_pin", default=None,
+    group.addoption("--conformance-pin", dest="conformance_pin", default=None,
                     help="the real card's auth PIN (no other PIN is ever sent)")  # fmt: skip
-    group.addoption("--sign-password", dest="conformance_sign_password", default=None,
+    group.addoption("--conformance-sign-password", dest="conformance_sign_password",
+                    default=None,
                     help="the real card's signing password (signing-key tests)")  # fmt: skip
-    group.addoption("--platform-ca", default=None, help="a platform target's J-LIS CA folder")
-    group.addoption("--ca-file", dest="conformance_ca_file", default=None, metavar="PEM",
+    group.addoption("--conformance-platform-ca", dest="conformance_platform_ca", default=None,
+                    help="a platform target's J-LIS CA folder")  # fmt: skip
+    group.addoption("--conformance-ca-file", dest="conformance_ca_file", default=None,
+                    metavar="PEM",
                     help="platform:https://…: the CA its TLS certificate must chain to "
                     "(default $MYNAHIL_CA_FILE, else the system's trust store)")  # fmt: skip
-    group.addoption("--operator-profile", default=None, metavar="TOML",
+    group.addoption("--conformance-operator-profile", dest="conformance_operator_profile",
+                    default=None, metavar="TOML",
                     help="operator:URL: the vendor's service (IDs, public key, where the "
                     "harness's platform listens)")  # fmt: skip
 
@@ -202,6 +209,10 @@ class Conformance:
     guard: PinGuardState = field(default_factory=lambda: PinGuardState(frozenset()))
     operator_profile: OperatorProfile | None = None  # operator:URL: the vendor's service
     unreachable: str = ""  # why the session's attachment to pcscd failed
+    # requirements whose tests -k/-m (or another plugin) deselected: the verdict covers only
+    # what was selected
+    deselected: set[str] = field(default_factory=set)
+    filtering: bool = False  # the plugin itself is deselecting other suites' tests
 
     @property
     def selected(self) -> dict[str, Requirement]:
@@ -235,7 +246,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not spec:
         return  # inert: an ordinary pytest run of the project
     try:
-        profile = config.getoption("--device-profile")
+        profile = config.getoption("conformance_device_profile")
         device = load_device_profile(Path(profile)) if profile else None
         target = parse_target(spec, device)
         operator_profile = _operator_profile(config, target)
@@ -251,8 +262,8 @@ def pytest_configure(config: pytest.Config) -> None:
     password = config.getoption("conformance_sign_password") or (
         EMULATED_PASSWORD if target.emulated else ""
     )
-    state = Conformance(target, report, trace_dir, load_catalogue(),
-                        bool(config.getoption("--allow-destructive")), pin, password)  # fmt: skip
+    allow = bool(config.getoption("conformance_allow_destructive"))
+    state = Conformance(target, report, trace_dir, load_catalogue(), allow, pin, password)
     state.guard = PinGuardState(frozenset(s.encode("ascii") for s in (pin, password) if s))
     state.operator_profile = operator_profile
     config.stash[_KEY] = state
@@ -262,11 +273,11 @@ def _operator_profile(config: pytest.Config, target: Target) -> OperatorProfile 
     """operator:URL's profile (it names the device in the report); None for other targets."""
     if target.kind != "operator" or target.wire == "sample":
         return None
-    path = config.getoption("--operator-profile")
+    path = config.getoption("conformance_operator_profile")
     if not path:
         raise TargetError(
-            f"{target.spec} needs --operator-profile FILE: the service's operator and payment "
-            "service IDs and its public key (docs/operator-conformance.md)"
+            f"{target.spec} needs --conformance-operator-profile FILE: the service's operator "
+            "and payment service IDs and its public key (docs/operator-conformance.md)"
         )
     profile = load_operator_profile(Path(path), target.spec)
     target.device = replace(target.device, name=profile.name, description=profile.description)
@@ -291,6 +302,19 @@ def _requirements(item: pytest.Item) -> list[str]:
     return [str(i) for m in item.iter_markers("requirement") for i in m.args]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Requirement IDs are keywords: ``-k JPKI-PIN-003`` selects that requirement's tests."""
+    if _state(item.config) is not None:
+        item.extra_keyword_matches.update(_requirements(item))
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    state = _state(items[0].config) if items else None
+    if state is not None and not state.filtering:
+        state.deselected.update(r for item in items for r in _requirements(item))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = _state(config)
     if state is None:
@@ -312,7 +336,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         suites = {state.catalogue[i].suite for i in ids}
         (kept if suites & set(state.target.suites) else dropped).append(item)
     if dropped:
+        state.filtering = True
         config.hook.pytest_deselected(items=dropped)
+        state.filtering = False
         items[:] = kept
     destructive = [i for i in items if i.get_closest_marker("destructive")]
     if not destructive or state.target.emulated:
@@ -339,7 +365,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
         return
     if not state.pin:
-        raise pytest.UsageError("--allow-destructive on a card that is not card:* needs --pin")
+        raise pytest.UsageError(
+            "--conformance-allow-destructive on a card that is not card:* needs --conformance-pin"
+        )
     print(allowed_banner(state.atr, state.target.spec))
 
 
@@ -458,7 +486,7 @@ def platform_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
     from .operator_harness import HarnessError
     from .platform_harness import platform_harness as harness
 
-    ca = request.config.getoption("--platform-ca")
+    ca = request.config.getoption("conformance_platform_ca")
     ca_file = request.config.getoption("conformance_ca_file")
     url = None if state.target.wire == "sample" else state.target.wire
     try:
@@ -578,7 +606,9 @@ def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
     for rid, requirement in sorted(state.selected.items()):
         tests = {n: r for n, r in state.results.items() if rid in r.get("requirements", [])}
         outcomes = {r["outcome"] for r in tests.values()}
-        if not tests:
+        if not tests and state.deselected:
+            verdict = "not selected"  # a selection (-k, -m) covers only what it selected
+        elif not tests:
             verdict = "planned" if requirement.planned else "untested"
         elif "failed" in outcomes:
             verdict = "failed"
@@ -626,6 +656,19 @@ def _relative(path: Path, folder: Path) -> str:
         return os.path.relpath(path.resolve(), folder.resolve())
 
 
+def verdict_label(passed: bool, is_self_test: bool, selection: dict[str, Any]) -> str:
+    """The run's one-line verdict: CERTIFIED only for a whole run against a vendor's device."""
+    if is_self_test:
+        label = "SELF-TEST PASSED" if passed else "SELF-TEST FAILED"
+    elif selection["partial"]:
+        label = "PASSED" if passed else "NOT CERTIFIED"
+    else:
+        label = "CERTIFIED" if passed else "NOT CERTIFIED"
+    if selection["partial"]:
+        label += f" (selection only: {selection['selected']} of {selection['of']} requirements)"
+    return label
+
+
 def self_test(target: Target) -> bool:
     """A run against one of our own emulated targets or harness-served samples checks the
     suite, not a vendor's device: its report is a self-test, never a certificate."""
@@ -671,6 +714,18 @@ def results_of(state: Conformance) -> dict[str, Any]:
     device = state.target.device
     from mynahil import __version__
 
+    chosen = [r for r, v in requirements.items() if v["verdict"] != "not selected"]
+    selection = {
+        "partial": bool(state.deselected),
+        "selected": len(chosen),
+        "of": len(requirements),
+        "note": (
+            f"the verdict covers only the {len(chosen)} of {len(requirements)} requirements "
+            "selected (-k/-m): it certifies none of the others"
+            if state.deselected
+            else ""
+        ),
+    }
     return {
         "tool": {"name": "mynahil", "version": __version__},
         "catalogue_sha256": _digest(CATALOGUE),
@@ -699,8 +754,10 @@ def results_of(state: Conformance) -> dict[str, Any]:
         "catalogue": catalogue,
         "counts": {
             v: sum(1 for r in requirements.values() if r["verdict"] == v)
-            for v in ("passed", "failed", "skipped", "untested", "planned")
+            for v in ("passed", "failed", "skipped", "untested", "planned", "not selected")
         },
+        "selection": selection,
+        "verdict_label": verdict_label(passed, self_test(state.target), selection),
         "requirements": requirements,
         "tests": state.results,
         "traces": {
@@ -760,7 +817,4 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"without destructive tests this run cannot judge {len(results['not_judged'])} "
             f"requirement(s): {', '.join(results['not_judged'])}"
         )
-    verdict = "CERTIFIED" if results["passed"] else "NOT CERTIFIED"
-    if results["self_test"]:
-        verdict = "SELF-TEST PASSED" if results["passed"] else "SELF-TEST FAILED"
-    terminalreporter.write_line(f"{verdict} -> {state.report_dir / 'index.html'}")
+    terminalreporter.write_line(f"{results['verdict_label']} -> {state.report_dir / 'index.html'}")

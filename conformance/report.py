@@ -19,15 +19,15 @@ table { border-collapse: collapse; width: 100%; margin: .6em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: .3em .5em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } code { font-size: .9em; word-break: break-all; }
 .passed { color: #0a7a2f; font-weight: 600; } .failed, .untested { color: #b00020; font-weight: 600; }
-.skipped, .planned { color: #8a6d00; } .verdict { font-size: 1.3em; padding: .5em 1em; display: inline-block; }
+.skipped, .planned, .not { color: #8a6d00; } .verdict { font-size: 1.3em; padding: .5em 1em; display: inline-block; }
 .ok { background: #e6f4ea; } .bad { background: #fce8e6; } .small { font-size: .85em; color: #555; }
 pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em; max-height: 20em; overflow: auto; }
 </style></head><body>
 <h1>MyNa Point conformance report</h1>
 <p class="verdict {{ 'ok' if r.passed else 'bad' }}">
-{% if r.self_test %}SELF-TEST {{ 'PASSED' if r.passed else 'FAILED' }}: a run against mynahil's own emulated target checks the suite, it certifies no device
-{% elif r.passed %}CERTIFIED: every selected requirement passed{% if r.counts.skipped %} ({{ r.counts.skipped }} not applicable, skipped){% endif %}
-{% else %}NOT CERTIFIED{% endif %}</p>
+{{ r.verdict_label }}{% if r.self_test %}: a run against mynahil's own emulated target checks the suite, it certifies no device
+{% elif r.passed and not r.selection.partial %}: every selected requirement passed{% if r.counts.skipped %} ({{ r.counts.skipped }} not applicable, skipped){% endif %}
+{% endif %}{% if r.selection.partial %}<br><span class="small">{{ r.selection.note }}</span>{% endif %}</p>
 {% if r.refused %}<pre>{{ r.refused }}</pre>{% endif %}
 <table>
 <tr><th>device</th><td>{{ r.device }}</td></tr>
@@ -69,7 +69,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 </body></html>
 """
 
-_ORDER = {"failed": 0, "untested": 1, "skipped": 2, "planned": 3, "passed": 4}
+_ORDER = {"failed": 0, "untested": 1, "skipped": 2, "planned": 3, "passed": 4, "not selected": 5}
 
 
 def write_html(path: Path, results: dict[str, Any], digest: str) -> None:

@@ -3,12 +3,12 @@ own verdict, a test naming an unknown ID is an error, and the catalogue file is 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from conformance.catalogue import CatalogueError, load_catalogue
-from conformance.cli import run_target
 
 from .conftest import run_pytest_in
 
@@ -25,13 +25,21 @@ def test_the_catalogue_loads_and_every_rule_has_its_test() -> None:
 
 
 def test_an_untested_requirement_fails_the_catalogue_check(tmp_path: Path) -> None:
-    code, results = run_target("card:inproc", tmp_path, extra=["-k", "test_jpki_ap_selects"])
+    """A suite with no test for a requirement (not a -k selection, which covers only what it
+    selects: tests/conformance/test_pytest_plugin.py) fails the catalogue check."""
+    (tmp_path / "test_one.py").write_text(
+        "import pytest\n\n@pytest.mark.requirement('JPKI-SEL-001')\n"
+        "def test_selects(card_under_test):\n    assert card_under_test.select_ap() == 0x9000\n"
+    )
+    done = run_pytest_in(tmp_path, "--conformance-target", "card:inproc",
+                         "--conformance-report", str(tmp_path / "r"))  # fmt: skip
+    results = json.loads((tmp_path / "r" / "results.json").read_text(encoding="utf-8"))
     assert results["requirements"]["JPKI-SEL-001"]["verdict"] == "passed"
     assert results["requirements"]["JPKI-PIN-003"]["verdict"] == "untested"
     assert results["catalogue"]["verdict"] == "failed"
     assert "JPKI-PIN-003" in results["catalogue"]["untested"]
     assert results["passed"] is False
-    assert code != 0
+    assert done.returncode != 0
 
 
 def test_a_test_naming_an_unknown_requirement_is_an_error(tmp_path: Path) -> None:
@@ -39,7 +47,7 @@ def test_a_test_naming_an_unknown_requirement_is_an_error(tmp_path: Path) -> Non
         "import pytest\n\n@pytest.mark.requirement('NOPE-001')\ndef test_x():\n    pass\n"
     )
     result = run_pytest_in(tmp_path, "--conformance-target", "card:inproc",
-                       "--report", str(tmp_path / "r"))  # fmt: skip
+                       "--conformance-report", str(tmp_path / "r"))  # fmt: skip
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert "unknown requirement NOPE-001" in result.stdout + result.stderr
 
@@ -47,7 +55,7 @@ def test_a_test_naming_an_unknown_requirement_is_an_error(tmp_path: Path) -> Non
 def test_a_test_naming_no_requirement_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "test_bare.py").write_text("def test_x():\n    pass\n")
     result = run_pytest_in(tmp_path, "--conformance-target", "card:inproc",
-                       "--report", str(tmp_path / "r"))  # fmt: skip
+                       "--conformance-report", str(tmp_path / "r"))  # fmt: skip
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert "names no requirement" in result.stdout + result.stderr
 

@@ -26,9 +26,18 @@ def test_the_plugin_is_inert_without_a_target(tmp_path: Path) -> None:
 
 def test_the_options_are_listed(tmp_path: Path) -> None:
     result = run_pytest_in(tmp_path, "--help")
-    for option in ("--conformance-target", "--device-profile", "--allow-destructive", "--pin",
-                   "--trace-dir", "--report"):  # fmt: skip
-        assert option in result.stdout
+    options = [line.split()[0].split("=")[0] for line in result.stdout.splitlines()
+               if line.startswith("  --conformance")]  # fmt: skip
+    for option in ("--conformance-target", "--conformance-device-profile",
+                   "--conformance-allow-destructive", "--conformance-pin",
+                   "--conformance-trace-dir", "--conformance-report"):  # fmt: skip
+        assert option in options
+    # every option the plugin adds is prefixed: none of its old bare names is registered
+    bare = ("--report", "--pin", "--trace-dir", "--device-profile", "--sign-password",
+            "--allow-destructive", "--platform-ca", "--ca-file", "--operator-profile")  # fmt: skip
+    registered = {word.rstrip(",").split("=")[0] for line in result.stdout.splitlines()
+                  for word in line.split() if word.startswith("--")}  # fmt: skip
+    assert not registered & set(bare), registered & set(bare)
 
 
 def test_trace_dir_option(tmp_path: Path) -> None:
@@ -36,7 +45,8 @@ def test_trace_dir_option(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(suites), "-p", "conformance.plugin",
          "-p", "no:cacheprovider", "-q", "--conformance-target", "card:inproc",
-         "--report", str(tmp_path / "r"), "--trace-dir", str(tmp_path / "t"),
+         "--conformance-report", str(tmp_path / "r"),
+         "--conformance-trace-dir", str(tmp_path / "t"),
          "-k", "test_jpki_ap_selects"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
