@@ -133,15 +133,32 @@ def run(
             "(default: the system's trust store).",
         ),
     ] = None,
+    golden: Annotated[
+        Path | None,
+        typer.Option(
+            help="A reference run's verdicts (conformance/goldens/*.json): list every "
+            "requirement whose verdict changed, exit 1 on any change."
+        ),
+    ] = None,
+    update_golden: Annotated[
+        bool, typer.Option(help="Write this run's verdicts to --golden instead of comparing.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Certify a target: exit 0 only when every selected requirement passes.
 
     Arguments after ``--`` go to pytest as they are (``-- -k JPKI-PIN-003 --junitxml x.xml``).
     """
+    from .golden import GoldenError, changed_verdicts, golden_of, load_golden
     from .operator_profile import OperatorProfileError, load_operator_profile
     from .targets import TargetError, load_device_profile, parse_target
 
+    if update_golden and golden is None:
+        raise _err("--update-golden needs --golden FILE (where to write the verdicts)")
+    try:
+        reference = load_golden(golden) if golden is not None and not update_golden else None
+    except GoldenError as exc:
+        raise _err(str(exc)) from None
     try:
         device = load_device_profile(device_profile) if device_profile else None
         operator = load_operator_profile(operator_profile, target) if operator_profile else None
@@ -178,6 +195,19 @@ def run(
             typer.echo(f"{verdict['verdict'].upper():9} {rid}  {verdict['title']}", err=True)
     summary = ", ".join(f"{n} {k}" for k, n in results["counts"].items() if n)
     typer.echo(f"{target}: {summary}: {results['verdict_label']} -> {report / 'index.html'}")
+    if golden is not None and update_golden:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(json.dumps(golden_of(results), indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"golden verdicts written to {golden}")
+    elif golden is not None and reference is not None:
+        changes = changed_verdicts(reference, results)
+        if reference.get("target") and reference["target"] != results["target"]:
+            typer.echo(f"note: the golden run was of {reference['target']}", err=True)
+        for change in changes:
+            typer.echo(f"CHANGED   {change}", err=True)
+        typer.echo(f"golden {golden}: {len(changes) or 'no'} changed verdict(s)")
+        if changes:
+            raise typer.Exit(1)
     raise typer.Exit(0 if results["passed"] and code == 0 else 1)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from card_emulator import EmulatedCard
 from conformance.cli import run_target
+from conformance.golden import GOLDENS, changed_verdicts, load_golden
 from conformance.recording import read_trace
 from conformance.safety import GuardedTransport, PinGuardState, UnsafeCommand, destructive_verdict
 from conformance.targets import parse_target
@@ -46,6 +47,8 @@ def test_a_real_card_gets_no_wrong_pin_and_no_destructive_test(tmp_path: Path) -
     assert results["requirements"]["JPKI-PIN-003"]["not_judged"] is True
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "a run without destructive tests cannot judge" in html
+    # the golden kept for this target: no verdict changed (issue 20.5)
+    assert changed_verdicts(load_golden(GOLDENS / "realistic-inproc.json"), results) == []
     assert "JPKI-PIN-003" in html
 
 
