@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -498,6 +499,19 @@ def platform_harness(request: pytest.FixtureRequest) -> Iterator[Any]:
         pytest.fail(f"the platform harness could not start: {exc}", pytrace=False)
 
 
+def _parameter_text(value: object) -> str:
+    """A parameter as allure shows it: an enum by name (AID.CARD_INFO, JpkiFile.AUTH_PIN 0018),
+    bytes in hex, an int in hex as the card's IDs are written; anything else as repr."""
+    if isinstance(value, Enum):
+        extra = f" {int(value):04X}" if isinstance(value, int) else ""
+        return f"{type(value).__name__}.{value.name}{extra}"
+    if isinstance(value, bytes):
+        return value.hex().upper()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"0x{value:02X}"
+    return repr(value)
+
+
 def _allure_labels(item: pytest.Item, state: Conformance) -> None:
     try:
         import allure  # type: ignore[import-untyped, unused-ignore]
@@ -507,6 +521,9 @@ def _allure_labels(item: pytest.Item, state: Conformance) -> None:
     for requirement in _requirements(item):
         dynamic.label("requirement", requirement)
         dynamic.tag(requirement)
+    callspec = getattr(item, "callspec", None)
+    for name, value in callspec.params.items() if callspec is not None else ():
+        dynamic.parameter(name, _parameter_text(value))  # stable, readable, one per test
     dynamic.label("suite", state.target.suite)
     dynamic.label("device", state.target.device.name)
     dynamic.label("target", state.target.spec)

@@ -77,3 +77,14 @@ def test_device_identity_junit_and_allure_environment(tmp_path: Path) -> None:
         for a in json.loads(f.read_text()).get("afters", [{}])[0].get("attachments", [])
     ]  # fmt: skip
     assert any(a["name"] == "APDU trace" for a in attachments), "the trace is attached"
+
+
+def test_allure_keeps_every_parametrized_test_apart(inproc_run: Run) -> None:
+    _code, results, report = inproc_run
+    found = [json.loads(f.read_text()) for f in (report / "allure-results").glob("*-result.json")]
+    assert len({r["historyId"] for r in found}) == len(results["tests"])
+    aids = [p["value"] for r in found if r["name"].startswith("test_the_other_applications")
+            for p in r["parameters"] if p["name"] == "aid"]  # fmt: skip
+    assert sorted(aids) == sorted(
+        repr(f"AID.{n}") for n in ("CARD_INFO", "CARD_FACE", "RESIDENT_REGISTRY", "COMMON")
+    )

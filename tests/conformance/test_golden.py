@@ -16,7 +16,12 @@ from .conftest import Run
 
 def test_the_emulated_card_matches_its_golden(inproc_run: Run) -> None:
     _code, results, _report = inproc_run
-    assert changed_verdicts(load_golden(GOLDENS / "card-inproc.json"), results) == []
+    changes = changed_verdicts(load_golden(GOLDENS / "card-inproc.json"), results)
+    assert changes == [], (
+        "verdicts changed; if on purpose (a new requirement, say), regenerate the golden: "
+        "mynahil conformance run --target card:inproc "
+        "--golden conformance/goldens/card-inproc.json --update-golden"
+    )
 
 
 def test_every_changed_verdict_is_listed() -> None:
