@@ -35,6 +35,7 @@ def run_target(
     allow_destructive: bool = False,
     pin: str | None = None,
     sign_password: str | None = None,
+    card_info_pin: str | None = None,
     trace_dir: Path | None = None,
     platform_ca: Path | None = None,
     operator_profile: Path | None = None,
@@ -63,6 +64,8 @@ def run_target(
         argv += ["--conformance-pin", pin]
     if sign_password:
         argv += ["--conformance-sign-password", sign_password]
+    if card_info_pin:
+        argv += ["--conformance-card-info-pin", card_info_pin]
     if trace_dir:
         argv += ["--conformance-trace-dir", str(trace_dir)]
     if platform_ca:
@@ -113,6 +116,10 @@ def run(
     pin: Annotated[str | None, typer.Option(help="The real card's auth PIN.")] = None,
     sign_password: Annotated[
         str | None, typer.Option(help="The real card's signing password.")
+    ] = None,
+    card_info_pin: Annotated[
+        str | None,
+        typer.Option(help="The real card's card-info AP PIN (DF21 check; no personal data read)."),
     ] = None,
     trace_dir: Annotated[
         Path | None, typer.Option(help="Folder for the APDU traces (default REPORT/traces).")
@@ -182,7 +189,8 @@ def run(
     try:
         code, results = run_target(
             target, report, device_profile=device_profile, allow_destructive=allow_destructive,
-            pin=pin, sign_password=sign_password, trace_dir=trace_dir, platform_ca=ca,
+            pin=pin, sign_password=sign_password, card_info_pin=card_info_pin,
+            trace_dir=trace_dir, platform_ca=ca,
             operator_profile=operator_profile, ca_file=ca_file, quiet=not verbose,
             extra=list(ctx.args),
         )  # fmt: skip

@@ -78,6 +78,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "target; refused unless its ATR is an emulated one")  # fmt: skip
     group.addoption("--conformance-pin", dest="conformance_pin", default=None,
                     help="the real card's auth PIN (no other PIN is ever sent)")  # fmt: skip
+    group.addoption("--conformance-card-info-pin", dest="conformance_card_info_pin",
+                    default=None,
+                    help="the real card's card-info AP PIN (checks EF 0002's DF21 header, "
+                    "reading no personal data)")  # fmt: skip
     group.addoption("--conformance-sign-password", dest="conformance_sign_password",
                     default=None,
                     help="the real card's signing password (signing-key tests)")  # fmt: skip
@@ -108,6 +112,7 @@ class CardUnderTest:
     _name: str = ""
     _secrets: frozenset[bytes] = frozenset()  # masked in traces (a real card's PINs)
     measurements: list[dict[str, Any]] = field(default_factory=list)
+    card_info_pin: str = ""  # the card-info AP's PIN ("" on a real card unless given)
 
     def measure(self, name: str, value: float, limit: float, unit: str) -> bool:
         """Record a measurement against its upper limit (OpenHTF-style: the report shows
@@ -214,6 +219,7 @@ class Conformance:
     # what was selected
     deselected: set[str] = field(default_factory=set)
     filtering: bool = False  # the plugin itself is deselecting other suites' tests
+    card_info_pin: str = ""
 
     @property
     def selected(self) -> dict[str, Requirement]:
@@ -265,7 +271,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     allow = bool(config.getoption("conformance_allow_destructive"))
     state = Conformance(target, report, trace_dir, load_catalogue(), allow, pin, password)
-    state.guard = PinGuardState(frozenset(s.encode("ascii") for s in (pin, password) if s))
+    info_pin = config.getoption("conformance_card_info_pin") or (
+        EMULATED_PIN if target.emulated else ""
+    )
+    state.card_info_pin = info_pin
+    state.guard = PinGuardState(
+        frozenset(s.encode("ascii") for s in (pin, password, info_pin) if s)
+    )
     state.operator_profile = operator_profile
     config.stash[_KEY] = state
 
@@ -433,6 +445,7 @@ def card_under_test(request: pytest.FixtureRequest) -> Iterator[CardUnderTest]:
             card, state.target.emulated or state.destructive == "run", out, name, secrets,
         )  # fmt: skip
         state.results[item.nodeid]["measurements"] = under_test.measurements
+        under_test.card_info_pin = state.card_info_pin
         try:
             yield under_test
         finally:

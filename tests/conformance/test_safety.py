@@ -169,3 +169,25 @@ def _test_of(results: dict[str, Any], requirement: str) -> str:
     failed = [n for n in results["requirements"][requirement]["tests"]
               if results["tests"][n]["outcome"] == "failed"]  # fmt: skip
     return str(failed[0])
+
+
+@pytest.mark.parametrize(
+    ("target", "verdict"), [("realistic:inproc", "passed"), ("realistic:defect:no_df21", "failed")]
+)
+def test_df21_is_checked_on_a_real_card_without_reading_who_it_is(
+    tmp_path: Path, target: str, verdict: str
+) -> None:
+    """Through a reader the DF21 header is read a few bytes at a time: a card without it fails
+    JPKI-CINFO-004, and no response in the traces holds more than the header's bytes."""
+    _code, results = run_target(target, tmp_path, pin="1234", card_info_pin="1234",
+                                extra=["-k", "JPKI-CINFO-004"])  # fmt: skip
+    requirement = results["requirements"]["JPKI-CINFO-004"]
+    assert requirement["verdict"] == verdict, requirement
+    if verdict == "failed":
+        assert requirement["failures"][0]["reason"] == (
+            "EF 0002 must start with DF21 (myna skips it)"
+        )
+    entries = [e for f in (tmp_path / "traces").glob("*.jsonl") for e in read_trace(f)]
+    reads = [e for e in entries if str(e.get("command") or "").lower().startswith("00b0")]
+    assert reads
+    assert all(len(str(e["response"])) <= 2 * 8 + 4 for e in reads), "a read beyond the header"
