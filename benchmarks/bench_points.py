@@ -38,6 +38,7 @@ from reference_impl.points.signing import Signer, public_key_bytes
 
 AS_OF = datetime(2020, 9, 1, 3, 0, tzinfo=UTC)
 OPERATOR, SERVICE = "bench-op", "bench-pay"
+CHARGES_FROM = AS_OF - timedelta(hours=11)  # 01:00 JST on 2020-09-01, after the applications
 
 
 def populate(platform_store: object, people: int) -> list[str]:
@@ -48,12 +49,13 @@ def populate(platform_store: object, people: int) -> list[str]:
     accounts = []
     with platform_store.transaction() as uow:
         for n in range(people):
-            record = uow.create_record(f"B{n:07d}", AS_OF)
+            person = uow.person(f"bench-person-{n}", AS_OF)
+            record = uow.create_record(f"B{n:07d}", AS_OF, person)
             account = f"acct-{n:07d}"
             uow.link_account(SERVICE, account, record.record_id)
             uow.add_application(
                 Application(0, "round1", record.record_id, SERVICE, account, OPERATOR,
-                            AS_OF - timedelta(days=1), date(2020, 6, 1), 0)
+                            AS_OF - timedelta(days=1), date(2020, 6, 1), 0, person)
             )  # fmt: skip
             accounts.append(account)
     return accounts
@@ -68,7 +70,9 @@ def batches(accounts: list[str], total: int, size: int, tag: str) -> list[list[R
         for i in range(size):
             n = b * size + i
             roll = rng.random()
-            at = AS_OF + timedelta(seconds=n)
+            # Made before the served clock (AS_OF, 12:00 JST on the first day): a report dated
+            # after the platform's clock is refused as future_dated.
+            at = CHARGES_FROM + timedelta(milliseconds=n)
             if roll < 0.05 and charges:
                 original = rng.choice(charges)
                 tx = f"{tag}-r{n}"

@@ -86,7 +86,7 @@ class Application:
     applied_at: datetime
     card_applied_on: date
     feed_seq: int  # position in the operator's feed: gap-free, in commit order
-    person_id: int = 0  # the person who chose (one application per person and campaign)
+    person_id: int  # the person who chose (one application per person and campaign)
 
 
 @dataclass(frozen=True, slots=True)

@@ -541,10 +541,12 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
         )
 
     def person(self, person_ref: str, now: datetime) -> int:
-        self._conn.execute(
+        created = self._conn.execute(
             _insert_new(self._conn.dialect.name, persons),
             {"person_ref": person_ref, "created_at": now},
-        )
+        ).scalar_one_or_none()  # read: a RETURNING cursor left open could hold the statement
+        if created is not None:
+            return int(created)
         return int(
             self._conn.execute(
                 select(persons.c.person_id).where(persons.c.person_ref == person_ref)

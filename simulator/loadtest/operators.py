@@ -86,11 +86,12 @@ def set_up_operators(db_url: str, count: int, holders: int, seed: int) -> list[O
             with store.transaction() as uow:
                 for h in range(holders):
                     account = f"{n:03d}{h:07d}"
-                    record = uow.create_record(f"R{tag}-{n}-{h}"[:40], APPLIED_AT)
+                    person = uow.person(f"replay-{tag}-{n}-{h}", APPLIED_AT)
+                    record = uow.create_record(f"R{tag}-{n}-{h}"[:40], APPLIED_AT, person)
                     uow.link_account(service_id, account, record.record_id)
                     uow.add_application(
                         Application(0, "round1", record.record_id, service_id, account,
-                                    operator_id, APPLIED_AT, date(2020, 6, 1), 0)
+                                    operator_id, APPLIED_AT, date(2020, 6, 1), 0, person)
                     )  # fmt: skip
                     accounts.append(account)
             raw = key.private_bytes(

@@ -186,7 +186,8 @@ def _one_operator(
         for b in range(batches):
             # Sizes vary so that a line through (size, latency) is well defined.
             this = max(1, round(size * (b + 1) / batches))
-            at = AS_OF + timedelta(hours=1, seconds=b)
+            # Before the served clock (AS_OF): a report dated after it is future_dated.
+            at = AS_OF - timedelta(hours=1) + timedelta(seconds=b)
             batch = [
                 books.book(rng.choice(identity.accounts),
                            max(1, round(rng.lognormvariate(math.log(spender.median_yen),
