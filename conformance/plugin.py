@@ -39,6 +39,7 @@ from .safety import (
     destructive_verdict,
     refusal_banner,
 )
+from .spec import chapter, spec_html
 from .targets import (
     EMULATED_PASSWORD,
     EMULATED_PIN,
@@ -656,6 +657,8 @@ def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
             and any(r["outcome"] != "passed" for r in destructive),
             "title": requirement.title,
             "source": requirement.source,
+            "chapter": chapter(requirement),
+            "spec": f"spec.html#{rid}",
             "suite": requirement.suite,
             "tests": sorted(tests),
             "seconds": round(sum(r["seconds"] for r in tests.values()), 3),
@@ -808,6 +811,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .report import write_html
 
     write_html(state.report_dir / "index.html", results, _digest(results_path))
+    spec = spec_html({r: state.catalogue[r] for r in results["requirements"]})
+    (state.report_dir / "spec.html").write_text(spec, encoding="utf-8")
     _allure_environment(session.config, results)
     if not results["passed"] and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -49,11 +49,11 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <tr><th>results.json SHA-256</th><td><code>{{ digest }}</code></td></tr>
 </table>
 <h2>Verdict per requirement</h2>
-<table><tr><th>requirement</th><th>verdict</th><th>title</th><th>source</th><th>tests (seconds)</th></tr>
+<table><tr><th>requirement</th><th>verdict</th><th>title</th><th>rule (spec.html)</th><th>tests (seconds)</th></tr>
 {% for rid, v in rows %}
 <tr><td><code>{{ rid }}</code></td><td class="{{ v.verdict }}">{{ v.verdict }}</td>
 <td>{{ v.title }}{% if v.not_judged %}<br><span class="small untested">not judged: its destructive tests did not run</span>{% endif %}{% for f in v.failures %}<br><span class="failed">{{ f.reason }}</span> <span class="small">({{ f.test }})</span>{% endfor %}{% for m in v.measurements %}<br><span class="{{ 'passed' if m.passed else 'failed' }}">{{ m.name }}: {{ '{:,.0f}'.format(m.value) }} {{ m.unit }} of {{ '{:,.0f}'.format(m.limit) }} {{ m.unit }}</span>{% endfor %}{% for reason in v.reasons %}<br><span class="small">skipped: {{ reason }}</span>{% endfor %}</td>
-<td class="small">{{ v.source }}</td>
+<td class="small"><a href="{{ v.spec }}">{{ v.chapter }}</a></td>
 <td class="small">{% for t in v.tests %}{{ t.split('::')[-1] }} ({{ '%.3f' % r.tests[t].seconds }})<br>{% endfor %}</td></tr>
 {% endfor %}</table>
 <h2>Tests{% if r.traces %} and their APDU traces{% endif %}</h2>
