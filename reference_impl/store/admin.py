@@ -8,15 +8,18 @@ mode) and checks where a database stands (:func:`current_revision`).
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .sql import MIGRATIONS, make_engine
+from .sql import MIGRATIONS, _alembic_config, make_engine
 
 __all__ = ["current_revision", "display_url", "head_revision", "migration_sql"]
 
@@ -56,11 +59,19 @@ def current_revision(url: str) -> str | None:
 
 def migration_sql(url: str, *, start: str | None = None, end: str = "head") -> str:
     """The SQL that brings a database of ``url``'s kind from ``start`` (None: empty) to
-    ``end``, without connecting to it (Alembic's offline mode)."""
+    ``end``, without touching that database.
+
+    PostgreSQL: Alembic's offline mode. SQLite: its migrations rebuild tables (Alembic's batch
+    mode), which needs a live schema to reflect, so they run on a scratch SQLite file and every
+    statement sent to it is recorded.
+    """
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _recorded_sqlite_sql(start, end)
+    if backend != "postgresql":
         raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
     buffer = io.StringIO()
     config = Config(output_buffer=buffer)
@@ -69,3 +80,31 @@ def migration_sql(url: str, *, start: str | None = None, end: str = "head") -> s
     config.set_main_option("sqlalchemy.url", parsed.render_as_string(hide_password=False))
     command.upgrade(config, f"{start}:{end}" if start else end, sql=True)
     return buffer.getvalue()
+
+
+def _recorded_sqlite_sql(start: str | None, end: str) -> str:
+    recorded: list[str] = []
+
+    def record(
+        _conn: object, _cursor: object, statement: str, parameters: object, *_: object
+    ) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "PRAGMA")):
+            return  # Alembic reading the schema, not changing it
+        text = statement.strip()
+        if parameters:
+            text += f"  -- parameters: {parameters!r}"
+        recorded.append(text + ";")
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'scratch.db'}")
+        try:
+            if start is not None:
+                with engine.begin() as connection:
+                    command.upgrade(_alembic_config(connection), start)
+            event.listen(engine, "before_cursor_execute", record)
+            with engine.begin() as connection:
+                command.upgrade(_alembic_config(connection), end)
+        finally:
+            engine.dispose()
+    header = f"-- SQLite: {start or 'empty'} -> {end}, as run on a scratch database"
+    return "\n\n".join([header, *recorded]) + "\n"
