@@ -201,6 +201,8 @@ def run(
     for rid, verdict in results["requirements"].items():
         if verdict["verdict"] in ("failed", "untested"):
             typer.echo(f"{verdict['verdict'].upper():9} {rid}  {verdict['title']}", err=True)
+            for failure in verdict.get("failures", []):
+                typer.echo(f"{'':9} {failure['test']}: {failure['reason']}", err=True)
     summary = ", ".join(f"{n} {k}" for k, n in results["counts"].items() if n)
     typer.echo(f"{target}: {summary}: {results['verdict_label']} -> {report / 'index.html'}")
     if golden is not None and update_golden:

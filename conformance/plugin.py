@@ -847,6 +847,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for rid, v in results["requirements"].items():
         if v["verdict"] in ("failed", "untested"):
             terminalreporter.write_line(f"{v['verdict'].upper():9} {rid}  {v['title']}")
+            for failure in v.get("failures", []):
+                terminalreporter.write_line(f"{'':9} {failure['test']}: {failure['reason']}")
     if results["not_judged"]:
         terminalreporter.write_line(
             f"without destructive tests this run cannot judge {len(results['not_judged'])} "

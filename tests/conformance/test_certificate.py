@@ -13,6 +13,7 @@ from pathlib import Path
 from conformance.catalogue import CATALOGUE
 from conformance.cli import run_target
 from mynahil import __version__
+from tests.support import mynahil
 
 from .conftest import SCENARIOS, Run
 
@@ -87,4 +88,15 @@ def test_allure_keeps_every_parametrized_test_apart(inproc_run: Run) -> None:
             for p in r["parameters"] if p["name"] == "aid"]  # fmt: skip
     assert sorted(aids) == sorted(
         repr(f"AID.{n}") for n in ("CARD_INFO", "CARD_FACE", "RESIDENT_REGISTRY", "COMMON")
+    )
+
+
+def test_the_run_prints_each_failures_reason(tmp_path: Path) -> None:
+    done = mynahil("conformance", "run", "--target", "card:defect:sw_63c0_after_lockout",
+                   "--report", str(tmp_path), "--", "-k", "JPKI-PIN-003")  # fmt: skip
+    assert done.returncode == 1
+    assert "FAILED    JPKI-PIN-003" in done.stderr
+    assert (
+        "test_third_wrong_pin_blocks_for_good: after lockout even the right PIN is 6984"
+        in done.stderr
     )
