@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PlatformSettings", "SettingsError", "load_settings"]
@@ -34,7 +34,9 @@ class SettingsError(ValueError):
 
 
 class PlatformSettings(BaseSettings):
-    """The platform server's settings (see the module's table)."""
+    """The platform server's settings (see the module's table). The TLS files are checked
+    where they are used (:func:`mynahil.tls.check_server_files`: both or neither, readable,
+    the key the certificate's)."""
 
     model_config = SettingsConfigDict(env_prefix="MYNAHIL_", extra="ignore", frozen=True)
 
@@ -48,12 +50,6 @@ class PlatformSettings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ca_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _tls_pair(self) -> PlatformSettings:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together: give both or neither")
-        return self
 
     @property
     def db_url(self) -> str:

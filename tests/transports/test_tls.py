@@ -115,8 +115,9 @@ def test_an_https_url_to_a_plain_http_server_says_so(tmp_path: Path) -> None:
     card = tmp_path / "card.json"
     with running(argv, f"http://127.0.0.1:{port}/v1/health"):
         assert mynahil("card", "new", "--out", str(card), "--ca", str(ca)).returncode == 0
-        result = mynahil("client", "reserve", "--card", str(card), "--pin", "1234",
-                         "--platform", f"https://127.0.0.1:{port}")  # fmt: skip
+        result = mynahil("client", "reserve", "--card", str(card),
+                         "--platform", f"https://127.0.0.1:{port}",
+                         env={**os.environ, "MYNAHIL_PIN": "1234"})  # fmt: skip
     assert result.returncode == 1
     _one_line_error(result, "TLS handshake failed", "plain HTTP")
 
@@ -301,8 +302,8 @@ def _locust_health(url: str, ca_file: Path) -> str:
 
 
 def test_the_ca_file_option_comes_from_the_environment_too(tmp_path: Path) -> None:
-    env = {**os.environ, CA_FILE_ENV: str(tmp_path / "absent.pem")}
-    result = mynahil("client", "reserve", "--pin", "1234", "--platform", "https://127.0.0.1:9",
+    env = {**os.environ, CA_FILE_ENV: str(tmp_path / "absent.pem"), "MYNAHIL_PIN": "1234"}
+    result = mynahil("client", "reserve", "--platform", "https://127.0.0.1:9",
                      "--card", str(tmp_path / "c.json"), env=env)  # fmt: skip
     assert result.returncode == 2
     _one_line_error(result, "absent.pem", "no such file")
