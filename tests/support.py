@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,23 +90,27 @@ def running(
 ) -> Iterator[None]:
     """A server process, once ``health_url`` answers 200 (an https one checked with
     ``verify``); terminated afterwards."""
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                if httpx.get(health_url, timeout=1, verify=verify).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                raise RuntimeError(f"{argv[3:5]} did not start: {output}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    # Its log goes to a file, never a pipe nobody reads: a server that logs every request
+    # (mynahil serve does) would fill a pipe's buffer and stop, blocked on writing its log.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    if httpx.get(health_url, timeout=1, verify=verify).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")
+                    raise RuntimeError(f"{argv[3:5]} did not start: {output}")
+                time.sleep(0.1)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def mynahil(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
