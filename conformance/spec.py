@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
 from jinja2 import Environment, select_autoescape
+
+from mynahil.paths import docs_dir
 
 from .catalogue import Requirement
 
 __all__ = ["SPEC_MARKDOWN", "chapter", "spec_html", "spec_markdown"]
 
-SPEC_MARKDOWN = Path(__file__).resolve().parents[1] / "docs" / "spec" / "requirements.md"
+SPEC_MARKDOWN = docs_dir() / "spec" / "requirements.md"  # the checkout's, or the wheel's copy
 _PARTS = {
     "JPKI.md": "The card",
     "SPEC.md": "The scheme",

@@ -1,4 +1,4 @@
-"""Where the bundled scenario data lives.
+"""Where the bundled scenario data and documents live.
 
 ``scenarios/`` is data, not code. An editable install (the README's) finds it beside the code;
 a wheel installs a copy under ``<prefix>/share/mynahil/scenarios``; ``MYNAHIL_SCENARIOS``
@@ -11,15 +11,25 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["scenarios_dir"]
+__all__ = ["docs_dir", "scenarios_dir"]
+
+
+def _shipped(name: str) -> Path | None:
+    """A shipped data folder: beside the code (a checkout), else where the wheel put it."""
+    beside_code = Path(__file__).resolve().parents[1] / name
+    if beside_code.is_dir():
+        return beside_code
+    installed = Path(sys.prefix) / "share" / "mynahil" / name
+    return installed if installed.is_dir() else None
 
 
 def scenarios_dir() -> Path:
     chosen = os.environ.get("MYNAHIL_SCENARIOS")
     if chosen:
         return Path(chosen)
-    beside_code = Path(__file__).resolve().parents[1] / "scenarios"
-    if beside_code.is_dir():
-        return beside_code
-    installed = Path(sys.prefix) / "share" / "mynahil" / "scenarios"
-    return installed if installed.is_dir() else Path.cwd() / "scenarios"
+    return _shipped("scenarios") or Path.cwd() / "scenarios"
+
+
+def docs_dir() -> Path:
+    """The shipped documents: the rules the catalogue cites, the operator contract."""
+    return _shipped("docs") or Path.cwd() / "docs"
