@@ -17,13 +17,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from locust import FastHttpUser, constant_pacing, task
-from locust.runners import STATE_STOPPED, MasterRunner
+from locust.runners import MasterRunner
 
 from reference_impl.points.signing import Signer
 
 from .operators import Acknowledged, OperatorIdentity, batch_body
 from .plan import LoadPlan
-from .runner import LoadTestConfig, Outcome, _start, _work, locust_environment
+from .runner import LoadTestConfig, Outcome, _start, _work, follow_curve, locust_environment
 from .timeline import Timeline
 
 __all__ = ["OperatorReplay", "OperatorUser", "run_operator_replay"]
@@ -133,21 +133,7 @@ def run_operator_replay(
         f"{plan.duration_s} s (x{plan.compress:g}); peak {plan.peak_users} operator users, "
         f"{replay.batch} reports per batch"
     )
-    started = time.time()
-    runner.start_shape()
-    while runner.state != STATE_STOPPED or runner.shape_greenlet is not None:
-        if config.mode == "local":
-            timeline.absorb(timeline.drain())
-        timeline.sample_users(time.time(), runner.user_count)
-        import gevent  # type: ignore[import-untyped]
-
-        gevent.sleep(0.25)
-    finished = time.time()
-    if config.mode == "master":
-        import gevent
-
-        gevent.sleep(3.5)
-    timeline.absorb(timeline.drain())
+    started, finished = follow_curve(runner, config, timeline)
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     runner.quit()
     return Outcome(

@@ -90,17 +90,7 @@ def run(
         f"replaying {plan.hours:g} h from {plan.start:%Y-%m-%d %H:%M} in {plan.duration_s} s "
         f"(x{plan.compress:g}); peak {plan.peak_users} users"
     )
-    started = time.time()
-    runner.start_shape()
-    while runner.state != STATE_STOPPED or runner.shape_greenlet is not None:
-        if config.mode == "local":
-            timeline.absorb(timeline.drain())
-        timeline.sample_users(time.time(), runner.user_count)
-        gevent.sleep(0.25)
-    finished = time.time()
-    if config.mode == "master":
-        gevent.sleep(3.5)  # the workers' last stats reports (every 3 s)
-    timeline.absorb(timeline.drain())
+    started, finished = follow_curve(runner, config, timeline)
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     runner.quit()
     return Outcome(
@@ -138,6 +128,23 @@ def locust_environment(
 
     env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
     return env
+
+
+def follow_curve(runner: Runner, config: LoadTestConfig, timeline: Timeline) -> tuple[float, float]:
+    """Run the curve to its end, sampling users into ``timeline``; (start, end) wall times.
+    A master waits for its workers' last stats reports (every 3 s) before the final drain."""
+    started = time.time()
+    runner.start_shape()
+    while runner.state != STATE_STOPPED or runner.shape_greenlet is not None:
+        if config.mode == "local":
+            timeline.absorb(timeline.drain())
+        timeline.sample_users(time.time(), runner.user_count)
+        gevent.sleep(0.25)
+    finished = time.time()
+    if config.mode == "master":
+        gevent.sleep(3.5)
+    timeline.absorb(timeline.drain())
+    return started, finished
 
 
 def _deal_cards(
