@@ -33,23 +33,20 @@ from random import Random
 from cryptography import x509
 
 from card_emulator import CardFile, CardState, EmulatedCard, save_card
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil import vpcd_protocol
 from mynahil.card import MyNumberCard, Pin
 from mynahil.demo import run_card_flow
+from mynahil.stats import percentile
 from mynahil.transports import Transport, open_transport
 from reference_impl.jlis import JlisCA, issue_card, random_holder
 
-PIN = "1234"
+PIN = DEFAULT_PIN
 
 
 def _pin_to_one_core() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def rate(fn: Callable[[], object], seconds: float, repeats: int = 3) -> float:
@@ -229,7 +226,7 @@ def wire_figures(
             )
             for kind, values in lat.items():
                 figures[f"{wire}_{kind}_median_ms"] = round(statistics.median(values), 4)
-                figures[f"{wire}_{kind}_p99_ms"] = round(percentile(values, 0.99), 4)
+                figures[f"{wire}_{kind}_p99_ms"] = round(percentile(values, 99), 4)
             figures[f"{wire}_flow_median_ms"] = round(statistics.median(flows), 3)
             print(
                 f"{wire}: short APDU (READ BINARY 4) median "
@@ -261,7 +258,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ca = JlisCA.create(Path(tmp) / "ca")
         state = issue_card(
-            ca, random_holder(Random(1)), pin=PIN, password="ABC123", issued_on=date.today()
+            ca, random_holder(Random(1)), pin=PIN, password=DEFAULT_PASSWORD, issued_on=date.today()
         )
         assert state.auth is not None
         figures: dict[str, object] = {"cert_bytes": len(state.auth.certificate)}
@@ -283,7 +280,7 @@ def main() -> None:
                 args.flows,
             )
         figures["inproc_flow_median_ms"] = round(statistics.median(memory), 3)
-        figures["inproc_flow_p99_ms"] = round(percentile(memory, 0.99), 3)
+        figures["inproc_flow_p99_ms"] = round(percentile(memory, 99), 3)
         figures["inproc_flow_durable_counters_median_ms"] = round(statistics.median(durable), 3)
         print(
             f"in-process full flow: median {figures['inproc_flow_median_ms']} ms "

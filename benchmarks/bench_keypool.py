@@ -20,10 +20,10 @@ import time
 from datetime import date
 from pathlib import Path
 
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.jlis import FreshKeys, JlisCA, KeyPool, issue_card, random_holder
 
-PIN = "1234"
-PASSWORD = "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 def fresh_keys_per_second(count: int) -> float:

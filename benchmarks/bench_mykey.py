@@ -28,6 +28,7 @@ from rich.progress import track
 from scratch_postgres import POSTGRES, scratch_schema
 
 from card_emulator import CardState
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.mykey import Purpose
 from reference_impl.platform import ReferencePlatform, build_platform, serve_process
@@ -56,8 +57,8 @@ def make_cards(platform: ReferencePlatform, count: int, pool: KeyPool) -> list[C
             platform.jlis.ca,
             platform.jlis.registry,
             random_holder(rng),
-            pin="1234",
-            password="ABC123",
+            pin=DEFAULT_PIN,
+            password=DEFAULT_PASSWORD,
             issued_on=date.today(),
             keys=pool,
         )

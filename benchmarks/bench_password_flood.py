@@ -35,14 +35,16 @@ from typing import Any
 import httpx
 
 from card_emulator import CardState, EmulatedCard
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.card import MyNumberCard
+from mynahil.stats import percentile
 from mynahil.transports import InProcessTransport
 from reference_impl.client import PlatformClient
 from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
 from reference_impl.mykey import ALPHABET
 from reference_impl.platform import serve_process
 
-PIN, PASSWORD = "1234", "holder-pass-2020"
+PIN, PASSWORD = DEFAULT_PIN, "holder-pass-2020"  # the MyKey password, not the card's
 TARGET_P95_MS = 500.0
 TIMEOUT = 30.0
 
@@ -54,9 +56,7 @@ def card_api(state: CardState) -> MyNumberCard:
 
 
 def p95(samples: list[float]) -> float:
-    if len(samples) < 2:
-        return samples[0] if samples else float("nan")
-    return statistics.quantiles(samples, n=20)[-1]
+    return percentile(samples, 95, default=float("nan"))
 
 
 class Holder:
@@ -152,7 +152,7 @@ def main() -> None:
         ca = JlisCA.open(folder)
         state = lifecycle.issue(
             ca, CertificateRegistry(folder), random_holder(random.Random(1)),
-            pin=PIN, password="ABC123", issued_on=date.today(),
+            pin=PIN, password=DEFAULT_PASSWORD, issued_on=date.today(),
         )  # fmt: skip
         db_url = f"sqlite:///{Path(tmp) / 'platform.db'}"
         with serve_process(db_url, folder) as (url, _process):

@@ -12,11 +12,14 @@ import hmac
 import secrets
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Final
 
 __all__ = [
     "AUTH_PIN",
     "BIRTH_PIN",
     "CARD_INFO_PIN",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_PIN",
     "MATCH_A",
     "MATCH_B",
     "SIGN_PASSWORD",
@@ -50,6 +53,11 @@ class PinPolicy:
 
 DIGITS = "0123456789"
 AUTH_PIN = PinPolicy("user-authentication PIN", 4, 4, DIGITS, 3)
+#: The PINs and the signing password of every card issued for demos, tests, load runs and
+#: benchmarks (and the command line's default): never a real card's.
+DEFAULT_PIN: Final = "1234"
+DEFAULT_PASSWORD: Final = "ABC123"
+
 SIGN_PASSWORD = PinPolicy("signing password", 6, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + DIGITS, 5)
 CARD_INFO_PIN = PinPolicy("card-info PIN", 4, 4, DIGITS, 3)
 # The alternatives to the card-info PIN (JPKI.md, jsapdu's KENHOJO_AP_EF/KENKAKU_AP_EF). Their

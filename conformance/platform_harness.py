@@ -21,6 +21,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import CardState, EmulatedCard
+from card_emulator.pin import DEFAULT_PIN
 from mynahil.card import MyNumberCard
 from mynahil.tls import TlsConfigError, client_verify, tls_failure
 from mynahil.transports.inproc import InProcessTransport
@@ -37,7 +38,7 @@ from .targets import EMULATED_PASSWORD
 
 __all__ = ["PIN", "PaymentAccount", "PlatformHarness", "SampleService", "platform_harness"]
 
-PIN = "1234"
+PIN = DEFAULT_PIN
 
 
 @dataclass(frozen=True, slots=True)

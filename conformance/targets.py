@@ -36,6 +36,7 @@ from cryptography import x509
 
 from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile
 from card_emulator.atr import ATR_PROFILES
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
 from mynahil.transports import Transport, open_transport
@@ -59,8 +60,8 @@ __all__ = [
     "register_target_kind",
 ]
 
-EMULATED_PIN: Final = "1234"
-EMULATED_PASSWORD: Final = "ABC123"
+EMULATED_PIN: Final = DEFAULT_PIN
+EMULATED_PASSWORD: Final = DEFAULT_PASSWORD
 INTERFACES: Final = ("contact", "contactless")
 APPLICATIONS: Final = ("jpki", "card-info", "card-face")
 

@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import CardState, EmulatedCard
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.card import MyNumberCard
+from mynahil.stats import percentile
 from mynahil.transports import open_transport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
@@ -67,7 +68,6 @@ __all__ = [
     "SoakConfig",
     "SoakResult",
     "drift_mb_per_minute",
-    "percentile",
     "rss_mb",
     "run_soak",
 ]
@@ -75,7 +75,7 @@ __all__ = [
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
 """Round 1 replayed: 2020-09-10, noon in Japan."""
 OPERATOR, SERVICE = "soak-pay-inc", "soak-pay"
-PIN, PASSWORD = "1234", "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 OPERATIONS = ("reserve", "apply", "refused_apply", "report", "refund", "retry")
 # How often each operation is drawn; one that has nothing to act on yet falls back to reserve.
 WEIGHTS = {"reserve": 20, "apply": 14, "refused_apply": 4, "report": 40, "refund": 14, "retry": 8}
@@ -138,11 +138,6 @@ class SoakResult:
 
 
 # --- measurement ------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation (numpy's default); 0 for none."""
-    return float(np.percentile(values, q)) if values else 0.0
 
 
 def rss_mb(pid: int) -> float | None:
@@ -503,8 +498,8 @@ def _sample(
             "rss_mb": _rounded(rss_mb(pid)) if pid else None,
             "ops": len(fresh),
             "errors": sum(not s.ok for s in fresh),
-            "p50_ms": round(percentile(latencies, 50), 3),
-            "p99_ms": round(percentile(latencies, 99), 3),
+            "p50_ms": round(percentile(latencies, 50, default=0.0), 3),
+            "p99_ms": round(percentile(latencies, 99, default=0.0), 3),
         }
         for op in OPERATIONS:
             row[f"{op}_ops"] = sum(s.op == op for s in fresh)
@@ -526,9 +521,9 @@ def _figures(
             "count": len(latencies),
             "errors": sum(not s.ok for s in samples if s.op == op),
             "per_second": round(len(latencies) / elapsed, 2),
-            "p50_ms": round(percentile(latencies, 50), 3),
-            "p95_ms": round(percentile(latencies, 95), 3),
-            "p99_ms": round(percentile(latencies, 99), 3),
+            "p50_ms": round(percentile(latencies, 50, default=0.0), 3),
+            "p95_ms": round(percentile(latencies, 95, default=0.0), 3),
+            "p99_ms": round(percentile(latencies, 99, default=0.0), 3),
             "max_ms": round(max(latencies, default=0.0), 3),
         }
     rss = [r["rss_mb"] for r in rows if r["rss_mb"] is not None]

@@ -9,15 +9,16 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
+from mynahil.timezone import JST
+
 from .scenario import Channel, Demand, Population, Scenario
 
 __all__ = [
-    "JST",
     "DemandCurve",
     "arrival_curve",
     "daily_intents",
@@ -27,7 +28,6 @@ __all__ = [
     "hourly_weights",
 ]
 
-JST = timezone(timedelta(hours=9), "JST")
 Floats = npt.NDArray[np.float64]
 
 

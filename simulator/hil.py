@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.paths import scenarios_dir
 
 from .scenario import Scenario, set_field
@@ -31,7 +32,7 @@ from .scenario import Scenario, set_field
 __all__ = ["Measured", "measure"]
 
 FAULTS_DIR = scenarios_dir() / "faults"
-PIN, PASSWORD = "1234", "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 @dataclass

@@ -22,7 +22,7 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Protocol
 
@@ -35,12 +35,11 @@ from card_emulator.state import Holder
 from mynahil.carddata import CvCertificate
 from mynahil.files import flocked as _flocked
 from mynahil.files import write_atomically as _write_atomically
+from mynahil.timezone import JST
 
 from .keypool import KEY_SIZE, PUBLIC_EXPONENT
 
-__all__ = ["JST", "CAFolderError", "JlisCA"]
-
-JST = timezone(timedelta(hours=9), "JST")
+__all__ = ["CAFolderError", "JlisCA"]
 
 AGENCY = "Japan Agency for Local Authority Information Systems"
 AUTH_UNIT = "JPKI for user authentication"

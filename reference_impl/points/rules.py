@@ -27,15 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
+
+from mynahil.timezone import JST
 
 from .campaign import Bonus, SpendRule
 
 __all__ = [
     "FUTURE_SKEW",
-    "JST",
     "CertificatePeriod",
     "Eligibility",
     "GrantDecision",
@@ -50,7 +51,6 @@ __all__ = [
     "registration_counts",
 ]
 
-JST: Final = timezone(timedelta(hours=9), "JST")
 
 FUTURE_SKEW: Final = timedelta(minutes=5)
 """How far after the platform's clock a reported transaction may be dated (operators' clocks

@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
 from typing import Any
 
+from mynahil.timezone import JST
+
 from .campaign import Scheme
 from .model import REPORT_TIMES, LedgerEntry, LedgerKind, StoredTransaction, TransactionKind
-from .rules import JST, points_for
+from .rules import points_for
 
 __all__ = [
     "Difference",

@@ -17,11 +17,12 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.tls import tls_failure
 
 __all__ = ["Card", "CardDeck", "issue_cards", "platform_date"]
 
-PIN, PASSWORD = "1234", "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 @dataclass(frozen=True)

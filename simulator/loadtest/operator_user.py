@@ -12,13 +12,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from locust import FastHttpUser, constant_pacing, task
 from locust.runners import MasterRunner
 
+from mynahil.timezone import JST
 from reference_impl.points.signing import Signer
 
 from .operators import Acknowledged, OperatorIdentity, batch_body
@@ -28,7 +29,6 @@ from .timeline import Timeline
 
 __all__ = ["OperatorReplay", "OperatorUser", "run_operator_replay"]
 
-JST = timezone(timedelta(hours=9), "JST")
 _ACKS_KEY = "mynahil_operator_acks"
 
 

@@ -7,11 +7,12 @@ timeline covers every worker; locally the same collector feeds it directly.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Any
 
-__all__ = ["Timeline", "percentile", "rounded_ms", "stage_of"]
+from mynahil.stats import percentile
+
+__all__ = ["Timeline", "histogram_p95", "rounded_ms", "stage_of"]
 
 
 def stage_of(name: str) -> str:
@@ -28,18 +29,9 @@ def rounded_ms(ms: float) -> int:
     return int(round(value, -digits))
 
 
-def percentile(histogram: dict[int, int], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of a {value: count} histogram; None when it is empty."""
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    rank = max(1, math.ceil(q * total))
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= rank:
-            return float(value)
-    return float(max(histogram))
+def histogram_p95(histogram: dict[int, int]) -> float | None:
+    """The 95th percentile of a {value: count} histogram; None when it is empty."""
+    return percentile(list(histogram), 95, list(histogram.values()), default=None)
 
 
 class Timeline:
@@ -95,9 +87,9 @@ class Timeline:
                 "users": self.users.get(second),
                 "rps": sum(merged.values()) + failures,
                 "failures_per_s": failures,
-                "p95_ms": percentile(merged, 0.95),
+                "p95_ms": histogram_p95(merged),
             }
             for stage, histogram in sorted(stages.items()):
-                row[f"{stage}_p95_ms"] = percentile(histogram, 0.95)
+                row[f"{stage}_p95_ms"] = histogram_p95(histogram)
             out.append(row)
         return out

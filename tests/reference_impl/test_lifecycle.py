@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from card_emulator.state import CardState, KeyCredential, PinSlot
+from mynahil.timezone import JST
 from reference_impl.jlis import (
     JlisCA,
     KeyPool,
@@ -25,7 +26,6 @@ from reference_impl.jlis import (
     lifecycle,
     random_holder,
 )
-from reference_impl.jlis.ca import JST
 from reference_impl.jlis.registry import CertificateRegistry, JlisServices, UnknownCertificate
 from reference_impl.jlis.validity import card_expiry, certificate_not_after, nth_birthday_after
 from reference_impl.mykey import CertificateStatus, HolderFacts

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from mynahil.timezone import JST
 from simulator import Scenario, arrival_curve, calibration_check, run, summarize
 from simulator.calibration import published_for
-from simulator.demand import JST, daily_intents
+from simulator.demand import daily_intents
 from simulator.engine import SerialExecutor, confidence_interval, open_executor, t_quantile_95
 from simulator.scenario import ScenarioError, set_field
 from simulator.sweep import parse_sweep, parse_target, run_sweep

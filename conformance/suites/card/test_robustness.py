@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from card_emulator import FaultProfile, FaultyCard
+from card_emulator.pin import DEFAULT_PIN
 from conformance.plugin import CardUnderTest
 from mynahil.card import CardError, MyNumberCard, Pin
 from mynahil.transports import CardRemovedError, TransportError
@@ -79,7 +80,7 @@ def test_faulty_field_reads_retry_to_the_right_certificate(
 @pytest.mark.requirement("JPKI-ROB-002")
 def test_a_lost_verify_answer_is_queried_not_resent(card_under_test: CardUnderTest) -> None:
     card, wire = card_under_test.another_emulated_card()
-    pin = card_under_test.pin or "1234"
+    pin = card_under_test.pin or DEFAULT_PIN
     field = MyNumberCard(InProcessTransport(FaultyCard(card, FaultProfile(
         spurious_sw_probability=1.0, seed=6))))  # fmt: skip
     field.transport.connect()

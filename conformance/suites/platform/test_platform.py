@@ -15,10 +15,10 @@ from card_emulator import CardState
 from conformance.operator_harness import EXTENDED_CAMPAIGN_ID
 from conformance.platform_harness import PIN, PlatformHarness
 from conformance.targets import EMULATED_PASSWORD
+from mynahil.timezone import JST
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
 from reference_impl.mykey import ALPHABET
-from reference_impl.points.rules import JST
 
 PASSWORD = "Conformance-42"
 NO_SERVICE = "a platform at a URL has no payment service the harness controls"
