@@ -71,6 +71,15 @@ def simulate(
         Path | None,
         typer.Option("--ca", help="With --platform: its J-LIS CA folder, to issue trusted cards."),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            envvar="MYNAHIL_CA_FILE",
+            help="With --platform: the CA (PEM) an https platform's certificate must chain to "
+            "(default: the system's trust store).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     operators: Annotated[
         bool | None,
@@ -101,6 +110,8 @@ def simulate(
     loaded, sweeps, goal, plan = _inputs(scenario, sweep, target, operators, hil_operators)
     plan.hil_target = (operator_platform, operator_db)
     _check_hil_platform(hil, platform, ca)
+    if platform:
+        _check_ca_file(ca_file)
     if executor not in (None, "process", "serial") and not executor.startswith("dask://"):
         raise _fail(f"--executor {executor!r}: use process, serial or dask://HOST:PORT")
     out = out or _default_out(scenario)
@@ -118,6 +129,7 @@ def simulate(
                     seed=seed,
                     platform_url=platform,
                     ca=ca,
+                    ca_file=ca_file,
                     progress=progress.update,
                 )
                 loaded = measured.apply(loaded)

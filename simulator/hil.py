@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import ssl
 import tempfile
 import time
 from collections.abc import Callable
@@ -123,6 +124,7 @@ def measure(
     seed: int = 1,
     platform_url: str | None = None,
     ca: Path | None = None,
+    ca_file: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Measured:
     """Reserve MyKey IDs for ``people`` holders drawn by channel share; time each one.
@@ -130,7 +132,9 @@ def measure(
     Without ``platform_url`` the reference platform is served in-process (its own CA issues
     the cards). With it, the cards are issued from ``ca`` (that platform's J-LIS CA folder, so
     it trusts them) on the platform's business date, all before the first reservation (the
-    server re-reads the registry once, not inside a measured request).
+    server re-reads the registry once, not inside a measured request). An https platform's
+    certificate must chain to ``ca_file`` (default: ``$MYNAHIL_CA_FILE``, else the system's
+    trust store).
     """
     from reference_impl.jlis import KeyPool, lifecycle, random_holder
     from reference_impl.platform import build_platform, serving
@@ -142,9 +146,14 @@ def measure(
     drawn = rng.choices(scenario.channels, weights=shares, k=people)
     pool = KeyPool.generate(8, seed=seed)
     if platform_url is not None and ca is not None:
-        states = _issue_from_folder(platform_url, ca, people, seed=seed, pool=pool)
+        from mynahil.tls import client_verify
+
+        verify = client_verify(ca_file)
+        states = _issue_from_folder(platform_url, ca, people, seed=seed, pool=pool, verify=verify)
         result = Measured(people, f"the platform at {platform_url}")
-        _reserve_all(platform_url, drawn, iter(states).__next__, rng, result, progress)
+        _reserve_all(
+            platform_url, drawn, iter(states).__next__, rng, result, progress, verify=verify
+        )
         return result
     result = Measured(people, "the reference platform, in-process over HTTP")
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,15 +173,18 @@ def measure(
     return result
 
 
-def _issue_from_folder(url: str, ca: Path, count: int, *, seed: int, pool: Any) -> list[Any]:
-    """``count`` cards from the CA in ``ca``, dated the platform's business day (``--as-of``)."""
+def _issue_from_folder(
+    url: str, ca: Path, count: int, *, seed: int, pool: Any, verify: ssl.SSLContext | bool
+) -> list[Any]:
+    """``count`` cards from the CA in ``ca``, dated the platform's business day (``--as-of``),
+    which an https platform tells only once its certificate verified with ``verify``."""
     import httpx
 
-    from mynahil.tls import client_verify, tls_failure
+    from mynahil.tls import tls_failure
     from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
 
-    try:  # an https platform is verified against $MYNAHIL_CA_FILE, else the system's store
-        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10, verify=client_verify())
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10, verify=verify)
         response.raise_for_status()
         day = datetime.fromisoformat(str(response.json()["time"])).date()
     except (httpx.HTTPError, KeyError, ValueError) as exc:
@@ -196,14 +208,17 @@ def _reserve_all(
     rng: random.Random,
     result: Measured,
     progress: Callable[[int, int], None] | None,
+    *,
+    verify: ssl.SSLContext | bool | None = None,
 ) -> None:
-    """Each drawn holder's card, behind its channel's faults, reserves a MyKey ID at ``url``."""
+    """Each drawn holder's card, behind its channel's faults, reserves a MyKey ID at ``url``
+    (an https one verified with ``verify``; None: the client's default)."""
     from card_emulator import EmulatedCard, FaultyCard, load_fault_profile
     from mynahil.card import MyNumberCard
     from mynahil.transports import open_transport
     from reference_impl.client import ClientRefusal, PlatformClient
 
-    client = PlatformClient.connect(url)
+    client = PlatformClient.connect(url, verify=verify)
     try:
         for i, channel in enumerate(drawn):
             card: Any = EmulatedCard(issue())

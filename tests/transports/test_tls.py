@@ -346,3 +346,28 @@ def test_a_vendors_https_operator_is_certified_through_its_ca_file(tmp_path: Pat
     results = json.loads((tmp_path / "refused" / "results.json").read_text())
     messages = " ".join(t["message"] for t in results["tests"].values())
     assert "did not verify" in messages
+
+
+@pytest.mark.slow
+def test_simulate_hil_trusts_an_https_platform_through_its_ca_file(
+    tls_platform: Platform, tmp_path: Path
+) -> None:
+    """simulate --hil --platform https://…: --ca-file, as every other client command (#12)."""
+    scenario = str(Path(__file__).resolve().parents[2] / "scenarios" / "launch-week.toml")
+    common = ["simulate", scenario, "--hil", "3", "--quiet", "--executor", "serial",
+              "--platform", tls_platform.url, "--ca", str(tls_platform.ca)]  # fmt: skip
+    without = {k: v for k, v in os.environ.items() if k != CA_FILE_ENV}
+    passed = mynahil(*common, "--ca-file", str(tls_platform.tls.ca_file),
+                     "--out", str(tmp_path / "ok"), env=without)  # fmt: skip
+    assert passed.returncode == 0, passed.stderr
+    hil = json.loads((tmp_path / "ok" / "summary.json").read_text())["hil"]
+    assert hil["target"] == f"the platform at {tls_platform.url}"
+    assert sum(f for _tries, f in hil["failures"].values()) < 3  # the holders reserved
+    other = make_throwaway_pki(tmp_path / "other")
+    refused = mynahil(*common, "--ca-file", str(other.ca_file), "--out", str(tmp_path / "no"),
+                      env=without)  # fmt: skip
+    assert refused.returncode == 2
+    _one_line_error(refused, "--platform", "did not verify")
+    missing = mynahil(*common, "--ca-file", str(tmp_path / "absent.pem"), env=without)
+    assert missing.returncode == 2
+    _one_line_error(missing, "--ca-file", "no such file")
