@@ -597,6 +597,14 @@ def serve(
         Path | None, typer.Option(help="The private key (PEM) of --tls-cert [$MYNAHIL_TLS_KEY].")
     ] = None,
     ca_file: CaFileOption = None,
+    registries: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask the health-insurance and public-fund registries at this base URL "
+            "(https verified with --ca-file) instead of the ones beside J-LIS "
+            "[$MYNAHIL_REGISTRIES]."
+        ),
+    ] = None,
     log_format: Annotated[
         str | None,
         typer.Option(help="json (default: one object a line) or text [$MYNAHIL_LOG_FORMAT]."),
@@ -609,12 +617,12 @@ def serve(
     """Run the reference platform (MyKey, J-LIS, points) over HTTP(S); SQLite by default.
 
     Every option can come from its MYNAHIL_* environment variable instead. --ca-file here is
-    what the platform trusts when it calls operators' https verify URLs."""
+    what the platform trusts when it calls operators' https verify URLs and the registries."""
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_impl.api.logs import configure_logging
-    from reference_impl.platform import build_platform, server_options
+    from reference_impl.platform import build_platform, remote_registries, server_options
     from reference_impl.settings import SettingsError, load_settings
 
     from .tls import TlsConfigError, check_server_files, client_verify
@@ -622,7 +630,7 @@ def serve(
     try:
         settings = load_settings(
             db=db, port=port, host=host, jlis=ca, as_of=_parse_date(as_of, "--as-of"),
-            tls_cert=tls_cert, tls_key=tls_key, ca_file=ca_file,
+            tls_cert=tls_cert, tls_key=tls_key, ca_file=ca_file, registries=registries,
             log_format=log_format, log_level=log_level,
         )  # fmt: skip
         secure = check_server_files(settings.tls_cert, settings.tls_key)
@@ -638,8 +646,9 @@ def serve(
     )  # noon in Japan: campaign days are Japan days
     try:
         platform = build_platform(
-            url, settings.jlis_folder, as_of=as_of_moment, operator_tls=operator_tls
-        )
+            url, settings.jlis_folder, as_of=as_of_moment, operator_tls=operator_tls,
+            registrations=remote_registries(settings.registries, operator_tls),
+        )  # fmt: skip
     except (ValueError, SQLAlchemyError) as exc:
         fail(f"cannot start on {display_url(url)}: {exc}")
     shown = escape(display_url(url))
@@ -647,6 +656,7 @@ def serve(
     err.print(
         f"platform on {scheme}://{settings.host}:{settings.port} (OpenAPI at /openapi.json, "
         f"docs at /docs), database {shown}"
+        + (f", registries at {escape(settings.registries)}" if settings.registries else "")
     )
     try:
         uvicorn.run(

@@ -127,7 +127,7 @@ class HttpRegistries:
         try:
             response = httpx.get(url, timeout=self.timeout, verify=self.verify)
         except httpx.HTTPError as exc:
-            raise RegistryUnreachable(str(exc)) from None
+            raise RegistryUnreachable(f"{self.base_url}: {tls_failure(exc) or exc}") from None
         if response.status_code == 404 and _code(response) == "registration_not_found":
             return None
         if response.status_code != 200:

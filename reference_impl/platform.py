@@ -28,7 +28,7 @@ from mynahil.files import write_atomically
 from mynahil.tls import ThrowawayPki, client_verify
 from reference_impl.api import create_app
 from reference_impl.api.limits import HEAD_SECONDS
-from reference_impl.gateways import HttpAccountCheck, LocalRegistries
+from reference_impl.gateways import HttpAccountCheck, HttpRegistries, LocalRegistries
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
 from reference_impl.mykey import MyKeyService
 from reference_impl.mykey.service import utc_now
@@ -50,6 +50,7 @@ __all__ = [
     "ReferencePlatform",
     "build_platform",
     "free_port",
+    "remote_registries",
     "serve_process",
     "server_options",
     "serving",
@@ -143,6 +144,16 @@ def build_platform(
         registry_books=books,
     )  # fmt: skip
     return ReferencePlatform(store, jlis, mykey, points, signer, app, staff, books)
+
+
+def remote_registries(
+    base_url: str | None, verify: ssl.SSLContext | bool | None = None
+) -> Registrations | None:
+    """The registries at ``base_url`` over HTTP (an https one verified with ``verify``,
+    default ``client_verify()``), or None: the ones beside this platform's J-LIS."""
+    if base_url is None:
+        return None
+    return HttpRegistries(base_url, verify=_or_default(verify))
 
 
 def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:

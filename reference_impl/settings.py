@@ -9,7 +9,8 @@ variables, else these defaults; validated once, with errors that name the settin
 | as_of (replay a campaign) | ``MYNAHIL_AS_OF`` | none: real time |
 | log_format, log_level | ``MYNAHIL_LOG_FORMAT``, ``MYNAHIL_LOG_LEVEL`` | json, info |
 | tls_cert, tls_key | ``MYNAHIL_TLS_CERT``, ``MYNAHIL_TLS_KEY`` | none: plain HTTP |
-| ca_file (trust for operators' https) | ``MYNAHIL_CA_FILE`` | the system's |
+| ca_file (trust for operators' and registries' https) | ``MYNAHIL_CA_FILE`` | the system's |
+| registries (their base URL, when remote) | ``MYNAHIL_REGISTRIES`` | none: the ones beside J-LIS |
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PlatformSettings", "SettingsError", "load_settings"]
@@ -50,6 +51,16 @@ class PlatformSettings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ca_file: Path | None = None
+    registries: str | None = None
+    """The base URL of the health-insurance and public-fund registries when they run
+    elsewhere (``…/v1/registries/{kind}/people/{person_ref}`` answers there)."""
+
+    @field_validator("registries")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
 
     @property
     def db_url(self) -> str:

@@ -78,7 +78,8 @@ def test_serve_from_the_environment_logs_json_with_request_ids(tmp_path: Path) -
     ("env", "named"),
     [({"MYNAHIL_PORT": "70000"}, "MYNAHIL_PORT"),
      ({"MYNAHIL_LOG_FORMAT": "xml"}, "MYNAHIL_LOG_FORMAT"),
-     ({"MYNAHIL_TLS_CERT": "/tmp/cert.pem"}, "--tls-key is needed")],
+     ({"MYNAHIL_TLS_CERT": "/tmp/cert.pem"}, "--tls-key is needed"),
+     ({"MYNAHIL_REGISTRIES": "registries.example:8000"}, "MYNAHIL_REGISTRIES")],
 )  # fmt: skip
 def test_a_bad_setting_is_named_with_its_variable(
     tmp_path: Path, env: dict[str, str], named: str

@@ -1,0 +1,91 @@
+"""`mynahil serve --registries URL`: the health-insurance and public-fund registries run as a
+service of their own (here a second server, over TLS with a CA made for the test), and the
+platform asks them, not the books beside its J-LIS, when a bonus is claimed."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from card_emulator import EmulatedCard
+from mynahil.card import MyNumberCard
+from mynahil.tls import CA_FILE_ENV, client_verify, make_throwaway_pki
+from mynahil.transports import InProcessTransport
+from reference_impl.client import ClientRefusal, PlatformClient
+from reference_impl.jlis import KeyPool, lifecycle, random_holder
+from reference_impl.operator import OperatorBooks, create_operator_app
+from reference_impl.platform import build_platform, remote_registries, serving
+from reference_impl.points import Operator, PaymentService, RegistryUnreachable
+from reference_impl.points.signing import public_key_bytes
+from reference_impl.registries import RegistryKind
+from tests.support import MYNAHIL, free_port, running
+
+HEALTH = RegistryKind.HEALTH_INSURANCE
+
+
+@pytest.mark.slow
+def test_serve_asks_registries_served_elsewhere_over_tls(
+    tmp_path: Path, key_pool: KeyPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(CA_FILE_ENV, raising=False)
+    jlis, db = tmp_path / "jlis", f"sqlite:///{tmp_path / 'platform.db'}"
+    books = OperatorBooks("qr-inc", "qr-pay")
+    operator_port = free_port()
+    # The platform's database and J-LIS, prepared as `operator register` and `card new` do.
+    setup = build_platform(db, jlis)
+    try:
+        setup.points.register_operator(
+            Operator("qr-inc", "QR Inc.", b"\1" * 32,
+                     verify_url=f"http://127.0.0.1:{operator_port}/v1/verify-account"),
+            [PaymentService("qr-pay", "qr-inc", "QR Pay")],
+        )  # fmt: skip
+        state = lifecycle.issue(
+            setup.jlis.ca, setup.jlis.registry, random_holder(random.Random(7)), pin="1234",
+            password="ABC123", issued_on=date(2022, 6, 1), keys=key_pool,
+        )  # fmt: skip
+        assert state.auth is not None
+        serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
+        facts = setup.jlis.holder_facts(serial)
+        assert facts is not None
+        platform_key = public_key_bytes(setup.signer.key)
+    finally:
+        setup.close()
+
+    # The registries' own server: its books only, in another folder, over HTTPS.
+    pki = make_throwaway_pki(tmp_path / "tls")
+    registries = build_platform(f"sqlite:///{tmp_path / 'registries.db'}", tmp_path / "elsewhere")
+    registries.registries[HEALTH].register(facts.person_ref, date(2021, 12, 1))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = [*MYNAHIL, "serve", "--db", db, "--ca", str(jlis), "--port", str(port),
+             "--as-of", "2022-07-01", "--ca-file", str(pki.ca_file)]  # fmt: skip
+    operator_app = create_operator_app(books, platform_key)
+    with (
+        serving(registries.app, tls=pki) as registries_url,
+        serving(operator_app, port=operator_port),
+        running([*serve, "--registries", registries_url], f"{url}/v1/health"),
+    ):
+        transport = InProcessTransport(EmulatedCard(state))
+        transport.connect()
+        card = MyNumberCard(transport)
+        client = PlatformClient.connect(url)
+        client.reserve(card, "1234")
+        account = books.open_account("Hanako")
+        client.apply(card, "1234", "qr-pay", account.account_id, account.security_code, "round2")
+        # Only the other server's book has the registration: the platform asked it.
+        granted = client.claim_bonus(card, "1234", "round2", "health_insurance")
+        assert (granted["points"], granted["account_id"]) == (7500, account.account_id)
+        with pytest.raises(ClientRefusal) as missing:  # its 404, over the same wire
+            client.claim_bonus(card, "1234", "round2", "public_fund_account")
+        assert missing.value.code == "registration_missing"
+        # The same setting trusting another CA: the registries' certificate does not verify.
+        other = make_throwaway_pki(tmp_path / "other")
+        untrusting = remote_registries(registries_url, client_verify(other.ca_file))
+        assert untrusting is not None
+        with pytest.raises(RegistryUnreachable, match="did not verify"):
+            untrusting.registered_on(HEALTH.value, facts.person_ref)
+    registries.close()
