@@ -1,6 +1,6 @@
 """``mynahil simulate``: plain functions the main typer app registers.
 
-``app.command("simulate")(simulate)`` in ``mynahil/cli.py``.
+``app.command("simulate")(simulate)`` in ``mynahil/cli/__init__.py``.
 """
 
 from __future__ import annotations

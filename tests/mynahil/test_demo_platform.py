@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mynahil.demo_platform import platform_stories
+from mynahil.demo.platform_stories import platform_stories
 
 
 def test_every_platform_story_is_as_expected_over_tls(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mynahil.demo_points import points_stories
+from mynahil.demo.points_stories import points_stories
 
 
 def test_every_point_story_is_as_expected(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mynahil.cli_soak import soak
+from mynahil.cli.soak import soak
 from mynahil.stats import percentile
 from reference_impl.platform import build_platform, serve_process
 from reference_impl.soak import (

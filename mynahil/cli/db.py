@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .cli import console, default_db_url, display_url, fail
+from ._common import console, default_db_url, display_url, fail
 
 __all__ = ["db_app"]
 

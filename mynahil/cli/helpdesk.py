@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .cli import console, fail
+from ._common import console, fail
 
 __all__ = ["helpdesk_app"]
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ._common import console, err, fail
+
 __all__ = ["soak"]
 
 OPTION_BY_FIELD = {
@@ -71,8 +73,6 @@ def soak(
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_impl.soak import SoakConfig, run_soak
-
-    from .cli import console, err, fail
 
     folder = out or Path("reports") / f"soak-{datetime.now():%Y%m%d-%H%M%S}"
     try:

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import CaFileOption, console, default_db_url, display_url, err, fail
+from ._common import CaFileOption, console, default_db_url, display_url, err, fail
 
 __all__ = ["operator_app", "points_app"]
 
@@ -54,7 +54,7 @@ def _load_key(path: Path) -> object:
 
 
 def _verify(ca_file: Path | None) -> object:
-    from .tls import TlsConfigError, client_verify
+    from ..tls import TlsConfigError, client_verify
 
     try:
         return client_verify(ca_file)
@@ -109,7 +109,7 @@ def keygen(out: Annotated[Path, typer.Option(help="Where to write the private ke
 
     from reference_impl.points.signing import public_key_bytes
 
-    from .files import write_atomically
+    from ..files import write_atomically
 
     if out.exists():
         fail(f"--out {out} exists; not overwriting a key")
@@ -198,7 +198,7 @@ def run_sample_operator(
     from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
     from reference_impl.platform import shifted_clock
 
-    from .tls import TlsConfigError, check_server_files, tls_failure
+    from ..tls import TlsConfigError, check_server_files, tls_failure
 
     try:
         secure = check_server_files(tls_cert, tls_key)

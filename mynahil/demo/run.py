@@ -37,14 +37,20 @@ from card_emulator import (
 )
 from reference_impl.jlis import JlisCA, issue_card, random_holder
 
-from .card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
-from .demo_platform import platform_stories
-from .demo_points import points_stories
-from .opensc import find_opensc
-from .paths import scenarios_dir
-from .pcscd import PcscdUnavailable, pcscd_running
-from .transports import Transport, open_transport, vpcd_reader_name, wait_for_card, wait_for_removal
-from .vpcd_protocol import VPCD_DEFAULT_PORT
+from ..card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
+from ..opensc import find_opensc
+from ..paths import scenarios_dir
+from ..pcscd import PcscdUnavailable, pcscd_running
+from ..transports import (
+    Transport,
+    open_transport,
+    vpcd_reader_name,
+    wait_for_card,
+    wait_for_removal,
+)
+from ..vpcd_protocol import VPCD_DEFAULT_PORT
+from .platform_stories import platform_stories
+from .points_stories import points_stories
 
 __all__ = ["DemoReport", "FlowRun", "run_card_flow", "run_demo"]
 

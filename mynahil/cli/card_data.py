@@ -16,8 +16,10 @@ from cryptography import x509
 from rich.markup import escape
 from rich.table import Table
 
+from ._common import console, default_home, fail
+
 if TYPE_CHECKING:
-    from .card import CardFace, CardInfo, MyNumberCard
+    from ..card import CardFace, CardInfo, MyNumberCard
 
 __all__ = ["read_card_data", "verify_info_command", "write_face_images"]
 
@@ -39,9 +41,8 @@ def _open_card(stack: ExitStack, card: Path | None, transport: str) -> tuple[MyN
     ("" for a real card: then --pin is needed)."""
     from card_emulator import EmulatedCard, load_card
 
-    from .card import MyNumberCard
-    from .cli import fail
-    from .transports import TransportError, open_transport
+    from ..card import MyNumberCard
+    from ..transports import TransportError, open_transport
 
     if transport.startswith("pcsc"):
         try:
@@ -67,7 +68,7 @@ def read_card_data(
 ) -> tuple[CardInfo, CardFace | None]:
     """The card-info AP (signed files included) and the card face: after the card-info PIN
     when given, else 照合番号A (the My Number, which an emulated card file prints)."""
-    from .card import Pin
+    from ..card import Pin
 
     if pin:
         info = api.read_card_info(pin, signed=True)
@@ -76,7 +77,7 @@ def read_card_data(
     try:
         face = api.read_card_face(info.my_number, with_pin=Pin.FACE_A)
     except Exception as exc:  # a card without J-LIS-signed data has no card-face files
-        from .card import CardError
+        from ..card import CardError
 
         if not isinstance(exc, CardError):
             raise
@@ -127,7 +128,6 @@ def card_data_table(
 
 
 def _root_from(root: Path | None, ca: Path | None) -> x509.Certificate:
-    from .cli import default_home, fail
 
     if root is None:
         folder = ca or default_home() / "jlis"
@@ -147,7 +147,7 @@ def _root_from(root: Path | None, ca: Path | None) -> x509.Certificate:
 
 
 def verdict_of(info: CardInfo, face: CardFace | None, root: x509.Certificate | None) -> str:
-    from .carddata import CardDataInvalid
+    from ..carddata import CardDataInvalid
 
     if root is None:
         return "not checked (no J-LIS root: run `mynahil card verify-info`)"
@@ -193,9 +193,8 @@ def verify_info_command(
     """The relying party's check: read the card-info AP (and the card face) and verify EF 0003's
     signature, the card face's signatures and their certificate (EF 0004) up to the J-LIS root.
     Exit 0 when genuine, 1 when the data does not verify."""
-    from .card import CardError
-    from .carddata import CardDataInvalid
-    from .cli import console, fail
+    from ..card import CardError
+    from ..carddata import CardDataInvalid
 
     anchor = _root_from(root, ca)
     with ExitStack() as stack:
@@ -226,8 +225,7 @@ def card_info_data(
     ca: Path | None,
 ) -> None:
     """The reader's view for ``mynahil card info`` (called after the file's own table)."""
-    from .card import CardError
-    from .cli import console, default_home, fail
+    from ..card import CardError
 
     folder = ca or default_home() / "jlis"
     anchor_path = folder / "auth-ca.crt.pem"

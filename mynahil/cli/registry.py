@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .cli import _parse_date, console, default_home, fail
+from ._common import console, default_home, fail, parse_date
 
 if TYPE_CHECKING:
     from reference_impl.mykey import HolderFacts
@@ -74,7 +74,7 @@ def register(
     before keeps the first registration."""
     from reference_impl.registries import RegistrationBook, RegistrationFileError, RegistryKind
 
-    day = _parse_date(on, "--on") or date.today()
+    day = parse_date(on, "--on") or date.today()
     folder = ca or default_home() / "jlis"
     facts = _holder(card, folder)
     registry = RegistryKind.from_slug(kind.value)

@@ -20,9 +20,9 @@ from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.platform import build_platform, serving
 from reference_impl.staff import Role
 
-from .card import MyNumberCard
-from .tls import client_verify, make_throwaway_pki
-from .transports import open_transport
+from ..card import MyNumberCard
+from ..tls import client_verify, make_throwaway_pki
+from ..transports import open_transport
 
 __all__ = ["platform_stories"]
 

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import console, default_db_url, err, fail
+from ._common import console, default_db_url, err, fail
 
 if TYPE_CHECKING:
     from reference_impl.staff import StaffDirectory

@@ -23,8 +23,8 @@ from reference_impl.platform import build_platform, serving, shifted_clock
 from reference_impl.points import Operator, PaymentService, TransactionKind
 from reference_impl.points.signing import Signer, public_key_bytes
 
-from .card import MyNumberCard
-from .transports import open_transport
+from ..card import MyNumberCard
+from ..transports import open_transport
 
 __all__ = ["REPLAYED_FROM", "points_stories"]
 

@@ -1,0 +1,118 @@
+"""``mynahil serve``: the reference platform (MyKey, J-LIS, points) over HTTP(S)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ._common import CaFileOption, display_url, err, fail, parse_date
+
+
+def serve(
+    db: Annotated[
+        str | None, typer.Option(help="sqlite:///path or postgresql+psycopg://… [$MYNAHIL_DB]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default 8000) [$MYNAHIL_PORT].")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to listen on (default 127.0.0.1) [$MYNAHIL_HOST]."),
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(help="J-LIS CA folder (default: $MYNAHIL_HOME/jlis) [$MYNAHIL_JLIS]."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Start the platform's clock at this date (JST noon), e.g. 2020-09-01, "
+            "to replay a campaign; it then runs at real speed [$MYNAHIL_AS_OF]."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve HTTPS with this certificate (PEM, chain first); needs --tls-key "
+            "[$MYNAHIL_TLS_CERT]."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The private key (PEM) of --tls-cert [$MYNAHIL_TLS_KEY].")
+    ] = None,
+    ca_file: CaFileOption = None,
+    registries: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask the health-insurance and public-fund registries at this base URL "
+            "(https verified with --ca-file) instead of the ones beside J-LIS "
+            "[$MYNAHIL_REGISTRIES]."
+        ),
+    ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="json (default: one object a line) or text [$MYNAHIL_LOG_FORMAT]."),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info (default), warning or error [$MYNAHIL_LOG_LEVEL]."),
+    ] = None,
+) -> None:
+    """Run the reference platform (MyKey, J-LIS, points) over HTTP(S); SQLite by default.
+
+    Every option can come from its MYNAHIL_* environment variable instead. --ca-file here is
+    what the platform trusts when it calls operators' https verify URLs and the registries."""
+    import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.api.logs import configure_logging
+    from reference_impl.platform import build_platform, remote_registries, server_options
+    from reference_impl.settings import SettingsError, load_settings
+
+    from ..tls import TlsConfigError, check_server_files, client_verify
+
+    try:
+        settings = load_settings(
+            db=db, port=port, host=host, jlis=ca, as_of=parse_date(as_of, "--as-of"),
+            tls_cert=tls_cert, tls_key=tls_key, ca_file=ca_file, registries=registries,
+            log_format=log_format, log_level=log_level,
+        )  # fmt: skip
+        secure = check_server_files(settings.tls_cert, settings.tls_key)
+        operator_tls = client_verify(settings.ca_file)
+    except (SettingsError, TlsConfigError) as exc:
+        fail(str(exc))
+    url = settings.db_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_format, settings.log_level)
+    as_of_moment = (
+        datetime.combine(settings.as_of, time(3, 0), UTC) if settings.as_of else None
+    )  # noon in Japan: campaign days are Japan days
+    try:
+        platform = build_platform(
+            url, settings.jlis_folder, as_of=as_of_moment, operator_tls=operator_tls,
+            registrations=remote_registries(settings.registries, operator_tls),
+        )  # fmt: skip
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot start on {display_url(url)}: {exc}")
+    shown = escape(display_url(url))
+    scheme = "https" if secure else "http"
+    err.print(
+        f"platform on {scheme}://{settings.host}:{settings.port} (OpenAPI at /openapi.json, "
+        f"docs at /docs), database {shown}"
+        + (f", registries at {escape(settings.registries)}" if settings.registries else "")
+    )
+    try:
+        uvicorn.run(
+            platform.app, host=settings.host, port=settings.port, log_config=None,
+            access_log=False,  # the platform writes its own access records (request IDs)
+            ssl_certfile=settings.tls_cert if secure else None,
+            ssl_keyfile=settings.tls_key if secure else None,
+            **server_options(),
+        )  # fmt: skip
+    finally:
+        platform.close()
