@@ -3,7 +3,7 @@ holder's facts (person reference, card-application date)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -40,6 +40,9 @@ class CertificateState(BaseModel):
     """Opaque reference to the person, the same across renewals and reissued cards."""
     card_applied_on: date | None = None
     """The day J-LIS received the application for the card holding this certificate."""
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    """The certificate's validity as J-LIS recorded it (a renewal's, before anyone saw it)."""
 
 
 @router.get("/ca/{kind}", response_class=Response)
@@ -91,6 +94,8 @@ def certificate(serial: str, jlis: Services) -> CertificateState:
         successor=str(successor) if successor is not None else None,
         person_ref=facts.person_ref if facts else None,
         card_applied_on=facts.card_applied_on if facts else None,
+        not_before=entry.not_before if entry else None,
+        not_after=entry.not_after if entry else None,
     )
 
 

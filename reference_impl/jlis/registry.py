@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
 from mynahil.files import flocked, write_atomically
-from reference_impl.mykey.ports import CertificateStatus, HolderFacts
+from reference_impl.mykey.ports import CertificateStatus, HolderFacts, Replacement
 
 from .ca import JlisCA
 
@@ -103,6 +103,7 @@ class CertificateEntry:
     replaces: int | None = None  # the serial this one renewed or reissued
     revoked_at: datetime | None = None
     reason: str | None = None  # a key of REASONS, set together with revoked_at
+    not_before: datetime | None = None  # None: recorded before J-LIS kept it
 
     @property
     def revoked(self) -> bool:
@@ -118,6 +119,7 @@ class CertificateEntry:
             "replaces": None if self.replaces is None else str(self.replaces),
             "revoked_at": None if self.revoked_at is None else self.revoked_at.isoformat(),
             "reason": self.reason,
+            "not_before": None if self.not_before is None else self.not_before.isoformat(),
         }
 
     @classmethod
@@ -127,6 +129,7 @@ class CertificateEntry:
             raise ValueError(f"kind {kind!r}")
         reason = raw.get("reason")
         revoked_at = raw.get("revoked_at")
+        not_before = raw.get("not_before")
         if (reason is None) != (revoked_at is None) or (
             reason is not None and reason not in REASONS
         ):
@@ -139,6 +142,7 @@ class CertificateEntry:
             replaces=None if raw.get("replaces") is None else int(raw["replaces"]),
             revoked_at=None if revoked_at is None else _aware(datetime.fromisoformat(revoked_at)),
             reason=reason,
+            not_before=None if not_before is None else _aware(datetime.fromisoformat(not_before)),
         )
 
 
@@ -318,11 +322,15 @@ class CertificateRegistry:
             card_id=card_id,
             not_after=cert.not_valid_after_utc,
             replaces=replaces,
+            not_before=cert.not_valid_before_utc,
         )
         with self.transaction():
             existing = self._entries.get(entry.serial)
             if existing is not None:
-                if replace(existing, revoked_at=None, reason=None) != entry:
+                known = replace(existing, revoked_at=None, reason=None)
+                if known.not_before is None:  # recorded by an older J-LIS, without the start
+                    known = replace(known, not_before=entry.not_before)
+                if known != entry:
                     raise ValueError(f"certificate {entry.serial} is already recorded otherwise")
                 return entry.serial
             if replaces is not None:
@@ -488,6 +496,13 @@ class JlisServices:
 
     def successor(self, serial: int) -> int | None:
         return self.registry.successor(serial)
+
+    def replacement(self, serial: int) -> Replacement | None:
+        successor = self.registry.successor(serial)
+        entry = self.registry.entry(successor) if successor is not None else None
+        if entry is None or entry.not_before is None:
+            return None
+        return Replacement(entry.serial, entry.not_before, entry.not_after)
 
     def holder_facts(self, serial: int) -> HolderFacts | None:
         return self.registry.holder_facts(serial)

@@ -7,12 +7,12 @@ can trust a J-LIS it does not host.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import httpx
 
-from reference_impl.mykey.ports import CertificateStatus, HolderFacts
+from reference_impl.mykey.ports import CertificateStatus, HolderFacts, Replacement
 
 __all__ = ["JlisUnreachable", "RemoteJlis"]
 
@@ -77,3 +77,18 @@ class RemoteJlis:
             return HolderFacts(str(person), date.fromisoformat(applied))
         except (TypeError, ValueError):
             raise JlisUnreachable(f"J-LIS sent a bad card_applied_on for {serial}") from None
+
+    def replacement(self, serial: int) -> Replacement | None:
+        successor = self._certificate(serial).get("successor")
+        if successor is None:
+            return None
+        body = self._certificate(int(successor))
+        start, end = body.get("not_before"), body.get("not_after")
+        if start is None or end is None:
+            return None
+        try:
+            return Replacement(
+                int(successor), datetime.fromisoformat(start), datetime.fromisoformat(end)
+            )
+        except (TypeError, ValueError):
+            raise JlisUnreachable(f"J-LIS sent a bad validity for {successor}") from None

@@ -21,6 +21,7 @@ __all__ = [
     "CertificateStatus",
     "Conflict",
     "HolderFacts",
+    "Replacement",
     "Store",
     "UnitOfWork",
 ]
@@ -47,6 +48,17 @@ class HolderFacts:
     card_applied_on: date
 
 
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """The certificate J-LIS issued in place of another (a renewal at the window, or a
+    reissued card's), with its validity: a relying party learns of it without the holder
+    presenting the new card."""
+
+    serial: int
+    not_before: datetime
+    not_after: datetime
+
+
 class CertificateAuthority(Protocol):
     """J-LIS as a relying party sees it."""
 
@@ -65,6 +77,11 @@ class CertificateAuthority(Protocol):
 
     def holder_facts(self, serial: int) -> HolderFacts | None:
         """The person and card-application date behind a certificate; None for an unknown one."""
+        ...
+
+    def replacement(self, serial: int) -> Replacement | None:
+        """The certificate that renewed or reissued this one, if any (None too when J-LIS
+        did not record when it starts)."""
         ...
 
 

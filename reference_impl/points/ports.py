@@ -75,6 +75,10 @@ class PointsUnitOfWork(UnitOfWork, Protocol):
         """The validity of each record's bound certificates (None: not recorded)."""
         ...
 
+    def bound_serials(self, record_ids: Collection[int]) -> dict[int, list[int]]:
+        """The serials of the certificates bound to each record."""
+        ...
+
     # transactions and ledger
     def lock_totals(self, keys: Iterable[CapKey]) -> dict[CapKey, int]:
         """Each person's points per cap group, locked until commit (0 if none yet)."""

@@ -14,9 +14,11 @@ refund frees under the cap is available to later transactions, never re-granted 
 Time: campaign dates are Japan dates; a transaction's day is its time in JST (UTC+9, no DST).
 
 Certificates (seed 004): while the holder's user-authentication certificate is expired, MyNa
-Point cannot be used; after renewal it can again. A charge earns nothing when, at the moment
-it was made, none of the holder's certificates known to the platform was valid
-(:func:`certificate_valid_at`); the outcome says ``certificate_expired``.
+Point cannot be used; once it is obtained again it can, with no new registration. A charge
+earns nothing when, at the moment it was made, none of the holder's certificates was valid
+(:func:`certificate_valid_at`); the outcome says ``certificate_expired``. The holder's
+certificates are those bound to their MyKey ID and those J-LIS issued in their place (a
+renewal counts from its own start, whether or not the holder has presented the card since).
 
 Clock skew: a report dated more than :data:`FUTURE_SKEW` (5 minutes) after the platform's own
 (business) clock is refused as ``future_dated`` (:func:`is_future_dated`); it is not kept, so
@@ -158,9 +160,10 @@ def certificate_valid_at(periods: Sequence[CertificatePeriod | None], moment: da
     """Whether the holder had a valid certificate at ``moment`` (seed 004: while it is expired,
     MyNa Point cannot be used; a renewed certificate makes it usable again).
 
-    ``periods`` are the holder's certificates the platform knows; ``None`` stands for one whose
-    validity it never recorded (bound before it kept validity), which is given the benefit of
-    the doubt. A holder with no known certificate at all is not refused here either: whether
+    ``periods`` are the holder's certificates: bound to their MyKey ID, or issued by J-LIS in
+    place of a bound one (renewed, reissued) before the platform saw it. ``None`` stands for
+    one whose validity the platform never recorded (bound before it kept validity), which is
+    given the benefit of the doubt. A holder with no known certificate at all is not refused here either: whether
     they may take part at all is decided by their MyKey ID's state.
     """
     if not periods or any(p is None for p in periods):

@@ -74,6 +74,17 @@ __all__ = ["REPORT_TIMES", "CardProof", "HolderPoints", "PointsService", "report
 Clock = Callable[[], datetime]
 MAX_BATCH = 5000
 _RACE_RETRIES = 5
+_MAX_RENEWALS = 32  # links followed from one bound certificate (each renewal is years apart)
+
+
+class _AskJlis(Exception):
+    """Raised inside a report batch (rolling it back) when some holder had no certificate the
+    platform knows at a charge's time: J-LIS is asked, outside the transaction, for what
+    replaced the holders' bound certificates, and the batch is decided again."""
+
+    def __init__(self, bound: dict[int, list[int]]) -> None:
+        super().__init__("ask J-LIS for renewals")
+        self.bound = bound  # MyKey record -> serials bound to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +178,7 @@ class _Batch:
         self.ledger: list[LedgerEntry] = []
         self.changed: set[CapKey] = set()
         self.seen_ids: set[str] = set(originals)  # transaction IDs decided before or now
+        self.uncovered: set[int] = set()  # holders refused as certificate_expired
 
     def _store(
         self,
@@ -269,6 +281,7 @@ class _Batch:
             return self._store(report, digest, outcome, record_id=applied[0].record_id)
         _, application, campaign = chosen
         if not certificate_valid_at(self.certificates.get(holder, []), report.occurred_at):
+            self.uncovered.add(holder)
             return self._store(report, digest, Outcome.CERTIFICATE_EXPIRED, record_id=holder)
         group = campaign.spend.cap_group
         held = self.totals.get((application.person_id, group), 0)
@@ -690,9 +703,12 @@ class PointsService:
             raise PointsError("invalid_request", f"send 1 to {MAX_BATCH} transactions per batch")
         for index, report in enumerate(reports):
             _check_report(index, report)
+        renewals: dict[int, list[CertificatePeriod]] | None = None
         for attempt in range(_RACE_RETRIES):
             try:
-                return self._report_once(operator_id, reports)
+                return self._report_once(operator_id, reports, renewals)
+            except _AskJlis as asked:  # once per batch at most: then renewals is not None
+                renewals = self._renewals(asked.bound)
             except Conflict:
                 # A concurrent batch wrote one of these keys first: decide again, and the
                 # retried key then gets that batch's answer.
@@ -704,7 +720,35 @@ class PointsService:
                     ) from None
         raise AssertionError("unreachable")
 
-    def _report_once(self, operator_id: str, reports: Sequence[Report]) -> list[Decision]:
+    def _renewals(self, bound: Mapping[int, list[int]]) -> dict[int, list[CertificatePeriod]]:
+        """What J-LIS issued in place of each holder's bound certificates, followed along its
+        old→new linkage: a renewal counts from its own start even before the holder presents
+        the renewed card (seed 004: once the certificate is obtained again, MyNa Point can be
+        used). Asked outside any transaction."""
+        found: dict[int, list[CertificatePeriod]] = {}
+        for holder, serials in bound.items():
+            known = set(serials)
+            for serial in serials:
+                current = serial
+                for _ in range(_MAX_RENEWALS):
+                    replacement = self.mykey.jlis.replacement(current)
+                    if replacement is None or replacement.serial in known:
+                        break
+                    known.add(replacement.serial)
+                    period = CertificatePeriod(replacement.not_before, replacement.not_after)
+                    found.setdefault(holder, []).append(period)
+                    current = replacement.serial
+        return found
+
+    def _report_once(
+        self,
+        operator_id: str,
+        reports: Sequence[Report],
+        renewals: Mapping[int, list[CertificatePeriod]] | None = None,
+    ) -> list[Decision]:
+        """One try at deciding a batch. ``renewals`` (holder -> certificates J-LIS issued in
+        place of theirs) is None until J-LIS was asked: a batch that finds a holder without a
+        known certificate at a charge's time is then rolled back (:class:`_AskJlis`)."""
         digests = [report_digest(r) for r in reports]
         with self._operation("report") as (raw, now, note):
             uow = cast(PointsUnitOfWork, raw)
@@ -735,6 +779,8 @@ class PointsService:
             people.update({record: person for person, (record, _s) in current.items()})
             people.update(uow.people_of({r.record_id for r in known.values() if r.record_id}))
             certificates = uow.certificate_periods(records)
+            for holder, periods in (renewals or {}).items():
+                certificates.setdefault(holder, []).extend(periods)
             batch = _Batch(
                 self.scheme, operator_id, now, applications, current, people, totals, known,
                 certificates,
@@ -742,6 +788,8 @@ class PointsService:
             decisions: list[Decision] = []
             for report, digest in zip(reports, digests, strict=True):
                 decisions.append(self._decide(batch, report, digest, own, replays))
+            if renewals is None and batch.uncovered:
+                raise _AskJlis(uow.bound_serials(batch.uncovered))
             uow.add_transactions(list(batch.new_rows.values()))
             if batch.refunded:
                 uow.update_refunded(operator_id, batch.refunded)

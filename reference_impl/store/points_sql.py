@@ -87,6 +87,9 @@ _PERIODS = select(
     certificate_bindings.c.not_before,
     certificate_bindings.c.not_after,
 ).where(certificate_bindings.c.record_id.in_(bindparam("records", expanding=True)))
+_BOUND = select(certificate_bindings.c.record_id, certificate_bindings.c.serial).where(
+    certificate_bindings.c.record_id.in_(bindparam("records", expanding=True))
+)
 _NEXT_FEED = (
     update(operators)
     .where(operators.c.operator_id == bindparam("op"))
@@ -324,6 +327,13 @@ class PointsStatements:
                 else None
             )
             found.setdefault(int(row.record_id), []).append(period)
+        return found
+
+    def bound_serials(self, record_ids: Collection[int]) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        if record_ids:
+            for row in self._conn.execute(_BOUND, {"records": sorted(record_ids)}):
+                found.setdefault(int(row.record_id), []).append(int(row.serial))
         return found
 
     # transactions and ledger

@@ -257,5 +257,15 @@ def test_jlis_tells_a_relying_party_the_holder_facts_over_http(
             assert authority.predecessor(new) == old
             assert authority.status(old) is CertificateStatus.REVOKED
             assert authority.status(404) is CertificateStatus.UNKNOWN
+            # What replaced a certificate, with the new one's validity: the same in-process.
+            replacement = authority.replacement(old)
+            assert replacement is not None
+            assert replacement == platform.jlis.replacement(old)
+            renewed_cert = x509.load_der_x509_certificate(renewed.auth.certificate)
+            assert (replacement.serial, replacement.not_before, replacement.not_after) == (
+                new, renewed_cert.not_valid_before_utc, renewed_cert.not_valid_after_utc,
+            )  # fmt: skip
+            assert authority.replacement(new) is None
+            assert authority.replacement(404) is None
         finally:
             remote.close()

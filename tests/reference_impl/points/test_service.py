@@ -333,6 +333,35 @@ def test_no_points_while_the_certificate_is_expired_and_again_after_renewal(
     assert points.points.violations() == []
 
 
+def test_a_renewal_counts_from_its_day_before_the_renewed_card_is_presented(
+    points: PointsPlatform,
+) -> None:
+    """Seed 004: once the certificate is obtained again, MyNa Point can be used (no new
+    registration). J-LIS's linkage tells the platform of the renewal: a charge made after it
+    earns even when it is reported before the holder has used the renewed card anywhere."""
+    renewing = points.person(born=BORN, issued_on=CARD_ISSUED)
+    lapsed = points.person(born=BORN, issued_on=CARD_ISSUED)  # never renews
+    points.advance_to(NOV_1)
+    points.renew(renewing.holder)  # at the window; the platform is not told
+    later = NOV_1 + timedelta(hours=1)
+    points.advance_to(later)
+    renewed = points.report(renewing, 4_000, at=later)
+    assert (renewed.outcome, renewed.points) == (Outcome.GRANTED, 1_000)
+    gap = points.report(renewing, 4_000, at=OCT_15)  # before the renewal: still expired
+    assert (gap.outcome, gap.points) == (Outcome.CERTIFICATE_EXPIRED, 0)
+    still = points.report(lapsed, 4_000, at=later)
+    assert (still.outcome, still.points) == (Outcome.CERTIFICATE_EXPIRED, 0)
+    # Renewed twice (the second card lost and reissued) before a charge is reported: the
+    # linkage is followed to the end, and only the decided reports are kept.
+    points.advance_to(later + timedelta(days=1))
+    points.renew(lapsed.holder)
+    points.reissue(lapsed.holder)
+    reissued_at = later + timedelta(days=1, hours=1)
+    points.advance_to(reissued_at)
+    assert points.report(lapsed, 4_000, at=reissued_at).outcome is Outcome.GRANTED
+    assert points.points.violations() == []
+
+
 def test_a_report_dated_after_the_platforms_clock_is_refused_and_not_kept(
     points: PointsPlatform,
 ) -> None:
