@@ -163,8 +163,8 @@ def certificate_valid_at(periods: Sequence[CertificatePeriod | None], moment: da
     ``periods`` are the holder's certificates: bound to their MyKey ID, or issued by J-LIS in
     place of a bound one (renewed, reissued) before the platform saw it. ``None`` stands for
     one whose validity the platform never recorded (bound before it kept validity), which is
-    given the benefit of the doubt. A holder with no known certificate at all is not refused here either: whether
-    they may take part at all is decided by their MyKey ID's state.
+    given the benefit of the doubt. A holder with no known certificate at all is not refused
+    here either: whether they may take part at all is decided by their MyKey ID's state.
     """
     if not periods or any(p is None for p in periods):
         return True
