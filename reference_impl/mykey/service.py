@@ -395,15 +395,16 @@ class MyKeyService:
             wanted = self._valid_choice(chosen_id) if chosen_id is not None else None
             if wanted is not None and uow.mykey_id_used(wanted):
                 raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another")
+            person_id = self._person_of(uow, serial, now)
+            record = self._create(uow, wanted, now, person_id)
             try:
-                # Only the new record is undone when another request bound this certificate
-                # first (that one stands): the challenge stays spent, so the proof cannot be
-                # sent again, and the refusal is audited like any other.
-                person_id = self._person_of(uow, serial, now)
-                with uow.savepoint():
-                    record = self._create(uow, wanted, now, person_id)
-                    uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
+                uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
             except Conflict:
+                # Another request bound this certificate first (that one stands): only the new
+                # record is undone. The challenge stays spent, so the proof cannot be sent
+                # again, and the refusal is audited like any other. (The binding's insert
+                # skips a clash instead of failing, so no SAVEPOINT is needed to go on.)
+                uow.discard_record(record.record_id)
                 raise MyKeyError(
                     "issuance_raced",
                     "this card was issued an ID at the same moment; ask again (with a new "

@@ -373,7 +373,6 @@ _MOVE_HEAD = (
     .where(audit_head.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
-_INSERTS: dict[tuple[str, str], Any] = {}
 
 # The same statements, run by the driver (see driver.py): the issuance path and every audit
 # append go through these.
@@ -390,10 +389,18 @@ _RAW_AUDIT = DriverStatement(
     insert(audit_log).values({c.name: bindparam(c.name) for c in audit_log.c})
 )
 _RAW_INSERT_NEW: dict[tuple[str, str], DriverStatement] = {}
+_RAW_PERSON_ID = DriverStatement(
+    select(persons.c.person_id).where(persons.c.person_ref == bindparam("ref"))
+)
+_RAW_DISCARD_RECORD = DriverStatement(delete(mykeys).where(mykeys.c.record_id == bindparam("rid")))
 
 
 def _raw_insert_new(dialect: str, table: Any, columns: Sequence[str]) -> DriverStatement:
-    """:func:`_insert_new` for the driver, naming its columns (the key is generated)."""
+    """INSERT … ON CONFLICT DO NOTHING … RETURNING the key, built once per dialect and table
+    (``columns`` are the same at every call for a table; the key is generated).
+
+    A clash is then "no row returned": no SAVEPOINT needed to keep the transaction usable.
+    """
     key = (dialect, table.name)
     if key not in _RAW_INSERT_NEW:
         build = postgresql_insert if dialect == "postgresql" else sqlite_insert
@@ -402,19 +409,6 @@ def _raw_insert_new(dialect: str, table: Any, columns: Sequence[str]) -> DriverS
             statement.on_conflict_do_nothing().returning(*table.primary_key.columns)
         )
     return _RAW_INSERT_NEW[key]
-
-
-def _insert_new(dialect: str, table: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING … RETURNING the key, built once per dialect and table.
-
-    A clash is then "no row returned": no SAVEPOINT needed to keep the transaction usable.
-    """
-    key = (dialect, table.name)
-    if key not in _INSERTS:
-        build = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = build(table).on_conflict_do_nothing()
-        _INSERTS[key] = statement.returning(*table.primary_key.columns)
-    return _INSERTS[key]
 
 
 class _SqlUnitOfWork(PointsStatements, StaffStatements):
@@ -438,11 +432,6 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
             if not _is_unique_violation(exc):
                 raise
             raise Conflict(what) from None
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        with self._conn.begin_nested():
-            yield
 
     # challenges
 
@@ -534,24 +523,24 @@ class _SqlUnitOfWork(PointsStatements, StaffStatements):
         try:
             self._refuse_retired(mykey_id)
         except Conflict:
-            self._conn.execute(delete(mykeys).where(mykeys.c.record_id == record_id))
+            self.discard_record(int(record_id))
             raise
         return MyKeyRecord(
             int(record_id), mykey_id, MyKeyStatus.ACTIVE, _utc(now), person_id=person_id
         )
 
+    def discard_record(self, record_id: int) -> None:
+        _RAW_DISCARD_RECORD.rows(self._conn, {"rid": record_id})
+
     def person(self, person_ref: str, now: datetime) -> int:
-        created = self._conn.execute(
-            _insert_new(self._conn.dialect.name, persons),
-            {"person_ref": person_ref, "created_at": now},
-        ).scalar_one_or_none()  # read: a RETURNING cursor left open could hold the statement
-        if created is not None:
-            return int(created)
-        return int(
-            self._conn.execute(
-                select(persons.c.person_id).where(persons.c.person_ref == person_ref)
-            ).scalar_one()
+        # Every issuance asks: one round trip when the person is new, two when known. A racing
+        # insert of the same reference waits on the unique index, then reads the winner's row.
+        values = {"person_ref": person_ref, "created_at": now}
+        created = _raw_insert_new(self._conn.dialect.name, persons, list(values)).rows(
+            self._conn, values
         )
+        found = created or _RAW_PERSON_ID.rows(self._conn, {"ref": person_ref})
+        return int(found[0]["person_id"])
 
     def person_record(self, person_id: int) -> MyKeyRecord | None:
         row = self._conn.execute(

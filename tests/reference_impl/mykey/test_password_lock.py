@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from reference_impl.jlis import JlisCA, KeyPool
 from reference_impl.mykey import MyKeyError, MyKeyStatus, Policy, Purpose
@@ -193,6 +193,8 @@ def test_a_proof_refused_because_issuances_raced_stays_spent(platform: Platform)
     with platform.store.transaction() as uow:  # the losing record was undone
         assert uow.mykey_id_used("RACE-WINR")
         assert uow.record_by_serial(serial) is None
+        records = select(func.count()).select_from(mykeys)
+        assert uow._conn.execute(records).scalar_one() == 1  # type: ignore[attr-defined]
 
 
 def test_setting_a_password_hashes_outside_the_write_lock(
