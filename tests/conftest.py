@@ -19,6 +19,16 @@ from reference_impl.store import SqlStore
 from tests.support import IN_CI, CardFactory, make_card_factory
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist every worker gets its own ``$MYNAHIL_HOME`` (a subfolder named after
+    the worker), so CLI runs that create the default J-LIS CA or platform database there do not
+    race another worker's. Subprocesses inherit it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    home = os.environ.get("MYNAHIL_HOME")
+    if worker and home:
+        os.environ["MYNAHIL_HOME"] = str(Path(home) / worker)
+
+
 @pytest.fixture(scope="session")
 def card_factory(tmp_path_factory: pytest.TempPathFactory) -> CardFactory:
     """Builds card states from one session-wide CA and a small key pool (fast)."""

@@ -17,11 +17,17 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
+import pytest
 
 from card_emulator import CardState
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Tests whose assertions hold a wall-clock bound (answer deadlines, slowloris timeouts, a flood
+# of guesses, a soak's throughput). Under pytest-xdist (`--dist loadgroup`) they all run on one
+# worker, one after another, so two of them never compete with each other for the cores.
+TIMING_SENSITIVE = pytest.mark.xdist_group("timing")
 PIN = "1234"
 PASSWORD = "ABC123"
 

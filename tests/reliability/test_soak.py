@@ -27,8 +27,11 @@ from reference_impl.soak import (
     drift_mb_per_minute,
     run_soak,
 )
+from tests.support import TIMING_SENSITIVE
 
 DURATION = 12.0
+
+pytestmark = TIMING_SENSITIVE
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,9 @@ from tests.security.conftest import (
     FuzzWire,
     status_word,
 )
+from tests.support import TIMING_SENSITIVE
+
+pytestmark = TIMING_SENSITIVE
 
 RAW_STREAM_APDUS = int(os.environ.get("MYNAHIL_FUZZ_APDUS", "100000"))
 NEW_CARD_EVERY = 2_000  # the stream changes cards now and then, so blocked PINs do not dominate

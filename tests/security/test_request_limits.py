@@ -19,8 +19,11 @@ import pytest
 
 from reference_impl.api.limits import MAX_BODY_BYTES, RequestLimits
 from reference_impl.platform import ReferencePlatform, build_platform, serving
+from tests.support import TIMING_SENSITIVE
 
 SHORT = 1.0  # the deadlines these tests run with (the platform's are 10 s and 30 s)
+
+pytestmark = TIMING_SENSITIVE
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,11 @@ from mynahil.transports import InProcessTransport
 from reference_impl.client import PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.platform import ReferencePlatform, build_platform, serving
+from tests.support import TIMING_SENSITIVE
 
 GUESSERS = 50
+
+pytestmark = TIMING_SENSITIVE
 
 
 @pytest.fixture
