@@ -16,7 +16,23 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mynahil.config import validated
 from mynahil.paths import scenarios_dir
+
+from .scenario_file import (
+    CHANNELS,
+    STATION_CHANNELS,
+    WINDOW,
+    CalibrationFile,
+    CampaignFile,
+    DeviceChannelFile,
+    HoursFile,
+    ScenarioFile,
+    StationChannelFile,
+    bundled_scheme,
+    clock_minutes,
+    simulated_dates,
+)
 
 if TYPE_CHECKING:
     from .operators.model import OperatorModel
@@ -24,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHANNELS",
     "STATION_CHANNELS",
+    "WINDOW",
     "Behaviour",
     "CalibrationSpec",
     "Campaign",
@@ -45,20 +62,6 @@ __all__ = [
     "parse_scenario",
     "set_field",
 ]
-
-#: The ways a holder can do the reservation and application (SPEC.md "Actors", "Devices").
-CHANNELS = (
-    "iphone",
-    "android",
-    "pc_reader",
-    "kiosk",
-    "post_office",
-    "phone_shop",
-    "municipal_window",
-)
-#: Channels where the holder queues at a procedure spot; the others are the holder's own device.
-STATION_CHANNELS = ("kiosk", "post_office", "phone_shop", "municipal_window")
-WINDOW = "municipal_window"
 
 #: Short names a sweep may use instead of a dotted path.
 ALIASES = {
@@ -260,6 +263,11 @@ class Measure:
 
 @dataclass(frozen=True)
 class Campaign:
+    """The round as the sign-up model sees it: the dates from its campaign file
+    (``scenarios/campaigns/``, see :func:`simulated_dates`), the scenario's events."""
+
+    #: The campaign file's ``id`` (round1, round2).
+    campaign_id: str
     signup_opens: date
     point_period_starts: date
     applications_close: date
@@ -352,445 +360,119 @@ class Scenario:
 # -- reading ---------------------------------------------------------------------------------
 
 
-class _Table:
-    """One TOML table with its dotted path; every read is checked, leftovers are errors."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ScenarioError(f"{path or 'scenario'}: must be a table")
-        self.data: Mapping[str, Any] = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def raw(self, key: str, default: object = ...) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            if default is ...:
-                raise ScenarioError(f"{self.where(key)}: missing")
-            return default
-        return self.data[key]
-
-    def number(
-        self, key: str, default: float | None = None, lo: float = -math.inf, hi: float = math.inf
-    ) -> float:
-        value = self.raw(key, ... if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ScenarioError(f"{self.where(key)}: must be a number, got {value!r}")
-        if not math.isfinite(value) or not lo <= value <= hi:
-            if lo == 0 and hi == 1:
-                raise ScenarioError(f"{self.where(key)}: must be between 0 and 1, got {value}")
-            bound = f">= {lo:g}" if hi == math.inf else f"between {lo:g} and {hi:g}"
-            raise ScenarioError(f"{self.where(key)}: must be {bound}, got {value}")
-        return float(value)
-
-    def probability(self, key: str, default: float | None = None) -> float:
-        return self.number(key, default, 0.0, 1.0)
-
-    def integer(self, key: str, default: int | None = None, lo: int = 0, hi: int = 10**9) -> int:
-        value = self.raw(key, ... if default is None else default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{self.where(key)}: must be an integer, got {value!r}")
-        if not lo <= value <= hi:
-            raise ScenarioError(f"{self.where(key)}: must be between {lo} and {hi}, got {value}")
-        return value
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.raw(key, ... if default is None else default)
-        if not isinstance(value, str):
-            raise ScenarioError(f"{self.where(key)}: must be a string, got {value!r}")
-        return value
-
-    def day(self, key: str) -> date:
-        value = self.raw(key)
-        if isinstance(value, date) and not hasattr(value, "hour"):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise ScenarioError(f"{self.where(key)}: must be a date like 2020-07-01, got {value!r}")
-
-    def table(self, key: str) -> _Table:
-        return _Table(self.raw(key), self.where(key))
-
-    def array(self, key: str, default: list[Any] | None = None) -> list[Any]:
-        value = self.raw(key, ... if default is None else default)
-        if not isinstance(value, list):
-            raise ScenarioError(f"{self.where(key)}: must be an array, got {value!r}")
-        return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ScenarioError(f"{self.where(unknown[0])}: unknown key")
+def _hours(file: HoursFile | None) -> Hours:
+    if file is None:
+        return Hours("all", 0, 24 * 60)
+    return Hours(file.days, clock_minutes(file.opens), clock_minutes(file.closes))
 
 
-def _clock(text: str, where: str) -> int:
-    try:
-        hours, minutes = text.split(":")
-        value = int(hours) * 60 + int(minutes)
-    except ValueError:
-        raise ScenarioError(f"{where}: must be HH:MM, got {text!r}") from None
-    if not 0 <= value <= 24 * 60 or not 0 <= int(minutes) < 60:
-        raise ScenarioError(f"{where}: must be between 00:00 and 24:00, got {text!r}")
-    return value
-
-
-def _hours(table: _Table) -> Hours:
-    days = table.text("days", "all")
-    if days not in ("all", "weekdays"):
-        raise ScenarioError(f"{table.where('days')}: must be 'all' or 'weekdays', got {days!r}")
-    opens = _clock(table.text("opens", "00:00"), table.where("opens"))
-    closes = _clock(table.text("closes", "24:00"), table.where("closes"))
-    if closes <= opens:
-        raise ScenarioError(f"{table.where('closes')}: must be after opens")
-    table.done()
-    return Hours(days, opens, closes)
-
-
-def _population(table: _Table) -> Population:
-    prefectures = []
-    for i, raw in enumerate(table.array("prefectures")):
-        row = _Table(raw, f"{table.where('prefectures')}[{i}]")
-        prefectures.append(
-            Prefecture(
-                name=row.text("name"),
-                region=row.text("region"),
-                population=row.integer("population", lo=1),
-                municipalities=row.integer("municipalities", lo=1),
-            )
-        )
-        row.done()
-    if not prefectures:
-        raise ScenarioError(f"{table.where('prefectures')}: must list at least one prefecture")
-    holders = []
-    for i, raw in enumerate(table.array("card_holders")):
-        row = _Table(raw, f"{table.where('card_holders')}[{i}]")
-        holders.append((row.day("date"), row.number("holders", lo=0)))
-        row.done()
-    if not holders:
-        raise ScenarioError(f"{table.where('card_holders')}: must give at least one date")
-    if [d for d, _ in holders] != sorted({d for d, _ in holders}):
-        raise ScenarioError(f"{table.where('card_holders')}: dates must increase")
-    exponent = table.number("municipality_size_exponent", 1.0, 0.0, 3.0)
-    table.done()
-    result = Population(tuple(prefectures), tuple(holders), exponent)
-    if max(h for _, h in holders) > result.total:
-        raise ScenarioError(f"{table.where('card_holders')}: more holders than people")
-    return result
-
-
-def _demand(table: _Table) -> Demand:
-    profile = table.array("hourly_profile", [1.0] * 24)
-    if len(profile) != 24:
-        raise ScenarioError(f"{table.where('hourly_profile')}: must have 24 weights")
-    weights = []
-    for i, weight in enumerate(profile):
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
-            where = f"{table.where('hourly_profile')}[{i}]"
-            raise ScenarioError(f"{where}: must be a number >= 0, got {weight!r}")
-        weights.append(float(weight))
-    if sum(weights) <= 0:
-        raise ScenarioError(f"{table.where('hourly_profile')}: must not be all zero")
-    result = Demand(
-        apply_share=table.probability("apply_share"),
-        base_daily_rate=table.probability("base_daily_rate"),
-        launch_peak=table.number("launch_peak", 0.0, 0.0, 1e4),
-        launch_decay_days=table.number("launch_decay_days", 7.0, 0.01, 1e4),
-        weekend_factor=table.number("weekend_factor", 1.0, 0.0, 100.0),
-        hourly_profile=tuple(weights),
-        awareness_start=table.number("awareness_start", 1.0, 0.001, 1.0),
-        awareness_growth_days=table.number("awareness_growth_days", 30.0, 0.01, 1e4),
-        application_rate=table.number("application_rate", 1.0, 0.0001, 1.0),
-    )
-    table.done()
-    return result
-
-
-def _channel(name: str, table: _Table) -> Channel:
+def _channel(name: str, file: DeviceChannelFile) -> Channel:
     station = None
-    if name in STATION_CHANNELS:
+    if isinstance(file, StationChannelFile):
         station = Station(
-            spots=table.integer("spots", 0),
-            servers_per_spot=table.integer("servers_per_spot", 1, lo=1, hi=10_000),
-            service_minutes=table.number("service_minutes", lo=0.01, hi=24 * 60),
-            patience_minutes=table.number("patience_minutes", lo=0.01, hi=7 * 24 * 60),
-            hours=_hours(table.table("hours")) if "hours" in table.data else Hours("all", 0, 1440),
+            spots=file.spots,
+            servers_per_spot=file.servers_per_spot,
+            service_minutes=file.service_minutes,
+            patience_minutes=file.patience_minutes,
+            hours=_hours(file.hours),
         )
-        table.seen.add("hours")
-    fallback = table.raw("fallback", None)
-    if fallback is not None and fallback not in CHANNELS:
-        raise ScenarioError(
-            f"{table.where('fallback')}: must be one of {', '.join(CHANNELS)}, got {fallback!r}"
-        )
-    fault_profile = table.raw("fault_profile", None)
-    if fault_profile is not None and not isinstance(fault_profile, str):
-        raise ScenarioError(f"{table.where('fault_profile')}: must be a string")
-    result = Channel(
+    return Channel(
         name=name,
-        share=table.probability("share"),
-        read_failure=table.number("read_failure", 0.0, 0.0, 0.99),
-        read_retries=table.integer("read_retries", 2, hi=50),
-        fallback=fallback,
-        fault_profile=fault_profile,
+        share=file.share,
+        read_failure=file.read_failure,
+        read_retries=file.read_retries,
+        fallback=file.fallback,
+        fault_profile=file.fault_profile,
         station=station,
     )
-    table.done()
-    return result
 
 
-def _channels(table: _Table) -> tuple[Channel, ...]:
-    channels = []
-    for name in table.data:
-        if name not in CHANNELS:
-            raise ScenarioError(f"{table.where(name)}: unknown channel (use {', '.join(CHANNELS)})")
-    for name in CHANNELS:
-        if name not in table.data:
-            raise ScenarioError(f"{table.where(name)}: missing")
-        channels.append(_channel(name, table.table(name)))
-    table.done()
-    total = sum(c.share for c in channels)
-    if abs(total - 1) > 1e-6:
-        raise ScenarioError(f"{table.path}: shares must add up to 1, got {total:.6g}")
-    for channel in channels:
-        if channel.fallback == channel.name:
-            raise ScenarioError(f"{table.path}.{channel.name}.fallback: must be another channel")
-    return tuple(channels)
+def _with_spots(channel: Channel, spots: tuple[ProcedureSpot, ...]) -> Channel:
+    """A station channel with its spots from ``[[procedure_spots]]``: a count in the channel
+    (a what-if, e.g. --sweep kiosks=...) replaces the listed kinds' count from the opening;
+    spots that open later are still added."""
+    mine = [s for s in spots if s.channel == channel.name and s.channel != WINDOW]
+    if not mine or channel.station is None:
+        return channel
+    base = channel.station.spots or sum(s.count for s in mine if s.available_from is None)
+    added = tuple(sorted((s.available_from, s.count) for s in mine if s.available_from is not None))
+    return replace(channel, station=replace(channel.station, spots=base, added=added))
 
 
-def _pin(table: _Table) -> PinModel:
-    result = PinModel(
-        wrong_probability=table.probability("wrong_probability"),
-        forgot_share=table.probability("forgot_share", 0.0),
-        forgot_wrong_probability=table.probability("forgot_wrong_probability", 0.5),
-        entries_per_application=table.integer("entries_per_application", 2, lo=1, hi=20),
-        lockout_after=table.integer("lockout_after", 3, lo=1, hi=20),
-        window_visit_probability=table.probability("window_visit_probability", 1.0),
-        window_visit_after_days=table.number("window_visit_after_days", 3.0, 1.0, 365.0),
+def _campaign(file: CampaignFile) -> Campaign:
+    rules = bundled_scheme().campaign(file.id)
+    assert rules is not None  # CampaignFile checked it
+    dates = simulated_dates(rules)
+    return Campaign(
+        campaign_id=file.id,
+        signup_opens=dates.signup_opens,
+        point_period_starts=dates.point_period_starts,
+        applications_close=dates.applications_close,
+        events=tuple(CampaignEvent(**event.model_dump()) for event in file.events),
+        # The ceiling applies only with its published count.
+        cards_applied_by=dates.cards_applied_by if file.cards_applied_at_deadline else None,
+        cards_applied_at_deadline=file.cards_applied_at_deadline,
+        measures=tuple(Measure(**measure.model_dump()) for measure in file.measures),
     )
-    table.done()
-    return result
 
 
-def _behaviour(table: _Table) -> Behaviour:
-    result = Behaviour(
-        return_probability=table.probability("return_probability"),
-        return_after_days=table.number("return_after_days", 3.0, 1.0, 365.0),
-    )
-    table.done()
-    return result
-
-
-def _platform(table: _Table) -> Platform:
-    result = Platform(
-        servers=table.integer("servers", lo=1, hi=100_000),
-        service_median_ms=table.number("service_median_ms", lo=0.001, hi=600_000),
-        service_sigma=table.number("service_sigma", 0.5, 0.0, 3.0),
-        timeout_s=table.number("timeout_s", 10.0, 0.001, 3600.0),
-        client_retries=table.integer("client_retries", 2, hi=10),
-        requests_per_application=table.integer("requests_per_application", 4, lo=1, hi=100),
-        step_seconds=table.integer("step_seconds", 60, lo=1, hi=3600),
-    )
-    if 3600 % result.step_seconds:
-        raise ScenarioError(f"{table.where('step_seconds')}: must divide 3600")
-    table.done()
-    return result
-
-
-def _campaign(table: _Table) -> Campaign:
-    events = []
-    for i, raw in enumerate(table.array("events", [])):
-        row = _Table(raw, f"{table.where('events')}[{i}]")
-        event = CampaignEvent(
-            name=row.text("name"),
-            starts=row.day("starts"),
-            ends=row.day("ends"),
-            multiplier=row.number("multiplier", lo=0.0, hi=1000.0),
-            key=row.text("key", ""),
-            applies_to=row.text("applies_to", "both"),
-        )
-        if event.applies_to not in ("both", "reservations", "applications"):
-            raise ScenarioError(
-                f"{row.where('applies_to')}: must be both, reservations or applications, "
-                f"got {event.applies_to!r}"
-            )
-        row.done()
-        if event.ends < event.starts:
-            raise ScenarioError(f"{row.where('ends')}: must not be before starts")
-        events.append(event)
-    keys = [e.key for e in events if e.key]
-    if len(keys) != len(set(keys)):
-        raise ScenarioError(f"{table.where('events')}: two events with the same key")
-    measures = []
-    for i, raw in enumerate(table.array("measures", [])):
-        row = _Table(raw, f"{table.where('measures')}[{i}]")
-        measures.append(
-            Measure(
-                name=row.text("name"),
-                kind=row.text("kind"),
-                share_of_applicants=row.probability("share_of_applicants"),
-                source=row.text("source", ""),
-            )
-        )
-        row.done()
-    applied_by = table.day("cards_applied_by") if "cards_applied_by" in table.data else None
-    at_deadline = (
-        table.number("cards_applied_at_deadline", lo=1)
-        if "cards_applied_at_deadline" in table.data
-        else None
-    )
-    table.seen.update(("cards_applied_by", "cards_applied_at_deadline"))
-    if (applied_by is None) != (at_deadline is None):
-        raise ScenarioError(
-            f"{table.where('cards_applied_at_deadline')}: give it together with cards_applied_by"
-        )
-    result = Campaign(
-        signup_opens=table.day("signup_opens"),
-        point_period_starts=table.day("point_period_starts"),
-        applications_close=table.day("applications_close"),
-        events=tuple(events),
-        cards_applied_by=applied_by,
-        cards_applied_at_deadline=at_deadline,
-        measures=tuple(measures),
-    )
-    table.done()
-    if result.applications_close < result.signup_opens:
-        raise ScenarioError(f"{table.where('applications_close')}: must not be before signup")
-    return result
-
-
-def _procedure_spots(
-    rows: list[Any], channels: tuple[Channel, ...], municipalities: int
-) -> tuple[tuple[ProcedureSpot, ...], tuple[Channel, ...]]:
-    """Read ``[[procedure_spots]]`` and give each station channel its spots from them."""
-    spots = []
-    for i, raw in enumerate(rows):
-        row = _Table(raw, f"procedure_spots[{i}]")
-        spot = ProcedureSpot(
-            kind=row.text("kind"),
-            channel=row.text("channel"),
-            count=row.integer("count", lo=1),
-            available_from=row.day("from") if "from" in row.data else None,
-            source=row.text("source"),
-        )
-        row.seen.add("from")
-        row.done()
-        if spot.channel not in STATION_CHANNELS:
-            raise ScenarioError(
-                f"{row.where('channel')}: must be one of {', '.join(STATION_CHANNELS)}, "
-                f"got {spot.channel!r}"
-            )
-        if spot.channel == WINDOW and spot.count != municipalities:
-            raise ScenarioError(
-                f"{row.where('count')}: one window per municipality: must be {municipalities}"
-            )
-        spots.append(spot)
-    result = []
-    for channel in channels:
-        mine = [s for s in spots if s.channel == channel.name and s.channel != WINDOW]
-        if not mine or channel.station is None:
-            result.append(channel)
-            continue
-        # A count in the channel (a what-if, e.g. --sweep kiosks=...) replaces the listed
-        # kinds' count from the opening; spots that open later are still added.
-        base = channel.station.spots or sum(s.count for s in mine if s.available_from is None)
-        added = tuple(
-            sorted((s.available_from, s.count) for s in mine if s.available_from is not None)
-        )
-        if base < 1:
-            raise ScenarioError(f"procedure_spots: {channel.name} has no spots from the opening")
-        station = replace(channel.station, spots=base, added=added)
-        result.append(replace(channel, station=station))
-    for channel in result:
-        if channel.station is not None and channel.station.spots == 0 and channel.name != WINDOW:
-            raise ScenarioError(
-                f"channels.{channel.name}.spots: must be >= 1 (or listed in procedure_spots)"
-            )
-    return tuple(spots), tuple(result)
-
-
-def _calibration(table: _Table) -> CalibrationSpec:
-    fit = table.array("fit")
-    if not all(isinstance(f, str) for f in fit):
-        raise ScenarioError(f"{table.where('fit')}: must list parameter paths (or be empty)")
-    kinds = table.array("kinds", ["applications", "reservations"])
-    result = CalibrationSpec(
-        data=table.text("data"),
-        holdout_after=table.day("holdout_after"),
-        fit=tuple(fit),
-        kinds=tuple(str(k) for k in kinds),
-        starts=table.integer("starts", 8, lo=1, hi=1000),
-        seed=table.integer("seed", 1),
-    )
-    table.done()
-    return result
-
-
-def _run(table: _Table, known_regions: tuple[str, ...]) -> RunWindow:
-    regions = tuple(table.array("regions", []))
-    for i, region in enumerate(regions):
-        if region not in known_regions:
-            where = f"{table.where('regions')}[{i}]"
-            raise ScenarioError(f"{where}: unknown region {region!r}")
-    result = RunWindow(
-        start=table.day("start"),
-        end=table.day("end"),
-        step_minutes=table.integer("step_minutes", 5, lo=1, hi=60),
-        regions=regions,
-    )
-    if 60 % result.step_minutes:
-        raise ScenarioError(f"{table.where('step_minutes')}: must divide 60")
-    if result.end < result.start:
-        raise ScenarioError(f"{table.where('end')}: must not be before start")
-    if result.days > 3 * 366:
-        raise ScenarioError(f"{table.where('end')}: runs are limited to three years")
-    table.done()
-    return result
-
-
-def _operators(root: _Table) -> OperatorModel | None:
-    if "operators" not in root.data:
+def _calibration(file: CalibrationFile | None) -> CalibrationSpec | None:
+    if file is None:
         return None
-    from .operators.model import parse_operators
+    return CalibrationSpec(
+        data=file.data,
+        holdout_after=file.holdout_after,
+        fit=tuple(file.fit),
+        kinds=tuple(file.kinds),
+        starts=file.starts,
+        seed=file.seed,
+    )
 
-    return parse_operators(root.table("operators"))
+
+def _operators(file: ScenarioFile) -> OperatorModel | None:
+    if file.operators is None:
+        return None
+    # Deferred: simulator.operators imports this module (its runs take a Scenario).
+    from .operators.model import operator_model
+
+    return operator_model(file.operators)
 
 
 def parse_scenario(
     data: Mapping[str, Any], name: str = "scenario", folder: Path | None = None
 ) -> Scenario:
     """Validate a scenario mapping (as read from TOML, ``extends`` already resolved)."""
-    root = _Table(data, "")
-    population = _population(root.table("population"))
-    spots, channels = _procedure_spots(
-        root.array("procedure_spots", []),
-        _channels(root.table("channels")),
-        sum(p.municipalities for p in population.prefectures),
+    file = validated(ScenarioFile, data, ScenarioError)
+    population = file.population
+    spots = tuple(
+        ProcedureSpot(s.kind, s.channel, s.count, s.available_from, s.source)
+        for s in file.procedure_spots
     )
-    scenario = Scenario(
-        name=root.text("name", name),
-        description=root.text("description", ""),
-        run=_run(root.table("run"), population.regions),
-        population=population,
-        demand=_demand(root.table("demand")),
-        channels=channels,
-        pin=_pin(root.table("pin")),
-        behaviour=_behaviour(root.table("behaviour")),
-        platform=_platform(root.table("platform")),
-        campaign=_campaign(root.table("campaign")),
-        calibration=(_calibration(root.table("calibration")) if "calibration" in data else None),
+    return Scenario(
+        name=file.name if file.name is not None else name,
+        description=file.description,
+        run=RunWindow(file.run.start, file.run.end, file.run.step_minutes, tuple(file.run.regions)),
+        population=Population(
+            prefectures=tuple(Prefecture(**p.model_dump()) for p in population.prefectures),
+            card_holders=tuple((row.date, row.holders) for row in population.card_holders),
+            municipality_size_exponent=population.municipality_size_exponent,
+        ),
+        demand=Demand(
+            **{**file.demand.model_dump(), "hourly_profile": tuple(file.demand.hourly_profile)}
+        ),
+        channels=tuple(
+            _with_spots(_channel(name, file.channels.by_name(name)), spots) for name in CHANNELS
+        ),
+        pin=PinModel(**file.pin.model_dump()),
+        behaviour=Behaviour(**file.behaviour.model_dump()),
+        platform=Platform(**file.platform.model_dump()),
+        campaign=_campaign(file.campaign),
+        calibration=_calibration(file.calibration),
         procedure_spots=spots,
         folder=folder,
         source=copy.deepcopy(dict(data)),
-        operators=_operators(root),
+        operators=_operators(file),
     )
-    root.seen.add("calibration")
-    root.done()
-    return scenario
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Self
 
+from pydantic import Field, model_validator
+
+from mynahil.config import ConfigModel, Integer, LocalDate, Name, at_key, validated
 from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
 
@@ -33,6 +36,7 @@ __all__ = [
     "Bonus",
     "Campaign",
     "CampaignError",
+    "CampaignFile",
     "Extension",
     "Scheme",
     "SpendRule",
@@ -159,133 +163,115 @@ class Scheme:
 # --- reading --------------------------------------------------------------------------------
 
 
-class _Fields:
-    """Typed reads from one TOML table, with the path in every error and no unknown keys."""
+class ExtensionFile(ConfigModel):
+    """``[[spend.extensions]]``: a later end for holders who applied for their card by a date."""
 
-    def __init__(self, where: str, table: Any, allowed: set[str]) -> None:
-        if not isinstance(table, dict):
-            raise CampaignError(f"{where}: must be a table")
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            raise CampaignError(
-                f"{where}{'.' if where else ''}{unknown[0]}: unknown field "
-                f"(expected one of: {', '.join(sorted(allowed))})"
+    ends: LocalDate
+    card_applied_by: LocalDate
+
+
+class SpendFile(ConfigModel):
+    """``[spend]``: the spend-based grant."""
+
+    rate_percent: Annotated[int, Integer(1, 100)]
+    cap_yen: Annotated[int, Integer(1, 10_000_000)]
+    #: Campaigns sharing a group share one cap per person.
+    cap_group: Name
+    starts: LocalDate
+    ends: LocalDate
+    #: Who may take part: holders who applied for their card by this date (none: everyone).
+    card_applied_by: LocalDate | None = None
+    extensions: list[ExtensionFile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _ordered(self.starts, self.ends, "starts", "ends")
+        for index, extension in enumerate(self.extensions):
+            if extension.ends <= self.ends:
+                raise at_key(
+                    f"extensions[{index}].ends",
+                    f"an extension must end after spend.ends ({self.ends.isoformat()})",
+                )
+        return self
+
+
+class BonusFile(ConfigModel):
+    """``[[bonuses]]``: a one-off grant for a registration of ``kind``."""
+
+    kind: Name
+    yen: Annotated[int, Integer(1, 1_000_000)]
+    opens: LocalDate
+    closes: LocalDate
+    #: The registration must be made by this date (default: ``closes``).
+    registered_by: LocalDate | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _ordered(self.opens, self.closes, "opens", "closes")
+        if self.registered_by is not None and self.registered_by > self.closes:
+            raise at_key(
+                "registered_by",
+                f"{self.registered_by.isoformat()} is after closes {self.closes.isoformat()} "
+                "(a registration must be made by the time claims close)",
             )
-        self.where = where
-        self.table = table
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def raw(self, key: str, *, required: bool = True) -> Any:
-        if key not in self.table:
-            if required:
-                raise CampaignError(f"{self.path(key)}: missing")
-            return None
-        return self.table[key]
-
-    def text(self, key: str) -> str:
-        value = self.raw(key)
-        if not isinstance(value, str) or not value.strip():
-            raise CampaignError(f"{self.path(key)}: must be a non-empty string")
-        return value.strip()
-
-    def day(self, key: str, *, required: bool = True) -> date | None:
-        value = self.raw(key, required=required)
-        if value is None:
-            return None
-        # TOML local dates arrive as date; a datetime is a date too, so exclude it explicitly.
-        if not isinstance(value, date) or hasattr(value, "hour"):
-            raise CampaignError(f"{self.path(key)}: must be a date like 2020-09-01, got {value!r}")
-        return value
-
-    def required_day(self, key: str) -> date:
-        value = self.day(key)
-        assert value is not None  # day() raised for a missing required key
-        return value
-
-    def integer(self, key: str, low: int, high: int) -> int:
-        value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise CampaignError(
-                f"{self.path(key)}: must be an integer {low}..{high}, got {value!r}"
-            )
-        return value
-
-    def tables(self, key: str) -> list[Any]:
-        value = self.raw(key, required=False)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise CampaignError(f"{self.path(key)}: must be an array of tables ([[{key}]])")
-        return value
+        return self
 
 
-def _ordered(where: str, first: date, last: date, first_name: str, last_name: str) -> None:
+class ApplicationFile(ConfigModel):
+    """``[application]``: when holders may apply (Japan dates, inclusive)."""
+
+    opens: LocalDate
+    closes: LocalDate
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _ordered(self.opens, self.closes, "opens", "closes")
+        return self
+
+
+class CampaignFile(ConfigModel):
+    """A campaign file of ``scenarios/campaigns/``."""
+
+    id: Name
+    title: Name
+    application: ApplicationFile
+    spend: SpendFile
+    bonuses: list[BonusFile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        kinds = [b.kind for b in self.bonuses]
+        if len(set(kinds)) != len(kinds):
+            raise at_key("bonuses", "each kind may appear once")
+        return self
+
+
+def _ordered(first: date, last: date, first_name: str, last_name: str) -> None:
     if last < first:
-        raise CampaignError(
-            f"{where}.{last_name}: {last.isoformat()} is before {first_name} {first.isoformat()}"
-        )
-
-
-def _spend(table: Any) -> SpendRule:
-    f = _Fields(
-        "spend",
-        table,
-        {"rate_percent", "cap_yen", "cap_group", "starts", "ends", "card_applied_by", "extensions"},
-    )
-    starts, ends = f.required_day("starts"), f.required_day("ends")
-    _ordered("spend", starts, ends, "starts", "ends")
-    extensions = []
-    for index, raw in enumerate(f.tables("extensions")):
-        e = _Fields(f"spend.extensions[{index}]", raw, {"ends", "card_applied_by"})
-        extension_end, applied_by = e.required_day("ends"), e.required_day("card_applied_by")
-        if extension_end <= ends:
-            raise CampaignError(
-                f"{e.where}.ends: an extension must end after spend.ends ({ends.isoformat()})"
-            )
-        extensions.append(Extension(extension_end, applied_by))
-    return SpendRule(
-        rate_percent=f.integer("rate_percent", 1, 100),
-        cap_yen=f.integer("cap_yen", 1, 10_000_000),
-        cap_group=f.text("cap_group"),
-        starts=starts,
-        ends=ends,
-        card_applied_by=f.day("card_applied_by", required=False),
-        extensions=tuple(extensions),
-    )
-
-
-def _bonus(index: int, table: Any) -> Bonus:
-    f = _Fields(f"bonuses[{index}]", table, {"kind", "yen", "opens", "closes", "registered_by"})
-    opens, closes = f.required_day("opens"), f.required_day("closes")
-    _ordered(f.where, opens, closes, "opens", "closes")
-    registered_by = f.day("registered_by", required=False)
-    if registered_by is not None and registered_by > closes:
-        raise CampaignError(
-            f"{f.where}.registered_by: {registered_by.isoformat()} is after closes "
-            f"{closes.isoformat()} (a registration must be made by the time claims close)"
-        )
-    return Bonus(f.text("kind"), f.integer("yen", 1, 1_000_000), opens, closes, registered_by)
+        raise at_key(last_name, f"{last.isoformat()} is before {first_name} {first.isoformat()}")
 
 
 def parse_campaign(data: Mapping[str, Any]) -> Campaign:
     """A campaign from parsed TOML; :class:`CampaignError` names the first bad field."""
-    top = _Fields("", dict(data), {"id", "title", "application", "spend", "bonuses"})
-    application = _Fields("application", top.raw("application"), {"opens", "closes"})
-    opens, closes = application.required_day("opens"), application.required_day("closes")
-    _ordered("application", opens, closes, "opens", "closes")
-    bonuses = tuple(_bonus(i, t) for i, t in enumerate(top.tables("bonuses")))
-    kinds = [b.kind for b in bonuses]
-    if len(set(kinds)) != len(kinds):
-        raise CampaignError("bonuses: each kind may appear once")
+    file = validated(CampaignFile, data, CampaignError)
+    spend = file.spend
     return Campaign(
-        campaign_id=top.text("id"),
-        title=top.text("title"),
-        opens=opens,
-        closes=closes,
-        spend=_spend(top.raw("spend")),
-        bonuses=bonuses,
+        campaign_id=file.id,
+        title=file.title,
+        opens=file.application.opens,
+        closes=file.application.closes,
+        spend=SpendRule(
+            rate_percent=spend.rate_percent,
+            cap_yen=spend.cap_yen,
+            cap_group=spend.cap_group,
+            starts=spend.starts,
+            ends=spend.ends,
+            card_applied_by=spend.card_applied_by,
+            extensions=tuple(Extension(e.ends, e.card_applied_by) for e in spend.extensions),
+        ),
+        bonuses=tuple(
+            Bonus(b.kind, b.yen, b.opens, b.closes, b.registered_by) for b in file.bonuses
+        ),
     )
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import simulate
 from simulator.operators.ingestion import IngestionLoad, simulate_ingestion
-from simulator.operators.model import OperatorModel, as_table, parse_operators
+from simulator.operators.model import OperatorModel, parse_operators
 from simulator.operators.run import decided_within
 from simulator.operators.spending import day_factors, simulate_spending
 from simulator.scenario import ScenarioError, load_scenario
@@ -38,7 +38,7 @@ def _operators(changes: dict[str, Any]) -> OperatorModel:
         for part in parents:
             node = node[part]
         node[leaf] = value
-    return parse_operators(as_table(data))
+    return parse_operators(data)
 
 
 # -- spending: the cohort formulas against holders followed one by one ------------------------
@@ -134,7 +134,7 @@ def _single_service(workers: int, service_s: float, retries: int = 0) -> Operato
         "workers": workers, "per_report_ms": 1e-6, "request_overhead_ms": service_s * 1000,
         "verify_ms": 0.0, "feed_page_ms": 0.0, "settlement_ms": 0.0, "step_seconds": 60,
     }  # fmt: skip
-    return parse_operators(as_table(data))
+    return parse_operators(data)
 
 
 def _load(per_hour: list[float]) -> IngestionLoad:
@@ -189,7 +189,7 @@ def test_timeouts_snowball_into_retries() -> None:
     data["kinds"] = [{**dict(data["kinds"][0]), "services": 1, "share": 1.0, "timeout_s": 5.0,
                       "retries": 3, "outages_per_year": 0.0}]  # fmt: skip
     data["ingestion"] = dict(model.ingestion.__dict__)
-    burst = parse_operators(as_table(data))
+    burst = parse_operators(data)
     result = simulate_ingestion(burst, _load([5400.0, 1800.0, 0.0]), outages=[])
     assert result.retries.sum() > 0
     assert result.requests.sum() > result.reports.sum()  # the same reports, sent again
@@ -204,7 +204,7 @@ def test_refused_requests_are_sent_again_and_decided_once() -> None:
                       "backoff_s": 5.0, "retries": 3, "outages_per_year": 0.0}]  # fmt: skip
     data["ingestion"] = {**dict(data["ingestion"]), "workers": 4, "error_share": 0.2,
                          "verify_ms": 0.0, "feed_page_ms": 0.0}  # fmt: skip
-    model = parse_operators(as_table(data))
+    model = parse_operators(data)
     result = simulate_ingestion(model, _load([3600.0, 3600.0, 0.0]), outages=[])
     assert result.reports.sum() == pytest.approx(7200.0)  # decided once
     assert result.retries.sum() == pytest.approx(7200.0 * (0.2 + 0.04 + 0.008), rel=0.02)

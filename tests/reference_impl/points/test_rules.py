@@ -101,7 +101,7 @@ def _round1_data() -> dict[str, Any]:
         (lambda d: d["spend"].pop("starts"), "spend.starts: missing"),
         (lambda d: d["spend"].update(ends=date(2020, 1, 1)), "spend.ends: 2020-01-01 is before"),
         (lambda d: d["spend"].update(ends="2021-03-31"), "spend.ends: must be a date"),
-        (lambda d: d.update(colour="red"), "colour: unknown field"),
+        (lambda d: d.update(colour="red"), "colour: unknown key"),
         (lambda d: d["spend"].update(extensions=[{"ends": date(2021, 1, 1)}]), "extensions[0]"),
         (lambda d: d.update(bonuses=[{"kind": "x", "yen": 1}]), "bonuses[0].opens: missing"),
     ],
