@@ -15,14 +15,28 @@ import time
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import Field
+
+from mynahil.config import (
+    Checked,
+    ConfigModel,
+    Integer,
+    Probability,
+    Text,
+    problem,
+    validated,
+)
 
 __all__ = [
     "CardLike",
     "CardPulled",
     "FaultProfile",
+    "FaultProfileDocument",
+    "FaultProfileFile",
     "FaultyCard",
     "Latency",
     "load_fault_profile",
@@ -99,6 +113,82 @@ def _probability(name: str, value: float) -> float:
     return value
 
 
+class LatencySpec(Checked):
+    """A :class:`Latency` as written: ``kind:params``."""
+
+    def check(self, value: object) -> str:
+        if not isinstance(value, str):
+            raise problem(f"must be a string like lognormal:8,0.5, got {value!r}")
+        try:
+            Latency.parse(value)
+        except ValueError as exc:
+            raise problem(str(exc)) from None
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        kinds = "|".join(_DISTRIBUTIONS)
+        return {"type": "string", "pattern": f"^({kinds}):[0-9.eE+-]+(,[0-9.eE+-]+)?$"}
+
+
+class StatusWords(Checked):
+    """Two-byte status words: hex strings (``"6F00"``) or integers, or ``"6F00,6581"``."""
+
+    def check(self, value: object) -> tuple[int, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not items:
+            raise problem(f"must be a non-empty list of status words, got {value!r}")
+        words = []
+        for item in items:
+            try:
+                word = int(item.strip(), 16) if isinstance(item, str) else item
+            except ValueError:
+                word = None
+            if isinstance(word, bool) or not isinstance(word, int) or not 0 <= word <= 0xFFFF:
+                raise problem(f"must be two-byte status words like 6F00, got {item!r}")
+            words.append(word)
+        return tuple(words)
+
+    def schema(self) -> dict[str, Any]:
+        word = {"anyOf": [{"type": "string", "pattern": "^[0-9A-Fa-f]{4}$"},
+                          {"type": "integer", "minimum": 0, "maximum": 0xFFFF}]}  # fmt: skip
+        return {"type": "array", "items": word, "minItems": 1}
+
+
+class FaultProfileFile(ConfigModel):
+    """What goes wrong between a card and its reader (``scenarios/faults/*.toml``, in a
+    ``[faults]`` table), and the seed that makes it reproducible."""
+
+    latency: Annotated[str, LatencySpec()] | None = Field(
+        None, description="per-APDU delay in ms: fixed:M, uniform:LO,HI, normal:MEAN,SD, "
+        "lognormal:MEDIAN,SIGMA or exponential:MEAN",
+    )  # fmt: skip
+    remove_after: Annotated[int, Integer(0)] | None = Field(
+        None, description="the card leaves the field after this many APDUs"
+    )
+    remove_probability: Probability = Field(0.0, description="chance an APDU finds no card")
+    corrupt_probability: Probability = Field(0.0, description="chance a response is corrupted")
+    spurious_sw_probability: Probability = Field(
+        0.0, description="chance a response is replaced by a spurious status word"
+    )
+    spurious_sws: Annotated[tuple[int, ...], StatusWords()] = (0x6F00, 0x6581)
+    seed: Annotated[int, Integer(0, 2**63 - 1)] = 0
+    name: Text = "custom"
+
+
+class FaultProfileDocument(ConfigModel):
+    """A fault profile file: its ``[faults]`` table."""
+
+    faults: FaultProfileFile
+
+
+def _command_line_value(text: str) -> object:
+    """``2`` is a number and ``["6F00"]`` a list, as in TOML; anything else is a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
 @dataclass(frozen=True, slots=True)
 class FaultProfile:
     """What goes wrong, and the seed that makes it reproducible."""
@@ -135,45 +225,27 @@ class FaultProfile:
         cls, data: Mapping[str, Any], *, source: str = "fault profile"
     ) -> FaultProfile:
         """From TOML-like data; unknown keys and wrong types are errors naming the key."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        kwargs: dict[str, Any] = {}
-        try:
-            for key, value in data.items():
-                if key == "latency":
-                    kwargs[key] = Latency.parse(str(value))
-                elif key == "spurious_sws":
-                    items = value if isinstance(value, list) else str(value).split(",")
-                    kwargs[key] = tuple(
-                        int(str(v).strip(), 16) if isinstance(v, str) else int(v) for v in items
-                    )
-                elif key in ("seed", "remove_after"):
-                    if isinstance(value, bool) or not isinstance(value, int | str):
-                        raise ValueError(f"{key} must be an integer")
-                    kwargs[key] = int(value)
-                elif key == "name":
-                    kwargs[key] = str(value)
-                else:
-                    if isinstance(value, bool):
-                        raise ValueError(f"{key} must be a number")
-                    kwargs[key] = float(value)
-            return cls(**kwargs)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{source}: {exc}") from None
+        file = validated(FaultProfileFile, data, ValueError, source=source)
+        return cls(
+            seed=file.seed,
+            latency=Latency.parse(file.latency) if file.latency else None,
+            remove_after=file.remove_after,
+            remove_probability=file.remove_probability,
+            corrupt_probability=file.corrupt_probability,
+            spurious_sw_probability=file.spurious_sw_probability,
+            spurious_sws=file.spurious_sws,
+            name=file.name,
+        )
 
     @classmethod
     def parse(cls, text: str) -> FaultProfile:
         """``key=value;key=value`` as given on a command line."""
-        data: dict[str, str] = {}
+        data: dict[str, object] = {}
         for part in filter(None, (p.strip() for p in text.split(";"))):
             key, sep, value = part.partition("=")
             if not sep:
                 raise ValueError(f"fault spec {text!r}: {part!r} is not key=value")
-            data[key.strip()] = value.strip()
+            data[key.strip()] = _command_line_value(value.strip())
         return cls.from_mapping(data, source=f"fault spec {text!r}")
 
     def with_seed(self, seed: int) -> FaultProfile:

@@ -13,32 +13,54 @@ import binascii
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import Field
 
+from mynahil.config import ConfigModel, Name, Positive, Text, validated
 from mynahil.files import read_toml
 from mynahil.tls import client_verify
 
-__all__ = ["OperatorProfile", "OperatorProfileError", "load_operator_profile"]
+__all__ = [
+    "OperatorProfile",
+    "OperatorProfileError",
+    "OperatorProfileFile",
+    "load_operator_profile",
+]
 
 DEFAULT_LISTEN: Final = "127.0.0.1:8700"
-_FIELDS: Final = {
-    "name": "the service's name, as the report shows it",
-    "target": "operator:URL, the base URL of the service's conformance hooks",
-    "operator_id": "the operator ID the service signs its reports with",
-    "service_id": "the payment service ID holders choose",
-    "public_key": "the service's Ed25519 public key: base64 of its 32 raw bytes, or a PEM file",
-    "verify_url": "where the platform verifies accounts (default: URL/v1/verify-account)",
-    "platform_listen": f"HOST:PORT the harness's platform listens on (default {DEFAULT_LISTEN})",
-    "platform_url": "the platform's URL as the service reaches it (default http://LISTEN)",
-    "harness_dir": "folder keeping the harness's platform key between runs",
-    "wait_s": "seconds to wait for a report or a credit to arrive (default 10)",
-    "ca_file": "a CA bundle (PEM) for an https service with a private CA",
-    "description": "free text",
-}
+
+
+class OperatorProfileFile(ConfigModel):
+    """An operator profile (``scenarios/operators/example.toml``): a vendor's payment service
+    and where the harness meets it. Relative paths are relative to the file's folder."""
+
+    name: Name = Field(description="the service's name, as the report shows it")
+    target: Text = Field("", description="operator:URL, the base URL of the service's hooks")
+    operator_id: Name = Field(description="the operator ID the service signs its reports with")
+    service_id: Name = Field(description="the payment service ID holders choose")
+    public_key: Name = Field(
+        description="the service's Ed25519 public key: base64 of its 32 raw bytes, or a PEM file"
+    )
+    verify_url: Text = Field(
+        "", description="where the platform verifies accounts (default: URL/v1/verify-account)"
+    )
+    platform_listen: Text = Field(
+        DEFAULT_LISTEN,
+        description=f"HOST:PORT the harness's platform listens on (default {DEFAULT_LISTEN})",
+    )
+    platform_url: Text = Field(
+        "", description="the platform's URL as the service reaches it (default http://LISTEN)"
+    )
+    harness_dir: Text = Field("", description="folder keeping the harness's platform key")
+    wait_s: Annotated[float, Positive(600)] = Field(
+        10.0, description="seconds to wait for a report or a credit to arrive (default 10)"
+    )
+    ca_file: Text = Field("", description="a CA bundle (PEM) for an https service, private CA")
+    description: Text = Field("", description="free text")
 
 
 class OperatorProfileError(ValueError):
@@ -112,53 +134,41 @@ def load_operator_profile(path: Path, target: str | None = None) -> OperatorProf
     """
     from reference_impl.platform import reachable_host  # late: the plugin imports this module
 
-    data = read_toml(path, OperatorProfileError)
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise OperatorProfileError(
-            f"{path}: {unknown[0]}: unknown field (known: {', '.join(_FIELDS)})"
-        )
-    text: dict[str, str] = {}
-    for key, value in data.items():
-        if key != "wait_s" and not isinstance(value, str):
-            raise OperatorProfileError(f"{path}: {key}: {_FIELDS[key]}, got {value!r}")
-        if isinstance(value, str):
-            text[key] = value.strip()
-    for key in ("name", "operator_id", "service_id", "public_key"):
-        if not text.get(key):
-            raise OperatorProfileError(f"{path}: {key}: {_FIELDS[key]} is needed")
-    spec = target or text.get("target", "")
+    file = validated(
+        OperatorProfileFile, read_toml(path, OperatorProfileError), OperatorProfileError,
+        source=str(path),
+    )  # fmt: skip
+    spec = (target or file.target).strip()
     if not spec.startswith("operator:"):
-        raise OperatorProfileError(f"{path}: target: {_FIELDS['target']}, got {spec!r}")
+        raise OperatorProfileError(
+            f"{path}: target: operator:URL, the base URL of the service's hooks, got {spec!r}"
+        )
     url = _url(spec.removeprefix("operator:"), f"{path}: target")
     base = path.resolve().parent
-    host, port = _listen(text.get("platform_listen", DEFAULT_LISTEN), f"{path}: platform_listen")
-    wait = data.get("wait_s", 10)
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait <= 600:
-        raise OperatorProfileError(f"{path}: wait_s: seconds, more than 0 and at most 600")
+    host, port = _listen(file.platform_listen.strip(), f"{path}: platform_listen")
     harness_dir = Path(
-        text.get("harness_dir") or f"~/.mynahil/operator-harness/{text['operator_id']}"
+        file.harness_dir.strip() or f"~/.mynahil/operator-harness/{file.operator_id}"
     )
-    ca_file = base / text["ca_file"] if text.get("ca_file") else None
+    ca_file = base / file.ca_file.strip() if file.ca_file.strip() else None
     if ca_file is not None and not ca_file.is_file():
         raise OperatorProfileError(f"{path}: ca_file: no file {ca_file}")
     return OperatorProfile(
-        name=text["name"],
+        name=file.name,
         url=url,
-        operator_id=text["operator_id"],
-        service_id=text["service_id"],
-        public_key=_public_key(text["public_key"], base, f"{path}: public_key"),
+        operator_id=file.operator_id,
+        service_id=file.service_id,
+        public_key=_public_key(file.public_key, base, f"{path}: public_key"),
         verify_url=_url(
-            text.get("verify_url") or f"{url}/v1/verify-account", f"{path}: verify_url"
+            file.verify_url.strip() or f"{url}/v1/verify-account", f"{path}: verify_url"
         ),
         platform_host=host,
         platform_port=port,
         platform_url=_url(
-            text.get("platform_url") or f"http://{reachable_host(host)}:{port}",
+            file.platform_url.strip() or f"http://{reachable_host(host)}:{port}",
             f"{path}: platform_url",
         ),
         harness_dir=(base / harness_dir.expanduser()),
-        wait_s=float(wait),
+        wait_s=file.wait_s,
         ca_file=ca_file,
-        description=text.get("description", ""),
+        description=file.description.strip(),
     )

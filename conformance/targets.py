@@ -30,13 +30,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final, Self
 
 from cryptography import x509
+from pydantic import Field, model_validator
 
 from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile
 from card_emulator.atr import ATR_PROFILES
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.config import (
+    Checked,
+    ConfigModel,
+    Name,
+    OneOf,
+    Positive,
+    Text,
+    at_key,
+    problem,
+    validated,
+)
 from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
 from mynahil.transports import Transport, open_transport
@@ -72,35 +84,77 @@ class TargetError(ValueError):
 
 # --- device profiles -------------------------------------------------------------------------
 
-_HEX = re.compile(r"^([0-9A-F]{2})*$")
-_PROFILE_FIELDS: Final = {
-    "name": "a non-empty string",
-    "target": 'a target spec such as pcsc:"Reader 00 00" (optional)',
-    "interface": "contact or contactless",
-    "expected_atr": "the ATR in hex, empty for any",
-    "atr_mask": "hex, as long as expected_atr: FF bits must match, 00 bits are free",
-    "budget_ms": "the time budget of a whole MyKey read and sign, in ms",
-    "faults": "a fault profile of scenarios/faults (emulated targets only)",
-    "applications": 'the APs the device must read: a list of "jpki", "card-info", "card-face"',
-    "description": "free text",
-    "vendor": "who makes the device (shown in the report)",
-    "model": "the device's model",
-    "serial": "the unit's serial number",
-    "firmware": "the firmware or app version under test",
-    "lab": "where the run was made",
-    "operator": "who made the run",
-}
 IDENTITY_FIELDS: Final = ("vendor", "model", "serial", "firmware", "lab", "operator")
 
 
-def _hex_field(data: Mapping[str, object], key: str, source: str) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise TargetError(f"{source}: {key}: {_PROFILE_FIELDS[key]}, got {value!r}")
-    text = value.replace(" ", "").replace(":", "").upper()
-    if not _HEX.match(text):
-        raise TargetError(f"{source}: {key}: whole bytes of hex digits, got {value!r}")
-    return text
+class HexBytes(Checked):
+    """Whole bytes of hex digits (spaces and colons allowed between them), upper-cased."""
+
+    def check(self, value: object) -> str:
+        if not isinstance(value, str):
+            raise problem(f"must be a string of hex digits, got {value!r}")
+        text = value.replace(" ", "").replace(":", "").upper()
+        if not re.fullmatch(r"([0-9A-F]{2})*", text):
+            raise problem(f"must be whole bytes of hex digits, got {value!r}")
+        return text
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "pattern": "^([0-9A-Fa-f]{2}[ :]*)*$"}
+
+
+def _text(description: str) -> Any:
+    return Field("", description=description)
+
+
+class DeviceProfileFile(ConfigModel):
+    """A device profile (``scenarios/devices/*.toml``): what the device under test is and what
+    it must meet."""
+
+    name: Name = Field(description="the device's name, as the report shows it")
+    target: Text = _text('a target spec such as pcsc:"Reader 00 00" (optional)')
+    interface: Annotated[str, OneOf(*INTERFACES)] = Field(
+        "contact", description="contact or contactless"
+    )
+    expected_atr: Annotated[str, HexBytes()] = _text("the ATR in hex, empty for any")
+    atr_mask: Annotated[str, HexBytes()] = _text(
+        "hex, as long as expected_atr: FF bits must match, 00 bits are free"
+    )
+    budget_ms: Annotated[float, Positive()] = Field(
+        5000.0, description="the time budget of a whole MyKey read and sign, in ms"
+    )
+    faults: Text = _text("a fault profile of scenarios/faults (emulated targets only)")
+    applications: list[Annotated[str, OneOf(*APPLICATIONS)]] = Field(
+        default_factory=lambda: ["jpki"],
+        min_length=1,
+        description='the APs the device must read: a list of "jpki", "card-info", "card-face"',
+    )
+    description: Text = _text("free text")
+    vendor: Text = _text("who makes the device (shown in the report)")
+    model: Text = _text("the device's model")
+    serial: Text = _text("the unit's serial number")
+    firmware: Text = _text("the firmware or app version under test")
+    lab: Text = _text("where the run was made")
+    operator: Text = _text("who made the run")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.atr_mask and len(self.atr_mask) != len(self.expected_atr):
+            raise at_key(
+                "atr_mask",
+                f"{len(self.atr_mask) // 2} bytes, but expected_atr has "
+                f"{len(self.expected_atr) // 2}; they must be as long",
+            )
+        if self.target:
+            try:  # a placeholder device: the bundled profile may be the one being loaded
+                parse_target(self.target, DeviceProfile(name="validation only"))
+            except TargetError as exc:
+                raise at_key("target", str(exc)) from None
+        if self.faults and not (scenarios_dir() / "faults" / f"{self.faults}.toml").exists():
+            try:
+                load_fault_profile(self.faults)
+            except ValueError as exc:
+                raise at_key("faults", str(exc)) from None
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,48 +191,23 @@ class DeviceProfile:
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], source: str) -> DeviceProfile:
         """Validated: an unknown field or a wrong value is an error naming the field."""
-        unknown = sorted(set(data) - set(_PROFILE_FIELDS))
-        if unknown:
-            known = ", ".join(_PROFILE_FIELDS)
-            raise TargetError(f"{source}: {unknown[0]}: unknown field (known: {known})")
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise TargetError(f"{source}: name: {_PROFILE_FIELDS['name']} is needed")
-        interface = data.get("interface", "contact")
-        if interface not in INTERFACES:
-            raise TargetError(f"{source}: interface: contact or contactless, got {interface!r}")
-        atr, mask = _hex_field(data, "expected_atr", source), _hex_field(data, "atr_mask", source)
-        if mask and len(mask) != len(atr):
-            raise TargetError(
-                f"{source}: atr_mask: {len(mask) // 2} bytes, but expected_atr has "
-                f"{len(atr) // 2}; they must be as long"
-            )
-        budget = data.get("budget_ms", 5000)
-        if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
-            raise TargetError(f"{source}: budget_ms: a positive number of ms, got {budget!r}")
-        strings: dict[str, str] = {}
-        for key in ("target", "faults", "description", *IDENTITY_FIELDS):
-            value = data.get(key, "")
-            if not isinstance(value, str):
-                raise TargetError(f"{source}: {key}: {_PROFILE_FIELDS[key]}, got {value!r}")
-            strings[key] = value
-        if strings["target"]:
-            try:  # a placeholder device: the bundled profile may be the one being loaded
-                parse_target(strings["target"], cls(name="validation only"))
-            except TargetError as exc:
-                raise TargetError(f"{source}: target: {exc}") from None
-        if strings["faults"]:
-            _fault_profile_path(strings["faults"], source)
-        apps = data.get("applications", ["jpki"])
-        if not isinstance(apps, list) or not set(apps) <= set(APPLICATIONS) or not apps:
-            raise TargetError(
-                f"{source}: applications: {_PROFILE_FIELDS['applications']}, got {apps!r}"
-            )
+        file = validated(DeviceProfileFile, data, TargetError, source=source)
         return cls(
-            name.strip(), str(interface), atr, mask, float(budget),
-            strings["target"], strings["faults"], strings["description"], tuple(apps),
-            tuple((k, strings[k].strip()) for k in IDENTITY_FIELDS if strings[k].strip()),
-        )  # fmt: skip
+            name=file.name,
+            interface=file.interface,
+            expected_atr=file.expected_atr,
+            atr_mask=file.atr_mask,
+            budget_ms=file.budget_ms,
+            target=file.target,
+            faults=file.faults,
+            description=file.description,
+            applications=tuple(file.applications),
+            identity=tuple(
+                (key, getattr(file, key).strip())
+                for key in IDENTITY_FIELDS
+                if getattr(file, key).strip()
+            ),
+        )
 
 
 def load_device_profile(path: Path) -> DeviceProfile:

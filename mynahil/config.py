@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 __all__ = [
+    "Checked",
     "ConfigModel",
     "Day",
     "Integer",
@@ -34,6 +35,7 @@ __all__ = [
     "Name",
     "Number",
     "OneOf",
+    "Positive",
     "Probability",
     "Text",
     "at_key",
@@ -66,7 +68,7 @@ def _bound(value: float) -> str:
     return f"{value:g}"
 
 
-class _Checked:
+class Checked:
     """Metadata for ``Annotated[T, ...]``: validates with :meth:`check` (nothing coerced, the
     project's wording) and describes the value to JSON Schema with :meth:`schema`."""
 
@@ -88,7 +90,7 @@ class _Checked:
 
 
 @dataclass(frozen=True, slots=True)
-class Number(_Checked):
+class Number(Checked):
     """A TOML integer or float in ``lo..hi`` (finite), as a float: ``Annotated[float,
     Number(0, 1)]``."""
 
@@ -119,7 +121,28 @@ class Number(_Checked):
 
 
 @dataclass(frozen=True, slots=True)
-class Integer(_Checked):
+class Positive(Checked):
+    """A TOML number above 0 (and at most ``hi``), as a float."""
+
+    hi: float = math.inf
+
+    def check(self, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise problem(f"must be a number, got {value!r}")
+        if not math.isfinite(value) or not 0 < value <= self.hi:
+            most = "" if self.hi == math.inf else f" at most {_bound(self.hi)}"
+            raise problem(f"must be a positive number{most}, got {value}")
+        return float(value)
+
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
+        if self.hi != math.inf:
+            schema["maximum"] = self.hi
+        return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Integer(Checked):
     """A TOML integer in ``lo..hi``: ``Annotated[int, Integer(1, 100)]``."""
 
     lo: int = 0
@@ -136,7 +159,7 @@ class Integer(_Checked):
         return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
 
 
-class OneOf(_Checked):
+class OneOf(Checked):
     """One of a few strings: ``Annotated[str, OneOf("all", "weekdays")]``."""
 
     def __init__(self, *options: str) -> None:
@@ -217,8 +240,8 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
     return None
 
 
-def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
-    """The keys the table at ``loc`` may have, following ``model``'s fields."""
+def _table_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the table at ``loc``, following ``model``'s fields."""
     current: type[BaseModel] | None = model
     for part in loc:
         if current is None:
@@ -229,9 +252,24 @@ def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]
             (f for name, f in current.model_fields.items() if part in (name, f.alias)), None
         )
         current = None if field is None else _model_in(field.annotation)
-    if current is None:
+    return current
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys the table at ``loc`` may have."""
+    table = _table_at(model, loc)
+    return None if table is None else [f.alias or n for n, f in table.model_fields.items()]
+
+
+def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The ``description`` of the field at ``loc``, which an error repeats."""
+    if not loc or not isinstance(loc[-1], str):
         return None
-    return [f.alias or name for name, f in current.model_fields.items()]
+    table = _table_at(model, loc[:-1])
+    if table is None:
+        return None
+    field = next((f for n, f in table.model_fields.items() if loc[-1] in (n, f.alias)), None)
+    return None if field is None else field.description
 
 
 def first_problem(
@@ -270,6 +308,9 @@ def first_problem(
         message = f"must be a string, got {error['input']!r}"
     else:
         message = f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {error['input']!r}"
+    described = _description(model, loc) if model is not None else None
+    if described and kind not in ("extra_forbidden", "config_key") and described not in message:
+        message = f"{message} ({described})"
     where = _where((prefix, *loc) if prefix else loc)
     return f"{where}: {message}" if where else message
 
@@ -280,13 +321,16 @@ def validated(
     error: Callable[[str], Exception],
     *,
     prefix: str = "",
+    source: str = "",
     context: Mapping[str, Any] | None = None,
 ) -> _Model:
-    """``data`` as ``model``, or ``error(first problem)`` raised."""
+    """``data`` as ``model``, or ``error("source: first problem")`` raised; ``prefix`` is the
+    dotted path of ``data`` inside its file, ``source`` the file's name."""
     try:
         return model.model_validate(data, context=dict(context or {}))
     except ValidationError as exc:
-        raise error(first_problem(exc, prefix, model)) from None
+        problem = first_problem(exc, prefix, model)
+        raise error(f"{source}: {problem}" if source else problem) from None
 
 
 def json_schema(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:

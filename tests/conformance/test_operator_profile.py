@@ -60,13 +60,19 @@ def test_a_pem_public_key_beside_the_profile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('name = "Vendor Pay"\n', ""), "name: the service's name"),
+        (
+            ('name = "Vendor Pay"\n', ""),
+            r"name: missing \(the service's name",
+        ),
         ((KEY, "bm90IGEga2V5"), "public_key: an Ed25519 key is 32 bytes"),
         ((KEY, "not base64!"), "public_key: neither base64 nor a PEM file"),
         (("operator:https://pay.example.test/", "pcsc:Reader"), "target: operator:URL"),
         (("operator:https://pay.example.test/", "operator:ftp://x"), "target: an http://"),
-        (("name =", 'colour = "red"\nname ='), "colour: unknown field"),
-        (("name =", "wait_s = 0\nname ="), "wait_s: seconds"),
+        (("name =", 'colour = "red"\nname ='), "colour: unknown key"),
+        (
+            ("name =", "wait_s = 0\nname ="),
+            r"wait_s: must be a positive number at most 600, got 0 \(seconds",
+        ),
         (("name =", 'platform_listen = "8700"\nname ='), "platform_listen: HOST:PORT"),
         (("name =", 'ca_file = "missing.pem"\nname ='), "ca_file: no file"),
     ],

@@ -48,7 +48,9 @@ def test_input_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(app, ["simulate", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "error: platform.servers: must be an integer between 1 and 100000, got 0" in result.output
+    assert (
+        "error: platform.servers: must be an integer between 1 and 100000, got 0" in result.output
+    )
     result = CliRunner().invoke(
         app, ["simulate", str(SCENARIOS / "launch-week.toml"), "--target", "platform_p95<2s"]
     )

@@ -161,3 +161,35 @@ def test_spots_missing_or_miscounted_are_errors(round1: Scenario) -> None:
     data["procedure_spots"][-1]["count"] = 5
     with pytest.raises(ScenarioError, match=r"procedure_spots\[7\].count: one window"):
         parse_scenario(data)
+
+
+def test_the_round_dates_come_from_the_campaign_files(round1: Scenario) -> None:
+    """scenarios/campaigns/ is the one home of a round's dates (issue 16.5)."""
+    from datetime import date
+
+    from reference_impl.points import load_scheme
+
+    rules = load_scheme().campaigns
+    campaign = round1.campaign
+    assert campaign.campaign_id == "round1"
+    assert campaign.signup_opens == rules["round1"].opens == date(2020, 7, 1)
+    assert campaign.point_period_starts == rules["round1"].spend.starts == date(2020, 9, 1)
+    assert campaign.applications_close == rules["round1"].closes == date(2021, 12, 31)
+    assert campaign.cards_applied_by == rules["round1"].spend.extensions[-1].card_applied_by
+    round2 = load_scenario(SCENARIOS / "round2.toml").campaign
+    # Round 2's spend part opened in January; the model's wave starts with its bonuses.
+    assert round2.signup_opens == rules["round2"].bonuses[0].opens == date(2022, 6, 30)
+    assert round2.point_period_starts == date(2022, 6, 30)
+    assert round2.applications_close == rules["round2"].closes == date(2023, 9, 30)
+    assert round2.cards_applied_by == rules["round2"].spend.card_applied_by == date(2023, 2, 28)
+
+
+def test_a_scenario_cannot_restate_the_dates_or_name_an_unknown_campaign(
+    round1: Scenario,
+) -> None:
+    data = mutated(round1, ["campaign", "signup_opens"], "2020-07-01")
+    with pytest.raises(ScenarioError, match=r"^campaign\.signup_opens: unknown key \(expected"):
+        parse_scenario(data)
+    data = mutated(round1, ["campaign", "id"], "round9")
+    with pytest.raises(ScenarioError, match=r"^campaign\.id: no campaign 'round9'.*round1"):
+        parse_scenario(data)
