@@ -333,12 +333,63 @@ def validated(
         raise error(f"{source}: {problem}" if source else problem) from None
 
 
-def json_schema(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) editors validate a file of this kind against."""
-    schema = model.model_json_schema()
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": title,
-        "description": description,
-        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+def json_schema(
+    model: type[BaseModel],
+    title: str,
+    *,
+    extra_properties: Mapping[str, dict[str, Any]] | None = None,
+    extendable: bool = False,
+) -> dict[str, Any]:
+    """The JSON Schema editors validate a file of this kind against.
+
+    Draft 7, which taplo (Even Better TOML) and most editors support. ``extra_properties``
+    adds or widens top-level keys the loader resolves before validating (``operators =
+    "FILE"``). An ``extendable`` file may say ``extends = "other.toml"``, and then it only
+    overrides what it names: nothing is required anywhere in it.
+    """
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    schema.pop("title", None)
+    properties = schema.setdefault("properties", {})
+    for key, extra in (extra_properties or {}).items():
+        properties[key] = {"anyOf": [properties[key], extra]} if key in properties else extra
+    if not extendable:
+        return {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": title,
+            **schema,
+            "$defs": definitions,
+        }
+    properties["extends"] = {
+        "type": "string",
+        "description": "another file this one starts from (beside it, else the bundled one); "
+        "this file then overrides only the tables and keys it gives",
     }
+    partial = {f"{name}Partial": _partial(definition) for name, definition in definitions.items()}
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": title,
+        "description": schema.get("description", ""),
+        "if": {"required": ["extends"]},
+        "then": {"$ref": f"#/$defs/{model.__name__}Partial"},
+        "else": {"$ref": f"#/$defs/{model.__name__}"},
+        "$defs": {
+            **definitions,
+            **partial,
+            model.__name__: schema,
+            f"{model.__name__}Partial": _partial(schema),
+        },
+    }
+
+
+def _partial(node: Any) -> Any:
+    """``node`` with nothing required, its references pointing at the partial definitions."""
+    if isinstance(node, dict):
+        return {
+            key: (f"{value}Partial" if key == "$ref" else _partial(value))
+            for key, value in node.items()
+            if key != "required"
+        }
+    if isinstance(node, list):
+        return [_partial(item) for item in node]
+    return node

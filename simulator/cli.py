@@ -605,5 +605,15 @@ def scenarios_copy(
     if target.exists() and not force:
         raise _fail(f"{target} exists: pass --force to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(source.read_bytes())
+    target.write_text(_schema_beside(source.read_text(encoding="utf-8"), source), encoding="utf-8")
     print(target)
+
+
+def _schema_beside(text: str, source: Path) -> str:
+    """The file with its ``#:schema ./…`` directive pointing at the bundled schema, which the
+    copy is no longer beside (editors resolve a relative schema path from the file)."""
+    first, newline, rest = text.partition("\n")
+    relative = first.removeprefix("#:schema ").strip()
+    if first.startswith("#:schema ") and relative.startswith("."):
+        first = f"#:schema {(source.parent / relative).resolve().as_uri()}"
+    return first + newline + rest

@@ -15,7 +15,21 @@ from conformance.cli import app as conformance_app
 from simulator.cli import calibrate, loadtest, scenarios_app, simulate
 
 from ..extras import MissingExtra
-from . import audit, card, client, db, demo, helpdesk, points, readers, registry, serve, soak, staff
+from . import (
+    audit,
+    card,
+    client,
+    db,
+    demo,
+    helpdesk,
+    points,
+    readers,
+    registry,
+    schemas,
+    serve,
+    soak,
+    staff,
+)
 from ._common import console, err
 
 __all__ = ["app", "main"]
@@ -39,6 +53,7 @@ app.add_typer(staff.staff_app, name="staff")
 app.add_typer(registry.registry_app, name="registry")
 app.add_typer(helpdesk.helpdesk_app, name="helpdesk")
 app.command("simulate")(simulate)
+scenarios_app.command("schema")(schemas.schema)
 app.add_typer(scenarios_app, name="scenarios")
 app.command("calibrate")(calibrate)
 app.command("soak")(soak.soak)

@@ -29,6 +29,7 @@ from card_emulator import (
     parse_host_port,
     save_card,
 )
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 
 from ..vpcd_protocol import VPCD_DEFAULT_PORT
 from ._common import console, default_home, err, fail, parse_date
@@ -64,10 +65,10 @@ class PinChoice(StrEnum):
 @card_app.command("new")
 def card_new(
     out: Annotated[Path, typer.Option("--out", "-o", help="Card file to write.")],
-    pin: Annotated[str, typer.Option(help="User-authentication PIN: 4 digits.")] = "1234",
+    pin: Annotated[str, typer.Option(help="User-authentication PIN: 4 digits.")] = DEFAULT_PIN,
     password: Annotated[
         str, typer.Option(help="Signing password: 6-16 of A-Z and 0-9.")
-    ] = "ABC123",
+    ] = DEFAULT_PASSWORD,
     info_pin: Annotated[str | None, typer.Option(help="Card-info AP PIN (default: --pin).")] = None,
     birth_date: Annotated[
         str | None, typer.Option(help="YYYY-MM-DD (default: an adult's).")

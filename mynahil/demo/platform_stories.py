@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from card_emulator import CardFile, CardState, EmulatedCard, PinSlot, save_card
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.platform import build_platform, serving
@@ -27,7 +28,7 @@ from ..transports import open_transport
 __all__ = ["platform_stories"]
 
 Story = Callable[[str, str, str], None]
-PIN, PASSWORD = "1234", "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 def _reserve(client: PlatformClient, path: Path, pin: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import EmulatedCard
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
@@ -29,7 +30,7 @@ from ..transports import open_transport
 __all__ = ["REPLAYED_FROM", "points_stories"]
 
 Story = Callable[[str, str, str], None]
-PIN, PASSWORD = "1234", "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 REPLAYED_FROM = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
 OPERATOR, SERVICE = "qr-pay-inc", "qr-pay"
 CARD_APPLIED_ON = date(2020, 5, 25)  # 申請受付日; the card was issued on 2020-07-01

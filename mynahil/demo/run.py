@@ -35,6 +35,8 @@ from card_emulator import (
     load_fault_profile,
     save_card,
 )
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.stats import percentile
 from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 from ..card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
@@ -54,8 +56,7 @@ from .points_stories import points_stories
 
 __all__ = ["DemoReport", "FlowRun", "run_card_flow", "run_demo"]
 
-PIN = "1234"
-PASSWORD = "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 Progress = Callable[[str], None]
 
 
@@ -146,11 +147,6 @@ def run_card_flow(transport: Transport, ca_certificate: bytes, pin: str = PIN) -
     )
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _time_transport(
     spec: str, state: CardState, ca_cert: bytes, runs: int, label: str, faults: str | None = None
 ) -> TransportResult:
@@ -174,7 +170,7 @@ def _time_transport(
         atr=atr.hex(" ").upper(),
         runs=runs,
         median_ms=round(statistics.median(times), 3),
-        p95_ms=round(_percentile(times, 0.95), 3),
+        p95_ms=round(percentile(times, 95), 3),
         apdus_per_flow=flows[0].apdus,
         all_signatures_valid=all(f.signature_valid and f.chain_valid for f in flows),
     )
