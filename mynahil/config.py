@@ -43,6 +43,7 @@ __all__ = [
     "json_schema",
     "problem",
     "validated",
+    "values",
 ]
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -331,6 +332,12 @@ def validated(
     except ValidationError as exc:
         problem = first_problem(exc, prefix, model)
         raise error(f"{source}: {problem}" if source else problem) from None
+
+
+def values(model: BaseModel, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A validated table's values by field name, to build a domain object from (no copies:
+    ``model_dump`` would copy each one, and sweeps load a scenario many times)."""
+    return {key: value for key, value in vars(model).items() if key not in exclude}
 
 
 def json_schema(

@@ -1,8 +1,10 @@
 """Scenarios: what a capacity planner describes, read from TOML into frozen dataclasses.
 
-Every number of the model lives here, never in code. Loading validates everything and names
-the offending field by its dotted path (``channels.iphone.share: must be between 0 and 1``);
-keys the model does not know are errors too, so a typo never silently falls back to a default.
+Every number of the model lives here, never in code. Loading validates everything (the
+pydantic models of :mod:`simulator.scenario_file`) and names the offending field by its dotted
+path (``channels.iphone.share: must be between 0 and 1``); keys the model does not know are
+errors too, so a typo never silently falls back to a default. This module resolves
+``extends``, builds the domain objects the simulator works on, and changes fields for sweeps.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mynahil.config import validated
+from mynahil.config import validated, values
 from mynahil.paths import scenarios_dir
 
 from .scenario_file import (
@@ -408,11 +410,11 @@ def _campaign(file: CampaignFile) -> Campaign:
         signup_opens=dates.signup_opens,
         point_period_starts=dates.point_period_starts,
         applications_close=dates.applications_close,
-        events=tuple(CampaignEvent(**event.model_dump()) for event in file.events),
+        events=tuple(CampaignEvent(**values(event)) for event in file.events),
         # The ceiling applies only with its published count.
         cards_applied_by=dates.cards_applied_by if file.cards_applied_at_deadline else None,
         cards_applied_at_deadline=file.cards_applied_at_deadline,
-        measures=tuple(Measure(**measure.model_dump()) for measure in file.measures),
+        measures=tuple(Measure(**values(measure)) for measure in file.measures),
     )
 
 
@@ -453,19 +455,20 @@ def parse_scenario(
         description=file.description,
         run=RunWindow(file.run.start, file.run.end, file.run.step_minutes, tuple(file.run.regions)),
         population=Population(
-            prefectures=tuple(Prefecture(**p.model_dump()) for p in population.prefectures),
+            prefectures=tuple(Prefecture(**values(p)) for p in population.prefectures),
             card_holders=tuple((row.date, row.holders) for row in population.card_holders),
             municipality_size_exponent=population.municipality_size_exponent,
         ),
         demand=Demand(
-            **{**file.demand.model_dump(), "hourly_profile": tuple(file.demand.hourly_profile)}
+            **values(file.demand, exclude=("hourly_profile",)),
+            hourly_profile=tuple(file.demand.hourly_profile),
         ),
         channels=tuple(
             _with_spots(_channel(name, file.channels.by_name(name)), spots) for name in CHANNELS
         ),
-        pin=PinModel(**file.pin.model_dump()),
-        behaviour=Behaviour(**file.behaviour.model_dump()),
-        platform=Platform(**file.platform.model_dump()),
+        pin=PinModel(**values(file.pin)),
+        behaviour=Behaviour(**values(file.behaviour)),
+        platform=Platform(**values(file.platform)),
         campaign=_campaign(file.campaign),
         calibration=_calibration(file.calibration),
         procedure_spots=spots,

@@ -30,12 +30,16 @@ from reference_impl.points.campaign import Scheme, load_scheme
 
 __all__ = [
     "CHANNELS",
+    "GRANT_MODES",
+    "REPORTING_MODES",
     "STATION_CHANNELS",
     "WINDOW",
     "CampaignFile",
     "ChannelsFile",
+    "OperatorsFile",
     "ScenarioFile",
     "SimulatedDates",
+    "bundled_scheme",
     "clock_minutes",
     "simulated_dates",
 ]

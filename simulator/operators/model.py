@@ -1,8 +1,9 @@
 """The operator part of a scenario: payment services, holders' spending, the platform's intake.
 
 Read from the ``operators`` table of a scenario (usually a file the scenario names, such as
-``scenarios/operator-load/round1.toml``, inlined on load) into frozen dataclasses; every
-number is validated and an error names its dotted path (``operators.kinds[1].share: ...``).
+``scenarios/operator-load/round1.toml``, inlined on load) into frozen dataclasses, after the
+file's model (:class:`simulator.scenario_file.OperatorsFile`) validated every number; an
+error names its dotted path (``operators.kinds[1].share: ...``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from mynahil.config import validated
+from mynahil.config import validated, values
 from reference_impl.points.campaign import SpendRule
 
 from ..scenario import ScenarioError
@@ -182,21 +183,19 @@ def _operator_model(file: OperatorsFile) -> OperatorModel:
             payday=spending.payday,
             payday_days=spending.payday_days,
             payday_factor=spending.payday_factor,
-            by_grant={
-                mode: Spender(**getattr(spending, mode).model_dump()) for mode in GRANT_MODES
-            },
-            events=tuple(SpendEvent(**e.model_dump()) for e in spending.events),
+            by_grant={mode: Spender(**values(getattr(spending, mode))) for mode in GRANT_MODES},
+            events=tuple(SpendEvent(**values(e)) for e in spending.events),
         ),
-        ingestion=Ingestion(**file.ingestion.model_dump()),
+        ingestion=Ingestion(**values(file.ingestion)),
         kinds=tuple(
             ServiceKind(
-                **kind.model_dump(exclude={"batch_minutes", "batch_size"}),
+                **values(kind, exclude=("batch_minutes", "batch_size")),
                 batch_minutes=kind.batch_minutes_or_default,
                 batch_size=kind.batch_size_or_default,
             )
             for kind in file.kinds
         ),
-        outages=tuple(Outage(**o.model_dump()) for o in file.outages),
+        outages=tuple(Outage(**values(o)) for o in file.outages),
     )
 
 
