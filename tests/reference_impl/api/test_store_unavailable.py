@@ -115,3 +115,145 @@ def test_a_full_sqlite_disk_answers_503_and_half_writes_nothing(
         assert count == audited
     finally:
         built.close()
+
+
+# --- PostgreSQL's disk, full for real: the platform's tables on a tiny tmpfs ------------------
+
+
+@contextmanager
+def tiny_tablespace(admin_url: str, megabytes: int) -> Iterator[str]:
+    """A tablespace on a tmpfs of ``megabytes`` mounted for the test (root only, and the
+    server on this machine: it writes there). Its name; dropped and unmounted afterwards."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.support import IN_CI
+
+    def unavailable(why: str) -> None:
+        if IN_CI:  # CI runs as root with its PostgreSQL on this machine
+            pytest.fail(f"CI=true, so a real full disk is tested, but: {why}")
+        pytest.skip(why)
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        unavailable("mounting a tmpfs for a tablespace needs root and mount(8)")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            data = str(connection.execute(text("SHOW data_directory")).scalar_one())
+            if not Path(data).is_dir():
+                unavailable(f"PostgreSQL's data directory {data} is not on this machine")
+            owner = Path(data).stat()
+            # Under /tmp, which the server's user can reach (a test's tmp_path is root's only).
+            folder = tempfile.mkdtemp(prefix="mynahil-tiny-", dir="/tmp")
+            name = f"tiny_{Path(folder).name.rsplit('-', 1)[-1].lower()}"
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o",
+                 f"size={megabytes}m,mode=0700,uid={owner.st_uid},gid={owner.st_gid}",
+                 "tmpfs", folder],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if mounted.returncode != 0:
+                os.rmdir(folder)
+                unavailable(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+            try:
+                connection.execute(text(f"CREATE TABLESPACE {name} LOCATION '{folder}'"))
+                try:
+                    yield name
+                finally:
+                    connection.execute(text(f"DROP TABLESPACE IF EXISTS {name}"))
+            finally:
+                subprocess.run(["umount", folder], check=True)
+                os.rmdir(folder)
+    finally:
+        admin.dispose()
+
+
+def _fill(url: str, table: str) -> None:
+    """Rows of 1,500 incompressible-enough bytes into ``table`` until the disk is full."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f"CREATE TABLE {table} (n int, filler text)"))
+            for start in range(0, 1_000_000, 500):
+                try:
+                    connection.execute(
+                        text(
+                            f"INSERT INTO {table} SELECT g, repeat(md5(g::text), 47) "
+                            "FROM generate_series(:start, :start + 499) AS g"
+                        ),
+                        {"start": start},
+                    )
+                except OperationalError as exc:
+                    if getattr(exc.orig, "sqlstate", None) != "53100":  # disk_full
+                        raise
+                    return
+    finally:
+        engine.dispose()
+    raise AssertionError("the tablespace never filled")
+
+
+def test_a_full_postgresql_disk_answers_503_and_half_writes_nothing(
+    postgres_admin_url: str, tmp_path: Path, key_pool: KeyPool
+) -> None:
+    """The platform's tables live in a tablespace on a 4 MB tmpfs; filling it makes the next
+    reservation fail to extend a table (SQLSTATE 53100): 503 ``storage_full`` with
+    Retry-After and a problem document, and nothing of the reservation is written. Freed,
+    the very same proof then reserves once."""
+    import base64
+
+    from card_emulator import EmulatedCard
+    from mynahil.card import MyNumberCard
+    from mynahil.transports import InProcessTransport
+    from tests.conftest import postgres_schema
+
+    with (
+        tiny_tablespace(postgres_admin_url, 4) as tablespace,
+        postgres_schema(postgres_admin_url) as schema_url,
+    ):
+        url = make_url(schema_url)
+        options = f"{url.query['options']} -cdefault_tablespace={tablespace}"
+        store_url = url.update_query_dict({"options": options}).render_as_string(
+            hide_password=False
+        )
+        built = build_platform(store_url, tmp_path / "jlis")
+        try:
+            state = lifecycle.issue(
+                built.jlis.ca, built.jlis.registry, random_holder(random.Random(8)),
+                pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+            )  # fmt: skip
+            transport = InProcessTransport(EmulatedCard(state))
+            transport.connect()
+            card = MyNumberCard(transport)
+            with serving(built.app) as base, httpx.Client(base_url=base, timeout=30) as http:
+                challenge = http.post("/v1/mykey/challenges", json={"purpose": "issue"}).json()
+                certificate, signature = card.authenticate(
+                    "1234", base64.b64decode(challenge["nonce"])
+                )
+                proof = {
+                    "challenge_id": challenge["challenge_id"],
+                    "certificate": base64.b64encode(certificate).decode(),
+                    "signature": base64.b64encode(signature).decode(),
+                }
+                audited = sum(1 for _ in built.store.audit_records())
+                _fill(store_url, "disk_filler")
+                assert_unavailable(http.post("/v1/mykey/ids", json=proof), "storage_full")
+                # Nothing half-written: no record, no binding, the chain as it was (and the
+                # challenge unspent: the same proof reserves below).
+                with built.store.engine.connect() as connection:
+                    assert connection.execute(text("SELECT count(*) FROM mykeys")).scalar() == 0
+                    assert connection.execute(
+                        text("SELECT count(*) FROM certificate_bindings")
+                    ).scalar() == 0  # fmt: skip
+                count, problem = built.store.verify_audit()
+                assert (count, problem) == (audited, None)
+                with built.store.engine.connect() as connection:  # room again
+                    connection.execute(text("DROP TABLE disk_filler"))
+                    connection.commit()
+                reserved = http.post("/v1/mykey/ids", json=proof)
+                assert reserved.status_code == 201, reserved.text
+        finally:
+            built.close()
