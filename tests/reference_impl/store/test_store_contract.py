@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from mynahil.timezone import JST
 from reference_impl.audit import AuditEvent
 from reference_impl.mykey.model import (
     Challenge,
@@ -28,7 +29,6 @@ from reference_impl.mykey.ports import Conflict, Store, UnitOfWork
 from reference_impl.store import SqlStore
 
 NOW = datetime(2020, 9, 1, 0, 0, 0, 123456, tzinfo=UTC)
-JST = timezone(timedelta(hours=9))
 SERIAL = 2**100 + 12345  # user-authentication serials are ~100-bit integers
 
 
