@@ -38,7 +38,8 @@ def test_a_platform_at_a_url_is_certified_with_its_ca(tmp_path: Path) -> None:
     # a platform at a URL: skipped, each saying why; everything else passes.
     skipped = {rid for rid, verdict in verdicts.items() if verdict == "skipped"}
     assert skipped == {
-        "SPEC-POINTS-004", "SPEC-BONUS-001", "SPEC-EXPIRED-001", "SPEC-EXTENSION-001",
+        "SPEC-POINTS-004", "SPEC-BONUS-001", "SPEC-EXPIRED-001", "SPEC-EXPIRED-002",
+        "SPEC-EXTENSION-001",
         "SPEC-HELPDESK-001", "SPEC-PERSON-001", "SPEC-SKEW-001",
     }  # fmt: skip
     for rid in skipped:

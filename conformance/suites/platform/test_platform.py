@@ -368,6 +368,32 @@ def test_no_points_while_the_certificate_is_expired_and_again_after_renewal(
     assert h.till(account, 4000)["outcome"] == "granted"
 
 
+@pytest.mark.requirement("SPEC-EXPIRED-002")
+def test_a_renewal_counts_before_the_renewed_card_is_presented(
+    platform_harness: PlatformHarness,
+) -> None:
+    """Seed 004: renewed at the window, the holder can use MyNa Point again; nothing says they
+    must first show the new card to the platform."""
+    h = platform_harness
+    if not h.services or h.clock is None:
+        pytest.skip(NO_CLOCK if h.services else NO_SERVICE)
+    today = _platform_now(h).astimezone(JST).date()
+    tomorrow = today + timedelta(days=1)
+    state = h.new_card(born=date(1980, tomorrow.month, tomorrow.day),
+                       issued_on=today - timedelta(days=4 * 365 + 300))  # fmt: skip
+    client = PlatformClient(h.http)
+    client.reserve(h.card_api(state), PIN)
+    account = h.open_account("pay-a")
+    client.apply(h.card_api(state), PIN, account.service_id, account.account_id,
+                 account.security_code, h.campaign_id)  # fmt: skip
+    h.travel(timedelta(days=3))
+    assert h.till(account, 4000)["outcome"] == "certificate_expired"
+    lifecycle.renew(h.ca, h.registry, state,
+                    on=_platform_now(h).astimezone(JST).date(), keys=h.keys)  # fmt: skip
+    renewed = h.till(account, 4000)  # the renewed card has not been near the platform
+    assert (renewed["outcome"], renewed["points"]) == ("granted", 1000)
+
+
 # --- the person (issue 13) and the help desk (seed 004) ----------------------------------------
 
 
