@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 import subprocess
@@ -30,6 +31,7 @@ from reference_impl.api import create_app
 from reference_impl.api.limits import HEAD_SECONDS
 from reference_impl.gateways import HttpAccountCheck, HttpRegistries, LocalRegistries
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
+from reference_impl.jlis.registry import RegistryStore
 from reference_impl.mykey import MyKeyService
 from reference_impl.mykey.service import utc_now
 from reference_impl.points import (
@@ -43,11 +45,14 @@ from reference_impl.points.signing import Signer, public_key_bytes
 from reference_impl.registries import RegistrationBook, RegistryKind, open_registries
 from reference_impl.staff import StaffDirectory
 from reference_impl.store import SqlStore
+from reference_impl.store.clock_sql import shared_clock
+from reference_impl.store.jlis_sql import SqlRegistry
 from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT
 
 __all__ = [
     "HeadDeadlineProtocol",
     "ReferencePlatform",
+    "app_from_environment",
     "build_platform",
     "free_port",
     "remote_registries",
@@ -83,18 +88,50 @@ def shifted_clock(as_of: datetime) -> Callable[[], datetime]:
     return lambda: datetime.now(UTC) + offset
 
 
+def _business_clock(store: SqlStore, as_of: datetime) -> Callable[[], datetime]:
+    """Under ``as_of``, the database's business clock, which every worker and instance on it
+    shares; a database in memory belongs to this process alone."""
+    return shifted_clock(as_of) if store.in_memory else shared_clock(store, as_of)
+
+
 def platform_key(folder: Path | None) -> Ed25519PrivateKey:
-    """The platform's signing key: kept in ``folder`` (created once), or fresh in memory."""
+    """The platform's signing key: kept in ``folder`` (created once), or fresh in memory.
+
+    Made by whichever process comes first: instances and workers starting together on a new
+    folder all end up with the one key that was linked into place (never one each)."""
     if folder is None:
         return Ed25519PrivateKey.generate()
     path = folder / "platform-signing.key"
-    if path.exists():
-        return Ed25519PrivateKey.from_private_bytes(path.read_bytes())
-    key = Ed25519PrivateKey.generate()
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, key.private_bytes_raw())
-    path.chmod(0o600)
-    return key
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        draft = folder / f".platform-signing.key.{os.getpid()}.{threading.get_ident()}"
+        write_atomically(draft, Ed25519PrivateKey.generate().private_bytes_raw())
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # fails if another process was first: its key stands
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return Ed25519PrivateKey.from_private_bytes(path.read_bytes())
+
+
+def app_from_environment() -> FastAPI:
+    """The platform's app as each worker of ``mynahil serve --workers N`` builds it (uvicorn's
+    factory): from the ``MYNAHIL_*`` settings the parent process exported."""
+    from reference_impl.api.logs import configure_logging
+    from reference_impl.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    operator_tls = client_verify(settings.ca_file)
+    platform = build_platform(
+        settings.db_url, settings.jlis_folder, as_of=settings.as_of_moment,
+        operator_tls=operator_tls,
+        registrations=remote_registries(settings.registries, operator_tls),
+    )  # fmt: skip
+    platform.app.router.on_shutdown.append(platform.close)
+    return platform.app
 
 
 def build_platform(
@@ -125,9 +162,9 @@ def build_platform(
     if as_of is not None and clock is not None:
         raise ValueError("give as_of or clock, not both")
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
-    jlis = JlisServices(ca, CertificateRegistry(jlis_folder))
     store = SqlStore.open(db_url, busy_timeout=busy_timeout)
-    business = clock or (shifted_clock(as_of) if as_of else utc_now)
+    jlis = JlisServices(ca, jlis_registry(store, jlis_folder))
+    business = clock or (_business_clock(store, as_of) if as_of else utc_now)
     mykey = MyKeyService(store, jlis, clock=business)
     signer = Signer("platform", platform_key(jlis_folder))
     books = open_registries(jlis_folder)
@@ -154,6 +191,17 @@ def remote_registries(
     if base_url is None:
         return None
     return HttpRegistries(base_url, verify=_or_default(verify))
+
+
+def jlis_registry(store: SqlStore, jlis_folder: Path | None) -> RegistryStore:
+    """J-LIS's registry for a platform on ``store``: in the database, which every worker and
+    instance shares, reading the CA folder's ``registry.json`` (what ``mynahil card new``
+    records) for what the database does not hold. A database in memory is one process's
+    anyway: the file (or memory) is then the registry, as for the standalone J-LIS."""
+    file_registry = CertificateRegistry(jlis_folder)
+    if store.in_memory:
+        return file_registry
+    return SqlRegistry(store.engine, file_registry if jlis_folder is not None else None)
 
 
 def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:
@@ -207,7 +255,12 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
 def server_options(head_seconds: float = HEAD_SECONDS) -> dict[str, Any]:
     """uvicorn settings every platform server uses (``mynahil serve`` and :func:`serving`)."""
-    protocol = type("HeadDeadline", (HeadDeadlineProtocol,), {"head_seconds": head_seconds})
+    # The class itself where it can be: worker processes get it by reference (pickled).
+    protocol = (
+        HeadDeadlineProtocol
+        if head_seconds == HEAD_SECONDS
+        else type("HeadDeadline", (HeadDeadlineProtocol,), {"head_seconds": head_seconds})
+    )
     return {"http": protocol, "timeout_keep_alive": 5, "h11_max_incomplete_event_size": 16384}
 
 

@@ -5,6 +5,7 @@ variables, else these defaults; validated once, with errors that name the settin
 | --- | --- | --- |
 | db | ``MYNAHIL_DB`` | SQLite at ``$MYNAHIL_HOME/platform.db`` |
 | host, port | ``MYNAHIL_HOST``, ``MYNAHIL_PORT`` | 127.0.0.1, 8000 |
+| workers (processes; more than one needs PostgreSQL) | ``MYNAHIL_WORKERS`` | 1 |
 | jlis (the J-LIS CA folder) | ``MYNAHIL_JLIS`` | ``$MYNAHIL_HOME/jlis`` |
 | as_of (replay a campaign) | ``MYNAHIL_AS_OF`` | none: real time |
 | log_format, log_level | ``MYNAHIL_LOG_FORMAT``, ``MYNAHIL_LOG_LEVEL`` | json, info |
@@ -16,7 +17,7 @@ variables, else these defaults; validated once, with errors that name the settin
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,7 @@ class PlatformSettings(BaseSettings):
     db: str = ""
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
     jlis: Path | None = None
     as_of: date | None = None
     log_format: Literal["json", "text"] = "json"
@@ -69,6 +71,26 @@ class PlatformSettings(BaseSettings):
     @property
     def jlis_folder(self) -> Path:
         return self.jlis or _home() / "jlis"
+
+    @property
+    def as_of_moment(self) -> datetime | None:
+        """``as_of`` as noon in Japan (03:00 UTC): campaign days are Japan days."""
+        return datetime.combine(self.as_of, time(3, 0), UTC) if self.as_of else None
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the ``MYNAHIL_*`` variables that give them back: what
+        ``mynahil serve --workers N`` hands to each worker process."""
+        values = self.model_dump(exclude_defaults=True)
+        return {f"MYNAHIL_{name.upper()}": str(value) for name, value in values.items()}
+
+    def problem_with_workers(self) -> str | None:
+        """Why these settings cannot run :attr:`workers` processes, or None."""
+        if self.workers > 1 and not self.db_url.startswith("postgresql"):
+            return (
+                f"--workers {self.workers} needs PostgreSQL (--db postgresql+psycopg://…): "
+                "SQLite serves one worker"
+            )
+        return None
 
 
 def load_settings(**given: Any) -> PlatformSettings:

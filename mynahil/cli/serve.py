@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -18,6 +18,12 @@ def serve(
     ] = None,
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default 8000) [$MYNAHIL_PORT].")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes (default 1); more than one needs PostgreSQL [$MYNAHIL_WORKERS]."
+        ),
     ] = None,
     host: Annotated[
         str | None,
@@ -77,7 +83,8 @@ def serve(
 
     try:
         settings = load_settings(
-            db=db, port=port, host=host, jlis=ca, as_of=parse_date(as_of, "--as-of"),
+            db=db, port=port, workers=workers, host=host, jlis=ca,
+            as_of=parse_date(as_of, "--as-of"),
             tls_cert=tls_cert, tls_key=tls_key, ca_file=ca_file, registries=registries,
             log_format=log_format, log_level=log_level,
         )  # fmt: skip
@@ -85,16 +92,15 @@ def serve(
         operator_tls = client_verify(settings.ca_file)
     except (SettingsError, TlsConfigError) as exc:
         fail(str(exc))
+    if (problem := settings.problem_with_workers()) is not None:
+        fail(problem)
     url = settings.db_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_format, settings.log_level)
-    as_of_moment = (
-        datetime.combine(settings.as_of, time(3, 0), UTC) if settings.as_of else None
-    )  # noon in Japan: campaign days are Japan days
-    try:
+    try:  # with --workers, this checks the database and starts its clock before they start
         platform = build_platform(
-            url, settings.jlis_folder, as_of=as_of_moment, operator_tls=operator_tls,
+            url, settings.jlis_folder, as_of=settings.as_of_moment, operator_tls=operator_tls,
             registrations=remote_registries(settings.registries, operator_tls),
         )  # fmt: skip
     except (ValueError, SQLAlchemyError) as exc:
@@ -103,12 +109,19 @@ def serve(
     scheme = "https" if secure else "http"
     err.print(
         f"platform on {scheme}://{settings.host}:{settings.port} (OpenAPI at /openapi.json, "
-        f"docs at /docs), database {shown}"
+        f"docs at /docs), database {shown}, {settings.workers} worker(s)"
         + (f", registries at {escape(settings.registries)}" if settings.registries else "")
     )
+    app: Any = platform.app
+    if settings.workers > 1:  # each worker builds its own platform from the same settings
+        platform.close()
+        os.environ.update(settings.environment())
+        app = "reference_impl.platform:app_from_environment"
     try:
         uvicorn.run(
-            platform.app, host=settings.host, port=settings.port, log_config=None,
+            app, factory=settings.workers > 1, workers=settings.workers,
+            timeout_worker_healthcheck=60,  # a worker starting on a busy machine is not hung
+            host=settings.host, port=settings.port, log_config=None,
             access_log=False,  # the platform writes its own access records (request IDs)
             ssl_certfile=settings.tls_cert if secure else None,
             ssl_keyfile=settings.tls_key if secure else None,

@@ -110,14 +110,12 @@ def suspend(serial: str, jlis: Services, member: Hotline, directory: Directory) 
     Staff only (roles ``jlis-hotline``, ``municipal-window``: ``Authorization: Bearer`` with a
     token from ``mynahil staff add``); audited as ``jlis_suspension`` with who did it.
     """
-    # The registry's change is saved only after the audit record committed: a store that
-    # cannot commit (busy, full) leaves the certificate as it was.
-    with (
-        jlis.registry.transaction(),
-        directory.operation(member, "jlis_suspension") as (_uow, now, note),
-    ):
+    # The revocation is made only after the audit record committed: a store that cannot
+    # commit (busy, full) leaves the certificate as it was. (One write transaction at a
+    # time: on SQLite the registry's and the store's would wait for each other.)
+    with directory.operation(member, "jlis_suspension") as (_uow, now, note):
         note["details"]["serial"] = serial[:64]
         number = _serial(serial)
         if jlis.registry.entry(number) is None:
             raise MyKeyError("not_found", f"certificate {serial} was not issued by this J-LIS")
-        jlis.registry.revoke(number, "lost", now)
+    jlis.registry.revoke(number, "lost", now)

@@ -22,7 +22,7 @@ from card_emulator.state import CardState, Holder, KeyCredential
 from .ca import JlisCA, start_of_day
 from .issuance import default_applied_on, issue_card
 from .keypool import FreshKeys, KeySource
-from .registry import KINDS, CardRecord, CertificateRegistry, Kind
+from .registry import KINDS, CardRecord, Kind, RegistryStore
 from .validity import certificate_not_after, signing_certificate_allowed
 
 __all__ = ["card_serials", "issue", "new_person_ref", "reissue", "renew", "suspend"]
@@ -50,7 +50,7 @@ def card_serials(state: CardState) -> dict[Kind, int]:
 
 
 def _record(
-    registry: CertificateRegistry,
+    registry: RegistryStore,
     state: CardState,
     card_id: str,
     replaces: dict[Kind, int] | None = None,
@@ -68,7 +68,7 @@ def new_person_ref() -> str:
 
 def issue(
     ca: JlisCA,
-    registry: CertificateRegistry,
+    registry: RegistryStore,
     holder: Holder,
     *,
     pin: str,
@@ -98,7 +98,7 @@ def issue(
 
 
 def suspend(
-    registry: CertificateRegistry,
+    registry: RegistryStore,
     card: CardState | Iterable[int],
     *,
     at: datetime,
@@ -117,7 +117,7 @@ def suspend(
     return serials
 
 
-def _linkable(registry: CertificateRegistry, state: CardState, what: str) -> dict[Kind, int]:
+def _linkable(registry: RegistryStore, state: CardState, what: str) -> dict[Kind, int]:
     """The card's serials, checked to be recorded and not replaced yet; ValueError otherwise.
 
     A card needs its user-authentication certificate; the signing one may be absent (a
@@ -152,7 +152,7 @@ def _two_keys(keys: KeySource | None) -> tuple[rsa.RSAPrivateKey, rsa.RSAPrivate
 
 def renew(
     ca: JlisCA,
-    registry: CertificateRegistry,
+    registry: RegistryStore,
     state: CardState,
     *,
     on: date,
@@ -202,7 +202,7 @@ def renew(
 
 def reissue(
     ca: JlisCA,
-    registry: CertificateRegistry,
+    registry: RegistryStore,
     old: CardState,
     *,
     on: date,

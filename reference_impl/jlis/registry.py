@@ -1,11 +1,14 @@
 """What J-LIS knows about every card and certificate it issued: status, revocation, old→new
 linkage, the person behind a card and when the card was applied for.
 
-:class:`CertificateRegistry` is the record (in memory, or a ``registry.json`` beside the CA,
-written atomically under a lock). :class:`JlisServices` puts it together with the CA and is
-what relying parties talk to: certificate status, the predecessor of a renewed or reissued
-certificate, the holder's facts (person reference, card-application date), a signed CRL and
-real OCSP answers.
+:class:`RegistryStore` is the record's interface and :class:`RegistryRules` its rules, written
+once over a few primitives. :class:`CertificateRegistry` keeps the record in memory or in a
+``registry.json`` beside the CA (written atomically under a lock: the standalone J-LIS and
+``mynahil card new``); ``reference_impl.store.jlis_sql.SqlRegistry`` keeps it in the
+platform's database, where every worker and instance sees the same record.
+:class:`JlisServices` puts it together with the CA and is what relying parties talk to:
+certificate status, the predecessor of a renewed or reissued certificate, the holder's facts
+(person reference, card-application date), a signed CRL and real OCSP answers.
 
 Cards: every issued card has a :class:`CardRecord` (its card id, the person reference, the
 day J-LIS received its application, the day it was issued, and the card it reissued). The
@@ -29,12 +32,13 @@ from __future__ import annotations
 import json
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, Protocol, cast, get_args
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -56,6 +60,8 @@ __all__ = [
     "JlisServices",
     "Kind",
     "RegistryFileError",
+    "RegistryRules",
+    "RegistryStore",
     "UnknownCertificate",
     "ocsp_request_for",
 ]
@@ -187,7 +193,218 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-class CertificateRegistry:
+LINKAGE_BOUND = 10_000
+"""The longest old→new chain :meth:`RegistryRules.holder_facts` follows (a cycle cannot loop)."""
+
+
+class RegistryStore(Protocol):
+    """J-LIS's record of cards and certificates, wherever it is kept."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group changes: all are kept, or (on error) none. May be nested."""
+        ...
+
+    def record(
+        self, certificate_der: bytes, kind: str, card_id: str, replaces: int | None = None
+    ) -> int: ...
+
+    def record_card(self, card: CardRecord) -> None: ...
+
+    def revoke(self, serial: int, reason: str, at: datetime) -> None: ...
+
+    def next_crl_number(self) -> int: ...
+
+    def entry(self, serial: int) -> CertificateEntry | None: ...
+
+    def card(self, card_id: str) -> CardRecord | None: ...
+
+    def holder_facts(self, serial: int) -> HolderFacts | None: ...
+
+    def status(self, serial: int) -> CertificateStatus: ...
+
+    def predecessor(self, serial: int) -> int | None: ...
+
+    def successor(self, serial: int) -> int | None: ...
+
+    def revoked(self, kind: str) -> list[CertificateEntry]: ...
+
+    def entries(self) -> list[CertificateEntry]: ...
+
+
+class RegistryRules(ABC):
+    """The registry's rules (what may be recorded, revoked, linked; what J-LIS answers), over
+    the primitives a keeper implements. The checks and the change run in one
+    :meth:`transaction`, so a keeper that serialises transactions keeps the rules under
+    concurrency; a keeper's unique keys (one successor per certificate and per card) are the
+    last word when two writers race."""
+
+    # --- primitives -------------------------------------------------------------------------
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def entry(self, serial: int) -> CertificateEntry | None: ...
+
+    @abstractmethod
+    def card(self, card_id: str) -> CardRecord | None:
+        """The record of an issued card, or None (an unknown card, or one from an old file)."""
+
+    @abstractmethod
+    def successor(self, serial: int) -> int | None:
+        """The serial that renewed or reissued this certificate, if any."""
+
+    @abstractmethod
+    def reissued_as(self, card_id: str) -> str | None:
+        """The card that reissued this card, if any."""
+
+    @abstractmethod
+    def revoked(self, kind: str) -> list[CertificateEntry]:
+        """The revoked certificates of ``kind``, by serial."""
+
+    @abstractmethod
+    def entries(self) -> list[CertificateEntry]:
+        """Every recorded certificate, by serial."""
+
+    @abstractmethod
+    def next_crl_number(self) -> int:
+        """The number for the next CRL: one more than the last, persisted."""
+
+    @abstractmethod
+    def _add_entry(self, entry: CertificateEntry) -> None:
+        """Keep a new certificate (checked: its serial is new, what it replaces is free)."""
+
+    @abstractmethod
+    def _add_card(self, card: CardRecord) -> None:
+        """Keep a new card (checked)."""
+
+    @abstractmethod
+    def _add_revocation(self, entry: CertificateEntry, at: datetime, reason: str) -> None:
+        """Mark a recorded, unrevoked certificate revoked."""
+
+    # --- recording --------------------------------------------------------------------------
+
+    def record(
+        self, certificate_der: bytes, kind: str, card_id: str, replaces: int | None = None
+    ) -> int:
+        """Remember an issued certificate (``kind`` "auth"/"sign") held by card ``card_id``.
+
+        ``replaces`` is the serial it renews or reissues: a recorded certificate of the same
+        kind that nothing replaced yet (an old certificate has at most one successor).
+        Recording the same certificate again is a no-op. Returns the serial.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be 'auth' or 'sign', got {kind!r}")
+        cert = x509.load_der_x509_certificate(certificate_der)
+        entry = CertificateEntry(
+            serial=int(cert.serial_number),
+            kind=kind,
+            card_id=card_id,
+            not_after=cert.not_valid_after_utc,
+            replaces=replaces,
+            not_before=cert.not_valid_before_utc,
+        )
+        with self.transaction():
+            existing = self.entry(entry.serial)
+            if existing is not None:
+                known = replace(existing, revoked_at=None, reason=None)
+                if known.not_before is None:  # recorded by an older J-LIS, without the start
+                    known = replace(known, not_before=entry.not_before)
+                if known != entry:
+                    raise ValueError(f"certificate {entry.serial} is already recorded otherwise")
+                return entry.serial
+            if replaces is not None:
+                self._check_replaceable(replaces, entry)
+            self._add_entry(entry)
+        return entry.serial
+
+    def record_card(self, card: CardRecord) -> None:
+        """Remember an issued card. A reissued card (``replaces``) must name a recorded card
+        of the same person that nothing reissued yet. Recording the same card again is a
+        no-op; recording it with other facts is a ValueError."""
+        if card.applied_on > card.issued_on:
+            raise ValueError(
+                f"the card-application date {card.applied_on} is after the issuance date "
+                f"{card.issued_on}"
+            )
+        with self.transaction():
+            existing = self.card(card.card_id)
+            if existing is not None:
+                if existing != card:
+                    raise ValueError(f"card {card.card_id} is already recorded otherwise")
+                return
+            if card.replaces is not None:
+                old = self.card(card.replaces)
+                if old is None:
+                    raise ValueError(f"card {card.replaces} is not in the registry")
+                if old.person_ref != card.person_ref:
+                    raise ValueError(f"card {card.replaces} belongs to another person")
+                taken = self.reissued_as(card.replaces)
+                if taken is not None:
+                    raise ValueError(f"card {card.replaces} was already reissued as {taken}")
+            self._add_card(card)
+
+    def _check_replaceable(self, old_serial: int, new: CertificateEntry) -> None:
+        old = self.entry(old_serial)
+        if old is None:
+            raise ValueError(f"certificate {old_serial} is not in the registry")
+        if old.kind != new.kind:
+            raise ValueError(f"a {new.kind} certificate cannot replace {old.kind} {old_serial}")
+        successor = self.successor(old_serial)
+        if successor is not None:
+            raise ValueError(f"certificate {old_serial} was already replaced by {successor}")
+
+    def revoke(self, serial: int, reason: str, at: datetime) -> None:
+        """Revoke (idempotent: a revoked certificate keeps its first reason and time).
+
+        ``reason`` is a key of :data:`REASONS`; ``at`` must carry a time zone.
+        Raises :class:`UnknownCertificate` for a serial this J-LIS never recorded.
+        """
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
+        when = _aware(at)
+        with self.transaction():
+            entry = self.entry(serial)
+            if entry is None:
+                raise UnknownCertificate(f"certificate {serial} was not issued by this J-LIS")
+            if not entry.revoked:
+                self._add_revocation(entry, when, reason)
+
+    # --- questions relying parties ask --------------------------------------------------------
+
+    def holder_facts(self, serial: int) -> HolderFacts | None:
+        """The person and card-application date behind a certificate; None for an unknown
+        serial. A card recorded before card records existed gets the module's legacy defaults.
+        """
+        entry = self.entry(serial)
+        if entry is None:
+            return None
+        card = self.card(entry.card_id)
+        if card is not None:
+            return HolderFacts(card.person_ref, card.applied_on)
+        first, seen = entry, {entry.serial}
+        for _ in range(LINKAGE_BOUND):
+            older = self.entry(first.replaces) if first.replaces is not None else None
+            if older is None or older.serial in seen:
+                break
+            first = older
+            seen.add(older.serial)
+        return HolderFacts(LEGACY_PERSON_PREFIX + first.card_id, LEGACY_CARD_APPLIED_ON)
+
+    def status(self, serial: int) -> CertificateStatus:
+        """GOOD or REVOKED for a recorded certificate, UNKNOWN for any other serial."""
+        entry = self.entry(serial)
+        if entry is None:
+            return CertificateStatus.UNKNOWN
+        return CertificateStatus.REVOKED if entry.revoked else CertificateStatus.GOOD
+
+    def predecessor(self, serial: int) -> int | None:
+        """The serial this certificate renewed or reissued, if any."""
+        entry = self.entry(serial)
+        return entry.replaces if entry else None
+
+
+class CertificateRegistry(RegistryRules):
     """Every issued certificate by serial; persisted in ``folder`` when given.
 
     Thread-safe, and with a folder safe across processes: each change (or each
@@ -302,102 +519,24 @@ class CertificateRegistry:
                 finally:
                     self._depth = 0
 
-    # --- recording -------------------------------------------------------------------------
+    # --- primitives ---------------------------------------------------------------------------
 
-    def record(
-        self, certificate_der: bytes, kind: str, card_id: str, replaces: int | None = None
-    ) -> int:
-        """Remember an issued certificate (``kind`` "auth"/"sign") held by card ``card_id``.
+    def _add_entry(self, entry: CertificateEntry) -> None:
+        if entry.replaces is not None:
+            self._successors[entry.replaces] = entry.serial
+        self._entries[entry.serial] = entry
 
-        ``replaces`` is the serial it renews or reissues: a recorded certificate of the same
-        kind that nothing replaced yet (an old certificate has at most one successor).
-        Recording the same certificate again is a no-op. Returns the serial.
-        """
-        if kind not in KINDS:
-            raise ValueError(f"kind must be 'auth' or 'sign', got {kind!r}")
-        cert = x509.load_der_x509_certificate(certificate_der)
-        entry = CertificateEntry(
-            serial=int(cert.serial_number),
-            kind=kind,
-            card_id=card_id,
-            not_after=cert.not_valid_after_utc,
-            replaces=replaces,
-            not_before=cert.not_valid_before_utc,
-        )
-        with self.transaction():
-            existing = self._entries.get(entry.serial)
-            if existing is not None:
-                known = replace(existing, revoked_at=None, reason=None)
-                if known.not_before is None:  # recorded by an older J-LIS, without the start
-                    known = replace(known, not_before=entry.not_before)
-                if known != entry:
-                    raise ValueError(f"certificate {entry.serial} is already recorded otherwise")
-                return entry.serial
-            if replaces is not None:
-                self._check_replaceable(replaces, entry)
-                self._successors[replaces] = entry.serial
-            self._entries[entry.serial] = entry
-        return entry.serial
+    def _add_card(self, card: CardRecord) -> None:
+        self._cards[card.card_id] = card
 
-    def record_card(self, card: CardRecord) -> None:
-        """Remember an issued card. A reissued card (``replaces``) must name a recorded card
-        of the same person that nothing reissued yet. Recording the same card again is a
-        no-op; recording it with other facts is a ValueError."""
-        if card.applied_on > card.issued_on:
-            raise ValueError(
-                f"the card-application date {card.applied_on} is after the issuance date "
-                f"{card.issued_on}"
-            )
-        with self.transaction():
-            existing = self._cards.get(card.card_id)
-            if existing is not None:
-                if existing != card:
-                    raise ValueError(f"card {card.card_id} is already recorded otherwise")
-                return
-            if card.replaces is not None:
-                old = self._cards.get(card.replaces)
-                if old is None:
-                    raise ValueError(f"card {card.replaces} is not in the registry")
-                if old.person_ref != card.person_ref:
-                    raise ValueError(f"card {card.replaces} belongs to another person")
-                taken = [c.card_id for c in self._cards.values() if c.replaces == card.replaces]
-                if taken:
-                    raise ValueError(f"card {card.replaces} was already reissued as {taken[0]}")
-            self._cards[card.card_id] = card
-
-    def _check_replaceable(self, old_serial: int, new: CertificateEntry) -> None:
-        old = self._entries.get(old_serial)
-        if old is None:
-            raise ValueError(f"certificate {old_serial} is not in the registry")
-        if old.kind != new.kind:
-            raise ValueError(f"a {new.kind} certificate cannot replace {old.kind} {old_serial}")
-        successor = self._successors.get(old_serial)
-        if successor is not None:
-            raise ValueError(f"certificate {old_serial} was already replaced by {successor}")
-
-    def revoke(self, serial: int, reason: str, at: datetime) -> None:
-        """Revoke (idempotent: a revoked certificate keeps its first reason and time).
-
-        ``reason`` is a key of :data:`REASONS`; ``at`` must carry a time zone.
-        Raises :class:`UnknownCertificate` for a serial this J-LIS never recorded.
-        """
-        if reason not in REASONS:
-            raise ValueError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
-        when = _aware(at)
-        with self.transaction():
-            entry = self._entries.get(serial)
-            if entry is None:
-                raise UnknownCertificate(f"certificate {serial} was not issued by this J-LIS")
-            if not entry.revoked:
-                self._entries[serial] = replace(entry, revoked_at=when, reason=reason)
+    def _add_revocation(self, entry: CertificateEntry, at: datetime, reason: str) -> None:
+        self._entries[entry.serial] = replace(entry, revoked_at=at, reason=reason)
 
     def next_crl_number(self) -> int:
         """The number for the next CRL: one more than the last, persisted."""
         with self.transaction():
             self.crl_number += 1
             return self.crl_number
-
-    # --- questions relying parties ask --------------------------------------------------------
 
     def entry(self, serial: int) -> CertificateEntry | None:
         with self._lock:
@@ -410,36 +549,10 @@ class CertificateRegistry:
             self._refresh()
             return self._cards.get(card_id)
 
-    def holder_facts(self, serial: int) -> HolderFacts | None:
-        """The person and card-application date behind a certificate; None for an unknown
-        serial. A card recorded before card records existed gets the module's legacy defaults.
-        """
+    def reissued_as(self, card_id: str) -> str | None:
         with self._lock:
             self._refresh()
-            entry = self._entries.get(serial)
-            if entry is None:
-                return None
-            card = self._cards.get(entry.card_id)
-            if card is not None:
-                return HolderFacts(card.person_ref, card.applied_on)
-            first = entry
-            for _ in range(len(self._entries)):  # bounded: a chain cannot be longer
-                if first.replaces is None or first.replaces not in self._entries:
-                    break
-                first = self._entries[first.replaces]
-            return HolderFacts(LEGACY_PERSON_PREFIX + first.card_id, LEGACY_CARD_APPLIED_ON)
-
-    def status(self, serial: int) -> CertificateStatus:
-        """GOOD or REVOKED for a recorded certificate, UNKNOWN for any other serial."""
-        entry = self.entry(serial)
-        if entry is None:
-            return CertificateStatus.UNKNOWN
-        return CertificateStatus.REVOKED if entry.revoked else CertificateStatus.GOOD
-
-    def predecessor(self, serial: int) -> int | None:
-        """The serial this certificate renewed or reissued, if any."""
-        entry = self.entry(serial)
-        return entry.replaces if entry else None
+            return next((c.card_id for c in self._cards.values() if c.replaces == card_id), None)
 
     def successor(self, serial: int) -> int | None:
         """The serial that renewed or reissued this certificate, if any."""
@@ -480,7 +593,7 @@ def ocsp_request_for(
 class JlisServices:
     """J-LIS as relying parties reach it: satisfies the MyKey service's CertificateAuthority."""
 
-    def __init__(self, ca: JlisCA, registry: CertificateRegistry) -> None:
+    def __init__(self, ca: JlisCA, registry: RegistryStore) -> None:
         self.ca = ca
         self.registry = registry
 

@@ -264,6 +264,11 @@ class SqlStore:
         return cls(engine)
 
     @property
+    def in_memory(self) -> bool:
+        """A SQLite database in memory: one connection, gone with this process."""
+        return self._lock is not None
+
+    @property
     def engine(self) -> Engine:
         """The underlying engine, for other stores sharing the database and for tooling."""
         return self._engine

@@ -32,8 +32,12 @@ __all__ = [
     "applications",
     "audit_head",
     "audit_log",
+    "business_clock",
     "certificate_bindings",
     "challenges",
+    "jlis_cards",
+    "jlis_certificates",
+    "jlis_crl_number",
     "ledger",
     "linked_accounts",
     "metadata",
@@ -44,6 +48,7 @@ __all__ = [
     "persons",
     "point_totals",
     "point_transactions",
+    "refusal_budget",
     "retired_ids",
     "sessions",
     "staff",
@@ -305,4 +310,62 @@ ledger = Table(
     Column("account_id", String(128), nullable=False),
     Column("transaction_id", String(128), nullable=False),
     Column("at", UTCDateTime, nullable=False),
+)
+
+
+# --- what every worker and instance must agree on (issue 17) ----------------------------------
+
+# The emulated J-LIS registry (reference_impl.store.jlis_sql): serials as decimal text (they
+# are up to 160 bits). A certificate or card is replaced at most once: ``replaces`` is unique.
+jlis_certificates = Table(
+    "jlis_certificates",
+    metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("card_id", String(128), nullable=False),
+    Column("not_after", UTCDateTime, nullable=False),
+    Column("replaces", String(64), nullable=True, unique=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("reason", String(32), nullable=True),
+    Column("not_before", UTCDateTime, nullable=True),  # None: from a file that lacked it
+)
+
+jlis_cards = Table(
+    "jlis_cards",
+    metadata,
+    Column("card_id", String(128), primary_key=True),
+    Column("person_ref", String(128), nullable=False),
+    Column("applied_on", Date, nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("replaces", String(128), nullable=True, unique=True),
+)
+
+# One row (id=1): the last CRL number J-LIS handed out.
+jlis_crl_number = Table(
+    "jlis_crl_number",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("crl_number", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# One row (id=1) once a server started with --as-of: business time ``as_of`` was the wall
+# clock's ``wall_at``, so every worker and instance reads the same business time.
+business_clock = Table(
+    "business_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("as_of", UTCDateTime, nullable=False),
+    Column("wall_at", UTCDateTime, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# What anonymous refusals may still write to the audit log, per source (audit.RefusalBudget).
+refusal_budget = Table(
+    "refusal_budget",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("recorded", Integer, nullable=False),
+    Column("unrecorded", Integer, nullable=False),
 )

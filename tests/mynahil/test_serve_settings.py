@@ -78,6 +78,7 @@ def test_serve_from_the_environment_logs_json_with_request_ids(tmp_path: Path) -
     ("env", "named"),
     [({"MYNAHIL_PORT": "70000"}, "MYNAHIL_PORT"),
      ({"MYNAHIL_LOG_FORMAT": "xml"}, "MYNAHIL_LOG_FORMAT"),
+     ({"MYNAHIL_WORKERS": "0"}, "MYNAHIL_WORKERS"),
      ({"MYNAHIL_TLS_CERT": "/tmp/cert.pem"}, "--tls-key is needed"),
      ({"MYNAHIL_REGISTRIES": "registries.example:8000"}, "MYNAHIL_REGISTRIES")],
 )  # fmt: skip
@@ -91,3 +92,19 @@ def test_a_bad_setting_is_named_with_its_variable(
     assert answer.returncode == 2, answer.stderr
     assert named in answer.stderr
     assert "Traceback" not in answer.stderr
+
+
+@pytest.mark.parametrize("given", [["--workers", "2"], []], ids=["option", "environment"])
+def test_more_than_one_worker_on_sqlite_is_refused_in_one_line(
+    tmp_path: Path, given: list[str]
+) -> None:
+    answer = subprocess.run(
+        [*MYNAHIL, "serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", *given],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "MYNAHIL_WORKERS": "2"},
+    )  # fmt: skip
+    assert answer.returncode == 2, answer.stderr
+    said = answer.stderr.strip()
+    assert "\n" not in said
+    assert "--workers 2 needs PostgreSQL" in said
+    assert not (tmp_path / "x.db").exists()  # refused before it touched anything

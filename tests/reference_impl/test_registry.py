@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -30,10 +30,13 @@ from reference_impl.jlis.registry import (
     CertificateRegistry,
     JlisServices,
     RegistryFileError,
+    RegistryRules,
     UnknownCertificate,
     ocsp_request_for,
 )
 from reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
+from reference_impl.store import SqlStore
+from reference_impl.store.jlis_sql import SqlRegistry
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -75,14 +78,26 @@ def pool(issue: Issue) -> list[bytes]:
     return [issue("auth") for _ in range(8)]
 
 
-@pytest.fixture
-def registry() -> CertificateRegistry:
-    return CertificateRegistry()
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryRules]:
+    """One contract, every keeper: in memory (the file's keeper) and in the platform's
+    database on both backends."""
+    if request.param == "memory":
+        yield CertificateRegistry()
+        return
+    url = (
+        f"sqlite:///{tmp_path / 'registry.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    with SqlStore.open(url) as store:
+        yield SqlRegistry(store.engine)
 
 
 @pytest.fixture
-def services(jlis_ca: JlisCA, registry: CertificateRegistry) -> JlisServices:
-    return JlisServices(jlis_ca, registry)
+def services(jlis_ca: JlisCA) -> JlisServices:
+    """CRLs and OCSP over a registry in memory: what they read is the contract above."""
+    return JlisServices(jlis_ca, CertificateRegistry())
 
 
 # --- the relying party's interface ---------------------------------------------------------
@@ -106,9 +121,7 @@ def test_services_are_what_the_mykey_platform_needs(services: JlisServices, issu
 # --- cards and the person behind them --------------------------------------------------------
 
 
-def test_holder_facts_come_from_the_card_record(
-    registry: CertificateRegistry, issue: Issue
-) -> None:
+def test_holder_facts_come_from_the_card_record(registry: RegistryRules, issue: Issue) -> None:
     first, renewed, reissued, other = (issue("auth") for _ in range(4))
     registry.record_card(CardRecord("card-1", "alice", date(2021, 4, 20), date(2021, 5, 20)))
     registry.record(first, "auth", "card-1")
@@ -129,7 +142,7 @@ def test_holder_facts_come_from_the_card_record(
     assert registry.card("card-9") is None
 
 
-def test_card_records_are_checked(registry: CertificateRegistry) -> None:
+def test_card_records_are_checked(registry: RegistryRules) -> None:
     card = CardRecord("card-1", "alice", date(2021, 4, 20), date(2021, 5, 20))
     registry.record_card(card)
     registry.record_card(card)  # the same again: harmless
@@ -185,9 +198,7 @@ def test_an_old_registry_file_without_cards_loads_with_the_documented_defaults(
 # --- status transitions ------------------------------------------------------------------------
 
 
-def test_status_goes_from_unknown_to_good_to_revoked(
-    registry: CertificateRegistry, issue: Issue
-) -> None:
+def test_status_goes_from_unknown_to_good_to_revoked(registry: RegistryRules, issue: Issue) -> None:
     der = issue("auth")
     number = serial(der)
     assert registry.status(number) is CertificateStatus.UNKNOWN
@@ -207,7 +218,7 @@ def test_status_goes_from_unknown_to_good_to_revoked(
 
 
 def test_a_revocation_keeps_its_first_reason_and_time(
-    registry: CertificateRegistry, issue: Issue
+    registry: RegistryRules, issue: Issue
 ) -> None:
     number = registry.record(issue("auth"), "auth", "card-1")
     registry.revoke(number, "lost", NOW)
@@ -218,7 +229,7 @@ def test_a_revocation_keeps_its_first_reason_and_time(
 
 
 def test_revoking_what_was_never_issued_or_for_no_known_reason_is_refused(
-    registry: CertificateRegistry, issue: Issue
+    registry: RegistryRules, issue: Issue
 ) -> None:
     with pytest.raises(UnknownCertificate, match="not issued by this J-LIS"):
         registry.revoke(12345, "lost", NOW)
@@ -232,7 +243,7 @@ def test_revoking_what_was_never_issued_or_for_no_known_reason_is_refused(
     assert registry.status(number) is CertificateStatus.GOOD
 
 
-def test_recording_checks_kind_and_linkage(registry: CertificateRegistry, issue: Issue) -> None:
+def test_recording_checks_kind_and_linkage(registry: RegistryRules, issue: Issue) -> None:
     auth, sign = issue("auth"), issue("sign")
     with pytest.raises(ValueError, match="kind must be"):
         registry.record(auth, "login", "card-1")
@@ -244,9 +255,7 @@ def test_recording_checks_kind_and_linkage(registry: CertificateRegistry, issue:
     assert registry.entries() == [registry.entry(serial(sign))]
 
 
-def test_an_old_certificate_has_one_successor_only(
-    registry: CertificateRegistry, issue: Issue
-) -> None:
+def test_an_old_certificate_has_one_successor_only(registry: RegistryRules, issue: Issue) -> None:
     old, first, second = issue("auth"), issue("auth"), issue("auth")
     registry.record(old, "auth", "card-1")
     registry.record(first, "auth", "card-1", replaces=serial(old))
@@ -257,7 +266,7 @@ def test_an_old_certificate_has_one_successor_only(
 
 
 def test_recording_twice_is_harmless_but_not_with_other_facts(
-    registry: CertificateRegistry, issue: Issue
+    registry: RegistryRules, issue: Issue
 ) -> None:
     der = issue("auth")
     registry.record(der, "auth", "card-1")
@@ -268,9 +277,7 @@ def test_recording_twice_is_harmless_but_not_with_other_facts(
         registry.record(der, "auth", "card-2")
 
 
-def test_predecessor_and_successor_follow_a_chain(
-    registry: CertificateRegistry, issue: Issue
-) -> None:
+def test_predecessor_and_successor_follow_a_chain(registry: RegistryRules, issue: Issue) -> None:
     chain = [issue("auth") for _ in range(3)]
     registry.record(chain[0], "auth", "card-1")
     for old, new in itertools.pairwise(chain):
@@ -282,25 +289,27 @@ def test_predecessor_and_successor_follow_a_chain(
     assert registry.successor(42) is None
 
 
-def _revoke_record_and_fail(registry: CertificateRegistry, kept: int, extra: bytes) -> None:
+def _revoke_record_and_fail(registry: RegistryRules, kept: int, extra: bytes) -> None:
     with registry.transaction():
         registry.revoke(kept, "lost", NOW)
         registry.record(extra, "auth", "card-1")
         registry.revoke(777, "lost", NOW)  # fails: nothing above may stick
 
 
-@pytest.mark.parametrize("in_folder", [False, True], ids=["memory", "folder"])
-def test_a_failed_transaction_changes_nothing(
-    tmp_path: Path, issue: Issue, in_folder: bool
-) -> None:
-    registry = CertificateRegistry(tmp_path if in_folder else None)
+def test_a_failed_transaction_changes_nothing(registry: RegistryRules, issue: Issue) -> None:
     kept = registry.record(issue("auth"), "auth", "card-1")
     with pytest.raises(UnknownCertificate):
         _revoke_record_and_fail(registry, kept, issue("auth"))
     assert [e.serial for e in registry.entries()] == [kept]
     assert registry.status(kept) is CertificateStatus.GOOD
-    if in_folder:
-        assert CertificateRegistry(tmp_path).entries() == registry.entries()
+
+
+def test_a_failed_transaction_leaves_the_file_as_it_was(tmp_path: Path, issue: Issue) -> None:
+    registry = CertificateRegistry(tmp_path)
+    kept = registry.record(issue("auth"), "auth", "card-1")
+    with pytest.raises(UnknownCertificate):
+        _revoke_record_and_fail(registry, kept, issue("auth"))
+    assert CertificateRegistry(tmp_path).entries() == registry.entries()
 
 
 # --- persistence ----------------------------------------------------------------------------------
@@ -359,6 +368,101 @@ def test_another_instance_sees_changes_and_writes_do_not_clobber(
     expected = {serial(d) for d in certificates}
     for view in (*views, CertificateRegistry(tmp_path)):
         assert {e.serial for e in view.entries()} == expected
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'platform.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_the_database_registry_reads_the_file_and_never_writes_it(
+    tmp_path: Path, database_url: str, issue: Issue
+) -> None:
+    """`mynahil card new` records into the CA folder's file; every platform instance reads it
+    and keeps what it changes (a revocation, a renewal) in the database, for all to see."""
+    desk = CertificateRegistry(tmp_path / "ca")
+    lost, kept, renewed, sign = issue("auth"), issue("auth"), issue("auth"), issue("sign")
+    desk.record_card(CardRecord("card-1", "alice", date(2021, 4, 20), TODAY))
+    desk.record(lost, "auth", "card-1")
+    desk.record(sign, "sign", "card-1")
+    desk.record(kept, "auth", "card-2")
+    file_before = (tmp_path / "ca" / "registry.json").read_bytes()
+    with SqlStore.open(database_url) as one, SqlStore.open(database_url) as two:
+        first = SqlRegistry(one.engine, CertificateRegistry(tmp_path / "ca"))
+        second = SqlRegistry(two.engine, CertificateRegistry(tmp_path / "ca"))
+        assert first.holder_facts(serial(lost)) == HolderFacts("alice", date(2021, 4, 20))
+        assert first.status(serial(kept)) is CertificateStatus.GOOD
+        first.revoke(serial(lost), "lost", NOW)
+        first.record(renewed, "auth", "card-2", replaces=serial(kept))
+        for view in (first, second):
+            assert view.status(serial(lost)) is CertificateStatus.REVOKED
+            assert view.successor(serial(kept)) == serial(renewed)
+            assert view.predecessor(serial(renewed)) == serial(kept)
+            assert [e.serial for e in view.revoked("auth")] == [serial(lost)]
+            assert {e.serial for e in view.entries()} == {
+                serial(d) for d in (lost, kept, renewed, sign)
+            }
+        with pytest.raises(ValueError, match="already replaced"):
+            second.record(issue("auth"), "auth", "card-2", replaces=serial(kept))
+        # What the desk records later is seen at once; the file still says what it said.
+        late = issue("auth")
+        desk.record(late, "auth", "card-3")
+        assert second.status(serial(late)) is CertificateStatus.GOOD
+        assert first.next_crl_number() == 1
+    assert desk.status(serial(lost)) is CertificateStatus.GOOD
+    assert (tmp_path / "ca" / "registry.json").read_bytes() != file_before  # the desk's write
+    assert CertificateRegistry(tmp_path / "ca").successor(serial(kept)) is None
+
+
+def test_racing_instances_give_an_old_certificate_one_successor(
+    database_url: str, issue: Issue
+) -> None:
+    """Two platform instances (two engines, two connection pools) renew the same certificate
+    at the same moment: one renewal is recorded, the other refused; CRL numbers never repeat."""
+    with SqlStore.open(database_url) as one, SqlStore.open(database_url) as two:
+        views = [SqlRegistry(one.engine), SqlRegistry(two.engine)]
+        for _ in range(4):
+            old = views[0].record(issue("auth"), "auth", "card-1")
+            renewals = [issue("auth"), issue("auth")]
+            start = threading.Barrier(2)
+            outcomes: list[str] = []
+
+            def renew(
+                view: SqlRegistry, der: bytes, old: int, start: threading.Barrier, said: list[str]
+            ) -> None:
+                start.wait()
+                try:
+                    view.record(der, "auth", "card-1", replaces=old)
+                    said.append("recorded")
+                except ValueError as refused:
+                    said.append(str(refused))
+
+            threads = [
+                threading.Thread(target=renew, args=(views[i], renewals[i], old, start, outcomes))
+                for i in (0, 1)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(outcomes)[1] == "recorded", outcomes
+            assert "already replaced" in sorted(outcomes)[0], outcomes
+            assert views[1].successor(old) in {serial(d) for d in renewals}
+        numbers: list[int] = []
+
+        def take(view: SqlRegistry) -> None:
+            for _ in range(10):
+                numbers.append(view.next_crl_number())
+
+        threads = [threading.Thread(target=take, args=(view,)) for view in views]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(numbers) == list(range(1, 21))
 
 
 def test_a_corrupt_registry_file_is_named(tmp_path: Path) -> None:

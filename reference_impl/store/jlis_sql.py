@@ -1,0 +1,260 @@
+"""The emulated J-LIS registry in the platform's database, so every worker and instance of the
+platform sees one record of cards, certificates, revocations and linkage (issue 17).
+
+:class:`SqlRegistry` keeps J-LIS's rules (:class:`~reference_impl.jlis.registry.RegistryRules`)
+over the tables ``jlis_certificates``, ``jlis_cards`` and ``jlis_crl_number``. Beside it, a
+``registry.json`` written by J-LIS's offline desk (``mynahil card new``, the load test's card
+maker) stays readable: a certificate or card the database does not know is looked up there
+(read-only: the platform never writes the file). Revoking a certificate known only from the
+file copies it into the database, revoked; from then on the database's row is the answer.
+
+Transactions: :meth:`SqlRegistry.transaction` is one database transaction on one connection,
+kept per thread so nested blocks and the questions asked inside them use it. A question
+outside a transaction is a short read of its own (deferred on SQLite, so it never waits for a
+writer, not even one in the same thread). Two writers racing on PostgreSQL meet at the
+unique keys (one successor per certificate and per card): the loser's insert does nothing and
+it answers as the rules would have, had it come second.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import Connection, Engine, Row, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import Insert
+
+from reference_impl.jlis.registry import (
+    CardRecord,
+    CertificateEntry,
+    CertificateRegistry,
+    Kind,
+    RegistryRules,
+)
+
+from .sql import _SQLITE_BEGIN, _unavailable_as_such
+from .tables import jlis_cards, jlis_certificates, jlis_crl_number
+
+__all__ = ["SqlRegistry"]
+
+_CERTIFICATE: Final = select(jlis_certificates)
+_CARD: Final = select(jlis_cards)
+
+
+class SqlRegistry(RegistryRules):
+    """J-LIS's registry in the platform's database; ``legacy``, when given, is the CA folder's
+    ``registry.json``, read for what the database does not hold."""
+
+    def __init__(self, engine: Engine, legacy: CertificateRegistry | None = None) -> None:
+        self._engine = engine
+        self.legacy = legacy
+        self._local = threading.local()  # .connection while this thread is in a transaction
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            yield
+            return
+        with _unavailable_as_such(), self._engine.begin() as connection:
+            self._local.connection = connection
+            try:
+                yield
+            finally:
+                self._local.connection = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            yield current
+            return
+        with _unavailable_as_such(), self._engine.connect() as connection:
+            connection.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+            with connection.begin():
+                yield connection
+
+    def _writing(self) -> Connection:
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is None:  # every write comes through a rule, which opens a transaction
+            raise RuntimeError("registry writes run inside SqlRegistry.transaction()")
+        return current
+
+    def _insert(self, table: Any) -> Insert:
+        build = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        return cast(Insert, build(table).on_conflict_do_nothing())
+
+    # --- questions ------------------------------------------------------------------------
+
+    def _stored_entry(self, serial: int) -> CertificateEntry | None:
+        with self._reading() as connection:
+            row = connection.execute(
+                _CERTIFICATE.where(jlis_certificates.c.serial == str(serial))
+            ).first()
+        return _entry(row) if row is not None else None
+
+    def entry(self, serial: int) -> CertificateEntry | None:
+        stored = self._stored_entry(serial)
+        if stored is None and self.legacy is not None:
+            return self.legacy.entry(serial)
+        return stored
+
+    def card(self, card_id: str) -> CardRecord | None:
+        with self._reading() as connection:
+            row = connection.execute(_CARD.where(jlis_cards.c.card_id == card_id)).first()
+        if row is None:
+            return self.legacy.card(card_id) if self.legacy is not None else None
+        return _card(row)
+
+    def successor(self, serial: int) -> int | None:
+        with self._reading() as connection:
+            found = connection.execute(
+                select(jlis_certificates.c.serial).where(
+                    jlis_certificates.c.replaces == str(serial)
+                )
+            ).scalar()
+        if found is None:
+            return self.legacy.successor(serial) if self.legacy is not None else None
+        return int(found)
+
+    def reissued_as(self, card_id: str) -> str | None:
+        with self._reading() as connection:
+            found = connection.execute(
+                select(jlis_cards.c.card_id).where(jlis_cards.c.replaces == card_id)
+            ).scalar()
+        if found is None:
+            return self.legacy.reissued_as(card_id) if self.legacy is not None else None
+        return str(found)
+
+    def revoked(self, kind: str) -> list[CertificateEntry]:
+        return [entry for entry in self.entries() if entry.kind == kind and entry.revoked]
+
+    def entries(self) -> list[CertificateEntry]:
+        with self._reading() as connection:
+            stored = {
+                entry.serial: entry for entry in map(_entry, connection.execute(_CERTIFICATE).all())
+            }
+        older = self.legacy.entries() if self.legacy is not None else []
+        merged = {**{entry.serial: entry for entry in older}, **stored}
+        return sorted(merged.values(), key=lambda entry: entry.serial)
+
+    # --- changes --------------------------------------------------------------------------
+
+    def next_crl_number(self) -> int:
+        with self.transaction():
+            connection = self._writing()
+            last = connection.execute(
+                select(jlis_crl_number.c.crl_number)
+                .where(jlis_crl_number.c.id == 1)
+                .with_for_update()
+            ).scalar_one()
+            # Never below a number the file's J-LIS already used for its CRLs.
+            number = max(int(last), self.legacy.crl_number if self.legacy else 0) + 1
+            connection.execute(
+                update(jlis_crl_number).where(jlis_crl_number.c.id == 1).values(crl_number=number)
+            )
+            return number
+
+    def _add_entry(self, entry: CertificateEntry) -> None:
+        connection = self._writing()
+        inserted = connection.execute(
+            self._insert(jlis_certificates)
+            .values(_entry_row(entry))
+            .returning(jlis_certificates.c.serial)
+        ).first()
+        if inserted is not None:
+            return
+        # Another writer got there first (the unique serial or ``replaces``).
+        stored = self._stored_entry(entry.serial)
+        if stored is not None and _unrevoked(stored) == entry:
+            return
+        if stored is not None:
+            raise ValueError(f"certificate {entry.serial} is already recorded otherwise")
+        taken = self.successor(entry.replaces or 0)
+        raise ValueError(f"certificate {entry.replaces} was already replaced by {taken}")
+
+    def _add_card(self, card: CardRecord) -> None:
+        connection = self._writing()
+        inserted = connection.execute(
+            self._insert(jlis_cards).values(_card_row(card)).returning(jlis_cards.c.card_id)
+        ).first()
+        if inserted is not None:
+            return
+        row = connection.execute(_CARD.where(jlis_cards.c.card_id == card.card_id)).first()
+        if row is not None and _card(row) == card:
+            return
+        if row is not None:
+            raise ValueError(f"card {card.card_id} is already recorded otherwise")
+        taken = self.reissued_as(card.replaces or "")
+        raise ValueError(f"card {card.replaces} was already reissued as {taken}")
+
+    def _add_revocation(self, entry: CertificateEntry, at: datetime, reason: str) -> None:
+        connection = self._writing()
+        # A certificate known only from the file is copied in (the file is never written).
+        connection.execute(self._insert(jlis_certificates).values(_entry_row(_unrevoked(entry))))
+        connection.execute(
+            update(jlis_certificates)
+            .where(
+                jlis_certificates.c.serial == str(entry.serial),
+                jlis_certificates.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at, reason=reason)
+        )
+
+
+def _unrevoked(entry: CertificateEntry) -> CertificateEntry:
+    return replace(entry, revoked_at=None, reason=None)
+
+
+def _entry_row(entry: CertificateEntry) -> dict[str, Any]:
+    return {
+        "serial": str(entry.serial),
+        "kind": entry.kind,
+        "card_id": entry.card_id,
+        "not_after": entry.not_after,
+        "replaces": None if entry.replaces is None else str(entry.replaces),
+        "revoked_at": entry.revoked_at,
+        "reason": entry.reason,
+        "not_before": entry.not_before,
+    }
+
+
+def _entry(row: Row[Any]) -> CertificateEntry:
+    return CertificateEntry(
+        serial=int(row.serial),
+        kind=cast(Kind, row.kind),
+        card_id=row.card_id,
+        not_after=row.not_after,
+        replaces=None if row.replaces is None else int(row.replaces),
+        revoked_at=row.revoked_at,
+        reason=row.reason,
+        not_before=row.not_before,
+    )
+
+
+def _card_row(card: CardRecord) -> dict[str, Any]:
+    return {
+        "card_id": card.card_id,
+        "person_ref": card.person_ref,
+        "applied_on": card.applied_on,
+        "issued_on": card.issued_on,
+        "replaces": card.replaces,
+    }
+
+
+def _card(row: Row[Any]) -> CardRecord:
+    return CardRecord(
+        card_id=row.card_id,
+        person_ref=row.person_ref,
+        applied_on=row.applied_on,
+        issued_on=row.issued_on,
+        replaces=row.replaces,
+    )
