@@ -6,6 +6,12 @@ MyKey ID, and append the audit record, committed before the answer. The cards' s
 are made beforehand (that work is the card's, not the platform's); the raw RSA-2048 verify
 rate is measured in the same run for scale, since every issuance verifies two signatures.
 
+On PostgreSQL the server is also measured with two workers (``serve --workers 2``) right
+after one, with the same number of clients, and their ratio is printed
+(``postgres_http_2workers_per_1worker``); for each HTTP run the CPU seconds per issuance of
+the server's processes, of this client process and of the whole machine say where the time
+went (on a machine of 2 cores the clients and PostgreSQL share them with the workers).
+
 Run: ``python benchmarks/bench_mykey.py [--cards N] [--postgres URL]``. The last line is JSON.
 """
 
@@ -22,6 +28,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rich.progress import track
@@ -84,10 +91,32 @@ def in_process_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
     return len(proofs) / (time.perf_counter() - start)
 
 
-def http_rate(db_url: str, folder: Path, proofs: list[Proof], clients: int) -> float:
-    """`mynahil serve` (one uvicorn worker) in its own process on loopback; CLIENTS keep-alive
-    clients send requests back to back (holders arrive concurrently; one client alone would
-    measure httpx's latency, not the server)."""
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (a server's workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _machine_busy() -> float:
+    """CPU seconds every core of the machine spent busy so far."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def http_rate(
+    db_url: str, folder: Path, proofs: list[Proof], clients: int, workers: int = 1
+) -> dict[str, float]:
+    """`mynahil serve` (``workers`` uvicorn workers) in its own process on loopback; CLIENTS
+    keep-alive clients send requests back to back (holders arrive concurrently; one client
+    alone would measure httpx's latency, not the server). The rate, and CPU milliseconds per
+    issuance: the server's processes, this (client) process, the whole machine."""
     import base64
 
     bodies = [
@@ -117,24 +146,66 @@ def http_rate(db_url: str, folder: Path, proofs: list[Proof], clients: int) -> f
         finally:
             connection.close()
 
-    with serve_process(db_url, folder) as (url, _process), ThreadPoolExecutor(clients) as pool:
+    with (
+        serve_process(db_url, folder, workers=workers) as (url, process),
+        ThreadPoolExecutor(clients) as pool,
+    ):
+        server, client, machine = _tree_cpu(process.pid), time.process_time(), _machine_busy()
         start = time.perf_counter()
         list(pool.map(send, [bodies[i::clients] for i in range(clients)]))
-        return len(bodies) / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        per = 1000 / len(bodies)  # seconds in total -> milliseconds per issuance
+        return {
+            "per_s": len(bodies) / elapsed,
+            "server_cpu_ms": (_tree_cpu(process.pid) - server) * per,
+            "client_cpu_ms": (time.process_time() - client) * per,
+            "machine_cpu_ms": (_machine_busy() - machine) * per,
+            "wall_ms": elapsed * per,
+        }
+
+
+def _where_the_time_went(label: str, run: dict[str, float]) -> None:
+    print(
+        f"  {label}: {run['per_s']:,.0f}/s; per issuance {run['wall_ms']:.2f} ms wall, CPU "
+        f"{run['server_cpu_ms']:.2f} ms server, {run['client_cpu_ms']:.2f} ms client, "
+        f"{run['machine_cpu_ms']:.2f} ms machine ({psutil.cpu_count()} cores)"
+    )
 
 
 def measure(
-    db_url: str, folder: Path, pool: KeyPool, count: int, clients: int = CLIENTS
+    db_url: str,
+    folder: Path,
+    pool: KeyPool,
+    count: int,
+    clients: int = CLIENTS,
+    *,
+    two_workers: bool = False,
 ) -> dict[str, float]:
+    """In-process, then over HTTP with one worker (and, with ``two_workers``, two)."""
+    runs = 3 if two_workers else 2
     platform = build_platform(db_url, folder)
     try:
-        cards = make_cards(platform, 2 * count, pool)
+        cards = make_cards(platform, runs * count, pool)
         inproc = in_process_rate(platform, card_proofs(platform, cards[:count]))
-        over_http = http_rate(db_url, folder, card_proofs(platform, cards[count:]), clients)
+        one = http_rate(db_url, folder, card_proofs(platform, cards[count : 2 * count]), clients)
+        _where_the_time_went("HTTP, 1 worker", one)
+        figures: dict[str, float] = {
+            "inproc_per_s": round(inproc),
+            "http_per_s": round(one["per_s"]),
+        }
+        if two_workers:
+            proofs = card_proofs(platform, cards[2 * count :])
+            two = http_rate(db_url, folder, proofs, clients, workers=2)
+            _where_the_time_went("HTTP, 2 workers", two)
+            figures["http_2workers_per_s"] = round(two["per_s"])
+            figures["http_2workers_ratio"] = round(two["per_s"] / one["per_s"], 2)
+            for name in ("server_cpu_ms", "client_cpu_ms", "machine_cpu_ms"):
+                figures[f"http_1worker_{name}"] = round(one[name], 2)
+                figures[f"http_2workers_{name}"] = round(two[name], 2)
         count_checked, problem = platform.store.verify_audit()
-        if problem is not None or count_checked < 2 * count:
+        if problem is not None or count_checked < runs * count:
             raise SystemExit(f"audit chain broken after the run: {problem}")
-        return {"inproc_per_s": round(inproc), "http_per_s": round(over_http)}
+        return figures
     finally:
         platform.close()
 
@@ -162,12 +233,21 @@ def main() -> None:
             if url is None:
                 print(json.dumps(figures))
                 return
-            result = measure(url, Path(tmp) / "jlis-b", pool, args.cards, args.clients)
+            result = measure(
+                url, Path(tmp) / "jlis-b", pool, args.cards, args.clients, two_workers=True
+            )
             figures["postgres_inproc_issuances_per_s"] = result["inproc_per_s"]
             figures["postgres_http_issuances_per_s"] = result["http_per_s"]
+            figures["postgres_http_2workers_issuances_per_s"] = result["http_2workers_per_s"]
+            figures["postgres_http_2workers_per_1worker"] = result["http_2workers_ratio"]
+            for name, value in result.items():
+                if name.startswith("http_") and name.endswith("_ms"):
+                    figures[f"postgres_{name}"] = value
             print(
                 f"PostgreSQL: {result['inproc_per_s']:,}/s in-process, "
-                f"{result['http_per_s']:,}/s over HTTP"
+                f"{result['http_per_s']:,}/s over HTTP with one worker, "
+                f"{result['http_2workers_per_s']:,}/s with two "
+                f"({result['http_2workers_ratio']}x; issue 17's target: 1.6x)"
             )
     print(json.dumps(figures))
 

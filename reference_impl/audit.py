@@ -137,15 +137,20 @@ class RefusalBudget:
         that the returned number of this source's refusals went unrecorded before it."""
         with self._lock:
             key = self._key(source, now)
-            state = self._sources.setdefault(key, [now, 0, 0])
-            if now - state[0] >= self.window:
-                state[0], state[1] = now, 0
-            if state[1] < self.per_window or state[2] + 1 >= self.summary_every:
-                state[1] += 1
-                unrecorded, state[2] = state[2], 0
-                return int(unrecorded)
-            state[2] += 1
-            return None
+            return self.step(self._sources.setdefault(key, [now, 0, 0]), now)
+
+    def step(self, state: list[Any], now: datetime) -> int | None:
+        """One refusal against one source's ``state`` [window start, recorded in window,
+        refusals not recorded since last record], changed in place: :meth:`admit`'s answer.
+        Every keeper of the budget (this one in memory, the database's) goes through it."""
+        if now - state[0] >= self.window:
+            state[0], state[1] = now, 0
+        if state[1] < self.per_window or state[2] + 1 >= self.summary_every:
+            state[1] += 1
+            unrecorded, state[2] = state[2], 0
+            return int(unrecorded)
+        state[2] += 1
+        return None
 
     def _key(self, source: str, now: datetime) -> str:
         if source in self._sources or len(self._sources) < self.max_sources:

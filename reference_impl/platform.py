@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from mynahil.files import write_atomically
 from mynahil.tls import ThrowawayPki, client_verify
 from reference_impl.api import create_app
 from reference_impl.api.limits import HEAD_SECONDS
+from reference_impl.audit import RefusalBudget
 from reference_impl.gateways import HttpAccountCheck, HttpRegistries, LocalRegistries
 from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
 from reference_impl.jlis.registry import RegistryStore
@@ -45,6 +47,7 @@ from reference_impl.points.signing import Signer, public_key_bytes
 from reference_impl.registries import RegistrationBook, RegistryKind, open_registries
 from reference_impl.staff import StaffDirectory
 from reference_impl.store import SqlStore
+from reference_impl.store.budget_sql import SqlRefusalBudget
 from reference_impl.store.clock_sql import shared_clock
 from reference_impl.store.jlis_sql import SqlRegistry
 from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT
@@ -92,6 +95,12 @@ def _business_clock(store: SqlStore, as_of: datetime) -> Callable[[], datetime]:
     """Under ``as_of``, the database's business clock, which every worker and instance on it
     shares; a database in memory belongs to this process alone."""
     return shifted_clock(as_of) if store.in_memory else shared_clock(store, as_of)
+
+
+def _refusal_budget(store: SqlStore, scope: str) -> RefusalBudget:
+    """The budget of anonymous refusals: the database's, shared by every worker and instance
+    (one in memory for a database in memory)."""
+    return RefusalBudget() if store.in_memory else SqlRefusalBudget(store.engine, scope)
 
 
 def platform_key(folder: Path | None) -> Ed25519PrivateKey:
@@ -165,7 +174,9 @@ def build_platform(
     store = SqlStore.open(db_url, busy_timeout=busy_timeout)
     jlis = JlisServices(ca, jlis_registry(store, jlis_folder))
     business = clock or (_business_clock(store, as_of) if as_of else utc_now)
-    mykey = MyKeyService(store, jlis, clock=business)
+    mykey = MyKeyService(
+        store, jlis, clock=business, anonymous_refusals=_refusal_budget(store, "mykey")
+    )
     signer = Signer("platform", platform_key(jlis_folder))
     books = open_registries(jlis_folder)
     points = PointsService(
@@ -174,6 +185,7 @@ def build_platform(
         scheme or load_scheme(),
         accounts or HttpAccountCheck(signer, verify=_or_default(operator_tls)),
         registrations=registrations or LocalRegistries(books),
+        anonymous_refusals=_refusal_budget(store, "points"),
     )
     staff = StaffDirectory(store, clock=mykey.clock)
     app = create_app(
@@ -343,6 +355,17 @@ def wait_healthy(
         time.sleep(0.05)
 
 
+def _wait_for_workers(
+    log: Path, workers: int, process: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Until uvicorn logged every worker's application start-up (one line each)."""
+    deadline = time.monotonic() + timeout
+    while log.read_bytes().count(b"Application startup complete") < workers:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"not all {workers} workers started: see {log}")
+        time.sleep(0.05)
+
+
 @contextmanager
 def serve_process(
     db_url: str,
@@ -352,23 +375,34 @@ def serve_process(
     port: int | None = None,
     log: Path | None = None,
     tls: ThrowawayPki | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`mynahil serve` in a child process, as deployed; its URL and process, once healthy.
-    Its stderr goes to ``log`` when given; with ``tls`` it serves https with that
-    certificate (and the health check trusts that CA)."""
+    """`mynahil serve` in a child process, as deployed; its URL and process, once healthy
+    (with ``workers`` > 1, which needs PostgreSQL: once every worker started). Its stderr goes
+    to ``log`` when given; with ``tls`` it serves https with that certificate (and the health
+    check trusts that CA)."""
     port = port or free_port()
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "mynahil", "serve", "--db", db_url, "--ca", str(ca_folder),
             "--port", str(port)]  # fmt: skip
     if as_of:
         argv += ["--as-of", as_of]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     if tls:
         argv += ["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)]
     with ExitStack() as stack:
+        if log is None and workers > 1:  # its log tells when every worker has started
+            log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "serve.log"
         stderr = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            wait_healthy(url, process, verify=client_verify(tls.ca_file) if tls else None)
+            wait_healthy(
+                url, process, timeout=30 * workers,
+                verify=client_verify(tls.ca_file) if tls else None,
+            )  # fmt: skip
+            if workers > 1 and log is not None:
+                _wait_for_workers(log, workers, process, timeout=30 * workers)
             yield url, process
         finally:
             process.terminate()

@@ -8,6 +8,12 @@ maker) stays readable: a certificate or card the database does not know is looke
 (read-only: the platform never writes the file). Revoking a certificate known only from the
 file copies it into the database, revoked; from then on the database's row is the answer.
 
+What never changes once recorded (a certificate's kind, card, expiry and predecessor; a card
+record; a successor, once there is one) is remembered by each process after it was read from
+committed data, so a holder's second question costs no round trip; whether a certificate is
+revoked is asked afresh every time, so a revocation made through one instance holds at once in
+every other. One question about a certificate reads its card too (one join).
+
 Transactions: :meth:`SqlRegistry.transaction` is one database transaction on one connection,
 kept per thread so nested blocks and the questions asked inside them use it. A question
 outside a transaction is a short read of its own (deferred on SQLite, so it never waits for a
@@ -19,13 +25,14 @@ it answers as the rules would have, had it come second.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Engine, Row, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -37,6 +44,7 @@ from reference_impl.jlis.registry import (
     Kind,
     RegistryRules,
 )
+from reference_impl.mykey.ports import HolderFacts
 
 from .sql import _SQLITE_BEGIN, _unavailable_as_such
 from .tables import jlis_cards, jlis_certificates, jlis_crl_number
@@ -45,6 +53,21 @@ __all__ = ["SqlRegistry"]
 
 _CERTIFICATE: Final = select(jlis_certificates)
 _CARD: Final = select(jlis_cards)
+# A certificate with its card (if J-LIS recorded one): what the issuance path asks.
+_CERTIFICATE_AND_CARD: Final = (
+    select(
+        jlis_certificates,
+        jlis_cards.c.card_id.label("card_card_id"),
+        jlis_cards.c.person_ref,
+        jlis_cards.c.applied_on,
+        jlis_cards.c.issued_on,
+        jlis_cards.c.replaces.label("card_replaces"),
+    )
+    .outerjoin(jlis_cards, jlis_cards.c.card_id == jlis_certificates.c.card_id)
+    .where(jlis_certificates.c.serial == bindparam("serial"))
+)
+REMEMBERED: Final = 100_000
+"""How many certificates (and as many cards) a process remembers; the oldest are forgotten."""
 
 
 class SqlRegistry(RegistryRules):
@@ -55,6 +78,11 @@ class SqlRegistry(RegistryRules):
         self._engine = engine
         self.legacy = legacy
         self._local = threading.local()  # .connection while this thread is in a transaction
+        # Facts that never change, read from committed data (see the module's docstring).
+        self._known: OrderedDict[int, CertificateEntry] = OrderedDict()  # unrevoked form
+        self._cards: OrderedDict[str, CardRecord] = OrderedDict()
+        self._successors: OrderedDict[int, int] = OrderedDict()
+        self._memory = threading.Lock()
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -94,12 +122,29 @@ class SqlRegistry(RegistryRules):
 
     # --- questions ------------------------------------------------------------------------
 
+    @property
+    def _committed(self) -> bool:
+        """Outside a transaction what is read is committed, so it may be remembered."""
+        return getattr(self._local, "connection", None) is None
+
+    def _remember(self, memory: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        with self._memory:
+            memory[key] = value
+            if len(memory) > REMEMBERED:
+                memory.popitem(last=False)
+
     def _stored_entry(self, serial: int) -> CertificateEntry | None:
+        committed = self._committed
         with self._reading() as connection:
-            row = connection.execute(
-                _CERTIFICATE.where(jlis_certificates.c.serial == str(serial))
-            ).first()
-        return _entry(row) if row is not None else None
+            row = connection.execute(_CERTIFICATE_AND_CARD, {"serial": str(serial)}).first()
+        if row is None:
+            return None
+        entry = _entry(row)
+        if committed:
+            self._remember(self._known, serial, _unrevoked(entry))
+            if row.card_card_id is not None:
+                self._remember(self._cards, entry.card_id, _card_of(row))
+        return entry
 
     def entry(self, serial: int) -> CertificateEntry | None:
         stored = self._stored_entry(serial)
@@ -108,13 +153,37 @@ class SqlRegistry(RegistryRules):
         return stored
 
     def card(self, card_id: str) -> CardRecord | None:
+        remembered = self._cards.get(card_id)
+        if remembered is not None:
+            return remembered
+        committed = self._committed
         with self._reading() as connection:
             row = connection.execute(_CARD.where(jlis_cards.c.card_id == card_id)).first()
         if row is None:
             return self.legacy.card(card_id) if self.legacy is not None else None
+        if committed:
+            self._remember(self._cards, card_id, _card(row))
         return _card(row)
 
+    def holder_facts(self, serial: int) -> HolderFacts | None:
+        """As the rules say; a certificate and card this process read before cost nothing."""
+        known = self._known.get(serial)
+        card = self._cards.get(known.card_id) if known is not None else None
+        if card is not None:
+            return HolderFacts(card.person_ref, card.applied_on)
+        return super().holder_facts(serial)
+
+    def predecessor(self, serial: int) -> int | None:
+        known = self._known.get(serial)
+        if known is not None:
+            return known.replaces
+        return super().predecessor(serial)
+
     def successor(self, serial: int) -> int | None:
+        remembered = self._successors.get(serial)
+        if remembered is not None:
+            return remembered
+        committed = self._committed
         with self._reading() as connection:
             found = connection.execute(
                 select(jlis_certificates.c.serial).where(
@@ -123,6 +192,8 @@ class SqlRegistry(RegistryRules):
             ).scalar()
         if found is None:
             return self.legacy.successor(serial) if self.legacy is not None else None
+        if committed:
+            self._remember(self._successors, serial, int(found))
         return int(found)
 
     def reissued_as(self, card_id: str) -> str | None:
@@ -248,6 +319,17 @@ def _card_row(card: CardRecord) -> dict[str, Any]:
         "issued_on": card.issued_on,
         "replaces": card.replaces,
     }
+
+
+def _card_of(row: Row[Any]) -> CardRecord:
+    """The card columns of :data:`_CERTIFICATE_AND_CARD`."""
+    return CardRecord(
+        card_id=row.card_card_id,
+        person_ref=row.person_ref,
+        applied_on=row.applied_on,
+        issued_on=row.issued_on,
+        replaces=row.card_replaces,
+    )
 
 
 def _card(row: Row[Any]) -> CardRecord:

@@ -360,11 +360,12 @@ business_clock = Table(
     CheckConstraint("id = 1", name="single_row"),
 )
 
-# What anonymous refusals may still write to the audit log, per source (audit.RefusalBudget).
+# What anonymous refusals may still write to the audit log, per source (audit.RefusalBudget):
+# ``source`` is the budget's scope and the caller's address ("mykey:203.0.113.7").
 refusal_budget = Table(
     "refusal_budget",
     metadata,
-    Column("source", String(64), primary_key=True),
+    Column("source", String(128), primary_key=True),
     Column("window_start", UTCDateTime, nullable=False),
     Column("recorded", Integer, nullable=False),
     Column("unrecorded", Integer, nullable=False),

@@ -395,6 +395,7 @@ def test_the_database_registry_reads_the_file_and_never_writes_it(
         second = SqlRegistry(two.engine, CertificateRegistry(tmp_path / "ca"))
         assert first.holder_facts(serial(lost)) == HolderFacts("alice", date(2021, 4, 20))
         assert first.status(serial(kept)) is CertificateStatus.GOOD
+        assert second.status(serial(lost)) is CertificateStatus.GOOD  # and remembered there
         first.revoke(serial(lost), "lost", NOW)
         first.record(renewed, "auth", "card-2", replaces=serial(kept))
         for view in (first, second):

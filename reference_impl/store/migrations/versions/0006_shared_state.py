@@ -66,7 +66,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "refusal_budget",
-        sa.Column("source", sa.String(64), nullable=False),
+        sa.Column("source", sa.String(128), nullable=False),
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded", sa.Integer(), nullable=False),
         sa.Column("unrecorded", sa.Integer(), nullable=False),
