@@ -18,15 +18,31 @@ from card_emulator import CardState, EmulatedCard, save_card
 from reference_impl.store import SqlStore
 from tests.support import IN_CI, CardFactory, make_card_factory
 
+# Entry-point names of the test extra's pytest plugins (hypothesis, schemathesis, locust,
+# pytest-benchmark).
+CHILD_SESSIONS_WITHOUT = ("hypothesispytest", "schemathesis", "locust", "benchmark")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist every worker gets its own ``$MYNAHIL_HOME`` (a subfolder named after
     the worker), so CLI runs that create the default J-LIS CA or platform database there do not
-    race another worker's. Subprocesses inherit it."""
+    race another worker's. Subprocesses inherit it, and the plugin list below."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     home = os.environ.get("MYNAHIL_HOME")
     if worker and home:
         os.environ["MYNAHIL_HOME"] = str(Path(home) / worker)
+    # The pytest sessions the tests start (each `conformance run`: the defect matrix alone
+    # starts dozens) load none of the project's own test tools, as in a vendor's venv from
+    # `pip install mynahil`; their imports (schemathesis pulls in hypothesis) were about 40% of
+    # each child session's CPU time. This process has read PYTEST_ADDOPTS already; an xdist
+    # controller has not yet started its workers, which read it too, so it leaves it be.
+    if not worker and config.getoption("numprocesses", None):
+        return
+    addopts = os.environ.get("PYTEST_ADDOPTS", "").split()
+    for plugin in CHILD_SESSIONS_WITHOUT:
+        if f"no:{plugin}" not in addopts:
+            addopts += ["-p", f"no:{plugin}"]
+    os.environ["PYTEST_ADDOPTS"] = " ".join(addopts)
 
 
 @pytest.fixture(scope="session")
