@@ -32,13 +32,13 @@ from random import Random
 
 from cryptography import x509
 
-from card_emulator import CardFile, CardState, EmulatedCard, save_card
+from card_emulator import CardFile, CardState, EmulatedCard, open_transport, save_card
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil import vpcd_protocol
 from mynahil.card import MyNumberCard, Pin
 from mynahil.demo import run_card_flow
 from mynahil.stats import percentile
-from mynahil.transports import Transport, open_transport
+from mynahil.transports import Transport
 from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 PIN = DEFAULT_PIN

@@ -1,11 +1,12 @@
 """The emulated My Number card: file system, JPKI and card-info applets, PIN counters,
-card files on disk, fault injection, and the vicc end of the vpcd wire."""
+card files on disk, fault injection, the vicc end of the vpcd wire, and the card put on a
+wire (:mod:`card_emulator.wired`)."""
 
 from __future__ import annotations
 
 from .atr import ATR_PROFILES, CONTACT_ATR, atr_for_profile, contactless_type_b_atr
 from .card import DEFINED_STATUS_WORDS, EmulatedCard
-from .faults import CardLike, CardPulled, FaultProfile, FaultyCard, Latency, load_fault_profile
+from .faults import FaultProfile, FaultyCard, Latency, load_fault_profile
 from .pin import AUTH_PIN, CARD_INFO_PIN, SIGN_PASSWORD, PinPolicy
 from .state import (
     CardBusy,
@@ -20,7 +21,8 @@ from .state import (
     load_card,
     save_card,
 )
-from .vicc import ViccAttachment, parse_host_port
+from .vicc import ViccAttachment
+from .wired import SocketTransport, VpcdPcscTransport, open_transport
 
 __all__ = [
     "ATR_PROFILES",
@@ -32,8 +34,6 @@ __all__ = [
     "CardBusy",
     "CardFile",
     "CardFormatError",
-    "CardLike",
-    "CardPulled",
     "CardState",
     "EmulatedCard",
     "FaultProfile",
@@ -45,11 +45,13 @@ __all__ = [
     "PinPolicy",
     "PinSlot",
     "Sex",
+    "SocketTransport",
     "ViccAttachment",
+    "VpcdPcscTransport",
     "atr_for_profile",
     "contactless_type_b_atr",
     "load_card",
     "load_fault_profile",
-    "parse_host_port",
+    "open_transport",
     "save_card",
 ]

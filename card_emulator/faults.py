@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -30,10 +30,9 @@ from mynahil.config import (
     problem,
     validated,
 )
+from mynahil.transports.base import CardLike, CardPulled
 
 __all__ = [
-    "CardLike",
-    "CardPulled",
     "FaultProfile",
     "FaultProfileDocument",
     "FaultProfileFile",
@@ -41,21 +40,6 @@ __all__ = [
     "Latency",
     "load_fault_profile",
 ]
-
-
-class CardLike(Protocol):
-    """What a wire needs of a card."""
-
-    @property
-    def atr(self) -> bytes: ...
-
-    def transmit(self, raw: bytes) -> bytes: ...
-
-    def reset(self) -> bytes: ...
-
-
-class CardPulled(Exception):
-    """The card left the field: the APDU got no answer."""
 
 
 _DISTRIBUTIONS = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2, "exponential": 1}

@@ -15,28 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from mynahil.transports.base import CardLike, CardPulled
 from mynahil.vpcd_protocol import Control, recv_frame, send_frame, tune_socket
 
-from .faults import CardLike, CardPulled
-
-__all__ = ["AttachmentStats", "ViccAttachment", "parse_host_port"]
+__all__ = ["AttachmentStats", "ViccAttachment"]
 
 log = logging.getLogger(__name__)
-
-
-def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
-    """``HOST:PORT``, ``HOST`` or ``:PORT``; raises ValueError with a usable message."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = text, str(default_port)
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{text!r}: the port must be a number (HOST:PORT)") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"{text!r}: the port must be between 1 and 65535")
-    return host, port
 
 
 class AttachmentStats:

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from card_emulator import CardState, EmulatedCard, PinSlot
 from card_emulator.card import card_info_files, pkcs1_v15_sign_raw
-from card_emulator.faults import CardLike
 from card_emulator.filesystem import BinaryFile
 from card_emulator.state import match_b_value
 from mynahil.jpki import AID, CardInfoFile
+from mynahil.transports.base import CardLike
 
 __all__ = [
     "CORRECT_TARGETS",

@@ -35,7 +35,7 @@ from typing import Annotated, Any, Final, Self
 from cryptography import x509
 from pydantic import Field, model_validator
 
-from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile
+from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile, open_transport
 from card_emulator.atr import ATR_PROFILES
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.config import (
@@ -51,7 +51,7 @@ from mynahil.config import (
 )
 from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
-from mynahil.transports import Transport, open_transport
+from mynahil.transports import Transport
 from mynahil.transports.inproc import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 

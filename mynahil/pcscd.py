@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .transports.pcsc import list_readers, pcsc_available
-from .transports.wired import vpcd_reader_name
+from .vpcd_protocol import vpcd_reader_name
 
 __all__ = ["PcscdUnavailable", "pcscd_running", "vpcd_driver_installed"]
 

@@ -13,10 +13,39 @@ import socket
 import struct
 from enum import IntEnum
 
-__all__ = ["VPCD_DEFAULT_PORT", "Control", "recv_frame", "send_frame", "tune_socket"]
+__all__ = [
+    "VPCD_DEFAULT_PORT",
+    "Control",
+    "parse_host_port",
+    "recv_frame",
+    "send_frame",
+    "tune_socket",
+    "vpcd_reader_name",
+]
 
 VPCD_DEFAULT_PORT = 35963
 """pcscd's vpcd driver listens here for its first virtual reader; the second is on +1."""
+
+
+def vpcd_reader_name(port: int = VPCD_DEFAULT_PORT) -> str:
+    """pcscd names vpcd's readers "Virtual PCD 00 00", "Virtual PCD 00 01", … by port."""
+    return f"Virtual PCD 00 {port - VPCD_DEFAULT_PORT:02X}"
+
+
+def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` or ``:PORT``; raises ValueError with a usable message."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = text, str(default_port)
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r}: the port must be a number (HOST:PORT)") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: the port must be between 1 and 65535")
+    return host, port
+
 
 _LENGTH = struct.Struct(">H")
 _HAS_QUICKACK = hasattr(socket, "TCP_QUICKACK")

@@ -26,12 +26,11 @@ from card_emulator import (
     ViccAttachment,
     load_card,
     load_fault_profile,
-    parse_host_port,
     save_card,
 )
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 
-from ..vpcd_protocol import VPCD_DEFAULT_PORT
+from ..vpcd_protocol import VPCD_DEFAULT_PORT, parse_host_port
 from ._common import console, default_home, err, fail, parse_date
 from .card_data import card_info_data, verify_info_command
 

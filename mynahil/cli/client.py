@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from card_emulator import CardBusy, CardFile, CardFormatError, EmulatedCard
+from card_emulator import CardBusy, CardFile, CardFormatError, EmulatedCard, open_transport
 
 from ._common import CaFileOption, console, err, fail, read_secret
 
@@ -31,7 +31,7 @@ def _client_session(
 
     from ..card import MyNumberCard
     from ..tls import TlsConfigError, client_verify
-    from ..transports import TransportError, open_transport
+    from ..transports import TransportError
 
     try:
         verify = client_verify(ca_file)

@@ -33,6 +33,7 @@ from card_emulator import (
     PinSlot,
     ViccAttachment,
     load_fault_profile,
+    open_transport,
     save_card,
 )
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
@@ -45,7 +46,6 @@ from ..paths import scenarios_dir
 from ..pcscd import PcscdUnavailable, pcscd_running
 from ..transports import (
     Transport,
-    open_transport,
     vpcd_reader_name,
     wait_for_card,
     wait_for_removal,

@@ -9,30 +9,42 @@ spec               what it is
 ``pcsc[:READER]``  any PC/SC reader (name or unique part of it); a real card or a phone-reader
 ``listen[:H:P]``   wait for a card or a phone (vsmartcard Remote Smart Card Reader) to connect
 =================  =========================================================================
+
+The core knows the wire contract (:mod:`.base`: a :class:`~.base.CardLike` and the
+transports), never the emulator: ``socket`` and ``vpcd`` put an emulated card on a wire with
+a vicc thread, so they are opened on the card's side, by ``card_emulator.open_transport``
+(which opens every spec here as well).
 """
 
 from __future__ import annotations
 
-from card_emulator.faults import CardLike
+from mynahil.vpcd_protocol import VPCD_DEFAULT_PORT, parse_host_port, vpcd_reader_name
 
-from .base import CardRemovedError, NoCardError, ReaderNotFoundError, Transport, TransportError
+from .base import (
+    CardLike,
+    CardPulled,
+    CardRemovedError,
+    NoCardError,
+    ReaderNotFoundError,
+    Transport,
+    TransportError,
+)
 from .inproc import InProcessTransport
 from .pcsc import PcscTransport, list_readers, pcsc_available, wait_for_card, wait_for_removal
 from .vpcd import VpcdListenerTransport
-from .wired import SocketTransport, VpcdPcscTransport, vpcd_reader_name
 
 __all__ = [
     "TRANSPORT_SPECS",
+    "CardLike",
+    "CardPulled",
     "CardRemovedError",
     "InProcessTransport",
     "NoCardError",
     "PcscTransport",
     "ReaderNotFoundError",
-    "SocketTransport",
     "Transport",
     "TransportError",
     "VpcdListenerTransport",
-    "VpcdPcscTransport",
     "list_readers",
     "open_transport",
     "pcsc_available",
@@ -42,29 +54,28 @@ __all__ = [
 ]
 
 TRANSPORT_SPECS = ("inproc", "socket", "vpcd[:PORT]", "pcsc[:READER]", "listen[:HOST:PORT]")
-_NEEDS_CARD = ("inproc", "socket", "vpcd")
 
 
 def open_transport(spec: str, card: CardLike | None = None) -> Transport:
-    """Build the transport a spec names (see the table above); not yet connected."""
+    """Build the transport a spec names (see the table above); not yet connected.
+
+    ``inproc``, ``pcsc`` and ``listen`` only: ``socket`` and ``vpcd`` need the emulator's
+    vicc end, so ``card_emulator.open_transport`` opens those (and these)."""
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
-    if kind in _NEEDS_CARD and card is None:
+    if kind in ("inproc", "socket", "vpcd") and card is None:
         raise ValueError(f"transport {kind!r} drives an emulated card: give the card")
     if kind == "inproc":
         assert card is not None
         return InProcessTransport(card)
-    if kind == "socket":
-        assert card is not None
-        return SocketTransport(card)
-    if kind == "vpcd":
-        assert card is not None
-        return VpcdPcscTransport(card, port=int(arg) if arg else None)
+    if kind in ("socket", "vpcd"):
+        raise ValueError(
+            f"transport {kind!r} puts an emulated card on a wire: open it with "
+            "card_emulator.open_transport"
+        )
     if kind == "pcsc":
         return PcscTransport(arg or None)
     if kind in ("listen", "phone"):
-        from card_emulator.vicc import parse_host_port
-
-        host, port = parse_host_port(arg or "127.0.0.1:35963", 35963)
+        host, port = parse_host_port(arg or f"127.0.0.1:{VPCD_DEFAULT_PORT}", VPCD_DEFAULT_PORT)
         return VpcdListenerTransport(host, port)
     raise ValueError(f"unknown transport {spec!r}; use one of: {', '.join(TRANSPORT_SPECS)}")

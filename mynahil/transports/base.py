@@ -9,14 +9,32 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
+from typing import Protocol
 
 __all__ = [
+    "CardLike",
+    "CardPulled",
     "CardRemovedError",
     "NoCardError",
     "ReaderNotFoundError",
     "Transport",
     "TransportError",
 ]
+
+
+class CardLike(Protocol):
+    """What a wire needs of a card: the emulated card, a faulty field around it, a relay."""
+
+    @property
+    def atr(self) -> bytes: ...
+
+    def transmit(self, raw: bytes) -> bytes: ...
+
+    def reset(self) -> bytes: ...
+
+
+class CardPulled(Exception):
+    """The card left the field: the APDU got no answer (a transport reports CardRemovedError)."""
 
 
 class TransportError(Exception):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from card_emulator.faults import CardLike, CardPulled
-
-from .base import CardRemovedError, Transport, TransportError
+from .base import CardLike, CardPulled, CardRemovedError, Transport, TransportError
 
 __all__ = ["InProcessTransport"]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from card_emulator import (
-    CardPulled,
     EmulatedCard,
     FaultProfile,
     FaultyCard,
@@ -15,6 +14,7 @@ from card_emulator import (
     load_fault_profile,
 )
 from card_emulator.state import CardState
+from mynahil.transports import CardPulled
 
 READ_TOKEN = [
     bytes.fromhex(a) for a in ("00A4040C0AD392F000260100000001", "00A4020C020006", "00B0000020")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import DEFINED_STATUS_WORDS, CardState, EmulatedCard
-from mynahil.transports import SocketTransport, TransportError
+from card_emulator import DEFINED_STATUS_WORDS, CardState, EmulatedCard, SocketTransport
+from mynahil.transports import TransportError
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")

@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator import CardState, EmulatedCard, FaultProfile, FaultyCard
+from card_emulator import CardState, EmulatedCard, FaultProfile, FaultyCard, open_transport
 from mynahil.card import MyNumberCard, Pin, WrongPin
-from mynahil.transports import CardRemovedError, Transport, TransportError, open_transport
+from mynahil.transports import CardRemovedError, Transport, TransportError
 from tests.support import PIN
 
 WIRES = [

@@ -1,30 +1,46 @@
 """An emulated card put on a real wire, and the harness on the other end, as one transport.
 
 These exist so that the same test or demo can say "this card, over that wire" and get the
-whole stack — the vicc client, the TCP framing, and for ``vpcd`` pcscd and pyscard — between
-the Card API and the card.
+whole stack — the vicc client (a thread here), the TCP framing, and for ``vpcd`` pcscd and
+pyscard — between the Card API and the card. They live on the card's side: the core's
+transports (:mod:`mynahil.transports`) know only the wire contract, never the emulator.
 """
 
 from __future__ import annotations
 
-from card_emulator.faults import CardLike
-from card_emulator.vicc import ViccAttachment
-from mynahil.vpcd_protocol import VPCD_DEFAULT_PORT
+from mynahil.transports import (
+    PcscTransport,
+    Transport,
+    TransportError,
+    VpcdListenerTransport,
+    list_readers,
+    wait_for_removal,
+)
+from mynahil.transports import open_transport as open_core_transport
+from mynahil.transports.base import CardLike
+from mynahil.vpcd_protocol import VPCD_DEFAULT_PORT, vpcd_reader_name
 
-from .base import Transport, TransportError
-from .pcsc import PcscTransport, list_readers, wait_for_removal
-from .vpcd import VpcdListenerTransport
+from .vicc import ViccAttachment
 
-__all__ = ["SocketTransport", "VpcdPcscTransport", "vpcd_reader_name"]
+__all__ = ["SocketTransport", "VpcdPcscTransport", "open_transport"]
 
 # How long a card another process left in the vpcd reader may take to go (pcscd notices a
 # detached vicc within a poll or two).
 HELD_READER_WAIT_S = 2.0
 
 
-def vpcd_reader_name(port: int = VPCD_DEFAULT_PORT) -> str:
-    """pcscd names vpcd's readers "Virtual PCD 00 00", "Virtual PCD 00 01", … by port."""
-    return f"Virtual PCD 00 {port - VPCD_DEFAULT_PORT:02X}"
+def open_transport(spec: str, card: CardLike | None = None) -> Transport:
+    """Build the transport any spec names (``mynahil.transports``' table), not yet connected:
+    ``socket`` and ``vpcd[:PORT]`` put ``card`` on that wire here, the rest are the core's."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind in ("socket", "vpcd"):
+        if card is None:
+            raise ValueError(f"transport {kind!r} drives an emulated card: give the card")
+        if kind == "socket":
+            return SocketTransport(card)
+        return VpcdPcscTransport(card, port=int(arg) if arg else None)
+    return open_core_transport(spec, card)
 
 
 class SocketTransport(Transport):
