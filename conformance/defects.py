@@ -27,6 +27,8 @@ from card_emulator.state import match_b_value
 from mynahil.jpki import AID, CardInfoFile
 from mynahil.transports.base import CardLike
 
+from .operator_defects import OPERATOR_DEFECTS
+
 __all__ = [
     "CORRECT_TARGETS",
     "DEFECTS",
@@ -350,9 +352,8 @@ MATRIX: list[MatrixRow] = [
 
 
 def full_matrix() -> list[MatrixRow]:
-    """The card rows, then the operator and platform suites' rows (imported late: they bring
-    the reference platform with them)."""
-    from .operator_harness import OPERATOR_DEFECTS
+    """The card rows, then the operator and platform suites' rows (the platform's defects
+    imported late: they bring the reference platform with them)."""
     from .platform_defects import PLATFORM_DEFECTS
 
     return [

@@ -48,6 +48,7 @@ from reference_impl.points.campaign import Bonus, Extension, Scheme, load_scheme
 from reference_impl.points.model import StoredTransaction
 from reference_impl.points.signing import Signer, public_key_bytes
 
+from .operator_defects import OPERATOR_DEFECTS
 from .operator_profile import OperatorProfile
 from .targets import EMULATED_PASSWORD, EMULATED_PIN
 
@@ -67,21 +68,6 @@ CAMPAIGN_ID = "conformance"
 # A vendor's first charge comes moments after the application; its clock may lag ours.
 CLOCK_SKEW_ALLOWANCE_S = 1.0
 SAMPLE_OPERATOR_ID, SAMPLE_SERVICE_ID = "operator-under-test", "pay-under-test"
-
-# name -> (what is wrong, the requirement that must fail)
-OPERATOR_DEFECTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "grants_twice_on_retry": (
-        "retries a report under a new transaction ID and key", ("OP-REPORT-001",)),
-    "accepts_unsigned": ("answers verify calls nobody signed", ("OP-VERIFY-002",)),
-    "credits_past_cap": (
-        "credits 25% of every charge, whatever the platform decided", ("OP-CAP-001",)),
-    "ignores_charge_time": (
-        "reports every charge as made now, whenever it was made", ("SPEC-POINTS-003",)),
-    "gives_up_on_lost_answer": (
-        "never sends a report again when the platform's answer is lost", ("OP-REPORT-002",)),
-    "credits_without_application": (
-        "credits 25% on accounts nobody applied with", ("SPEC-POINTS-005",)),
-}  # fmt: skip
 
 
 class HarnessError(RuntimeError):

@@ -56,6 +56,7 @@ from mynahil.transports.inproc import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 from .defects import DEFECTS, READER_DEFECTS, DefectiveCard, DefectiveReader
+from .operator_defects import OPERATOR_DEFECTS
 
 __all__ = [
     "EMULATED_PASSWORD",
@@ -407,8 +408,6 @@ def _platform_target(spec: str, rest: str, device: DeviceProfile | None) -> Targ
 
 
 def _operator_target(spec: str, rest: str, device: DeviceProfile | None) -> Target:
-    from .operator_harness import OPERATOR_DEFECTS
-
     if rest.startswith(("http://", "https://")):  # a vendor's service: its operator profile
         profile = DeviceProfile(f"payment service at {rest}", budget_ms=1000)
         return Target(spec, "operator", rest, None, device or profile, ("operator",), False)
