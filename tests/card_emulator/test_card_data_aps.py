@@ -2,7 +2,7 @@
 APDUs (JPKI.md: short EF identifiers, card-info input-support AP, card-face AP; issue 14).
 
 The command sequences of public clients are replayed byte for byte in
-``tests/transports/test_public_client_sequences.py``; these tests pin each rule on its own.
+``tests/card_emulator/test_public_client_sequences.py``; these tests pin each rule on its own.
 """
 
 from __future__ import annotations
