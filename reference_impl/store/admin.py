@@ -77,7 +77,9 @@ def migration_sql(url: str, *, start: str | None = None, end: str = "head") -> s
     config = Config(output_buffer=buffer)
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
-    config.set_main_option("sqlalchemy.url", parsed.render_as_string(hide_password=False))
+    # Alembic's options are configparser values: a percent-encoded URL's "%" must be doubled.
+    url_option = parsed.render_as_string(hide_password=False).replace("%", "%%")
+    config.set_main_option("sqlalchemy.url", url_option)
     command.upgrade(config, f"{start}:{end}" if start else end, sql=True)
     return buffer.getvalue()
 

@@ -34,7 +34,10 @@ def test_upgrade_then_current_on_each_store(store_url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "dialect_marker"),
     [("sqlite:///any.db", "CREATE TRIGGER ledger_no_update"),
-     ("postgresql+psycopg://dba@db.example/platform", "LANGUAGE plpgsql")],
+     ("postgresql+psycopg://dba@db.example/platform", "LANGUAGE plpgsql"),
+     # percent-encoded: a password with an @ in it, a schema chosen through libpq's options
+     ("postgresql+psycopg://dba:p%40ss@db.example/platform?options=-csearch_path%3Dmykey",
+      "LANGUAGE plpgsql")],
 )  # fmt: skip
 def test_sql_prints_each_dialects_migration_without_connecting(
     url: str, dialect_marker: str
