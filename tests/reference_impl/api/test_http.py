@@ -174,7 +174,8 @@ def test_jlis_endpoints(platform: ReferencePlatform, http: TestClient, key_pool:
 
 
 def test_openapi_document_is_checked_in_and_current(http: TestClient) -> None:
-    """docs/openapi.json is what the server serves (regenerate: python -m reference_impl.api)."""
+    """docs/openapi.json is what the server serves (regenerate: python -m
+    reference_impl.openapi)."""
     served = http.get("/openapi.json").json()
     assert json.loads(OPENAPI.read_text()) == served, "regenerate docs/openapi.json"
     assert all(path.startswith("/v1/") for path in served["paths"])
