@@ -206,7 +206,28 @@ class SqlRegistry(RegistryRules):
         return str(found)
 
     def revoked(self, kind: str) -> list[CertificateEntry]:
-        return [entry for entry in self.entries() if entry.kind == kind and entry.revoked]
+        older = self.legacy.revoked(kind) if self.legacy is not None else []
+        with self._reading() as connection:
+            stored = [
+                _entry(row)
+                for row in connection.execute(
+                    _CERTIFICATE.where(
+                        jlis_certificates.c.kind == kind,
+                        jlis_certificates.c.revoked_at.is_not(None),
+                    )
+                )
+            ]
+            # The database's row is the answer for a certificate it holds, revoked or not.
+            shadowed = {
+                int(serial)
+                for serial in connection.execute(
+                    select(jlis_certificates.c.serial).where(
+                        jlis_certificates.c.serial.in_([str(e.serial) for e in older])
+                    )
+                ).scalars()
+            } if older else set()  # fmt: skip
+        merged = stored + [entry for entry in older if entry.serial not in shadowed]
+        return sorted(merged, key=lambda entry: entry.serial)
 
     def entries(self) -> list[CertificateEntry]:
         with self._reading() as connection:

@@ -389,6 +389,7 @@ def test_the_database_registry_reads_the_file_and_never_writes_it(
     desk.record(lost, "auth", "card-1")
     desk.record(sign, "sign", "card-1")
     desk.record(kept, "auth", "card-2")
+    desk.revoke(serial(sign), "holder_request", NOW)  # the desk's own revocation counts too
     file_before = (tmp_path / "ca" / "registry.json").read_bytes()
     with SqlStore.open(database_url) as one, SqlStore.open(database_url) as two:
         first = SqlRegistry(one.engine, CertificateRegistry(tmp_path / "ca"))
@@ -403,6 +404,7 @@ def test_the_database_registry_reads_the_file_and_never_writes_it(
             assert view.successor(serial(kept)) == serial(renewed)
             assert view.predecessor(serial(renewed)) == serial(kept)
             assert [e.serial for e in view.revoked("auth")] == [serial(lost)]
+            assert [e.serial for e in view.revoked("sign")] == [serial(sign)]
             assert {e.serial for e in view.entries()} == {
                 serial(d) for d in (lost, kept, renewed, sign)
             }
