@@ -91,17 +91,18 @@ def in_process_rate(platform: ReferencePlatform, proofs: list[Proof]) -> float:
     return len(proofs) / (time.perf_counter() - start)
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children (a server's workers)."""
+def _tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of a process and of each of its children (a server's
+    workers), by process ID."""
     root = psutil.Process(pid)
-    total = 0.0
+    spent = {}
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        spent[process.pid] = times.user + times.system
+    return spent
 
 
 def _machine_busy() -> float:
@@ -154,10 +155,14 @@ def http_rate(
         start = time.perf_counter()
         list(pool.map(send, [bodies[i::clients] for i in range(clients)]))
         elapsed = time.perf_counter() - start
+        after = _tree_cpu(process.pid)
+        spent = {pid: after[pid] - server.get(pid, 0.0) for pid in after}
+        busiest = max(spent.values())  # with workers: how evenly connections were spread
         per = 1000 / len(bodies)  # seconds in total -> milliseconds per issuance
         return {
             "per_s": len(bodies) / elapsed,
-            "server_cpu_ms": (_tree_cpu(process.pid) - server) * per,
+            "busiest_process_share": busiest / max(sum(spent.values()), 1e-9),
+            "server_cpu_ms": sum(spent.values()) * per,
             "client_cpu_ms": (time.process_time() - client) * per,
             "machine_cpu_ms": (_machine_busy() - machine) * per,
             "wall_ms": elapsed * per,
@@ -168,7 +173,8 @@ def _where_the_time_went(label: str, run: dict[str, float]) -> None:
     print(
         f"  {label}: {run['per_s']:,.0f}/s; per issuance {run['wall_ms']:.2f} ms wall, CPU "
         f"{run['server_cpu_ms']:.2f} ms server, {run['client_cpu_ms']:.2f} ms client, "
-        f"{run['machine_cpu_ms']:.2f} ms machine ({psutil.cpu_count()} cores)"
+        f"{run['machine_cpu_ms']:.2f} ms machine ({psutil.cpu_count()} cores); the busiest "
+        f"server process did {run['busiest_process_share']:.0%} of the server's work"
     )
 
 
@@ -199,6 +205,7 @@ def measure(
             _where_the_time_went("HTTP, 2 workers", two)
             figures["http_2workers_per_s"] = round(two["per_s"])
             figures["http_2workers_ratio"] = round(two["per_s"] / one["per_s"], 2)
+            figures["http_2workers_busiest_share"] = round(two["busiest_process_share"], 2)
             for name in ("server_cpu_ms", "client_cpu_ms", "machine_cpu_ms"):
                 figures[f"http_1worker_{name}"] = round(one[name], 2)
                 figures[f"http_2workers_{name}"] = round(two[name], 2)
@@ -240,6 +247,7 @@ def main() -> None:
             figures["postgres_http_issuances_per_s"] = result["http_per_s"]
             figures["postgres_http_2workers_issuances_per_s"] = result["http_2workers_per_s"]
             figures["postgres_http_2workers_per_1worker"] = result["http_2workers_ratio"]
+            figures["postgres_http_2workers_busiest_share"] = result["http_2workers_busiest_share"]
             for name, value in result.items():
                 if name.startswith("http_") and name.endswith("_ms"):
                     figures[f"postgres_{name}"] = value
