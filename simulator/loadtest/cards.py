@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import random
 import ssl
+from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -36,18 +37,28 @@ class Card:
 
 
 class CardDeck:
-    """Hands out one card per holder; once all were used it starts over (counted)."""
+    """Hands out one card per holder, never one another holder still uses (a person does not
+    reserve twice at once from two phones: the platform would rightly refuse the second,
+    ``issuance_raced``); once every card was used they are dealt again (counted), the least
+    recently returned first."""
 
     def __init__(self, cards: list[Card]) -> None:
         if not cards:
             raise ValueError("no cards")
         self.cards = cards
+        self._free: deque[Card] = deque(cards)
         self.dealt = 0
 
-    def next(self) -> Card:
-        card = self.cards[self.dealt % len(self.cards)]
+    def take(self) -> Card | None:
+        """A card no holder is using, or None while every card is in use."""
+        if not self._free:
+            return None
         self.dealt += 1
-        return card
+        return self._free.popleft()
+
+    def give_back(self, card: Card) -> None:
+        """The holder is done with ``card``: it may be dealt again."""
+        self._free.append(card)
 
     @property
     def reused(self) -> int:

@@ -18,6 +18,7 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]
 import gevent.ssl  # type: ignore[import-untyped]
 from locust import FastHttpUser, LoadTestShape, constant_pacing, task
 
@@ -73,7 +74,10 @@ class Holder(FastHttpUser):
         deck = _Setup.deck
         if deck is None:
             raise RuntimeError("simulator.loadtest.locustfile.configure() was not called")
-        card = deck.next()
+        card = deck.take()
+        while card is None:  # more holders at once than cards: wait for one to be returned
+            gevent.sleep(0.05)
+            card = deck.take()
         try:
             if "reserve" in _Setup.stages:
                 self._reserve(card)
@@ -81,6 +85,8 @@ class Holder(FastHttpUser):
                 self._login(card)
         except _Refused:
             pass
+        finally:
+            deck.give_back(card)
 
     def _challenge(self, stage: str, purpose: str) -> tuple[str, bytes]:
         data = self._call("POST", "/v1/mykey/challenges", f"{stage}: challenge", 201,

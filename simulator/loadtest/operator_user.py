@@ -133,7 +133,7 @@ def run_operator_replay(
         f"{plan.duration_s} s (x{plan.compress:g}); peak {plan.peak_users} operator users, "
         f"{replay.batch} reports per batch"
     )
-    started, finished = follow_curve(runner, config, timeline)
+    started, finished = follow_curve(runner, config, timeline, say)
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     runner.quit()
     return Outcome(

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from ..demand import arrival_curve
 from ..scenario import Scenario
 
-__all__ = ["LoadPlan", "Tick", "build_plan"]
+__all__ = ["LoadPlan", "Tick", "build_plan", "busiest_hour", "peak_replay"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +136,30 @@ def _mean_over(values: list[float], lo: float, hi: float) -> float:
             total += values[index] * (end - position)
         position = end
     return total / (hi - lo)
+
+
+def busiest_hour(scenario: Scenario) -> tuple[datetime, float]:
+    """The hour of the scenario's run with the most arrivals: its start (naive, JST, as
+    ``--start`` takes it) and its people per hour."""
+    first = datetime.combine(scenario.run.start, datetime.min.time())
+    last = datetime.combine(scenario.run.end, datetime.min.time()) + timedelta(days=1)
+    moment, people = max(arrival_curve(scenario, first, last), key=lambda hour: hour[1])
+    return moment.replace(tzinfo=None), float(people)
+
+
+def peak_replay(scenario: Scenario, *, times: float, seconds: int, pacing: float = 1.0) -> LoadPlan:
+    """The scenario's busiest hour at ``times`` its rate, for ``seconds`` of wall time.
+
+    Compressing an hour ``times``-fold is what sends its arrivals ``times`` as fast, so
+    ``compress = times``; the run covers the first ``seconds x times`` seconds of the hour
+    (the curve is one figure per hour, so any stretch of it has the same rate). Enough users
+    are allowed that the plan is never scaled down: the target is the whole ``times``.
+    """
+    if times <= 0:
+        raise ValueError("--times must be positive")
+    if seconds < 1:
+        raise ValueError("--seconds must be at least 1")
+    start, people_per_hour = busiest_hour(scenario)
+    hours = min(1.0, seconds * times / 3600)
+    users = max(1, math.ceil(people_per_hour * times / 3600 * pacing))
+    return build_plan(scenario, start, hours, compress=times, max_users=users, pacing=pacing)

@@ -90,7 +90,7 @@ def run(
         f"replaying {plan.hours:g} h from {plan.start:%Y-%m-%d %H:%M} in {plan.duration_s} s "
         f"(x{plan.compress:g}); peak {plan.peak_users} users"
     )
-    started, finished = follow_curve(runner, config, timeline)
+    started, finished = follow_curve(runner, config, timeline, say)
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     runner.quit()
     return Outcome(
@@ -130,15 +130,34 @@ def locust_environment(
     return env
 
 
-def follow_curve(runner: Runner, config: LoadTestConfig, timeline: Timeline) -> tuple[float, float]:
+PROGRESS_EVERY_S = 10.0
+
+
+def follow_curve(
+    runner: Runner,
+    config: LoadTestConfig,
+    timeline: Timeline,
+    say: Callable[[str], None] | None = None,
+) -> tuple[float, float]:
     """Run the curve to its end, sampling users into ``timeline``; (start, end) wall times.
-    A master waits for its workers' last stats reports (every 3 s) before the final drain."""
+    Every ``PROGRESS_EVERY_S`` seconds ``say`` gets the users and the requests so far (a
+    master hears of its workers' requests with their stats reports, every 3 s). A master
+    waits for its workers' last stats reports before the final drain."""
     started = time.time()
+    next_progress = started + PROGRESS_EVERY_S
     runner.start_shape()
     while runner.state != STATE_STOPPED or runner.shape_greenlet is not None:
         if config.mode == "local":
             timeline.absorb(timeline.drain())
-        timeline.sample_users(time.time(), runner.user_count)
+        now = time.time()
+        timeline.sample_users(now, runner.user_count)
+        if say is not None and now >= next_progress:
+            total = runner.stats.total
+            say(
+                f"{now - started:.0f} s: {runner.user_count} users, "
+                f"{total.num_requests:,} requests, {total.num_failures:,} failed"
+            )
+            next_progress += PROGRESS_EVERY_S
         gevent.sleep(0.25)
     finished = time.time()
     if config.mode == "master":
