@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
 __all__ = ["MAX_TOKEN_LENGTH", "Body", "bearer_token", "refuse_nul"]
 
@@ -34,19 +35,54 @@ def refuse_nul(value: str) -> str:
     return value
 
 
-class Body(BaseModel):
-    """A request body: its strings, at any depth of the model, are free of NUL."""
+_NUL_FREE: Final = core_schema.custom_error_schema(
+    core_schema.str_schema(pattern=r"^[^\x00]*$"),
+    custom_error_type="string_nul",
+    custom_error_message="must not contain NUL characters",
+)
+_NOT_SCHEMAS: Final = frozenset({"cls", "config", "metadata", "ref", "members", "serialization"})
 
-    @field_validator("*", mode="after")
+
+def _refuse_nul_in_strings(schema: Any, *, root: bool = False) -> None:
+    """Chain the NUL check after every string schema in ``schema`` (in place). Another model
+    met on the way is left alone: a Body checks its own strings."""
+    if schema is _NUL_FREE or (
+        isinstance(schema, dict)
+        and schema.get("type") == "chain"
+        and schema.get("steps", [None])[-1] is _NUL_FREE
+    ):
+        return  # checked already (schemas share parts)
+    if isinstance(schema, list):
+        for index, item in enumerate(schema):
+            if isinstance(item, dict) and item.get("type") == "str":
+                schema[index] = core_schema.chain_schema([item, _NUL_FREE])
+            else:
+                _refuse_nul_in_strings(item)
+    elif isinstance(schema, dict) and (root or schema.get("type") != "model"):
+        for key, value in schema.items():
+            if key in _NOT_SCHEMAS:
+                continue
+            if isinstance(value, dict) and value.get("type") == "str":
+                schema[key] = core_schema.chain_schema([value, _NUL_FREE])
+            else:
+                _refuse_nul_in_strings(value)
+
+
+class Body(BaseModel):
+    """A request body: its strings, at any depth of the model, are free of NUL.
+
+    The check is added to the model's validation schema (a pattern pydantic-core matches in
+    Rust) rather than written as a Python validator: a batch of 1,000 reports called the
+    Python one 8,000 times, a third of the batch's validation time.
+    """
+
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return refuse_nul(value)
-        if isinstance(value, list | tuple):
-            for item in value:
-                if isinstance(item, str):
-                    refuse_nul(item)
-        return value
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        schema = handler(source)
+        _refuse_nul_in_strings(schema, root=True)
+        return schema
 
 
 def bearer_token(text: str) -> str | None:

@@ -65,7 +65,9 @@ class RequestLimits:
             if deadline is None:
                 deadline = loop.time() + self.body_seconds
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                # timeout_at arms one timer on this task; wait_for made a task for every read
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408, f"the request body did not arrive within {self.body_seconds:g} s"
