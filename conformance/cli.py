@@ -33,6 +33,7 @@ def run_target(
     *,
     device_profile: Path | None = None,
     allow_destructive: bool = False,
+    fresh_card: str | None = None,
     pin: str | None = None,
     sign_password: str | None = None,
     card_info_pin: str | None = None,
@@ -60,6 +61,8 @@ def run_target(
         argv += ["--conformance-device-profile", str(device_profile)]
     if allow_destructive:
         argv.append("--conformance-allow-destructive")
+    if fresh_card:
+        argv += ["--conformance-fresh-card", fresh_card]
     if pin:
         argv += ["--conformance-pin", pin]
     if sign_password:
@@ -113,6 +116,15 @@ def run(
         bool,
         typer.Option(help="Also run PIN-lockout tests on a non-card:* target (its PIN WILL lock)."),
     ] = False,
+    fresh_card: Annotated[
+        str | None,
+        typer.Option(
+            metavar="COMMAND|prompt",
+            help="With --allow-destructive through a reader: before each destructive test run "
+            "COMMAND (it returns once a fresh test card is in the reader), or 'prompt' to be "
+            "asked at the terminal. Without it they run last on the one card, lockout last.",
+        ),
+    ] = None,
     pin: Annotated[str | None, typer.Option(help="The real card's auth PIN.")] = None,
     sign_password: Annotated[
         str | None, typer.Option(help="The real card's signing password.")
@@ -189,8 +201,8 @@ def run(
     try:
         code, results = run_target(
             target, report, device_profile=device_profile, allow_destructive=allow_destructive,
-            pin=pin, sign_password=sign_password, card_info_pin=card_info_pin,
-            trace_dir=trace_dir, platform_ca=ca,
+            fresh_card=fresh_card, pin=pin, sign_password=sign_password,
+            card_info_pin=card_info_pin, trace_dir=trace_dir, platform_ca=ca,
             operator_profile=operator_profile, ca_file=ca_file, quiet=not verbose,
             extra=list(ctx.args),
         )  # fmt: skip

@@ -29,6 +29,7 @@ from mynahil.jpki import AID
 from mynahil.transports import Transport, TransportError
 
 from .catalogue import CATALOGUE, SUITES, Requirement, load_catalogue
+from .fresh_card import FreshCardError, FreshCardHook, parse_hook, spent_tries
 from .operator_profile import OperatorProfile, OperatorProfileError, load_operator_profile
 from .recording import RecordingTransport
 from .safety import (
@@ -77,6 +78,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     action="store_true",
                     help="run PIN-lockout and PIN-change tests on a card that is not a card:* "
                     "target; refused unless its ATR is an emulated one")  # fmt: skip
+    group.addoption("--conformance-fresh-card", dest="conformance_fresh_card", default=None,
+                    metavar="COMMAND|prompt",
+                    help="with --conformance-allow-destructive through a reader: before each "
+                    "destructive test run COMMAND (it returns once a fresh test card is in the "
+                    "reader), or 'prompt' the operator to insert one")  # fmt: skip
     group.addoption("--conformance-pin", dest="conformance_pin", default=None,
                     help="the real card's auth PIN (no other PIN is ever sent)")  # fmt: skip
     group.addoption("--conformance-card-info-pin", dest="conformance_card_info_pin",
@@ -221,6 +227,9 @@ class Conformance:
     deselected: set[str] = field(default_factory=set)
     filtering: bool = False  # the plugin itself is deselecting other suites' tests
     card_info_pin: str = ""
+    fresh_card: FreshCardHook | None = None  # how a reader gets a fresh card per destructive test
+    fresh_cards: int = 0  # how many the hook inserted
+    not_fresh: dict[str, str] = field(default_factory=dict)  # destructive tests skipped: why
 
     @property
     def selected(self) -> dict[str, Requirement]:
@@ -248,7 +257,9 @@ _KEY = pytest.StashKey[Conformance]()
 @pytest.hookimpl(tryfirst=True)  # before the allure plugin reads its directory
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(*ids): the catalogue requirements it checks")
-    config.addinivalue_line("markers", "destructive: may lock or change a real card's PIN")
+    config.addinivalue_line(
+        "markers", "destructive(locks=False): may lock or change a real card's PIN"
+    )
     config.addinivalue_line("markers", "faults(profile): the emulated card behind a fault profile")
     spec = config.getoption(OPTION)
     if not spec:
@@ -280,6 +291,7 @@ def pytest_configure(config: pytest.Config) -> None:
         frozenset(s.encode("ascii") for s in (pin, password, info_pin) if s)
     )
     state.operator_profile = operator_profile
+    state.fresh_card = parse_hook(config.getoption("conformance_fresh_card"))
     config.stash[_KEY] = state
 
 
@@ -383,6 +395,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "--conformance-allow-destructive on a card that is not card:* needs --conformance-pin"
         )
     print(allowed_banner(state.atr, state.target.spec))
+    if not state.target.drives_emulated_card:
+        # One card in the reader: destructive tests after every other, the one that locks a
+        # PIN for good last of all (sorted() keeps the collection order otherwise).
+        items[:] = sorted(items, key=_destructive_rank)
+
+
+def _destructive_rank(item: pytest.Item) -> int:
+    """0 an ordinary test, 1 a destructive one, 2 one that locks a PIN for good
+    (``@pytest.mark.destructive(locks=True)``)."""
+    marker = item.get_closest_marker("destructive")
+    if marker is None:
+        return 0
+    return 2 if marker.kwargs.get("locks") else 1
+
+
+def _insert_fresh_card(state: Conformance, hook: FreshCardHook, test: str) -> Transport:
+    """Ask the hook for a fresh card, then reconnect to it; it must look emulated too."""
+    wire = state.open_device()
+    wire.disconnect()
+    try:
+        hook.insert(test)
+    except FreshCardError as exc:
+        pytest.fail(f"no fresh card for {test}: {exc}", pytrace=False)
+    state.atr = wire.connect().hex().upper()
+    state.fresh_cards += 1
+    if not atr_looks_emulated(bytes.fromhex(state.atr)):
+        state.refused = refusal_banner(state.atr, state.target.spec)
+        pytest.exit(state.refused, returncode=pytest.ExitCode.USAGE_ERROR)
+    return wire
 
 
 def _open_for_test(
@@ -413,7 +454,11 @@ def _open_for_test(
         state.atr = wire.connect().hex().upper()
         state.reader = state.reader or wire.name
         return wire, card
-    wire = state.open_device()
+    hook = state.fresh_card
+    if hook is not None and item.get_closest_marker("destructive") and state.destructive == "run":
+        wire = _insert_fresh_card(state, hook, item.nodeid.split("::")[-1])
+    else:
+        wire = state.open_device()
     wire.reset()  # every test starts with nothing selected and no PIN verified
     return wire, None
 
@@ -447,12 +492,31 @@ def card_under_test(request: pytest.FixtureRequest) -> Iterator[CardUnderTest]:
         )  # fmt: skip
         state.results[item.nodeid]["measurements"] = under_test.measurements
         under_test.card_info_pin = state.card_info_pin
+        if destructive and not state.target.drives_emulated_card:
+            _require_fresh(state, recorded, name)
         try:
             yield under_test
         finally:
             if state.target.wire == "inproc":
                 wire.disconnect()
     _allure_attach(path)
+
+
+def _require_fresh(state: Conformance, recorded: Transport, name: str) -> None:
+    """A destructive test through a reader starts only on a card with every PIN counter full:
+    on a card an earlier test locked it could judge nothing (and would fail for that)."""
+    spent = spent_tries(recorded)
+    recorded.reset()
+    if not spent:
+        return
+    if state.fresh_card is not None:
+        pytest.fail(f"the fresh card is not fresh: {'; '.join(spent)}", pytrace=False)
+    why = (
+        f"the card in the reader is no longer fresh ({'; '.join(spent)}): an earlier "
+        "destructive test spent its tries; give --fresh-card to run each on a fresh card"
+    )
+    state.not_fresh[name] = why
+    pytest.skip(why)
 
 
 def _allure_attach(path: Path) -> None:
@@ -649,12 +713,15 @@ def verdicts(state: Conformance) -> dict[str, dict[str, Any]]:
             verdict = "untested"
         else:
             verdict = "skipped"
-        destructive = [r for r in tests.values() if r.get("destructive")]
         out[rid] = {
             "verdict": verdict,
             # a run without destructive tests (CI mode, a real card) cannot judge this one
-            "not_judged": state.destructive == "skip"
-            and any(r["outcome"] != "passed" for r in destructive),
+            "not_judged": any(
+                r["outcome"] != "passed"
+                and (state.destructive == "skip" or n.split("::")[-1] in state.not_fresh)
+                for n, r in tests.items()
+                if r.get("destructive")
+            ),
             "title": requirement.title,
             "source": requirement.source,
             "chapter": chapter(requirement),
@@ -706,6 +773,26 @@ def self_test(target: Target) -> bool:
     """A run against one of our own emulated targets or harness-served samples checks the
     suite, not a vendor's device: its report is a self-test, never a certificate."""
     return target.drives_emulated_card or target.wire == "sample"
+
+
+def destructive_how(state: Conformance) -> str:
+    """How the destructive tests were run, for the report (empty when they were not)."""
+    if state.destructive != "run" or "card" not in state.target.suites:
+        return ""
+    if state.target.drives_emulated_card:
+        return "each on a new emulated card"
+    if state.fresh_card is not None:
+        return f"after every other test, {state.fresh_card.describe()} ({state.fresh_cards} cards)"
+    how = (
+        "after every other test, on the one card in the reader, the PIN lockout last "
+        "(each only while every PIN counter of the card is full)"
+    )
+    if state.not_fresh:
+        how += (
+            f"; {len(state.not_fresh)} skipped because an earlier one had spent the card's "
+            f"tries: {', '.join(sorted(state.not_fresh))} (give --fresh-card)"
+        )
+    return how
 
 
 def _endpoint(state: Conformance) -> dict[str, str]:
@@ -779,6 +866,7 @@ def results_of(state: Conformance) -> dict[str, Any]:
         "atr": state.atr,
         "expected_atr": device.expected_atr,
         "destructive": state.destructive,
+        "destructive_how": destructive_how(state),
         "refused": state.refused,
         "not_judged": not_judged,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(state.started)),
@@ -849,6 +937,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line(f"{v['verdict'].upper():9} {rid}  {v['title']}")
             for failure in v.get("failures", []):
                 terminalreporter.write_line(f"{'':9} {failure['test']}: {failure['reason']}")
+    if results["destructive_how"]:
+        terminalreporter.write_line(f"destructive tests: {results['destructive_how']}")
     if results["not_judged"]:
         terminalreporter.write_line(
             f"without destructive tests this run cannot judge {len(results['not_judged'])} "

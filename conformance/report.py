@@ -40,7 +40,7 @@ pre { white-space: pre-wrap; font-size: .8em; background: #f8f8f8; padding: .5em
 <tr><th>interface</th><td>{{ r.device_profile.interface }}</td></tr>
 <tr><th>ATR</th><td><code>{{ r.atr or '(none seen)' }}</code>{% if r.expected_atr %}; expected <code>{{ r.expected_atr }}</code>{% if r.device_profile.atr_mask %} under mask <code>{{ r.device_profile.atr_mask }}</code>{% endif %}{% endif %}</td></tr>
 <tr><th>time budget</th><td>{{ '%.0f' % r.device_profile.budget_ms }} ms for a whole MyKey read and sign</td></tr>
-<tr><th>destructive tests</th><td>{{ r.destructive }}{% if r.not_judged %}<br><span class="untested">a run without destructive tests cannot judge {{ r.not_judged | length }} requirement(s)</span>: {{ r.not_judged | join(', ') }} (PIN counters, lockout and PIN change need wrong PINs; their verdict below covers only the non-destructive tests){% endif %}</td></tr>{% endif %}
+<tr><th>destructive tests</th><td>{{ r.destructive }}{% if r.destructive_how %}: {{ r.destructive_how }}{% endif %}{% if r.not_judged %}<br><span class="untested">a run without {{ 'all its ' if r.destructive == 'run' }}destructive tests cannot judge {{ r.not_judged | length }} requirement(s)</span>: {{ r.not_judged | join(', ') }} (PIN counters, lockout and PIN change need wrong PINs; their verdict below covers only the non-destructive tests){% endif %}</td></tr>{% endif %}
 <tr><th>run</th><td>{{ r.started }}, {{ '%.1f' % r.seconds }} s</td></tr>
 <tr><th>results</th><td>{% for k, n in r.counts.items() if n %}{{ n }} {{ k }}{{ ', ' if not loop.last }}{% endfor %}</td></tr>
 <tr><th>catalogue check</th><td class="{{ r.catalogue.verdict }}">{{ r.catalogue.verdict }}{% if r.catalogue.untested %}: no test for {{ r.catalogue.untested | join(', ') }}{% endif %}</td></tr>

@@ -51,7 +51,7 @@ def test_a_wrong_length_pin_costs_a_try(card_under_test: CardUnderTest, bad: str
     assert card.verify(AUTH, card.pin) == OK
 
 
-@pytest.mark.destructive
+@pytest.mark.destructive(locks=True)  # through a reader: run last, it locks the card
 @pytest.mark.requirement("JPKI-PIN-003", "SPEC-CARD-001")
 def test_third_wrong_pin_blocks_for_good(card_under_test: CardUnderTest) -> None:
     card = card_under_test
