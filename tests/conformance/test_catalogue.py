@@ -12,6 +12,9 @@ from conformance.catalogue import CatalogueError, load_catalogue
 
 from .conftest import run_pytest_in
 
+_RULE = 'rule = "r"\nchoice = "c"\n'
+_ENTRY = '[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\nsuite = "card"\n'
+
 
 def test_the_catalogue_loads_and_every_rule_has_its_test() -> None:
     catalogue = load_catalogue()
@@ -22,6 +25,16 @@ def test_the_catalogue_loads_and_every_rule_has_its_test() -> None:
     assert any(r.startswith("SPEC-MYKEY-") for r in catalogue)
     assert any(r.startswith("SPEC-POINTS-") for r in catalogue)
     assert all(r.source for r in catalogue.values())
+
+
+def test_a_rule_with_a_known_source_loads_with_its_citation(tmp_path: Path) -> None:
+    path = tmp_path / "requirements.toml"
+    rule = 'rule = """\nSELECT answers\n  9000."""\npublic = ["opensc: card-jpki.c"]\n'
+    path.write_text('[sources]\nopensc = "OpenSC"\n' + _ENTRY + rule)
+    (requirement,) = load_catalogue(path).values()
+    assert requirement.rule == "SELECT answers 9000."
+    assert requirement.public_sources() == [("opensc", "card-jpki.c")]
+    assert requirement.choice == ""
 
 
 def test_an_untested_requirement_fails_the_catalogue_check(tmp_path: Path) -> None:
@@ -63,13 +76,19 @@ def test_a_test_naming_no_requirement_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\n', "missing suite"),
-        ('[[requirement]]\nid = "bad"\ntitle = "t"\nsource = "s"\nsuite = "card"\n', "not like"),
-        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\nsuite = "moon"\n',
-         "suite must be"),
-        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\nsuite = "card"\n' * 2,
-         "appears twice"),
+        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\n' + _RULE,
+         "missing suite"),
+        ('[[requirement]]\nid = "bad"\ntitle = "t"\nsource = "s"\nsuite = "card"\n' + _RULE,
+         "not like"),
+        ('[[requirement]]\nid = "JPKI-X-001"\ntitle = "t"\nsource = "s"\nsuite = "moon"\n'
+         + _RULE, "suite must be"),
+        ((_ENTRY + _RULE) * 2, "appears twice"),
         ("[[requirement]\n", "not valid TOML"),
+        (_ENTRY + 'choice = "c"\n', "missing rule"),
+        (_ENTRY + 'rule = "r"\n', "give its public sources"),
+        (_ENTRY + 'rule = "r"\npublic = ["nowhere: p. 3"]\n', "'nowhere: p. 3': not a key"),
+        ('[sources]\nopensc = "OpenSC"\n' + _ENTRY + 'rule = "r"\npublic = "opensc"\n',
+         "public must be a list"),
     ],
 )  # fmt: skip
 def test_catalogue_errors_name_the_entry(tmp_path: Path, text: str, message: str) -> None:
