@@ -10,16 +10,18 @@ duration and the client's address.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 import uuid
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ACCESS_LOGGER", "LogFormat", "RequestLog", "configure_logging"]
+__all__ = ["ACCESS_LOGGER", "JsonLines", "LogFormat", "RequestLog", "configure_logging"]
 
 ACCESS_LOGGER = "mynahil.access"
 LogFormat = Literal["json", "text"]
@@ -36,18 +38,17 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+    formatter: logging.Formatter = (
+        JsonLines()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _without_terminal_colours],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        else structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _without_terminal_colours],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        )
     )
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
@@ -57,12 +58,50 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # No record shows where it was logged from: skip the frame walk every record paid for
+    # (the logging docs' "Optimization" section; structlog's logger class walks further).
+    logging._srcfile = None
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+# What every LogRecord has; anything else on a record came as ``extra`` and is logged.
+_RECORD_FIELDS: Final = frozenset(
+    {*vars(logging.makeLogRecord({})), "message", "asctime", "taskName", "color_message"}
+)
+
+
+class JsonLines(logging.Formatter):
+    """A record as one JSON object: event, the context bound with structlog.contextvars (the
+    request ID), level, logger, UTC timestamp, the record's extra fields, the exception.
+
+    The same object structlog's processor chain rendered, built in one pass: that chain
+    copied every record and cost about 6% of an issuance's instructions over HTTP, for the
+    access record alone. (uvicorn's ANSI-coloured copy of its message is left out.)
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "event": record.getMessage(),
+            **structlog.contextvars.get_contextvars(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "timestamp": datetime.fromtimestamp(record.created, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS:
+                event[key] = value
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            event["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(event, default=repr, ensure_ascii=False)
 
 
 def _without_terminal_colours(
