@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, select, update
@@ -37,6 +37,7 @@ from reference_impl.points.model import (
 )
 from reference_impl.points.rules import CertificatePeriod
 
+from .driver import to_driver
 from .tables import (
     applications,
     certificate_bindings,
@@ -98,19 +99,6 @@ _NEXT_FEED = (
 )
 
 
-def _driver_value(value: Any, dialect: str) -> Any:
-    """A value as the driver takes it, stored exactly as SQLAlchemy's own types store it."""
-    if isinstance(value, datetime):
-        if dialect == "sqlite":  # UTCDateTime + SQLite's DATETIME: naive UTC text
-            u = value.astimezone(UTC)
-            return (
-                f"{u.year:04d}-{u.month:02d}-{u.day:02d} "
-                f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
-            )
-        return value.astimezone(UTC)
-    return value
-
-
 _DRIVER_SQL: dict[tuple[str, str, str], str] = {}
 
 
@@ -151,7 +139,7 @@ class PointsStatements:
         for row in rows:
             value = [row[c] for c in columns]
             for i in times:
-                value[i] = _driver_value(value[i], dialect)
+                value[i] = to_driver(value[i], dialect)
             values.append(tuple(value))
         try:
             with self._conn.begin_nested():

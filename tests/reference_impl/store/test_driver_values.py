@@ -1,0 +1,30 @@
+"""A time written on the driver path is stored exactly as SQLAlchemy's own column type stores
+it (rows written either way must compare and read back alike; the audit chain reads them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, text
+
+from reference_impl.store.driver import to_driver
+from reference_impl.store.tables import UTCDateTime
+
+_TABLE = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime))
+_ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-9, minutes=-30))]
+)
+_ENGINE = create_engine("sqlite://")
+_TABLE.metadata.create_all(_ENGINE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=_ZONES))
+def test_the_driver_path_stores_sqlalchemys_text_on_sqlite(moment: datetime) -> None:
+    with _ENGINE.begin() as connection:
+        connection.execute(_TABLE.delete())
+        connection.execute(insert(_TABLE).values(id=1, at=moment))
+        stored = connection.execute(text("SELECT at FROM t")).scalar_one()
+    assert to_driver(moment, "sqlite") == stored
