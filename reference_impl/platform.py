@@ -50,7 +50,7 @@ from reference_impl.store import SqlStore
 from reference_impl.store.budget_sql import SqlRefusalBudget
 from reference_impl.store.clock_sql import shared_clock
 from reference_impl.store.jlis_sql import SqlRegistry
-from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT
+from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT, make_engine
 
 __all__ = [
     "HeadDeadlineProtocol",
@@ -81,6 +81,8 @@ class ReferencePlatform:
 
     def close(self) -> None:
         self.store.dispose()
+        if isinstance(self.jlis.registry, SqlRegistry):
+            self.jlis.registry.dispose()
 
 
 def shifted_clock(as_of: datetime) -> Callable[[], datetime]:
@@ -172,7 +174,7 @@ def build_platform(
         raise ValueError("give as_of or clock, not both")
     ca = JlisCA.open(jlis_folder) if jlis_folder else JlisCA.create()
     store = SqlStore.open(db_url, busy_timeout=busy_timeout)
-    jlis = JlisServices(ca, jlis_registry(store, jlis_folder))
+    jlis = JlisServices(ca, jlis_registry(store, jlis_folder, busy_timeout=busy_timeout))
     business = clock or (_business_clock(store, as_of) if as_of else utc_now)
     mykey = MyKeyService(
         store, jlis, clock=business, anonymous_refusals=_refusal_budget(store, "mykey")
@@ -205,7 +207,9 @@ def remote_registries(
     return HttpRegistries(base_url, verify=_or_default(verify))
 
 
-def jlis_registry(store: SqlStore, jlis_folder: Path | None) -> RegistryStore:
+def jlis_registry(
+    store: SqlStore, jlis_folder: Path | None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> RegistryStore:
     """J-LIS's registry for a platform on ``store``: in the database, which every worker and
     instance shares, reading the CA folder's ``registry.json`` (what ``mynahil card new``
     records) for what the database does not hold. A database in memory is one process's
@@ -213,7 +217,12 @@ def jlis_registry(store: SqlStore, jlis_folder: Path | None) -> RegistryStore:
     file_registry = CertificateRegistry(jlis_folder)
     if store.in_memory:
         return file_registry
-    return SqlRegistry(store.engine, file_registry if jlis_folder is not None else None)
+    # J-LIS is another system, with a connection pool of its own: the platform asks J-LIS
+    # while its unit of work holds one of the store's connections, and a second checkout
+    # from that same pool deadlocks once every pooled connection is held by a request
+    # waiting for another (the x10 replay stalled so, the whole pool idle in transaction).
+    engine = make_engine(store.engine.url, busy_timeout=busy_timeout)
+    return SqlRegistry(engine, file_registry if jlis_folder is not None else None)
 
 
 def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:

@@ -84,6 +84,10 @@ class SqlRegistry(RegistryRules):
         self._successors: OrderedDict[int, int] = OrderedDict()
         self._memory = threading.Lock()
 
+    def dispose(self) -> None:
+        """Close the engine's pooled connections (the platform gives the registry its own)."""
+        self._engine.dispose()
+
     # --- transactions ---------------------------------------------------------------------
 
     @contextmanager

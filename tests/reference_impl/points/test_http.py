@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import event
 
 from card_emulator import CardState, EmulatedCard
 from mynahil.card import MyNumberCard
@@ -445,3 +447,44 @@ def test_an_unreachable_registry_refuses_the_bonus_for_now(
         with pytest.raises(ClientRefusal) as refused:
             client.claim_bonus(card, "1234", "round2", "public_fund_account")
         assert refused.value.code == "registry_unavailable"
+
+
+def test_no_request_holds_two_of_the_store_connections(world: World) -> None:
+    """A request that holds one of the store's pooled connections never waits for a second
+    from the same pool: once every pooled connection is held by such a request, all of them
+    wait on each other until the pool times out (the x10 replay stalled this way with the
+    whole pool `idle in transaction`). Checked over a holder's whole path and an operator's
+    reports, on both stores."""
+    engine = world.platform.store.engine
+    held: dict[int, int] = {}
+    most = 0
+    lock = threading.Lock()
+
+    def checkout(*_: object) -> None:
+        nonlocal most
+        with lock:
+            thread = threading.get_ident()
+            held[thread] = held.get(thread, 0) + 1
+            most = max(most, held[thread])
+
+    def checkin(*_: object) -> None:
+        with lock:
+            thread = threading.get_ident()
+            held[thread] = held.get(thread, 0) - 1
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        holder = PlatformClient.connect(world.url)
+        card = world.card(7)
+        holder.reserve(card, "1234")
+        holder.login(card, "1234")
+        account = world.books.open_account("Jiro")
+        holder.apply(card, "1234", "qr-pay", account.account_id, account.security_code)
+        later = AS_OF + timedelta(minutes=2)
+        decisions = world.operator.report([world.books.book(account.account_id, 4_000, later)])
+        assert [d.outcome for d in decisions] == [Outcome.GRANTED]
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+    assert most == 1, f"a request held {most} of the store's connections at once"
