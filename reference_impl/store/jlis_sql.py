@@ -110,6 +110,12 @@ class SqlRegistry(RegistryRules):
             yield current
             return
         with _unavailable_as_such(), self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # A question is one statement: on its own it sees committed data as a READ
+                # COMMITTED transaction would, without the BEGIN and COMMIT round trips
+                # (psycopg's autocommit is a client-side switch; the pool resets it).
+                yield connection.execution_options(isolation_level="AUTOCOMMIT")
+                return
             connection.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
             with connection.begin():
                 yield connection
