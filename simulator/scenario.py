@@ -531,9 +531,12 @@ def bundled_scenarios() -> dict[str, Path]:
 
 
 def scenario_path(name_or_path: Path | str) -> Path:
-    """A file that exists, else the bundled scenario of that bare name (``launch-week``)."""
+    """A file that exists, else the bundled scenario of that bare name (``launch-week``).
+
+    A folder of that name is not a scenario: ``simulate round1 --out round1`` run twice must
+    find the bundled scenario, not the first run's output."""
     path = Path(name_or_path)
-    if path.exists() or path.suffix or path.name != str(name_or_path):
+    if path.is_file() or path.suffix or path.name != str(name_or_path):
         return path  # a path: _read names it if it does not exist
     bundled = bundled_scenarios()
     if str(name_or_path) in bundled:

@@ -32,6 +32,12 @@ def test_simulate_a_bundled_scenario_by_name(tmp_path: Path) -> None:
     assert len(json.loads((out / "summary.json").read_text())["cumulative_applications"]) == 7
 
 
+def test_a_folder_named_like_a_bundled_scenario_does_not_hide_it(tmp_path: Path) -> None:
+    """The output of ``simulate round1 --out round1`` sits in ./round1 for the next run."""
+    (tmp_path / "round1").mkdir()
+    assert load_scenario("round1").name == "round1"
+
+
 def test_list_names_each_bundled_scenario_with_its_description() -> None:
     result = CliRunner().invoke(app, ["scenarios", "list"])
     assert result.exit_code == 0, result.output
