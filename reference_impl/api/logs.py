@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
             ],
         )
     )
-    handler = logging.StreamHandler()
+    handler = _StderrOfTheMoment()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -67,6 +68,20 @@ def configure_logging(log_format: LogFormat = "json", level: str = "info") -> No
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+class _StderrOfTheMoment(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record is written. A harness that swaps stderr
+    while logging is set up (pytest's capture, typer's CliRunner) closes its stream later;
+    a handler holding that stream would then fail on every record."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 # What every LogRecord has; anything else on a record came as ``extra`` and is logged.

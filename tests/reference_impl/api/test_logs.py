@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
 
+import pytest
 import structlog
 
-from reference_impl.api.logs import JsonLines
+from reference_impl.api.logs import JsonLines, configure_logging
 
 
 def _line(record: logging.LogRecord) -> dict[str, object]:
@@ -50,3 +52,26 @@ def test_arguments_an_exception_and_values_json_cannot_hold() -> None:
     assert "ZeroDivisionError: boom" in str(line["exception"])
     assert line["payload"] == repr(b"\x00\xff")
     assert line["where"] == {"a": 1}
+
+
+def test_records_go_to_stderr_as_it_is_when_they_are_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A harness that swaps stderr while the logging is set up (pytest's capture, typer's
+    CliRunner) closes its stream later: records written after that must reach the stderr of
+    the moment, not fail with 'I/O operation on closed file' on every request."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        configure_logging("json", "info")
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("mynahil.test").info("after the swap")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    written = second.getvalue()
+    assert "Logging error" not in written
+    assert json.loads(written.splitlines()[-1])["event"] == "after the swap"
