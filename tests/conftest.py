@@ -27,7 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist every worker gets its own ``$MYNAHIL_HOME`` (a subfolder named after
     the worker), so CLI runs that create the default J-LIS CA or platform database there do not
     race another worker's. Subprocesses inherit it, and the plugin list below."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    # A worker is known by its workerinput: PYTEST_XDIST_WORKER is also inherited by every
+    # pytest a worker's test starts, which would nest the home a second time (home/gw1/gw1).
+    workerinput: dict[str, str] | None = getattr(config, "workerinput", None)
+    worker = workerinput["workerid"] if workerinput is not None else None
     home = os.environ.get("MYNAHIL_HOME")
     if worker and home:
         os.environ["MYNAHIL_HOME"] = str(Path(home) / worker)
