@@ -67,30 +67,42 @@ class Acknowledged:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _prepare(
-    db_url: str, folder: Path, key: Ed25519PrivateKey
+def prepare_books(
+    db_url: str,
+    folder: Path,
+    key: Ed25519PrivateKey,
+    *,
+    tag: str = "crash",
+    people: int = PEOPLE,
+    cards: int = CARDS,
+    seed: int = 3,
 ) -> tuple[list[str], list[CardState]]:
+    """The operator ``{tag}-op`` and its service ``{tag}-pay``, ``people`` who applied for it
+    (their accounts returned) and ``cards`` cards J-LIS issued, made in this process before
+    the servers start; the crash test and the many-workers tests share it."""
+    operator, service = f"{tag}-op", f"{tag}-pay"
+    title = f"{tag.capitalize()} Pay"
     platform = build_platform(db_url, folder, accounts=LocalAccountCheck({}), as_of=AS_OF)
     try:
         platform.points.register_operator(
-            Operator(OPERATOR, "Crash Pay", public_key_bytes(key)),
-            [PaymentService(SERVICE, OPERATOR, "Crash Pay")],
+            Operator(operator, title, public_key_bytes(key)),
+            [PaymentService(service, operator, title)],
         )
         accounts = []
         with platform.store.transaction() as uow:
-            for n in range(PEOPLE):
-                person = uow.person(f"crash-person-{n}", AS_OF)
-                record = uow.create_record(f"C{n:07d}", AS_OF, person)
+            for n in range(people):
+                person = uow.person(f"{tag}-person-{n}", AS_OF)
+                record = uow.create_record(f"{tag[0].upper()}{n:07d}", AS_OF, person)
                 account = f"acct-{n}"
-                uow.link_account(SERVICE, account, record.record_id)
+                uow.link_account(service, account, record.record_id)
                 uow.add_application(
-                    Application(0, "round1", record.record_id, SERVICE, account, OPERATOR,
+                    Application(0, "round1", record.record_id, service, account, operator,
                                 AS_OF - timedelta(days=1), date(2020, 6, 1), 0, person)
                 )  # fmt: skip
                 accounts.append(account)
-        rng = random.Random(3)
+        rng = random.Random(seed)
         pool = KeyPool.generate(4, seed=3, cache_dir=folder / "keys")
-        cards = [
+        issued = [
             lifecycle.issue(
                 platform.jlis.ca,
                 platform.jlis.registry,
@@ -100,9 +112,9 @@ def _prepare(
                 issued_on=date(2020, 7, 1),
                 keys=pool,
             )
-            for _ in range(CARDS)
+            for _ in range(cards)
         ]
-        return accounts, cards
+        return accounts, issued
     finally:
         platform.close()
 
@@ -173,7 +185,7 @@ def _start(db_url: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
 def test_kill_minus_nine_loses_nothing_acknowledged(store_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "jlis"
     key = Ed25519PrivateKey.generate()
-    accounts, cards = _prepare(store_url, folder, key)
+    accounts, cards = prepare_books(store_url, folder, key)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     acks, stop, wind_down = Acknowledged(), threading.Event(), threading.Event()

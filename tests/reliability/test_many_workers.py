@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -33,18 +33,14 @@ from mynahil.card import MyNumberCard
 from mynahil.transports import open_transport
 from reference_impl.client import PlatformClient
 from reference_impl.gateways import LocalAccountCheck
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorClient
 from reference_impl.platform import build_platform, wait_healthy
 from reference_impl.points import (
-    Application,
     Decision,
-    Operator,
-    PaymentService,
     Report,
     TransactionKind,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.points.signing import Signer
 from reference_impl.store import SqlStore
 from tests.conftest import postgres_schema
 from tests.reliability.test_crash_consistency import (
@@ -52,6 +48,7 @@ from tests.reliability.test_crash_consistency import (
     CHARGES_FROM,
     Acknowledged,
     _until_acknowledged,
+    prepare_books,
 )
 from tests.support import MYNAHIL, free_port
 
@@ -99,48 +96,6 @@ class Cluster:
         return self.cards[self.next_card - 1]
 
 
-def _prepare(
-    db_url: str, folder: Path, key: Ed25519PrivateKey
-) -> tuple[list[str], list[CardState]]:
-    """The operator, people who applied for its service, and cards J-LIS issued (recorded in
-    the database's registry), made in this process before the servers start."""
-    platform = build_platform(db_url, folder, accounts=LocalAccountCheck({}), as_of=AS_OF)
-    try:
-        platform.points.register_operator(
-            Operator(OPERATOR, "Many Pay", public_key_bytes(key)),
-            [PaymentService(SERVICE, OPERATOR, "Many Pay")],
-        )
-        accounts = []
-        with platform.store.transaction() as uow:
-            for n in range(PEOPLE):
-                person = uow.person(f"many-person-{n}", AS_OF)
-                record = uow.create_record(f"M{n:07d}", AS_OF, person)
-                account = f"acct-{n}"
-                uow.link_account(SERVICE, account, record.record_id)
-                uow.add_application(
-                    Application(0, "round1", record.record_id, SERVICE, account, OPERATOR,
-                                AS_OF - timedelta(days=1), date(2020, 6, 1), 0, person)
-                )  # fmt: skip
-                accounts.append(account)
-        rng = random.Random(17)
-        pool = KeyPool.generate(4, seed=3, cache_dir=folder / "keys")
-        cards = [
-            lifecycle.issue(
-                platform.jlis.ca,
-                platform.jlis.registry,
-                random_holder(rng),
-                pin=PIN,
-                password="ABC123",
-                issued_on=date(2020, 7, 1),
-                keys=pool,
-            )
-            for _ in range(CARDS)
-        ]
-        return accounts, cards
-    finally:
-        platform.close()
-
-
 @pytest.fixture(scope="module", params=["two-workers", "two-instances"])
 def cluster(
     request: pytest.FixtureRequest,
@@ -150,7 +105,9 @@ def cluster(
     folder = tmp_path_factory.mktemp("many") / "jlis"
     with postgres_schema(postgres_admin_url) as db_url:
         key = Ed25519PrivateKey.generate()
-        accounts, cards = _prepare(db_url, folder, key)
+        accounts, cards = prepare_books(
+            db_url, folder, key, tag="many", people=PEOPLE, cards=CARDS, seed=17
+        )
         instances = 1 if request.param == "two-workers" else 2
         ports = [free_port() for _ in range(instances)]
         argvs = [
