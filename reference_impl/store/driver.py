@@ -1,25 +1,43 @@
-"""Core statements compiled once per dialect and run straight on the DBAPI cursor.
+"""The stores' one way to run a statement: SQLAlchemy Core, compiled once per dialect, run
+straight on the DBAPI cursor.
 
-For the hot paths (a MyKey issuance, every audit append): SQLAlchemy's per-execution work
-(cache key, parameter processing, result set-up) cost more than SQLite took to run the
-statement. Here the statement is still written in SQLAlchemy Core, compiled once, and only
-executed by the driver, inside the same connection and transaction. Values are converted the
-way the store's column types convert them (:func:`to_driver`, :func:`utc`), so rows written
-here and rows written through SQLAlchemy read back the same.
+For the hot paths (a MyKey issuance, every audit append, a batch of point reports),
+SQLAlchemy's per-execution work (cache key, parameter processing, result set-up) cost more
+than SQLite took to run the statement. Here the statement is still written in SQLAlchemy
+Core (no SQL text, no f-strings), compiled once per dialect, and only executed by the
+driver, inside the caller's connection and transaction.
+
+Every conversion between Python and the database lives here: values going in through
+:func:`to_driver` (stored exactly as :class:`~.tables.UTCDateTime` stores them), values
+coming out through the result processors of the statement's own column types, the same
+ones SQLAlchemy applies. So a row read here and a row read through
+``connection.execute(...)._mapping`` hold the same Python values, and one row mapper per
+entity serves both.
+
+Use: ``_STATEMENT = DriverStatement(select(...).where(t.c.x == bindparam("x")))`` at module
+level, then ``_STATEMENT.rows(conn, {"x": 1})`` (or ``one``, ``scalar``, ``run``, ``many``).
+A statement that differs per dialect (``INSERT … ON CONFLICT``) is given as a function of
+the dialect's name (see :func:`insert_new`). ``bindparam(name, expanding=True)`` takes a
+list (``IN``); its SQL is expanded once per list length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["DriverStatement", "to_driver", "utc"]
+__all__ = ["DriverStatement", "as_date", "dialect_insert", "insert_new", "to_driver", "utc"]
+
+Row = dict[str, Any]
 
 
 def to_driver(value: Any, dialect: str) -> Any:
@@ -32,11 +50,13 @@ def to_driver(value: Any, dialect: str) -> Any:
             # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call)
             return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
         return moment
+    if isinstance(value, date) and dialect == "sqlite":  # SQLAlchemy's SQLite DATE text
+        return value.isoformat()
     return value
 
 
 def utc(value: Any) -> datetime | None:
-    """A time column as read by the driver: aware UTC, whichever backend stored it."""
+    """A time as a driver or SQLAlchemy returns it (text, naive or aware): aware UTC."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -45,50 +65,212 @@ def utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def as_date(value: Any) -> date | None:
+    """A date as a driver or SQLAlchemy returns it (SQLite: ISO text)."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    raise TypeError(f"not a date: {value!r}")
+
+
+def dialect_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` clauses (SQLite or PostgreSQL)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert_new(table: Table, columns: Sequence[str]) -> DriverStatement:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` the primary key, of ``columns`` bound by
+    their own names: a clash is "no row returned", so no SAVEPOINT is needed to keep the
+    transaction usable."""
+    names = tuple(columns)
+    return DriverStatement(
+        lambda dialect: (
+            dialect_insert(dialect, table)
+            .values({name: bindparam(name) for name in names})
+            .on_conflict_do_nothing()
+            .returning(*table.primary_key.columns)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """Where one placeholder of an expanded statement takes its value from."""
+
+    name: str
+    index: int | None  # position in the list of an expanding parameter, else None
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """One statement compiled for one dialect."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional placeholders' names; None: named placeholders
+    defaults: dict[str, Any]
+    expanding: tuple[str, ...]
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column position, converter)
+    compiler: SQLCompiler
+    expanded: dict[tuple[int, ...], tuple[str, tuple[_Slot, ...] | dict[str, _Slot]]] = field(
+        default_factory=dict
+    )
+
+
 class DriverStatement:
-    def __init__(self, statement: ClauseElement) -> None:
-        self._statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+    """A Core statement compiled once per dialect and executed on the connection's cursor.
 
-    def _for(self, conn: Connection) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-        dialect = conn.dialect.name
-        if dialect not in self._compiled:
-            compiled = cast(SQLCompiler, self._statement.compile(dialect=conn.dialect))
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            self._compiled[dialect] = (compiled.string, order, dict(compiled.params))
-        return self._compiled[dialect]
+    ``statement`` is the statement, or a function of the dialect's name building it (for
+    dialect-specific clauses). Errors are raised as SQLAlchemy raises them (``IntegrityError``,
+    ``StatementError`` for a value it cannot bind, …), whichever path ran the statement.
+    """
 
-    def _arguments(self, conn: Connection, params: Mapping[str, Any]) -> Any:
-        sql, order, defaults = self._for(conn)
-        values = {**defaults, **params}
+    __slots__ = ("_build", "_compiled")
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
+        self._build = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, conn: Connection) -> _Compiled:
+        dialect = conn.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        return compiled
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        build = self._build
+        statement = build if isinstance(build, ClauseElement) else build(dialect.name)
+        compiler = cast(SQLCompiler, statement.compile(dialect=dialect))
+        expanding = tuple(name for name, bind in compiler.binds.items() if bind.expanding)
+        processors = []
+        for position, column in enumerate(getattr(statement, "exported_columns", ())):
+            processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if processor is not None:
+                processors.append((position, processor))
+        return _Compiled(
+            sql=compiler.string,
+            order=tuple(compiler.positiontup or ()) if compiler.positional else None,
+            defaults={k: v for k, v in compiler.params.items() if k not in expanding},
+            expanding=expanding,
+            processors=tuple(processors),
+            compiler=compiler,
+        )
+
+    def _arguments(
+        self, conn: Connection, compiled: _Compiled, params: Mapping[str, Any]
+    ) -> tuple[str, Any]:
+        """The SQL to run and the driver's arguments for it."""
+        values = {**compiled.defaults, **params} if compiled.defaults else params
         dialect = conn.dialect.name
         try:
-            if order is not None:
-                return tuple(to_driver(values[name], dialect) for name in order)
-            return {name: to_driver(value, dialect) for name, value in values.items()}
+            if compiled.expanding:
+                return self._expanded(compiled, values, dialect)
+            if compiled.order is not None:
+                return compiled.sql, tuple(to_driver(values[n], dialect) for n in compiled.order)
+            return compiled.sql, {n: to_driver(v, dialect) for n, v in values.items()}
         except ValueError as exc:  # as SQLAlchemy reports a bind parameter it cannot take
-            raise StatementError(str(exc), sql, dict(params), exc) from exc
+            raise StatementError(str(exc), compiled.sql, dict(params), exc) from exc
 
-    def rows(
-        self, conn: Connection, params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        """Run once; the rows it returns (if any) as dicts by column name."""
+    @staticmethod
+    def _expanded(compiled: _Compiled, values: Mapping[str, Any], dialect: str) -> tuple[str, Any]:
+        lengths = tuple(len(values[name]) for name in compiled.expanding)
+        known = compiled.expanded.get(lengths)
+        if known is None:
+            # Let SQLAlchemy expand the placeholders once per list length, with markers for
+            # values: the markers say which parameter (and list item) fills each placeholder.
+            markers = {
+                name: (
+                    [_Slot(name, i) for i in range(len(values[name]))]
+                    if name in compiled.expanding
+                    else _Slot(name, None)
+                )
+                for name in values
+            }
+            state = compiled.compiler.construct_expanded_state(markers)
+            slots: tuple[_Slot, ...] | dict[str, _Slot]
+            if compiled.order is not None:
+                slots = tuple(state.parameters[name] for name in state.positiontup or ())
+            else:
+                slots = dict(state.parameters)
+            known = compiled.expanded[lengths] = (state.statement, slots)
+        sql, slots = known
+
+        def value(slot: _Slot) -> Any:
+            given = values[slot.name]
+            return to_driver(given if slot.index is None else given[slot.index], dialect)
+
+        if isinstance(slots, tuple):
+            return sql, tuple(value(slot) for slot in slots)
+        return sql, {name: value(slot) for name, slot in slots.items()}
+
+    def _run(self, conn: Connection, params: Mapping[str, Any] | None) -> tuple[Any, _Compiled]:
+        compiled = self._for(conn)
+        sql, arguments = self._arguments(conn, compiled, params or {})
         cursor = conn.connection.cursor()
-        sql, arguments = self._for(conn)[0], self._arguments(conn, params or {})
         try:
             cursor.execute(sql, arguments)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            raise _as_sqlalchemy_error(conn, sql, arguments, exc) from exc
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor, compiled
+
+    def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run once; the rows it returns (if any) as dicts by column name, values converted
+        by their columns' types."""
+        cursor, compiled = self._run(conn, params)
+        try:
             if cursor.description is None:
                 return []
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            fetched = cursor.fetchall()
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise _as_sqlalchemy_error(conn, sql, arguments, exc) from exc
+            raise _as_sqlalchemy_error(conn, compiled.sql, params, exc) from exc
+        finally:
+            cursor.close()
+        if not compiled.processors:
+            return [dict(zip(names, row, strict=True)) for row in fetched]
+        converted = []
+        for row in fetched:
+            values = list(row)
+            for position, processor in compiled.processors:
+                values[position] = processor(values[position])
+            converted.append(dict(zip(names, values, strict=True)))
+        return converted
+
+    def one(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Row | None:
+        """The one row the statement returns, or None when it returns none."""
+        found = self.rows(conn, params)
+        if len(found) > 1:
+            raise LookupError(f"expected at most one row, got {len(found)}")
+        return found[0] if found else None
+
+    def scalar(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the one row returned; None when there is no row."""
+        row = self.one(conn, params)
+        return None if row is None else next(iter(row.values()))
+
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
+        """Run a write once; the number of rows it changed."""
+        cursor, _compiled = self._run(conn, params)
+        try:
+            return int(cursor.rowcount)
         finally:
             cursor.close()
 
     def many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        """Run a write once per parameter set, in one ``executemany``."""
+        if not params:
+            return
+        compiled = self._for(conn)
+        if compiled.expanding:
+            raise ValueError("many() takes no expanding (IN list) parameters")
+        sql = compiled.sql
+        arguments = [self._arguments(conn, compiled, p)[1] for p in params]
         cursor = conn.connection.cursor()
-        sql, arguments = self._for(conn)[0], [self._arguments(conn, p) for p in params]
         try:
             cursor.executemany(sql, arguments)
         except conn.dialect.loaded_dbapi.Error as exc:

@@ -1,0 +1,106 @@
+"""The stores' executor (:class:`reference_impl.store.driver.DriverStatement`), on SQLite and
+PostgreSQL: rows read on the driver hold the same Python values as rows read through
+SQLAlchemy, lists expand, clashes and bad values raise as SQLAlchemy raises them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from reference_impl.store import SqlStore
+from reference_impl.store.driver import DriverStatement, insert_new
+from reference_impl.store.tables import challenges, jlis_cards, persons
+
+NOW = datetime(2020, 9, 1, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=9)))
+
+_ADD_CHALLENGE = DriverStatement(
+    insert(challenges).values({c.name: bindparam(c.name) for c in challenges.c})
+)
+_CHALLENGES_IN = DriverStatement(
+    select(challenges)
+    .where(challenges.c.challenge_id.in_(bindparam("ids", expanding=True)))
+    .order_by(challenges.c.challenge_id)
+)
+_USE = DriverStatement(
+    update(challenges)
+    .where(challenges.c.challenge_id == bindparam("cid"), challenges.c.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+)
+_NEW_PERSON = insert_new(persons, ["person_ref", "created_at"])
+_ADD_CARD = DriverStatement(
+    insert(jlis_cards).values({c.name: bindparam(c.name) for c in jlis_cards.c})
+)
+_CARD = DriverStatement(select(jlis_cards).where(jlis_cards.c.card_id == bindparam("card")))
+
+
+def _challenge(challenge_id: str) -> dict[str, object]:
+    return {
+        "challenge_id": challenge_id,
+        "nonce": b"\x00nonce\xff",
+        "purpose": "issue",
+        "created_at": NOW,
+        "expires_at": NOW + timedelta(minutes=2),
+        "used_at": None,
+    }
+
+
+def test_a_row_reads_the_same_on_the_driver_and_through_sqlalchemy(store: SqlStore) -> None:
+    with store.engine.begin() as conn:
+        _ADD_CHALLENGE.many(conn, [_challenge("a"), _challenge("b")])
+        assert _USE.run(conn, {"cid": "a", "now": NOW}) == 1
+        assert _USE.run(conn, {"cid": "a", "now": NOW}) == 0
+        on_driver = _CHALLENGES_IN.rows(conn, {"ids": ["a", "b"]})
+        through_sqlalchemy = [
+            dict(row._mapping)
+            for row in conn.execute(select(challenges).order_by(challenges.c.challenge_id))
+        ]
+    assert on_driver == through_sqlalchemy
+    assert on_driver[0]["used_at"] == NOW
+    assert on_driver[0]["used_at"].tzinfo == UTC
+    assert type(on_driver[0]["nonce"]) is bytes
+
+
+def test_a_date_reads_the_same_on_the_driver_and_through_sqlalchemy(store: SqlStore) -> None:
+    card = {"card_id": "c1", "person_ref": "p", "applied_on": date(2020, 8, 31),
+            "issued_on": date(2020, 9, 1), "replaces": None}  # fmt: skip
+    with store.engine.begin() as conn:
+        _ADD_CARD.run(conn, card)
+        on_driver = _CARD.one(conn, {"card": "c1"})
+        through_sqlalchemy = conn.execute(select(jlis_cards)).one()._mapping
+    assert on_driver == dict(through_sqlalchemy) == card
+
+
+def test_an_in_list_expands_to_any_length(store: SqlStore) -> None:
+    with store.engine.begin() as conn:
+        _ADD_CHALLENGE.many(conn, [_challenge(str(i)) for i in range(5)])
+        for length in (0, 1, 3, 1, 5, 0):
+            wanted = [str(i) for i in range(length)]
+            found = _CHALLENGES_IN.rows(conn, {"ids": [*wanted, "absent"]})
+            assert [row["challenge_id"] for row in found] == wanted
+
+
+def test_one_and_scalar(store: SqlStore) -> None:
+    with store.engine.begin() as conn:
+        assert _NEW_PERSON.scalar(conn, {"person_ref": "p1", "created_at": NOW}) is not None
+        assert _NEW_PERSON.one(conn, {"person_ref": "p1", "created_at": NOW}) is None
+        assert _CARD.one(conn, {"card": "absent"}) is None
+        assert _CARD.scalar(conn, {"card": "absent"}) is None
+        _ADD_CHALLENGE.many(conn, [_challenge("a"), _challenge("b")])
+        with pytest.raises(LookupError):
+            _CHALLENGES_IN.one(conn, {"ids": ["a", "b"]})
+
+
+def test_a_clash_raises_integrity_error_and_a_naive_time_statement_error(
+    store: SqlStore,
+) -> None:
+    with store.engine.connect() as conn:
+        with conn.begin():
+            _ADD_CHALLENGE.run(conn, _challenge("a"))
+        with pytest.raises(IntegrityError), conn.begin():
+            _ADD_CHALLENGE.run(conn, _challenge("a"))
+        naive = {**_challenge("n"), "created_at": datetime(2020, 9, 1)}
+        with pytest.raises(StatementError, match="naive datetime"), conn.begin():
+            _ADD_CHALLENGE.run(conn, naive)
