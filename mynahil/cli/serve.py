@@ -78,6 +78,7 @@ def serve(
     from reference_impl.api.logs import configure_logging
     from reference_impl.platform import build_platform, remote_registries, server_options
     from reference_impl.settings import SettingsError, load_settings
+    from reference_impl.workers import port_problem, run_workers
 
     from ..tls import TlsConfigError, check_server_files, client_verify
 
@@ -94,6 +95,8 @@ def serve(
         fail(str(exc))
     if (problem := settings.problem_with_workers()) is not None:
         fail(problem)
+    if settings.workers > 1 and (busy := port_problem(settings.host, settings.port)) is not None:
+        fail(busy)  # checked here: the workers' SO_REUSEPORT sockets would share the port
     url = settings.db_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -112,20 +115,25 @@ def serve(
         f"docs at /docs), database {shown}, {settings.workers} worker(s)"
         + (f", registries at {escape(settings.registries)}" if settings.registries else "")
     )
-    app: Any = platform.app
-    if settings.workers > 1:  # each worker builds its own platform from the same settings
-        platform.close()
-        os.environ.update(settings.environment())
-        app = "reference_impl.platform:app_from_environment"
-    try:
-        uvicorn.run(
-            app, factory=settings.workers > 1, workers=settings.workers,
-            timeout_worker_healthcheck=60,  # a worker starting on a busy machine is not hung
-            host=settings.host, port=settings.port, log_config=None,
-            access_log=False,  # the platform writes its own access records (request IDs)
-            ssl_certfile=settings.tls_cert if secure else None,
-            ssl_keyfile=settings.tls_key if secure else None,
-            **server_options(),
-        )  # fmt: skip
-    finally:
-        platform.close()
+    options: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_config": None,
+        "access_log": False,  # the platform writes its own access records (request IDs)
+        "ssl_certfile": settings.tls_cert if secure else None,
+        "ssl_keyfile": settings.tls_key if secure else None,
+        **server_options(),
+    }  # fmt: skip
+    if settings.workers == 1:
+        try:
+            uvicorn.run(platform.app, **options)
+        finally:
+            platform.close()
+        return
+    # Each worker builds its own platform from the same settings, on its own socket.
+    platform.close()
+    os.environ.update(settings.environment())
+    code = run_workers(
+        settings.workers,
+        {"app": "reference_impl.platform:app_from_environment", "factory": True, **options},
+    )
+    if code:
+        raise typer.Exit(code)

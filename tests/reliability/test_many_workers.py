@@ -4,12 +4,13 @@ the races, the password lock and a SIGKILL come out as they do in one process: o
 the cap held, five guesses checked, nothing acknowledged lost and nothing granted twice.
 
 Each variant starts its servers once (module scope) and every test drives them over HTTP
-from threads that send alternate requests to the instances (the workers share one port and
-the kernel spreads connections over them).
+from threads that send alternate requests to the instances (the workers listen on one port,
+each on its own socket, and the kernel spreads connections over them).
 """
 
 from __future__ import annotations
 
+import http.client
 import random
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -54,6 +56,7 @@ from tests.support import MYNAHIL, free_port
 
 OPERATOR, SERVICE = "many-op", "many-pay"
 PEOPLE, CARDS, GUESSERS, RACERS = 12, 12, 50, 8
+KEEP_ALIVE_CONNECTIONS = 16
 PIN, PASSWORD = "1234", "secret123"
 T = TypeVar("T")
 
@@ -242,6 +245,48 @@ def test_fifty_parallel_password_guesses_check_five(cluster: Cluster) -> None:
     assert record is not None
     assert record.password_failures == 5  # no process read a stale count
     assert record.locked_until is not None
+
+
+# --- connections ----------------------------------------------------------------------------
+
+
+def test_keep_alive_connections_opened_together_are_spread_over_the_workers(
+    cluster: Cluster,
+) -> None:
+    """A load generator opens its pool of keep-alive connections at once; both workers must
+    serve some of them, or the second worker sits idle however busy the first is. Each
+    connection's worker is read from the workers' sockets (psutil): the one holding the
+    connection's server end. With the kernel hashing each connection to one of two workers,
+    all 16 landing on one happens once in 2^15."""
+    if len(cluster.urls) != 1:
+        pytest.skip("two instances: the clients, not the kernel, choose where they go")
+    port = urlsplit(cluster.urls[0]).port
+    assert port is not None
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(KEEP_ALIVE_CONNECTIONS)
+    ]
+    try:
+        for connection in connections:
+            connection.connect()
+        for connection in connections:  # each answered: accepted by some worker
+            connection.request("GET", "/v1/health")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        worker_of_client_port = {
+            held.raddr.port: worker.pid
+            for worker in psutil.Process(cluster.processes[0].pid).children()
+            for held in worker.net_connections(kind="tcp")
+            if held.status == psutil.CONN_ESTABLISHED and held.laddr.port == port
+        }
+        client_ports = [connection.sock.getsockname()[1] for connection in connections]
+        serving = [worker_of_client_port.get(client_port) for client_port in client_ports]
+        assert None not in serving, worker_of_client_port
+        assert len(set(serving)) == 2, f"one worker holds all {len(serving)} connections"
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 # --- a crash --------------------------------------------------------------------------------
