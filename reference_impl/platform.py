@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -135,6 +136,9 @@ def app_from_environment() -> FastAPI:
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
+    # The platform writes its own access records; uvicorn's (off in serve's options) were
+    # switched back on by the routing above, and each request was logged twice.
+    logging.getLogger("uvicorn.access").propagate = False
     operator_tls = client_verify(settings.ca_file)
     platform = build_platform(
         settings.db_url, settings.jlis_folder, as_of=settings.as_of_moment,

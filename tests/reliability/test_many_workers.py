@@ -11,6 +11,7 @@ each on its own socket, and the kernel spreads connections over them).
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import signal
 import subprocess
@@ -36,7 +37,7 @@ from mynahil.transports import open_transport
 from reference_impl.client import PlatformClient
 from reference_impl.gateways import LocalAccountCheck
 from reference_impl.operator import OperatorClient
-from reference_impl.platform import build_platform, wait_healthy
+from reference_impl.platform import build_platform, serve_process, wait_healthy
 from reference_impl.points import (
     Decision,
     Report,
@@ -287,6 +288,18 @@ def test_keep_alive_connections_opened_together_are_spread_over_the_workers(
     finally:
         for connection in connections:
             connection.close()
+
+
+def test_a_worker_logs_each_request_once(postgres_url: str, tmp_path: Path) -> None:
+    """One access record a request, the platform's: uvicorn's own line doubled it in workers."""
+    log = tmp_path / "serve.log"
+    with serve_process(postgres_url, tmp_path / "jlis", workers=2, log=log) as (url, _process):
+        answer = httpx.get(f"{url}/v1/health", headers={"X-Request-ID": "once-17"}, timeout=10)
+        assert answer.status_code == 200
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    loggers = [r.get("logger") for r in records if r.get("request_id") == "once-17"]
+    assert loggers == ["mynahil.access"]
 
 
 # --- a crash --------------------------------------------------------------------------------
