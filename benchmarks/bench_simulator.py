@@ -41,8 +41,8 @@ from simulator.calibration import (
 )
 from simulator.engine import open_executor
 from simulator.metrics import summarize
+from simulator.operator_model import OperatorModel
 from simulator.operators.ingestion import IngestionLoad, simulate_ingestion
-from simulator.operators.model import OperatorModel
 from simulator.operators.run import prepare_load, simulate_operators
 from simulator.region import RegionResult, simulate_region
 from simulator.scenario import CHANNELS, Scenario

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mynahil.config import validated, values
 from mynahil.paths import scenarios_dir
 
+from .operator_model import OperatorModel, operator_model
 from .scenario_file import (
     CHANNELS,
     STATION_CHANNELS,
@@ -29,15 +30,13 @@ from .scenario_file import (
     CampaignFile,
     DeviceChannelFile,
     HoursFile,
+    ScenarioError,
     ScenarioFile,
     StationChannelFile,
     bundled_scheme,
     clock_minutes,
     simulated_dates,
 )
-
-if TYPE_CHECKING:
-    from .operators.model import OperatorModel
 
 __all__ = [
     "CHANNELS",
@@ -72,10 +71,6 @@ ALIASES = {
     "kiosks": "channels.kiosk.spots",
     "ingestion_workers": "operators.ingestion.workers",
 }
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; the message starts with the field's dotted path."""
 
 
 @dataclass(frozen=True)
@@ -434,9 +429,6 @@ def _calibration(file: CalibrationFile | None) -> CalibrationSpec | None:
 def _operators(file: ScenarioFile) -> OperatorModel | None:
     if file.operators is None:
         return None
-    # Deferred: simulator.operators imports this module (its runs take a Scenario).
-    from .operators.model import operator_model
-
     return operator_model(file.operators)
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "CampaignFile",
     "ChannelsFile",
     "OperatorsFile",
+    "ScenarioError",
     "ScenarioFile",
     "SimulatedDates",
     "bundled_scheme",
@@ -57,6 +58,10 @@ CHANNELS = (
 #: Channels where the holder queues at a procedure spot; the others are the holder's own device.
 STATION_CHANNELS = ("kiosk", "post_office", "phone_shop", "municipal_window")
 WINDOW = "municipal_window"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message starts with the field's dotted path."""
 
 
 def clock_minutes(text: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from ..operators.registration import set_up_operators
 from ..scenario import Scenario, ScenarioError, load_scenario
 from .operators import (
     Acknowledged,
@@ -24,7 +25,6 @@ from .operators import (
     check_decided_once,
     load_identities,
     save_identities,
-    set_up_operators,
 )
 
 __all__ = ["operator_loadtest"]

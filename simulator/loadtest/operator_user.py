@@ -22,7 +22,8 @@ from locust.runners import MasterRunner
 from mynahil.timezone import JST
 from reference_impl.points.signing import Signer
 
-from .operators import Acknowledged, OperatorIdentity, batch_body
+from ..operators.registration import OperatorIdentity
+from .operators import Acknowledged, batch_body
 from .plan import LoadPlan
 from .runner import LoadTestConfig, Outcome, _start, _work, follow_curve, locust_environment
 from .timeline import Timeline

@@ -21,91 +21,31 @@ exactly one decision stored under its idempotency key with the answer the operat
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import random
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..demand import arrival_curve
+from ..operators.registration import OperatorIdentity
+from ..operators.run import prepare_load
 from ..scenario import Scenario
 from .plan import LoadPlan, Tick
 
 __all__ = [
     "Acknowledged",
-    "OperatorIdentity",
     "build_operator_plan",
     "check_decided_once",
     "load_identities",
     "save_identities",
-    "set_up_operators",
 ]
-
-APPLIED_AT = datetime(2020, 8, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class OperatorIdentity:
-    operator_id: str
-    service_id: str
-    private_key: str  # base64 of the raw Ed25519 private key
-    accounts: tuple[str, ...]
-
-
-def set_up_operators(db_url: str, count: int, holders: int, seed: int) -> list[OperatorIdentity]:
-    """Register ``count`` operators with holders who applied with them, in the platform's DB."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from reference_impl.platform import build_platform
-    from reference_impl.points import Application, Operator, PaymentService
-    from reference_impl.points.signing import public_key_bytes
-    from reference_impl.store import SqlStore
-
-    tag = f"{seed}-{secrets.token_hex(3)}"
-    platform = build_platform(db_url, None)
-    identities = []
-    try:
-        store = platform.store
-        assert isinstance(store, SqlStore)
-        for n in range(count):
-            operator_id, service_id = f"replay-{tag}-{n}", f"replay-{tag}-{n}-pay"
-            key = Ed25519PrivateKey.generate()
-            platform.points.register_operator(
-                Operator(operator_id, f"Replay operator {n}", public_key_bytes(key)),
-                [PaymentService(service_id, operator_id, f"Replay Pay {n}")],
-            )
-            accounts = []
-            with store.transaction() as uow:
-                for h in range(holders):
-                    account = f"{n:03d}{h:07d}"
-                    person = uow.person(f"replay-{tag}-{n}-{h}", APPLIED_AT)
-                    record = uow.create_record(f"R{tag}-{n}-{h}"[:40], APPLIED_AT, person)
-                    uow.link_account(service_id, account, record.record_id)
-                    uow.add_application(
-                        Application(0, "round1", record.record_id, service_id, account,
-                                    operator_id, APPLIED_AT, date(2020, 6, 1), 0, person)
-                    )  # fmt: skip
-                    accounts.append(account)
-            raw = key.private_bytes(
-                serialization.Encoding.Raw,
-                serialization.PrivateFormat.Raw,
-                serialization.NoEncryption(),
-            )
-            identities.append(
-                OperatorIdentity(operator_id, service_id, base64.b64encode(raw).decode(),
-                                 tuple(accounts))
-            )  # fmt: skip
-    finally:
-        platform.close()
-    return identities
 
 
 def save_identities(path: Path, identities: list[OperatorIdentity]) -> None:
@@ -139,8 +79,6 @@ def build_operator_plan(
 ) -> LoadPlan:
     """The scenario's reports per hour (its arrival curve applying, then spending) from
     ``start``, compressed; users = report rate x pacing / batch, scaled to ``max_users``."""
-    from ..operators.run import prepare_load
-
     if scenario.operators is None:
         raise ValueError('the scenario has no operator part (operators = "FILE")')
     if hours <= 0 or compress <= 0 or pacing <= 0 or batch < 1 or max_users < 1:

@@ -7,8 +7,8 @@ Reporting (plots, HTML) lives in :mod:`.report`, operators in the loop in :mod:`
 
 from __future__ import annotations
 
+from ..operator_model import OperatorModel, parse_operators
 from .ingestion import IngestionLoad, IngestionResult, simulate_ingestion
-from .model import OperatorModel, parse_operators
 from .run import OperatorRun, simulate_operators, summarize_operators
 from .spending import SpendingResult, simulate_spending
 

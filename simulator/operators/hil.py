@@ -25,15 +25,13 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..operator_model import OperatorModel, ServiceKind
 from ..scenario import Scenario, ScenarioError, set_field
-from .model import OperatorModel, ServiceKind
-
-if TYPE_CHECKING:
-    from ..loadtest.operators import OperatorIdentity
+from .registration import OperatorIdentity, set_up_operators
 
 __all__ = ["MeasuredOperators", "measure_operators"]
 
@@ -121,8 +119,6 @@ def measure_operators(
     database ``db_url`` the operators and their holders are registered in (staff setup)."""
     from reference_impl.gateways import LocalAccountCheck
     from reference_impl.platform import build_platform, serving
-
-    from ..loadtest.operators import set_up_operators
 
     model = scenario.operators
     if model is None:

@@ -34,8 +34,8 @@ import numpy as np
 import numpy.typing as npt
 import simpy
 
+from ..operator_model import OperatorModel
 from ..queueing import bin_edges, erlang_c
-from .model import OperatorModel
 
 __all__ = ["IngestionLoad", "IngestionResult", "random_outages", "simulate_ingestion"]
 

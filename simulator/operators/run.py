@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..operator_model import OperatorModel
 from ..queueing import histogram_percentiles
 from ..scenario import Scenario, ScenarioError
 from .ingestion import IngestionLoad, IngestionResult, random_outages, simulate_ingestion
-from .model import OperatorModel
 from .spending import SpendingResult, simulate_spending
 
 __all__ = [

@@ -34,7 +34,7 @@ from datetime import date, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from .model import GRANT_MODES, OperatorModel, Spender, Spending
+from ..operator_model import GRANT_MODES, OperatorModel, Spender, Spending
 
 __all__ = [
     "CapCurve",

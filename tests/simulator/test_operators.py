@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from simulator.cli import simulate
+from simulator.operator_model import OperatorModel, parse_operators
 from simulator.operators.ingestion import IngestionLoad, simulate_ingestion
-from simulator.operators.model import OperatorModel, parse_operators
 from simulator.operators.run import decided_within
 from simulator.operators.spending import day_factors, simulate_spending
 from simulator.scenario import ScenarioError, load_scenario

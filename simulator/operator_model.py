@@ -15,8 +15,13 @@ from datetime import date, datetime, timedelta
 from mynahil.config import validated, values
 from reference_impl.points.campaign import SpendRule
 
-from ..scenario import ScenarioError
-from ..scenario_file import GRANT_MODES, REPORTING_MODES, OperatorsFile, bundled_scheme
+from .scenario_file import (
+    GRANT_MODES,
+    REPORTING_MODES,
+    OperatorsFile,
+    ScenarioError,
+    bundled_scheme,
+)
 
 __all__ = [
     "GRANT_MODES",
