@@ -23,7 +23,8 @@ from reference_impl.points import (
     Report,
     TransactionKind,
 )
-from reference_impl.points.service import MAX_BATCH
+from reference_impl.points.batch import MAX_BATCH
+from reference_impl.points.service import OperatorRequest
 from reference_impl.points.settlement import parse_operator_records
 from reference_impl.points.signing import SIGNATURE
 
@@ -268,23 +269,33 @@ OPERATOR_SIGNATURE = APIKeyHeader(
 )
 
 
-async def signed_operator(
-    operator_id: str,
-    request: Request,
-    svc: Service,
-    _signature: Annotated[str | None, Security(OPERATOR_SIGNATURE)],
-) -> Operator:
-    """The operator that signed this request; it must be the one the path names."""
-    raw = await request.body()
+async def operator_request(
+    request: Request, _signature: Annotated[str | None, Security(OPERATOR_SIGNATURE)]
+) -> OperatorRequest:
+    """The operator's request as it arrived, its signature not yet checked."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     source = request.client.host if request.client else "unknown"
+    return OperatorRequest(request.method, target, request.headers, await request.body(), source)
+
+
+Incoming = Annotated[OperatorRequest, Depends(operator_request)]
+
+
+async def _authenticate(
+    svc: PointsService, operator_id: str, incoming: OperatorRequest
+) -> Operator:
     return await run_in_threadpool(
-        partial(svc.authenticate, operator_id=operator_id, source=source),
-        request.method,
-        target,
-        request.headers,
-        raw,
+        partial(svc.authenticate, operator_id=operator_id, source=incoming.source),
+        incoming.method,
+        incoming.target,
+        incoming.headers,
+        incoming.body,
     )
+
+
+async def signed_operator(operator_id: str, incoming: Incoming, svc: Service) -> Operator:
+    """The operator that signed this request; it must be the one the path names."""
+    return await _authenticate(svc, operator_id, incoming)
 
 
 SignedOperator = Annotated[Operator, Depends(signed_operator)]
@@ -310,12 +321,14 @@ def _decision(d: Decision) -> DecisionOut:
         }
     },
 )
-async def report(request: Request, operator: SignedOperator, svc: Service) -> DecisionsOut:
+async def report(operator_id: str, incoming: Incoming, svc: Service) -> DecisionsOut:
     """Report charges, purchases and refunds (1 to 5,000 per batch), each with an idempotency
     key. Decided and committed before the answer; a retried key gets its first answer."""
+    # The signature is checked in the batch's own transaction (one audit record per batch).
     try:
-        batch = _BATCH.validate_json(await request.body())
+        batch = _BATCH.validate_json(incoming.body)
     except ValidationError as exc:
+        await _authenticate(svc, operator_id, incoming)  # an unsigned request is refused first
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise PointsError("invalid_request", f"{where}: {first.get('msg', 'invalid')}") from None
@@ -332,7 +345,7 @@ async def report(request: Request, operator: SignedOperator, svc: Service) -> De
         )
         for r in batch.transactions
     ]
-    decisions = await run_in_threadpool(svc.report, operator.operator_id, reports)
+    decisions = await run_in_threadpool(partial(svc.report, signed=incoming), operator_id, reports)
     return DecisionsOut(decisions=[_decision(d) for d in decisions])
 
 

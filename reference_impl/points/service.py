@@ -4,23 +4,29 @@
   operator, then fixed for good; a payment account belongs to one MyKey ID.
 - **Reports**: operators report charges, purchases and refunds in batches. A batch is one
   transaction: the people it touches are locked (their cap totals), every report is decided by
-  :mod:`.rules`, and the decisions, ledger entries and one audit record commit together before
-  the answer leaves. A retried idempotency key gets the first answer back and grants nothing.
+  :mod:`.batch` (with :mod:`.rules`), and the decisions, ledger entries and one audit record
+  commit together before the answer leaves. A signed batch spends its nonce in that same
+  transaction. A retried idempotency key gets the first answer back and grants nothing.
 - **Operators** sign every request (:mod:`.signing`); a nonce is spent in the same store.
+
+Every operation runs in one audited transaction of the point system's own store
+(:func:`~reference_impl.mykey.service.audited_operation`): one audit record, success or refusal.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from reference_impl.audit import AuditEvent, RefusalBudget, bounded
 from reference_impl.mykey import Conflict, MyKeyRecord, MyKeyService
-from reference_impl.mykey.model import MyKeyStatus
+from reference_impl.mykey.service import audited_operation
 
+from .batch import MAX_BATCH, Batch, check_batch, report_digest
 from .campaign import Bonus, Campaign, Scheme
 from .errors import PointsError
 from .model import (
@@ -33,8 +39,6 @@ from .model import (
     Outcome,
     PaymentService,
     Report,
-    StoredTransaction,
-    TransactionKind,
 )
 from .ports import (
     AccountCheck,
@@ -48,14 +52,8 @@ from .ports import (
 from .rules import (
     FUTURE_SKEW,
     CertificatePeriod,
-    Eligibility,
     Registration,
-    certificate_valid_at,
-    decide_grant,
-    eligibility,
-    is_future_dated,
     japan_date,
-    refund_clawback,
     registration_counts,
 )
 from .settlement import (
@@ -67,12 +65,20 @@ from .settlement import (
     settle,
     violations,
 )
-from .signing import MAX_SKEW, check_signature, signer_of
+from .signing import MAX_SKEW, NONCE, check_signature, signer_of
 
-__all__ = ["REPORT_TIMES", "CardProof", "HolderPoints", "PointsService", "report_digest"]
+__all__ = [
+    "MAX_BATCH",
+    "REPORT_TIMES",
+    "CardProof",
+    "HolderPoints",
+    "OperatorRequest",
+    "PointsService",
+    "report_digest",
+]
 
 Clock = Callable[[], datetime]
-MAX_BATCH = 5000
+Operation = AbstractContextManager[tuple[PointsUnitOfWork, datetime, dict[str, Any]]]
 _RACE_RETRIES = 5
 _MAX_RENEWALS = 32  # links followed from one bound certificate (each renewal is years apart)
 
@@ -85,6 +91,28 @@ class _AskJlis(Exception):
     def __init__(self, bound: dict[int, list[int]]) -> None:
         super().__init__("ask J-LIS for renewals")
         self.bound = bound  # MyKey record -> serials bound to it
+
+
+class _Unproven(Exception):
+    """Raised inside a signed report's transaction (rolling it back, nonce included) when the
+    request's sender is not proven: such a refusal is audited apart, within a budget
+    (:meth:`PointsService._audit_anonymous`), never as the operation's own record."""
+
+    def __init__(self, refusal: PointsError) -> None:
+        super().__init__(refusal.code)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRequest:
+    """An operator's request as it arrived: what its signature covers, and where it came
+    from (``source``, for the budget of anonymous refusals)."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    body: bytes
+    source: str = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,251 +137,6 @@ def _person(record: MyKeyRecord) -> int:
     if record.person_id is None:
         raise PointsError("mykey_not_found", "this MyKey ID has no person on record; ask again")
     return record.person_id
-
-
-def report_digest(report: Report) -> str:
-    """What an idempotency key promises: the same key always carries the same report."""
-    fields = (
-        report.transaction_id,
-        report.service_id,
-        report.account_id,
-        report.kind.value,
-        str(report.amount),
-        report.occurred_at.astimezone(UTC).isoformat(),
-        report.original_transaction_id or "",
-    )
-    return hashlib.sha256("\x1f".join(fields).encode("utf-8")).hexdigest()
-
-
-def _check_report(index: int, report: Report) -> None:
-    where = f"transactions[{index}]"
-    if not 1 <= len(report.idempotency_key) <= 128:
-        raise PointsError("invalid_request", f"{where}.idempotency_key: 1 to 128 characters")
-    if not 1 <= len(report.transaction_id) <= 128:
-        raise PointsError("invalid_request", f"{where}.transaction_id: 1 to 128 characters")
-    if report.amount <= 0:
-        raise PointsError("invalid_request", f"{where}.amount: must be a positive yen amount")
-    if report.occurred_at.tzinfo is None or report.occurred_at.utcoffset() is None:
-        raise PointsError("invalid_request", f"{where}.occurred_at: give the time zone")
-    if not REPORT_TIMES[0] <= report.occurred_at < REPORT_TIMES[1]:
-        raise PointsError(
-            "invalid_request",
-            f"{where}.occurred_at: must lie from {REPORT_TIMES[0].isoformat()} to before "
-            f"{REPORT_TIMES[1].isoformat()}",
-        )
-    refund = report.kind is TransactionKind.REFUND
-    if refund != (report.original_transaction_id is not None):
-        raise PointsError(
-            "invalid_request",
-            f"{where}.original_transaction_id: required for refunds and only for refunds",
-        )
-
-
-class _Batch:
-    """Deciding one batch against locked totals; collects what to write."""
-
-    def __init__(
-        self,
-        scheme: Scheme,
-        operator_id: str,
-        now: datetime,
-        applications: Mapping[tuple[str, str], list[Application]],
-        current: Mapping[int, tuple[int, MyKeyStatus]],
-        people: dict[int, int],
-        totals: dict[CapKey, int],
-        originals: dict[str, StoredTransaction],
-        certificates: Mapping[int, list[CertificatePeriod | None]],
-    ) -> None:
-        self.scheme = scheme
-        self.certificates = certificates
-        self.operator_id = operator_id
-        self.now = now
-        self.applications = applications
-        self.current = current  # person -> (their MyKey record that is not revoked, status)
-        self.people = people  # MyKey record -> person
-        self.totals = totals
-        self.originals = originals
-        self.new_rows: dict[str, StoredTransaction] = {}  # by idempotency key
-        self.refunded: dict[str, tuple[int, int]] = {}  # existing originals changed
-        self.ledger: list[LedgerEntry] = []
-        self.changed: set[CapKey] = set()
-        self.seen_ids: set[str] = set(originals)  # transaction IDs decided before or now
-        self.uncovered: set[int] = set()  # holders refused as certificate_expired
-
-    def _store(
-        self,
-        report: Report,
-        digest: str,
-        outcome: Outcome,
-        *,
-        points: int = 0,
-        application: Application | None = None,
-        total_after: int | None = None,
-        record_id: int | None = None,
-    ) -> Decision:
-        row = StoredTransaction(
-            operator_id=self.operator_id,
-            idempotency_key=report.idempotency_key,
-            request_digest=digest,
-            transaction_id=report.transaction_id,
-            service_id=report.service_id,
-            account_id=report.account_id,
-            kind=report.kind,
-            amount=report.amount,
-            occurred_at=report.occurred_at,
-            original_transaction_id=report.original_transaction_id,
-            record_id=record_id
-            if record_id is not None
-            else (application.record_id if application else None),
-            campaign_id=application.campaign_id if application else None,
-            outcome=outcome,
-            points=points,
-            net_points=points if report.kind is not TransactionKind.REFUND else 0,
-            refunded_amount=0,
-            total_after=total_after,
-            decided_at=self.now,
-        )
-        self.new_rows[report.idempotency_key] = row
-        self.seen_ids.add(report.transaction_id)
-        if report.kind is not TransactionKind.REFUND:
-            self.originals[report.transaction_id] = row
-        return row.decision(replayed=False)
-
-    def _move(
-        self,
-        record_id: int,
-        campaign_id: str,
-        report: Report,
-        points: int,
-        kind: LedgerKind,
-        cap_group: str,
-    ) -> int:
-        """Points to (or from) a MyKey ID, counted against its person's cap."""
-        key = (self.people[record_id], cap_group)
-        self.totals[key] = self.totals.get(key, 0) + points
-        self.changed.add(key)
-        if points:
-            self.ledger.append(
-                LedgerEntry(
-                    record_id=record_id,
-                    cap_group=cap_group,
-                    campaign_id=campaign_id,
-                    kind=kind,
-                    points=points,
-                    operator_id=self.operator_id,
-                    service_id=report.service_id,
-                    account_id=report.account_id,
-                    transaction_id=report.transaction_id,
-                    at=self.now,
-                )
-            )
-        return self.totals[key]
-
-    def charge(self, report: Report, digest: str) -> Decision:
-        applied = self.applications.get((report.service_id, report.account_id), [])
-        if not applied:
-            return self._store(report, digest, Outcome.NO_APPLICATION)
-        # The application is the person's; the points go to their current MyKey ID.
-        current = self.current.get(applied[0].person_id)
-        if current is None:  # revoked, and no new ID yet: nobody may hold these points
-            return self._store(
-                report, digest, Outcome.MYKEY_REVOKED, record_id=applied[0].record_id
-            )
-        holder, status = current
-        if status is MyKeyStatus.STOPPED:  # the help desk stopped it: no points meanwhile
-            return self._store(report, digest, Outcome.MYKEY_ID_STOPPED, record_id=holder)
-        verdicts: list[tuple[Eligibility, Application, Campaign]] = []
-        for application in applied:
-            campaign = self.scheme.campaign(application.campaign_id)
-            if campaign is None:
-                continue
-            verdict = eligibility(
-                campaign.spend,
-                report.occurred_at,
-                application.applied_at,
-                application.card_applied_on,
-            )
-            verdicts.append((verdict, application, campaign))
-        chosen = next((v for v in verdicts if v[0] is Eligibility.ELIGIBLE), None)
-        if chosen is None:
-            before = any(v[0] is Eligibility.BEFORE_APPLICATION for v in verdicts)
-            outcome = Outcome.BEFORE_APPLICATION if before else Outcome.OUTSIDE_CAMPAIGN
-            return self._store(report, digest, outcome, record_id=applied[0].record_id)
-        _, application, campaign = chosen
-        if not certificate_valid_at(self.certificates.get(holder, []), report.occurred_at):
-            self.uncovered.add(holder)
-            return self._store(report, digest, Outcome.CERTIFICATE_EXPIRED, record_id=holder)
-        group = campaign.spend.cap_group
-        held = self.totals.get((application.person_id, group), 0)
-        grant = decide_grant(report.amount, campaign.spend, held)
-        total = self._move(
-            holder, campaign.campaign_id, report, grant.points, LedgerKind.GRANT, group
-        )
-        outcome = Outcome.CAPPED if grant.capped else Outcome.GRANTED
-        return self._store(
-            report,
-            digest,
-            outcome,
-            points=grant.points,
-            application=application,
-            total_after=total,
-            record_id=holder,
-        )
-
-    def refund(self, report: Report, digest: str) -> Decision:
-        assert report.original_transaction_id is not None
-        original = self.originals.get(report.original_transaction_id)
-        if original is None or original.kind is TransactionKind.REFUND:
-            return self._store(report, digest, Outcome.ORIGINAL_UNKNOWN)
-        if (report.service_id, report.account_id) != (original.service_id, original.account_id):
-            # A refund gives back money on the account the charge was made on: reported on
-            # another, it would take points from one holder and book them to another's.
-            return self._store(report, digest, Outcome.REFUND_ACCOUNT_MISMATCH)
-        if original.refunded_amount + report.amount > original.amount:
-            return self._store(
-                report, digest, Outcome.REFUND_EXCEEDS_ORIGINAL, record_id=original.record_id
-            )
-        taken = 0
-        total: int | None = None
-        if original.outcome.grants and original.net_points > 0:
-            campaign = self.scheme.campaign(original.campaign_id or "")
-            rate = campaign.spend.rate_percent if campaign else 0
-            taken = refund_clawback(
-                original.amount,
-                original.refunded_amount,
-                report.amount,
-                original.net_points,
-                rate,
-            )
-            group = campaign.spend.cap_group if campaign else "spend"
-            assert original.record_id is not None
-            assert original.campaign_id is not None
-            total = self._move(
-                original.record_id, original.campaign_id, report, -taken, LedgerKind.CLAWBACK,
-                group,
-            )  # fmt: skip
-        updated = replace(
-            original,
-            net_points=original.net_points - taken,
-            refunded_amount=original.refunded_amount + report.amount,
-        )
-        self.originals[original.transaction_id] = updated
-        if original.idempotency_key in self.new_rows:
-            self.new_rows[original.idempotency_key] = updated
-        else:
-            self.refunded[original.transaction_id] = (updated.net_points, updated.refunded_amount)
-        row = self._store(
-            report,
-            digest,
-            Outcome.TAKEN_BACK,
-            points=-taken,
-            record_id=original.record_id,
-            total_after=total,
-        )
-        self.new_rows[report.idempotency_key] = replace(
-            self.new_rows[report.idempotency_key], campaign_id=original.campaign_id
-        )
-        return row
 
 
 class PointsService:
@@ -384,8 +167,9 @@ class PointsService:
         self.anonymous_refusals = anonymous_refusals or RefusalBudget()
         self.future_skew = future_skew  # how far after the business clock a report may be dated
 
-    def _operation(self, action: str) -> Any:
-        return self.mykey.operation(action)
+    def _operation(self, action: str) -> Operation:
+        """The point system's audited transaction: one audit record, success or refusal."""
+        return audited_operation(self.store, action, self.clock())
 
     # --- operators -------------------------------------------------------------------------
 
@@ -398,7 +182,7 @@ class PointsService:
                 operator=operator.operator_id, services=[s.service_id for s in services]
             )
             try:
-                cast(PointsUnitOfWork, uow).add_operator(operator, services)
+                uow.add_operator(operator, services)
             except Conflict:
                 raise PointsError(
                     "operator_exists",
@@ -423,23 +207,12 @@ class PointsService:
         only as often as :attr:`anonymous_refusals` allows its ``source`` (issue #12: each
         anonymous 68 KB path used to be written to the never-pruned chain verbatim).
         """
+        request = OperatorRequest(method, target, headers, body, source)
         claimed: str | None = None
         try:
             claimed = signer_of(headers)
             with self.store.transaction() as uow:
-                now = self.wall_clock()
-                operator = uow.operator(claimed)
-                if operator is None:
-                    raise PointsError("operator_unknown", f"no operator {claimed!r} is registered")
-                signed = check_signature(
-                    operator.public_key, method, target, headers, body, now, self.max_skew
-                )
-                if not uow.remember_nonce(operator.operator_id, signed.nonce, now):
-                    raise PointsError(
-                        "request_replayed", "this request was sent before (same nonce)"
-                    )
-                if now.second == 0:  # about once a minute: forget nonces too old to be fresh
-                    uow.forget_nonces(now - 2 * self.max_skew)
+                operator = self._admit(uow, claimed, request)
                 details: dict[str, Any] = {"operator": operator.operator_id, "target": target}
                 refusal: PointsError | None = None
                 if operator_id is not None and operator_id != operator.operator_id:
@@ -455,6 +228,28 @@ class PointsService:
             raise
         if refusal is not None:
             raise refusal
+        return operator
+
+    def _admit(self, uow: PointsUnitOfWork, claimed: str, request: OperatorRequest) -> Operator:
+        """The operator ``claimed`` if the request is theirs, fresh and new: its nonce is then
+        spent in ``uow``. Refusals are those of an unproven sender (:data:`_UNPROVEN`)."""
+        now = self.wall_clock()
+        operator = uow.operator(claimed)
+        if operator is None:
+            raise PointsError("operator_unknown", f"no operator {claimed!r} is registered")
+        signed = check_signature(
+            operator.public_key,
+            request.method,
+            request.target,
+            request.headers,
+            request.body,
+            now,
+            self.max_skew,
+        )
+        if not uow.remember_nonce(operator.operator_id, signed.nonce, now):
+            raise PointsError("request_replayed", "this request was sent before (same nonce)")
+        if now.second == 0:  # about once a minute: forget nonces too old to be fresh
+            uow.forget_nonces(now - 2 * self.max_skew)
         return operator
 
     def _audit_anonymous(
@@ -487,8 +282,7 @@ class PointsService:
         """Choose the payment service for a campaign, with the card; once accepted, fixed."""
         if not account_id or len(account_id) > 128:
             raise PointsError("invalid_request", "payment service ID: 1 to 128 characters")
-        with self._operation("apply_card") as (raw, now, note):
-            uow = cast(PointsUnitOfWork, raw)
+        with self._operation("apply_card") as (uow, now, note):
             holder = self.mykey.card_holder(
                 uow, proof.challenge_id, proof.certificate, proof.signature, now
             )
@@ -514,8 +308,7 @@ class PointsService:
                     "operator_unavailable",
                     f"{operator.name} did not answer ({exc}); try again later",
                 ) from None
-        with self._operation("apply") as (raw, now, note):
-            uow = cast(PointsUnitOfWork, raw)
+        with self._operation("apply") as (uow, now, note):
             note["record_id"] = holder.record.record_id
             note["details"].update(note_details)
             current = uow.application(person_id, campaign.campaign_id)
@@ -586,8 +379,7 @@ class PointsService:
         if bonus is None:
             kinds = ", ".join(b.kind for b in campaign.bonuses) or "none"
             raise PointsError("bonus_unknown", f"{campaign.title} has no {kind!r} bonus ({kinds})")
-        with self._operation("bonus") as (raw, now, note):
-            uow = cast(PointsUnitOfWork, raw)
+        with self._operation("bonus") as (uow, now, note):
             holder = self.mykey.card_holder(
                 uow, proof.challenge_id, proof.certificate, proof.signature, now
             )
@@ -680,8 +472,7 @@ class PointsService:
             return uow.applications_feed(operator_id, after, limit)
 
     def holder_points(self, token: str) -> HolderPoints:
-        with self._operation("points_show") as (raw, now, note):
-            uow = cast(PointsUnitOfWork, raw)
+        with self._operation("points_show") as (uow, now, note):
             record = self.mykey.logged_in(uow, token, now)
             note["record_id"] = record.record_id
             person_id = _person(record)
@@ -697,28 +488,71 @@ class PointsService:
 
     # --- reports ---------------------------------------------------------------------------
 
-    def report(self, operator_id: str, reports: Sequence[Report]) -> list[Decision]:
-        """Decide a batch, durably, in order; the answer for each report, in the same order."""
-        if not 1 <= len(reports) <= MAX_BATCH:
-            raise PointsError("invalid_request", f"send 1 to {MAX_BATCH} transactions per batch")
-        for index, report in enumerate(reports):
-            _check_report(index, report)
-        renewals: dict[int, list[CertificatePeriod]] | None = None
-        for attempt in range(_RACE_RETRIES):
+    def report(
+        self,
+        operator_id: str,
+        reports: Sequence[Report],
+        *,
+        signed: OperatorRequest | None = None,
+    ) -> list[Decision]:
+        """Decide a batch, durably, in order; the answer for each report, in the same order.
+
+        ``signed``: the operator's request that carried the batch (over HTTP). Its signature
+        is checked and its nonce spent in the batch's own transaction, whose one audit record
+        then also names the request's target. A request that is refused before any report is
+        decided (unsigned, forged, stale, replayed, signed for another operator, or a
+        malformed batch) is audited as :meth:`authenticate` audits it.
+        """
+        if signed is not None:
             try:
-                return self._report_once(operator_id, reports, renewals)
-            except _AskJlis as asked:  # once per batch at most: then renewals is not None
-                renewals = self._renewals(asked.bound)
-            except Conflict:
-                # A concurrent batch wrote one of these keys first: decide again, and the
-                # retried key then gets that batch's answer.
-                if attempt == _RACE_RETRIES - 1:
-                    raise PointsError(
-                        "busy",
-                        "too many concurrent reports of the same transactions; retry",
-                        discard_changes=True,
-                    ) from None
+                claimed = signer_of(signed.headers)
+                check_batch(reports)
+            except PointsError:
+                self._authenticate(signed, operator_id)  # an unsigned request is refused first
+                raise
+            if claimed != operator_id:
+                self._authenticate(signed, operator_id)
+                raise AssertionError("authenticate refuses a signer acting for another operator")
+        else:
+            check_batch(reports)
+        renewals: dict[int, list[CertificatePeriod]] | None = None
+        try:
+            for attempt in range(_RACE_RETRIES):
+                try:
+                    return self._report_once(operator_id, reports, renewals, signed)
+                except _AskJlis as asked:  # once per batch at most: then renewals is not None
+                    renewals = self._renewals(asked.bound)
+                except Conflict:
+                    # A concurrent batch wrote one of these keys first: decide again, and the
+                    # retried key then gets that batch's answer.
+                    if attempt == _RACE_RETRIES - 1:
+                        self._refuse_busy(operator_id, signed)
+        except _Unproven as unproven:
+            assert signed is not None
+            self._audit_anonymous(unproven.refusal, operator_id, signed.target, signed.source)
+            raise unproven.refusal from None
         raise AssertionError("unreachable")
+
+    def _authenticate(self, signed: OperatorRequest, operator_id: str) -> Operator:
+        return self.authenticate(
+            signed.method,
+            signed.target,
+            signed.headers,
+            signed.body,
+            operator_id=operator_id,
+            source=signed.source,
+        )
+
+    def _refuse_busy(self, operator_id: str, signed: OperatorRequest | None) -> None:
+        """Give up on a batch that kept racing others. A signed request's nonce stays spent
+        (a replay is refused as one) and its refusal is audited with it."""
+        busy = "too many concurrent reports of the same transactions; retry"
+        if signed is None:
+            raise PointsError("busy", busy, discard_changes=True) from None
+        with self._operation("report") as (uow, _now, note):
+            note["details"].update(operator=operator_id, target=signed.target)
+            uow.remember_nonce(operator_id, signed.headers[NONCE], self.wall_clock())
+            raise PointsError("busy", busy) from None
 
     def _renewals(self, bound: Mapping[int, list[int]]) -> dict[int, list[CertificatePeriod]]:
         """What J-LIS issued in place of each holder's bound certificates, followed along its
@@ -744,14 +578,20 @@ class PointsService:
         self,
         operator_id: str,
         reports: Sequence[Report],
-        renewals: Mapping[int, list[CertificatePeriod]] | None = None,
+        renewals: Mapping[int, list[CertificatePeriod]] | None,
+        signed: OperatorRequest | None,
     ) -> list[Decision]:
         """One try at deciding a batch. ``renewals`` (holder -> certificates J-LIS issued in
         place of theirs) is None until J-LIS was asked: a batch that finds a holder without a
         known certificate at a charge's time is then rolled back (:class:`_AskJlis`)."""
         digests = [report_digest(r) for r in reports]
-        with self._operation("report") as (raw, now, note):
-            uow = cast(PointsUnitOfWork, raw)
+        with self._operation("report") as (uow, now, note):
+            if signed is not None:
+                try:
+                    self._admit(uow, operator_id, signed)
+                except PointsError as refusal:
+                    raise _Unproven(refusal) from None
+                note["details"]["target"] = signed.target
             own = {s.service_id for s in uow.services(operator_id)}
             accounts = {(r.service_id, r.account_id) for r in reports if r.service_id in own}
             applications = uow.applications_for_accounts(accounts)
@@ -781,13 +621,14 @@ class PointsService:
             certificates = uow.certificate_periods(records)
             for holder, periods in (renewals or {}).items():
                 certificates.setdefault(holder, []).extend(periods)
-            batch = _Batch(
+            batch = Batch(
                 self.scheme, operator_id, now, applications, current, people, totals, known,
                 certificates,
             )  # fmt: skip
-            decisions: list[Decision] = []
-            for report, digest in zip(reports, digests, strict=True):
-                decisions.append(self._decide(batch, report, digest, own, replays))
+            decisions = [
+                batch.decide(report, digest, own, replays, self.future_skew)
+                for report, digest in zip(reports, digests, strict=True)
+            ]
             if renewals is None and batch.uncovered:
                 raise _AskJlis(uow.bound_serials(batch.uncovered))
             uow.add_transactions(list(batch.new_rows.values()))
@@ -805,46 +646,6 @@ class PointsService:
                 digest=hashlib.sha256("".join(digests).encode()).hexdigest(),
             )
             return decisions
-
-    def _decide(
-        self,
-        batch: _Batch,
-        report: Report,
-        digest: str,
-        own: set[str],
-        replays: dict[str, StoredTransaction],
-    ) -> Decision:
-        first = replays.get(report.idempotency_key) or batch.new_rows.get(report.idempotency_key)
-        if first is not None:
-            if first.request_digest != digest:
-                return Decision(
-                    report.idempotency_key,
-                    report.transaction_id,
-                    Outcome.IDEMPOTENCY_KEY_REUSED,
-                    0,
-                    None,
-                )
-            return first.decision(replayed=True)
-        if report.service_id not in own:
-            return Decision(
-                report.idempotency_key, report.transaction_id, Outcome.SERVICE_UNKNOWN, 0, None
-            )
-        if is_future_dated(report.occurred_at, batch.now, self.future_skew):
-            # Not kept: the same report, sent again once its time has come, is decided then.
-            return Decision(
-                report.idempotency_key, report.transaction_id, Outcome.FUTURE_DATED, 0, None
-            )
-        if report.transaction_id in batch.seen_ids:
-            return Decision(
-                report.idempotency_key,
-                report.transaction_id,
-                Outcome.DUPLICATE_TRANSACTION,
-                0,
-                None,
-            )
-        if report.kind is TransactionKind.REFUND:
-            return batch.refund(report, digest)
-        return batch.charge(report, digest)
 
     # --- settlement, reconciliation, invariants -----------------------------------------------
 

@@ -7,6 +7,7 @@ reconciles; forged, unsigned, stale and replayed operator requests are refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -44,6 +45,7 @@ from reference_impl.points import (
     PaymentService,
     PointsError,
     Registrations,
+    report_digest,
 )
 from reference_impl.points.signing import Signer, public_key_bytes
 
@@ -217,6 +219,61 @@ def test_an_operator_cannot_act_for_another(world: World) -> None:
     headers = other.headers("POST", target, body)
     response = httpx.post(world.url + target, content=body, headers=headers)
     assert (response.status_code, response.json()["code"]) == (403, "operator_mismatch")
+
+
+def test_a_signed_batch_is_one_transaction_with_one_audit_record(world: World) -> None:
+    """Issue 16: the signature's nonce, the decisions and one audit record commit together;
+    the record holds what the request's and the batch's two records held before."""
+    report = OperatorBooks("qr-pay-inc", "qr-pay").book("000000000000", 100, AS_OF)
+    body = json.dumps({"transactions": [report_json(report)]}).encode()
+    store = world.platform.store
+    before = len(list(store.audit_records()))
+    commits: list[object] = []
+
+    def commit(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(store.engine, "commit", commit)
+    try:
+        response = _signed_post(world, world.operator.signer, body)
+    finally:
+        event.remove(store.engine, "commit", commit)
+    assert response.status_code == 200, response.text
+    assert len(commits) == 1
+    added = list(store.audit_records())[before:]
+    assert [(r.action, r.outcome) for r in added] == [("report", "ok")]
+    assert added[0].details == {
+        "operator": "qr-pay-inc",
+        "target": "/v1/operators/qr-pay-inc/transactions",
+        "reports": 1,
+        "new": 1,
+        "points": 0,
+        "digest": hashlib.sha256(report_digest(report).encode()).hexdigest(),
+    }
+
+
+def test_a_batch_signed_for_another_operator_is_audited_as_a_refused_request(
+    world: World,
+) -> None:
+    other_key = Ed25519PrivateKey.generate()
+    world.platform.points.register_operator(
+        Operator("other", "Other", public_key_bytes(other_key)),
+        [PaymentService("other-pay", "other", "Other Pay")],
+    )
+    body = _batch("000000000000")
+    target = "/v1/operators/qr-pay-inc/transactions"
+    before = len(list(world.platform.store.audit_records()))
+    headers = Signer("other", other_key).headers("POST", target, body)
+    response = httpx.post(world.url + target, content=body, headers=headers)
+    assert response.status_code == 403
+    added = list(world.platform.store.audit_records())[before:]
+    assert [(r.action, r.outcome, r.details) for r in added] == [
+        (
+            "operator_request",
+            "refused:operator_mismatch",
+            {"operator": "other", "for": "qr-pay-inc", "target": target},
+        )
+    ]
 
 
 def test_bad_batches_get_a_problem_naming_the_field(world: World) -> None:
