@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,8 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mynahil.extras import require
+
 if TYPE_CHECKING:
     from .defects import MatrixRow
+    from .targets import Target
 
 __all__ = ["app", "run_matrix", "run_target"]
 
@@ -190,8 +194,7 @@ def run(
             raise _err(f"{target} needs --operator-profile FILE (docs/operator-conformance.md)")
     except (TargetError, OperatorProfileError) as exc:
         raise _err(str(exc)) from None
-    if parsed.kind == "platform" and parsed.wire.startswith("https://"):
-        _check_tls(parsed.wire, ca_file)
+    _check_the_way_there(parsed, ca_file)
     if operator is not None:
         typer.echo(
             f"harness platform for {operator.name}: listening on {operator.platform_host}:"
@@ -231,6 +234,32 @@ def run(
         if changes:
             raise typer.Exit(1)
     raise typer.Exit(0 if results["passed"] and code == 0 else 1)
+
+
+def _check_the_way_there(target: Target, ca_file: Path | None) -> None:
+    """What every test of ``target`` needs, checked once: a failure here is one line, not the
+    same failure under every test."""
+    if target.kind == "platform" and target.wire.startswith("https://"):
+        _check_tls(target.wire, ca_file)
+    if target.wire == "vpcd" or target.wire.startswith("pcsc"):
+        require("smartcard")  # MissingExtra: one line naming the extra (mynahil.cli.main)
+    if target.wire.startswith("listen:"):
+        _check_listen(target.wire.removeprefix("listen:"))
+
+
+def _check_listen(address: str) -> None:
+    """Refuse a phone target whose port is taken, in one line, before every test fails on it."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_server((host, int(port))):
+            pass
+    except OSError as exc:
+        raise _err(
+            f"cannot listen on {address}: {exc.strerror or exc}; pcscd's vpcd driver, when it "
+            "runs, holds 35963 and 35964: listen on another port and set it in the phone's app"
+        ) from None
+    except ValueError:
+        raise _err(f"{address}: not HOST:PORT") from None
 
 
 def _check_tls(url: str, ca_file: Path | None) -> None:

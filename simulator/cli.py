@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from mynahil.extras import require
+from mynahil.paths import scenarios_dir
 
 from .loadtest.plan import build_plan
 from .scenario import Scenario, ScenarioError, bundled_scenarios, load_scenario, scenario_path
@@ -586,17 +587,39 @@ def scenarios_list() -> None:
         print(f"{name:<24} {description}")
 
 
+# The bundled profiles a vendor starts from (``devices/generic-reader``, ``operators/example``):
+# an installed wheel has them under share/, where nobody would look without reading code.
+PROFILE_KINDS = ("devices", "operators", "faults")
+
+
+def _bundled_profile(name: str) -> Path | None:
+    """The bundled profile ``KIND/NAME`` names; None when ``name`` is not of that form."""
+    kind, slash, stem = name.partition("/")
+    if not slash or kind not in PROFILE_KINDS or not stem or "/" in stem or "." in stem:
+        return None
+    found = scenarios_dir() / kind / f"{stem}.toml"
+    if not found.is_file():
+        known = ", ".join(f"{kind}/{p.stem}" for p in sorted(found.parent.glob("*.toml")))
+        raise _fail(f"{name}: no such bundled profile (bundled: {known or 'none'})")
+    return found
+
+
 @scenarios_app.command("copy")
 def scenarios_copy(
     name: Annotated[
-        str, typer.Argument(help="A bundled scenario's name (mynahil scenarios list).")
+        str,
+        typer.Argument(
+            help="A bundled scenario's name (mynahil scenarios list), or a bundled profile to "
+            "start from: devices/generic-reader, devices/phone, operators/example, faults/NAME."
+        ),
     ],
     folder: Annotated[Path, typer.Argument(help="Where to write NAME.toml.")],
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Copy a bundled scenario to edit; its ``extends`` keeps finding the bundled parent."""
+    """Copy a bundled scenario or profile to edit; a scenario's ``extends`` keeps finding the
+    bundled parent."""
     try:
-        source = scenario_path(name)
+        source = _bundled_profile(name) or scenario_path(name)
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     if not source.exists():

@@ -4,13 +4,14 @@ be) connects to it. One card for the whole session, as with a real phone."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
 from card_emulator import FaultyCard, ViccAttachment, load_fault_profile
 from conformance.cli import run_target
 from conformance.targets import DeviceProfile, parse_target
-from tests.support import free_port
+from tests.support import free_port, mynahil
 
 from .conftest import SCENARIOS
 
@@ -37,3 +38,18 @@ def test_a_phone_running_the_remote_reader_app(tmp_path: Path) -> None:
     assert requirements["JPKI-SIG-001"]["verdict"] == "passed"
     assert requirements["SPEC-CARD-005"]["verdict"] == "passed"
     assert requirements["JPKI-PIN-003"]["verdict"] == "skipped"  # destructive: a real card
+
+
+def test_a_phone_port_already_taken_is_refused_in_one_line(tmp_path: Path) -> None:
+    """pcscd's vpcd holds 35963 and 35964: a phone target on a taken port is one line naming
+    the way out, not a "cannot listen" failure under each of its tests."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = mynahil("conformance", "run", "--target", f"phone:127.0.0.1:{port}",
+                       "--report", str(tmp_path / "report"))  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    assert "another port" in lines[0]
+    assert not (tmp_path / "report" / "results.json").exists()

@@ -63,3 +63,26 @@ def test_a_missing_extra_is_named_in_one_line(module: str, argv: list[str], extr
     assert len(lines) == 1, completed.stderr
     assert f"pip install 'mynahil[{extra}]'" in lines[0]
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("target", ["pcsc:Virtual PCD 00 00", "card:vpcd"])
+def test_a_conformance_run_through_pcsc_names_the_extra_in_one_line(
+    tmp_path: Path, target: str
+) -> None:
+    """Not one "PC/SC needs pyscard" failure per test (58 of them): one line before the run."""
+    completed = _cli_without(
+        "smartcard", "conformance", "run", "--target", target, "--report", str(tmp_path / "r")
+    )
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, completed.stderr
+    assert "pip install 'mynahil[pcsc]'" in lines[0]
+    assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_readers_names_the_pcsc_extra_in_one_line() -> None:
+    completed = _cli_without("smartcard", "readers")
+    assert completed.returncode == 2, completed.stderr
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, completed.stderr
+    assert "pip install 'mynahil[pcsc]'" in lines[0]

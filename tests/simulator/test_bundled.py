@@ -82,3 +82,25 @@ def test_copy_refuses_to_overwrite_and_unknown_names_are_named(tmp_path: Path) -
     assert again.exit_code == 2
     with pytest.raises(ScenarioError, match="no such scenario file, nor a bundled scenario"):
         load_scenario("no-such-scenario")
+
+
+def test_a_vendor_copies_a_bundled_device_or_operator_profile(tmp_path: Path) -> None:
+    """The README's vendor paths start from a bundled profile: from a wheel it is under
+    share/, so `scenarios copy devices/NAME` and `operators/NAME` fetch it by name."""
+    from conformance.targets import load_device_profile
+
+    runner = CliRunner()
+    mine = tmp_path / "mine"
+    for name in ("devices/generic-reader", "operators/example"):
+        result = runner.invoke(app, ["scenarios", "copy", name, str(mine)])
+        assert result.exit_code == 0, result.output
+    reader = mine / "generic-reader.toml"
+    assert load_device_profile(reader).name == "PC/SC reader with a My Number card"
+    schema_line = reader.read_text(encoding="utf-8").splitlines()[0]
+    assert schema_line.startswith("#:schema file://")  # the bundled schema, not ../schemas
+    operator = (mine / "example.toml").read_text(encoding="utf-8")
+    assert 'operator_id = "example-pay"' in operator
+    assert operator.startswith("#:schema file://")
+    unknown = runner.invoke(app, ["scenarios", "copy", "devices/no-such", str(mine)])
+    assert unknown.exit_code == 2
+    assert "devices/generic-reader" in unknown.output
