@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Connection, PoolProxiedConnection, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -131,8 +131,7 @@ class DriverStatement:
         self._build = statement
         self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, conn: Connection) -> _Compiled:
-        dialect = conn.dialect
+    def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             compiled = self._compiled[dialect.name] = self._compile(dialect)
@@ -158,11 +157,11 @@ class DriverStatement:
         )
 
     def _arguments(
-        self, conn: Connection, compiled: _Compiled, params: Mapping[str, Any]
+        self, dialect_name: str, compiled: _Compiled, params: Mapping[str, Any]
     ) -> tuple[str, Any]:
         """The SQL to run and the driver's arguments for it."""
         values = {**compiled.defaults, **params} if compiled.defaults else params
-        dialect = conn.dialect.name
+        dialect = dialect_name
         try:
             if compiled.expanding:
                 return self._expanded(compiled, values, dialect)
@@ -204,15 +203,17 @@ class DriverStatement:
             return sql, tuple(value(slot) for slot in slots)
         return sql, {name: value(slot) for name, slot in slots.items()}
 
-    def _run(self, conn: Connection, params: Mapping[str, Any] | None) -> tuple[Any, _Compiled]:
-        compiled = self._for(conn)
-        sql, arguments = self._arguments(conn, compiled, params or {})
-        cursor = conn.connection.cursor()
+    def _run(
+        self, driver: PoolProxiedConnection, dialect: Dialect, params: Mapping[str, Any] | None
+    ) -> tuple[Any, _Compiled]:
+        compiled = self._for(dialect)
+        sql, arguments = self._arguments(dialect.name, compiled, params or {})
+        cursor = driver.cursor()
         try:
             cursor.execute(sql, arguments)
-        except conn.dialect.loaded_dbapi.Error as exc:
+        except dialect.loaded_dbapi.Error as exc:
             cursor.close()
-            raise _as_sqlalchemy_error(conn, sql, arguments, exc) from exc
+            raise _as_sqlalchemy_error(dialect, sql, arguments, exc) from exc
         except BaseException:
             cursor.close()
             raise
@@ -221,14 +222,21 @@ class DriverStatement:
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Row]:
         """Run once; the rows it returns (if any) as dicts by column name, values converted
         by their columns' types."""
-        cursor, compiled = self._run(conn, params)
+        return self.rows_on(conn.connection, conn.dialect, params)
+
+    def rows_on(
+        self, driver: PoolProxiedConnection, dialect: Dialect, params: Mapping[str, Any] | None
+    ) -> list[Row]:
+        """:meth:`rows` on a pooled driver connection (``Engine.raw_connection()``), for a
+        question that needs no SQLAlchemy connection (nor its transaction) around it."""
+        cursor, compiled = self._run(driver, dialect, params)
         try:
             if cursor.description is None:
                 return []
             names = [d[0] for d in cursor.description]
             fetched = cursor.fetchall()
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise _as_sqlalchemy_error(conn, compiled.sql, params, exc) from exc
+        except dialect.loaded_dbapi.Error as exc:
+            raise _as_sqlalchemy_error(dialect, compiled.sql, params, exc) from exc
         finally:
             cursor.close()
         if not compiled.processors:
@@ -255,7 +263,7 @@ class DriverStatement:
 
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
         """Run a write once; the number of rows it changed."""
-        cursor, _compiled = self._run(conn, params)
+        cursor, _compiled = self._run(conn.connection, conn.dialect, params)
         try:
             return int(cursor.rowcount)
         finally:
@@ -265,21 +273,21 @@ class DriverStatement:
         """Run a write once per parameter set, in one ``executemany``."""
         if not params:
             return
-        compiled = self._for(conn)
+        compiled = self._for(conn.dialect)
         if compiled.expanding:
             raise ValueError("many() takes no expanding (IN list) parameters")
         sql = compiled.sql
-        arguments = [self._arguments(conn, compiled, p)[1] for p in params]
+        arguments = [self._arguments(conn.dialect.name, compiled, p)[1] for p in params]
         cursor = conn.connection.cursor()
         try:
             cursor.executemany(sql, arguments)
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise _as_sqlalchemy_error(conn, sql, arguments, exc) from exc
+            raise _as_sqlalchemy_error(conn.dialect, sql, arguments, exc) from exc
         finally:
             cursor.close()
 
 
-def _as_sqlalchemy_error(conn: Connection, sql: str, arguments: Any, exc: Exception) -> Exception:
+def _as_sqlalchemy_error(dialect: Dialect, sql: str, arguments: Any, exc: Exception) -> Exception:
     """The driver's error as SQLAlchemy would have raised it (IntegrityError, …), so callers
     handle it the same whichever path ran the statement."""
-    return DBAPIError.instance(sql, arguments, exc, conn.dialect.loaded_dbapi.Error)
+    return DBAPIError.instance(sql, arguments, exc, dialect.loaded_dbapi.Error)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Engine, Row, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -46,6 +46,7 @@ from reference_impl.jlis.registry import (
 )
 from reference_impl.mykey.ports import HolderFacts
 
+from .driver import DriverStatement
 from .sql import _SQLITE_BEGIN, _unavailable_as_such
 from .tables import jlis_cards, jlis_certificates, jlis_crl_number
 
@@ -66,6 +67,8 @@ _CERTIFICATE_AND_CARD: Final = (
     .outerjoin(jlis_cards, jlis_cards.c.card_id == jlis_certificates.c.card_id)
     .where(jlis_certificates.c.serial == bindparam("serial"))
 )
+# The issuance path's question, run on the driver (compiled once): see :meth:`_ask`.
+_FIND: Final = DriverStatement(_CERTIFICATE_AND_CARD)
 REMEMBERED: Final = 100_000
 """How many certificates (and as many cards) a process remembers; the oldest are forgotten."""
 
@@ -120,6 +123,31 @@ class SqlRegistry(RegistryRules):
             with connection.begin():
                 yield connection
 
+    def _ask(self, statement: DriverStatement, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One statement's rows: inside this thread's transaction if there is one, otherwise
+        on a pooled driver connection outside any transaction. On its own, one statement sees
+        committed data (sqlite3's and psycopg's autocommit), so the issuance path's question
+        costs neither BEGIN and COMMIT nor a SQLAlchemy connection around it."""
+        current: Connection | None = getattr(self._local, "connection", None)
+        if current is not None:
+            return statement.rows(current, params)
+        dialect = self._engine.dialect
+        with _unavailable_as_such():
+            connection = self._engine.raw_connection()
+            try:
+                if dialect.name == "postgresql":
+                    # Set back before the connection returns to the pool, whose other users
+                    # (transaction()) rely on psycopg beginning a transaction.
+                    connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+                    try:
+                        return statement.rows_on(connection, dialect, params)
+                    finally:
+                        connection.driver_connection.autocommit = False  # type: ignore[union-attr]
+                # sqlite3 with its own transaction handling off (make_engine): autocommit.
+                return statement.rows_on(connection, dialect, params)
+            finally:
+                connection.close()
+
     def _writing(self) -> Connection:
         current: Connection | None = getattr(self._local, "connection", None)
         if current is None:  # every write comes through a rule, which opens a transaction
@@ -145,15 +173,14 @@ class SqlRegistry(RegistryRules):
 
     def _stored_entry(self, serial: int) -> CertificateEntry | None:
         committed = self._committed
-        with self._reading() as connection:
-            row = connection.execute(_CERTIFICATE_AND_CARD, {"serial": str(serial)}).first()
-        if row is None:
+        rows = self._ask(_FIND, {"serial": str(serial)})
+        if not rows:
             return None
-        entry = _entry(row)
-        if committed:
+        entry = _entry(rows[0])
+        if committed and serial not in self._known:
             self._remember(self._known, serial, _unrevoked(entry))
-            if row.card_card_id is not None:
-                self._remember(self._cards, entry.card_id, _card_of(row))
+            if rows[0]["card_card_id"] is not None:
+                self._remember(self._cards, entry.card_id, _card_of(rows[0]))
         return entry
 
     def entry(self, serial: int) -> CertificateEntry | None:
@@ -172,8 +199,8 @@ class SqlRegistry(RegistryRules):
         if row is None:
             return self.legacy.card(card_id) if self.legacy is not None else None
         if committed:
-            self._remember(self._cards, card_id, _card(row))
-        return _card(row)
+            self._remember(self._cards, card_id, _card(row._mapping))
+        return _card(row._mapping)
 
     def holder_facts(self, serial: int) -> HolderFacts | None:
         """As the rules say; a certificate and card this process read before cost nothing."""
@@ -219,7 +246,7 @@ class SqlRegistry(RegistryRules):
         older = self.legacy.revoked(kind) if self.legacy is not None else []
         with self._reading() as connection:
             stored = [
-                _entry(row)
+                _entry(row._mapping)
                 for row in connection.execute(
                     _CERTIFICATE.where(
                         jlis_certificates.c.kind == kind,
@@ -241,9 +268,8 @@ class SqlRegistry(RegistryRules):
 
     def entries(self) -> list[CertificateEntry]:
         with self._reading() as connection:
-            stored = {
-                entry.serial: entry for entry in map(_entry, connection.execute(_CERTIFICATE).all())
-            }
+            rows = connection.execute(_CERTIFICATE).mappings()
+            stored = {entry.serial: entry for entry in map(_entry, rows)}
         older = self.legacy.entries() if self.legacy is not None else []
         merged = {**{entry.serial: entry for entry in older}, **stored}
         return sorted(merged.values(), key=lambda entry: entry.serial)
@@ -291,7 +317,7 @@ class SqlRegistry(RegistryRules):
         if inserted is not None:
             return
         row = connection.execute(_CARD.where(jlis_cards.c.card_id == card.card_id)).first()
-        if row is not None and _card(row) == card:
+        if row is not None and _card(row._mapping) == card:
             return
         if row is not None:
             raise ValueError(f"card {card.card_id} is already recorded otherwise")
@@ -329,16 +355,17 @@ def _entry_row(entry: CertificateEntry) -> dict[str, Any]:
     }
 
 
-def _entry(row: Row[Any]) -> CertificateEntry:
+def _entry(row: Mapping[Any, Any]) -> CertificateEntry:
+    """A ``jlis_certificates`` row, read through SQLAlchemy (``row._mapping``) or the driver."""
     return CertificateEntry(
-        serial=int(row.serial),
-        kind=cast(Kind, row.kind),
-        card_id=row.card_id,
-        not_after=row.not_after,
-        replaces=None if row.replaces is None else int(row.replaces),
-        revoked_at=row.revoked_at,
-        reason=row.reason,
-        not_before=row.not_before,
+        serial=int(row["serial"]),
+        kind=cast(Kind, row["kind"]),
+        card_id=row["card_id"],
+        not_after=row["not_after"],
+        replaces=None if row["replaces"] is None else int(row["replaces"]),
+        revoked_at=row["revoked_at"],
+        reason=row["reason"],
+        not_before=row["not_before"],
     )
 
 
@@ -352,22 +379,20 @@ def _card_row(card: CardRecord) -> dict[str, Any]:
     }
 
 
-def _card_of(row: Row[Any]) -> CardRecord:
+def _card_of(row: Mapping[Any, Any]) -> CardRecord:
     """The card columns of :data:`_CERTIFICATE_AND_CARD`."""
-    return CardRecord(
-        card_id=row.card_card_id,
-        person_ref=row.person_ref,
-        applied_on=row.applied_on,
-        issued_on=row.issued_on,
-        replaces=row.card_replaces,
-    )
+    return _card(row, card_id="card_card_id", replaces="card_replaces")
 
 
-def _card(row: Row[Any]) -> CardRecord:
+def _card(
+    row: Mapping[Any, Any], *, card_id: str = "card_id", replaces: str = "replaces"
+) -> CardRecord:
+    """A ``jlis_cards`` row (its key and link columns may be labelled otherwise in a join),
+    read through SQLAlchemy (``row._mapping``) or the driver."""
     return CardRecord(
-        card_id=row.card_id,
-        person_ref=row.person_ref,
-        applied_on=row.applied_on,
-        issued_on=row.issued_on,
-        replaces=row.replaces,
+        card_id=row[card_id],
+        person_ref=row["person_ref"],
+        applied_on=row["applied_on"],
+        issued_on=row["issued_on"],
+        replaces=row[replaces],
     )
