@@ -7,10 +7,14 @@ are made beforehand (that work is the card's, not the platform's); the raw RSA-2
 rate is measured in the same run for scale, since every issuance verifies two signatures.
 
 On PostgreSQL the server is also measured with two workers (``serve --workers 2``) right
-after one, with the same number of clients, and their ratio is printed
-(``postgres_http_2workers_per_1worker``); for each HTTP run the CPU seconds per issuance of
-the server's processes, of this client process and of the whole machine say where the time
-went (on a machine of 2 cores the clients and PostgreSQL share them with the workers).
+after one, with the same client connections, and their ratio is printed
+(``postgres_http_2workers_per_1worker``). For each HTTP run the line printed says how many
+client connections there were, how many of them each server process held, and where the CPU
+went per issuance: the server's processes, the PostgreSQL backends serving them, this client
+process, and anything else the machine ran meanwhile (on a machine of 2 cores the clients and
+PostgreSQL share them with the workers, and other processes may too). From the two-worker
+run's CPU per issuance it also prints the most the machine's cores could do if they ran only
+this (``postgres_http_2workers_cpu_ceiling_per_s`` and its ratio to one worker).
 
 Run: ``python benchmarks/bench_mykey.py [--cards N] [--postgres URL]``. The last line is JSON.
 """
@@ -25,7 +29,9 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -33,6 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rich.progress import track
 from scratch_postgres import POSTGRES, scratch_schema
+from sqlalchemy import create_engine, make_url, text
 
 from card_emulator import CardState
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
@@ -105,6 +112,55 @@ def _tree_cpu(pid: int) -> dict[int, float]:
     return spent
 
 
+def _tcp_connections(server_pid: int) -> list[tuple[int, Any]]:
+    """The TCP connections the server's processes hold: (process ID, connection)."""
+    root = psutil.Process(server_pid)
+    held = []
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            held += [(process.pid, c) for c in process.net_connections(kind="tcp") if c.raddr]
+        except psutil.NoSuchProcess:
+            continue
+    return held
+
+
+def _held_by(server_pid: int, listening_port: int) -> dict[int, int]:
+    """For each client connected to the server's ``listening_port``: the client's port -> the
+    server process holding the connection."""
+    return {
+        c.raddr.port: pid
+        for pid, c in _tcp_connections(server_pid)
+        if c.laddr.port == listening_port
+    }
+
+
+def _backend_cpu(server_pid: int, db_url: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the server's processes, by backend PID:
+    their connections' client ports looked up in ``pg_stat_activity``. Empty on SQLite."""
+    database = make_url(db_url)
+    if not database.drivername.startswith("postgresql"):
+        return {}
+    postgres_port = database.port or 5432
+    ports = {c.laddr.port for _, c in _tcp_connections(server_pid) if c.raddr.port == postgres_port}
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            backends = connection.execute(
+                text("SELECT pid, client_port FROM pg_stat_activity WHERE client_port IS NOT NULL")
+            ).all()
+    finally:
+        engine.dispose()
+    spent = {}
+    for pid, client_port in backends:
+        if client_port in ports:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            spent[pid] = times.user + times.system
+    return spent
+
+
 def _machine_busy() -> float:
     """CPU seconds every core of the machine spent busy so far."""
     times = psutil.cpu_times()
@@ -113,11 +169,13 @@ def _machine_busy() -> float:
 
 def http_rate(
     db_url: str, folder: Path, proofs: list[Proof], clients: int, workers: int = 1
-) -> dict[str, float]:
-    """`mynahil serve` (``workers`` uvicorn workers) in its own process on loopback; CLIENTS
-    keep-alive clients send requests back to back (holders arrive concurrently; one client
-    alone would measure httpx's latency, not the server). The rate, and CPU milliseconds per
-    issuance: the server's processes, this (client) process, the whole machine."""
+) -> dict[str, Any]:
+    """`mynahil serve` (``workers`` uvicorn workers) in its own process on loopback;
+    ``clients`` keep-alive connections send requests back to back, one thread each (holders
+    arrive concurrently; one client alone would measure its latency, not the server). The
+    rate; CPU milliseconds per issuance of the server's processes, of the PostgreSQL backends
+    serving them, of this (client) process and of the whole machine (other processes too);
+    and how many of the connections each worker held."""
     import base64
 
     bodies = [
@@ -129,52 +187,73 @@ def http_rate(
         for c, cert, sig in proofs
     ]
 
-    def send(share: list[dict[str, str]]) -> None:
+    def send(port: int, share: list[dict[str, str]]) -> http.client.HTTPConnection:
         # http.client on a keep-alive connection: a load generator light enough that the
         # server, not the client, sets the pace (httpx cost ~1 ms of client CPU a request).
-        parsed = urlsplit(url)
-        connection = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=30)
-        try:
-            for body in share:
-                payload = json.dumps(body).encode()
-                connection.request(
-                    "POST", "/v1/mykey/ids", payload, {"Content-Type": "application/json"}
-                )
-                response = connection.getresponse()
-                answer = response.read()
-                if response.status != 201:
-                    raise SystemExit(f"issuance failed: {answer!r}")
-        finally:
-            connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for body in share:
+            payload = json.dumps(body).encode()
+            connection.request(
+                "POST", "/v1/mykey/ids", payload, {"Content-Type": "application/json"}
+            )
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != 201:
+                raise SystemExit(f"issuance failed: {answer!r}")
+        return connection  # still open: the caller sees which worker holds it
 
     with (
         serve_process(db_url, folder, workers=workers) as (url, process),
         ThreadPoolExecutor(clients) as pool,
     ):
+        port = urlsplit(url).port
+        assert port is not None
         server, client, machine = _tree_cpu(process.pid), time.process_time(), _machine_busy()
+        backends = _backend_cpu(process.pid, db_url)
         start = time.perf_counter()
-        list(pool.map(send, [bodies[i::clients] for i in range(clients)]))
+        shares = [bodies[i::clients] for i in range(clients)]
+        connections = list(pool.map(partial(send, port), shares))
         elapsed = time.perf_counter() - start
-        after = _tree_cpu(process.pid)
-        spent = {pid: after[pid] - server.get(pid, 0.0) for pid in after}
-        busiest = max(spent.values())  # with workers: how evenly connections were spread
-        per = 1000 / len(bodies)  # seconds in total -> milliseconds per issuance
-        return {
-            "per_s": len(bodies) / elapsed,
-            "busiest_process_share": busiest / max(sum(spent.values()), 1e-9),
-            "server_cpu_ms": sum(spent.values()) * per,
-            "client_cpu_ms": (time.process_time() - client) * per,
-            "machine_cpu_ms": (_machine_busy() - machine) * per,
-            "wall_ms": elapsed * per,
-        }
+        after, machine_after = _tree_cpu(process.pid), _machine_busy()
+        client_after = time.process_time()
+        backends_after = _backend_cpu(process.pid, db_url)
+        held_by = _held_by(process.pid, port)
+        holders = [held_by.get(c.sock.getsockname()[1]) for c in connections if c.sock]
+        for connection in connections:
+            connection.close()
+    spent = {pid: after[pid] - server.get(pid, 0.0) for pid in after}
+    busiest = max(spent.values())  # with workers: how evenly connections were spread
+    per = 1000 / len(bodies)  # seconds in total -> milliseconds per issuance
+    return {
+        "per_s": len(bodies) / elapsed,
+        "clients": clients,
+        "connections_per_worker": sorted(
+            (holders.count(pid) for pid in set(holders)), reverse=True
+        ),
+        "busiest_process_share": busiest / max(sum(spent.values()), 1e-9),
+        "server_cpu_ms": sum(spent.values()) * per,
+        "postgres_cpu_ms": sum(cpu - backends.get(pid, 0.0) for pid, cpu in backends_after.items())
+        * per,
+        "client_cpu_ms": (client_after - client) * per,
+        "machine_cpu_ms": (machine_after - machine) * per,
+        "wall_ms": elapsed * per,
+    }
 
 
-def _where_the_time_went(label: str, run: dict[str, float]) -> None:
+def _where_the_time_went(label: str, run: dict[str, Any]) -> None:
+    """One line: the rate, then where the CPU went per issuance (on a machine of few cores,
+    the clients and PostgreSQL share them with the server)."""
+    others = run["machine_cpu_ms"] - run["server_cpu_ms"] - run["postgres_cpu_ms"]
+    others -= run["client_cpu_ms"]
+    split = "+".join(str(n) for n in run["connections_per_worker"])
     print(
-        f"  {label}: {run['per_s']:,.0f}/s; per issuance {run['wall_ms']:.2f} ms wall, CPU "
-        f"{run['server_cpu_ms']:.2f} ms server, {run['client_cpu_ms']:.2f} ms client, "
-        f"{run['machine_cpu_ms']:.2f} ms machine ({psutil.cpu_count()} cores); the busiest "
-        f"server process did {run['busiest_process_share']:.0%} of the server's work"
+        f"  {label}, {run['clients']} client connections: {run['per_s']:,.0f}/s; per issuance "
+        f"{run['wall_ms']:.2f} ms wall, CPU {run['server_cpu_ms']:.2f} ms server, "
+        f"{run['postgres_cpu_ms']:.2f} ms PostgreSQL backends, {run['client_cpu_ms']:.2f} ms "
+        f"client, {others:.2f} ms anything else on the machine ({psutil.cpu_count()} cores, "
+        f"load average {psutil.getloadavg()[0]:.1f}); connections per server process "
+        f"{split}; the busiest server process did {run['busiest_process_share']:.0%} of the "
+        "server's work"
     )
 
 
@@ -186,7 +265,7 @@ def measure(
     clients: int = CLIENTS,
     *,
     two_workers: bool = False,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """In-process, then over HTTP with one worker (and, with ``two_workers``, two)."""
     runs = 3 if two_workers else 2
     platform = build_platform(db_url, folder)
@@ -195,9 +274,10 @@ def measure(
         inproc = in_process_rate(platform, card_proofs(platform, cards[:count]))
         one = http_rate(db_url, folder, card_proofs(platform, cards[count : 2 * count]), clients)
         _where_the_time_went("HTTP, 1 worker", one)
-        figures: dict[str, float] = {
+        figures: dict[str, Any] = {
             "inproc_per_s": round(inproc),
             "http_per_s": round(one["per_s"]),
+            "http_clients": clients,
         }
         if two_workers:
             proofs = card_proofs(platform, cards[2 * count :])
@@ -206,9 +286,21 @@ def measure(
             figures["http_2workers_per_s"] = round(two["per_s"])
             figures["http_2workers_ratio"] = round(two["per_s"] / one["per_s"], 2)
             figures["http_2workers_busiest_share"] = round(two["busiest_process_share"], 2)
-            for name in ("server_cpu_ms", "client_cpu_ms", "machine_cpu_ms"):
+            figures["http_2workers_connections_per_worker"] = two["connections_per_worker"]
+            for name in ("server_cpu_ms", "postgres_cpu_ms", "client_cpu_ms", "machine_cpu_ms"):
                 figures[f"http_1worker_{name}"] = round(one[name], 2)
                 figures[f"http_2workers_{name}"] = round(two[name], 2)
+            # The most this machine's cores could do at the two-worker run's CPU per issuance
+            # if they ran only the server, its PostgreSQL backends and the clients.
+            needed = two["server_cpu_ms"] + two["postgres_cpu_ms"] + two["client_cpu_ms"]
+            ceiling = 1000 * (psutil.cpu_count() or 1) / needed
+            figures["http_2workers_cpu_ceiling_per_s"] = round(ceiling)
+            figures["http_2workers_cpu_ceiling_ratio"] = round(ceiling / one["per_s"], 2)
+            print(
+                f"  at {needed:.2f} ms of CPU per issuance (server, PostgreSQL, clients), "
+                f"{psutil.cpu_count()} cores could do at most {ceiling:,.0f}/s: "
+                f"{ceiling / one['per_s']:.2f}x the one-worker rate"
+            )
         count_checked, problem = platform.store.verify_audit()
         if problem is not None or count_checked < runs * count:
             raise SystemExit(f"audit chain broken after the run: {problem}")
@@ -247,10 +339,13 @@ def main() -> None:
             figures["postgres_http_issuances_per_s"] = result["http_per_s"]
             figures["postgres_http_2workers_issuances_per_s"] = result["http_2workers_per_s"]
             figures["postgres_http_2workers_per_1worker"] = result["http_2workers_ratio"]
-            figures["postgres_http_2workers_busiest_share"] = result["http_2workers_busiest_share"]
-            for name, value in result.items():
-                if name.startswith("http_") and name.endswith("_ms"):
+            for name, value in result.items():  # the CPU split, the spread and the ceiling
+                if name.startswith(("http_1worker_", "http_2workers_")) and name not in (
+                    "http_2workers_per_s",
+                    "http_2workers_ratio",
+                ):
                     figures[f"postgres_{name}"] = value
+            figures["postgres_http_clients"] = result["http_clients"]
             print(
                 f"PostgreSQL: {result['inproc_per_s']:,}/s in-process, "
                 f"{result['http_per_s']:,}/s over HTTP with one worker, "

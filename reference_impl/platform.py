@@ -52,6 +52,7 @@ from reference_impl.store.budget_sql import SqlRefusalBudget
 from reference_impl.store.clock_sql import shared_clock
 from reference_impl.store.jlis_sql import SqlRegistry
 from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT, make_engine
+from reference_impl.workers import LISTENING
 
 __all__ = [
     "HeadDeadlineProtocol",
@@ -371,9 +372,9 @@ def wait_healthy(
 def _wait_for_workers(
     log: Path, workers: int, process: subprocess.Popen[bytes], timeout: float
 ) -> None:
-    """Until uvicorn logged every worker's application start-up (one line each)."""
+    """Until every worker logged that it listens (one line each, after its app started)."""
     deadline = time.monotonic() + timeout
-    while log.read_bytes().count(b"Application startup complete") < workers:
+    while log.read_bytes().count(LISTENING.encode()) < workers:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"not all {workers} workers started: see {log}")
         time.sleep(0.05)

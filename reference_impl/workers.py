@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["STARTUP_FAILURE", "port_problem", "run_workers"]
+__all__ = ["LISTENING", "STARTUP_FAILURE", "port_problem", "run_workers"]
 
 STARTUP_FAILURE = 3
 """The exit status of a worker that could not start (uvicorn's, for a broken app or bind):
@@ -70,6 +71,21 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+LISTENING = "accepting connections on"
+"""What each worker logs once it listens (after its app started): the sign that it serves."""
+
+
+class _Worker(uvicorn.Server):
+    """uvicorn's server, saying when it listens (uvicorn says nothing then for a socket it
+    is handed: its own parent process would have said it)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            _log.info("worker %s %s %s:%s", os.getpid(), LISTENING, self.config.host,
+                      self.config.port)  # fmt: skip
+
+
 def _serve_one(options: dict[str, Any]) -> None:
     """One worker: its own socket, then uvicorn's server on it (run in the spawned process)."""
     config = uvicorn.Config(**options)
@@ -78,7 +94,7 @@ def _serve_one(options: dict[str, Any]) -> None:
     except OSError as exc:
         _log.error("worker cannot bind %s:%s: %s", config.host, config.port, exc)
         sys.exit(STARTUP_FAILURE)
-    uvicorn.Server(config).run(sockets=[sock])
+    _Worker(config).run(sockets=[sock])
 
 
 def run_workers(count: int, options: dict[str, Any]) -> int:
