@@ -36,4 +36,11 @@ def parse_mykey_id(text: str) -> str:
 def generate_mykey_id(choice: random.Random | None = None) -> str:
     """A random ID (about 39 bits); uniqueness is the store's job."""
     rng = choice or secrets.SystemRandom()
-    return "".join(rng.choice(ALPHABET) for _ in range(LENGTH))
+    # One draw for the whole ID, read as LENGTH base-29 digits: from SystemRandom a draw is a
+    # system call, and one per character was a measurable part of an issuance.
+    number = rng.randrange(len(ALPHABET) ** LENGTH)
+    characters = []
+    for _ in range(LENGTH):
+        number, digit = divmod(number, len(ALPHABET))
+        characters.append(ALPHABET[digit])
+    return "".join(characters)

@@ -64,3 +64,10 @@ def test_errors_say_what_is_wrong(text: str, message: str) -> None:
 def test_ids_are_random() -> None:
     drawn = {generate_mykey_id() for _ in range(2000)}
     assert len(drawn) == 2000
+
+
+def test_every_position_draws_from_the_whole_alphabet() -> None:
+    rng = random.Random(17)
+    drawn = [generate_mykey_id(rng) for _ in range(3000)]
+    for position in range(LENGTH):
+        assert {mykey_id[position] for mykey_id in drawn} == set(ALPHABET), position
