@@ -4,7 +4,9 @@ outside the checkout, every command run from a folder that is not the checkout, 
 the test run's settings.
 
 tox's ``wheel`` env runs this module (marker ``wheel``); the unit env leaves it out. Nothing
-here skips: PostgreSQL is the conftest's fixture (a failure when CI=true).
+here skips when CI=true: PostgreSQL and pcscd with vpcd are the conftest's fixtures (failures
+then). One venv serves every test: the reader vendor's tests, last in this file, install the
+``pcsc`` extra into it as the README tells that vendor to, after every test that needs it absent.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,6 +66,42 @@ class Venv:
             [str(self.bin / argv[0]), *argv[1:]], capture_output=True, text=True, check=False,
             timeout=timeout, cwd=self.work, env=self.env(**settings),
         )  # fmt: skip
+
+    def start(self, *argv: str) -> Started:
+        """A command left running (a card in a reader, a vendor's service), its output in a log
+        file (a pipe nobody reads would stall a chatty service)."""
+        log = self.work / f"{argv[0]}-{time.monotonic_ns()}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(self.bin / argv[0]), *argv[1:]], cwd=self.work, env=self.env(),
+                stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        return Started(process, log)
+
+    def has(self, module: str) -> bool:
+        return self.run("python", "-c", f"import {module}").returncode == 0
+
+
+@dataclass(frozen=True)
+class Started:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"never printed {text!r}: {self.output()}")
+            time.sleep(0.2)
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=30)
+        return self.output()
 
 
 def _outside_the_checkout(path: Path) -> None:
@@ -119,8 +158,28 @@ def test_the_installed_package_is_the_wheels(venv: Venv) -> None:
 def test_the_extras_are_not_installed(venv: Venv) -> None:
     """The paths below run without any extra: pyscard, Locust and Dask are absent."""
     for module in ("smartcard", "locust", "distributed"):
-        found = venv.run("python", "-c", f"import {module}")
-        assert found.returncode != 0, f"{module} came with the plain wheel"
+        assert not venv.has(module), f"{module} came with the plain wheel (or a test before)"
+
+
+@pytest.mark.parametrize(
+    ("extra", "argv"),
+    [
+        ("pcsc", ["readers"]),
+        ("pcsc", ["conformance", "run", "--target", "pcsc:Virtual PCD 00 00",
+                  "--report", "no-pcsc-report"]),
+        ("load", ["loadtest", "launch-week", "--platform", "http://127.0.0.1:9"]),
+        ("cluster", ["simulate", "launch-week", "--executor", "dask://127.0.0.1:9",
+                     "--replications", "2", "--out", "no-cluster-run"]),
+    ],
+)  # fmt: skip
+def test_every_missing_extra_is_named_in_one_line(venv: Venv, extra: str, argv: list[str]) -> None:
+    """The README: a command that needs a missing extra says which in one line (exit 2)."""
+    assert not venv.has("smartcard"), "the pcsc extra is installed: run this before the reader's"
+    done = venv.run("mynahil", *argv)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"pip install 'mynahil[{extra}]'" in lines[0]
 
 
 @pytest.mark.parametrize("target", ["card:inproc", "operator:sample"])
@@ -147,13 +206,97 @@ def test_a_vendor_certifies_from_the_wheel(venv: Venv, target: str) -> None:
     assert list((report / "allure-results").glob("*-result.json"))
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _certified(report: Path) -> dict[str, Any]:
+    """A device's run passed and its report says CERTIFIED, not SELF-TEST (a device, not ours)."""
+    results: dict[str, Any] = json.loads((report / "results.json").read_text(encoding="utf-8"))
+    assert results["passed"] is True
+    assert results["self_test"] is False
+    assert results["emulated"] is False
+    assert results["verdict_label"] == "CERTIFIED"
+    assert "SELF-TEST" not in (report / "index.html").read_text(encoding="utf-8")
+    verdicts = {r["verdict"] for r in results["requirements"].values()}
+    assert verdicts <= {"passed", "not applicable", "skipped"}, verdicts
+    return results
+
+
+def test_a_phone_vendor_certifies_as_the_readme_shows(venv: Venv) -> None:
+    """The README's phone path, dry run: the harness listens as a vpcd on a port pcscd's vpcd
+    does not hold, and `card attach` with a contactless card plays the phone's Remote Smart
+    Card Reader app (a vicc client, as the app is). No extra needed."""
+    card = venv.run("mynahil", "card", "new", "--out", "phone-card.json", "--atr", "contactless",
+                    "--pin", "1234", "--password", "ABC123")  # fmt: skip
+    assert card.returncode == 0, card.stderr
+    port = free_port()
+    run = venv.start("mynahil", "conformance", "run", "--target", f"phone:0.0.0.0:{port}",
+                     "--pin", "1234", "--sign-password", "ABC123",
+                     "--report", "reports/my-phone")  # fmt: skip
+    phone = venv.start("mynahil", "card", "attach", "--card", "phone-card.json",
+                       "--vpcd", f"127.0.0.1:{port}", "--connect-timeout", "120")  # fmt: skip
+    try:
+        run.process.wait(timeout=600)
+    finally:
+        run.stop()
+        held = phone.stop()
+    assert run.process.returncode == 0, run.output()
+    assert "card inserted" in held
+    results = _certified(venv.work / "reports" / "my-phone")
+    assert results["reader"] == f"vpcd-listen:0.0.0.0:{port}"
+    assert results["atr"].startswith("3B888001")  # the contactless (Type B) ATR
+    assert results["device"] == "Android phone (Remote Smart Card Reader) with a My Number card"
+    for passed in ("JPKI-ATR-001", "JPKI-SIG-001", "JPKI-SIG-005", "SPEC-CARD-005"):
+        assert results["requirements"][passed]["verdict"] == "passed", passed
+    assert results["requirements"]["JPKI-PIN-003"]["verdict"] == "skipped"  # destructive
+
+
+def test_a_payment_vendor_certifies_its_service_as_the_readme_shows(venv: Venv) -> None:
+    """The README's payment path: copy the bundled operator profile, fill it in, take the
+    harness platform's key from operator-setup, start the service (here the sample operator,
+    run as a vendor runs theirs) and certify it by its profile."""
+    copied = venv.run("mynahil", "scenarios", "copy", "operators/example", "pay")
+    assert copied.returncode == 0, copied.stderr
+    keygen = venv.run("mynahil", "operator", "keygen", "--out", "pay/op.pem")
+    assert keygen.returncode == 0, keygen.stderr
+    service_port, platform_port = free_port(), free_port()
+    profile = venv.work / "pay" / "example.toml"
+    filled = (
+        profile.read_text(encoding="utf-8")
+        .replace("REPLACE-WITH-YOUR-PUBLIC-KEY", keygen.stdout.strip())
+        .replace("http://127.0.0.1:8100", f"http://127.0.0.1:{service_port}")
+        .replace('"127.0.0.1:8700"', f'"127.0.0.1:{platform_port}"')
+        .replace('# harness_dir = "~/.mynahil/operator-harness/example-pay"', 'harness_dir = "h"')
+    )
+    profile.write_text(filled, encoding="utf-8")
+    setup = venv.run("mynahil", "conformance", "operator-setup", "--operator-profile", str(profile))
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    platform_url = f"http://127.0.0.1:{platform_port}"
+    assert f"{platform_url}/v1/operators/example-pay/transactions" in setup.stderr
+    service = venv.start("mynahil", "operator", "run", "--platform", platform_url,
+                         "--operator", "example-pay", "--key", "pay/op.pem",
+                         "--service", "example-pay-qr", "--port", str(service_port),
+                         "--platform-key", setup.stdout.strip())  # fmt: skip
+    try:
+        _wait_ready(f"http://127.0.0.1:{service_port}", service.process, service.log,
+                    path="/openapi.json")  # fmt: skip
+        run = venv.run("mynahil", "conformance", "run", "--operator-profile", str(profile),
+                       "--report", "reports/my-service")  # fmt: skip
+    finally:
+        service.stop()
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = _certified(venv.work / "reports" / "my-service")
+    assert results["device"] == "Example Pay (staging)"
+    assert {r["verdict"] for r in results["requirements"].values()} == {"passed"}
+    assert results["endpoint"]["payment service ID"] == "example-pay-qr"
+
+
+def _wait_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, path: str = "/v1/ready"
+) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"serve exited {process.returncode}: {log.read_text()}")
         try:
-            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -241,6 +384,7 @@ def test_a_planner_lists_and_copies_the_bundled_scenarios(venv: Venv) -> None:
     assert listed.returncode == 0, listed.stderr
     names = sorted(line.split()[0] for line in listed.stdout.splitlines() if line.strip())
     assert names == BUNDLED
+    assert "(does not load" not in listed.stdout  # each one, parents too, loads by name
     mine = venv.work / "my-scenarios"
     copied = venv.run("mynahil", "scenarios", "copy", "launch-week", str(mine))
     assert copied.returncode == 0, copied.stdout + copied.stderr
@@ -252,23 +396,100 @@ def test_a_planner_lists_and_copies_the_bundled_scenarios(venv: Venv) -> None:
     assert "published" in (out / "report.html").read_text(encoding="utf-8")
 
 
-# The cheapest settings that still run each scenario whole: one replication, in process, and
-# without the payment side where the scenario is not about it (round 1 and 2 take ~10x longer
-# with every applicant's spending to the end; operator-outage and the others keep it).
-_CHEAPEST = {"round1": ["--no-operators"], "round2": ["--no-operators"]}
+# The bundled scenarios another one extends (round1, round2), and the ones nobody extends. A
+# leaf run by name reads its parents from the wheel too, so the leaves, each simulated whole,
+# cover every bundled file; the parents' own 15- and 18-month runs (about two thirds of this
+# env's simulation time) only repeat the model, which the unit env tests in the checkout.
+_EXTENDS = re.compile(r'^extends\s*=\s*"([^"]+)\.toml"', re.MULTILINE)
+PARENTS = sorted(
+    {parent for path in (ROOT / "scenarios").glob("*.toml")
+     for parent in _EXTENDS.findall(path.read_text(encoding="utf-8"))}
+)  # fmt: skip
+LEAVES = [name for name in BUNDLED if name not in PARENTS]
 
 
 def test_a_planner_simulates_every_bundled_scenario_by_name(venv: Venv) -> None:
+    """Every leaf whole, by name (one replication, in process); the parents through them."""
+    assert PARENTS == ["round1", "round2"]
+    assert set(LEAVES) >= {"launch-week", "operator-outage", "round2-launch-stress"}
+
     def simulate(name: str) -> tuple[str, subprocess.CompletedProcess[str]]:
         argv = ["mynahil", "simulate", name, "--out", str(venv.work / f"sim-{name}"),
-                "--quiet", "--executor", "serial", *_CHEAPEST.get(name, [])]  # fmt: skip
+                "--quiet", "--executor", "serial"]  # fmt: skip
         return name, venv.run(*argv, timeout=900)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        runs = dict(pool.map(simulate, BUNDLED))
+        runs = dict(pool.map(simulate, LEAVES))
     for name, run in runs.items():
         assert run.returncode == 0, f"{name}: {run.stdout}{run.stderr}"
         out = venv.work / f"sim-{name}"
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         assert summary["scenario"] == name
         assert (out / "report.html").is_file()
+
+
+# --- the reader vendor's path: last, because it installs the pcsc extra into the one venv ----
+
+VIRTUAL_READER = "Virtual PCD 00 00"  # pcscd's vpcd reader on port 35963, as the README names it
+EMULATED_CONTACT_ATR = "3BE000FF8131FE4514"
+
+
+@pytest.fixture(scope="module")
+def pcsc_venv(venv: Venv, wheel: Path, pcsc_stack: None) -> Venv:
+    """The README's `pip install 'mynahil[pcsc]'`, the wheel standing in for the index; pcscd
+    with vpcd running (a failure, not a skip, when CI=true)."""
+    installed = venv.run("python", "-m", "pip", "install", "-q", f"{wheel}[pcsc]", timeout=900)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert venv.has("smartcard")
+    return venv
+
+
+def test_a_reader_vendor_certifies_through_pcscd_as_the_readme_shows(pcsc_venv: Venv) -> None:
+    """The README's reader path, dry run: `card attach` puts an emulated card in pcscd's
+    virtual reader; the vendor copies the bundled reader profile, sets the ATR and who they
+    are, and certifies through PC/SC as they would a real reader and card."""
+    venv = pcsc_venv
+    readers = venv.run("mynahil", "readers")
+    assert readers.returncode == 0, readers.stderr
+    assert VIRTUAL_READER in readers.stdout.splitlines()
+    card = venv.run("mynahil", "card", "new", "--out", "alice.json",
+                    "--pin", "1234", "--password", "ABC123")  # fmt: skip
+    assert card.returncode == 0, card.stderr
+    copied = venv.run("mynahil", "scenarios", "copy", "devices/generic-reader", "reader")
+    assert copied.returncode == 0, copied.stderr
+    profile = venv.work / "reader" / "my-reader.toml"
+    (venv.work / "reader" / "generic-reader.toml").rename(profile)
+    text = profile.read_text(encoding="utf-8").replace(
+        'expected_atr = ""', f'expected_atr = "{EMULATED_CONTACT_ATR}"'
+    )
+    profile.write_text(
+        text + 'vendor = "Example Readers"\nmodel = "ER-1"\nserial = "SN-0042"\n'
+        'firmware = "1.2.3"\nlab = "wheel test"\noperator = "CI"\n',
+        encoding="utf-8",
+    )
+    held = venv.start("mynahil", "card", "attach", "--card", "alice.json",
+                      "--vpcd", "127.0.0.1:35963")  # fmt: skip
+    try:
+        held.wait_for("card inserted")
+        run = venv.run("mynahil", "conformance", "run", "--target", f"pcsc:{VIRTUAL_READER}",
+                       "--device-profile", str(profile), "--pin", "1234",
+                       "--sign-password", "ABC123", "--report", "reports/my-reader",
+                       timeout=600)  # fmt: skip
+    finally:
+        held.stop()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "CERTIFIED" in run.stdout
+    report = venv.work / "reports" / "my-reader"
+    results = _certified(report)
+    assert results["reader"] == f"pcsc:{VIRTUAL_READER}"
+    assert results["atr"] == EMULATED_CONTACT_ATR
+    requirements = results["requirements"]
+    assert requirements["JPKI-ATR-001"]["verdict"] == "passed"  # the ATR the profile expects
+    for passed in ("JPKI-SEL-001", "JPKI-READ-005", "JPKI-SIG-001", "JPKI-SIG-005"):
+        assert requirements[passed]["verdict"] == "passed", passed
+    assert requirements["SPEC-CARD-001"]["verdict"] == "skipped"  # locks the PIN: destructive
+    assert results["identity"]["serial"] == "SN-0042"
+    html = (report / "index.html").read_text(encoding="utf-8")
+    assert "SN-0042" in html
+    assert "Example Readers" in html
+    assert list((report / "traces").glob("*.jsonl"))
