@@ -22,6 +22,8 @@ __all__ = [
     "ChainBreak",
     "RefusalBudget",
     "bounded",
+    "canonical",
+    "canonical_json",
     "chain_hash",
     "verify_chain",
 ]
@@ -51,7 +53,17 @@ class AuditRecord:
     hash: str
 
 
+def canonical_json(value: Mapping[str, Any] | None) -> str:
+    """The audit log's one JSON encoding: keys sorted, no spaces, characters kept as they are.
+
+    A record's ``details`` are stored in it and its hash covers it (:func:`canonical`), so the
+    writer and the verifier must agree on it byte for byte: both come here.
+    """
+    return json.dumps(dict(value or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(seq: int, at: datetime, event: AuditEvent) -> bytes:
+    """The bytes a record's hash covers."""
     body = {
         "seq": seq,
         "at": at.isoformat(),
@@ -60,7 +72,7 @@ def canonical(seq: int, at: datetime, event: AuditEvent) -> bytes:
         "record_id": event.record_id,
         "details": dict(event.details or {}),
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(body).encode()
 
 
 def chain_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent) -> str:

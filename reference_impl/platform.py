@@ -50,8 +50,8 @@ from reference_impl.staff import StaffDirectory
 from reference_impl.store import SqlStore
 from reference_impl.store.budget_sql import SqlRefusalBudget
 from reference_impl.store.clock_sql import shared_clock
+from reference_impl.store.engine import DEFAULT_BUSY_TIMEOUT, make_engine
 from reference_impl.store.jlis_sql import SqlRegistry
-from reference_impl.store.sql import DEFAULT_BUSY_TIMEOUT, make_engine
 from reference_impl.workers import LISTENING
 
 __all__ = [

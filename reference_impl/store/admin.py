@@ -1,6 +1,6 @@
 """What a DBA asks of the schema: its revision, the newest one, and the SQL a migration runs.
 
-The platform migrates itself on start (:func:`~reference_impl.store.sql.migrate`); a DBA who
+The platform migrates itself on start (:func:`~reference_impl.store.engine.migrate`); a DBA who
 applies schema changes by hand reads the SQL first (:func:`migration_sql`, Alembic's offline
 mode) and checks where a database stands (:func:`current_revision`).
 """
@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .sql import MIGRATIONS, _alembic_config, make_engine
+from .engine import MIGRATIONS, alembic_config, make_engine
 
 __all__ = ["current_revision", "display_url", "head_revision", "migration_sql"]
 
@@ -102,10 +102,10 @@ def _recorded_sqlite_sql(start: str | None, end: str) -> str:
         try:
             if start is not None:
                 with engine.begin() as connection:
-                    command.upgrade(_alembic_config(connection), start)
+                    command.upgrade(alembic_config(connection), start)
             event.listen(engine, "before_cursor_execute", record)
             with engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), end)
+                command.upgrade(alembic_config(connection), end)
         finally:
             engine.dispose()
     header = f"-- SQLite: {start or 'empty'} -> {end}, as run on a scratch database"

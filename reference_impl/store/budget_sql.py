@@ -15,18 +15,39 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from reference_impl.audit import RefusalBudget
 
-from .sql import _unavailable_as_such
+from .driver import DriverStatement, dialect_insert
+from .engine import unavailable_as_such
 from .tables import refusal_budget
 
 __all__ = ["SqlRefusalBudget"]
 
 _LONGEST: Final = 128  # the column's width
+_B = refusal_budget.c
+_LOCKED = DriverStatement(
+    select(_B.window_start, _B.recorded, _B.unrecorded)
+    .where(_B.source == bindparam("key"))
+    .with_for_update()
+)
+_ADD = DriverStatement(
+    lambda dialect: (
+        dialect_insert(dialect, refusal_budget)
+        .values(source=bindparam("key"), window_start=bindparam("now"), recorded=0, unrecorded=0)
+        .on_conflict_do_nothing()
+    )
+)
+_SAVE = DriverStatement(
+    update(refusal_budget)
+    .where(_B.source == bindparam("key"))
+    .values(
+        window_start=bindparam("window_start"),
+        recorded=bindparam("recorded"),
+        unrecorded=bindparam("unrecorded"),
+    )
+)
 
 
 class SqlRefusalBudget(RefusalBudget):
@@ -49,8 +70,14 @@ class SqlRefusalBudget(RefusalBudget):
         )  # fmt: skip
         self._engine = engine
         self.scope = scope
-        build = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        self._insert = build(refusal_budget).on_conflict_do_nothing()
+        # This scope's rows: statements of its own, compiled once for the budget's lifetime.
+        mine = _B.source.startswith(f"{scope}:", autoescape=True)
+        self._count = DriverStatement(select(func.count()).select_from(refusal_budget).where(mine))
+        self._forget = DriverStatement(
+            delete(refusal_budget).where(
+                mine, _B.window_start <= bindparam("before"), _B.unrecorded == 0
+            )
+        )
 
     def _row_key(self, source: str) -> str:
         key = f"{self.scope}:{source}"
@@ -60,47 +87,29 @@ class SqlRefusalBudget(RefusalBudget):
         return f"{self.scope}:sha256:{digest}"
 
     def admit(self, source: str, now: datetime) -> int | None:
-        with _unavailable_as_such(), self._engine.begin() as connection:
+        with unavailable_as_such(), self._engine.begin() as connection:
             key = self._row_key(source)
             state = self._locked(connection, key)
             if state is None:
                 key = self._room_for(connection, key, now)
-                connection.execute(
-                    self._insert.values(source=key, window_start=now, recorded=0, unrecorded=0)
-                )
+                _ADD.run(connection, {"key": key, "now": now})
                 state = self._locked(connection, key)
                 assert state is not None  # inserted, or there already
             answer = self.step(state, now)
-            connection.execute(
-                update(refusal_budget)
-                .where(refusal_budget.c.source == key)
-                .values(window_start=state[0], recorded=state[1], unrecorded=state[2])
-            )
+            saved = dict(zip(("window_start", "recorded", "unrecorded"), state, strict=True))
+            _SAVE.run(connection, {"key": key, **saved})
             return answer
 
     def _locked(self, connection: Connection, key: str) -> list[object] | None:
-        row = connection.execute(
-            select(
-                refusal_budget.c.window_start, refusal_budget.c.recorded,
-                refusal_budget.c.unrecorded,
-            ).where(refusal_budget.c.source == key).with_for_update()
-        ).first()  # fmt: skip
-        return None if row is None else [row.window_start, row.recorded, row.unrecorded]
+        row = _LOCKED.one(connection, {"key": key})
+        return None if row is None else [row["window_start"], row["recorded"], row["unrecorded"]]
 
     def _room_for(self, connection: Connection, key: str, now: datetime) -> str:
         """``key``, or the shared ``<scope>:*`` when this scope already tells apart
         ``max_sources`` sources (after forgetting those with nothing left to report)."""
-        mine = refusal_budget.c.source.startswith(f"{self.scope}:", autoescape=True)
-        count = select(func.count()).select_from(refusal_budget).where(mine)
-        if connection.execute(count).scalar_one() < self.max_sources:
+        if self._count.scalar(connection) < self.max_sources:
             return key
-        connection.execute(
-            delete(refusal_budget).where(
-                mine,
-                refusal_budget.c.window_start <= now - self.window,
-                refusal_budget.c.unrecorded == 0,
-            )
-        )
-        if connection.execute(count).scalar_one() < self.max_sources:
+        self._forget.run(connection, {"before": now - self.window})
+        if self._count.scalar(connection) < self.max_sources:
             return key
         return f"{self.scope}:*"

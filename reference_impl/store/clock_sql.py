@@ -14,14 +14,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select, update
 
-from .sql import SqlStore, _unavailable_as_such
+from .driver import DriverStatement, dialect_insert
+from .engine import unavailable_as_such
+from .sql import SqlStore
 from .tables import business_clock
 
 __all__ = ["shared_clock"]
+
+_START = DriverStatement(
+    lambda dialect: (
+        dialect_insert(dialect, business_clock)
+        .values(id=1, as_of=bindparam("as_of"), wall_at=bindparam("now"))
+        .on_conflict_do_nothing()
+    )
+)
+_READ = DriverStatement(
+    select(business_clock.c.as_of, business_clock.c.wall_at)
+    .where(business_clock.c.id == 1)
+    .with_for_update()
+)
+_RESTART = DriverStatement(
+    update(business_clock)
+    .where(business_clock.c.id == 1)
+    .values(as_of=bindparam("as_of"), wall_at=bindparam("now"))
+)
 
 
 def shared_clock(
@@ -31,22 +49,14 @@ def shared_clock(
     if as_of.tzinfo is None:
         raise ValueError("as_of needs a time zone")
     read_wall = wall or (lambda: datetime.now(UTC))
-    engine = store.engine
-    build = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    with _unavailable_as_such(), engine.begin() as connection:
+    with unavailable_as_such(), store.engine.begin() as connection:
         now = read_wall()
-        connection.execute(
-            build(business_clock).values(id=1, as_of=as_of, wall_at=now).on_conflict_do_nothing()
-        )
-        row = connection.execute(
-            select(business_clock.c.as_of, business_clock.c.wall_at)
-            .where(business_clock.c.id == 1)
-            .with_for_update()
-        ).one()
-        if row.as_of != as_of:
-            restart = update(business_clock).where(business_clock.c.id == 1)
-            connection.execute(restart.values(as_of=as_of, wall_at=now))
+        _START.run(connection, {"as_of": as_of, "now": now})
+        row = _READ.one(connection)
+        assert row is not None  # inserted, or there already
+        if row["as_of"] != as_of:
+            _RESTART.run(connection, {"as_of": as_of, "now": now})
             offset = as_of - now
         else:
-            offset = row.as_of - row.wall_at
+            offset = row["as_of"] - row["wall_at"]
     return lambda: read_wall() + offset

@@ -35,17 +35,30 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["DriverStatement", "as_date", "dialect_insert", "insert_new", "to_driver", "utc"]
+__all__ = [
+    "DriverStatement",
+    "as_date",
+    "as_utc",
+    "dialect_insert",
+    "insert_new",
+    "to_driver",
+    "utc",
+]
 
 Row = dict[str, Any]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time about to be stored, in UTC; a naive time is refused (its zone is unknown)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: pass a timezone-aware time")
+    return moment.astimezone(UTC)
 
 
 def to_driver(value: Any, dialect: str) -> Any:
     """A value as the driver takes it, stored exactly as :class:`~.tables.UTCDateTime` stores it."""
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()}: pass a timezone-aware time")
-        moment = value.astimezone(UTC)
+        moment = as_utc(value)
         if dialect == "sqlite":  # SQLAlchemy's SQLite DATETIME text, naive UTC
             # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call)
             return moment.replace(tzinfo=None).isoformat(" ", "microseconds")

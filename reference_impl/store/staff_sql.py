@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from reference_impl.staff import Role, StaffMember
 
+from .driver import DriverStatement
 from .tables import staff
 
-__all__ = ["StaffStatements"]
+__all__ = ["StaffStatements", "member_from_row"]
+
+_ADD = DriverStatement(
+    insert(staff)
+    .values(
+        name=bindparam("name"),
+        role=bindparam("role"),
+        token_hash=bindparam("token_hash"),
+        created_at=bindparam("now"),
+    )
+    .returning(*staff.c)
+)
+_BY_TOKEN_HASH = DriverStatement(select(staff).where(staff.c.token_hash == bindparam("token")))
+_ALL = DriverStatement(select(staff).order_by(staff.c.staff_id))
+_DISABLE = DriverStatement(
+    update(staff)
+    .where(staff.c.staff_id == bindparam("sid"), staff.c.disabled_at.is_(None))
+    .values(disabled_at=bindparam("now"))
+)
+_BY_ID = DriverStatement(select(staff).where(staff.c.staff_id == bindparam("sid")))
 
 
-def _member(row: Row[Any]) -> StaffMember:
+def member_from_row(row: Mapping[str, Any]) -> StaffMember:
+    """A ``staff`` row (from :class:`.DriverStatement` or ``row._mapping``)."""
     return StaffMember(
-        staff_id=int(row.staff_id),
-        name=row.name,
-        role=Role(row.role),
-        created_at=row.created_at,
-        disabled_at=row.disabled_at,
+        staff_id=int(row["staff_id"]),
+        name=row["name"],
+        role=Role(row["role"]),
+        created_at=row["created_at"],
+        disabled_at=row["disabled_at"],
     )
 
 
@@ -30,28 +52,19 @@ class StaffStatements:
     _conn: Connection
 
     def add_staff(self, name: str, role: Role, token_hash: str, now: datetime) -> StaffMember:
-        row = self._conn.execute(
-            insert(staff)
-            .values(name=name, role=role.value, token_hash=token_hash, created_at=now)
-            .returning(*staff.c)
-        ).one()
-        return _member(row)
+        params = {"name": name, "role": role.value, "token_hash": token_hash, "now": now}
+        row = _ADD.one(self._conn, params)
+        assert row is not None  # INSERT … RETURNING returns the row it inserted
+        return member_from_row(row)
 
     def staff_by_token_hash(self, token_hash: str) -> StaffMember | None:
-        row = self._conn.execute(
-            select(staff).where(staff.c.token_hash == token_hash)
-        ).one_or_none()
-        return _member(row) if row is not None else None
+        row = _BY_TOKEN_HASH.one(self._conn, {"token": token_hash})
+        return member_from_row(row) if row is not None else None
 
     def all_staff(self) -> list[StaffMember]:
-        rows = self._conn.execute(select(staff).order_by(staff.c.staff_id)).all()
-        return [_member(row) for row in rows]
+        return [member_from_row(row) for row in _ALL.rows(self._conn)]
 
     def disable_staff(self, staff_id: int, now: datetime) -> StaffMember | None:
-        self._conn.execute(
-            update(staff)
-            .where(staff.c.staff_id == staff_id, staff.c.disabled_at.is_(None))
-            .values(disabled_at=now)
-        )
-        row = self._conn.execute(select(staff).where(staff.c.staff_id == staff_id)).one_or_none()
-        return _member(row) if row is not None else None
+        _DISABLE.run(self._conn, {"sid": staff_id, "now": now})
+        row = _BY_ID.one(self._conn, {"sid": staff_id})
+        return member_from_row(row) if row is not None else None

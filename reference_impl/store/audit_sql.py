@@ -1,0 +1,122 @@
+"""The audit log in the store: appending to its hash chain in a transaction, reading it back.
+
+The chain itself (canonical JSON, hashes, verification) is :mod:`reference_impl.audit`'s;
+here is only where the records go. Every append locks the single ``audit_head`` row, taken
+just before commit so it is held briefly and never deadlocks with other row locks; so seq
+follows commit order without gaps, and a record commits or rolls back with the rest of its
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from reference_impl.audit import AuditEvent, AuditRecord, canonical_json, chain_hash
+
+from .driver import DriverStatement, as_utc
+from .tables import audit_head, audit_log
+
+__all__ = ["AuditStatements", "audit_page", "audit_record"]
+
+_HEAD = DriverStatement(
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_MOVE_HEAD = DriverStatement(
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_APPEND = DriverStatement(
+    insert(audit_log).values({c.name: bindparam(c.name) for c in audit_log.c})
+)
+_FIRST_PAGE = DriverStatement(select(audit_log).order_by(audit_log.c.seq).limit(bindparam("size")))
+_NEXT_PAGE = DriverStatement(
+    select(audit_log)
+    .where(audit_log.c.seq > bindparam("after"))
+    .order_by(audit_log.c.seq)
+    .limit(bindparam("size"))
+)
+
+
+class AuditStatements:
+    """Mixed into the store's unit of work: ``_conn`` is its connection, ``_pending_audit``
+    the records appended in it, written by :meth:`_write_audit` just before commit."""
+
+    _conn: Connection
+    _pending_audit: list[tuple[AuditEvent, datetime, str]]
+
+    def audit(self, event: AuditEvent, now: datetime) -> None:
+        """Append one record to the hash chain, in this transaction.
+
+        The record is checked and encoded now, and written just before the transaction
+        commits (:meth:`_write_audit`): the head row, which every append locks, is then the
+        last lock a transaction takes and is held only until its commit.
+        """
+        self._pending_audit.append((event, as_utc(now), canonical_json(event.details)))
+
+    def _write_audit(self) -> None:
+        """Append the pending records: lock the head, chain each one, move the head.
+
+        Taking the head's lock last keeps it from deadlocking with row locks taken earlier in
+        the transaction (PostgreSQL), and seq follows commit order, gap-free. The hash covers
+        exactly what is stored (UTC time, details as their JSON reads back), so every record
+        verifies when read again.
+        """
+        if not self._pending_audit:
+            return
+        head = _HEAD.one(self._conn)
+        if head is None:
+            raise RuntimeError(
+                "the audit_head row is missing: create the database with "
+                "reference_impl.store.migrate, not metadata.create_all"
+            )
+        seq, digest = int(head["seq"]), str(head["hash"])
+        rows: list[dict[str, Any]] = []
+        for entry, at, details in self._pending_audit:
+            stored = AuditEvent(entry.action, entry.outcome, entry.record_id, json.loads(details))
+            seq, prev = seq + 1, digest
+            digest = chain_hash(prev, seq, at, stored)
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "action": entry.action,
+                    "outcome": entry.outcome,
+                    "record_id": entry.record_id,
+                    "details": details,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+        _APPEND.many(self._conn, rows)
+        _MOVE_HEAD.run(self._conn, {"new_seq": seq, "new_hash": digest})
+        self._pending_audit.clear()
+
+
+def audit_page(conn: Connection, after: int | None, size: int) -> list[AuditRecord]:
+    """Up to ``size`` records in order of seq, from the first one after seq ``after``
+    (None: from the start)."""
+    if after is None:
+        rows = _FIRST_PAGE.rows(conn, {"size": size})
+    else:
+        rows = _NEXT_PAGE.rows(conn, {"after": after, "size": size})
+    return [audit_record(row) for row in rows]
+
+
+def audit_record(row: Mapping[str, Any]) -> AuditRecord:
+    """An ``audit_log`` row (from :class:`.DriverStatement` or ``row._mapping``)."""
+    return AuditRecord(
+        seq=int(row["seq"]),
+        at=row["at"],
+        action=row["action"],
+        outcome=row["outcome"],
+        record_id=row["record_id"],
+        details=json.loads(row["details"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )

@@ -1,0 +1,215 @@
+"""The store's database: engines set up per backend, migrations, and what its errors mean.
+
+Concurrency, per backend:
+
+- **SQLite** (the default): WAL journal, ``synchronous=NORMAL`` (durable against a crash of
+  the process; a power cut or OS crash may lose the last commits, never corrupt the file),
+  foreign keys on, and every read-write transaction starts with ``BEGIN IMMEDIATE``, so
+  concurrent writers queue on the write lock (up to ``busy_timeout``) instead of failing with
+  "database is locked" half-way through. Reads use a deferred BEGIN (the execution option
+  :data:`SQLITE_BEGIN`) and never block writers.
+- **PostgreSQL**: READ COMMITTED, no server-side prepared statements, ``lock_timeout`` set to
+  the busy timeout.
+
+Statements the stores run per request go through :mod:`.driver`; SQLAlchemy's own
+``connection.execute`` is used here only for migrations (Alembic and its advisory lock).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from reference_impl.mykey.ports import StoreUnavailable
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "MIGRATIONS",
+    "SQLITE_BEGIN",
+    "alembic_config",
+    "is_unique_violation",
+    "make_engine",
+    "migrate",
+    "unavailable_as_such",
+    "upgrade",
+]
+
+DEFAULT_BUSY_TIMEOUT: Final = 10.0
+"""Seconds a writer waits for SQLite's write lock, or for a row lock on PostgreSQL
+(``lock_timeout``), before the store gives up with ``StoreUnavailable("busy")``."""
+
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+
+SQLITE_BEGIN: Final = "mynahil_sqlite_begin"  # execution option: IMMEDIATE (default) or DEFERRED
+_MIGRATION_LOCK: Final = 0x6D796E61  # pg_advisory_xact_lock key ("myna")
+_UNIQUE_SQLITE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+_UNIQUE_SQLSTATE: Final = "23505"
+# What "try again later" looks like, per backend (sqlite3's error names, PostgreSQL's SQLSTATEs).
+_BUSY_SQLITE: Final = ("SQLITE_BUSY", "SQLITE_LOCKED")
+_FULL_SQLITE: Final = ("SQLITE_FULL",)
+_BUSY_SQLSTATES: Final = frozenset(
+    {
+        "55P03",  # lock_not_available (lock_timeout)
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "57014",  # query_canceled (statement_timeout)
+        "53300",  # too_many_connections
+        "57P03",  # cannot_connect_now (starting up)
+    }
+)
+_FULL_SQLSTATES: Final = frozenset({"53100", "53200"})  # disk_full, out_of_memory
+
+
+# --- engines and migrations -----------------------------------------------------------------
+
+
+def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine set up as this store needs it (see the module docstring).
+
+    Accepts ``sqlite:///path``, ``sqlite://`` (memory) and ``postgresql+psycopg://...``
+    (a bare ``postgresql://`` is taken to mean psycopg 3).
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # No server-side prepared statements: after five runs psycopg prepares a statement and
+        # PostgreSQL may switch it to a generic plan, which for the batch lookups
+        # (key IN (…1,000 keys…)) was a sequential scan, 10x slower as the table grew.
+        # A writer waits for a row lock at most busy_timeout (as SQLite's writers do), then
+        # the request answers 503 instead of hanging.
+        given = parsed.query.get("options", ())
+        given = (given,) if isinstance(given, str) else tuple(given)
+        options = " ".join((*given, f"-c lock_timeout={int(busy_timeout * 1000)}"))
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"prepare_threshold": None, "options": options},
+        )
+    if backend != "sqlite":
+        raise ValueError(
+            f"unsupported database URL {parsed.render_as_string()!r}: use sqlite:///path, "
+            "sqlite:// (memory) or postgresql+psycopg://user@host/db"
+        )
+    if parsed.database in (None, "", ":memory:"):
+        engine = create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+    _configure_sqlite(engine, busy_timeout)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+    """Pragmas on every new connection, and SQLAlchemy (not sqlite3) emitting BEGIN.
+
+    This is SQLAlchemy's documented recipe for pysqlite ("Enabling Non-Legacy SQLite
+    Transactional Modes"): with sqlite3's own transaction handling off, BEGIN IMMEDIATE takes
+    the write lock up front and SAVEPOINTs work.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: sqlite3.Connection, _entry: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        # Straight to sqlite3: this runs for every transaction, and SQLAlchemy's execution
+        # path cost more than SQLite's BEGIN.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE"
+        )
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic configured in code: no ini file is needed at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database up to the newest schema (Alembic ``upgrade head``); idempotent.
+
+    Runs in one transaction. Concurrent callers are serialised: on SQLite by BEGIN IMMEDIATE,
+    on PostgreSQL by an advisory lock.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration waits as long as it takes (the store's lock_timeout is for requests).
+            connection.execute(text("SET LOCAL lock_timeout = 0"))
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        command.upgrade(alembic_config(connection), "head")
+
+
+def upgrade(url: str | URL) -> None:
+    """:func:`migrate` the database at ``url``."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+
+
+# --- what the database's errors mean ----------------------------------------------------------
+
+
+@contextmanager
+def unavailable_as_such() -> Iterator[None]:
+    """Errors that mean "busy" or "full" become :class:`StoreUnavailable`, whether they come
+    through SQLAlchemy or straight from the driver (BEGIN IMMEDIATE, :mod:`.driver`)."""
+    try:
+        yield
+    except PoolTimeout as exc:
+        raise StoreUnavailable("busy", f"no database connection free ({exc})") from exc
+    except Exception as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        kind = _unavailable_kind(cause)
+        if kind is None:
+            raise
+        raise StoreUnavailable(kind, str(cause).splitlines()[0]) from exc
+
+
+def _unavailable_kind(error: BaseException | None) -> str | None:
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate is not None:
+        if sqlstate in _BUSY_SQLSTATES:
+            return "busy"
+        return "full" if sqlstate in _FULL_SQLSTATES else None
+    name = getattr(error, "sqlite_errorname", None)
+    if not isinstance(name, str):
+        return None
+    if name.startswith(_BUSY_SQLITE):
+        return "busy"
+    return "full" if name.startswith(_FULL_SQLITE) else None
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == _UNIQUE_SQLSTATE)
+    return getattr(exc.orig, "sqlite_errorname", None) in _UNIQUE_SQLITE
