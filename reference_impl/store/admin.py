@@ -1,5 +1,7 @@
 """What a DBA asks of the schema: its revision, the newest one, and the SQL a migration runs.
 
+One-off administration: it runs Alembic and SQLAlchemy directly, never the stores' executor.
+
 The platform migrates itself on start (:func:`~reference_impl.store.engine.migrate`); a DBA who
 applies schema changes by hand reads the SQL first (:func:`migration_sql`, Alembic's offline
 mode) and checks where a database stands (:func:`current_revision`).
@@ -12,14 +14,13 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .engine import MIGRATIONS, alembic_config, make_engine
+from .engine import alembic_config, make_engine
 
 __all__ = ["current_revision", "display_url", "head_revision", "migration_sql"]
 
@@ -32,16 +33,9 @@ def display_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
-def _script() -> ScriptDirectory:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("path_separator", "os")
-    return ScriptDirectory.from_config(config)
-
-
 def head_revision() -> str:
     """The newest schema revision this version of mynahil knows."""
-    head = _script().get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package ships its migrations
         raise RuntimeError("no migrations are installed")
     return head
@@ -74,9 +68,7 @@ def migration_sql(url: str, *, start: str | None = None, end: str = "head") -> s
     if backend != "postgresql":
         raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
     buffer = io.StringIO()
-    config = Config(output_buffer=buffer)
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("path_separator", "os")
+    config = alembic_config(output_buffer=buffer)
     # Alembic's options are configparser values: a percent-encoded URL's "%" must be doubled.
     url_option = parsed.render_as_string(hide_password=False).replace("%", "%%")
     config.set_main_option("sqlalchemy.url", url_option)

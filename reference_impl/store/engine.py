@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -143,12 +143,16 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         )
 
 
-def alembic_config(connection: Connection) -> Config:
-    """Alembic configured in code: no ini file is needed at run time."""
-    config = Config()
+def alembic_config(
+    connection: Connection | None = None, *, output_buffer: TextIO | None = None
+) -> Config:
+    """Alembic configured in code (no ini file is needed at run time), migrating on
+    ``connection`` if given; ``output_buffer`` takes the SQL of offline mode."""
+    config = Config(output_buffer=output_buffer)
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("path_separator", "os")
-    config.attributes["connection"] = connection
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
 
 
