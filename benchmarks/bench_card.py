@@ -32,7 +32,14 @@ from random import Random
 
 from cryptography import x509
 
-from card_emulator import CardFile, CardState, EmulatedCard, open_transport, save_card
+from card_emulator import (
+    CardFile,
+    CardState,
+    EmulatedCard,
+    emulated_reader,
+    open_transport,
+    save_card,
+)
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil import vpcd_protocol
 from mynahil.card import MyNumberCard, Pin
@@ -74,9 +81,7 @@ def read_binary_rates(state: CardState, seconds: float) -> dict[str, float]:
     read = bytes.fromhex("00B0000000")
     assert card.transmit(read)[-2:] == b"\x90\x00"
     raw = rate(lambda: card.transmit(read), seconds)
-    transport = open_transport("inproc", card)
-    transport.connect()
-    api = MyNumberCard(transport)
+    api = emulated_reader(card)
     api.read_auth_certificate()
     through_api = rate(lambda: api.read_binary(0, 256), seconds)
     return {

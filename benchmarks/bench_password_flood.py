@@ -34,11 +34,9 @@ from typing import Any
 
 import httpx
 
-from card_emulator import CardState, EmulatedCard
+from card_emulator import CardState, emulated_reader
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from mynahil.card import MyNumberCard
 from mynahil.stats import percentile
-from mynahil.transports import InProcessTransport
 from reference_impl.client import PlatformClient
 from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
 from reference_impl.mykey import ALPHABET
@@ -47,12 +45,6 @@ from reference_impl.platform import serve_process
 PIN, PASSWORD = DEFAULT_PIN, "holder-pass-2020"  # the MyKey password, not the card's
 TARGET_P95_MS = 500.0
 TIMEOUT = 30.0
-
-
-def card_api(state: CardState) -> MyNumberCard:
-    transport = InProcessTransport(EmulatedCard(state))
-    transport.connect()
-    return MyNumberCard(transport)
 
 
 def p95(samples: list[float]) -> float:
@@ -66,8 +58,8 @@ class Holder:
         self.state = state
         self.http = httpx.Client(base_url=url, timeout=TIMEOUT)
         client = PlatformClient(self.http)
-        self.mykey_id = client.reserve(card_api(state), PIN)
-        token = client.login(card_api(state), PIN)
+        self.mykey_id = client.reserve(emulated_reader(state), PIN)
+        token = client.login(emulated_reader(state), PIN)
         auth = {"Authorization": f"Bearer {token}"}
         self.http.put("/v1/mykey/me/password", json={"password": PASSWORD}, headers=auth)
 
@@ -87,7 +79,7 @@ class Holder:
         """(card login and page requests, own password logins) until ``seconds`` pass."""
         page: list[float] = []
         password: list[float] = []
-        card = card_api(self.state)
+        card = emulated_reader(self.state)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             challenge = self._timed(

@@ -1,6 +1,6 @@
 """The emulated My Number card: file system, JPKI and card-info applets, PIN counters,
-card files on disk, fault injection, the vicc end of the vpcd wire, and the card put on a
-wire (:mod:`card_emulator.wired`)."""
+card files on disk, fault injection, the vicc end of the vpcd wire, the card put on a wire
+(:mod:`card_emulator.wired`) and in an in-process reader (:func:`emulated_reader`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .atr import ATR_PROFILES, CONTACT_ATR, atr_for_profile, contactless_type_b_
 from .card import DEFINED_STATUS_WORDS, EmulatedCard
 from .faults import FaultProfile, FaultyCard, Latency, load_fault_profile
 from .pin import AUTH_PIN, CARD_INFO_PIN, SIGN_PASSWORD, PinPolicy
+from .reader import emulated_reader
 from .state import (
     CardBusy,
     CardFile,
@@ -50,6 +51,7 @@ __all__ = [
     "VpcdPcscTransport",
     "atr_for_profile",
     "contactless_type_b_atr",
+    "emulated_reader",
     "load_card",
     "load_fault_profile",
     "open_transport",

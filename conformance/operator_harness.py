@@ -35,10 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from card_emulator import EmulatedCard
-from mynahil.card import MyNumberCard
+from card_emulator import emulated_reader
 from mynahil.tls import TlsConfigError, tls_failure
-from mynahil.transports.inproc import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
@@ -406,9 +404,7 @@ def _applied_holder(
         jlis.ca, jlis.registry, random_holder(random.Random()), pin=EMULATED_PIN,
         password=EMULATED_PASSWORD, issued_on=datetime.now(UTC).date() - timedelta(days=1),
     )  # fmt: skip
-    wire = InProcessTransport(EmulatedCard(state))
-    wire.connect()
-    card = MyNumberCard(wire)
+    card = emulated_reader(state)
     with httpx.Client(base_url=platform_url, timeout=max(30.0, operator.wait_s)) as http:
         client = PlatformClient(http)
         try:

@@ -18,25 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import CardState, EmulatedCard
+from card_emulator import CardState, emulated_reader
 from card_emulator.pin import DEFAULT_PIN
 from mynahil.card import MyNumberCard
 from mynahil.tls import TlsConfigError, client_verify, tls_failure
-from mynahil.transports.inproc import InProcessTransport
+from reference_impl.client import PlatformClient
 from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
 from reference_impl.jlis.registry import CertificateRegistry
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-from reference_impl.platform import ReferencePlatform, build_platform, serving
-from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.platform import build_platform, serving
+from reference_impl.sandbox import SampleOperator, sample_operator
 
 from .operator_harness import CAMPAIGN_ID, HarnessError, conformance_scheme
 from .platform_defects import make_defective
 from .targets import EMULATED_PASSWORD
 
-__all__ = ["PIN", "PaymentAccount", "PlatformHarness", "SampleService", "platform_harness"]
+__all__ = ["PIN", "PaymentAccount", "PlatformHarness", "platform_harness"]
 
 PIN = DEFAULT_PIN
 
@@ -48,14 +45,6 @@ class PaymentAccount:
     service_id: str
     account_id: str
     security_code: str
-
-
-@dataclass(frozen=True, slots=True)
-class SampleService:
-    """A sample operator's service: its books, and its URL (the till reports to the platform)."""
-
-    books: OperatorBooks
-    url: str
 
 
 class TravelClock:
@@ -76,7 +65,7 @@ class PlatformHarness:
     keys: KeyPool
     issued_on: date
     http: httpx.Client
-    services: dict[str, SampleService] = field(default_factory=dict)  # none at a URL
+    services: dict[str, SampleOperator] = field(default_factory=dict)  # none at a URL
     clock: TravelClock | None = None  # the platform's and the tills' clock; None at a URL
     helpdesk_token: str | None = None  # a help-desk staff credential; None at a URL
     window_token: str | None = None  # a municipal-window staff credential; None at a URL
@@ -129,9 +118,7 @@ class PlatformHarness:
 
     @staticmethod
     def card_api(state: CardState) -> MyNumberCard:
-        wire = InProcessTransport(EmulatedCard(state))
-        wire.connect()
-        return MyNumberCard(wire)
+        return emulated_reader(state)
 
 
 @contextmanager
@@ -147,7 +134,7 @@ def platform_harness(
     certificate, for an https ``url``, chains to ``ca_file`` (default: ``client_verify()``).
     HarnessError when it cannot be reached or its certificate does not verify."""
     folder = Path(tempfile.mkdtemp(prefix="mynahil-platform-suite-"))
-    services: dict[str, SampleService] = {}
+    services: dict[str, SampleOperator] = {}
     clock: TravelClock | None = None
     helpdesk_token: str | None = None
     window_token: str | None = None
@@ -166,7 +153,12 @@ def platform_harness(
             _member, window_token = platform.staff.add("Conformance window", "municipal-window")
             url = stack.enter_context(serving(platform.app))
             for name in ("pay-a", "pay-b"):
-                services[name] = _sample_service(stack, platform, url, name, clock)
+                services[name] = stack.enter_context(
+                    sample_operator(
+                        platform, url, operator_id=f"{name}-inc", operator_name=f"{name} Inc.",
+                        service_id=name, service_name=name, clock=clock,
+                    )
+                )  # fmt: skip
         if ca_folder is None:
             raise ValueError("a platform at a URL needs its CA folder (--platform-ca DIR)")
         try:
@@ -175,7 +167,7 @@ def platform_harness(
             raise HarnessError(str(exc)) from None
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30, verify=verify))
         try:
-            now = datetime.fromisoformat(http.get("/v1/health").json()["time"])
+            now = PlatformClient(http).business_time()
         except httpx.HTTPError as exc:
             raise HarnessError(f"{url}: {tls_failure(exc) or exc}") from None
         yield PlatformHarness(
@@ -190,26 +182,3 @@ def platform_harness(
             helpdesk_token=helpdesk_token,
             window_token=window_token,
         )
-
-
-def _sample_service(
-    stack: ExitStack,
-    platform: ReferencePlatform,
-    platform_url: str,
-    service_id: str,
-    clock: TravelClock,
-) -> SampleService:
-    """A sample operator running ``service_id``, registered with the platform at
-    ``platform_url``, to which its till reports charges."""
-    books = OperatorBooks(f"{service_id}-inc", service_id)
-    signer = Signer(books.operator_id, Ed25519PrivateKey.generate())
-    reporter = OperatorClient.connect(platform_url, signer)
-    stack.callback(reporter.http.close)
-    app = create_operator_app(books, public_key_bytes(platform.signer.key), reporter, clock)
-    url = stack.enter_context(serving(app))
-    platform.points.register_operator(
-        Operator(books.operator_id, f"{service_id} Inc.", public_key_bytes(signer.key),
-                 verify_url=f"{url}/v1/verify-account"),
-        [PaymentService(service_id, books.operator_id, service_id)],
-    )  # fmt: skip
-    return SampleService(books, url)

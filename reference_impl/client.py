@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -91,6 +93,28 @@ class PlatformClient:
         ``$MYNAHIL_CA_FILE``, else the system's trust store)."""
         trust = client_verify() if verify is None else verify
         return cls(httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, verify=trust))
+
+    def __enter__(self) -> PlatformClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.http.close()
+
+    def business_time(self) -> datetime:
+        """The platform's business time (``serve --as-of`` replays a campaign), from
+        ``/v1/health``. httpx.HTTPError when the platform does not answer (or its certificate
+        does not verify), ValueError when the answer tells no time."""
+        response = self.http.get("/v1/health")
+        response.raise_for_status()
+        try:
+            return datetime.fromisoformat(str(response.json()["time"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"/v1/health tells no time: {response.text[:200]}") from exc
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:

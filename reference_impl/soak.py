@@ -32,18 +32,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import CardState, EmulatedCard
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from card_emulator import CardState, emulated_reader
+from card_emulator.pin import DEFAULT_PIN
 from mynahil.card import MyNumberCard
 from mynahil.stats import percentile
-from mynahil.transports import open_transport
 from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from reference_impl.jlis import KeyPool, lifecycle
+from reference_impl.operator import OperatorBooks, OperatorClient
 from reference_impl.platform import (
     ReferencePlatform,
     build_platform,
@@ -54,13 +51,11 @@ from reference_impl.platform import (
 )
 from reference_impl.points import (
     Decision,
-    Operator,
     Outcome,
-    PaymentService,
     Report,
     TransactionKind,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.sandbox import sample_operator
 
 __all__ = [
     "AS_OF",
@@ -75,7 +70,7 @@ __all__ = [
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
 """Round 1 replayed: 2020-09-10, noon in Japan."""
 OPERATOR, SERVICE = "soak-pay-inc", "soak-pay"
-PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
+PIN = DEFAULT_PIN
 OPERATIONS = ("reserve", "apply", "refused_apply", "report", "refund", "retry")
 # How often each operation is drawn; one that has nothing to act on yet falls back to reserve.
 WEIGHTS = {"reserve": 20, "apply": 14, "refused_apply": 4, "report": 40, "refund": 14, "retry": 8}
@@ -367,34 +362,18 @@ class Worker:
 def _server_clock(url: str) -> Callable[[], datetime]:
     """The platform's business time, read from /v1/health, running on here; 2 s ahead so a
     charge booked right after an application is never "before" it."""
-    time_text = httpx.get(f"{url}/v1/health", timeout=5).json()["time"]
-    return shifted_clock(datetime.fromisoformat(time_text) + timedelta(seconds=2))
+    with PlatformClient.connect(url, timeout=5) as platform:
+        return shifted_clock(platform.business_time() + timedelta(seconds=2))
 
 
 def _issue_cards(
     platform: ReferencePlatform, count: int, seed: int, cache: Path | None
 ) -> list[CardState]:
     pool = KeyPool.generate(16, seed=seed, cache_dir=cache)
-    rng = random.Random(seed)
-    with platform.jlis.registry.transaction():
-        return [
-            lifecycle.issue(
-                platform.jlis.ca,
-                platform.jlis.registry,
-                random_holder(rng),
-                pin=PIN,
-                password=PASSWORD,
-                issued_on=date(2020, 7, 1),
-                keys=pool,
-            )
-            for _ in range(count)
-        ]
-
-
-def _card(state: CardState) -> MyNumberCard:
-    wire = open_transport("inproc", EmulatedCard(state))
-    wire.connect()
-    return MyNumberCard(wire)
+    return lifecycle.issue_many(
+        platform.jlis.ca, platform.jlis.registry, count, holders=random.Random(seed),
+        issued_on=date(2020, 7, 1), keys=pool,
+    )  # fmt: skip
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -429,24 +408,18 @@ def run_soak(config: SoakConfig, progress: Progress | None = None) -> SoakResult
             else:
                 url, pid, mode = stack.enter_context(serving(platform.app)), os.getpid(), "thread"
             clock = _server_clock(url)
-            key = Ed25519PrivateKey.generate()
-            books = OperatorBooks(OPERATOR, SERVICE)
-            operator_app = create_operator_app(
-                books, public_key_bytes(platform.signer.key),
-                OperatorClient.connect(url, Signer(OPERATOR, key)), clock,
-            )  # fmt: skip
-            operator_url = stack.enter_context(serving(operator_app))
-            platform.points.register_operator(
-                Operator(OPERATOR, "Soak Pay Inc.", public_key_bytes(key),
-                         verify_url=f"{operator_url}/v1/verify-account"),
-                [PaymentService(SERVICE, OPERATOR, "Soak Pay")],
+            operator = stack.enter_context(
+                sample_operator(
+                    platform, url, operator_id=OPERATOR, operator_name="Soak Pay Inc.",
+                    service_id=SERVICE, service_name="Soak Pay", clock=clock,
+                )
             )  # fmt: skip
             workers = [
                 Worker(
-                    [Holder(s, _card(s)) for s in states[i :: config.workers]],
+                    [Holder(s, emulated_reader(s)) for s in states[i :: config.workers]],
                     PlatformClient.connect(url, timeout=30),
-                    OperatorClient.connect(url, Signer(OPERATOR, key), timeout=30),
-                    books,
+                    OperatorClient.connect(url, operator.signer, timeout=30),
+                    operator.books,
                     clock,
                     recorder,
                     random.Random(config.seed * 1000 + i),

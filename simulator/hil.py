@@ -19,12 +19,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from card_emulator import emulated_reader
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.paths import scenarios_dir
 
@@ -181,24 +182,21 @@ def _issue_from_folder(
     import httpx
 
     from mynahil.tls import tls_failure
-    from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
+    from reference_impl.client import PlatformClient
+    from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle
 
     try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=10, verify=verify)
-        response.raise_for_status()
-        day = datetime.fromisoformat(str(response.json()["time"])).date()
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        with PlatformClient.connect(url, timeout=10, verify=verify) as platform:
+            day = platform.business_time().date()
+    except (httpx.HTTPError, ValueError) as exc:
         why = tls_failure(exc) or f"no platform answers there ({exc})"
         raise OSError(f"--platform {url}: {why}") from None
     authority = JlisCA.load(ca)  # CAFolderError (a ValueError) names what is missing
     registry = CertificateRegistry(ca)
-    holders = random.Random(seed + 1)  # apart from the draw's stream: same channels as in-process
-    with registry.transaction():  # one registry write for all of them
-        return [
-            lifecycle.issue(authority, registry, random_holder(holders), pin=PIN,
-                            password=PASSWORD, issued_on=day, keys=pool)
-            for _ in range(count)
-        ]  # fmt: skip
+    # Holders apart from the draw's stream: the same channels as in-process.
+    return lifecycle.issue_many(
+        authority, registry, count, holders=random.Random(seed + 1), issued_on=day, keys=pool
+    )
 
 
 def _reserve_all(
@@ -214,8 +212,6 @@ def _reserve_all(
     """Each drawn holder's card, behind its channel's faults, reserves a MyKey ID at ``url``
     (an https one verified with ``verify``; None: the client's default)."""
     from card_emulator import EmulatedCard, FaultyCard, load_fault_profile
-    from mynahil.card import MyNumberCard
-    from mynahil.transports import open_transport
     from reference_impl.client import ClientRefusal, PlatformClient
 
     client = PlatformClient.connect(url, verify=verify)
@@ -230,8 +226,7 @@ def _reserve_all(
             tries, failures = result.by_channel.get(channel.name, (0, 0))
             start = time.perf_counter()
             try:
-                with open_transport("inproc", timed) as wire:
-                    client.reserve(MyNumberCard(wire), PIN)
+                client.reserve(emulated_reader(timed), PIN)
                 # The platform's share: the whole reservation minus the card's time.
                 elapsed = time.perf_counter() - start - timed.seconds
                 result.latencies_ms.append(elapsed * 1000)

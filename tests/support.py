@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from card_emulator import CardState
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -28,8 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # of guesses, a soak's throughput). Under pytest-xdist (`--dist loadgroup`) they all run on one
 # worker, one after another, so two of them never compete with each other for the cores.
 TIMING_SENSITIVE = pytest.mark.xdist_group("timing")
-PIN = "1234"
-PASSWORD = "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 class CardFactory(Protocol):

@@ -39,7 +39,7 @@ def _masked(number: str, show: bool) -> str:
 def _open_card(stack: ExitStack, card: Path | None, transport: str) -> tuple[MyNumberCard, str]:
     """The Card API over ``transport``, and the 照合番号A an emulated card file prints
     ("" for a real card: then --pin is needed)."""
-    from card_emulator import EmulatedCard, load_card
+    from card_emulator import emulated_reader, load_card
 
     from ..card import MyNumberCard
     from ..transports import TransportError, open_transport
@@ -59,8 +59,7 @@ def _open_card(stack: ExitStack, card: Path | None, transport: str) -> tuple[MyN
     except CardFormatError as exc:
         fail(str(exc))
     # The card file is only read: the counters this command touches are not written back.
-    wire = stack.enter_context(open_transport("inproc", EmulatedCard(state)))
-    return MyNumberCard(wire), state.holder.my_number
+    return emulated_reader(state), state.holder.my_number
 
 
 def read_card_data(

@@ -195,6 +195,7 @@ def run_sample_operator(
     import httpx
     import uvicorn
 
+    from reference_impl.client import PlatformClient
     from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
     from reference_impl.platform import shifted_clock
 
@@ -217,7 +218,7 @@ def run_sample_operator(
                 answer = http.get("/v1/points/platform-key")
                 trusted = base64.b64decode(answer.json()["public_key"])
                 # Follow the platform's business time: charges land in the campaign it replays.
-                platform_now = datetime.fromisoformat(http.get("/v1/health").json()["time"])
+                platform_now = PlatformClient(http).business_time()
             clock = shifted_clock(platform_now)  # at once: a late offset would lag behind
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             why = tls_failure(exc) or exc

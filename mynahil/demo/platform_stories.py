@@ -14,16 +14,14 @@ from pathlib import Path
 
 import httpx
 
-from card_emulator import CardFile, CardState, EmulatedCard, PinSlot, save_card
+from card_emulator import CardFile, CardState, PinSlot, emulated_reader, save_card
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
 from reference_impl.platform import build_platform, serving
 from reference_impl.staff import Role
 
-from ..card import MyNumberCard
 from ..tls import client_verify, make_throwaway_pki
-from ..transports import open_transport
 
 __all__ = ["platform_stories"]
 
@@ -33,12 +31,9 @@ PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 def _reserve(client: PlatformClient, path: Path, pin: str) -> str:
     """`mynahil client reserve` in miniature: the card file in a reader, the ID or the advice."""
-    with (
-        CardFile(path) as stored,
-        open_transport("inproc", EmulatedCard(stored.state, stored)) as wire,
-    ):
+    with CardFile(path) as stored:
         try:
-            return client.reserve(MyNumberCard(wire), pin)
+            return client.reserve(emulated_reader(stored.state, stored), pin)
         except ClientRefusal as refusal:
             return f"refused: {refusal.code}"
 

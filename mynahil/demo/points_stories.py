@@ -13,19 +13,16 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from card_emulator import EmulatedCard
+from card_emulator import emulated_reader
 from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from reference_impl.operator import OperatorBooks, OperatorClient
 from reference_impl.platform import build_platform, serving, shifted_clock
-from reference_impl.points import Operator, PaymentService, TransactionKind
-from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.points import TransactionKind
+from reference_impl.sandbox import sample_operator
 
 from ..card import MyNumberCard
-from ..transports import open_transport
 
 __all__ = ["REPLAYED_FROM", "points_stories"]
 
@@ -43,17 +40,13 @@ def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) 
         f"sqlite:///{folder / 'points.db'}", folder / "points-jlis", as_of=REPLAYED_FROM
     )
     rng = random.Random(11)
-    books = OperatorBooks(OPERATOR, SERVICE)
-    key = Ed25519PrivateKey.generate()
 
     def card(applied_on: date | None = None) -> MyNumberCard:
         state = lifecycle.issue(
             platform.jlis.ca, platform.jlis.registry, random_holder(rng), pin=PIN,
             password=PASSWORD, issued_on=date(2020, 7, 1), applied_on=applied_on,
         )  # fmt: skip
-        wire = open_transport("inproc", EmulatedCard(state))
-        wire.connect()
-        return MyNumberCard(wire)
+        return emulated_reader(state)
 
     def attempt(action: Callable[[], object]) -> str:
         try:
@@ -64,17 +57,13 @@ def points_stories(folder: Path, story: Story, progress: Callable[[str], None]) 
 
     try:
         with serving(platform.app) as url:
-            operator_client = OperatorClient.connect(url, Signer(OPERATOR, key))
-            operator_app = create_operator_app(
-                books, public_key_bytes(platform.signer.key), operator_client,
-                shifted_clock(platform.mykey.clock()),
+            operator = sample_operator(
+                platform, url, operator_id=OPERATOR, operator_name="QR Pay Inc.",
+                service_id=SERVICE, service_name="QR Pay",
+                clock=shifted_clock(platform.mykey.clock()),
             )  # fmt: skip
-            with serving(operator_app) as operator_url:
-                platform.points.register_operator(
-                    Operator(OPERATOR, "QR Pay Inc.", public_key_bytes(key),
-                             verify_url=f"{operator_url}/v1/verify-account"),
-                    [PaymentService(SERVICE, OPERATOR, "QR Pay")],
-                )  # fmt: skip
+            with operator as sample:
+                books, operator_client = sample.books, sample.client
                 holder = PlatformClient.connect(url)
                 hanako, taro = card(applied_on=CARD_APPLIED_ON), card()
                 holder.reserve(hanako, PIN)

@@ -32,6 +32,7 @@ from card_emulator import (
     FaultyCard,
     PinSlot,
     ViccAttachment,
+    emulated_reader,
     load_fault_profile,
     open_transport,
     save_card,
@@ -198,8 +199,7 @@ def _pin_stories(report: DemoReport, ca: JlisCA, folder: Path, progress: Progres
     )
     progress("PIN stories: wrong PIN, lockout, unblock at the window")
     with CardFile(path) as stored:
-        card = MyNumberCard(open_transport("inproc", EmulatedCard(stored.state, stored)))
-        card.transport.connect()
+        card = emulated_reader(stored.state, stored)
         observed = []
         for _ in range(4):
             try:
@@ -228,8 +228,7 @@ def _pin_stories(report: DemoReport, ca: JlisCA, folder: Path, progress: Progres
             stored.state.with_pin(PinSlot.AUTH, stored.state.pins[PinSlot.AUTH].unblocked())
         )
     with CardFile(path) as stored:
-        card = MyNumberCard(open_transport("inproc", EmulatedCard(stored.state, stored)))
-        card.transport.connect()
+        card = emulated_reader(stored.state, stored)
         run = run_card_flow(card.transport, ca.auth_ca_certificate)
         _story(
             report,
@@ -245,8 +244,7 @@ def _pin_stories(report: DemoReport, ca: JlisCA, folder: Path, progress: Progres
         issued_on=date.today(),
         with_certificates=False,
     )
-    card = MyNumberCard(open_transport("inproc", EmulatedCard(declined)))
-    card.transport.connect()
+    card = emulated_reader(declined)
     try:
         card.authenticate(PIN, b"challenge")
         outcome = "signed"
@@ -260,8 +258,7 @@ def _pin_stories(report: DemoReport, ca: JlisCA, folder: Path, progress: Progres
     )
     old = date(date.today().year - 6, 1, 15)
     expired = issue_card(ca, random_holder(rng), pin=PIN, password=PASSWORD, issued_on=old)
-    card = MyNumberCard(open_transport("inproc", EmulatedCard(expired)))
-    card.transport.connect()
+    card = emulated_reader(expired)
     run = run_card_flow(card.transport, ca.auth_ca_certificate)
     lapsed = datetime.fromisoformat(run.not_after) < datetime.now(UTC)
     _story(

@@ -9,6 +9,7 @@ carries its predecessor's, so the person is the same across renewals and reissue
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Iterable
 from dataclasses import replace
@@ -17,15 +18,24 @@ from datetime import date, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from card_emulator.state import CardState, Holder, KeyCredential
 
 from .ca import JlisCA, start_of_day
-from .issuance import default_applied_on, issue_card
+from .issuance import default_applied_on, issue_card, random_holder
 from .keypool import FreshKeys, KeySource
 from .registry import KINDS, CardRecord, Kind, RegistryStore
 from .validity import certificate_not_after, signing_certificate_allowed
 
-__all__ = ["card_serials", "issue", "new_person_ref", "reissue", "renew", "suspend"]
+__all__ = [
+    "card_serials",
+    "issue",
+    "issue_many",
+    "new_person_ref",
+    "reissue",
+    "renew",
+    "suspend",
+]
 
 # As in issuance: a key pool may hand out the same key twice in a row; a card's two keys differ.
 _REDRAWS = 16
@@ -95,6 +105,28 @@ def issue(
         registry.record_card(CardRecord(card_id, new_person_ref(), applied, issued_on))
         _record(registry, state, card_id)
     return state
+
+
+def issue_many(
+    ca: JlisCA,
+    registry: RegistryStore,
+    count: int,
+    *,
+    holders: random.Random,
+    issued_on: date,
+    keys: KeySource | None = None,
+    pin: str = DEFAULT_PIN,
+    password: str = DEFAULT_PASSWORD,
+) -> list[CardState]:
+    """``count`` first cards (:func:`issue`) for people drawn from ``holders``, recorded in
+    ``registry`` in one transaction: a registry file is rewritten once, and a server reading
+    it re-reads it once, however many cards."""
+    with registry.transaction():
+        return [
+            issue(ca, registry, random_holder(holders), pin=pin, password=password,
+                  issued_on=issued_on, keys=keys)
+            for _ in range(count)
+        ]  # fmt: skip
 
 
 def suspend(

@@ -11,19 +11,16 @@ import random
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.tls import tls_failure
 
 __all__ = ["Card", "CardDeck", "issue_cards", "platform_date"]
-
-PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 @dataclass(frozen=True)
@@ -69,33 +66,30 @@ def platform_date(url: str, timeout: float = 10.0, verify: ssl.SSLContext | bool
     """The platform's business date (``serve --as-of`` replays a campaign), from /v1/health.
     OSError saying why when the platform does not answer (or its certificate does not verify).
     """
+    from reference_impl.client import PlatformClient
+
     try:
-        response = httpx.get(f"{url.rstrip('/')}/v1/health", timeout=timeout, verify=verify)
-        response.raise_for_status()
-        moment = datetime.fromisoformat(str(response.json()["time"]))
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        with PlatformClient.connect(url, timeout=timeout, verify=verify) as platform:
+            moment = platform.business_time()
+    except (httpx.HTTPError, ValueError) as exc:
         raise OSError(tls_failure(exc) or f"no platform answers there ({exc})") from None
     return moment.date()
 
 
 def issue_cards(ca_folder: Path, count: int, *, issued_on: date, seed: int = 1) -> list[Card]:
     """``count`` cards from the CA in ``ca_folder``, recorded in its registry in one write."""
-    from reference_impl.jlis import CertificateRegistry, JlisCA, KeyPool, lifecycle, random_holder
+    from reference_impl.jlis import CertificateRegistry, JlisCA, KeyPool, lifecycle
 
     ca = JlisCA.load(ca_folder)  # the platform's own CA: never create one here
     registry = CertificateRegistry(ca_folder)
     pool = KeyPool.generate(16, seed=seed)
-    rng = random.Random(seed)
+    states = lifecycle.issue_many(
+        ca, registry, count, holders=random.Random(seed), issued_on=issued_on, keys=pool
+    )
     cards: list[Card] = []
-    # One transaction: the registry file is rewritten once, and the server re-reads it once.
-    with registry.transaction():
-        for _ in range(count):
-            state = lifecycle.issue(
-                ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
-                issued_on=issued_on, keys=pool,
-            )  # fmt: skip
-            assert state.auth is not None
-            cards.append(
-                Card(base64.b64encode(state.auth.certificate).decode(), state.auth.private_key)
-            )
+    for state in states:
+        assert state.auth is not None
+        cards.append(
+            Card(base64.b64encode(state.auth.certificate).decode(), state.auth.private_key)
+        )
     return cards

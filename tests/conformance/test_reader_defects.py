@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import EmulatedCard, FaultyCard
+from card_emulator import EmulatedCard, FaultyCard, emulated_reader
 from conformance.cli import run_target
 from conformance.defects import MATRIX, READER_DEFECTS, DefectiveReader
 from conformance.targets import EMULATED_PIN, TargetError, parse_target
 from mynahil.apdu import CommandApdu
 from mynahil.card import MyNumberCard, Pin, digest_info_sha256
 from mynahil.jpki import AID, JpkiFile
-from mynahil.transports.inproc import InProcessTransport
 
 # The three tests that judge the reader's part (the largest short APDUs, an extended-length
 # read, the time budget) and one short exchange no reader defect here touches (unknown
@@ -72,9 +71,7 @@ def card() -> EmulatedCard | FaultyCard:
 
 
 def _relay(card: EmulatedCard | FaultyCard, defect: str, budget_ms: float = 1000) -> MyNumberCard:
-    wire = InProcessTransport(DefectiveReader(card, defect, budget_ms=budget_ms))
-    wire.connect()
-    return MyNumberCard(wire)
+    return emulated_reader(DefectiveReader(card, defect, budget_ms=budget_ms))
 
 
 def _sign_command() -> bytes:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from card_emulator import CardState, EmulatedCard
+from card_emulator import CardState, emulated_reader
 from mynahil.card import MyNumberCard, NoCertificate, Pin, PinBlocked, PinRequired, WrongPin
 from mynahil.jpki import AID, CardFaceFile
-from mynahil.transports import InProcessTransport, Transport
+from mynahil.transports import Transport
 from tests.support import PASSWORD, PIN, CardFactory
 
 
-def api(state: CardState) -> MyNumberCard:
-    transport = InProcessTransport(EmulatedCard(state))
-    transport.connect()
-    return MyNumberCard(transport)
-
-
 def test_wrong_then_blocked(card_state: CardState) -> None:
-    card = api(card_state)
+    card = emulated_reader(card_state)
     tries = []
     for _ in range(3):
         with pytest.raises(WrongPin) as wrong:
@@ -32,7 +26,7 @@ def test_wrong_then_blocked(card_state: CardState) -> None:
 
 
 def test_declined_card_says_no_certificate_before_spending_a_try(card_factory: CardFactory) -> None:
-    card = api(card_factory(with_certificates=False))
+    card = emulated_reader(card_factory(with_certificates=False))
     with pytest.raises(NoCertificate, match="no electronic certificate"):
         card.authenticate(PIN, b"c")
     assert card.tries_left(Pin.AUTH) == 3
@@ -40,7 +34,7 @@ def test_declined_card_says_no_certificate_before_spending_a_try(card_factory: C
 
 def test_signing_certificate_needs_the_password(card_state: CardState) -> None:
     assert card_state.sign is not None
-    card = api(card_state)
+    card = emulated_reader(card_state)
     with pytest.raises(PinRequired):
         card.read_sign_certificate()
     card.verify(Pin.SIGN, PASSWORD)
@@ -48,13 +42,13 @@ def test_signing_certificate_needs_the_password(card_state: CardState) -> None:
 
 
 def test_card_info(card_state: CardState) -> None:
-    info = api(card_state).read_card_info(PIN)
+    info = emulated_reader(card_state).read_card_info(PIN)
     assert info.my_number == card_state.holder.my_number
     assert info.basic.name == card_state.holder.name
 
 
 def test_change_pin(card_state: CardState) -> None:
-    card = api(card_state)
+    card = emulated_reader(card_state)
     card.change_pin(Pin.AUTH, PIN, "9876")
     card.verify(Pin.AUTH, "9876")
     with pytest.raises(WrongPin):
@@ -104,18 +98,18 @@ def test_card_info_with_alternatives_and_the_relying_party_check(
         (Pin.CARD_INFO_A, state.holder.my_number),
         (Pin.CARD_INFO_B, b),
     ):
-        info = api(state).read_card_info(value, with_pin=pin, signed=True)
+        info = emulated_reader(state).read_card_info(value, with_pin=pin, signed=True)
         assert info.my_number == state.holder.my_number
         info.verify(root)
     with pytest.raises(WrongPin, match="照合番号B: 9 tries left"):
-        api(state).read_card_info("0" * 14, with_pin=Pin.CARD_INFO_B)
-    unsigned = api(state).read_card_info(PIN)
+        emulated_reader(state).read_card_info("0" * 14, with_pin=Pin.CARD_INFO_B)
+    unsigned = emulated_reader(state).read_card_info(PIN)
     with pytest.raises(CardDataInvalid, match="no EF 0003, 0004"):
         unsigned.verify(root)
 
 
 def test_card_face_short_and_extended_reads_agree(card_state: CardState) -> None:
-    card = api(card_state)
+    card = emulated_reader(card_state)
     face = card.read_card_face(card_state.holder.my_number)
     assert face.my_number_png is not None
     assert face.my_number_png.startswith(b"\x89PNG")
@@ -127,8 +121,8 @@ def test_card_face_short_and_extended_reads_agree(card_state: CardState) -> None
 
 
 def test_card_face_read_whole_with_extended_le(card_state: CardState) -> None:
-    short = api(card_state).read_card_face(card_state.holder.my_number)
-    card = api(card_state)
+    short = emulated_reader(card_state).read_card_face(card_state.holder.my_number)
+    card = emulated_reader(card_state)
     extended = card.read_card_face(card_state.holder.my_number, extended=True)
     assert extended == short
     assert card.apdus_sent == 7, "SELECT AP, SELECT PIN EF, VERIFY, one READ BINARY a file"

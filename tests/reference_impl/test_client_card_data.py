@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from card_emulator import CardState, EmulatedCard
+from card_emulator import CardState, emulated_reader
 from card_emulator.state import match_b_value
-from mynahil.card import MyNumberCard, Pin
-from mynahil.transports import InProcessTransport
+from mynahil.card import Pin
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder, sign_card_data
 from reference_impl.platform import ReferencePlatform, build_platform
+from tests.support import PASSWORD, PIN
 
 
 @pytest.fixture
@@ -37,25 +37,19 @@ def client(platform: ReferencePlatform) -> Iterator[PlatformClient]:
 def issued(platform: ReferencePlatform, key_pool: KeyPool) -> CardState:
     return lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(5)),
-        pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+        pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
     )  # fmt: skip
-
-
-def card_api(state: CardState) -> MyNumberCard:
-    transport = InProcessTransport(EmulatedCard(state))
-    transport.connect()
-    return MyNumberCard(transport)
 
 
 def test_holder_details_and_card_face_verified_against_the_platforms_root(
     platform: ReferencePlatform, client: PlatformClient, key_pool: KeyPool
 ) -> None:
     state = issued(platform, key_pool)
-    info = client.read_holder_details(card_api(state), "1234")
+    info = client.read_holder_details(emulated_reader(state), "1234")
     assert info.my_number == state.holder.my_number
     assert info.basic.name == state.holder.name
     b = match_b_value(state.holder, state.card_expires, state.security_code)
-    face = client.read_card_face(card_api(state), b)
+    face = client.read_card_face(emulated_reader(state), b)
     assert face.entries.expiry == f"{state.card_expires:%Y%m%d}"
     assert face.my_number_file is None, "照合番号B does not open the My Number"
 
@@ -71,12 +65,12 @@ def test_data_signed_by_another_ca_is_refused(
         ),
     )
     with pytest.raises(ClientRefusal, match="valid J-LIS signature") as refused:
-        client.read_holder_details(card_api(forged), "1234")
+        client.read_holder_details(emulated_reader(forged), "1234")
     assert refused.value.code == "card_data_not_genuine"
     with pytest.raises(ClientRefusal) as wrong:
-        client.read_holder_details(card_api(state), "0000")
+        client.read_holder_details(emulated_reader(state), "0000")
     assert wrong.value.code == "wrong_pin"
     info = client.read_holder_details(
-        card_api(state), state.holder.my_number, with_pin=Pin.CARD_INFO_A
+        emulated_reader(state), state.holder.my_number, with_pin=Pin.CARD_INFO_A
     )
     assert info.basic.birth_date == f"{state.holder.birth_date:%Y%m%d}"

@@ -15,6 +15,7 @@ from card_emulator import CardState
 from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
 from reference_impl.jlis.registry import CertificateRegistry, JlisServices, ocsp_request_for
 from reference_impl.mykey import CertificateAuthority, CertificateStatus
+from tests.support import PASSWORD, PIN
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -32,7 +33,7 @@ def services(jlis_ca: JlisCA) -> JlisServices:
 @pytest.fixture
 def card(services: JlisServices, key_pool: KeyPool, rng: random.Random) -> CardState:
     return lifecycle.issue(
-        services.ca, services.registry, random_holder(rng), pin="1234", password="ABC123",
+        services.ca, services.registry, random_holder(rng), pin=PIN, password=PASSWORD,
         issued_on=TODAY, keys=key_pool,
     )  # fmt: skip
 
@@ -132,7 +133,7 @@ def test_declined_card_cannot_be_renewed(
     services: JlisServices, key_pool: KeyPool, rng: random.Random
 ) -> None:
     declined = lifecycle.issue(
-        services.ca, services.registry, random_holder(rng), pin="1234", password="ABC123",
+        services.ca, services.registry, random_holder(rng), pin=PIN, password=PASSWORD,
         issued_on=TODAY, keys=key_pool, with_certificates=False,
     )  # fmt: skip
     with pytest.raises(ValueError, match="declined"):
@@ -144,12 +145,12 @@ def test_registry_survives_a_restart(
 ) -> None:
     registry = CertificateRegistry(tmp_path)
     card = lifecycle.issue(
-        jlis_ca, registry, random_holder(rng), pin="1234", password="ABC123",
+        jlis_ca, registry, random_holder(rng), pin=PIN, password=PASSWORD,
         issued_on=TODAY, keys=key_pool,
     )  # fmt: skip
     lifecycle.suspend(registry, card, at=NOW)
     renewed = lifecycle.reissue(
-        jlis_ca, registry, card, on=TODAY, pin="1234", password="ABC123", keys=key_pool
+        jlis_ca, registry, card, on=TODAY, pin=PIN, password=PASSWORD, keys=key_pool
     )
     again = CertificateRegistry(tmp_path)
     assert card.auth is not None
@@ -164,7 +165,7 @@ def test_a_running_server_sees_cards_issued_by_another_process(
     """`mynahil card new` records into the folder while `mynahil serve` holds its own copy."""
     server_view, issuer_view = CertificateRegistry(tmp_path), CertificateRegistry(tmp_path)
     card = lifecycle.issue(
-        jlis_ca, issuer_view, random_holder(rng), pin="1234", password="ABC123",
+        jlis_ca, issuer_view, random_holder(rng), pin=PIN, password=PASSWORD,
         issued_on=TODAY, keys=key_pool,
     )  # fmt: skip
     assert card.auth is not None
@@ -172,7 +173,7 @@ def test_a_running_server_sees_cards_issued_by_another_process(
     assert server_view.status(auth) is CertificateStatus.GOOD
     server_view.revoke(auth, "lost", NOW)  # the hotline, through the server
     lifecycle.reissue(
-        jlis_ca, issuer_view, card, on=TODAY, pin="1234", password="ABC123", keys=key_pool
+        jlis_ca, issuer_view, card, on=TODAY, pin=PIN, password=PASSWORD, keys=key_pool
     )
     assert issuer_view.entry(auth) is not None
     assert issuer_view.entry(auth).reason == "lost"  # type: ignore[union-attr]

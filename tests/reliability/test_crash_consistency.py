@@ -29,9 +29,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import CardState, EmulatedCard
-from mynahil.card import MyNumberCard
-from mynahil.transports import open_transport
+from card_emulator import CardState, emulated_reader
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.gateways import LocalAccountCheck
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
@@ -165,8 +163,7 @@ def _issue_all(url: str, cards: list[CardState], acks: Acknowledged, stop: threa
         serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
 
         def reserve(state: CardState = state) -> str:
-            with open_transport("inproc", EmulatedCard(state)) as wire:
-                return client.reserve(MyNumberCard(wire), "1234")
+            return client.reserve(emulated_reader(state), "1234")
 
         mykey_id = _until_acknowledged(reserve, stop, acks)
         with acks.lock:

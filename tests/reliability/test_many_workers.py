@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -31,9 +31,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import CardState, EmulatedCard
-from mynahil.card import MyNumberCard
-from mynahil.transports import open_transport
+from card_emulator import CardState, emulated_reader
 from reference_impl.client import PlatformClient
 from reference_impl.gateways import LocalAccountCheck
 from reference_impl.operator import OperatorClient
@@ -158,13 +156,11 @@ def race(work: list[Callable[[], T]]) -> list[T | Exception]:
 
 
 def card_login(url: str, state: CardState) -> str:
-    with open_transport("inproc", EmulatedCard(state)) as wire:
-        return PlatformClient.connect(url).login(MyNumberCard(wire), PIN)
+    return PlatformClient.connect(url).login(emulated_reader(state), PIN)
 
 
 def reserve(url: str, state: CardState) -> str:
-    with open_transport("inproc", EmulatedCard(state)) as wire:
-        return PlatformClient.connect(url).reserve(MyNumberCard(wire), PIN)
+    return PlatformClient.connect(url).reserve(emulated_reader(state), PIN)
 
 
 # --- races ----------------------------------------------------------------------------------
@@ -173,9 +169,12 @@ def reserve(url: str, state: CardState) -> str:
 def test_the_business_clock_is_one_for_every_process(cluster: Cluster) -> None:
     """Started at different moments, every process reads the database's --as-of clock."""
     before = time.time()
-    times = [httpx.get(f"{cluster.url(n)}/v1/health", timeout=10).json()["time"] for n in range(8)]
+    moments: list[datetime] = []
+    for n in range(8):
+        with PlatformClient.connect(cluster.url(n), timeout=10) as platform:
+            moments.append(platform.business_time())
     elapsed = time.time() - before
-    moments = sorted(AS_OF.fromisoformat(t) for t in times)
+    moments.sort()
     # Each process started its clock on its own: they would differ by their start-up times.
     assert (moments[-1] - moments[0]).total_seconds() <= elapsed + 0.05
 

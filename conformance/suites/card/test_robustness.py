@@ -12,12 +12,11 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from card_emulator import FaultProfile, FaultyCard
+from card_emulator import FaultProfile, FaultyCard, emulated_reader
 from card_emulator.pin import DEFAULT_PIN
 from conformance.plugin import CardUnderTest
 from mynahil.card import CardError, MyNumberCard, Pin
 from mynahil.transports import CardRemovedError, TransportError
-from mynahil.transports.inproc import InProcessTransport
 
 ATTEMPTS = 8
 
@@ -72,8 +71,7 @@ def test_faulty_field_reads_retry_to_the_right_certificate(
     clean_api = MyNumberCard(clean_wire)
     truth = clean_api.read_auth_certificate()
     ca = x509.load_der_x509_certificate(clean_api.read_auth_ca_certificate())
-    api = MyNumberCard(InProcessTransport(FaultyCard(clean, FaultProfile.parse(faults))))
-    api.transport.connect()
+    api = emulated_reader(FaultyCard(clean, FaultProfile.parse(faults)))
     assert _read_certificate(api, ca) == truth, "a damaged certificate was accepted"
 
 
@@ -81,9 +79,7 @@ def test_faulty_field_reads_retry_to_the_right_certificate(
 def test_a_lost_verify_answer_is_queried_not_resent(card_under_test: CardUnderTest) -> None:
     card, wire = card_under_test.another_emulated_card()
     pin = card_under_test.pin or DEFAULT_PIN
-    field = MyNumberCard(InProcessTransport(FaultyCard(card, FaultProfile(
-        spurious_sw_probability=1.0, seed=6))))  # fmt: skip
-    field.transport.connect()
+    field = emulated_reader(FaultyCard(card, FaultProfile(spurious_sw_probability=1.0, seed=6)))
     with pytest.raises(CardError):  # every answer is spurious: the VERIFY's fate is unknown
         field.verify(Pin.AUTH, pin)
     # Back on a good field the client asks before it tries again: nothing was lost.

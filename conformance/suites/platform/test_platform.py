@@ -311,7 +311,7 @@ def test_the_chosen_payment_service_never_changes(platform_harness: PlatformHarn
 
 
 def _platform_now(h: PlatformHarness) -> datetime:
-    return datetime.fromisoformat(h.http.get("/v1/health").json()["time"])
+    return PlatformClient(h.http).business_time()
 
 
 @pytest.mark.requirement("SPEC-SKEW-001")

@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
-from card_emulator import CardFile, EmulatedCard, PinSlot, load_card
+from card_emulator import CardFile, EmulatedCard, PinSlot, emulated_reader, load_card
 from mynahil.card import MyNumberCard, Pin, PinBlocked, WrongPin
 from mynahil.cli import app
-from mynahil.transports import VpcdListenerTransport, open_transport
+from mynahil.transports import VpcdListenerTransport
 
 runner = CliRunner()
 
@@ -37,10 +37,9 @@ def test_card_new_with_the_acceptance_options(tmp_path: Path) -> None:
     path = new_card(tmp_path, "--pin", "1234", "--password", "ABC123", "--birth-date", "1990-05-01")
     state = load_card(path)
     assert state.holder.birth_date == date(1990, 5, 1)
-    with open_transport("inproc", EmulatedCard(state)) as wire:
-        card = MyNumberCard(wire)
-        card.verify(Pin.SIGN, "ABC123")
-        certificate, _signature = card.authenticate("1234", b"c")
+    card = emulated_reader(state)
+    card.verify(Pin.SIGN, "ABC123")
+    certificate, _signature = card.authenticate("1234", b"c")
     assert state.auth is not None
     assert certificate == state.auth.certificate
 
@@ -207,11 +206,8 @@ def test_card_info_names_a_broken_file(tmp_path: Path) -> None:
 def test_unblock_restores_a_locked_pin(tmp_path: Path) -> None:
     """SPEC.md: three wrong PINs lock the card; only the municipal window resets it."""
     path = new_card(tmp_path)
-    with (
-        CardFile(path) as stored,
-        open_transport("inproc", EmulatedCard(stored.state, stored)) as wire,
-    ):
-        card = MyNumberCard(wire)
+    with CardFile(path) as stored:
+        card = emulated_reader(stored.state, stored)
         for _ in range(3):
             with pytest.raises(WrongPin):
                 card.verify(Pin.AUTH, "0000")
@@ -223,8 +219,7 @@ def test_unblock_restores_a_locked_pin(tmp_path: Path) -> None:
     assert load_card(path).pins[PinSlot.AUTH].tries_left == 3
     result = runner.invoke(app, ["card", "unblock", "--card", str(path), "--new-pin", "4321"])
     assert result.exit_code == 0
-    with open_transport("inproc", EmulatedCard(load_card(path))) as wire:
-        MyNumberCard(wire).verify(Pin.AUTH, "4321")
+    emulated_reader(load_card(path)).verify(Pin.AUTH, "4321")
 
 
 def test_unblock_refuses_a_card_in_a_reader(tmp_path: Path) -> None:

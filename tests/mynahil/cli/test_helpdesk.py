@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import EmulatedCard, load_card
+from card_emulator import emulated_reader, load_card
 from mynahil.card import MyNumberCard
-from mynahil.transports import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from tests.support import MYNAHIL, free_port, mynahil, running
 
 
 def _card(path: Path) -> MyNumberCard:
-    transport = InProcessTransport(EmulatedCard(load_card(path)))
-    transport.connect()
-    return MyNumberCard(transport)
+    return emulated_reader(load_card(path))
 
 
 def test_the_help_desk_stops_and_restarts_a_mykey_id(store_url: str, tmp_path: Path) -> None:

@@ -12,13 +12,12 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from fastapi.testclient import TestClient
 
-from card_emulator import CardState, EmulatedCard
-from mynahil.card import MyNumberCard
-from mynahil.transports import InProcessTransport
+from card_emulator import CardState, emulated_reader
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, ocsp_request_for, random_holder
 from reference_impl.platform import ReferencePlatform, build_platform
 from reference_impl.staff import Role
+from tests.support import PASSWORD, PIN
 
 OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 
@@ -42,14 +41,8 @@ def new_card(platform: ReferencePlatform, key_pool: KeyPool, seed: int = 1) -> C
 
     return lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(seed)),
-        pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+        pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
     )  # fmt: skip
-
-
-def card_api(state: CardState) -> MyNumberCard:
-    transport = InProcessTransport(EmulatedCard(state))
-    transport.connect()
-    return MyNumberCard(transport)
 
 
 def test_reserve_and_log_in_over_http(
@@ -57,9 +50,9 @@ def test_reserve_and_log_in_over_http(
 ) -> None:
     state = new_card(platform, key_pool)
     client = PlatformClient(http)
-    mykey_id = client.reserve(card_api(state), "1234")
-    assert client.reserve(card_api(state), "1234") == mykey_id
-    token = client.login(card_api(state), "1234")
+    mykey_id = client.reserve(emulated_reader(state), "1234")
+    assert client.reserve(emulated_reader(state), "1234") == mykey_id
+    token = client.login(emulated_reader(state), "1234")
     shown = http.get("/v1/mykey/me", headers={"Authorization": f"Bearer {token}"})
     assert shown.json() == {"mykey_id": mykey_id}
     assert (
@@ -100,7 +93,7 @@ def test_client_advice_for_refusals(
     state = new_card(platform, key_pool, seed=2)
     client = PlatformClient(http)
     with pytest.raises(ClientRefusal, match="2 tries left") as wrong:
-        client.reserve(card_api(state), "0000")
+        client.reserve(emulated_reader(state), "0000")
     assert wrong.value.code == "wrong_pin"
     assert state.auth is not None
     serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
@@ -108,7 +101,7 @@ def test_client_advice_for_refusals(
     suspension = f"/v1/jlis/certificates/{serial}/suspension"
     assert http.post(suspension, headers={"Authorization": f"Bearer {token}"}).status_code == 204
     with pytest.raises(ClientRefusal, match="suspended") as suspended:
-        client.reserve(card_api(state), "1234")
+        client.reserve(emulated_reader(state), "1234")
     assert suspended.value.code == "certificate_revoked"
 
 
@@ -231,7 +224,7 @@ def test_jlis_tells_a_relying_party_the_holder_facts_over_http(
 
     state = lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(4)),
-        pin="1234", password="ABC123", issued_on=date(2021, 5, 20),
+        pin=PIN, password=PASSWORD, issued_on=date(2021, 5, 20),
         applied_on=date(2021, 4, 20), keys=key_pool,
     )  # fmt: skip
     renewed = lifecycle.renew(

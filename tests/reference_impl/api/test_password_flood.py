@@ -13,13 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from card_emulator import CardState, EmulatedCard
-from mynahil.card import MyNumberCard
-from mynahil.transports import InProcessTransport
+from card_emulator import emulated_reader
 from reference_impl.client import PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.platform import ReferencePlatform, build_platform, serving
-from tests.support import TIMING_SENSITIVE
+from tests.support import PASSWORD, PIN, TIMING_SENSITIVE
 
 GUESSERS = 50
 
@@ -33,21 +31,15 @@ def platform(store_url: str, tmp_path: Path) -> Iterator[ReferencePlatform]:
     built.close()
 
 
-def card_api(state: CardState) -> MyNumberCard:
-    transport = InProcessTransport(EmulatedCard(state))
-    transport.connect()
-    return MyNumberCard(transport)
-
-
 def test_fifty_parallel_guesses_over_http(platform: ReferencePlatform, key_pool: KeyPool) -> None:
     state = lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(8)),
-        pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+        pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
     )  # fmt: skip
     with serving(platform.app) as url, httpx.Client(base_url=url, timeout=120) as http:
         client = PlatformClient(http)
-        mykey_id = client.reserve(card_api(state), "1234")
-        auth = {"Authorization": f"Bearer {client.login(card_api(state), '1234')}"}
+        mykey_id = client.reserve(emulated_reader(state), "1234")
+        auth = {"Authorization": f"Bearer {client.login(emulated_reader(state), '1234')}"}
         reset = http.put("/v1/mykey/me/password", json={"password": "secret123"}, headers=auth)
         assert reset.status_code == 204
         start = threading.Barrier(GUESSERS)
@@ -78,7 +70,7 @@ def test_fifty_parallel_guesses_over_http(platform: ReferencePlatform, key_pool:
             "/v1/mykey/sessions/password", json={"mykey_id": "ZZZZ-ZZZZ", "password": "x1yz5678"}
         )
         assert (unknown.status_code, unknown.text) == answers[0]
-        assert client.login(card_api(state), "1234")  # the card still gets in
+        assert client.login(emulated_reader(state), "1234")  # the card still gets in
     with platform.store.transaction() as uow:
         record = uow.record_by_mykey_id(mykey_id)
     assert record is not None

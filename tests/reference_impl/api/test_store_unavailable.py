@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.platform import ReferencePlatform, build_platform, serving
 from reference_impl.staff import Role
+from tests.support import PASSWORD, PIN
 
 BUSY_TIMEOUT = 0.3
 
@@ -81,7 +82,7 @@ def test_a_full_sqlite_disk_answers_503_and_half_writes_nothing(
         for seed in (5, 6):
             state = lifecycle.issue(
                 built.jlis.ca, built.jlis.registry, random_holder(random.Random(seed)),
-                pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+                pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
             )  # fmt: skip
             assert state.auth is not None
             serials.append(x509.load_der_x509_certificate(state.auth.certificate).serial_number)
@@ -205,9 +206,7 @@ def test_a_full_postgresql_disk_answers_503_and_half_writes_nothing(
     the very same proof then reserves once."""
     import base64
 
-    from card_emulator import EmulatedCard
-    from mynahil.card import MyNumberCard
-    from mynahil.transports import InProcessTransport
+    from card_emulator import emulated_reader
     from tests.conftest import postgres_schema
 
     with (
@@ -223,11 +222,9 @@ def test_a_full_postgresql_disk_answers_503_and_half_writes_nothing(
         try:
             state = lifecycle.issue(
                 built.jlis.ca, built.jlis.registry, random_holder(random.Random(8)),
-                pin="1234", password="ABC123", issued_on=date.today(), keys=key_pool,
+                pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
             )  # fmt: skip
-            transport = InProcessTransport(EmulatedCard(state))
-            transport.connect()
-            card = MyNumberCard(transport)
+            card = emulated_reader(state)
             with serving(built.app) as base, httpx.Client(base_url=base, timeout=30) as http:
                 challenge = http.post("/v1/mykey/challenges", json={"purpose": "issue"}).json()
                 certificate, signature = card.authenticate(

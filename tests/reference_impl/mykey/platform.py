@@ -10,16 +10,15 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from card_emulator import CardState, EmulatedCard
+from card_emulator import CardState, emulated_reader
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.card import MyNumberCard, digest_info_sha256
-from mynahil.transports import InProcessTransport
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
 from reference_impl.jlis.registry import CertificateRegistry, JlisServices
 from reference_impl.mykey import Challenge, IssueResult, LoginResult, MyKeyService, Purpose
 from reference_impl.store import SqlStore
 
-PIN = "1234"
-PASSWORD = "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 class SteerableClock:
@@ -38,9 +37,7 @@ class Cardholder:
     state: CardState
 
     def card(self) -> MyNumberCard:
-        transport = InProcessTransport(EmulatedCard(self.state))
-        transport.connect()
-        return MyNumberCard(transport)
+        return emulated_reader(self.state)
 
 
 class Platform:

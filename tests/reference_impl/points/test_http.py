@@ -24,9 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event
 
-from card_emulator import CardState, EmulatedCard
+from card_emulator import CardState, emulated_reader
 from mynahil.card import MyNumberCard
-from mynahil.transports import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.gateways import HttpRegistries
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
@@ -48,6 +47,8 @@ from reference_impl.points import (
     report_digest,
 )
 from reference_impl.points.signing import Signer, public_key_bytes
+from reference_impl.sandbox import sample_operator
+from tests.support import PASSWORD, PIN
 
 AS_OF = datetime(2020, 9, 15, 3, 0, tzinfo=UTC)
 
@@ -70,14 +71,12 @@ class World:
     ) -> CardState:
         return lifecycle.issue(
             self.platform.jlis.ca, self.platform.jlis.registry,
-            random_holder(random.Random(seed)), pin="1234", password="ABC123",
+            random_holder(random.Random(seed)), pin=PIN, password=PASSWORD,
             issued_on=issued_on, applied_on=applied_on, keys=self.key_pool,
         )  # fmt: skip
 
     def reader(self, state: CardState) -> MyNumberCard:
-        transport = InProcessTransport(EmulatedCard(state))
-        transport.connect()
-        return MyNumberCard(transport)
+        return emulated_reader(state)
 
 
 @pytest.fixture
@@ -100,23 +99,14 @@ def running_world(
     platform = build_platform(
         store_url, tmp_path / "jlis", as_of=as_of, registrations=registrations
     )
-    books = OperatorBooks("qr-pay-inc", "qr-pay")
-    key = Ed25519PrivateKey.generate()
-    signer = Signer("qr-pay-inc", key)
-    with serving(platform.app, port=port) as url:
-        operator_client = OperatorClient.connect(url, signer)
-        operator_app = create_operator_app(
-            books, public_key_bytes(platform.signer.key), operator_client
-        )
-        with serving(operator_app) as operator_url:
-            platform.points.register_operator(
-                Operator(
-                    "qr-pay-inc", "QR Pay Inc.", public_key_bytes(key),
-                    verify_url=f"{operator_url}/v1/verify-account",
-                ),
-                [PaymentService("qr-pay", "qr-pay-inc", "QR Pay")],
-            )  # fmt: skip
-            yield World(platform, url, books, operator_client, key_pool)
+    with (
+        serving(platform.app, port=port) as url,
+        sample_operator(
+            platform, url, operator_id="qr-pay-inc", operator_name="QR Pay Inc.",
+            service_id="qr-pay", service_name="QR Pay",
+        ) as operator,
+    ):  # fmt: skip
+        yield World(platform, url, operator.books, operator.client, key_pool)
     platform.close()
 
 

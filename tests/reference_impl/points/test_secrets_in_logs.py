@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from card_emulator import emulated_reader
 from reference_impl.client import PlatformClient
 from reference_impl.gateways import LocalAccountCheck
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
@@ -25,7 +26,6 @@ from reference_impl.operator.books import Account
 from reference_impl.platform import build_platform
 from reference_impl.points import Operator, PaymentService
 from reference_impl.points.signing import public_key_bytes
-from tests.reference_impl.api.test_http import card_api
 from tests.reference_impl.points.test_http import AS_OF
 
 PASSWORD = "Unmistakable-Pw-8812"
@@ -52,15 +52,15 @@ def test_no_secret_in_any_log_or_record(
     )  # fmt: skip
     with TestClient(platform.app) as http:
         client = PlatformClient(http)
-        mykey_id = client.reserve(card_api(state), "1234")
-        token = client.login(card_api(state), "1234")
+        mykey_id = client.reserve(emulated_reader(state), "1234")
+        token = client.login(emulated_reader(state), "1234")
         auth = {"Authorization": f"Bearer {token}"}
         assert http.put("/v1/mykey/me/password", json={"password": PASSWORD},
                         headers=auth).status_code == 204  # fmt: skip
         wrong = http.post("/v1/mykey/sessions/password",
                           json={"mykey_id": mykey_id, "password": PASSWORD + "x"})  # fmt: skip
         assert wrong.status_code == 401
-        client.apply(card_api(state), "1234", "pay", "acct-1", CODE)
+        client.apply(emulated_reader(state), "1234", "pay", "acct-1", CODE)
     audit = "\n".join(str(r) for r in platform.store.audit_records())
     from sqlalchemy import select
 

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from card_emulator import EmulatedCard
-from mynahil.card import MyNumberCard
+from card_emulator import emulated_reader
 from mynahil.tls import CA_FILE_ENV, client_verify, make_throwaway_pki
-from mynahil.transports import InProcessTransport
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
 from reference_impl.operator import OperatorBooks, create_operator_app
@@ -69,9 +67,7 @@ def test_serve_asks_registries_served_elsewhere_over_tls(
         serving(operator_app, port=operator_port),
         running([*serve, "--registries", registries_url], f"{url}/v1/health"),
     ):
-        transport = InProcessTransport(EmulatedCard(state))
-        transport.connect()
-        card = MyNumberCard(transport)
+        card = emulated_reader(state)
         client = PlatformClient.connect(url)
         client.reserve(card, "1234")
         account = books.open_account("Hanako")
