@@ -2,7 +2,7 @@
 
 Reservations, applications, report batches, refunds and retries from several client threads
 against the platform replaying round 1 (one uvicorn worker on loopback, SQLite by default),
-for ``--duration`` seconds; see ``reference_impl/soak.py``. The files go to
+for ``--duration`` seconds; see ``simulator/loadtest/soak.py``. The files go to
 ``reports/soak-bench-<time>/``; the exit status is 1 if anything broke.
 
 Run: ``python benchmarks/bench_soak.py [--duration 60] [--workers 4] [--subprocess]
@@ -17,7 +17,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from reference_impl.soak import SoakConfig, run_soak
+from simulator.loadtest.soak import SoakConfig, run_soak
 
 
 def main() -> int:

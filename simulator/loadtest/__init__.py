@@ -7,6 +7,9 @@ the card and show it. Writes ``stats.json``, ``stats.csv``, ``loadtest.png``, ``
 
 Only :mod:`.plan` is imported here; :mod:`.runner` and :mod:`.locustfile` import Locust, which
 monkey-patches the process with gevent, so only the ``loadtest`` command imports them.
+
+Beside it, :mod:`.soak` (``mynahil soak``): the whole stack in one process under a bounded mixed
+load (holders, a sample operator), watching latency and memory.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The soak (reference_impl/soak.py): a short mixed load against a real server on loopback.
+"""The soak (simulator/loadtest/soak.py): a short mixed load against a real server on loopback.
 
 Reservations, applications (and refused ones), report batches, refunds and retried batches
 from several client threads against the platform replaying round 1, beside the sample
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mynahil.cli.soak import soak
 from mynahil.stats import percentile
 from reference_impl.platform import build_platform, serve_process
-from reference_impl.soak import (
+from simulator.loadtest.soak import (
     AS_OF,
     OPERATIONS,
     SoakConfig,
