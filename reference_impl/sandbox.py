@@ -49,15 +49,20 @@ def sample_operator(
     service_id: str,
     service_name: str,
     clock: Callable[[], datetime] | None = None,
+    resend_every_s: float | None = 5.0,
 ) -> Iterator[SampleOperator]:
     """A sample operator with a fresh key, serving ``service_id``, registered with ``platform``
     (reached at ``platform_url``); ``clock`` stamps its till's charges (default: the wall
-    clock; the platform's business time when it replays a campaign)."""
+    clock; the platform's business time when it replays a campaign); pending reports are
+    sent again every ``resend_every_s`` (see :func:`create_operator_app`)."""
     key = Ed25519PrivateKey.generate()
     books = OperatorBooks(operator_id, service_id)
     client = OperatorClient.connect(platform_url, Signer(operator_id, key))
     try:
-        app = create_operator_app(books, public_key_bytes(platform.signer.key), client, clock)
+        app = create_operator_app(
+            books, public_key_bytes(platform.signer.key), client, clock,
+            resend_every_s=resend_every_s,
+        )  # fmt: skip
         with serving(app) as url:
             platform.points.register_operator(
                 Operator(operator_id, operator_name, public_key_bytes(key),

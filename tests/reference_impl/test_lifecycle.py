@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from card_emulator.state import CardState, KeyCredential, PinSlot
 from mynahil.timezone import JST
 from reference_impl.jlis import (
@@ -32,7 +33,7 @@ from reference_impl.mykey import CertificateStatus, HolderFacts
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
-PIN, PASSWORD = "1234", "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
 
 def serial(der: bytes) -> int:
@@ -91,6 +92,30 @@ def test_issue_records_both_certificates_under_the_card_id(
             == x509.load_der_x509_certificate(cred(card, kind).certificate).not_valid_after_utc
         )
         assert registry.status(number) is CertificateStatus.GOOD
+
+
+def test_many_cards_are_recorded_in_one_registry_write(
+    jlis_ca: JlisCA, key_pool: KeyPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak, the load test and the HIL issue their cards in one registry transaction: the
+    file is written once (a serving platform re-reads it once), with every card in it."""
+    registry = CertificateRegistry(tmp_path / "jlis")
+    writes: list[int] = []
+    save = registry._save
+
+    def counted_save() -> None:
+        writes.append(1)
+        save()
+
+    monkeypatch.setattr(registry, "_save", counted_save)
+    states = lifecycle.issue_many(
+        jlis_ca, registry, 3, holders=random.Random(3), issued_on=TODAY, keys=key_pool
+    )
+    assert len(writes) == 1
+    assert len({state.label for state in states}) == 3
+    reread = CertificateRegistry(tmp_path / "jlis")
+    assert all(reread.card(state.label) is not None for state in states)
+    assert len({state.holder.my_number for state in states}) == 3  # three people
 
 
 def test_a_card_without_certificates_records_nothing(

@@ -263,3 +263,17 @@ def test_jlis_tells_a_relying_party_the_holder_facts_over_http(
             assert authority.replacement(404) is None
         finally:
             remote.close()
+
+
+def test_the_client_tells_the_platforms_business_time(store_url: str, tmp_path: Path) -> None:
+    """`serve --as-of` replays a campaign: a client reads the platform's clock, not its own."""
+    from datetime import UTC, datetime, timedelta
+
+    as_of = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
+    replaying = build_platform(store_url, tmp_path / "jlis", as_of=as_of)
+    try:
+        with TestClient(replaying.app) as http:
+            told = PlatformClient(http).business_time()
+    finally:
+        replaying.close()
+    assert as_of <= told < as_of + timedelta(minutes=5)

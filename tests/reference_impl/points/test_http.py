@@ -29,7 +29,7 @@ from mynahil.card import MyNumberCard
 from reference_impl.client import ClientRefusal, PlatformClient
 from reference_impl.gateways import HttpRegistries
 from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from reference_impl.operator import OperatorBooks, OperatorClient
 from reference_impl.operator.client import report_json
 from reference_impl.platform import (
     ReferencePlatform,
@@ -323,23 +323,17 @@ def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
     from conformance.operator_harness import LosingAnswers
 
     platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
-    key = Ed25519PrivateKey.generate()
-    books = OperatorBooks("qr-pay-inc", "qr-pay")
     answers = LosingAnswers(platform.app)
     try:
         with serving(answers) as url:
-            client = OperatorClient.connect(url, Signer("qr-pay-inc", key))
-            client.retries, client.backoff_s = 1, 0.01
-            app = create_operator_app(
-                books, public_key_bytes(platform.signer.key), client,
-                shifted_clock(AS_OF + timedelta(minutes=1)), resend_every_s=0.1,
+            operator = sample_operator(
+                platform, url, operator_id="qr-pay-inc", operator_name="QR Pay Inc.",
+                service_id="qr-pay", service_name="QR Pay",
+                clock=shifted_clock(AS_OF + timedelta(minutes=1)), resend_every_s=0.1,
             )  # fmt: skip
-            with serving(app) as operator_url:
-                platform.points.register_operator(
-                    Operator("qr-pay-inc", "QR Pay Inc.", public_key_bytes(key),
-                             verify_url=f"{operator_url}/v1/verify-account"),
-                    [PaymentService("qr-pay", "qr-pay-inc", "QR Pay")],
-                )  # fmt: skip
+            with operator as sample:
+                books, client, operator_url = sample.books, sample.client, sample.url
+                client.retries, client.backoff_s = 1, 0.01
                 world = World(platform, url, books, client, key_pool)
                 holder, card = PlatformClient.connect(url), world.card(3)
                 holder.reserve(card, "1234")
