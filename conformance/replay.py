@@ -72,6 +72,13 @@ def _entries(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def _pin_file(verify: bytes, selected_ef: int | None) -> int | None:
+    """The PIN EF a VERIFY checks: named by its short identifier in P2 (``80 | SFI``, as
+    jsapdu sends it, without a SELECT), otherwise the EF selected last."""
+    p2 = verify[3] if len(verify) > 3 else 0
+    return p2 & 0x1F if p2 > 0x80 and p2 & 0x1F else selected_ef
+
+
 def _unmask(command: bytes, selected_ef: int | None) -> bytes:
     """A masked VERIFY gets the emulated card's right PIN for the PIN file selected."""
     value = EMULATED_PASSWORD if selected_ef == 0x001B else EMULATED_PIN
@@ -97,9 +104,10 @@ def replay_trace(
         if command[1:2] == b"\xa4" and len(command) >= 7 and command[2] == 0x02:
             selected_ef = int.from_bytes(command[5:7], "big")
         if entry.get("redacted") == "pin":
-            if selected_ef not in PIN_FILES:
+            pin_file = _pin_file(command, selected_ef)
+            if pin_file not in PIN_FILES:
                 raise ValueError(f"{path.name}: line {number}: a masked PIN for no PIN file")
-            command = _unmask(command, selected_ef)
+            command = _unmask(command, pin_file)
         recorded = entry.get("response")
         if recorded is None:  # the device vanished mid-command
             continue
