@@ -219,6 +219,30 @@ def _certified(report: Path) -> dict[str, Any]:
     return results
 
 
+def test_a_vendors_ci_runs_the_suite_as_the_readme_shows(venv: Venv) -> None:
+    """The README's CI path: the suite as a plain pytest plugin with requirement IDs as `-k`
+    and JUnit XML naming each test's requirement; `conformance run -- ARGS`; a golden stored
+    with `--update-golden` and compared on the next run; conformance/README.md shipped."""
+    plain = venv.run("pytest", "--pyargs", "conformance.suites", "--conformance-target",
+                     "card:inproc", "--conformance-report", "reports/ci", "-k",
+                     "JPKI-PIN-003 or JPKI-SEL", "--junitxml", "junit.xml", "-q")  # fmt: skip
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    junit = (venv.work / "junit.xml").read_text(encoding="utf-8")
+    assert '<property name="requirement" value="JPKI-PIN-003"' in junit
+    results = json.loads((venv.work / "reports/ci/results.json").read_text(encoding="utf-8"))
+    assert results["selection"]["partial"] is True
+    assert results["requirements"]["JPKI-SIG-001"]["verdict"] == "not selected"
+    golden = ["--golden", "golden.json", "--", "-k", "JPKI-SEL"]
+    stored = venv.run("mynahil", "conformance", "run", "--target", "card:inproc",
+                      "--report", "reports/ci-1", "--update-golden", *golden)  # fmt: skip
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    again = venv.run("mynahil", "conformance", "run", "--target", "card:inproc",
+                     "--report", "reports/ci-2", *golden)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "no changed verdict" in again.stdout
+    assert (venv.folder / "share/mynahil/docs/conformance/README.md").is_file()
+
+
 def test_a_phone_vendor_certifies_as_the_readme_shows(venv: Venv) -> None:
     """The README's phone path, dry run: the harness listens as a vpcd on a port pcscd's vpcd
     does not hold, and `card attach` with a contactless card plays the phone's Remote Smart
