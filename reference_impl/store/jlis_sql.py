@@ -33,9 +33,6 @@ from datetime import datetime
 from typing import Any, Final, cast
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.dml import Insert
 
 from reference_impl.jlis.registry import (
     CardRecord,
@@ -46,14 +43,13 @@ from reference_impl.jlis.registry import (
 )
 from reference_impl.mykey.ports import HolderFacts
 
-from .driver import DriverStatement
-from .sql import _SQLITE_BEGIN, _unavailable_as_such
+from .driver import DriverStatement, dialect_insert
+from .engine import SQLITE_BEGIN, unavailable_as_such
 from .tables import jlis_cards, jlis_certificates, jlis_crl_number
 
 __all__ = ["SqlRegistry"]
 
-_CERTIFICATE: Final = select(jlis_certificates)
-_CARD: Final = select(jlis_cards)
+_C = jlis_certificates.c
 # A certificate with its card (if J-LIS recorded one): what the issuance path asks.
 _CERTIFICATE_AND_CARD: Final = (
     select(
@@ -67,8 +63,48 @@ _CERTIFICATE_AND_CARD: Final = (
     .outerjoin(jlis_cards, jlis_cards.c.card_id == jlis_certificates.c.card_id)
     .where(jlis_certificates.c.serial == bindparam("serial"))
 )
-# The issuance path's question, run on the driver (compiled once): see :meth:`_ask`.
+# The issuance path's question (see :meth:`SqlRegistry._ask`).
 _FIND: Final = DriverStatement(_CERTIFICATE_AND_CARD)
+_CARD: Final = DriverStatement(select(jlis_cards).where(jlis_cards.c.card_id == bindparam("card")))
+_SUCCESSOR: Final = DriverStatement(select(_C.serial).where(_C.replaces == bindparam("serial")))
+_REISSUED_AS: Final = DriverStatement(
+    select(jlis_cards.c.card_id).where(jlis_cards.c.replaces == bindparam("card"))
+)
+_REVOKED: Final = DriverStatement(
+    select(jlis_certificates).where(_C.kind == bindparam("kind"), _C.revoked_at.is_not(None))
+)
+_HELD: Final = DriverStatement(
+    select(_C.serial).where(_C.serial.in_(bindparam("serials", expanding=True)))
+)
+_ALL: Final = DriverStatement(select(jlis_certificates))
+_CRL_NUMBER: Final = DriverStatement(
+    select(jlis_crl_number.c.crl_number).where(jlis_crl_number.c.id == 1).with_for_update()
+)
+_SET_CRL_NUMBER: Final = DriverStatement(
+    update(jlis_crl_number).where(jlis_crl_number.c.id == 1).values(crl_number=bindparam("n"))
+)
+# Inserts that leave a clash to the caller ("no row returned"), per dialect.
+_ADD_CERTIFICATE: Final = DriverStatement(
+    lambda dialect: (
+        dialect_insert(dialect, jlis_certificates)
+        .values({c.name: bindparam(c.name) for c in jlis_certificates.c})
+        .on_conflict_do_nothing()
+        .returning(_C.serial)
+    )
+)
+_ADD_CARD: Final = DriverStatement(
+    lambda dialect: (
+        dialect_insert(dialect, jlis_cards)
+        .values({c.name: bindparam(c.name) for c in jlis_cards.c})
+        .on_conflict_do_nothing()
+        .returning(jlis_cards.c.card_id)
+    )
+)
+_REVOKE: Final = DriverStatement(
+    update(jlis_certificates)
+    .where(_C.serial == bindparam("serial"), _C.revoked_at.is_(None))
+    .values(revoked_at=bindparam("at"), reason=bindparam("reason"))
+)
 REMEMBERED: Final = 100_000
 """How many certificates (and as many cards) a process remembers; the oldest are forgotten."""
 
@@ -99,7 +135,7 @@ class SqlRegistry(RegistryRules):
         if current is not None:
             yield
             return
-        with _unavailable_as_such(), self._engine.begin() as connection:
+        with unavailable_as_such(), self._engine.begin() as connection:
             self._local.connection = connection
             try:
                 yield
@@ -112,14 +148,14 @@ class SqlRegistry(RegistryRules):
         if current is not None:
             yield current
             return
-        with _unavailable_as_such(), self._engine.connect() as connection:
+        with unavailable_as_such(), self._engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # A question is one statement: on its own it sees committed data as a READ
                 # COMMITTED transaction would, without the BEGIN and COMMIT round trips
                 # (psycopg's autocommit is a client-side switch; the pool resets it).
                 yield connection.execution_options(isolation_level="AUTOCOMMIT")
                 return
-            connection.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+            connection.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
             with connection.begin():
                 yield connection
 
@@ -132,7 +168,7 @@ class SqlRegistry(RegistryRules):
         if current is not None:
             return statement.rows(current, params)
         dialect = self._engine.dialect
-        with _unavailable_as_such():
+        with unavailable_as_such():
             connection = self._engine.raw_connection()
             try:
                 if dialect.name == "postgresql":
@@ -153,10 +189,6 @@ class SqlRegistry(RegistryRules):
         if current is None:  # every write comes through a rule, which opens a transaction
             raise RuntimeError("registry writes run inside SqlRegistry.transaction()")
         return current
-
-    def _insert(self, table: Any) -> Insert:
-        build = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        return cast(Insert, build(table).on_conflict_do_nothing())
 
     # --- questions ------------------------------------------------------------------------
 
@@ -194,13 +226,12 @@ class SqlRegistry(RegistryRules):
         if remembered is not None:
             return remembered
         committed = self._committed
-        with self._reading() as connection:
-            row = connection.execute(_CARD.where(jlis_cards.c.card_id == card_id)).first()
-        if row is None:
+        rows = self._ask(_CARD, {"card": card_id})
+        if not rows:
             return self.legacy.card(card_id) if self.legacy is not None else None
         if committed:
-            self._remember(self._cards, card_id, _card(row._mapping))
-        return _card(row._mapping)
+            self._remember(self._cards, card_id, _card(rows[0]))
+        return _card(rows[0])
 
     def holder_facts(self, serial: int) -> HolderFacts | None:
         """As the rules say; a certificate and card this process read before cost nothing."""
@@ -221,12 +252,8 @@ class SqlRegistry(RegistryRules):
         if remembered is not None:
             return remembered
         committed = self._committed
-        with self._reading() as connection:
-            found = connection.execute(
-                select(jlis_certificates.c.serial).where(
-                    jlis_certificates.c.replaces == str(serial)
-                )
-            ).scalar()
+        rows = self._ask(_SUCCESSOR, {"serial": str(serial)})
+        found = rows[0]["serial"] if rows else None
         if found is None:
             return self.legacy.successor(serial) if self.legacy is not None else None
         if committed:
@@ -234,10 +261,8 @@ class SqlRegistry(RegistryRules):
         return int(found)
 
     def reissued_as(self, card_id: str) -> str | None:
-        with self._reading() as connection:
-            found = connection.execute(
-                select(jlis_cards.c.card_id).where(jlis_cards.c.replaces == card_id)
-            ).scalar()
+        rows = self._ask(_REISSUED_AS, {"card": card_id})
+        found = rows[0]["card_id"] if rows else None
         if found is None:
             return self.legacy.reissued_as(card_id) if self.legacy is not None else None
         return str(found)
@@ -245,31 +270,18 @@ class SqlRegistry(RegistryRules):
     def revoked(self, kind: str) -> list[CertificateEntry]:
         older = self.legacy.revoked(kind) if self.legacy is not None else []
         with self._reading() as connection:
-            stored = [
-                _entry(row._mapping)
-                for row in connection.execute(
-                    _CERTIFICATE.where(
-                        jlis_certificates.c.kind == kind,
-                        jlis_certificates.c.revoked_at.is_not(None),
-                    )
-                )
-            ]
+            stored = [_entry(row) for row in _REVOKED.rows(connection, {"kind": kind})]
             # The database's row is the answer for a certificate it holds, revoked or not.
-            shadowed = {
-                int(serial)
-                for serial in connection.execute(
-                    select(jlis_certificates.c.serial).where(
-                        jlis_certificates.c.serial.in_([str(e.serial) for e in older])
-                    )
-                ).scalars()
-            } if older else set()  # fmt: skip
+            held = {"serials": [str(e.serial) for e in older]}
+            shadowed = (
+                {int(row["serial"]) for row in _HELD.rows(connection, held)} if older else set()
+            )
         merged = stored + [entry for entry in older if entry.serial not in shadowed]
         return sorted(merged, key=lambda entry: entry.serial)
 
     def entries(self) -> list[CertificateEntry]:
         with self._reading() as connection:
-            rows = connection.execute(_CERTIFICATE).mappings()
-            stored = {entry.serial: entry for entry in map(_entry, rows)}
+            stored = {entry.serial: entry for entry in map(_entry, _ALL.rows(connection))}
         older = self.legacy.entries() if self.legacy is not None else []
         merged = {**{entry.serial: entry for entry in older}, **stored}
         return sorted(merged.values(), key=lambda entry: entry.serial)
@@ -279,26 +291,17 @@ class SqlRegistry(RegistryRules):
     def next_crl_number(self) -> int:
         with self.transaction():
             connection = self._writing()
-            last = connection.execute(
-                select(jlis_crl_number.c.crl_number)
-                .where(jlis_crl_number.c.id == 1)
-                .with_for_update()
-            ).scalar_one()
+            last = _CRL_NUMBER.scalar(connection)
+            if last is None:
+                raise RuntimeError("the jlis_crl_number row is missing: migrate the database")
             # Never below a number the file's J-LIS already used for its CRLs.
             number = max(int(last), self.legacy.crl_number if self.legacy else 0) + 1
-            connection.execute(
-                update(jlis_crl_number).where(jlis_crl_number.c.id == 1).values(crl_number=number)
-            )
+            _SET_CRL_NUMBER.run(connection, {"n": number})
             return number
 
     def _add_entry(self, entry: CertificateEntry) -> None:
         connection = self._writing()
-        inserted = connection.execute(
-            self._insert(jlis_certificates)
-            .values(_entry_row(entry))
-            .returning(jlis_certificates.c.serial)
-        ).first()
-        if inserted is not None:
+        if _ADD_CERTIFICATE.rows(connection, _entry_row(entry)):
             return
         # Another writer got there first (the unique serial or ``replaces``).
         stored = self._stored_entry(entry.serial)
@@ -311,13 +314,10 @@ class SqlRegistry(RegistryRules):
 
     def _add_card(self, card: CardRecord) -> None:
         connection = self._writing()
-        inserted = connection.execute(
-            self._insert(jlis_cards).values(_card_row(card)).returning(jlis_cards.c.card_id)
-        ).first()
-        if inserted is not None:
+        if _ADD_CARD.rows(connection, _card_row(card)):
             return
-        row = connection.execute(_CARD.where(jlis_cards.c.card_id == card.card_id)).first()
-        if row is not None and _card(row._mapping) == card:
+        row = _CARD.one(connection, {"card": card.card_id})
+        if row is not None and _card(row) == card:
             return
         if row is not None:
             raise ValueError(f"card {card.card_id} is already recorded otherwise")
@@ -327,15 +327,8 @@ class SqlRegistry(RegistryRules):
     def _add_revocation(self, entry: CertificateEntry, at: datetime, reason: str) -> None:
         connection = self._writing()
         # A certificate known only from the file is copied in (the file is never written).
-        connection.execute(self._insert(jlis_certificates).values(_entry_row(_unrevoked(entry))))
-        connection.execute(
-            update(jlis_certificates)
-            .where(
-                jlis_certificates.c.serial == str(entry.serial),
-                jlis_certificates.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=at, reason=reason)
-        )
+        _ADD_CERTIFICATE.rows(connection, _entry_row(_unrevoked(entry)))
+        _REVOKE.run(connection, {"serial": str(entry.serial), "at": at, "reason": reason})
 
 
 def _unrevoked(entry: CertificateEntry) -> CertificateEntry:

@@ -56,10 +56,6 @@ __all__ = [
     "upgrade",
 ]
 
-# The names jlis_sql still imports from here (it moves to .engine when it next changes).
-_SQLITE_BEGIN = SQLITE_BEGIN
-_unavailable_as_such = unavailable_as_such
-
 _REVISION = DriverStatement(select(column("version_num")).select_from(table("alembic_version")))
 
 
