@@ -28,7 +28,7 @@ from mynahil.jpki import (
 )
 from reference_impl.jlis import JlisCA
 from tests.card_emulator.test_jpki_rules import select_aid, select_ef, sw
-from tests.support import PIN, CardFactory
+from tests.support import PASSWORD, PIN, CardFactory
 
 OK = b"\x90\x00"
 
@@ -276,7 +276,7 @@ def test_issuance_checks_the_security_code(ca: JlisCA, card_state: CardState) ->
             ca,
             card_state.holder,
             pin=PIN,
-            password="ABC123",
+            password=PASSWORD,
             issued_on=date(2024, 1, 1),
             with_certificates=False,
             security_code="12a4",

@@ -45,7 +45,7 @@ def test_holder_details_and_card_face_verified_against_the_platforms_root(
     platform: ReferencePlatform, client: PlatformClient, key_pool: KeyPool
 ) -> None:
     state = issued(platform, key_pool)
-    info = client.read_holder_details(emulated_reader(state), "1234")
+    info = client.read_holder_details(emulated_reader(state), PIN)
     assert info.my_number == state.holder.my_number
     assert info.basic.name == state.holder.name
     b = match_b_value(state.holder, state.card_expires, state.security_code)
@@ -65,7 +65,7 @@ def test_data_signed_by_another_ca_is_refused(
         ),
     )
     with pytest.raises(ClientRefusal, match="valid J-LIS signature") as refused:
-        client.read_holder_details(emulated_reader(forged), "1234")
+        client.read_holder_details(emulated_reader(forged), PIN)
     assert refused.value.code == "card_data_not_genuine"
     with pytest.raises(ClientRefusal) as wrong:
         client.read_holder_details(emulated_reader(state), "0000")

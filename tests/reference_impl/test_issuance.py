@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference_impl.jlis
+from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from card_emulator.state import CardState, Holder, PinSlot, Sex
 from mynahil.jpki import valid_my_number
 from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
-PIN = "1234"
-PASSWORD = "ABC123"
+PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 ADULT_BIRTH = date(1985, 6, 15)
 ISSUED = date(2024, 5, 1)
 

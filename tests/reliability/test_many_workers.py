@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from card_emulator import CardState, emulated_reader
+from card_emulator.pin import DEFAULT_PIN
 from reference_impl.client import PlatformClient
 from reference_impl.gateways import LocalAccountCheck
 from reference_impl.operator import OperatorClient
@@ -56,7 +57,7 @@ from tests.support import MYNAHIL, free_port
 OPERATOR, SERVICE = "many-op", "many-pay"
 PEOPLE, CARDS, GUESSERS, RACERS = 12, 12, 50, 8
 KEEP_ALIVE_CONNECTIONS = 16
-PIN, PASSWORD = "1234", "secret123"
+PIN, PASSWORD = DEFAULT_PIN, "secret123"  # PASSWORD: the MyKey page password
 T = TypeVar("T")
 
 

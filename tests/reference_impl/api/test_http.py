@@ -50,9 +50,9 @@ def test_reserve_and_log_in_over_http(
 ) -> None:
     state = new_card(platform, key_pool)
     client = PlatformClient(http)
-    mykey_id = client.reserve(emulated_reader(state), "1234")
-    assert client.reserve(emulated_reader(state), "1234") == mykey_id
-    token = client.login(emulated_reader(state), "1234")
+    mykey_id = client.reserve(emulated_reader(state), PIN)
+    assert client.reserve(emulated_reader(state), PIN) == mykey_id
+    token = client.login(emulated_reader(state), PIN)
     shown = http.get("/v1/mykey/me", headers={"Authorization": f"Bearer {token}"})
     assert shown.json() == {"mykey_id": mykey_id}
     assert (
@@ -101,7 +101,7 @@ def test_client_advice_for_refusals(
     suspension = f"/v1/jlis/certificates/{serial}/suspension"
     assert http.post(suspension, headers={"Authorization": f"Bearer {token}"}).status_code == 204
     with pytest.raises(ClientRefusal, match="suspended") as suspended:
-        client.reserve(emulated_reader(state), "1234")
+        client.reserve(emulated_reader(state), PIN)
     assert suspended.value.code == "certificate_revoked"
 
 

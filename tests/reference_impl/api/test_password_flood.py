@@ -38,7 +38,7 @@ def test_fifty_parallel_guesses_over_http(platform: ReferencePlatform, key_pool:
     )  # fmt: skip
     with serving(platform.app) as url, httpx.Client(base_url=url, timeout=120) as http:
         client = PlatformClient(http)
-        mykey_id = client.reserve(emulated_reader(state), "1234")
+        mykey_id = client.reserve(emulated_reader(state), PIN)
         auth = {"Authorization": f"Bearer {client.login(emulated_reader(state), '1234')}"}
         reset = http.put("/v1/mykey/me/password", json={"password": "secret123"}, headers=auth)
         assert reset.status_code == 204
@@ -70,7 +70,7 @@ def test_fifty_parallel_guesses_over_http(platform: ReferencePlatform, key_pool:
             "/v1/mykey/sessions/password", json={"mykey_id": "ZZZZ-ZZZZ", "password": "x1yz5678"}
         )
         assert (unknown.status_code, unknown.text) == answers[0]
-        assert client.login(emulated_reader(state), "1234")  # the card still gets in
+        assert client.login(emulated_reader(state), PIN)  # the card still gets in
     with platform.store.transaction() as uow:
         record = uow.record_by_mykey_id(mykey_id)
     assert record is not None

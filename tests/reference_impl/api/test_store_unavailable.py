@@ -228,7 +228,7 @@ def test_a_full_postgresql_disk_answers_503_and_half_writes_nothing(
             with serving(built.app) as base, httpx.Client(base_url=base, timeout=30) as http:
                 challenge = http.post("/v1/mykey/challenges", json={"purpose": "issue"}).json()
                 certificate, signature = card.authenticate(
-                    "1234", base64.b64decode(challenge["nonce"])
+                    PIN, base64.b64decode(challenge["nonce"])
                 )
                 proof = {
                     "challenge_id": challenge["challenge_id"],

@@ -113,9 +113,9 @@ def running_world(
 def test_reserve_apply_charge_settle_over_http(world: World) -> None:
     holder = PlatformClient.connect(world.url)
     card = world.card(1)
-    holder.reserve(card, "1234")
+    holder.reserve(card, PIN)
     account = world.books.open_account("Hanako")
-    application = holder.apply(card, "1234", "qr-pay", account.account_id, account.security_code)
+    application = holder.apply(card, PIN, "qr-pay", account.account_id, account.security_code)
     assert application["campaign_id"] == "round1"
 
     feed = world.operator.feed(after=0)
@@ -143,10 +143,10 @@ def test_reserve_apply_charge_settle_over_http(world: World) -> None:
 def test_the_holder_is_told_what_to_do_when_refused(world: World) -> None:
     holder = PlatformClient.connect(world.url)
     card = world.card(2)
-    holder.reserve(card, "1234")
+    holder.reserve(card, PIN)
     account = world.books.open_account("Taro")
     with pytest.raises(ClientRefusal) as refused:
-        holder.apply(card, "1234", "qr-pay", account.account_id, "not-the-code")
+        holder.apply(card, PIN, "qr-pay", account.account_id, "not-the-code")
     assert refused.value.code == "account_not_verified"
     assert "security code" in str(refused.value)
 
@@ -336,9 +336,9 @@ def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
                 client.retries, client.backoff_s = 1, 0.01
                 world = World(platform, url, books, client, key_pool)
                 holder, card = PlatformClient.connect(url), world.card(3)
-                holder.reserve(card, "1234")
+                holder.reserve(card, PIN)
                 account = books.open_account("Hanako")
-                holder.apply(card, "1234", "qr-pay", account.account_id, account.security_code)
+                holder.apply(card, PIN, "qr-pay", account.account_id, account.security_code)
                 answers.armed = 1_000  # every answer lost, however often it is sent
                 till = httpx.post(
                     f"{operator_url}/v1/till",
@@ -381,17 +381,15 @@ def test_the_extension_goes_by_the_card_application_date_over_http(
         too_late = world.card(13, issued_on=date(2021, 5, 20), applied_on=date(2021, 5, 1))
         accounts = []
         for card in (arrived_later, renewed):
-            client.reserve(card, "1234")
+            client.reserve(card, PIN)
             account = world.books.open_account("holder")
-            applied = client.apply(
-                card, "1234", "qr-pay", account.account_id, account.security_code
-            )
+            applied = client.apply(card, PIN, "qr-pay", account.account_id, account.security_code)
             assert applied["campaign_id"] == "round1"
             accounts.append(account.account_id)
-        client.reserve(too_late, "1234")
+        client.reserve(too_late, PIN)
         account = world.books.open_account("late")
         with pytest.raises(ClientRefusal) as refused:
-            client.apply(too_late, "1234", "qr-pay", account.account_id, account.security_code)
+            client.apply(too_late, PIN, "qr-pay", account.account_id, account.security_code)
         assert refused.value.code == "campaign_closed"
         # Made now (June, after the original 2021-03-31 end: only the extension admits it);
         # a charge dated December would be future_dated on this clock.
@@ -413,16 +411,16 @@ def test_round2_goes_by_the_card_application_date_over_http(
         late = world.card(22, issued_on=date(2023, 3, 20), applied_on=date(2023, 3, 1))
         accounts = []
         for card in (on_time, late):
-            client.reserve(card, "1234")
+            client.reserve(card, PIN)
             accounts.append(world.books.open_account("holder"))
         first = accounts[0]
         applied = client.apply(
-            on_time, "1234", "qr-pay", first.account_id, first.security_code, "round2"
+            on_time, PIN, "qr-pay", first.account_id, first.security_code, "round2"
         )
         assert applied["campaign_id"] == "round2"
         with pytest.raises(ClientRefusal) as refused:
             client.apply(
-                late, "1234", "qr-pay", accounts[1].account_id, accounts[1].security_code, "round2"
+                late, PIN, "qr-pay", accounts[1].account_id, accounts[1].security_code, "round2"
             )
         assert refused.value.code == "not_eligible"
 
@@ -443,11 +441,11 @@ def test_bonuses_need_a_registration_the_registry_holds_over_http(
         client = PlatformClient.connect(world.url)
         state = world.card_state(31, issued_on=date(2022, 6, 1))
         card = world.reader(state)
-        client.reserve(card, "1234")
+        client.reserve(card, PIN)
         account = world.books.open_account("holder")
-        client.apply(card, "1234", "qr-pay", account.account_id, account.security_code, "round2")
+        client.apply(card, PIN, "qr-pay", account.account_id, account.security_code, "round2")
         with pytest.raises(ClientRefusal) as missing:
-            client.claim_bonus(card, "1234", "round2", "health_insurance")
+            client.claim_bonus(card, PIN, "round2", "health_insurance")
         assert missing.value.code == "registration_missing"
 
         assert state.auth is not None
@@ -467,10 +465,10 @@ def test_bonuses_need_a_registration_the_registry_holds_over_http(
         nobody = httpx.get(f"{world.url}/v1/registries/public-fund/people/{person}")
         assert (nobody.status_code, nobody.json()["code"]) == (404, "registration_not_found")
 
-        granted = client.claim_bonus(card, "1234", "round2", "health_insurance")
+        granted = client.claim_bonus(card, PIN, "round2", "health_insurance")
         assert (granted["points"], granted["account_id"]) == (7500, account.account_id)
         with pytest.raises(ClientRefusal) as other:
-            client.claim_bonus(card, "1234", "round2", "public_fund_account")
+            client.claim_bonus(card, PIN, "round2", "public_fund_account")
         assert other.value.code == "registration_missing"
 
 
@@ -482,11 +480,11 @@ def test_an_unreachable_registry_refuses_the_bonus_for_now(
     with running_world(store_url, tmp_path, key_pool, july, registrations=nowhere) as world:
         client = PlatformClient.connect(world.url)
         card = world.card(32, issued_on=date(2022, 6, 1))
-        client.reserve(card, "1234")
+        client.reserve(card, PIN)
         account = world.books.open_account("holder")
-        client.apply(card, "1234", "qr-pay", account.account_id, account.security_code, "round2")
+        client.apply(card, PIN, "qr-pay", account.account_id, account.security_code, "round2")
         with pytest.raises(ClientRefusal) as refused:
-            client.claim_bonus(card, "1234", "round2", "public_fund_account")
+            client.claim_bonus(card, PIN, "round2", "public_fund_account")
         assert refused.value.code == "registry_unavailable"
 
 
@@ -518,10 +516,10 @@ def test_no_request_holds_two_of_the_store_connections(world: World) -> None:
     try:
         holder = PlatformClient.connect(world.url)
         card = world.card(7)
-        holder.reserve(card, "1234")
-        holder.login(card, "1234")
+        holder.reserve(card, PIN)
+        holder.login(card, PIN)
         account = world.books.open_account("Jiro")
-        holder.apply(card, "1234", "qr-pay", account.account_id, account.security_code)
+        holder.apply(card, PIN, "qr-pay", account.account_id, account.security_code)
         later = AS_OF + timedelta(minutes=2)
         decisions = world.operator.report([world.books.book(account.account_id, 4_000, later)])
         assert [d.outcome for d in decisions] == [Outcome.GRANTED]
