@@ -408,3 +408,36 @@ def test_sigkill_one_process_while_the_other_serves(cluster: Cluster) -> None:
         assert platform.points.violations() == []
     finally:
         platform.close()
+
+
+def _listening_workers(cluster: Cluster, port: int) -> set[int]:
+    """The server's processes listening on ``port``."""
+    found = set()
+    for child in psutil.Process(cluster.processes[0].pid).children():
+        try:
+            held = child.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in held):
+            found.add(child.pid)
+    return found
+
+
+def test_a_killed_worker_is_replaced_and_listens_again(cluster: Cluster) -> None:
+    """Each worker listens on its own socket: the one started in place of a killed worker
+    must open its own again, or the port is served by one worker from then on."""
+    if len(cluster.urls) != 1:
+        pytest.skip("two instances: a killed instance is its operator's to restart")
+    port = urlsplit(cluster.urls[0]).port
+    assert port is not None
+    before = _listening_workers(cluster, port)
+    assert len(before) == 2
+    killed = min(before)
+    psutil.Process(killed).send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while (now := _listening_workers(cluster, port)) == before or len(now) < 2:
+        assert time.monotonic() < deadline, f"listening after the kill: {now}"
+        time.sleep(0.2)
+    assert killed not in now
+    assert len(now) == 2
+    wait_healthy(cluster.urls[0], cluster.processes[0], timeout=30)

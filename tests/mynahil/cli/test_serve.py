@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -108,3 +109,19 @@ def test_more_than_one_worker_on_sqlite_is_refused_in_one_line(
     assert "\n" not in said
     assert "--workers 2 needs PostgreSQL" in said
     assert not (tmp_path / "x.db").exists()  # refused before it touched anything
+
+
+def test_workers_refuse_a_port_another_server_listens_on(tmp_path: Path) -> None:
+    """Workers bind with SO_REUSEPORT, which would quietly share the port with any other
+    server of this user there: serve says the port is taken before it starts anything."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        answer = subprocess.run(
+            [*MYNAHIL, "serve", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/never",
+             "--ca", str(tmp_path / "jlis"), "--workers", "2", "--port", str(port)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert answer.returncode == 2, answer.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in answer.stderr
+    assert "Traceback" not in answer.stderr
+    assert not (tmp_path / "jlis").exists()  # refused before it touched anything
