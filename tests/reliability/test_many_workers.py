@@ -251,6 +251,12 @@ def test_fifty_parallel_password_guesses_check_five(cluster: Cluster) -> None:
 # --- connections ----------------------------------------------------------------------------
 
 
+# Two workers only: between two instances the clients, not the kernel, choose where they go,
+# and a killed instance is its operator's to restart.
+WORKERS_ONLY = pytest.mark.parametrize("cluster", ["two-workers"], indirect=True)
+
+
+@WORKERS_ONLY
 def test_keep_alive_connections_opened_together_are_spread_over_the_workers(
     cluster: Cluster,
 ) -> None:
@@ -259,8 +265,6 @@ def test_keep_alive_connections_opened_together_are_spread_over_the_workers(
     connection's worker is read from the workers' sockets (psutil): the one holding the
     connection's server end. With the kernel hashing each connection to one of two workers,
     all 16 landing on one happens once in 2^15."""
-    if len(cluster.urls) != 1:
-        pytest.skip("two instances: the clients, not the kernel, choose where they go")
     port = urlsplit(cluster.urls[0]).port
     assert port is not None
     connections = [
@@ -423,11 +427,10 @@ def _listening_workers(cluster: Cluster, port: int) -> set[int]:
     return found
 
 
+@WORKERS_ONLY
 def test_a_killed_worker_is_replaced_and_listens_again(cluster: Cluster) -> None:
     """Each worker listens on its own socket: the one started in place of a killed worker
     must open its own again, or the port is served by one worker from then on."""
-    if len(cluster.urls) != 1:
-        pytest.skip("two instances: a killed instance is its operator's to restart")
     port = urlsplit(cluster.urls[0]).port
     assert port is not None
     before = _listening_workers(cluster, port)
