@@ -680,6 +680,8 @@ class JlisServices:
             nonce = _nonce(request.extensions)
         except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if serial < 0:  # RFC 5280 4.1.2.2: a serial number is positive (nor can one be answered)
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         kind = self._issuer_kind(name_hash, key_hash, algorithm)
         if kind is None:
             return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)

@@ -716,6 +716,23 @@ def test_a_malformed_ocsp_request_gets_malformed_request(
     assert response.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
+def test_a_negative_serial_gets_malformed_request(
+    services: JlisServices, pool: list[bytes]
+) -> None:
+    """A CertID naming a J-LIS root but a negative serial (found by the fuzz test below: the
+    response builder raised on it)."""
+    valid = ocsp.load_der_ocsp_request(ocsp_request_for(pool[0], services.ca.auth_ca_certificate))
+    cert_id = _tlv(
+        0x30,
+        _tlv(0x30, SHA1_OID + b"\x05\x00")
+        + _tlv(4, valid.issuer_name_hash)
+        + _tlv(4, valid.issuer_key_hash)
+        + _tlv(2, b"\x80"),  # -128
+    )
+    response = answer(services, _request_with([cert_id]))
+    assert response.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
 def test_the_hand_built_request_is_otherwise_well_formed(services: JlisServices) -> None:
     """The malformed cases above fail for the reason named, not for a bad DER helper."""
     response = answer(services, _request_with([_cert_id(SHA1_OID)]))
