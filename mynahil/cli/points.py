@@ -8,14 +8,19 @@ import base64
 import binascii
 import json
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ._common import CaFileOption, console, default_db_url, display_url, err, fail
+
+if TYPE_CHECKING:
+    from reference_impl.points import PointsBooks
 
 __all__ = ["operator_app", "points_app"]
 
@@ -87,6 +92,26 @@ def _raw_public_key(value: str, option: str) -> bytes:
     return raw
 
 
+@contextmanager
+def _books(db: str | None) -> Iterator[PointsBooks]:
+    """The point system's books on the platform's database, and nothing else: the staff's
+    commands need neither J-LIS's keys nor the HTTP app (the business clock dates audits)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.points import PointsBooks, load_scheme
+    from reference_impl.store import SqlStore
+
+    url = db or default_db_url()
+    try:
+        store = SqlStore.open(url)
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot open {display_url(url)}: {exc}")
+    try:
+        yield PointsBooks(store, load_scheme())
+    finally:
+        store.dispose()
+
+
 def _month(month: str) -> str:
     from reference_impl.points.settlement import month_bounds
 
@@ -135,9 +160,6 @@ def register(
     db: DbUrl = None,
 ) -> None:
     """Register an operator and its services with the platform (platform staff, on its DB)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from reference_impl.platform import build_platform
     from reference_impl.points import Operator, PaymentService, PointsError
 
     raw_key = _raw_public_key(public_key, "--public-key")
@@ -147,19 +169,13 @@ def register(
         if not service_id.strip():
             fail(f"--service {spec!r}: give ID or ID:NAME")
         services.append(PaymentService(service_id.strip(), operator, label.strip() or service_id))
-    url = db or default_db_url()
-    try:
-        platform = build_platform(url, None)
-    except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {display_url(url)}: {exc}")
-    try:
-        platform.points.register_operator(
-            Operator(operator, name, raw_key, verify_url=verify_url), services
-        )
-    except PointsError as exc:
-        fail(str(exc), code=1)
-    finally:
-        platform.close()
+    with _books(db) as books:
+        try:
+            books.register_operator(
+                Operator(operator, name, raw_key, verify_url=verify_url), services
+            )
+        except PointsError as exc:
+            fail(str(exc), code=1)
     console.print(f"registered {escape(operator)} with {', '.join(s.service_id for s in services)}")
 
 
@@ -315,22 +331,13 @@ def settle(
     db: DbUrl = None,
 ) -> None:
     """Write an operator's monthly settlement (CSV and JSON) from the platform's database."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from reference_impl.platform import build_platform
     from reference_impl.points import PointsError
 
-    url = db or default_db_url()
-    try:
-        platform = build_platform(url, None)
-    except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {display_url(url)}: {exc}")
-    try:
-        result = platform.points.settlement(operator, _month(month))
-    except PointsError as exc:
-        fail(str(exc), code=1)
-    finally:
-        platform.close()
+    with _books(db) as books:
+        try:
+            result = books.settlement(operator, _month(month))
+        except PointsError as exc:
+            fail(str(exc), code=1)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"settlement-{operator}-{month}"
     stem.with_suffix(".csv").write_text(result.to_csv(), encoding="utf-8")
@@ -348,19 +355,12 @@ def check(db: DbUrl = None) -> None:
     """Check the ledger's invariants over the whole database (exit 1 naming each violation)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.platform import build_platform
-
     url = db or default_db_url()
-    try:
-        platform = build_platform(url, None)
-    except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {display_url(url)}: {exc}")
-    try:
-        problems = platform.points.violations()
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the ledger of {display_url(url)}: {exc}")
-    finally:
-        platform.close()
+    with _books(url) as books:
+        try:
+            problems = books.violations()
+        except SQLAlchemyError as exc:
+            fail(f"cannot read the ledger of {display_url(url)}: {exc}")
     if problems:
         for problem in problems:
             err.print(f"[bold red]violation[/]: {escape(problem)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .books import PointsBooks
 from .campaign import (
     DEFAULT_CAMPAIGNS,
     Bonus,
@@ -54,6 +55,7 @@ __all__ = [
     "OperatorUnreachable",
     "Outcome",
     "PaymentService",
+    "PointsBooks",
     "PointsError",
     "PointsService",
     "PointsStore",

@@ -16,17 +16,16 @@ Every operation runs in one audited transaction of the point system's own store
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from reference_impl.audit import AuditEvent, RefusalBudget, bounded
 from reference_impl.mykey import Conflict, MyKeyRecord, MyKeyService
-from reference_impl.mykey.service import audited_operation
 
 from .batch import MAX_BATCH, Batch, check_batch, report_digest
+from .books import Clock, PointsBooks
 from .campaign import Bonus, Campaign, Scheme
 from .errors import PointsError
 from .model import (
@@ -36,8 +35,6 @@ from .model import (
     LedgerEntry,
     LedgerKind,
     Operator,
-    Outcome,
-    PaymentService,
     Report,
 )
 from .ports import (
@@ -56,15 +53,6 @@ from .rules import (
     japan_date,
     registration_counts,
 )
-from .settlement import (
-    Difference,
-    OperatorRecord,
-    Settlement,
-    month_bounds,
-    reconcile,
-    settle,
-    violations,
-)
 from .signing import MAX_SKEW, NONCE, check_signature, signer_of
 
 __all__ = [
@@ -77,8 +65,6 @@ __all__ = [
     "report_digest",
 ]
 
-Clock = Callable[[], datetime]
-Operation = AbstractContextManager[tuple[PointsUnitOfWork, datetime, dict[str, Any]]]
 _RACE_RETRIES = 5
 _MAX_RENEWALS = 32  # links followed from one bound certificate (each renewal is years apart)
 
@@ -139,7 +125,10 @@ def _person(record: MyKeyRecord) -> int:
     return record.person_id
 
 
-class PointsService:
+class PointsService(PointsBooks):
+    """The holders' and operators' live flows (applications, bonuses, reports) over the
+    books (:class:`~.books.PointsBooks`: operators, settlement, reconciliation, invariants)."""
+
     def __init__(
         self,
         store: PointsStore,
@@ -154,40 +143,18 @@ class PointsService:
         registrations: Registrations | None = None,
         future_skew: timedelta = FUTURE_SKEW,
     ) -> None:
-        self.store = store
+        super().__init__(store, scheme, clock=clock or mykey.clock)
         self.mykey = mykey
-        self.scheme = scheme
         self.accounts = accounts
         # The registries a bonus needs; without them every bonus claim is refused.
         self.registrations = registrations
-        self.clock = clock or mykey.clock
         # Signatures are judged by real time even when the business clock replays 2020.
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.max_skew = max_skew
         self.anonymous_refusals = anonymous_refusals or RefusalBudget()
         self.future_skew = future_skew  # how far after the business clock a report may be dated
 
-    def _operation(self, action: str) -> Operation:
-        """The point system's audited transaction: one audit record, success or refusal."""
-        return audited_operation(self.store, action, self.clock())
-
     # --- operators -------------------------------------------------------------------------
-
-    def register_operator(self, operator: Operator, services: Sequence[PaymentService]) -> None:
-        for service in services:
-            if service.operator_id != operator.operator_id:
-                raise PointsError("invalid_request", f"{service.service_id} is not this operator's")
-        with self._operation("operator_register") as (uow, _now, note):
-            note["details"].update(
-                operator=operator.operator_id, services=[s.service_id for s in services]
-            )
-            try:
-                uow.add_operator(operator, services)
-            except Conflict:
-                raise PointsError(
-                    "operator_exists",
-                    f"operator {operator.operator_id} or one of its service IDs exists already",
-                ) from None
 
     def authenticate(
         self,
@@ -647,46 +614,6 @@ class PointsService:
             )
             return decisions
 
-    # --- settlement, reconciliation, invariants -----------------------------------------------
-
-    def settlement(self, operator_id: str, month: str) -> Settlement:
-        try:
-            start, end = month_bounds(month)
-        except ValueError as exc:
-            raise PointsError("invalid_request", str(exc)) from None
-        with self.store.transaction() as uow:
-            if uow.operator(operator_id) is None:
-                raise PointsError("operator_unknown", f"no operator {operator_id!r}")
-            entries = uow.ledger_entries(operator_id=operator_id, start=start, end=end)
-        return settle(operator_id, month, entries)
-
-    def reconcile(
-        self, operator_id: str, month: str, records: Sequence[OperatorRecord]
-    ) -> list[Difference]:
-        """The operator's books for a month against the platform's decided transactions."""
-        try:
-            start, end = month_bounds(month)
-        except ValueError as exc:
-            raise PointsError("invalid_request", str(exc)) from None
-        with self.store.transaction() as uow:
-            ours = [
-                t
-                for t in uow.transactions_of(operator_id, start, end)
-                if t.outcome.grants or t.outcome in _RECORDED_REFUSALS
-            ]
-        return reconcile(records, ours)
-
-    def violations(self) -> list[str]:
-        """The ledger's invariants, checked over everything the store holds."""
-        with self.store.transaction() as uow:
-            return violations(
-                self.scheme,
-                uow.ledger_entries(),
-                uow.all_totals(),
-                uow.all_transactions(),
-                uow.record_people(),
-            )
-
 
 # Refusals of a request whose sender is not proven (a replay may be anyone's capture).
 _UNPROVEN = frozenset(
@@ -696,20 +623,5 @@ _UNPROVEN = frozenset(
         "request_stale",
         "request_signature_invalid",
         "request_replayed",
-    }
-)
-
-# Refused reports are still the operator's transactions (with 0 points): they reconcile too.
-_RECORDED_REFUSALS = frozenset(
-    {
-        Outcome.NO_APPLICATION,
-        Outcome.BEFORE_APPLICATION,
-        Outcome.OUTSIDE_CAMPAIGN,
-        Outcome.MYKEY_REVOKED,
-        Outcome.MYKEY_ID_STOPPED,
-        Outcome.CERTIFICATE_EXPIRED,
-        Outcome.ORIGINAL_UNKNOWN,
-        Outcome.REFUND_EXCEEDS_ORIGINAL,
-        Outcome.REFUND_ACCOUNT_MISMATCH,
     }
 )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -102,3 +104,37 @@ def test_bad_input_is_named(args: list[str], message: str, tmp_path: Path) -> No
     result = mynahil(*args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+# What a staff command loaded, printed as it exits (runpy: `python -m mynahil` in this process).
+_LOADED = (
+    "import atexit, runpy, sys\n"
+    "atexit.register(lambda: print('LOADED', sorted(m for m in ('reference_impl.platform',"
+    " 'fastapi') if m in sys.modules), file=sys.stderr))\n"
+    "sys.argv = ['mynahil', *sys.argv[1:]]\n"
+    "runpy.run_module('mynahil', run_name='__main__')\n"
+)
+
+
+def test_the_staff_commands_open_the_database_alone(tmp_path: Path) -> None:
+    """`operator register`, `points settle` and `points check` read and write the books: they
+    need neither J-LIS's CA keys nor the platform's HTTP app (issue 16)."""
+    db = f"sqlite:///{tmp_path / 'platform.db'}"
+    public = base64.b64encode(bytes(32)).decode()
+    commands = [
+        ["operator", "register", "--db", db, "--operator", "qr-inc", "--name", "QR Inc.",
+         "--public-key", public, "--service", "qr-pay"],
+        ["points", "settle", "--db", db, "--operator", "qr-inc", "--month", "2020-09",
+         "--out", str(tmp_path / "out")],
+        ["points", "check", "--db", db],
+    ]  # fmt: skip
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-c", _LOADED, *command],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "LOADED []" in done.stderr, (command, done.stderr)
