@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from reference_impl.store import SqlStore
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one greppable line
@@ -26,6 +31,27 @@ def display_url(url: str) -> str:
     from reference_impl.store.admin import display_url as shown
 
     return shown(url)
+
+
+@contextmanager
+def opened_store(db: str | None, *, migrate: bool = True) -> Iterator[SqlStore]:
+    """The platform's store at ``db`` (default: the local SQLite), disposed afterwards; a
+    database that cannot be opened, or fails while used, is one line naming it (no password)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reference_impl.store import SqlStore
+
+    url = db or default_db_url()
+    try:
+        store = SqlStore.open(url, migrate=migrate)
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"cannot open {display_url(url)}: {exc}")
+    try:
+        yield store
+    except SQLAlchemyError as exc:
+        fail(f"cannot use the database at {display_url(url)}: {exc}")
+    finally:
+        store.dispose()
 
 
 def read_secret(given: str | None, *, option: str, env: str, prompt: str) -> str:

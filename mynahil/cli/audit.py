@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ._common import console, default_db_url, display_url, err, fail
+from ._common import console, default_db_url, display_url, err, fail, opened_store
 
 audit_app = typer.Typer(help="The platform's hash-chained audit log.", no_args_is_help=True)
 
@@ -21,19 +21,12 @@ def audit_verify(
     """Prove the audit chain intact, or name the first record that was tampered with."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.store import SqlStore
-
     url = db or default_db_url()
-    try:
-        store = SqlStore.open(url, migrate=False)
-    except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {display_url(url)}: {exc}")
-    try:
-        count, problem = store.verify_audit()
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the audit log of {display_url(url)}: {exc}")
-    finally:
-        store.dispose()
+    with opened_store(url, migrate=False) as store:
+        try:
+            count, problem = store.verify_audit()
+        except SQLAlchemyError as exc:
+            fail(f"cannot read the audit log of {display_url(url)}: {exc}")
     if problem is not None:
         err.print(
             f"[bold red]TAMPERED[/]: {escape(str(problem))} ({count} records before it are intact)"

@@ -17,7 +17,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import CaFileOption, console, default_db_url, display_url, err, fail
+from ._common import (
+    CaFileOption,
+    console,
+    default_db_url,
+    display_url,
+    err,
+    fail,
+    opened_store,
+)
 
 if TYPE_CHECKING:
     from reference_impl.points import PointsBooks
@@ -95,21 +103,11 @@ def _raw_public_key(value: str, option: str) -> bytes:
 @contextmanager
 def _books(db: str | None) -> Iterator[PointsBooks]:
     """The point system's books on the platform's database, and nothing else: the staff's
-    commands need neither J-LIS's keys nor the HTTP app (the business clock dates audits)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
+    commands need neither J-LIS's keys nor the HTTP app."""
     from reference_impl.points import PointsBooks, load_scheme
-    from reference_impl.store import SqlStore
 
-    url = db or default_db_url()
-    try:
-        store = SqlStore.open(url)
-    except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open {display_url(url)}: {exc}")
-    try:
+    with opened_store(db) as store:
         yield PointsBooks(store, load_scheme())
-    finally:
-        store.dispose()
 
 
 def _month(month: str) -> str:

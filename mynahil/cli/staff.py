@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import console, default_db_url, err, fail
+from ._common import console, err, fail, opened_store
 
 if TYPE_CHECKING:
     from reference_impl.staff import StaffDirectory
@@ -31,22 +31,10 @@ DbUrl = Annotated[
 
 @contextmanager
 def _directory(db: str | None) -> Iterator[StaffDirectory]:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from reference_impl.staff import StaffDirectory
-    from reference_impl.store import SqlStore
 
-    url = db or default_db_url()
-    try:
-        store = SqlStore.open(url)
-    except (ValueError, SQLAlchemyError) as exc:
-        fail(f"cannot open --db {url}: {exc}")
-    try:
+    with opened_store(db) as store:
         yield StaffDirectory(store)
-    except SQLAlchemyError as exc:
-        fail(f"cannot use the database at {url}: {exc}")
-    finally:
-        store.dispose()
 
 
 @staff_app.command("add")

@@ -49,3 +49,12 @@ def test_staff_cli_names_bad_options(tmp_path: Path) -> None:
     unknown = mynahil("staff", "disable", "7", "--db", db)
     assert unknown.returncode != 0
     assert "no staff member 7" in unknown.stderr
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_without_its_password() -> None:
+    unreachable = "postgresql+psycopg://staff:hunter2@127.0.0.1:1/none"
+    for args in (["staff", "list"], ["points", "check"], ["audit", "verify"]):
+        failed = mynahil(*args, "--db", unreachable)
+        assert failed.returncode == 2, (args, failed.stderr)
+        assert failed.stderr.startswith("error: cannot "), (args, failed.stderr)
+        assert "hunter2" not in failed.stderr, (args, failed.stderr)
