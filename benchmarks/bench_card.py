@@ -32,7 +32,9 @@ from random import Random
 
 from cryptography import x509
 
-from card_emulator import (
+from mynahil import vpcd_protocol
+from mynahil.card import MyNumberCard, Pin
+from mynahil.card_emulator import (
     CardFile,
     CardState,
     EmulatedCard,
@@ -40,13 +42,11 @@ from card_emulator import (
     open_transport,
     save_card,
 )
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from mynahil import vpcd_protocol
-from mynahil.card import MyNumberCard, Pin
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.demo import run_card_flow
+from mynahil.reference_impl.jlis import JlisCA, issue_card, random_holder
 from mynahil.stats import percentile
 from mynahil.transports import Transport
-from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 PIN = DEFAULT_PIN
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conformance.cli import _pcscd_available, run_matrix, run_target
+from mynahil.conformance.cli import _pcscd_available, run_matrix, run_target
 
 
 def timed_run(target: str, folder: Path) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import bench_mykey
 
-from reference_impl.jlis import KeyPool
-from reference_impl.platform import build_platform
+from mynahil.reference_impl.jlis import KeyPool
+from mynahil.reference_impl.platform import build_platform
 
 _INSIDE = "MYNAHIL_UNDER_CALLGRIND"
 WARM_UP = 20

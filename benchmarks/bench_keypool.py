@@ -20,8 +20,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from reference_impl.jlis import FreshKeys, JlisCA, KeyPool, issue_card, random_holder
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.jlis import FreshKeys, JlisCA, KeyPool, issue_card, random_holder
 
 PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 

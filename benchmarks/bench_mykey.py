@@ -48,11 +48,11 @@ from rich.progress import track
 from scratch_postgres import POSTGRES, scratch_schema
 from sqlalchemy import create_engine, make_url, text
 
-from card_emulator import CardState
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.mykey import Purpose
-from reference_impl.platform import ReferencePlatform, build_platform, serve_process
+from mynahil.card_emulator import CardState
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.mykey import Purpose
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serve_process
 
 Proof = tuple[str, bytes, bytes]
 WARM_UP = 5

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scratch_postgres import POSTGRES, scratch_schema
 
-from reference_impl.platform import serve_process
+from mynahil.reference_impl.platform import serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "round1.toml"

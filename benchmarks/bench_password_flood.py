@@ -34,13 +34,13 @@ from typing import Any
 
 import httpx
 
-from card_emulator import CardState, emulated_reader
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.client import PlatformClient
+from mynahil.reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
+from mynahil.reference_impl.mykey import ALPHABET
+from mynahil.reference_impl.platform import serve_process
 from mynahil.stats import percentile
-from reference_impl.client import PlatformClient
-from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle, random_holder
-from reference_impl.mykey import ALPHABET
-from reference_impl.platform import serve_process
 
 PIN, PASSWORD = DEFAULT_PIN, "holder-pass-2020"  # the MyKey password, not the card's
 TARGET_P95_MS = 500.0

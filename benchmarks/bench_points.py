@@ -24,17 +24,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import track
 from scratch_postgres import POSTGRES, scratch_schema
 
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.operator import OperatorClient
-from reference_impl.platform import build_platform, serving
-from reference_impl.points import (
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.operator import OperatorClient
+from mynahil.reference_impl.platform import build_platform, serving
+from mynahil.reference_impl.points import (
     Application,
     Operator,
     PaymentService,
     Report,
     TransactionKind,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 
 AS_OF = datetime(2020, 9, 1, 3, 0, tzinfo=UTC)
 OPERATOR, SERVICE = "bench-op", "bench-pay"
@@ -43,7 +43,7 @@ CHARGES_FROM = AS_OF - timedelta(hours=11)  # 01:00 JST on 2020-09-01, after the
 
 def populate(platform_store: object, people: int) -> list[str]:
     """People with MyKey records and applications, straight into the store; their accounts."""
-    from reference_impl.store import SqlStore
+    from mynahil.reference_impl.store import SqlStore
 
     assert isinstance(platform_store, SqlStore)
     accounts = []

@@ -35,9 +35,9 @@ from typing import Any
 
 from scratch_postgres import POSTGRES, scratch_schema
 
-from reference_impl.platform import free_port, serve_process
-from simulator import load_scenario
-from simulator.loadtest.plan import LoadPlan, peak_replay
+from mynahil.reference_impl.platform import free_port, serve_process
+from mynahil.simulator import load_scenario
+from mynahil.simulator.loadtest.plan import LoadPlan, peak_replay
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "round1.toml"

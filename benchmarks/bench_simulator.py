@@ -31,21 +31,21 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from simulator import load_scenario, run
-from simulator.calibration import (
+from mynahil.simulator import load_scenario, run
+from mynahil.simulator.calibration import (
     CalibrationRow,
     calibrate,
     calibration_check,
     measure_shares,
     published_for,
 )
-from simulator.engine import open_executor
-from simulator.metrics import summarize
-from simulator.operator_model import OperatorModel
-from simulator.operators.ingestion import IngestionLoad, simulate_ingestion
-from simulator.operators.run import prepare_load, simulate_operators
-from simulator.region import RegionResult, simulate_region
-from simulator.scenario import CHANNELS, Scenario
+from mynahil.simulator.engine import open_executor
+from mynahil.simulator.metrics import summarize
+from mynahil.simulator.operator_model import OperatorModel
+from mynahil.simulator.operators.ingestion import IngestionLoad, simulate_ingestion
+from mynahil.simulator.operators.run import prepare_load, simulate_operators
+from mynahil.simulator.region import RegionResult, simulate_region
+from mynahil.simulator.scenario import CHANNELS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

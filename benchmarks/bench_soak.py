@@ -17,7 +17,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from simulator.loadtest.soak import SoakConfig, run_soak
+from mynahil.simulator.loadtest.soak import SoakConfig, run_soak
 
 
 def main() -> int:

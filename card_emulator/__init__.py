@@ -1,6 +1,6 @@
 """The emulated My Number card: file system, JPKI and card-info applets, PIN counters,
 card files on disk, fault injection, the vicc end of the vpcd wire, the card put on a wire
-(:mod:`card_emulator.wired`) and in an in-process reader (:func:`emulated_reader`)."""
+(:mod:`mynahil.card_emulator.wired`) and in an in-process reader (:func:`emulated_reader`)."""
 
 from __future__ import annotations
 

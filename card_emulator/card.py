@@ -2,7 +2,7 @@
 
 The card keeps the security state of one session (selected application and EF, verified
 PINs) in memory and everything that must survive a power cycle (PIN counters and reference
-data) in its :class:`~card_emulator.state.StateStore`. Any byte string gets a status word;
+data) in its :class:`~mynahil.card_emulator.state.StateStore`. Any byte string gets a status word;
 nothing a reader sends can raise out of :meth:`EmulatedCard.transmit`.
 """
 
@@ -195,7 +195,7 @@ def pkcs1_v15_sign_raw(key: rsa.RSAPrivateKey, message: bytes) -> bytes:
 class EmulatedCard:
     """A My Number card in software.
 
-    :param state: what the card holds (see :func:`card_emulator.state.load_card`).
+    :param state: what the card holds (see :func:`mynahil.card_emulator.state.load_card`).
     :param store: where PIN counters go when they change; a :class:`CardFile` makes them
         survive the process, the default :class:`MemoryStore` forgets them.
     """

@@ -20,7 +20,7 @@ def emulated_reader(card: CardState | CardLike, store: StateStore | None = None)
     """The Card API over ``card`` in an in-process reader, connected (ATR read).
 
     ``card`` is a card state (emulated here; ``store`` keeps its counters, e.g. a
-    :class:`~card_emulator.state.CardFile`) or anything already card-like (a faulty field,
+    :class:`~mynahil.card_emulator.state.CardFile`) or anything already card-like (a faulty field,
     a timed or defective wrapper)."""
     if isinstance(card, CardState):
         card = EmulatedCard(card, store)

@@ -55,9 +55,9 @@ def run_target(
     report.mkdir(parents=True, exist_ok=True)
     (report / "results.json").unlink(missing_ok=True)
     # -P: the installed package, never a checkout that happens to be the cwd; the child finds
-    # its suites beside that package (conformance.run_suites).
+    # its suites beside that package (mynahil.conformance.run_suites).
     argv = [
-        sys.executable, "-P", "-m", "conformance.run_suites",
+        sys.executable, "-P", "-m", "mynahil.conformance.run_suites",
         "--conformance-target", target, "--conformance-report", str(report.resolve()),
         "--alluredir", str((report / "allure-results").resolve()),
     ]  # fmt: skip
@@ -288,8 +288,8 @@ def operator_setup(
     public key (created once in the profile's harness_dir). Prints the key alone on stdout."""
     import base64
 
-    from reference_impl.platform import platform_key
-    from reference_impl.points.signing import public_key_bytes
+    from mynahil.reference_impl.platform import platform_key
+    from mynahil.reference_impl.points.signing import public_key_bytes
 
     from .operator_profile import OperatorProfileError, load_operator_profile
 

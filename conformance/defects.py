@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from card_emulator import CardState, EmulatedCard, PinSlot
-from card_emulator.card import card_info_files, pkcs1_v15_sign_raw
-from card_emulator.filesystem import BinaryFile
-from card_emulator.state import match_b_value
+from mynahil.card_emulator import CardState, EmulatedCard, PinSlot
+from mynahil.card_emulator.card import card_info_files, pkcs1_v15_sign_raw
+from mynahil.card_emulator.filesystem import BinaryFile
+from mynahil.card_emulator.state import match_b_value
 from mynahil.jpki import AID, CardInfoFile
 from mynahil.transports.base import CardLike
 
@@ -280,7 +280,7 @@ class DefectiveReader:
     """A relay on the vicc wire with one reader defect: the card it carries is correct.
 
     It stands where a reader's firmware stands, between pcscd's vpcd driver and the card
-    (``card`` may be a :class:`~conformance.targets.CardSlot` whose card changes per test).
+    (``card`` may be a :class:`~mynahil.conformance.targets.CardSlot` whose card changes per test).
     ``budget_ms`` is the device profile's time budget (the ``slow_signing`` stall exceeds it).
     """
 

@@ -11,7 +11,7 @@ The operator under test is one of:
 - the sample operator, or a deliberately defective one (``operator:sample``,
   ``operator:defect:NAME``), served here on loopback;
 - a vendor's service at a URL (``operator:URL``), described by an operator profile
-  (:mod:`conformance.operator_profile`). It must offer the conformance hooks of
+  (:mod:`mynahil.conformance.operator_profile`). It must offer the conformance hooks of
   ``docs/operator-conformance.md``: open a test account, ring up a charge or a refund at the
   till, and show an account's credited points.
 """
@@ -35,16 +35,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from card_emulator import emulated_reader
+from mynahil.card_emulator import emulated_reader
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import lifecycle, random_holder
+from mynahil.reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
+from mynahil.reference_impl.points import Decision, Operator, Outcome, PaymentService, Report
+from mynahil.reference_impl.points.campaign import Bonus, Extension, Scheme, load_scheme
+from mynahil.reference_impl.points.model import StoredTransaction
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from mynahil.tls import TlsConfigError, tls_failure
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-from reference_impl.platform import ReferencePlatform, build_platform, serving
-from reference_impl.points import Decision, Operator, Outcome, PaymentService, Report
-from reference_impl.points.campaign import Bonus, Extension, Scheme, load_scheme
-from reference_impl.points.model import StoredTransaction
-from reference_impl.points.signing import Signer, public_key_bytes
 
 from .operator_defects import OPERATOR_DEFECTS
 from .operator_profile import OperatorProfile

@@ -132,7 +132,9 @@ def load_operator_profile(path: Path, target: str | None = None) -> OperatorProf
 
     Relative paths inside the file are relative to the file's folder.
     """
-    from reference_impl.platform import reachable_host  # late: the plugin imports this module
+    from mynahil.reference_impl.platform import (
+        reachable_host,  # late: the plugin imports this module
+    )
 
     file = validated(
         OperatorProfileFile, read_toml(path, OperatorProfileError), OperatorProfileError,

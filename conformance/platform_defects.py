@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography import x509
 
-from reference_impl.platform import ReferencePlatform
-from reference_impl.points.rules import japan_date
+from mynahil.reference_impl.platform import ReferencePlatform
+from mynahil.reference_impl.points.rules import japan_date
 
 __all__ = ["PLATFORM_DEFECTS", "make_defective"]
 

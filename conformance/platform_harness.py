@@ -19,15 +19,15 @@ from typing import Any
 
 import httpx
 
-from card_emulator import CardState, emulated_reader
-from card_emulator.pin import DEFAULT_PIN
 from mynahil.card import MyNumberCard
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PIN
+from mynahil.reference_impl.client import PlatformClient
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.jlis.registry import CertificateRegistry
+from mynahil.reference_impl.platform import build_platform, serving
+from mynahil.reference_impl.sandbox import SampleOperator, sample_operator
 from mynahil.tls import TlsConfigError, client_verify, tls_failure
-from reference_impl.client import PlatformClient
-from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
-from reference_impl.jlis.registry import CertificateRegistry
-from reference_impl.platform import build_platform, serving
-from reference_impl.sandbox import SampleOperator, sample_operator
 
 from .operator_harness import CAMPAIGN_ID, HarnessError, conformance_scheme
 from .platform_defects import make_defective

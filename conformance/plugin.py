@@ -22,9 +22,9 @@ from typing import IO, Any
 import pytest
 from cryptography import x509
 
-from card_emulator import CardState, EmulatedCard, FaultyCard
 from mynahil.apdu import CommandApdu
 from mynahil.card import MyNumberCard
+from mynahil.card_emulator import CardState, EmulatedCard, FaultyCard
 from mynahil.jpki import AID
 from mynahil.transports import Transport, TransportError
 
@@ -56,7 +56,9 @@ __all__ = ["OK", "CardUnderTest", "Conformance", "results_of", "verdicts"]
 
 OPTION = "--conformance-target"
 OK = 0x9000
-SUITES_DIR = Path(__file__).resolve().with_name("suites")
+# Not resolved: from a checkout the suites are reached through mynahil/conformance, and
+# pytest names their modules (mynahil.conformance.suites...) by the path it is given.
+SUITES_DIR = Path(__file__).with_name("suites")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from card_emulator import EmulatedCard, FaultyCard
+from mynahil.card_emulator import EmulatedCard, FaultyCard
 
 from .safety import PIN_FILES
 from .targets import EMULATED_PASSWORD, EMULATED_PIN

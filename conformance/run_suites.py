@@ -1,8 +1,8 @@
 """The pytest session ``mynahil conformance run`` starts in a child process (``python -P -m
-conformance.run_suites ARGS``).
+mynahil.conformance.run_suites ARGS``).
 
-The child finds the suites beside *its own* ``conformance`` package: the parent may have been
-started from a checkout in the current folder while the child imports the installed package,
+The child finds the suites beside *its own* ``mynahil.conformance`` package: the parent may have
+been started from a checkout in the current folder while the child imports the installed package,
 and pytest refuses to collect a test file from one copy whose module came from the other.
 """
 
@@ -17,8 +17,9 @@ __all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
-    suites = Path(__file__).resolve().with_name("suites")
-    fixed = [str(suites), "-p", "conformance.plugin", "-p", "no:cacheprovider"]
+    # Not resolved, as plugin.SUITES_DIR: the path decides the modules' names.
+    suites = Path(__file__).with_name("suites")
+    fixed = [str(suites), "-p", "mynahil.conformance.plugin", "-p", "no:cacheprovider"]
     return int(pytest.main([*fixed, "--rootdir", str(suites.parent), *argv]))
 
 

@@ -79,7 +79,7 @@ def spec_markdown(catalogue: dict[str, Requirement], sources: dict[str, str] | N
     lines = [
         "# The rules the conformance suite checks",
         "",
-        "Generated from `conformance/requirements.toml` (`python -m conformance.spec`).",
+        "Generated from `conformance/requirements.toml` (`python -m mynahil.conformance.spec`).",
         _INTRO,
         "",
     ]

@@ -7,9 +7,9 @@ those may be hurt by destructive tests), and how to build it:
 =========================  ===================================================================
 ``card:inproc``            the emulated card in this process
 ``card:vpcd``              the emulated card attached to pcscd's vpcd driver, read through PC/SC
-``card:defect:NAME``       a deliberately defective emulated card (``conformance.defects``)
+``card:defect:NAME``       a deliberately defective emulated card (``mynahil.conformance.defects``)
 ``card:reader-defect:NAME``  the correct emulated card behind pcscd's vpcd and a defective
-                           reader: a relay on the vicc wire (``conformance.defects``)
+                           reader: a relay on the vicc wire (``mynahil.conformance.defects``)
 ``realistic:inproc``       the emulated card treated as a real one (PIN guard, no destructive
 ``realistic:defect:NAME``  tests unless allowed): proves the suite is safe for real cards
 ``pcsc[:READER]``          a real PC/SC reader with a real or test card
@@ -35,9 +35,15 @@ from typing import Annotated, Any, Final, Self
 from cryptography import x509
 from pydantic import Field, model_validator
 
-from card_emulator import CardState, EmulatedCard, FaultyCard, load_fault_profile, open_transport
-from card_emulator.atr import ATR_PROFILES
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator import (
+    CardState,
+    EmulatedCard,
+    FaultyCard,
+    load_fault_profile,
+    open_transport,
+)
+from mynahil.card_emulator.atr import ATR_PROFILES
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.config import (
     Checked,
     ConfigModel,
@@ -51,9 +57,9 @@ from mynahil.config import (
 )
 from mynahil.files import read_toml
 from mynahil.paths import scenarios_dir
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 from mynahil.transports import Transport
 from mynahil.transports.inproc import InProcessTransport
-from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 from .defects import DEFECTS, READER_DEFECTS, DefectiveCard, DefectiveReader
 from .operator_defects import OPERATOR_DEFECTS

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from card_emulator.pin import AUTH_PIN
 from mynahil.card import CardFace, CardInfo, MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
+from mynahil.card_emulator.pin import AUTH_PIN
 from mynahil.carddata import CardDataInvalid
 from mynahil.tls import client_verify, tls_failure
 from mynahil.transports import CardRemovedError, TransportError

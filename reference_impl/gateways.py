@@ -12,15 +12,15 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from mynahil.tls import tls_failure
-from reference_impl.operator.books import OperatorBooks
-from reference_impl.points import Operator, OperatorUnreachable, RegistryUnreachable
-from reference_impl.points.signing import Signer
-from reference_impl.registries import (
+from mynahil.reference_impl.operator.books import OperatorBooks
+from mynahil.reference_impl.points import Operator, OperatorUnreachable, RegistryUnreachable
+from mynahil.reference_impl.points.signing import Signer
+from mynahil.reference_impl.registries import (
     RegistrationBook,
     RegistrationFileError,
     RegistryKind,
 )
+from mynahil.tls import tls_failure
 
 __all__ = ["HttpAccountCheck", "HttpRegistries", "LocalAccountCheck", "LocalRegistries"]
 

@@ -2,10 +2,10 @@
 leaked calls it, and the *platform* stops that MyKey ID: no login (card or password), no
 application, no points, until the help desk restarts it after investigating the logs.
 
-Only staff in role ``helpdesk`` (:mod:`reference_impl.staff`) may stop or restart an ID; each
-action runs in a staff operation, so its audit record names who did it, and it must say why
+Only staff in role ``helpdesk`` (:mod:`mynahil.reference_impl.staff`) may stop or restart an ID;
+each action runs in a staff operation, so its audit record names who did it, and it must say why
 (``reason``, kept in the same record). What a stopped ID means for the holder is decided where
-the holder acts (:func:`reference_impl.mykey.service.stopped_error`, the point system's
+the holder acts (:func:`mynahil.reference_impl.mykey.service.stopped_error`, the point system's
 ``mykey_id_stopped`` outcome).
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from reference_impl.mykey import MyKeyError, MyKeyRecord, MyKeyStatus
-from reference_impl.mykey.ids import InvalidMyKeyId, parse_mykey_id
-from reference_impl.staff import Role, StaffDirectory, StaffMember
+from mynahil.reference_impl.mykey import MyKeyError, MyKeyRecord, MyKeyStatus
+from mynahil.reference_impl.mykey.ids import InvalidMyKeyId, parse_mykey_id
+from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 __all__ = ["MAX_REASON_LENGTH", "HelpDesk"]
 

@@ -1,4 +1,4 @@
-"""Print the OpenAPI document: ``python -m reference_impl.openapi > docs/openapi.json``.
+"""Print the OpenAPI document: ``python -m mynahil.reference_impl.openapi > docs/openapi.json``.
 
 Beside the composition root, not in ``api/``: it builds the whole platform, which imports the
 API, so from inside ``api/`` it made a cycle (api -> platform -> api)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from reference_impl.platform import build_platform
+from mynahil.reference_impl.platform import build_platform
 
 
 def openapi_document() -> str:

@@ -28,31 +28,31 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mynahil.files import write_atomically
-from mynahil.tls import ThrowawayPki, client_verify
-from reference_impl.api import create_app
-from reference_impl.api.limits import HEAD_SECONDS
-from reference_impl.audit import RefusalBudget
-from reference_impl.gateways import HttpAccountCheck, HttpRegistries, LocalRegistries
-from reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
-from reference_impl.jlis.registry import RegistryStore
-from reference_impl.mykey import MyKeyService
-from reference_impl.mykey.service import utc_now
-from reference_impl.points import (
+from mynahil.reference_impl.api import create_app
+from mynahil.reference_impl.api.limits import HEAD_SECONDS
+from mynahil.reference_impl.audit import RefusalBudget
+from mynahil.reference_impl.gateways import HttpAccountCheck, HttpRegistries, LocalRegistries
+from mynahil.reference_impl.jlis import CertificateRegistry, JlisCA, JlisServices
+from mynahil.reference_impl.jlis.registry import RegistryStore
+from mynahil.reference_impl.mykey import MyKeyService
+from mynahil.reference_impl.mykey.service import utc_now
+from mynahil.reference_impl.points import (
     AccountCheck,
     PointsService,
     Registrations,
     Scheme,
     load_scheme,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
-from reference_impl.registries import RegistrationBook, RegistryKind, open_registries
-from reference_impl.staff import StaffDirectory
-from reference_impl.store import SqlStore
-from reference_impl.store.budget_sql import SqlRefusalBudget
-from reference_impl.store.clock_sql import shared_clock
-from reference_impl.store.engine import DEFAULT_BUSY_TIMEOUT, make_engine
-from reference_impl.store.jlis_sql import SqlRegistry
-from reference_impl.workers import LISTENING
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.registries import RegistrationBook, RegistryKind, open_registries
+from mynahil.reference_impl.staff import StaffDirectory
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.budget_sql import SqlRefusalBudget
+from mynahil.reference_impl.store.clock_sql import shared_clock
+from mynahil.reference_impl.store.engine import DEFAULT_BUSY_TIMEOUT, make_engine
+from mynahil.reference_impl.store.jlis_sql import SqlRegistry
+from mynahil.reference_impl.workers import LISTENING
+from mynahil.tls import ThrowawayPki, client_verify
 
 __all__ = [
     "HeadDeadlineProtocol",
@@ -132,8 +132,8 @@ def platform_key(folder: Path | None) -> Ed25519PrivateKey:
 def app_from_environment() -> FastAPI:
     """The platform's app as each worker of ``mynahil serve --workers N`` builds it (uvicorn's
     factory): from the ``MYNAHIL_*`` settings the parent process exported."""
-    from reference_impl.api.logs import configure_logging
-    from reference_impl.settings import load_settings
+    from mynahil.reference_impl.api.logs import configure_logging
+    from mynahil.reference_impl.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)

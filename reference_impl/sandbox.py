@@ -15,10 +15,10 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-from reference_impl.platform import ReferencePlatform, serving
-from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from mynahil.reference_impl.platform import ReferencePlatform, serving
+from mynahil.reference_impl.points import Operator, PaymentService
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 
 __all__ = ["SampleOperator", "sample_operator"]
 

@@ -3,7 +3,7 @@
 The one place that decides whether a caller is a member of the platform's own staff, and in
 which role. The J-LIS lost-card hotline and the municipal window (which revoke certificates)
 and the MyKey help desk are staff; cardholders log in with their card, operators sign their
-requests (:mod:`reference_impl.points.signing`).
+requests (:mod:`mynahil.reference_impl.points.signing`).
 
 Interface (what an endpoint or a command uses):
 
@@ -12,16 +12,16 @@ Interface (what an endpoint or a command uses):
   SHA-256 is stored (the token holds 256 random bits, so a fast hash is enough; a stolen
   database yields no usable token). ``mynahil staff add --role … --name …`` calls it.
 - :meth:`StaffDirectory.authenticate` ``(token, *roles)`` → :class:`StaffMember`, or raises
-  :class:`~reference_impl.mykey.MyKeyError` ``staff_unauthenticated`` (no, malformed, unknown
-  or disabled token: HTTP 401) or ``staff_forbidden`` (a real member whose role is not among
+  :class:`~mynahil.reference_impl.mykey.MyKeyError` ``staff_unauthenticated`` (no, malformed,
+  unknown or disabled token: HTTP 401) or ``staff_forbidden`` (a real member whose role is not among
   ``roles``: HTTP 403, audited with who asked). Refusals without a valid token are not
   audited, so anonymous callers cannot grow the audit log.
 - :meth:`StaffDirectory.operation` ``(member, action)`` → ``(uow, now, note)``: the audited
   transaction a staff operation runs in, as every MyKey operation does: one audit record,
-  success or refusal (a :class:`~reference_impl.mykey.MyKeyError` raised in the block is
+  success or refusal (a :class:`~mynahil.reference_impl.mykey.MyKeyError` raised in the block is
   audited, committed, then raised), naming the member in ``details.staff`` (id, name, role);
   the block adds its own details to ``note["details"]``. ``now`` is the business clock.
-- Over HTTP, :func:`reference_impl.api.staff.require_staff` is the FastAPI dependency that
+- Over HTTP, :func:`mynahil.reference_impl.api.staff.require_staff` is the FastAPI dependency that
   reads ``Authorization: Bearer <token>`` and calls :meth:`~StaffDirectory.authenticate`.
 """
 
@@ -37,10 +37,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from reference_impl.audit import AuditEvent
-from reference_impl.mykey import MyKeyError
-from reference_impl.mykey.ports import UnitOfWork
-from reference_impl.mykey.service import audited_operation, utc_now
+from mynahil.reference_impl.audit import AuditEvent
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.ports import UnitOfWork
+from mynahil.reference_impl.mykey.service import audited_operation, utc_now
 
 __all__ = [
     "MAX_NAME_LENGTH",

@@ -3,7 +3,7 @@
 Capacity planners describe a peak in a scenario file and ask how long people wait, how many
 lock their PIN and how many servers keep the platform fast::
 
-    from simulator import load_scenario, run, summarize
+    from mynahil.simulator import load_scenario, run, summarize
     result = run(load_scenario("scenarios/launch-week.toml"), seed=1)
     summary = summarize(result)
 """

@@ -6,7 +6,7 @@ The procedure (``mynahil calibrate SCENARIO --data FILE``):
    (dotted paths: ``demand.*`` or ``campaign.events.KEY.multiplier``), the kinds of rows
    that are targets, and ``holdout_after``: rows dated after it are the holdout and never
    touch the fit. Card counts are inputs (the supply), never targets.
-2. The model fitted is the expected two-step demand of :func:`simulator.demand.demand_curve`
+2. The model fitted is the expected two-step demand of :func:`mynahil.simulator.demand.demand_curve`
    (reservations, then applications; card holders as the ceiling) -- deterministic, so one
    evaluation is milliseconds and the stochastic simulation is not needed inside the loop.
 3. ``scipy.optimize.least_squares`` minimises the squared log errors of the fit rows within

@@ -563,7 +563,7 @@ def _check_ca_file(ca_file: Path | None) -> None:
 
 
 def _check_ca(folder: Path) -> None:
-    from reference_impl.jlis import CAFolderError, JlisCA
+    from mynahil.reference_impl.jlis import CAFolderError, JlisCA
 
     try:
         JlisCA.load(folder)

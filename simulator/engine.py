@@ -53,7 +53,7 @@ class SimulationResult:
     scenario: Scenario
     seed: int
     replications: list[Replication]
-    #: Set when a HIL run replaced assumptions with measurements (see simulator.hil).
+    #: Set when a HIL run replaced assumptions with measurements (see mynahil.simulator.hil).
     notes: dict[str, Any] = field(default_factory=dict)
 
 

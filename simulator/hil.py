@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from card_emulator import emulated_reader
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator import emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.paths import scenarios_dir
 
 from .scenario import Scenario, set_field
@@ -137,8 +137,8 @@ def measure(
     certificate must chain to ``ca_file`` (default: ``$MYNAHIL_CA_FILE``, else the system's
     trust store).
     """
-    from reference_impl.jlis import KeyPool, lifecycle, random_holder
-    from reference_impl.platform import build_platform, serving
+    from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+    from mynahil.reference_impl.platform import build_platform, serving
 
     if platform_url is not None and ca is None:
         raise ValueError("--platform needs --ca DIR: the platform's J-LIS CA folder")
@@ -181,9 +181,9 @@ def _issue_from_folder(
     which an https platform tells only once its certificate verified with ``verify``."""
     import httpx
 
+    from mynahil.reference_impl.client import PlatformClient
+    from mynahil.reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle
     from mynahil.tls import tls_failure
-    from reference_impl.client import PlatformClient
-    from reference_impl.jlis import CertificateRegistry, JlisCA, lifecycle
 
     try:
         with PlatformClient.connect(url, timeout=10, verify=verify) as platform:
@@ -211,8 +211,8 @@ def _reserve_all(
 ) -> None:
     """Each drawn holder's card, behind its channel's faults, reserves a MyKey ID at ``url``
     (an https one verified with ``verify``; None: the client's default)."""
-    from card_emulator import EmulatedCard, FaultyCard, load_fault_profile
-    from reference_impl.client import ClientRefusal, PlatformClient
+    from mynahil.card_emulator import EmulatedCard, FaultyCard, load_fault_profile
+    from mynahil.reference_impl.client import ClientRefusal, PlatformClient
 
     client = PlatformClient.connect(url, verify=verify)
     try:

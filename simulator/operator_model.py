@@ -2,7 +2,7 @@
 
 Read from the ``operators`` table of a scenario (usually a file the scenario names, such as
 ``scenarios/operator-load/round1.toml``, inlined on load) into frozen dataclasses, after the
-file's model (:class:`simulator.scenario_file.OperatorsFile`) validated every number; an
+file's model (:class:`mynahil.simulator.scenario_file.OperatorsFile`) validated every number; an
 error names its dotted path (``operators.kinds[1].share: ...``).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from mynahil.config import validated, values
-from reference_impl.points.campaign import SpendRule
+from mynahil.reference_impl.points.campaign import SpendRule
 
 from .scenario_file import (
     GRANT_MODES,

@@ -291,7 +291,7 @@ def write_outputs(
     operators: tuple[dict[str, Any], str] | None = None,
 ) -> dict[str, Path]:
     """Write everything into ``out``; returns the main files by name. ``operators``: the
-    operator part's summary and HTML section (simulator.operators.report)."""
+    operator part's summary and HTML section (mynahil.simulator.operators.report)."""
     out.mkdir(parents=True, exist_ok=True)
     rows, cut = published_for(scenario)
     calibration = calibration_check(summary, rows, cut, measures=measure_shares(scenario))
@@ -343,7 +343,7 @@ def write_outputs(
         hil=hil,
         fmt=_fmt,
         unit_of=unit_of,
-        # The section comes from simulator.operators.report, rendered with autoescape on.
+        # The section comes from mynahil.simulator.operators.report, rendered with autoescape on.
         operators_html=Markup(operators[1] if operators else ""),  # noqa: S704
     )
     files["report"] = out / "report.html"

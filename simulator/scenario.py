@@ -1,8 +1,8 @@
 """Scenarios: what a capacity planner describes, read from TOML into frozen dataclasses.
 
 Every number of the model lives here, never in code. Loading validates everything (the
-pydantic models of :mod:`simulator.scenario_file`) and names the offending field by its dotted
-path (``channels.iphone.share: must be between 0 and 1``); keys the model does not know are
+pydantic models of :mod:`mynahil.simulator.scenario_file`) and names the offending field by its
+dotted path (``channels.iphone.share: must be between 0 and 1``); keys the model does not know are
 errors too, so a typo never silently falls back to a default. This module resolves
 ``extends``, builds the domain objects the simulator works on, and changes fields for sweeps.
 """

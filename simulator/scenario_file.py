@@ -1,7 +1,7 @@
 """What a scenario file may say: the pydantic models its TOML is validated against.
 
 These models are the file's shape (and its JSON Schema, ``mynahil scenarios schema``); the
-simulator works on the domain objects of :mod:`simulator.scenario` built from them. Every
+simulator works on the domain objects of :mod:`mynahil.simulator.scenario` built from them. Every
 check a scenario needs lives here, so an editor and the loader agree on what is valid.
 """
 
@@ -25,8 +25,8 @@ from mynahil.config import (
     at_key,
     problem,
 )
-from reference_impl.points.campaign import Campaign as CampaignRules
-from reference_impl.points.campaign import Scheme, load_scheme
+from mynahil.reference_impl.points.campaign import Campaign as CampaignRules
+from mynahil.reference_impl.points.campaign import Scheme, load_scheme
 
 __all__ = [
     "CHANNELS",

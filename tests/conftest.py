@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from card_emulator import CardState, EmulatedCard, save_card
-from reference_impl.store import SqlStore
+from mynahil.card_emulator import CardState, EmulatedCard, save_card
+from mynahil.reference_impl.store import SqlStore
 from tests.support import IN_CI, CardFactory, make_card_factory
 
 # Entry-point names of the test extra's pytest plugins (hypothesis, schemathesis, locust,

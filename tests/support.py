@@ -19,9 +19,9 @@ from typing import Protocol
 import httpx
 import pytest
 
-from card_emulator import CardState
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
+from mynahil.card_emulator import CardState
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from conformance.cli import app as conformance_app
-from simulator.cli import calibrate, loadtest, scenarios_app, simulate
+from mynahil.conformance.cli import app as conformance_app
+from mynahil.simulator.cli import calibrate, loadtest, scenarios_app, simulate
 
 from ..extras import MissingExtra
 from . import (

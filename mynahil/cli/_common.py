@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from reference_impl.store import SqlStore
+    from mynahil.reference_impl.store import SqlStore
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one greppable line
@@ -28,7 +28,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def display_url(url: str) -> str:
     """A database URL fit to print: never its password."""
-    from reference_impl.store.admin import display_url as shown
+    from mynahil.reference_impl.store.admin import display_url as shown
 
     return shown(url)
 
@@ -39,7 +39,7 @@ def opened_store(db: str | None, *, migrate: bool = True) -> Iterator[SqlStore]:
     database that cannot be opened, or fails while used, is one line naming it (no password)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.store import SqlStore
+    from mynahil.reference_impl.store import SqlStore
 
     url = db or default_db_url()
     try:

@@ -14,7 +14,7 @@ from cryptography import x509
 from rich.markup import escape
 from rich.table import Table
 
-from card_emulator import (
+from mynahil.card_emulator import (
     CardBusy,
     CardFile,
     CardFormatError,
@@ -28,7 +28,7 @@ from card_emulator import (
     load_fault_profile,
     save_card,
 )
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 
 from ..vpcd_protocol import VPCD_DEFAULT_PORT, parse_host_port
 from ._common import console, default_home, err, fail, parse_date
@@ -115,7 +115,7 @@ def card_new(
     force: Annotated[bool, typer.Option(help="Overwrite an existing card file.")] = False,
 ) -> None:
     """Issue a new emulated card from the emulated J-LIS CA."""
-    from reference_impl.jlis import (
+    from mynahil.reference_impl.jlis import (
         CertificateRegistry,
         JlisCA,
         default_applied_on,
@@ -259,8 +259,8 @@ def card_info(
 
 def _print_jlis_record(path: Path, folder: Path) -> None:
     """What J-LIS in ``folder`` recorded about the card: its application date and the person."""
-    from reference_impl.jlis import CertificateRegistry
-    from reference_impl.jlis.registry import RegistryFileError
+    from mynahil.reference_impl.jlis import CertificateRegistry
+    from mynahil.reference_impl.jlis.registry import RegistryFileError
 
     state = load_card(path)
     if state.auth is None or not (folder / CertificateRegistry.FILE).exists():

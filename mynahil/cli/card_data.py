@@ -39,7 +39,7 @@ def _masked(number: str, show: bool) -> str:
 def _open_card(stack: ExitStack, card: Path | None, transport: str) -> tuple[MyNumberCard, str]:
     """The Card API over ``transport``, and the 照合番号A an emulated card file prints
     ("" for a real card: then --pin is needed)."""
-    from card_emulator import emulated_reader, load_card
+    from mynahil.card_emulator import emulated_reader, load_card
 
     from ..card import MyNumberCard
     from ..transports import TransportError, open_transport
@@ -52,7 +52,7 @@ def _open_card(stack: ExitStack, card: Path | None, transport: str) -> tuple[MyN
         return MyNumberCard(wire), ""
     if card is None:
         fail("give --card PATH (an emulated card file), or --transport pcsc:READER")
-    from card_emulator import CardFormatError
+    from mynahil.card_emulator import CardFormatError
 
     try:
         state = load_card(card)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from card_emulator import CardBusy, CardFile, CardFormatError, EmulatedCard, open_transport
+from mynahil.card_emulator import CardBusy, CardFile, CardFormatError, EmulatedCard, open_transport
 
 from ._common import CaFileOption, console, err, fail, read_secret
 
 if TYPE_CHECKING:
-    from reference_impl.client import PlatformClient
+    from mynahil.reference_impl.client import PlatformClient
 
     from ..card import MyNumberCard
 
@@ -27,7 +27,7 @@ def _client_session(
     stack: ExitStack, card: Path | None, transport: str, platform: str, ca_file: Path | None
 ) -> tuple[MyNumberCard, PlatformClient]:
     """The card on its wire and the platform client, closed when ``stack`` closes."""
-    from reference_impl.client import PlatformClient
+    from mynahil.reference_impl.client import PlatformClient
 
     from ..card import MyNumberCard
     from ..tls import TlsConfigError, client_verify
@@ -91,7 +91,7 @@ def client_apply(
     pin: PinOption = None,
 ) -> None:
     """Application: choose your payment service, with the card (final: it never changes)."""
-    from reference_impl.client import ClientRefusal, advice_for
+    from mynahil.reference_impl.client import ClientRefusal, advice_for
 
     from ..transports import TransportError
 
@@ -122,7 +122,7 @@ def client_reserve(
     pin: PinOption = None,
 ) -> None:
     """Reservation: get the card's MyKey ID (printed alone on the last line)."""
-    from reference_impl.client import ClientRefusal, advice_for
+    from mynahil.reference_impl.client import ClientRefusal, advice_for
 
     from ..transports import TransportError
 

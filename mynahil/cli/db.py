@@ -46,8 +46,8 @@ def db_upgrade(db: DbOption = None) -> None:
     """Apply every pending migration (what `mynahil serve` also does on start)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.store import upgrade
-    from reference_impl.store.admin import current_revision
+    from mynahil.reference_impl.store import upgrade
+    from mynahil.reference_impl.store.admin import current_revision
 
     url = _url(db, create=True)
     try:
@@ -68,7 +68,7 @@ def db_current(
     """The database's schema revision and the newest this mynahil knows."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.store.admin import current_revision, head_revision
+    from mynahil.reference_impl.store.admin import current_revision, head_revision
 
     url = _url(db)
     try:
@@ -94,7 +94,7 @@ def db_sql(
     """Print the SQL a migration runs, for the database kind of --db, without connecting."""
     from alembic.util import CommandError
 
-    from reference_impl.store.admin import migration_sql
+    from mynahil.reference_impl.store.admin import migration_sql
 
     try:
         print(migration_sql(db or default_db_url(), start=start, end=end), end="")

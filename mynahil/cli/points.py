@@ -28,7 +28,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from reference_impl.points import PointsBooks
+    from mynahil.reference_impl.points import PointsBooks
 
 __all__ = ["operator_app", "points_app"]
 
@@ -80,8 +80,8 @@ def _client(platform: str, operator: str, key: Path, ca_file: Path | None) -> ob
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from reference_impl.operator import OperatorClient
-    from reference_impl.points.signing import Signer
+    from mynahil.reference_impl.operator import OperatorClient
+    from mynahil.reference_impl.points.signing import Signer
 
     private = _load_key(key)
     assert isinstance(private, Ed25519PrivateKey)
@@ -104,14 +104,14 @@ def _raw_public_key(value: str, option: str) -> bytes:
 def _books(db: str | None) -> Iterator[PointsBooks]:
     """The point system's books on the platform's database, and nothing else: the staff's
     commands need neither J-LIS's keys nor the HTTP app."""
-    from reference_impl.points import PointsBooks, load_scheme
+    from mynahil.reference_impl.points import PointsBooks, load_scheme
 
     with opened_store(db) as store:
         yield PointsBooks(store, load_scheme())
 
 
 def _month(month: str) -> str:
-    from reference_impl.points.settlement import month_bounds
+    from mynahil.reference_impl.points.settlement import month_bounds
 
     try:
         month_bounds(month)
@@ -130,7 +130,7 @@ def keygen(out: Annotated[Path, typer.Option(help="Where to write the private ke
         PrivateFormat,
     )
 
-    from reference_impl.points.signing import public_key_bytes
+    from mynahil.reference_impl.points.signing import public_key_bytes
 
     from ..files import write_atomically
 
@@ -158,7 +158,7 @@ def register(
     db: DbUrl = None,
 ) -> None:
     """Register an operator and its services with the platform (platform staff, on its DB)."""
-    from reference_impl.points import Operator, PaymentService, PointsError
+    from mynahil.reference_impl.points import Operator, PaymentService, PointsError
 
     raw_key = _raw_public_key(public_key, "--public-key")
     services = []
@@ -209,9 +209,9 @@ def run_sample_operator(
     import httpx
     import uvicorn
 
-    from reference_impl.client import PlatformClient
-    from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-    from reference_impl.platform import shifted_clock
+    from mynahil.reference_impl.client import PlatformClient
+    from mynahil.reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+    from mynahil.reference_impl.platform import shifted_clock
 
     from ..tls import TlsConfigError, check_server_files, tls_failure
 
@@ -263,8 +263,8 @@ def settlement(
     ca_file: CaFileOption = None,
 ) -> None:
     """Fetch the month's settlement from the platform (signed request)."""
-    from reference_impl.operator import OperatorClient
-    from reference_impl.points import PointsError
+    from mynahil.reference_impl.operator import OperatorClient
+    from mynahil.reference_impl.points import PointsError
 
     if format not in ("csv", "json"):
         fail("--format must be csv or json")
@@ -294,9 +294,9 @@ def reconcile(
     ca_file: CaFileOption = None,
 ) -> None:
     """Compare your books with the platform's; list every difference (exit 1 if any)."""
-    from reference_impl.operator import OperatorClient
-    from reference_impl.points import PointsError
-    from reference_impl.points.settlement import parse_operator_records
+    from mynahil.reference_impl.operator import OperatorClient
+    from mynahil.reference_impl.points import PointsError
+    from mynahil.reference_impl.points.settlement import parse_operator_records
 
     try:
         text = records.read_text(encoding="utf-8")
@@ -329,7 +329,7 @@ def settle(
     db: DbUrl = None,
 ) -> None:
     """Write an operator's monthly settlement (CSV and JSON) from the platform's database."""
-    from reference_impl.points import PointsError
+    from mynahil.reference_impl.points import PointsError
 
     with _books(db) as books:
         try:

@@ -14,7 +14,7 @@ import typer
 from ._common import console, default_home, fail, parse_date
 
 if TYPE_CHECKING:
-    from reference_impl.mykey import HolderFacts
+    from mynahil.reference_impl.mykey import HolderFacts
 
 __all__ = ["registry_app"]
 
@@ -41,9 +41,9 @@ def _holder(card: Path, folder: Path) -> HolderFacts:
     """J-LIS's facts about the holder of the card's user-authentication certificate."""
     from cryptography import x509
 
-    from card_emulator import CardFormatError, load_card
-    from reference_impl.jlis import CertificateRegistry
-    from reference_impl.jlis.registry import RegistryFileError
+    from mynahil.card_emulator import CardFormatError, load_card
+    from mynahil.reference_impl.jlis import CertificateRegistry
+    from mynahil.reference_impl.jlis.registry import RegistryFileError
 
     try:
         state = load_card(card)
@@ -72,7 +72,11 @@ def register(
 ) -> None:
     """Register the card's holder (J-LIS names the person) on a day; a holder registered
     before keeps the first registration."""
-    from reference_impl.registries import RegistrationBook, RegistrationFileError, RegistryKind
+    from mynahil.reference_impl.registries import (
+        RegistrationBook,
+        RegistrationFileError,
+        RegistryKind,
+    )
 
     day = parse_date(on, "--on") or date.today()
     folder = ca or default_home() / "jlis"
@@ -92,7 +96,11 @@ def register(
 @registry_app.command("show")
 def show(kind: Kind, card: CardPath, ca: CaFolder = None) -> None:
     """The card holder's registration, if any (exit 1 when there is none)."""
-    from reference_impl.registries import RegistrationBook, RegistrationFileError, RegistryKind
+    from mynahil.reference_impl.registries import (
+        RegistrationBook,
+        RegistrationFileError,
+        RegistryKind,
+    )
 
     folder = ca or default_home() / "jlis"
     facts = _holder(card, folder)

@@ -16,12 +16,12 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from card_emulator.faults import FaultProfileDocument
-from conformance.operator_profile import OperatorProfileFile
-from conformance.targets import DeviceProfileFile
+from mynahil.card_emulator.faults import FaultProfileDocument
 from mynahil.config import json_schema
-from reference_impl.points.campaign import CampaignFile
-from simulator.scenario_file import OperatorsFile, ScenarioFile
+from mynahil.conformance.operator_profile import OperatorProfileFile
+from mynahil.conformance.targets import DeviceProfileFile
+from mynahil.reference_impl.points.campaign import CampaignFile
+from mynahil.simulator.scenario_file import OperatorsFile, ScenarioFile
 
 from ._common import fail
 

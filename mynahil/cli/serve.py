@@ -75,10 +75,10 @@ def serve(
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_impl.api.logs import configure_logging
-    from reference_impl.platform import build_platform, remote_registries, server_options
-    from reference_impl.settings import SettingsError, load_settings
-    from reference_impl.workers import port_problem, run_workers
+    from mynahil.reference_impl.api.logs import configure_logging
+    from mynahil.reference_impl.platform import build_platform, remote_registries, server_options
+    from mynahil.reference_impl.settings import SettingsError, load_settings
+    from mynahil.reference_impl.workers import port_problem, run_workers
 
     from ..tls import TlsConfigError, check_server_files, client_verify
 
@@ -133,7 +133,7 @@ def serve(
     os.environ.update(settings.environment())
     code = run_workers(
         settings.workers,
-        {"app": "reference_impl.platform:app_from_environment", "factory": True, **options},
+        {"app": "mynahil.reference_impl.platform:app_from_environment", "factory": True, **options},
     )
     if code:
         raise typer.Exit(code)

@@ -1,6 +1,6 @@
 """``mynahil soak``: a bounded mixed load on the platform for a while, with latency, memory
 and the ledger's and audit log's soundness checked at the end
-(see :mod:`simulator.loadtest.soak`)."""
+(see :mod:`mynahil.simulator.loadtest.soak`)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def soak(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from sqlalchemy.exc import SQLAlchemyError
 
-    from simulator.loadtest.soak import SoakConfig, run_soak
+    from mynahil.simulator.loadtest.soak import SoakConfig, run_soak
 
     folder = out or Path("reports") / f"soak-{datetime.now():%Y%m%d-%H%M%S}"
     try:

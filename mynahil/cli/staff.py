@@ -14,7 +14,7 @@ from rich.table import Table
 from ._common import console, err, fail, opened_store
 
 if TYPE_CHECKING:
-    from reference_impl.staff import StaffDirectory
+    from mynahil.reference_impl.staff import StaffDirectory
 
 __all__ = ["staff_app"]
 
@@ -31,7 +31,7 @@ DbUrl = Annotated[
 
 @contextmanager
 def _directory(db: str | None) -> Iterator[StaffDirectory]:
-    from reference_impl.staff import StaffDirectory
+    from mynahil.reference_impl.staff import StaffDirectory
 
     with opened_store(db) as store:
         yield StaffDirectory(store)
@@ -46,7 +46,7 @@ def staff_add(
     db: DbUrl = None,
 ) -> None:
     """Make a staff credential and print its bearer token (once: it is not kept)."""
-    from reference_impl.staff import Role
+    from mynahil.reference_impl.staff import Role
 
     if role not in {r.value for r in Role}:
         fail(f"--role must be one of {', '.join(r.value for r in Role)}, not {role!r}")

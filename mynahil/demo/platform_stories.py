@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 
-from card_emulator import CardFile, CardState, PinSlot, emulated_reader, save_card
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import lifecycle, random_holder
-from reference_impl.platform import build_platform, serving
-from reference_impl.staff import Role
+from mynahil.card_emulator import CardFile, CardState, PinSlot, emulated_reader, save_card
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import lifecycle, random_holder
+from mynahil.reference_impl.platform import build_platform, serving
+from mynahil.reference_impl.staff import Role
 
 from ..tls import client_verify, make_throwaway_pki
 

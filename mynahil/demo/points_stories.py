@@ -13,14 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from card_emulator import emulated_reader
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, OperatorClient
-from reference_impl.platform import build_platform, serving, shifted_clock
-from reference_impl.points import TransactionKind
-from reference_impl.sandbox import sample_operator
+from mynahil.card_emulator import emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import lifecycle, random_holder
+from mynahil.reference_impl.operator import OperatorBooks, OperatorClient
+from mynahil.reference_impl.platform import build_platform, serving, shifted_clock
+from mynahil.reference_impl.points import TransactionKind
+from mynahil.reference_impl.sandbox import sample_operator
 
 from ..card import MyNumberCard
 

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator import (
+from mynahil.card_emulator import (
     CardFile,
     CardState,
     EmulatedCard,
@@ -37,9 +37,9 @@ from card_emulator import (
     open_transport,
     save_card,
 )
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.jlis import JlisCA, issue_card, random_holder
 from mynahil.stats import percentile
-from reference_impl.jlis import JlisCA, issue_card, random_holder
 
 from ..card import MyNumberCard, NoCertificate, Pin, PinBlocked, WrongPin
 from ..opensc import find_opensc
@@ -386,10 +386,10 @@ def run_demo(out_root: Path, *, runs: int = 20, progress: Progress = lambda _m: 
 
 def _short_simulation(folder: Path, progress: Progress) -> dict[str, str]:
     """Launch week of round 1 in the SimPy model (seconds): its HTML report beside this one."""
-    from simulator import load_scenario, run
-    from simulator.engine import open_executor
-    from simulator.metrics import hourly_table, summarize
-    from simulator.report import write_outputs
+    from mynahil.simulator import load_scenario, run
+    from mynahil.simulator.engine import open_executor
+    from mynahil.simulator.metrics import hourly_table, summarize
+    from mynahil.simulator.report import write_outputs
 
     progress("simulation: round 1's launch week, nationwide (SimPy cohort model)")
     scenario = load_scenario(scenarios_dir() / "launch-week.toml")

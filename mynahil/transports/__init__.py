@@ -12,7 +12,7 @@ spec               what it is
 
 The core knows the wire contract (:mod:`.base`: a :class:`~.base.CardLike` and the
 transports), never the emulator: ``socket`` and ``vpcd`` put an emulated card on a wire with
-a vicc thread, so they are opened on the card's side, by ``card_emulator.open_transport``
+a vicc thread, so they are opened on the card's side, by ``mynahil.card_emulator.open_transport``
 (which opens every spec here as well).
 """
 
@@ -60,7 +60,7 @@ def open_transport(spec: str, card: CardLike | None = None) -> Transport:
     """Build the transport a spec names (see the table above); not yet connected.
 
     ``inproc``, ``pcsc`` and ``listen`` only: ``socket`` and ``vpcd`` need the emulator's
-    vicc end, so ``card_emulator.open_transport`` opens those (and these)."""
+    vicc end, so ``mynahil.card_emulator.open_transport`` opens those (and these)."""
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
     if kind in ("inproc", "socket", "vpcd") and card is None:
@@ -71,7 +71,7 @@ def open_transport(spec: str, card: CardLike | None = None) -> Transport:
     if kind in ("socket", "vpcd"):
         raise ValueError(
             f"transport {kind!r} puts an emulated card on a wire: open it with "
-            "card_emulator.open_transport"
+            "mynahil.card_emulator.open_transport"
         )
     if kind == "pcsc":
         return PcscTransport(arg or None)

@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
-from reference_impl.jlis import JlisServices
-from reference_impl.mykey import MyKeyService
-from reference_impl.points import PointsService
-from reference_impl.registries import RegistrationBook, RegistryKind
-from reference_impl.staff import StaffDirectory
+from mynahil.reference_impl.jlis import JlisServices
+from mynahil.reference_impl.mykey import MyKeyService
+from mynahil.reference_impl.points import PointsService
+from mynahil.reference_impl.registries import RegistrationBook, RegistryKind
+from mynahil.reference_impl.staff import StaffDirectory
 
 from . import helpdesk, jlis, mykey, points, registries
 from .limits import RequestLimits

@@ -1,6 +1,6 @@
 """HTTP face of the MyKey help desk: stop and restart a MyKey ID (staff role ``helpdesk``,
 ``Authorization: Bearer <token>`` from ``mynahil staff add --role helpdesk``). Translation only:
-the rules are :mod:`reference_impl.helpdesk`'s."""
+the rules are :mod:`mynahil.reference_impl.helpdesk`'s."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from reference_impl.helpdesk import MAX_REASON_LENGTH, HelpDesk
-from reference_impl.mykey import MyKeyRecord
-from reference_impl.staff import Role, StaffDirectory, StaffMember
+from mynahil.reference_impl.helpdesk import MAX_REASON_LENGTH, HelpDesk
+from mynahil.reference_impl.mykey import MyKeyRecord
+from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 from .problems import PROBLEM_RESPONSES
 from .staff import require_staff, staff_directory

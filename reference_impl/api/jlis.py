@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
-from reference_impl.jlis import JlisServices
-from reference_impl.mykey import MyKeyError
-from reference_impl.staff import Role, StaffDirectory, StaffMember
+from mynahil.reference_impl.jlis import JlisServices
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 from .problems import PROBLEM_RESPONSES
 from .staff import require_staff, staff_directory

@@ -6,7 +6,7 @@
   off at the limit and answered 413 — never buffered whole (a 50 MB body used to cost 1.3 GB).
 - A body must arrive within :data:`BODY_SECONDS` of the first read: a half-sent body (a
   slowloris client) is answered 408 and the connection closed. The request head has its own
-  deadline in the server (:data:`HEAD_SECONDS`; see ``reference_impl.platform``), since an
+  deadline in the server (:data:`HEAD_SECONDS`; see ``mynahil.reference_impl.platform``), since an
   ASGI app only sees a request once its head is complete.
 
 Both answers are RFC 9457 problems (``body_too_large``, ``request_timeout``).

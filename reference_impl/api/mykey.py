@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
+from mynahil.reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
 
 from .inputs import Body, bearer_token
 from .problems import PROBLEM_RESPONSES

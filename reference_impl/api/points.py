@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from reference_impl.points import (
+from mynahil.reference_impl.points import (
     Application,
     CardProof,
     Decision,
@@ -23,10 +23,10 @@ from reference_impl.points import (
     Report,
     TransactionKind,
 )
-from reference_impl.points.batch import MAX_BATCH
-from reference_impl.points.service import OperatorRequest
-from reference_impl.points.settlement import parse_operator_records
-from reference_impl.points.signing import SIGNATURE
+from mynahil.reference_impl.points.batch import MAX_BATCH
+from mynahil.reference_impl.points.service import OperatorRequest
+from mynahil.reference_impl.points.settlement import parse_operator_records
+from mynahil.reference_impl.points.signing import SIGNATURE
 
 from .inputs import Body
 from .mykey import CardProof as CardProofBody

@@ -1,6 +1,6 @@
 """Errors as RFC 9457 problem details, with the domain's stable codes.
 
-The domain raises :class:`~reference_impl.mykey.MyKeyError` with a code; this module is the
+The domain raises :class:`~mynahil.reference_impl.mykey.MyKeyError` with a code; this module is the
 one place that decides the HTTP status for each code.
 """
 
@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reference_impl.mykey import MyKeyError
-from reference_impl.mykey.ports import StoreUnavailable
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.ports import StoreUnavailable
 
 __all__ = [
     "PROBLEM_BASE",
@@ -82,7 +82,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "registration_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
-    # staff (reference_impl.staff)
+    # staff (mynahil.reference_impl.staff)
     "staff_unauthenticated": 401,
     "staff_forbidden": 403,
 }

@@ -15,11 +15,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
-from reference_impl.jlis import JlisServices
-from reference_impl.mykey import MyKeyError
-from reference_impl.registries import Registration, RegistrationBook, RegistryKind
-from reference_impl.registries.book import check_person_ref
-from reference_impl.staff import Role, StaffDirectory, StaffMember
+from mynahil.reference_impl.jlis import JlisServices
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.registries import Registration, RegistrationBook, RegistryKind
+from mynahil.reference_impl.registries.book import check_person_ref
+from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 from .problems import PROBLEM_RESPONSES
 from .staff import require_staff, staff_directory

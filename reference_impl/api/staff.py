@@ -2,8 +2,8 @@
 
 Usage, in a router::
 
-    from reference_impl.mykey import MyKeyError
-from reference_impl.staff import Role, StaffMember
+    from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.staff import Role, StaffMember
     from .staff import require_staff, staff_directory
 
     Hotline = Annotated[StaffMember, Depends(require_staff(Role.JLIS_HOTLINE))]
@@ -16,7 +16,7 @@ from reference_impl.staff import Role, StaffMember
 The caller sends ``Authorization: Bearer <token>`` (``mynahil staff add`` prints one).
 No, a malformed or an unknown token answers 401 ``staff_unauthenticated`` (with
 ``WWW-Authenticate: Bearer``); a real member in another role 403 ``staff_forbidden``.
-The rules are :meth:`reference_impl.staff.StaffDirectory.authenticate`'s.
+The rules are :meth:`mynahil.reference_impl.staff.StaffDirectory.authenticate`'s.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from reference_impl.mykey import MyKeyError
-from reference_impl.staff import Role, StaffDirectory, StaffMember
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 __all__ = ["require_staff", "staff_directory"]
 

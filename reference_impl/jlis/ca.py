@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from card_emulator.state import Holder
+from mynahil.card_emulator.state import Holder
 from mynahil.carddata import CvCertificate
 from mynahil.files import flocked as _flocked
 from mynahil.files import write_atomically as _write_atomically

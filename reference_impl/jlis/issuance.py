@@ -8,10 +8,10 @@ import random
 import secrets
 from datetime import date, timedelta
 
-from card_emulator.card import card_info_files
-from card_emulator.face import face_images
-from card_emulator.pin import Pin
-from card_emulator.state import (
+from mynahil.card_emulator.card import card_info_files
+from mynahil.card_emulator.face import face_images
+from mynahil.card_emulator.pin import Pin
+from mynahil.card_emulator.state import (
     CardState,
     Holder,
     KeyCredential,

@@ -18,8 +18,8 @@ from datetime import date, datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from card_emulator.state import CardState, Holder, KeyCredential
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator.state import CardState, Holder, KeyCredential
 
 from .ca import JlisCA, start_of_day
 from .issuance import default_applied_on, issue_card, random_holder
@@ -140,7 +140,7 @@ def suspend(
 
     ``card`` is the card's state or the serials of its certificates. Certificates already
     revoked keep their first reason. Returns the serials; raises
-    :class:`~reference_impl.jlis.registry.UnknownCertificate` for a serial never recorded.
+    :class:`~mynahil.reference_impl.jlis.registry.UnknownCertificate` for a serial never recorded.
     """
     serials = list(card_serials(card).values()) if isinstance(card, CardState) else list(card)
     with registry.transaction():

@@ -4,7 +4,7 @@ linkage, the person behind a card and when the card was applied for.
 :class:`RegistryStore` is the record's interface and :class:`RegistryRules` its rules, written
 once over a few primitives. :class:`CertificateRegistry` keeps the record in memory or in a
 ``registry.json`` beside the CA (written atomically under a lock: the standalone J-LIS and
-``mynahil card new``); ``reference_impl.store.jlis_sql.SqlRegistry`` keeps it in the
+``mynahil card new``); ``mynahil.reference_impl.store.jlis_sql.SqlRegistry`` keeps it in the
 platform's database, where every worker and instance sees the same record.
 :class:`JlisServices` puts it together with the CA and is what relying parties talk to:
 certificate status, the predecessor of a renewed or reissued certificate, the holder's facts
@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
 from mynahil.files import flocked, write_atomically
-from reference_impl.mykey.ports import CertificateStatus, HolderFacts, Replacement
+from mynahil.reference_impl.mykey.ports import CertificateStatus, HolderFacts, Replacement
 
 from .ca import JlisCA
 

@@ -1,7 +1,7 @@
 """J-LIS as a relying party in another process reaches it: over HTTP.
 
-:class:`RemoteJlis` is a :class:`~reference_impl.mykey.ports.CertificateAuthority` built on the
-J-LIS routes (``/v1/jlis/ca/auth`` and ``/v1/jlis/certificates/{serial}``), so a platform
+:class:`RemoteJlis` is a :class:`~mynahil.reference_impl.mykey.ports.CertificateAuthority` built on
+the J-LIS routes (``/v1/jlis/ca/auth`` and ``/v1/jlis/certificates/{serial}``), so a platform
 can trust a J-LIS it does not host.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from reference_impl.mykey.ports import CertificateStatus, HolderFacts, Replacement
+from mynahil.reference_impl.mykey.ports import CertificateStatus, HolderFacts, Replacement
 
 __all__ = ["JlisUnreachable", "RemoteJlis"]
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from reference_impl.audit import AuditEvent
+from mynahil.reference_impl.audit import AuditEvent
 
 from .model import Challenge, MyKeyRecord, Session
 

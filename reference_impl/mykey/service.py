@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from reference_impl.audit import AuditEvent, RefusalBudget, bounded
+from mynahil.reference_impl.audit import AuditEvent, RefusalBudget, bounded
 
 from .errors import MyKeyError
 from .ids import InvalidMyKeyId, generate_mykey_id, parse_mykey_id

@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from reference_impl.points import PointsError, TransactionKind
-from reference_impl.points.signing import check_signature
+from mynahil.reference_impl.points import PointsError, TransactionKind
+from mynahil.reference_impl.points.signing import check_signature
 
 from .books import OperatorBooks
 from .client import OperatorClient, PlatformUnavailable

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from reference_impl.points import Decision, Report, TransactionKind
-from reference_impl.points.settlement import OperatorRecord, month_bounds
+from mynahil.reference_impl.points import Decision, Report, TransactionKind
+from mynahil.reference_impl.points.settlement import OperatorRecord, month_bounds
 
 __all__ = ["Account", "BookedTransaction", "OperatorBooks"]
 

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 import httpx
 import stamina
 
+from mynahil.reference_impl.points import Decision, Outcome, PointsError, Report
+from mynahil.reference_impl.points.signing import Signer
 from mynahil.tls import client_verify, tls_failure
-from reference_impl.points import Decision, Outcome, PointsError, Report
-from reference_impl.points.signing import Signer
 
 __all__ = ["RETRYABLE_STATUS", "OperatorClient", "PlatformUnavailable", "report_json"]
 

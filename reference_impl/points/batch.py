@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from reference_impl.mykey.model import MyKeyStatus
+from mynahil.reference_impl.mykey.model import MyKeyStatus
 
 from .campaign import Campaign, Scheme
 from .errors import PointsError

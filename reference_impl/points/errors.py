@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey import MyKeyError
 
 __all__ = ["PointsError"]
 

@@ -8,8 +8,8 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Protocol
 
-from reference_impl.mykey.model import MyKeyStatus
-from reference_impl.mykey.ports import UnitOfWork
+from mynahil.reference_impl.mykey.model import MyKeyStatus
+from mynahil.reference_impl.mykey.ports import UnitOfWork
 
 from .model import Application, LedgerEntry, Operator, PaymentService, StoredTransaction
 from .rules import CertificatePeriod

@@ -10,8 +10,8 @@
 - **Operators** sign every request (:mod:`.signing`); a nonce is spent in the same store.
 
 Every operation runs in one audited transaction of the point system's own store
-(:func:`~reference_impl.mykey.service.audited_operation`): one audit record, success or refusal.
-"""
+(:func:`~mynahil.reference_impl.mykey.service.audited_operation`): one audit record, success or
+refusal."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from reference_impl.audit import AuditEvent, RefusalBudget, bounded
-from reference_impl.mykey import Conflict, MyKeyRecord, MyKeyService
+from mynahil.reference_impl.audit import AuditEvent, RefusalBudget, bounded
+from mynahil.reference_impl.mykey import Conflict, MyKeyRecord, MyKeyService
 
 from .batch import MAX_BATCH, Batch, check_batch, report_digest
 from .books import Clock, PointsBooks
@@ -338,7 +338,7 @@ class PointsService(PointsBooks):
         """A registration bonus (round 2: health-insurance link, public-fund account), with
         the card, paid once per person to the service chosen for that campaign, and only
         when the registry holding that registration has one made by the deadline
-        (:func:`~reference_impl.points.rules.registration_counts`)."""
+        (:func:`~mynahil.reference_impl.points.rules.registration_counts`)."""
         campaign = self.scheme.campaign(campaign_id)
         if campaign is None:
             raise PointsError("campaign_unknown", f"no campaign {campaign_id!r}")

@@ -1,7 +1,7 @@
 """The reference platform's storage: SQLite by default, PostgreSQL for deployments.
 
 ``SqlStore.open(url)`` connects and migrates; ``store.transaction()`` is the
-:class:`~reference_impl.mykey.ports.Store` the services use. The schema lives in
+:class:`~mynahil.reference_impl.mykey.ports.Store` the services use. The schema lives in
 :data:`metadata` and is created by Alembic (:func:`migrate`, :func:`upgrade`).
 """
 

@@ -2,8 +2,8 @@
 
 One-off administration: it runs Alembic and SQLAlchemy directly, never the stores' executor.
 
-The platform migrates itself on start (:func:`~reference_impl.store.engine.migrate`); a DBA who
-applies schema changes by hand reads the SQL first (:func:`migration_sql`, Alembic's offline
+The platform migrates itself on start (:func:`~mynahil.reference_impl.store.engine.migrate`); a DBA
+who applies schema changes by hand reads the SQL first (:func:`migration_sql`, Alembic's offline
 mode) and checks where a database stands (:func:`current_revision`).
 """
 

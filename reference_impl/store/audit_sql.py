@@ -1,6 +1,6 @@
 """The audit log in the store: appending to its hash chain in a transaction, reading it back.
 
-The chain itself (canonical JSON, hashes, verification) is :mod:`reference_impl.audit`'s;
+The chain itself (canonical JSON, hashes, verification) is :mod:`mynahil.reference_impl.audit`'s;
 here is only where the records go. Every append locks the single ``audit_head`` row, taken
 just before commit so it is held briefly and never deadlocks with other row locks; so seq
 follows commit order without gaps, and a record commits or rolls back with the rest of its
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from reference_impl.audit import AuditEvent, AuditRecord, canonical_json, chain_hash
+from mynahil.reference_impl.audit import AuditEvent, AuditRecord, canonical_json, chain_hash
 
 from .driver import DriverStatement, as_utc
 from .tables import audit_head, audit_log
@@ -73,7 +73,7 @@ class AuditStatements:
         if head is None:
             raise RuntimeError(
                 "the audit_head row is missing: create the database with "
-                "reference_impl.store.migrate, not metadata.create_all"
+                "mynahil.reference_impl.store.migrate, not metadata.create_all"
             )
         seq, digest = int(head["seq"]), str(head["hash"])
         rows: list[dict[str, Any]] = []

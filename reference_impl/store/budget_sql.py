@@ -1,4 +1,4 @@
-"""The budget of anonymous refusals (:class:`reference_impl.audit.RefusalBudget`) in the
+"""The budget of anonymous refusals (:class:`mynahil.reference_impl.audit.RefusalBudget`) in the
 database, so one source flooding several workers or instances gets one budget, not one per
 process (issue 17).
 
@@ -17,7 +17,7 @@ from typing import Final
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
-from reference_impl.audit import RefusalBudget
+from mynahil.reference_impl.audit import RefusalBudget
 
 from .driver import DriverStatement, dialect_insert
 from .engine import unavailable_as_such

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from reference_impl.mykey.ports import StoreUnavailable
+from mynahil.reference_impl.mykey.ports import StoreUnavailable
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",

@@ -1,12 +1,13 @@
 """The emulated J-LIS registry in the platform's database, so every worker and instance of the
 platform sees one record of cards, certificates, revocations and linkage (issue 17).
 
-:class:`SqlRegistry` keeps J-LIS's rules (:class:`~reference_impl.jlis.registry.RegistryRules`)
-over the tables ``jlis_certificates``, ``jlis_cards`` and ``jlis_crl_number``. Beside it, a
-``registry.json`` written by J-LIS's offline desk (``mynahil card new``, the load test's card
-maker) stays readable: a certificate or card the database does not know is looked up there
-(read-only: the platform never writes the file). Revoking a certificate known only from the
-file copies it into the database, revoked; from then on the database's row is the answer.
+:class:`SqlRegistry` keeps J-LIS's rules
+(:class:`~mynahil.reference_impl.jlis.registry.RegistryRules`) over the tables
+``jlis_certificates``, ``jlis_cards`` and ``jlis_crl_number``. Beside it, a ``registry.json``
+written by J-LIS's offline desk (``mynahil card new``, the load test's card maker) stays readable: a
+certificate or card the database does not know is looked up there (read-only: the platform never
+writes the file). Revoking a certificate known only from the file copies it into the database,
+revoked; from then on the database's row is the answer.
 
 What never changes once recorded (a certificate's kind, card, expiry and predecessor; a card
 record; a successor, once there is one) is remembered by each process after it was read from
@@ -34,14 +35,14 @@ from typing import Any, Final, cast
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from reference_impl.jlis.registry import (
+from mynahil.reference_impl.jlis.registry import (
     CardRecord,
     CertificateEntry,
     CertificateRegistry,
     Kind,
     RegistryRules,
 )
-from reference_impl.mykey.ports import HolderFacts
+from mynahil.reference_impl.mykey.ports import HolderFacts
 
 from .driver import DriverStatement, dialect_insert
 from .engine import SQLITE_BEGIN, unavailable_as_such

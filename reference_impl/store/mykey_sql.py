@@ -1,5 +1,6 @@
 """The MyKey platform's half of a store transaction: challenges, MyKey records, persons,
-certificate bindings, retired IDs and sessions (:class:`reference_impl.mykey.ports.UnitOfWork`).
+certificate bindings, retired IDs and sessions
+(:class:`mynahil.reference_impl.mykey.ports.UnitOfWork`).
 
 Every statement is built once, at import, and run through :class:`.DriverStatement` (building
 a Core statement and its cache key cost ~180 µs, five times what SQLite then takes to run
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from reference_impl.mykey.model import (
+from mynahil.reference_impl.mykey.model import (
     Challenge,
     LoginMethod,
     MyKeyRecord,
@@ -26,7 +27,7 @@ from reference_impl.mykey.model import (
     Purpose,
     Session,
 )
-from reference_impl.mykey.ports import Conflict
+from mynahil.reference_impl.mykey.ports import Conflict
 
 from .driver import DriverStatement, as_utc, insert_new
 from .engine import is_unique_violation

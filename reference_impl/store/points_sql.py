@@ -10,7 +10,7 @@ Concurrency: a batch locks the people it touches through their ``point_totals`` 
 sorted order (no deadlocks between batches); on SQLite the write lock taken by BEGIN IMMEDIATE
 already serialises whole transactions. Unique keys (idempotency keys, transaction IDs,
 linked accounts, one application per campaign) are the final arbiters; a clash becomes
-:class:`~reference_impl.mykey.Conflict` and the service decides the batch again.
+:class:`~mynahil.reference_impl.mykey.Conflict` and the service decides the batch again.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from reference_impl.mykey.model import MyKeyStatus
-from reference_impl.mykey.ports import Conflict
-from reference_impl.points.model import (
+from mynahil.reference_impl.mykey.model import MyKeyStatus
+from mynahil.reference_impl.mykey.ports import Conflict
+from mynahil.reference_impl.points.model import (
     Application,
     LedgerEntry,
     LedgerKind,
@@ -52,7 +52,7 @@ from reference_impl.points.model import (
     StoredTransaction,
     TransactionKind,
 )
-from reference_impl.points.rules import CertificatePeriod
+from mynahil.reference_impl.points.rules import CertificatePeriod
 
 from .driver import DriverStatement, dialect_insert, insert_new
 from .tables import (

@@ -1,6 +1,6 @@
 """The platform's store: one implementation for SQLite and PostgreSQL.
 
-:class:`SqlStore` implements :class:`reference_impl.mykey.ports.Store`. Each
+:class:`SqlStore` implements :class:`mynahil.reference_impl.mykey.ports.Store`. Each
 :meth:`SqlStore.transaction` is one database transaction on one connection: it commits when
 the block ends normally and rolls back when it raises. Its unit of work is assembled from one
 module per part of the platform (:mod:`.mykey_sql`, :mod:`.points_sql`, :mod:`.staff_sql`,
@@ -27,9 +27,9 @@ from sqlalchemy import Connection, Engine, column, select, table
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
-from reference_impl.audit import AuditEvent, AuditRecord, ChainBreak, verify_chain
-from reference_impl.points.ports import PointsUnitOfWork
-from reference_impl.staff import StaffUnitOfWork
+from mynahil.reference_impl.audit import AuditEvent, AuditRecord, ChainBreak, verify_chain
+from mynahil.reference_impl.points.ports import PointsUnitOfWork
+from mynahil.reference_impl.staff import StaffUnitOfWork
 
 from .audit_sql import AuditStatements, audit_page
 from .driver import DriverStatement
@@ -64,7 +64,7 @@ class PlatformUnitOfWork(PointsUnitOfWork, StaffUnitOfWork, Protocol):
 
 
 class SqlStore:
-    """The platform's :class:`~reference_impl.mykey.ports.Store` over SQLAlchemy Core.
+    """The platform's :class:`~mynahil.reference_impl.mykey.ports.Store` over SQLAlchemy Core.
 
     Open one with :meth:`open`; share it between threads (it holds a connection pool); call
     :meth:`dispose` (or use it as a context manager) when done.
@@ -112,7 +112,7 @@ class SqlStore:
     def transaction(self) -> Iterator[PlatformUnitOfWork]:
         """One unit of work: commits on normal exit, rolls back if the block raises.
 
-        A busy or full database raises :class:`~reference_impl.mykey.ports.StoreUnavailable`
+        A busy or full database raises :class:`~mynahil.reference_impl.mykey.ports.StoreUnavailable`
         (after the rollback), never a driver error.
         """
         with unavailable_as_such(), self._exclusive(), self._engine.begin() as connection:

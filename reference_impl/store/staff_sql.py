@@ -1,4 +1,4 @@
-"""The staff table's half of a store transaction (:mod:`reference_impl.staff`)."""
+"""The staff table's half of a store transaction (:mod:`mynahil.reference_impl.staff`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from reference_impl.staff import Role, StaffMember
+from mynahil.reference_impl.staff import Role, StaffMember
 
 from .driver import DriverStatement
 from .tables import staff

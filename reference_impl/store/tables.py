@@ -157,7 +157,7 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
-# Append-only and hash-chained (reference_impl.audit); details are canonical JSON text.
+# Append-only and hash-chained (mynahil.reference_impl.audit); details are canonical JSON text.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -182,7 +182,8 @@ audit_head = Table(
 )
 
 
-# The platform's own staff (reference_impl.staff): a bearer token's SHA-256, never the token.
+# The platform's own staff (mynahil.reference_impl.staff): a bearer token's SHA-256, never the
+# token.
 staff = Table(
     "staff",
     metadata,
@@ -311,7 +312,7 @@ ledger = Table(
 
 # --- what every worker and instance must agree on (issue 17) ----------------------------------
 
-# The emulated J-LIS registry (reference_impl.store.jlis_sql): serials as decimal text (they
+# The emulated J-LIS registry (mynahil.reference_impl.store.jlis_sql): serials as decimal text (they
 # are up to 160 bits). A certificate or card is replaced at most once: ``replaces`` is unique.
 jlis_certificates = Table(
     "jlis_certificates",

@@ -66,7 +66,7 @@ def platform_date(url: str, timeout: float = 10.0, verify: ssl.SSLContext | bool
     """The platform's business date (``serve --as-of`` replays a campaign), from /v1/health.
     OSError saying why when the platform does not answer (or its certificate does not verify).
     """
-    from reference_impl.client import PlatformClient
+    from mynahil.reference_impl.client import PlatformClient
 
     try:
         with PlatformClient.connect(url, timeout=timeout, verify=verify) as platform:
@@ -78,7 +78,7 @@ def platform_date(url: str, timeout: float = 10.0, verify: ssl.SSLContext | bool
 
 def issue_cards(ca_folder: Path, count: int, *, issued_on: date, seed: int = 1) -> list[Card]:
     """``count`` cards from the CA in ``ca_folder``, recorded in its registry in one write."""
-    from reference_impl.jlis import CertificateRegistry, JlisCA, KeyPool, lifecycle
+    from mynahil.reference_impl.jlis import CertificateRegistry, JlisCA, KeyPool, lifecycle
 
     ca = JlisCA.load(ca_folder)  # the platform's own CA: never create one here
     registry = CertificateRegistry(ca_folder)

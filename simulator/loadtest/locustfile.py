@@ -73,7 +73,7 @@ class Holder(FastHttpUser):
     def holder(self) -> None:
         deck = _Setup.deck
         if deck is None:
-            raise RuntimeError("simulator.loadtest.locustfile.configure() was not called")
+            raise RuntimeError("mynahil.simulator.loadtest.locustfile.configure() was not called")
         card = deck.take()
         while card is None:  # more holders at once than cards: wait for one to be returned
             gevent.sleep(0.05)

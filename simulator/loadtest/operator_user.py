@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from locust import FastHttpUser, constant_pacing, task
 from locust.runners import MasterRunner
 
+from mynahil.reference_impl.points.signing import Signer
 from mynahil.timezone import JST
-from reference_impl.points.signing import Signer
 
 from ..operators.registration import OperatorIdentity
 from .operators import Acknowledged, batch_body
@@ -59,7 +59,7 @@ class OperatorUser(FastHttpUser):
     def on_start(self) -> None:
         replay = _Setup.replay
         if replay is None:
-            raise RuntimeError("simulator.loadtest.operator_user: no replay configured")
+            raise RuntimeError("mynahil.simulator.loadtest.operator_user: no replay configured")
         self.identity = replay.identities[next(_Setup.turn) % len(replay.identities)]
         key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(self.identity.private_key))
         self.signer = Signer(self.identity.operator_id, key)

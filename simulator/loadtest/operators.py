@@ -145,7 +145,7 @@ class Acknowledged:
 
 def check_decided_once(db_url: str, acknowledged: Acknowledged) -> list[str]:
     """Ledger invariants, then: every acknowledged key decided once, with the answer given."""
-    from reference_impl.platform import build_platform
+    from mynahil.reference_impl.platform import build_platform
 
     platform = build_platform(db_url, None)
     try:

@@ -8,7 +8,7 @@ figures go to ``soak.json``, the per-second series to ``soak.csv``, a plot to ``
 a summary to ``report.md``; the ledger's invariants and the audit chain are checked.
 
 Cards come from the platform's own J-LIS, issued before the load starts from a small
-:class:`~reference_impl.jlis.KeyPool` (no RSA key generation per card). The load is bounded:
+:class:`~mynahil.reference_impl.jlis.KeyPool` (no RSA key generation per card). The load is bounded:
 a fixed set of cards and accounts, so the database grows only by what the operations write.
 
 Expected refusals (a wrong security code is refused as ``account_not_verified``; a charge past
@@ -34,14 +34,13 @@ from typing import Any
 
 import psutil
 
-from card_emulator import CardState, emulated_reader
-from card_emulator.pin import DEFAULT_PIN
 from mynahil.card import MyNumberCard
-from mynahil.stats import percentile
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import KeyPool, lifecycle
-from reference_impl.operator import OperatorBooks, OperatorClient
-from reference_impl.platform import (
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PIN
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import KeyPool, lifecycle
+from mynahil.reference_impl.operator import OperatorBooks, OperatorClient
+from mynahil.reference_impl.platform import (
     ReferencePlatform,
     build_platform,
     serve_process,
@@ -49,13 +48,14 @@ from reference_impl.platform import (
     shifted_clock,
     wait_healthy,
 )
-from reference_impl.points import (
+from mynahil.reference_impl.points import (
     Decision,
     Outcome,
     Report,
     TransactionKind,
 )
-from reference_impl.sandbox import sample_operator
+from mynahil.reference_impl.sandbox import sample_operator
+from mynahil.stats import percentile
 
 __all__ = [
     "AS_OF",

@@ -1,7 +1,7 @@
 """Operators in the loop: N sampled services report signed batches to the reference platform.
 
 Each sampled service (drawn by share of applicants) becomes a real operator of the sample
-payment service (``reference_impl.operator``): its own Ed25519 key registered with the
+payment service (``mynahil.reference_impl.operator``): its own Ed25519 key registered with the
 platform, its books, holders whose applications chose it (set up in the platform's store,
 as benchmarks/bench_points.py does, so only the operator path is measured), and charges or
 purchases booked and reported in signed batches of its kind's batch size (at most
@@ -117,8 +117,8 @@ def measure_operators(
     """Run ``count`` sampled operators for real: against the reference platform served
     in-process on loopback (SQLite in a temp folder), or against ``platform_url`` whose
     database ``db_url`` the operators and their holders are registered in (staff setup)."""
-    from reference_impl.gateways import LocalAccountCheck
-    from reference_impl.platform import build_platform, serving
+    from mynahil.reference_impl.gateways import LocalAccountCheck
+    from mynahil.reference_impl.platform import build_platform, serving
 
     model = scenario.operators
     if model is None:
@@ -168,9 +168,9 @@ def _one_operator(
     """The sample operator's books and signed client: batches of its kind's size."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from reference_impl.operator import OperatorBooks, OperatorClient
-    from reference_impl.points import PointsError, TransactionKind
-    from reference_impl.points.signing import Signer
+    from mynahil.reference_impl.operator import OperatorBooks, OperatorClient
+    from mynahil.reference_impl.points import PointsError, TransactionKind
+    from mynahil.reference_impl.points.signing import Signer
 
     key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(identity.private_key))
     books = OperatorBooks(identity.operator_id, identity.service_id)

@@ -1,7 +1,7 @@
 """Operators registered in the platform's database, with holders who applied with them.
 
 Both operators in the loop (:mod:`.hil`) and the operator replay
-(:mod:`simulator.loadtest.operators`) start from this set-up: N operators, each with its own
+(:mod:`mynahil.simulator.loadtest.operators`) start from this set-up: N operators, each with its own
 Ed25519 key and payment service, go straight into the store (only the operator path is then
 measured, as in benchmarks/bench_points.py), as platform staff do with ``mynahil operator
 register``.
@@ -32,10 +32,10 @@ def set_up_operators(db_url: str, count: int, holders: int, seed: int) -> list[O
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from reference_impl.platform import build_platform
-    from reference_impl.points import Application, Operator, PaymentService
-    from reference_impl.points.signing import public_key_bytes
-    from reference_impl.store import SqlStore
+    from mynahil.reference_impl.platform import build_platform
+    from mynahil.reference_impl.points import Application, Operator, PaymentService
+    from mynahil.reference_impl.points.signing import public_key_bytes
+    from mynahil.reference_impl.store import SqlStore
 
     tag = f"{seed}-{secrets.token_hex(3)}"
     platform = build_platform(db_url, None)

@@ -14,8 +14,8 @@ from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from card_emulator import CardState, EmulatedCard
-from card_emulator.state import from_json, match_b_value, to_json
+from mynahil.card_emulator import CardState, EmulatedCard
+from mynahil.card_emulator.state import from_json, match_b_value, to_json
 from mynahil.carddata import CardDataInvalid, verify_face, verify_info
 from mynahil.jpki import (
     AID,
@@ -26,7 +26,7 @@ from mynahil.jpki import (
     decode_offsets,
     encode_basic_info,
 )
-from reference_impl.jlis import JlisCA
+from mynahil.reference_impl.jlis import JlisCA
 from tests.card_emulator.test_jpki_rules import select_aid, select_ef, sw
 from tests.support import PASSWORD, PIN, CardFactory
 
@@ -269,7 +269,7 @@ def test_a_card_file_from_before_loads_with_documented_defaults(card_state: Card
 
 
 def test_issuance_checks_the_security_code(ca: JlisCA, card_state: CardState) -> None:
-    from reference_impl.jlis import issue_card
+    from mynahil.reference_impl.jlis import issue_card
 
     with pytest.raises(ValueError, match="security code"):
         issue_card(

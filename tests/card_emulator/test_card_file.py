@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import (
+from mynahil.card_emulator import (
     CardBusy,
     CardFile,
     CardFormatError,
@@ -81,7 +81,7 @@ def test_a_card_in_a_reader_is_locked(card_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from card_emulator import load_card, save_card, PinSlot
+from mynahil.card_emulator import load_card, save_card, PinSlot
 path = Path(sys.argv[1])
 state = load_card(path)
 pin = state.pins[PinSlot.AUTH].unblocked()  # 3 tries; charged() gives 2

@@ -14,7 +14,8 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from card_emulator import (
+from mynahil.apdu import CommandApdu
+from mynahil.card_emulator import (
     DEFINED_STATUS_WORDS,
     CardFile,
     CardState,
@@ -22,7 +23,6 @@ from card_emulator import (
     PinSlot,
     save_card,
 )
-from mynahil.apdu import CommandApdu
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")

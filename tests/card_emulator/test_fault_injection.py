@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import (
+from mynahil.card_emulator import (
     EmulatedCard,
     FaultProfile,
     FaultyCard,
     Latency,
     load_fault_profile,
 )
-from card_emulator.state import CardState
+from mynahil.card_emulator.state import CardState
 from mynahil.transports import CardPulled
 
 READ_TOKEN = [

@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator import CardState, EmulatedCard, contactless_type_b_atr, save_card
-from card_emulator.state import CardFile
 from mynahil.card import digest_info_sha256
+from mynahil.card_emulator import CardState, EmulatedCard, contactless_type_b_atr, save_card
+from mynahil.card_emulator.state import CardFile
 from mynahil.jpki import AID, decode_basic_info, decode_my_number
 from tests.support import CardFactory
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import pytest
 from cryptography import x509
 
-from card_emulator import CardState, EmulatedCard, open_transport
-from card_emulator.state import match_b_value
+from mynahil.card_emulator import CardState, EmulatedCard, open_transport
+from mynahil.card_emulator.state import match_b_value
 from mynahil.carddata import verify_face, verify_info
 from mynahil.transports import Transport
 from tests.support import PIN, CardFactory

@@ -1,4 +1,4 @@
-"""The emulated card in an in-process reader (``card_emulator.emulated_reader``): what every
+"""The emulated card in an in-process reader (``mynahil.card_emulator.emulated_reader``): what every
 demo, harness, benchmark and test that wants "this card, ready" calls."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import (
+from mynahil.card import Pin, WrongPin
+from mynahil.card_emulator import (
     CardFile,
     CardState,
     EmulatedCard,
@@ -17,7 +18,6 @@ from card_emulator import (
     emulated_reader,
     load_card,
 )
-from mynahil.card import Pin, WrongPin
 
 
 def test_a_card_state_is_ready_for_commands(card_state: CardState) -> None:

@@ -1,6 +1,6 @@
 """The APDU vectors (``tests/vectors/apdu/``): command sequences public clients send, with the
 status words JPKI.md's public sources say a real card answers, in the replay format
-(``conformance.replay``). Each replays on a fresh emulated card; a card that answers one
+(``mynahil.conformance.replay``). Each replays on a fresh emulated card; a card that answers one
 status word otherwise is named at the first divergence."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import EmulatedCard
-from conformance.replay import replay_trace
-from conformance.targets import parse_target
+from mynahil.card_emulator import EmulatedCard
+from mynahil.conformance.replay import replay_trace
+from mynahil.conformance.targets import parse_target
 from tests.support import CardFactory
 
 VECTORS = Path(__file__).parents[1] / "vectors" / "apdu"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance.cli import run_target
+from mynahil.conformance.cli import run_target
 
 Run = tuple[int, dict[str, Any], Path]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -38,7 +38,7 @@ def run_pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     the scenario data is found through MYNAHIL_SCENARIOS."""
     env = {**os.environ, "MYNAHIL_SCENARIOS": str(SCENARIOS)}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", str(folder), "-p", "conformance.plugin",
+        [sys.executable, "-m", "pytest", str(folder), "-p", "mynahil.conformance.plugin",
          "-p", "no:cacheprovider", "-q", "--rootdir", str(folder), "-c", os.devnull, *args],
         capture_output=True, text=True, check=False, cwd=folder, env=env,
     )  # fmt: skip

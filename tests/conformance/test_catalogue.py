@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalogue import CatalogueError, load_catalogue
+from mynahil.conformance.catalogue import CatalogueError, load_catalogue
 
 from .conftest import run_pytest_in
 

@@ -10,9 +10,9 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.catalogue import CATALOGUE
-from conformance.cli import run_target
 from mynahil import __version__
+from mynahil.conformance.catalogue import CATALOGUE
+from mynahil.conformance.cli import run_target
 from tests.support import mynahil
 
 from .conftest import SCENARIOS, Run

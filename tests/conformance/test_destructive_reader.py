@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import EmulatedCard
-from card_emulator.vicc import ViccAttachment
-from conformance import load_catalogue
-from conformance.cli import run_target
-from conformance.defects import DefectiveCard
-from conformance.targets import CardSlot, parse_target
+from mynahil.card_emulator import EmulatedCard
+from mynahil.card_emulator.vicc import ViccAttachment
+from mynahil.conformance import load_catalogue
+from mynahil.conformance.cli import run_target
+from mynahil.conformance.defects import DefectiveCard
+from mynahil.conformance.targets import CardSlot, parse_target
 
 pytestmark = pytest.mark.pcsc
 

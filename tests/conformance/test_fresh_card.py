@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.fresh_card import FreshCardError, FreshCardHook, parse_hook, spent_tries
-from conformance.targets import parse_target
 from mynahil.apdu import CommandApdu
+from mynahil.conformance.fresh_card import FreshCardError, FreshCardHook, parse_hook, spent_tries
+from mynahil.conformance.targets import parse_target
 from mynahil.jpki import AID, JpkiFile
 from mynahil.transports.inproc import InProcessTransport
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.golden import GOLDENS, Change, GoldenError, changed_verdicts, load_golden
+from mynahil.conformance.golden import GOLDENS, Change, GoldenError, changed_verdicts, load_golden
 from tests.support import mynahil
 
 from .conftest import Run

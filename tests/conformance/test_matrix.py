@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conformance import load_catalogue
-from conformance.cli import app, run_matrix
-from conformance.defects import DEFECTS, MATRIX, MatrixRow, full_matrix
+from mynahil.conformance import load_catalogue
+from mynahil.conformance.cli import app, run_matrix
+from mynahil.conformance.defects import DEFECTS, MATRIX, MatrixRow, full_matrix
 
 
 def test_every_defect_has_a_row_naming_known_requirements() -> None:
@@ -41,10 +41,10 @@ def test_a_defect_caught_under_the_wrong_requirement_fails_the_matrix(tmp_path: 
 def test_the_defects_command_prints_the_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import conformance.defects
+    import mynahil.conformance.defects
 
     rows = [MatrixRow("card:inproc", ()), MatrixRow("card:defect:wrong_atr", ("JPKI-ATR-001",))]
-    monkeypatch.setattr(conformance.defects, "full_matrix", lambda: rows)
+    monkeypatch.setattr(mynahil.conformance.defects, "full_matrix", lambda: rows)
     result = CliRunner().invoke(app, ["defects", "--report", str(tmp_path), "--no-pcsc"])
     assert result.exit_code == 0, result.output
     assert "card:defect:wrong_atr" in result.output

@@ -9,14 +9,14 @@ from datetime import date
 
 import pytest
 
-from conformance.operator_harness import (
+from mynahil.conformance.operator_harness import (
     CAMPAIGN_ID,
     HarnessError,
     OperatorHarness,
     conformance_scheme,
     operator_harness,
 )
-from reference_impl.points.campaign import load_scheme
+from mynahil.reference_impl.points.campaign import load_scheme
 
 
 @pytest.fixture(scope="module")

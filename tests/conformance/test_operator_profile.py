@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from conformance.operator_profile import OperatorProfileError, load_operator_profile
+from mynahil.conformance.operator_profile import OperatorProfileError, load_operator_profile
 from mynahil.paths import scenarios_dir
 
 KEY = base64.b64encode(bytes(range(32))).decode()

@@ -15,12 +15,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from conformance.cli import run_target
-from reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
-from reference_impl.platform import platform_key as reference_platform_key
-from reference_impl.platform import serving
-from reference_impl.points import Report, TransactionKind
-from reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.conformance.cli import run_target
+from mynahil.reference_impl.operator import OperatorBooks, OperatorClient, create_operator_app
+from mynahil.reference_impl.platform import platform_key as reference_platform_key
+from mynahil.reference_impl.platform import serving
+from mynahil.reference_impl.points import Report, TransactionKind
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from tests.support import MYNAHIL, free_port, mynahil, running
 
 

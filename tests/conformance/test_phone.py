@@ -8,9 +8,9 @@ import socket
 import threading
 from pathlib import Path
 
-from card_emulator import FaultyCard, ViccAttachment, load_fault_profile
-from conformance.cli import run_target
-from conformance.targets import DeviceProfile, parse_target
+from mynahil.card_emulator import FaultyCard, ViccAttachment, load_fault_profile
+from mynahil.conformance.cli import run_target
+from mynahil.conformance.targets import DeviceProfile, parse_target
 from tests.support import free_port, mynahil
 
 from .conftest import SCENARIOS

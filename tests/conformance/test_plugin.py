@@ -43,7 +43,7 @@ def test_the_options_are_listed(tmp_path: Path) -> None:
 def test_trace_dir_option(tmp_path: Path) -> None:
     suites = SCENARIOS.parent / "conformance" / "suites"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(suites), "-p", "conformance.plugin",
+        [sys.executable, "-m", "pytest", str(suites), "-p", "mynahil.conformance.plugin",
          "-p", "no:cacheprovider", "-q", "--conformance-target", "card:inproc",
          "--conformance-report", str(tmp_path / "r"),
          "--conformance-trace-dir", str(tmp_path / "t"),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import TargetError, parse_target
-from conformance.targets import (
+from mynahil.conformance import TargetError, parse_target
+from mynahil.conformance.targets import (
     TARGET_KINDS,
     DeviceProfile,
     Target,
@@ -109,7 +109,7 @@ def test_a_new_kind_of_target_slots_in() -> None:
 
 
 def test_device_profiles_name_the_aps_they_must_read(tmp_path: Path) -> None:
-    from conformance.targets import bundled_profile
+    from mynahil.conformance.targets import bundled_profile
 
     assert bundled_profile("emulated-contact").applications == ("jpki", "card-info", "card-face")
     assert "card-face" in bundled_profile("phone").applications

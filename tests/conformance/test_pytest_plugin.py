@@ -1,4 +1,4 @@
-"""The suite as a normal pytest plugin (issue 20.7): ``pytest --pyargs conformance.suites``
+"""The suite as a normal pytest plugin (issue 20.7): ``pytest --pyargs mynahil.conformance.suites``
 from anywhere, requirement IDs as ``-k`` keywords, a selection's verdict covering only what it
 selected, JUnit XML naming the requirement per test, extra pytest arguments through
 ``mynahil conformance run … --``."""
@@ -21,7 +21,8 @@ def test_pytest_pyargs_with_a_requirement_id_selects_it(tmp_path: Path) -> None:
     report, junit = tmp_path / "report", tmp_path / "junit.xml"
     env = {**os.environ, "MYNAHIL_SCENARIOS": str(SCENARIOS)}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "conformance.suites", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "--pyargs", "mynahil.conformance.suites",
+         "-p", "no:cacheprovider",
          "--conformance-target", "card:inproc", "--conformance-report", str(report),
          "-k", "JPKI-PIN-001 or JPKI-SEL-005", "--junitxml", str(junit), "-q"],
         capture_output=True, text=True, check=False, cwd=tmp_path, env=env,

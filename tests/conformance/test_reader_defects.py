@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import EmulatedCard, FaultyCard, emulated_reader
-from conformance.cli import run_target
-from conformance.defects import MATRIX, READER_DEFECTS, DefectiveReader
-from conformance.targets import EMULATED_PIN, TargetError, parse_target
 from mynahil.apdu import CommandApdu
 from mynahil.card import MyNumberCard, Pin, digest_info_sha256
+from mynahil.card_emulator import EmulatedCard, FaultyCard, emulated_reader
+from mynahil.conformance.cli import run_target
+from mynahil.conformance.defects import MATRIX, READER_DEFECTS, DefectiveReader
+from mynahil.conformance.targets import EMULATED_PIN, TargetError, parse_target
 from mynahil.jpki import AID, JpkiFile
 
 # The three tests that judge the reader's part (the largest short APDUs, an extended-length

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conformance.cli import app, run_target
-from conformance.replay import replay_trace
-from conformance.targets import parse_target
+from mynahil.conformance.cli import app, run_target
+from mynahil.conformance.replay import replay_trace
+from mynahil.conformance.targets import parse_target
 
 from .conftest import Run
 

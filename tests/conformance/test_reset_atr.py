@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from card_emulator import EmulatedCard
-from conformance.defects import DefectiveCard
-from conformance.targets import CardSlot, parse_target
+from mynahil.card_emulator import EmulatedCard
+from mynahil.conformance.defects import DefectiveCard
+from mynahil.conformance.targets import CardSlot, parse_target
 
 pytestmark = pytest.mark.pcsc
 

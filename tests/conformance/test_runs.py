@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import load_catalogue
-from conformance.cli import run_target
-from conformance.recording import read_trace
+from mynahil.conformance import load_catalogue
+from mynahil.conformance.cli import run_target
+from mynahil.conformance.recording import read_trace
 from tests.support import MYNAHIL, mynahil
 
 from .conftest import SCENARIOS, Run

@@ -11,12 +11,17 @@ from typing import Any
 
 import pytest
 
-from card_emulator import EmulatedCard
-from conformance.cli import run_target
-from conformance.golden import GOLDENS, changed_verdicts, load_golden
-from conformance.recording import read_trace
-from conformance.safety import GuardedTransport, PinGuardState, UnsafeCommand, destructive_verdict
-from conformance.targets import parse_target
+from mynahil.card_emulator import EmulatedCard
+from mynahil.conformance.cli import run_target
+from mynahil.conformance.golden import GOLDENS, changed_verdicts, load_golden
+from mynahil.conformance.recording import read_trace
+from mynahil.conformance.safety import (
+    GuardedTransport,
+    PinGuardState,
+    UnsafeCommand,
+    destructive_verdict,
+)
+from mynahil.conformance.targets import parse_target
 from mynahil.transports.inproc import InProcessTransport
 
 

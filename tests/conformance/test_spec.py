@@ -10,9 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from conformance import load_catalogue
-from conformance.catalogue import load_sources
-from conformance.spec import SPEC_MARKDOWN, spec_html, spec_markdown
+from mynahil.conformance import load_catalogue
+from mynahil.conformance.catalogue import load_sources
+from mynahil.conformance.spec import SPEC_MARKDOWN, spec_html, spec_markdown
 
 from .conftest import Run
 
@@ -40,7 +40,7 @@ def _markdown_anchors(text: str) -> set[str]:
 
 def test_the_shipped_spec_is_the_catalogues() -> None:
     assert SPEC_MARKDOWN.read_text(encoding="utf-8") == spec_markdown(load_catalogue()), (
-        "regenerate it: python -m conformance.spec > docs/spec/requirements.md"
+        "regenerate it: python -m mynahil.conformance.spec > docs/spec/requirements.md"
     )
 
 

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from card_emulator import PinSlot, load_card
-from card_emulator.state import KeyCredential
+from mynahil.card_emulator import PinSlot, load_card
+from mynahil.card_emulator.state import KeyCredential
 from mynahil.opensc import find_opensc
 from mynahil.tls import make_throwaway_pki
 from tests.support import IN_CI, PASSWORD, PIN

@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator import PinSlot, load_card
 from mynahil.card import MyNumberCard, Pin, WrongPin
+from mynahil.card_emulator import PinSlot, load_card
 from mynahil.opensc import OpenSC, find_opensc
 from mynahil.transports import PcscTransport, vpcd_reader_name
 from tests.support import IN_CI, PIN

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from card_emulator import CardState, emulated_reader
 from mynahil.card import MyNumberCard, NoCertificate, Pin, PinBlocked, PinRequired, WrongPin
+from mynahil.card_emulator import CardState, emulated_reader
 from mynahil.jpki import AID, CardFaceFile
 from mynahil.transports import Transport
 from tests.support import PASSWORD, PIN, CardFactory
@@ -87,7 +87,7 @@ def test_card_info_with_alternatives_and_the_relying_party_check(
 ) -> None:
     from cryptography import x509
 
-    from card_emulator.state import match_b_value
+    from mynahil.card_emulator.state import match_b_value
     from mynahil.carddata import CardDataInvalid
 
     state = card_factory()

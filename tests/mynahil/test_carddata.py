@@ -10,7 +10,7 @@ from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from card_emulator import CardState
+from mynahil.card_emulator import CardState
 from mynahil.carddata import (
     CardDataInvalid,
     CvCertificate,
@@ -51,7 +51,7 @@ def test_parsers_fail_clearly_on_any_bytes(data: bytes) -> None:
 def test_any_altered_byte_of_the_signed_files_is_caught(
     signed: tuple[CardState, x509.Certificate], position: int, flip: int
 ) -> None:
-    from card_emulator.card import card_info_files
+    from mynahil.card_emulator.card import card_info_files
 
     state, root = signed
     assert state.signed is not None

@@ -19,7 +19,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from conformance.cli import run_target
+from mynahil.conformance.cli import run_target
+from mynahil.reference_impl.gateways import HttpAccountCheck
+from mynahil.reference_impl.operator import OperatorBooks, create_operator_app
+from mynahil.reference_impl.platform import serving
+from mynahil.reference_impl.points import Operator, OperatorUnreachable
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from mynahil.tls import (
     CA_FILE_ENV,
     ThrowawayPki,
@@ -28,11 +33,6 @@ from mynahil.tls import (
     client_verify,
     make_throwaway_pki,
 )
-from reference_impl.gateways import HttpAccountCheck
-from reference_impl.operator import OperatorBooks, create_operator_app
-from reference_impl.platform import serving
-from reference_impl.points import Operator, OperatorUnreachable
-from reference_impl.points.signing import Signer, public_key_bytes
 from tests.support import MYNAHIL, free_port, mynahil, running
 
 
@@ -285,7 +285,7 @@ def _locust_health(url: str, ca_file: Path) -> str:
     probe = (
         "import sys\n"
         "from locust.env import Environment\n"
-        "from simulator.loadtest.locustfile import Holder, configure\n"
+        "from mynahil.simulator.loadtest.locustfile import Holder, configure\n"
         "configure(None, ('reserve',), 1.0, sys.argv[2])\n"
         "Holder.host = sys.argv[1]\n"
         "user = Holder(Environment(user_classes=[Holder], host=sys.argv[1]))\n"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from card_emulator.state import Holder, Sex
-from reference_impl.jlis import CAFolderError, JlisCA, KeyPool
+from mynahil.card_emulator.state import Holder, Sex
+from mynahil.reference_impl.jlis import CAFolderError, JlisCA, KeyPool
 
 HOLDER = Holder(
     name="山田\u3000太郎",

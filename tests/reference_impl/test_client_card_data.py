@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from card_emulator import CardState, emulated_reader
-from card_emulator.state import match_b_value
 from mynahil.card import Pin
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder, sign_card_data
-from reference_impl.platform import ReferencePlatform, build_platform
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.card_emulator.state import match_b_value
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder, sign_card_data
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform
 from tests.support import PASSWORD, PIN
 
 

@@ -10,11 +10,11 @@ from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference_impl.jlis
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from card_emulator.state import CardState, Holder, PinSlot, Sex
+import mynahil.reference_impl.jlis
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator.state import CardState, Holder, PinSlot, Sex
 from mynahil.jpki import valid_my_number
-from reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, issue_card, random_holder
 
 PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 ADULT_BIRTH = date(1985, 6, 15)
@@ -57,7 +57,7 @@ def adult(rng: random.Random) -> Holder:
 
 
 def test_public_surface() -> None:
-    assert sorted(reference_impl.jlis.__all__) == [
+    assert sorted(mynahil.reference_impl.jlis.__all__) == [
         "CAFolderError",
         "CardRecord",
         "CertificateRegistry",
@@ -266,7 +266,7 @@ def test_under_15_no_signing_certificate_and_its_files_are_absent(
     jlis_ca: JlisCA, key_pool: KeyPool, rng: random.Random
 ) -> None:
     """SPEC.md: no signing certificate is issued to holders under 15."""
-    from card_emulator import EmulatedCard
+    from mynahil.card_emulator import EmulatedCard
     from mynahil.jpki import AID, JpkiFile
 
     twelve = issue(jlis_ca, random_holder(rng, birth_date=date(2012, 1, 10)), key_pool)
@@ -288,7 +288,7 @@ def test_under_15_no_signing_certificate_and_its_files_are_absent(
 def test_the_application_date_defaults_to_a_month_before_and_never_follows_issuance(
     jlis_ca: JlisCA, key_pool: KeyPool, adult: Holder, rng: random.Random
 ) -> None:
-    from reference_impl.jlis import default_applied_on
+    from mynahil.reference_impl.jlis import default_applied_on
 
     assert default_applied_on(ISSUED) == date(2024, 4, 1)
     assert default_applied_on(ISSUED, date(2024, 4, 20)) == date(2024, 4, 20)  # a newborn

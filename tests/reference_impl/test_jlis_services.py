@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
-from card_emulator import CardState
-from reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
-from reference_impl.jlis.registry import CertificateRegistry, JlisServices, ocsp_request_for
-from reference_impl.mykey import CertificateAuthority, CertificateStatus
+from mynahil.card_emulator import CardState
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.jlis.registry import CertificateRegistry, JlisServices, ocsp_request_for
+from mynahil.reference_impl.mykey import CertificateAuthority, CertificateStatus
 from tests.support import PASSWORD, PIN
 
 TODAY = date(2025, 6, 1)

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from reference_impl.jlis import FreshKeys, KeyPool, KeySource
-from reference_impl.jlis.keypool import default_cache_dir
+from mynahil.reference_impl.jlis import FreshKeys, KeyPool, KeySource
+from mynahil.reference_impl.jlis.keypool import default_cache_dir
 
 
 def public_numbers(pool: KeyPool) -> list[rsa.RSAPublicNumbers]:

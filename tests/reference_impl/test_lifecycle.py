@@ -17,19 +17,27 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
-from card_emulator.state import CardState, KeyCredential, PinSlot
-from mynahil.timezone import JST
-from reference_impl.jlis import (
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.card_emulator.state import CardState, KeyCredential, PinSlot
+from mynahil.reference_impl.jlis import (
     JlisCA,
     KeyPool,
     issue_card,
     lifecycle,
     random_holder,
 )
-from reference_impl.jlis.registry import CertificateRegistry, JlisServices, UnknownCertificate
-from reference_impl.jlis.validity import card_expiry, certificate_not_after, nth_birthday_after
-from reference_impl.mykey import CertificateStatus, HolderFacts
+from mynahil.reference_impl.jlis.registry import (
+    CertificateRegistry,
+    JlisServices,
+    UnknownCertificate,
+)
+from mynahil.reference_impl.jlis.validity import (
+    card_expiry,
+    certificate_not_after,
+    nth_birthday_after,
+)
+from mynahil.reference_impl.mykey import CertificateStatus, HolderFacts
+from mynahil.timezone import JST
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)

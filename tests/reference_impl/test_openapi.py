@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reference_impl.openapi import openapi_document
+from mynahil.reference_impl.openapi import openapi_document
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_impl.gateways import LocalRegistries
-from reference_impl.registries import (
+from mynahil.reference_impl.gateways import LocalRegistries
+from mynahil.reference_impl.registries import (
     Registration,
     RegistrationBook,
     RegistrationFileError,

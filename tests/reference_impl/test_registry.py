@@ -21,9 +21,9 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from card_emulator.state import Holder, Sex
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.jlis.registry import (
+from mynahil.card_emulator.state import Holder, Sex
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.jlis.registry import (
     LEGACY_CARD_APPLIED_ON,
     REASONS,
     CardRecord,
@@ -34,9 +34,9 @@ from reference_impl.jlis.registry import (
     UnknownCertificate,
     ocsp_request_for,
 )
-from reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
-from reference_impl.store import SqlStore
-from reference_impl.store.jlis_sql import SqlRegistry
+from mynahil.reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.jlis_sql import SqlRegistry
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)

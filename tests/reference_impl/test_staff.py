@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from reference_impl.mykey import MyKeyError
-from reference_impl.staff import Role, StaffDirectory
-from reference_impl.store import SqlStore
-from reference_impl.store.tables import staff
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.staff import Role, StaffDirectory
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.tables import staff
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_impl.jlis.validity import (
+from mynahil.reference_impl.jlis.validity import (
     age_of_majority,
     age_on,
     card_expiry,
@@ -186,7 +186,7 @@ def test_card_validity_follows_majority_on_the_application_date(
 
 
 def test_signing_certificates_from_the_15th_birthday() -> None:
-    from reference_impl.jlis.validity import signing_certificate_allowed
+    from mynahil.reference_impl.jlis.validity import signing_certificate_allowed
 
     born = date(2010, 2, 28)
     assert not signing_certificate_allowed(born, date(2025, 2, 27))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
-from reference_impl.workers import STARTUP_FAILURE, port_problem, run_workers
+from mynahil.reference_impl.workers import STARTUP_FAILURE, port_problem, run_workers
 from tests.support import free_port
 
 

@@ -29,13 +29,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import CardState, emulated_reader
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.operator import OperatorClient
-from reference_impl.platform import build_platform, wait_healthy
-from reference_impl.points import (
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.operator import OperatorClient
+from mynahil.reference_impl.platform import build_platform, wait_healthy
+from mynahil.reference_impl.points import (
     Application,
     Operator,
     PaymentService,
@@ -43,8 +43,8 @@ from reference_impl.points import (
     Report,
     TransactionKind,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.store import SqlStore
 from tests.support import MYNAHIL, free_port
 
 AS_OF = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)

@@ -31,19 +31,19 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from card_emulator import CardState, emulated_reader
-from card_emulator.pin import DEFAULT_PIN
-from reference_impl.client import PlatformClient
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.operator import OperatorClient
-from reference_impl.platform import build_platform, serve_process, wait_healthy
-from reference_impl.points import (
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PIN
+from mynahil.reference_impl.client import PlatformClient
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.operator import OperatorClient
+from mynahil.reference_impl.platform import build_platform, serve_process, wait_healthy
+from mynahil.reference_impl.points import (
     Decision,
     Report,
     TransactionKind,
 )
-from reference_impl.points.signing import Signer
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.points.signing import Signer
+from mynahil.reference_impl.store import SqlStore
 from tests.conftest import postgres_schema
 from tests.reliability.test_crash_consistency import (
     AS_OF,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import DEFINED_STATUS_WORDS, CardState, EmulatedCard, SocketTransport
+from mynahil.card_emulator import DEFINED_STATUS_WORDS, CardState, EmulatedCard, SocketTransport
 from mynahil.transports import TransportError
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"

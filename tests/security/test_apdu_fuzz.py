@@ -26,9 +26,9 @@ import struct
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
-from card_emulator import DEFINED_STATUS_WORDS, CardState, EmulatedCard
-from card_emulator.vicc import ViccAttachment
 from mynahil.apdu import CommandApdu
+from mynahil.card_emulator import DEFINED_STATUS_WORDS, CardState, EmulatedCard
+from mynahil.card_emulator.vicc import ViccAttachment
 from mynahil.jpki import AID, CardInfoFile, JpkiFile
 from mynahil.vpcd_protocol import Control, recv_frame, send_frame, tune_socket
 from tests.security.conftest import (

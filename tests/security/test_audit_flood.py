@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference_impl.audit import AuditRecord
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.platform import ReferencePlatform, build_platform
-from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.audit import AuditRecord
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform
+from mynahil.reference_impl.points import Operator, PaymentService
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
 HUGE = 60_000  # httpx refuses URLs over 64 KiB; the attacker sent 68 KB
@@ -133,7 +133,7 @@ def test_an_operators_own_requests_are_audited_ok(site: Site) -> None:
 def test_the_budget_bounds_records_and_never_loses_a_count(
     events: list[tuple[str, int]],
 ) -> None:
-    from reference_impl.audit import RefusalBudget
+    from mynahil.reference_impl.audit import RefusalBudget
 
     budget = RefusalBudget(per_window=3, summary_every=20, max_sources=3)
     start = datetime(2020, 9, 10, tzinfo=UTC)

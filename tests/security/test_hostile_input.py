@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.platform import ReferencePlatform, build_platform
-from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform
+from mynahil.reference_impl.points import Operator, PaymentService
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from tests.conftest import postgres_schema
 from tests.security.strategies import extreme_datetimes, header_values, hostile_text
 
@@ -151,7 +151,7 @@ def test_any_signature_header_bytes_are_a_4xx(site: Site, value: bytes, which: s
 
 def test_a_validly_signed_nonce_with_a_nul_is_a_4xx(site: Site) -> None:
     """Only the operator can sign it, but PostgreSQL could not have stored it (500)."""
-    from reference_impl.points.signing import string_to_sign
+    from mynahil.reference_impl.points.signing import string_to_sign
 
     path = f"/v1/operators/{OPERATOR}/applications"
     timestamp, nonce = str(int(datetime.now(UTC).timestamp())), secrets.token_hex(8) + "\x00"

@@ -11,7 +11,7 @@ The document declares those problem answers for every operation, and a test hold
 
 Two passes: an anonymous client (operator endpoints answer 401, holder endpoints without
 card proofs 4xx), and a registered operator whose requests are signed the way
-:class:`~reference_impl.operator.OperatorClient` signs them, so report batches, feeds,
+:class:`~mynahil.reference_impl.operator.OperatorClient` signs them, so report batches, feeds,
 settlements and reconciliations with generated bodies reach the point rules themselves.
 """
 
@@ -37,10 +37,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.platform import ReferencePlatform, build_platform
-from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform
+from mynahil.reference_impl.points import Operator, PaymentService
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from tests.conftest import postgres_schema
 from tests.security.conftest import REPORTS
 

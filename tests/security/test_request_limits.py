@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_impl.api.limits import MAX_BODY_BYTES, RequestLimits
-from reference_impl.platform import ReferencePlatform, build_platform, serving
+from mynahil.reference_impl.api.limits import MAX_BODY_BYTES, RequestLimits
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
 from tests.support import TIMING_SENSITIVE
 
 SHORT = 1.0  # the deadlines these tests run with (the platform's are 10 s and 30 s)

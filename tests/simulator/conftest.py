@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import Scenario, load_scenario
+from mynahil.simulator import Scenario, load_scenario
 from tests.support import MYNAHIL, free_port, running
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

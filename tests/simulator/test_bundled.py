@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mynahil.cli import app
-from simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
+from mynahil.simulator.scenario import ScenarioError, bundled_scenarios, load_scenario
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +87,7 @@ def test_copy_refuses_to_overwrite_and_unknown_names_are_named(tmp_path: Path) -
 def test_a_vendor_copies_a_bundled_device_or_operator_profile(tmp_path: Path) -> None:
     """The README's vendor paths start from a bundled profile: from a wheel it is under
     share/, so `scenarios copy devices/NAME` and `operators/NAME` fetch it by name."""
-    from conformance.targets import load_device_profile
+    from mynahil.conformance.targets import load_device_profile
 
     runner = CliRunner()
     mine = tmp_path / "mine"

@@ -12,11 +12,16 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from simulator.calibration import calibrate, predict_rows, update_scenario_text, with_parameters
-from simulator.cli import calibrate as calibrate_command
-from simulator.demand import demand_curve
-from simulator.published import DatasetError, load_published
-from simulator.scenario import Scenario, load_scenario
+from mynahil.simulator.calibration import (
+    calibrate,
+    predict_rows,
+    update_scenario_text,
+    with_parameters,
+)
+from mynahil.simulator.cli import calibrate as calibrate_command
+from mynahil.simulator.demand import demand_curve
+from mynahil.simulator.published import DatasetError, load_published
+from mynahil.simulator.scenario import Scenario, load_scenario
 
 from .conftest import SCENARIOS
 
@@ -182,7 +187,7 @@ def test_round2_is_predicted_from_round1_behaviour(round1: Scenario) -> None:
 
 
 def test_a_runs_check_covers_round2s_measures() -> None:
-    from simulator.calibration import calibration_check, measure_shares, published_for
+    from mynahil.simulator.calibration import calibration_check, measure_shares, published_for
 
     round2 = load_scenario(SCENARIOS / "round2.toml")
     summary = {"cumulative_applications": {"2022-06-30": 1_000_000, "2022-07-04": 3_000_000}}

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from simulator.cli import simulate
+from mynahil.simulator.cli import simulate
 
 from .conftest import SCENARIOS
 

@@ -8,13 +8,18 @@ import json
 import numpy as np
 import pytest
 
+from mynahil.simulator import Scenario, arrival_curve, calibration_check, run, summarize
+from mynahil.simulator.calibration import published_for
+from mynahil.simulator.demand import daily_intents
+from mynahil.simulator.engine import (
+    SerialExecutor,
+    confidence_interval,
+    open_executor,
+    t_quantile_95,
+)
+from mynahil.simulator.scenario import ScenarioError, set_field
+from mynahil.simulator.sweep import parse_sweep, parse_target, run_sweep
 from mynahil.timezone import JST
-from simulator import Scenario, arrival_curve, calibration_check, run, summarize
-from simulator.calibration import published_for
-from simulator.demand import daily_intents
-from simulator.engine import SerialExecutor, confidence_interval, open_executor, t_quantile_95
-from simulator.scenario import ScenarioError, set_field
-from simulator.sweep import parse_sweep, parse_target, run_sweep
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_platform_needs_ca_and_a_url(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_platform_is_an_input_error(tmp_path: Path) -> None:
-    from reference_impl.jlis import JlisCA
+    from mynahil.reference_impl.jlis import JlisCA
 
     JlisCA.create(tmp_path / "ca")
     url = f"http://127.0.0.1:{free_port()}"

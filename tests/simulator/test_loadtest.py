@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import Scenario, arrival_curve
-from simulator.loadtest import build_plan
-from simulator.loadtest.timeline import histogram_p95, rounded_ms
+from mynahil.simulator import Scenario, arrival_curve
+from mynahil.simulator.loadtest import build_plan
+from mynahil.simulator.loadtest.timeline import histogram_p95, rounded_ms
 from tests.support import MYNAHIL, free_port
 
 from .conftest import SCENARIOS
@@ -140,7 +140,7 @@ def test_loadtest_replays_launch_day(platform: tuple[str, Path], tmp_path: Path)
 @pytest.mark.slow
 def test_untrusted_cards_fail_the_error_rate(platform: tuple[str, Path], tmp_path: Path) -> None:
     """Cards from another CA: every reservation is refused, the run exits 1 and says why."""
-    from reference_impl.jlis import JlisCA
+    from mynahil.reference_impl.jlis import JlisCA
 
     url, _ = platform
     other = tmp_path / "other-ca"
@@ -187,8 +187,9 @@ def test_the_rest_of_the_cli_never_imports_locust() -> None:
     assert help_text.returncode == 0, help_text.stderr
     assert "simulate" in help_text.stdout
     probe = (
-        "import sys, mynahil.cli, simulator.cli, simulator.loadtest; "
-        "bad = [m for m in ('locust', 'gevent', 'simulator.loadtest.runner') if m in sys.modules]; "
+        "import sys, mynahil.cli, mynahil.simulator.cli, mynahil.simulator.loadtest; "
+        "bad = [m for m in ('locust', 'gevent', 'mynahil.simulator.loadtest.runner') "
+        "if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run(

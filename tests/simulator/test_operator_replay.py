@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.loadtest.operators import build_operator_plan
-from simulator.scenario import Scenario, ScenarioError, load_scenario
+from mynahil.simulator.loadtest.operators import build_operator_plan
+from mynahil.simulator.scenario import Scenario, ScenarioError, load_scenario
 from tests.support import MYNAHIL, free_port, running
 
 from .conftest import SCENARIOS
@@ -80,7 +80,7 @@ def test_replay_decides_every_acknowledged_report_once(
 def test_operators_in_the_loop_against_a_running_platform(point_platform: tuple[str, str]) -> None:
     """--hil-operators with --operator-platform/--operator-db: the same measurement against
     ``mynahil serve`` in its own process, operators registered in its database."""
-    from simulator.operators.hil import measure_operators
+    from mynahil.simulator.operators.hil import measure_operators
 
     url, db = point_platform
     scenario = load_scenario(SCENARIOS / "round1.toml")

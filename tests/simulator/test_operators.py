@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from simulator.cli import simulate
-from simulator.operator_model import OperatorModel, parse_operators
-from simulator.operators.ingestion import IngestionLoad, simulate_ingestion
-from simulator.operators.run import decided_within
-from simulator.operators.spending import day_factors, simulate_spending
-from simulator.scenario import ScenarioError, load_scenario
+from mynahil.simulator.cli import simulate
+from mynahil.simulator.operator_model import OperatorModel, parse_operators
+from mynahil.simulator.operators.ingestion import IngestionLoad, simulate_ingestion
+from mynahil.simulator.operators.run import decided_within
+from mynahil.simulator.operators.spending import day_factors, simulate_spending
+from mynahil.simulator.scenario import ScenarioError, load_scenario
 
 from .conftest import SCENARIOS
 
@@ -284,7 +284,7 @@ def test_operator_sweep_reports_and_exits_1_when_no_value_meets_the_target(
 def test_operators_in_the_loop_measure_the_reference_platform() -> None:
     """Three sampled operators report signed batches to the real platform (in-process, over
     HTTP on loopback); the fitted costs replace the scenario's and the ledger holds."""
-    from simulator.operators.hil import measure_operators
+    from mynahil.simulator.operators.hil import measure_operators
 
     measured = measure_operators(ROUND1, 3, seed=2, batches_per_operator=4, max_batch=40)
     assert measured.failures == 0

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.people import enter_pins, lockout_probability, read_cards
-from simulator.scenario import PinModel
+from mynahil.simulator.people import enter_pins, lockout_probability, read_cards
+from mynahil.simulator.scenario import PinModel
 
 PIN = PinModel(
     wrong_probability=0.2, forgot_share=0.1, forgot_wrong_probability=0.7,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import simpy
 
-from simulator.queueing import (
+from mynahil.simulator.queueing import (
     StationState,
     bin_edges,
     erlang_c,

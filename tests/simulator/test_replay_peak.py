@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from simulator import Scenario, arrival_curve
-from simulator.loadtest.cards import Card, CardDeck
-from simulator.loadtest.plan import busiest_hour, peak_replay
+from mynahil.simulator import Scenario, arrival_curve
+from mynahil.simulator.loadtest.cards import Card, CardDeck
+from mynahil.simulator.loadtest.plan import busiest_hour, peak_replay
 
 ROOT = Path(__file__).resolve().parents[2]
 

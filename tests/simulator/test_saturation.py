@@ -13,11 +13,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from simulator import Scenario, run, summarize
-from simulator.cli import simulate
-from simulator.metrics import SATURATED_TIMEOUT_SHARE, hourly_table
-from simulator.scenario import set_field
-from simulator.sweep import parse_sweep, parse_target, run_sweep
+from mynahil.simulator import Scenario, run, summarize
+from mynahil.simulator.cli import simulate
+from mynahil.simulator.metrics import SATURATED_TIMEOUT_SHARE, hourly_table
+from mynahil.simulator.scenario import set_field
+from mynahil.simulator.sweep import parse_sweep, parse_target, run_sweep
 
 from .conftest import SCENARIOS
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import Scenario, ScenarioError, load_scenario, set_field
-from simulator.scenario import parse_scenario
+from mynahil.simulator import Scenario, ScenarioError, load_scenario, set_field
+from mynahil.simulator.scenario import parse_scenario
 
 from .conftest import SCENARIOS
 
@@ -167,7 +167,7 @@ def test_the_round_dates_come_from_the_campaign_files(round1: Scenario) -> None:
     """scenarios/campaigns/ is the one home of a round's dates (issue 16.5)."""
     from datetime import date
 
-    from reference_impl.points import load_scheme
+    from mynahil.reference_impl.points import load_scheme
 
     rules = load_scheme().campaigns
     campaign = round1.campaign

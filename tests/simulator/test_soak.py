@@ -18,15 +18,15 @@ import typer
 from typer.testing import CliRunner
 
 from mynahil.cli.soak import soak
-from mynahil.stats import percentile
-from reference_impl.platform import build_platform, serve_process
-from simulator.loadtest.soak import (
+from mynahil.reference_impl.platform import build_platform, serve_process
+from mynahil.simulator.loadtest.soak import (
     AS_OF,
     OPERATIONS,
     SoakConfig,
     drift_mb_per_minute,
     run_soak,
 )
+from mynahil.stats import percentile
 from tests.support import TIMING_SENSITIVE
 
 DURATION = 12.0

@@ -147,12 +147,25 @@ def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Venv:
 
 
 def test_the_installed_package_is_the_wheels(venv: Venv) -> None:
-    where = venv.run("python", "-c", "import conformance, mynahil; print(mynahil.__file__)")
+    where = venv.run("python", "-c", "import mynahil.conformance; print(mynahil.__file__)")
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(venv.folder)
     version = venv.run("mynahil", "--version")
     assert version.returncode == 0, version.stderr
     assert version.stdout.strip() == f"mynahil {VERSION}"
+
+
+def test_everything_installs_under_mynahil(venv: Venv) -> None:
+    """PyPI has distributions named conformance and simulator: the wheel installs no top-level
+    package but mynahil, the customer's folders inside it."""
+    probe = (
+        "import importlib.util as u; "
+        "print([n for n in ('card_emulator', 'reference_impl', 'simulator', 'conformance') "
+        "if u.find_spec(n) or not u.find_spec('mynahil.' + n)])"
+    )
+    found = venv.run("python", "-c", probe)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
 
 
 def test_the_extras_are_not_installed(venv: Venv) -> None:
@@ -223,7 +236,7 @@ def test_a_vendors_ci_runs_the_suite_as_the_readme_shows(venv: Venv) -> None:
     """The README's CI path: the suite as a plain pytest plugin with requirement IDs as `-k`
     and JUnit XML naming each test's requirement; `conformance run -- ARGS`; a golden stored
     with `--update-golden` and compared on the next run; conformance/README.md shipped."""
-    plain = venv.run("pytest", "--pyargs", "conformance.suites", "--conformance-target",
+    plain = venv.run("pytest", "--pyargs", "mynahil.conformance.suites", "--conformance-target",
                      "card:inproc", "--conformance-report", "reports/ci", "-k",
                      "JPKI-PIN-003 or JPKI-SEL", "--junitxml", "junit.xml", "-q")  # fmt: skip
     assert plain.returncode == 0, plain.stdout + plain.stderr

@@ -6,7 +6,7 @@ from functools import reduce
 
 import pytest
 
-from conformance.plugin import CardUnderTest
+from mynahil.conformance.plugin import CardUnderTest
 
 
 @pytest.mark.requirement("JPKI-ATR-001")

@@ -15,10 +15,10 @@ import pytest
 from cryptography import x509
 from PIL import Image
 
-from card_emulator import CardState
-from card_emulator.state import match_b_value
-from conformance.plugin import OK, CardUnderTest
+from mynahil.card_emulator import CardState
+from mynahil.card_emulator.state import match_b_value
 from mynahil.carddata import CardDataInvalid, CvCertificate, verify_face, verify_info
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import AID, CardFaceFile, CardInfoFile, _read_tlvs, decode_offsets
 
 

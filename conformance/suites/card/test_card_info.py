@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conformance.plugin import OK, CardUnderTest
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import AID, CardInfoFile, JpkiFile
 
 

@@ -10,9 +10,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from card_emulator import EmulatedCard, FaultyCard
-from conformance.plugin import OK, CardUnderTest
 from mynahil.card import MyNumberCard, NoCertificate, Pin
+from mynahil.card_emulator import EmulatedCard, FaultyCard
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import AID, TOKEN_INFO, JpkiFile, decode_basic_info
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.plugin import OK, CardUnderTest
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import AID, JpkiFile
 
 AUTH, SIGN = JpkiFile.AUTH_PIN, JpkiFile.SIGN_PIN

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from conformance.plugin import OK, CardUnderTest
 from mynahil.card import Pin, digest_info_sha256
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import JpkiFile
 
 

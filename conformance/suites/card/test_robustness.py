@@ -12,10 +12,10 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from card_emulator import FaultProfile, FaultyCard, emulated_reader
-from card_emulator.pin import DEFAULT_PIN
-from conformance.plugin import CardUnderTest
 from mynahil.card import CardError, MyNumberCard, Pin
+from mynahil.card_emulator import FaultProfile, FaultyCard, emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PIN
+from mynahil.conformance.plugin import CardUnderTest
 from mynahil.transports import CardRemovedError, TransportError
 
 ATTEMPTS = 8

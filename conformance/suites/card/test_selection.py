@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.plugin import OK, CardUnderTest
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import AID, CardInfoFile, JpkiFile
 
 

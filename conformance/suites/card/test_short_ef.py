@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.plugin import OK, CardUnderTest
 from mynahil.card import digest_info_sha256
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import JPKI_INTERNAL_FILES, JpkiFile
 
 

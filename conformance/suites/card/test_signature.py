@@ -8,8 +8,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from conformance.plugin import OK, CardUnderTest
 from mynahil.card import Pin, digest_info_sha256
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import JpkiFile
 
 MESSAGE = b"conformance challenge"

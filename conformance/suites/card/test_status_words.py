@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.plugin import OK, CardUnderTest
+from mynahil.conformance.plugin import OK, CardUnderTest
 from mynahil.jpki import JpkiFile
 
 # JPKI.md's list, and the two ISO 7816-4 errors the emulator documents for cases it leaves open.

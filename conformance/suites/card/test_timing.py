@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from conformance.plugin import CardUnderTest
 from mynahil.card import MyNumberCard
+from mynahil.conformance.plugin import CardUnderTest
 
 PHONE_BUDGET_MS = 5000.0  # SPEC.md: the phone stays on the card 5 s or more
 CHALLENGE = b"\x01" * 32

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conformance.operator_harness import OperatorHarness
-from reference_impl.points import Outcome
-from reference_impl.points.signing import Signer
+from mynahil.conformance.operator_harness import OperatorHarness
+from mynahil.reference_impl.points import Outcome
+from mynahil.reference_impl.points.signing import Signer
 
 
 def _verify_body(h: OperatorHarness, code: str, account: str | None = None) -> bytes:

@@ -11,14 +11,14 @@ from datetime import date, datetime, timedelta
 import pytest
 from cryptography import x509
 
-from card_emulator import CardState
-from conformance.operator_harness import EXTENDED_CAMPAIGN_ID
-from conformance.platform_harness import PIN, PlatformHarness
-from conformance.targets import EMULATED_PASSWORD
+from mynahil.card_emulator import CardState
+from mynahil.conformance.operator_harness import EXTENDED_CAMPAIGN_ID
+from mynahil.conformance.platform_harness import PIN, PlatformHarness
+from mynahil.conformance.targets import EMULATED_PASSWORD
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
+from mynahil.reference_impl.mykey import ALPHABET
 from mynahil.timezone import JST
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
-from reference_impl.mykey import ALPHABET
 
 PASSWORD = "Conformance-42"
 NO_SERVICE = "a platform at a URL has no payment service the harness controls"

@@ -1,6 +1,6 @@
 """Alembic's entry point for the platform's store.
 
-Normally run through :func:`reference_impl.store.migrate`, which hands over an open
+Normally run through :func:`mynahil.reference_impl.store.migrate`, which hands over an open
 connection in ``config.attributes["connection"]``; the ``alembic`` command line works too,
 given ``-x url=...`` or ``sqlalchemy.url`` (``alembic -c <ini>`` with ``script_location``
 pointing here).
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from reference_impl.store.tables import metadata
+from mynahil.reference_impl.store.tables import metadata
 
 
 def _run(connection: Connection) -> None:

@@ -12,8 +12,8 @@ import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
-from card_emulator import CardFile, EmulatedCard, PinSlot, emulated_reader, load_card
 from mynahil.card import MyNumberCard, Pin, PinBlocked, WrongPin
+from mynahil.card_emulator import CardFile, EmulatedCard, PinSlot, emulated_reader, load_card
 from mynahil.cli import app
 from mynahil.transports import VpcdListenerTransport
 
@@ -102,7 +102,7 @@ def test_card_new_minor_asks_the_validity_rules(tmp_path: Path) -> None:
 
 
 def test_card_new_records_the_application_date_with_j_lis(tmp_path: Path) -> None:
-    from reference_impl.jlis import CertificateRegistry
+    from mynahil.reference_impl.jlis import CertificateRegistry
 
     registry = CertificateRegistry(tmp_path / "home" / "jlis")
     given = load_card(
@@ -140,9 +140,9 @@ def test_card_new_records_the_application_date_with_j_lis(tmp_path: Path) -> Non
 def test_registry_register_and_show(tmp_path: Path) -> None:
     """`mynahil registry register` records the holder J-LIS names; the platform's registries
     (the same folder) then hold the registration."""
-    from reference_impl.gateways import LocalRegistries
-    from reference_impl.jlis import CertificateRegistry
-    from reference_impl.registries import open_registries
+    from mynahil.reference_impl.gateways import LocalRegistries
+    from mynahil.reference_impl.jlis import CertificateRegistry
+    from mynahil.reference_impl.registries import open_registries
 
     card = new_card(tmp_path / "a", "--issued-on", "2022-06-01")
     folder = tmp_path / "home" / "jlis"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mynahil.cli import app
-from reference_impl.store.admin import current_revision, head_revision
+from mynahil.reference_impl.store.admin import current_revision, head_revision
 
 
 def _run(*argv: str) -> tuple[int, str]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import emulated_reader, load_card
 from mynahil.card import MyNumberCard
-from reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.card_emulator import emulated_reader, load_card
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
 from tests.support import MYNAHIL, free_port, mynahil, running
 
 

@@ -109,7 +109,7 @@ def test_bad_input_is_named(args: list[str], message: str, tmp_path: Path) -> No
 # What a staff command loaded, printed as it exits (runpy: `python -m mynahil` in this process).
 _LOADED = (
     "import atexit, runpy, sys\n"
-    "atexit.register(lambda: print('LOADED', sorted(m for m in ('reference_impl.platform',"
+    "atexit.register(lambda: print('LOADED', sorted(m for m in ('mynahil.reference_impl.platform',"
     " 'fastapi') if m in sys.modules), file=sys.stderr))\n"
     "sys.argv = ['mynahil', *sys.argv[1:]]\n"
     "runpy.run_module('mynahil', run_name='__main__')\n"

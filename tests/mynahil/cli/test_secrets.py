@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from card_emulator import PinSlot, load_card
-from reference_impl.platform import build_platform, serving
+from mynahil.card_emulator import PinSlot, load_card
+from mynahil.reference_impl.platform import build_platform, serving
 from tests.support import MYNAHIL, mynahil
 
 

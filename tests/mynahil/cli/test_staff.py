@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
-from card_emulator import load_card
+from mynahil.card_emulator import load_card
 from tests.support import MYNAHIL, free_port, mynahil, running
 
 

@@ -13,8 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from card_emulator import CardState, EmulatedCard, FaultProfile, FaultyCard, open_transport
 from mynahil.card import MyNumberCard, Pin, WrongPin
+from mynahil.card_emulator import CardState, EmulatedCard, FaultProfile, FaultyCard, open_transport
 from mynahil.transports import CardRemovedError, Transport, TransportError
 from tests.support import PIN
 

@@ -12,11 +12,11 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from fastapi.testclient import TestClient
 
-from card_emulator import CardState, emulated_reader
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import KeyPool, lifecycle, ocsp_request_for, random_holder
-from reference_impl.platform import ReferencePlatform, build_platform
-from reference_impl.staff import Role
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, ocsp_request_for, random_holder
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform
+from mynahil.reference_impl.staff import Role
 from tests.support import PASSWORD, PIN
 
 OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
@@ -168,7 +168,7 @@ def test_jlis_endpoints(platform: ReferencePlatform, http: TestClient, key_pool:
 
 def test_openapi_document_is_checked_in_and_current(http: TestClient) -> None:
     """docs/openapi.json is what the server serves (regenerate: python -m
-    reference_impl.openapi)."""
+    mynahil.reference_impl.openapi)."""
     served = http.get("/openapi.json").json()
     assert json.loads(OPENAPI.read_text()) == served, "regenerate docs/openapi.json"
     assert all(path.startswith("/v1/") for path in served["paths"])
@@ -218,9 +218,9 @@ def test_jlis_tells_a_relying_party_the_holder_facts_over_http(
     import random
     from datetime import date
 
-    from reference_impl.jlis.remote import RemoteJlis
-    from reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
-    from reference_impl.platform import serving
+    from mynahil.reference_impl.jlis.remote import RemoteJlis
+    from mynahil.reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
+    from mynahil.reference_impl.platform import serving
 
     state = lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(4)),

@@ -10,7 +10,7 @@ import sys
 import pytest
 import structlog
 
-from reference_impl.api.logs import JsonLines, configure_logging
+from mynahil.reference_impl.api.logs import JsonLines, configure_logging
 
 
 def _line(record: logging.LogRecord) -> dict[str, object]:

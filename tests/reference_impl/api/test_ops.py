@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from reference_impl.platform import ReferencePlatform, build_platform, serving
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
 
 
 @pytest.fixture

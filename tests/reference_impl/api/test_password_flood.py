@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from card_emulator import emulated_reader
-from reference_impl.client import PlatformClient
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.platform import ReferencePlatform, build_platform, serving
+from mynahil.card_emulator import emulated_reader
+from mynahil.reference_impl.client import PlatformClient
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
 from tests.support import PASSWORD, PIN, TIMING_SENSITIVE
 
 GUESSERS = 50

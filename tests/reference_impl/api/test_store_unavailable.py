@@ -17,9 +17,9 @@ from cryptography import x509
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.platform import ReferencePlatform, build_platform, serving
-from reference_impl.staff import Role
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
+from mynahil.reference_impl.staff import Role
 from tests.support import PASSWORD, PIN
 
 BUSY_TIMEOUT = 0.3
@@ -206,7 +206,7 @@ def test_a_full_postgresql_disk_answers_503_and_half_writes_nothing(
     the very same proof then reserves once."""
     import base64
 
-    from card_emulator import emulated_reader
+    from mynahil.card_emulator import emulated_reader
     from tests.conftest import postgres_schema
 
     with (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.mykey.platform import Platform
 
 

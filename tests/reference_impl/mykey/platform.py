@@ -10,13 +10,13 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from card_emulator import CardState, emulated_reader
-from card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.card import MyNumberCard, digest_info_sha256
-from reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
-from reference_impl.jlis.registry import CertificateRegistry, JlisServices
-from reference_impl.mykey import Challenge, IssueResult, LoginResult, MyKeyService, Purpose
-from reference_impl.store import SqlStore
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
+from mynahil.reference_impl.jlis import JlisCA, KeyPool, issue_card, lifecycle, random_holder
+from mynahil.reference_impl.jlis.registry import CertificateRegistry, JlisServices
+from mynahil.reference_impl.mykey import Challenge, IssueResult, LoginResult, MyKeyService, Purpose
+from mynahil.reference_impl.store import SqlStore
 
 PIN, PASSWORD = DEFAULT_PIN, DEFAULT_PASSWORD
 
@@ -114,7 +114,7 @@ class Platform:
         """Every value in every table, as text: for "nothing secret is stored" checks."""
         from sqlalchemy import select
 
-        from reference_impl.store import metadata
+        from mynahil.reference_impl.store import metadata
 
         lines = []
         with self.store.engine.connect() as connection:

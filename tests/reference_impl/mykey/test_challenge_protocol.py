@@ -12,9 +12,9 @@ from datetime import timedelta
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.mykey import MyKeyError, Purpose
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.mykey import MyKeyError, Purpose
+from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.mykey.platform import Platform
 
 steps = st.lists(

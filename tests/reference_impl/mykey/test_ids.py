@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_impl.mykey.ids import (
+from mynahil.reference_impl.mykey.ids import (
     ALPHABET,
     LENGTH,
     InvalidMyKeyId,

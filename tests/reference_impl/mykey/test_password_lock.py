@@ -17,12 +17,12 @@ import pytest
 from cryptography import x509
 from sqlalchemy import func, select, update
 
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.mykey import MyKeyError, MyKeyStatus, Policy, Purpose
-from reference_impl.mykey.passwords import hash_password
-from reference_impl.mykey.service import password_lock
-from reference_impl.store import SqlStore
-from reference_impl.store.tables import mykeys
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.mykey import MyKeyError, MyKeyStatus, Policy, Purpose
+from mynahil.reference_impl.mykey.passwords import hash_password
+from mynahil.reference_impl.mykey.service import password_lock
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.tables import mykeys
 from tests.reference_impl.mykey.platform import Platform
 
 GUESSERS = 50

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from reference_impl.mykey import MyKeyError, Purpose
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.mykey import MyKeyError, Purpose
+from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.mykey.platform import Platform
 
 

@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from reference_impl.gateways import LocalAccountCheck, LocalRegistries
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.mykey import Purpose
-from reference_impl.operator import OperatorBooks
-from reference_impl.points import (
+from mynahil.reference_impl.gateways import LocalAccountCheck, LocalRegistries
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.mykey import Purpose
+from mynahil.reference_impl.operator import OperatorBooks
+from mynahil.reference_impl.points import (
     Application,
     CardProof,
     Decision,
@@ -28,9 +28,9 @@ from reference_impl.points import (
     TransactionKind,
     load_scheme,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
-from reference_impl.registries import RegistryKind, open_registries
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.registries import RegistryKind, open_registries
+from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.mykey.platform import Cardholder, Platform
 
 OPERATOR = "paypay-like"

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from reference_impl.points import Outcome, PointsError
+from mynahil.reference_impl.points import Outcome, PointsError
 from tests.reference_impl.mykey.platform import Cardholder
 from tests.reference_impl.points.harness import Person, PointsPlatform
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from reference_impl.points import Decision, Outcome, Report, TransactionKind
+from mynahil.reference_impl.points import Decision, Outcome, Report, TransactionKind
 from tests.reference_impl.points.harness import OPERATOR, SERVICE, PointsPlatform
 
 SEPT = datetime(2020, 9, 15, 3, 0, tzinfo=UTC)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reference_impl.helpdesk import HelpDesk
-from reference_impl.mykey import MyKeyError, MyKeyStatus
-from reference_impl.points import Outcome, PointsError
-from reference_impl.staff import Role, StaffDirectory
+from mynahil.reference_impl.helpdesk import HelpDesk
+from mynahil.reference_impl.mykey import MyKeyError, MyKeyStatus
+from mynahil.reference_impl.points import Outcome, PointsError
+from mynahil.reference_impl.staff import Role, StaffDirectory
 from tests.reference_impl.points.harness import PointsPlatform
 
 SEPT = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)

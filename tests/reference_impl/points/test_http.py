@@ -24,21 +24,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event
 
-from card_emulator import CardState, emulated_reader
 from mynahil.card import MyNumberCard
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.gateways import HttpRegistries
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, OperatorClient
-from reference_impl.operator.client import report_json
-from reference_impl.platform import (
+from mynahil.card_emulator import CardState, emulated_reader
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.gateways import HttpRegistries
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.operator import OperatorBooks, OperatorClient
+from mynahil.reference_impl.operator.client import report_json
+from mynahil.reference_impl.platform import (
     ReferencePlatform,
     build_platform,
     free_port,
     serving,
     shifted_clock,
 )
-from reference_impl.points import (
+from mynahil.reference_impl.points import (
     Operator,
     Outcome,
     PaymentService,
@@ -46,8 +46,8 @@ from reference_impl.points import (
     Registrations,
     report_digest,
 )
-from reference_impl.points.signing import Signer, public_key_bytes
-from reference_impl.sandbox import sample_operator
+from mynahil.reference_impl.points.signing import Signer, public_key_bytes
+from mynahil.reference_impl.sandbox import sample_operator
 from tests.support import PASSWORD, PIN
 
 AS_OF = datetime(2020, 9, 15, 3, 0, tzinfo=UTC)
@@ -281,7 +281,7 @@ def test_a_lost_answer_is_retried_under_the_same_key_and_granted_once(
 ) -> None:
     """The platform decides and commits, the answer is lost (503): the client sends the same
     batch again, signed afresh, and is answered from the store."""
-    from conformance.operator_harness import LosingAnswers
+    from mynahil.conformance.operator_harness import LosingAnswers
 
     platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
     key = Ed25519PrivateKey.generate()
@@ -320,7 +320,7 @@ def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
 ) -> None:
     """Every try's answer is lost: the till answers 202 pending, and the sample operator
     sends the report again in the background until it is decided, then credits it once."""
-    from conformance.operator_harness import LosingAnswers
+    from mynahil.conformance.operator_harness import LosingAnswers
 
     platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
     answers = LosingAnswers(platform.app)

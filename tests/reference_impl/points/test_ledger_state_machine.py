@@ -29,12 +29,12 @@ from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from reference_impl.helpdesk import HelpDesk
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.mykey import MyKeyError
-from reference_impl.points import Decision, Outcome, Report, TransactionKind
-from reference_impl.staff import Role, StaffDirectory
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.helpdesk import HelpDesk
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.points import Decision, Outcome, Report, TransactionKind
+from mynahil.reference_impl.staff import Role, StaffDirectory
+from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.points.harness import START, Person, PointsPlatform
 
 CAP = 5000

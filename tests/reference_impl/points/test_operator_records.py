@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_impl.points.settlement import OperatorRecord, parse_operator_records
+from mynahil.reference_impl.points.settlement import OperatorRecord, parse_operator_records
 
 HEADER = "transaction_id,kind,amount,points\n"
 

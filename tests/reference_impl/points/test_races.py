@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from reference_impl.mykey import MyKeyError
-from reference_impl.points import Decision, Outcome, Report, TransactionKind
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.points import Decision, Outcome, Report, TransactionKind
 from tests.reference_impl.points.harness import OPERATOR, SERVICE, PointsPlatform
 
 RACERS = 8

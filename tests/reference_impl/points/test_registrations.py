@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from reference_impl.jlis import JlisCA, KeyPool
-from reference_impl.points import PointsError, Scheme, load_scheme
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.points import PointsError, Scheme, load_scheme
+from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.points.harness import START, Person, PointsPlatform
 
 ROUND2_DAY = datetime(2022, 7, 1, 3, 0, tzinfo=UTC)

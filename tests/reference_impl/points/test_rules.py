@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference_impl.points import (
+from mynahil.reference_impl.points import (
     Bonus,
     CampaignError,
     load_campaign,
     load_scheme,
     parse_campaign,
 )
-from reference_impl.points.rules import (
+from mynahil.reference_impl.points.rules import (
     Eligibility,
     Registration,
     decide_grant,

@@ -17,15 +17,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
-from card_emulator import emulated_reader
-from reference_impl.client import PlatformClient
-from reference_impl.gateways import LocalAccountCheck
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.operator import OperatorBooks
-from reference_impl.operator.books import Account
-from reference_impl.platform import build_platform
-from reference_impl.points import Operator, PaymentService
-from reference_impl.points.signing import public_key_bytes
+from mynahil.card_emulator import emulated_reader
+from mynahil.reference_impl.client import PlatformClient
+from mynahil.reference_impl.gateways import LocalAccountCheck
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.operator import OperatorBooks
+from mynahil.reference_impl.operator.books import Account
+from mynahil.reference_impl.platform import build_platform
+from mynahil.reference_impl.points import Operator, PaymentService
+from mynahil.reference_impl.points.signing import public_key_bytes
 from tests.reference_impl.points.test_http import AS_OF
 
 PASSWORD = "Unmistakable-Pw-8812"
@@ -64,7 +64,7 @@ def test_no_secret_in_any_log_or_record(
     audit = "\n".join(str(r) for r in platform.store.audit_records())
     from sqlalchemy import select
 
-    from reference_impl.store import metadata
+    from mynahil.reference_impl.store import metadata
 
     with platform.store.engine.connect() as connection:
         stored = "\n".join(

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from card_emulator import emulated_reader
+from mynahil.card_emulator import emulated_reader
+from mynahil.reference_impl.client import ClientRefusal, PlatformClient
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.operator import OperatorBooks, create_operator_app
+from mynahil.reference_impl.platform import build_platform, remote_registries, serving
+from mynahil.reference_impl.points import Operator, PaymentService, RegistryUnreachable
+from mynahil.reference_impl.points.signing import public_key_bytes
+from mynahil.reference_impl.registries import RegistryKind
 from mynahil.tls import CA_FILE_ENV, client_verify, make_throwaway_pki
-from reference_impl.client import ClientRefusal, PlatformClient
-from reference_impl.jlis import KeyPool, lifecycle, random_holder
-from reference_impl.operator import OperatorBooks, create_operator_app
-from reference_impl.platform import build_platform, remote_registries, serving
-from reference_impl.points import Operator, PaymentService, RegistryUnreachable
-from reference_impl.points.signing import public_key_bytes
-from reference_impl.registries import RegistryKind
 from tests.support import MYNAHIL, free_port, running
 
 HEALTH = RegistryKind.HEALTH_INSURANCE

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from reference_impl.mykey import MyKeyError
-from reference_impl.points import Outcome, PointsError, TransactionKind
+from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.points import Outcome, PointsError, TransactionKind
 from tests.reference_impl.points.harness import OPERATOR, SERVICE, START, PointsPlatform
 
 SEPT = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
@@ -264,9 +264,9 @@ def test_a_refund_reported_on_another_account_is_refused(points: PointsPlatform)
 
 def test_the_check_finds_a_refund_booked_on_another_account() -> None:
     """`mynahil points check`'s invariant 5, on rows written before the refusal existed."""
-    from reference_impl.points import LedgerEntry, LedgerKind, load_scheme
-    from reference_impl.points.model import StoredTransaction
-    from reference_impl.points.settlement import violations
+    from mynahil.reference_impl.points import LedgerEntry, LedgerKind, load_scheme
+    from mynahil.reference_impl.points.model import StoredTransaction
+    from mynahil.reference_impl.points.settlement import violations
 
     at = SEPT
     charge = StoredTransaction(
@@ -446,7 +446,7 @@ def test_a_round2_bonus_is_paid_once_per_person_across_ids(points: PointsPlatfor
 def test_points_check_finds_a_person_over_the_cap(points: PointsPlatform) -> None:
     """What a platform that reset the cap on revocation would have written: two IDs of one
     person holding 5,000 each. The totals agree with the ledger per ID; the person does not."""
-    from reference_impl.points import LedgerEntry, LedgerKind
+    from mynahil.reference_impl.points import LedgerEntry, LedgerKind
 
     person = points.person()
     points.advance_to(SEPT)

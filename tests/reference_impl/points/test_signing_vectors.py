@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from reference_impl.points.errors import PointsError
-from reference_impl.points.signing import (
+from mynahil.reference_impl.points.errors import PointsError
+from mynahil.reference_impl.points.signing import (
     MAX_SKEW,
     Signer,
     check_signature,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_impl.points import load_scheme
-from reference_impl.points.rules import decide_grant, eligibility, refund_clawback
+from mynahil.reference_impl.points import load_scheme
+from mynahil.reference_impl.points.rules import decide_grant, eligibility, refund_clawback
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "points"
 SCHEME = load_scheme()

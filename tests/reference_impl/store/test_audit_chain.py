@@ -1,7 +1,7 @@
 """The audit log is tamper-evident (DESIGN.md: "the audit log is hash-chained").
 
 Stored logs are altered behind the store's back with plain SQL, and the pure chain functions
-of ``reference_impl.audit`` are checked with Hypothesis.
+of ``mynahil.reference_impl.audit`` are checked with Hypothesis.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
 
-from reference_impl.audit import (
+from mynahil.reference_impl.audit import (
     GENESIS,
     AuditEvent,
     AuditRecord,
@@ -24,8 +24,8 @@ from reference_impl.audit import (
     chain_hash,
     verify_chain,
 )
-from reference_impl.store import SqlStore
-from reference_impl.store.tables import audit_log
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.tables import audit_log
 
 NOW = datetime(2020, 9, 1, 9, 0, tzinfo=UTC)
 

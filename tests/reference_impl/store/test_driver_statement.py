@@ -1,5 +1,5 @@
-"""The stores' executor (:class:`reference_impl.store.driver.DriverStatement`), on SQLite and
-PostgreSQL: rows read on the driver hold the same Python values as rows read through
+"""The stores' executor (:class:`mynahil.reference_impl.store.driver.DriverStatement`), on SQLite
+and PostgreSQL: rows read on the driver hold the same Python values as rows read through
 SQLAlchemy, lists expand, clashes and bad values raise as SQLAlchemy raises them."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from reference_impl.store import SqlStore
-from reference_impl.store.driver import DriverStatement, insert_new
-from reference_impl.store.tables import challenges, jlis_cards, persons
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.driver import DriverStatement, insert_new
+from mynahil.reference_impl.store.tables import challenges, jlis_cards, persons
 
 NOW = datetime(2020, 9, 1, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=9)))
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, text
 
-from reference_impl.store.driver import to_driver
-from reference_impl.store.tables import UTCDateTime
+from mynahil.reference_impl.store.driver import to_driver
+from mynahil.reference_impl.store.tables import UTCDateTime
 
 _TABLE = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime))
 _ZONES = st.sampled_from(

@@ -21,10 +21,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from reference_impl.audit import GENESIS
-from reference_impl.store import SqlStore, make_engine, metadata, migrate, upgrade
-from reference_impl.store.sql import MIGRATIONS
-from reference_impl.store.tables import audit_head
+from mynahil.reference_impl.audit import GENESIS
+from mynahil.reference_impl.store import SqlStore, make_engine, metadata, migrate, upgrade
+from mynahil.reference_impl.store.sql import MIGRATIONS
+from mynahil.reference_impl.store.tables import audit_head
 
 ALEMBIC = "alembic_version"
 
@@ -138,7 +138,7 @@ def test_the_ledger_refuses_update_and_delete(store: SqlStore) -> None:
     from sqlalchemy import delete, insert, update
     from sqlalchemy.exc import DatabaseError
 
-    from reference_impl.store.tables import ledger
+    from mynahil.reference_impl.store.tables import ledger
 
     row = {
         "record_id": 1, "cap_group": "spend", "campaign_id": "round1", "kind": "grant",
@@ -187,7 +187,7 @@ def test_0005_makes_each_existing_record_its_own_person_and_keeps_totals(store_u
             ))  # fmt: skip
         migrate(engine)
         assert described(engine) == intended()
-        from reference_impl.store.tables import applications, mykeys, persons, point_totals
+        from mynahil.reference_impl.store.tables import applications, mykeys, persons, point_totals
 
         with engine.connect() as connection:
             assert connection.execute(select(persons.c.person_id, persons.c.person_ref)).all() == [

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from reference_impl.points import Operator, Outcome, PaymentService, StoredTransaction
-from reference_impl.points.model import TransactionKind
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.points import Operator, Outcome, PaymentService, StoredTransaction
+from mynahil.reference_impl.points.model import TransactionKind
+from mynahil.reference_impl.store import SqlStore
 
 AT = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
 # Text a JSON array or an SQL array literal must quote: quotes, backslashes, commas, braces,

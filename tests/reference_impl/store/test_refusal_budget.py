@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from reference_impl.audit import RefusalBudget
-from reference_impl.store import SqlStore
-from reference_impl.store.budget_sql import SqlRefusalBudget
+from mynahil.reference_impl.audit import RefusalBudget
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.budget_sql import SqlRefusalBudget
 
 PER_WINDOW, SUMMARY_EVERY, MAX_SOURCES = 3, 7, 3
 START = datetime(2020, 9, 10, tzinfo=UTC)

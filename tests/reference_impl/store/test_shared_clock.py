@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reference_impl.store import SqlStore
-from reference_impl.store.clock_sql import shared_clock
+from mynahil.reference_impl.store import SqlStore
+from mynahil.reference_impl.store.clock_sql import shared_clock
 
 AS_OF = datetime(2020, 9, 1, 3, 0, tzinfo=UTC)
 WALL = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The Store / UnitOfWork contract (reference_impl.mykey.ports), on SQLite and PostgreSQL.
+"""The Store / UnitOfWork contract (mynahil.reference_impl.mykey.ports), on SQLite and PostgreSQL.
 
 Every test runs on both backends (the ``store`` fixture), against a real database.
 """
@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from mynahil.timezone import JST
-from reference_impl.audit import AuditEvent
-from reference_impl.mykey.model import (
+from mynahil.reference_impl.audit import AuditEvent
+from mynahil.reference_impl.mykey.model import (
     Challenge,
     LoginMethod,
     MyKeyRecord,
@@ -25,8 +24,9 @@ from reference_impl.mykey.model import (
     Purpose,
     Session,
 )
-from reference_impl.mykey.ports import Conflict, Store, UnitOfWork
-from reference_impl.store import SqlStore
+from mynahil.reference_impl.mykey.ports import Conflict, Store, UnitOfWork
+from mynahil.reference_impl.store import SqlStore
+from mynahil.timezone import JST
 
 NOW = datetime(2020, 9, 1, 0, 0, 0, 123456, tzinfo=UTC)
 SERIAL = 2**100 + 12345  # user-authentication serials are ~100-bit integers

@@ -20,7 +20,7 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-GENESIS = "0" * 64  # reference_impl.audit.GENESIS, copied so this revision never changes
+GENESIS = "0" * 64  # mynahil.reference_impl.audit.GENESIS, copied so this revision never changes
 
 
 def _time(name: str, *, nullable: bool = False) -> sa.Column[object]:

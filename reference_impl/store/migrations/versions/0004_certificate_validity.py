@@ -7,7 +7,7 @@ Create Date: 2026-12-02
 While the holder's certificate is expired, MyNa Point cannot be used (seed 004): a charge is
 judged against the validity of the certificates bound to the holder's MyKey ID. Bindings made
 before this revision have no validity recorded (NULL): the rule gives them the benefit of the
-doubt (reference_impl.points.rules.certificate_valid_at).
+doubt (mynahil.reference_impl.points.rules.certificate_valid_at).
 """
 
 from __future__ import annotations
