@@ -267,6 +267,7 @@ def test_keep_alive_connections_opened_together_are_spread_over_the_workers(
     all 16 landing on one happens once in 2^15."""
     port = urlsplit(cluster.urls[0]).port
     assert port is not None
+    _both_listening(cluster, port)
     connections = [
         http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for _ in range(KEEP_ALIVE_CONNECTIONS)
@@ -427,14 +428,24 @@ def _listening_workers(cluster: Cluster, port: int) -> set[int]:
     return found
 
 
+def _both_listening(cluster: Cluster, port: int) -> set[int]:
+    """The two workers, once both listen: healthy means one worker answered, and the other
+    may still be opening its socket (connections made before then all go to the first)."""
+    deadline = time.monotonic() + 60
+    while len(listening := _listening_workers(cluster, port)) < 2:
+        assert time.monotonic() < deadline, f"workers listening: {listening}"
+        time.sleep(0.2)
+    assert len(listening) == 2, listening
+    return listening
+
+
 @WORKERS_ONLY
 def test_a_killed_worker_is_replaced_and_listens_again(cluster: Cluster) -> None:
     """Each worker listens on its own socket: the one started in place of a killed worker
     must open its own again, or the port is served by one worker from then on."""
     port = urlsplit(cluster.urls[0]).port
     assert port is not None
-    before = _listening_workers(cluster, port)
-    assert len(before) == 2
+    before = _both_listening(cluster, port)
     killed = min(before)
     psutil.Process(killed).send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 120
