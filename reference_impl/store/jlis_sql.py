@@ -130,9 +130,15 @@ class SqlRegistry(RegistryRules):
 
     # --- transactions ---------------------------------------------------------------------
 
+    @property
+    def _current(self) -> Connection | None:
+        """This thread's transaction's connection, if it is in one."""
+        current: Connection | None = getattr(self._local, "connection", None)
+        return current
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        current: Connection | None = getattr(self._local, "connection", None)
+        current = self._current
         if current is not None:
             yield
             return
@@ -145,7 +151,7 @@ class SqlRegistry(RegistryRules):
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        current: Connection | None = getattr(self._local, "connection", None)
+        current = self._current
         if current is not None:
             yield current
             return
@@ -165,28 +171,27 @@ class SqlRegistry(RegistryRules):
         on a pooled driver connection outside any transaction. On its own, one statement sees
         committed data (sqlite3's and psycopg's autocommit), so the issuance path's question
         costs neither BEGIN and COMMIT nor a SQLAlchemy connection around it."""
-        current: Connection | None = getattr(self._local, "connection", None)
+        current = self._current
         if current is not None:
             return statement.rows(current, params)
         dialect = self._engine.dialect
         with unavailable_as_such():
             connection = self._engine.raw_connection()
+            # sqlite3 runs with its own transaction handling off (make_engine): autocommit.
+            # psycopg's autocommit is set back before the connection returns to the pool, whose
+            # other users (transaction()) rely on psycopg beginning a transaction.
+            postgres = dialect.name == "postgresql"
             try:
-                if dialect.name == "postgresql":
-                    # Set back before the connection returns to the pool, whose other users
-                    # (transaction()) rely on psycopg beginning a transaction.
+                if postgres:
                     connection.driver_connection.autocommit = True  # type: ignore[union-attr]
-                    try:
-                        return statement.rows_on(connection, dialect, params)
-                    finally:
-                        connection.driver_connection.autocommit = False  # type: ignore[union-attr]
-                # sqlite3 with its own transaction handling off (make_engine): autocommit.
                 return statement.rows_on(connection, dialect, params)
             finally:
+                if postgres:
+                    connection.driver_connection.autocommit = False  # type: ignore[union-attr]
                 connection.close()
 
     def _writing(self) -> Connection:
-        current: Connection | None = getattr(self._local, "connection", None)
+        current = self._current
         if current is None:  # every write comes through a rule, which opens a transaction
             raise RuntimeError("registry writes run inside SqlRegistry.transaction()")
         return current
@@ -196,7 +201,7 @@ class SqlRegistry(RegistryRules):
     @property
     def _committed(self) -> bool:
         """Outside a transaction what is read is committed, so it may be remembered."""
-        return getattr(self._local, "connection", None) is None
+        return self._current is None
 
     def _remember(self, memory: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         with self._memory:
