@@ -17,9 +17,10 @@ Interface (what an endpoint or a command uses):
   ``roles``: HTTP 403, audited with who asked). Refusals without a valid token are not
   audited, so anonymous callers cannot grow the audit log.
 - :meth:`StaffDirectory.operation` ``(member, action)`` → ``(uow, now, note)``: the audited
-  transaction a staff operation runs in, as every MyKey operation does: one audit record,
-  success or refusal (a :class:`~mynahil.reference_impl.mykey.MyKeyError` raised in the block is
-  audited, committed, then raised), naming the member in ``details.staff`` (id, name, role);
+  transaction a staff operation runs in (:func:`mynahil.reference_impl.audited.audited_operation`,
+  as every MyKey and points operation): one audit record, success or refusal (a
+  :class:`~mynahil.reference_impl.mykey.MyKeyError` raised in the block is audited, committed,
+  then raised), naming the member in ``details.staff`` (id, name, role);
   the block adds its own details to ``note["details"]``. ``now`` is the business clock.
 - Over HTTP, :func:`mynahil.reference_impl.api.staff.require_staff` is the FastAPI dependency that
   reads ``Authorization: Bearer <token>`` and calls :meth:`~StaffDirectory.authenticate`.
@@ -33,14 +34,13 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from mynahil.reference_impl.audit import AuditEvent
+from mynahil.reference_impl.audited import audited_operation
 from mynahil.reference_impl.mykey import MyKeyError
 from mynahil.reference_impl.mykey.ports import UnitOfWork
-from mynahil.reference_impl.mykey.service import audited_operation, utc_now
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -98,6 +98,10 @@ def staff_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def _clean_name(name: str) -> str:
     cleaned = name.strip()
     if not 1 <= len(cleaned) <= MAX_NAME_LENGTH or not cleaned.isprintable():
@@ -108,7 +112,7 @@ def _clean_name(name: str) -> str:
 class StaffDirectory:
     """Staff members and their credentials (see the module docstring for the interface)."""
 
-    def __init__(self, store: StaffStore, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: StaffStore, *, clock: Callable[[], datetime] = _wall_clock) -> None:
         self.store = store
         self.clock = clock  # the platform's business clock (serve --as-of)
 
@@ -123,21 +127,19 @@ class StaffDirectory:
             ) from None
         name = _clean_name(name)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = self.clock()
-        with self.store.transaction() as uow:
+        with audited_operation(self.store, "staff_added", self.clock()) as (uow, now, note):
             member = uow.add_staff(name, role, staff_token_hash(token), now)
-            uow.audit(AuditEvent("staff_added", "ok", None, {"staff": member.audit_details()}), now)
+            note["details"]["staff"] = member.audit_details()
         return member, token
 
     def disable(self, staff_id: int) -> StaffMember:
         """Disable a member's credential for good; LookupError for an unknown id."""
-        now = self.clock()
-        with self.store.transaction() as uow:
+        # LookupError is no refusal: the transaction rolls back unaudited, nothing changed.
+        with audited_operation(self.store, "staff_disabled", self.clock()) as (uow, now, note):
             member = uow.disable_staff(staff_id, now)
             if member is None:
                 raise LookupError(f"no staff member {staff_id}")
-            details = {"staff": member.audit_details()}
-            uow.audit(AuditEvent("staff_disabled", "ok", None, details), now)
+            note["details"]["staff"] = member.audit_details()
         return member
 
     def members(self) -> list[StaffMember]:
@@ -167,8 +169,8 @@ class StaffDirectory:
     def operation(
         self, member: StaffMember, action: str
     ) -> Iterator[tuple[StaffUnitOfWork, datetime, dict[str, Any]]]:
-        """An audited transaction (as every MyKey operation runs in: the refusal a body raises
-        is audited too) whose audit record names ``member``."""
+        """An audited operation (the refusal a body raises is audited too) whose audit record
+        names ``member``."""
         with audited_operation(self.store, action, self.clock()) as (uow, now, note):
             note["details"]["staff"] = member.audit_details()
             yield uow, now, note

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+from mynahil.reference_impl.audited import Refusal
+
 __all__ = ["MyKeyError"]
 
 
-class MyKeyError(Exception):
-    """A refusal: ``code`` is stable (API problem type), the message is for people."""
+class MyKeyError(Refusal):
+    """The platform's refusal: ``code`` is stable (API problem type), the message is for people.
+
+    An audited operation (:func:`~mynahil.reference_impl.audited.audited_operation`) commits
+    what led to it, unless it says ``discard_changes``."""
 
     code: str = "mykey_error"
-
-    def __init__(self, code: str, message: str, *, discard_changes: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        # Most refusals commit what led to them (a consumed challenge, a failure count);
-        # a refusal that found the store mid-race discards the transaction instead.
-        self.discard_changes = discard_changes

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mynahil.reference_impl.audit import AuditEvent, RefusalBudget, bounded
+from mynahil.reference_impl.audited import audited_operation
 
 from .errors import MyKeyError
 from .ids import InvalidMyKeyId, generate_mykey_id, parse_mykey_id
@@ -43,7 +44,6 @@ __all__ = [
     "MyKeyService",
     "PasswordAttempt",
     "Policy",
-    "audited_operation",
     "password_lock",
     "stopped_error",
 ]
@@ -134,43 +134,6 @@ class LoginResult:
     expires_at: datetime
 
 
-_Uow_co = TypeVar("_Uow_co", bound=UnitOfWork, covariant=True)
-
-
-class _Transactional(Protocol[_Uow_co]):
-    def transaction(self) -> AbstractContextManager[_Uow_co]: ...
-
-
-@contextmanager
-def audited_operation(
-    store: _Transactional[_Uow_co], action: str, now: datetime
-) -> Iterator[tuple[_Uow_co, datetime, dict[str, Any]]]:
-    """A transaction that always ends with one audit record, success or refusal.
-
-    The body fills ``note`` (record_id, details); a MyKeyError it raises is audited and
-    committed (consumed challenges stay consumed), then re-raised.
-    """
-    note: dict[str, Any] = {"record_id": None, "details": {}}
-    refusal: MyKeyError | None = None
-    try:
-        with store.transaction() as uow:
-            try:
-                yield uow, now, note
-                outcome = "ok"
-            except MyKeyError as exc:
-                if exc.discard_changes:
-                    raise  # roll the transaction back, log the refusal on its own below
-                refusal, outcome = exc, f"refused:{exc.code}"
-            uow.audit(AuditEvent(action, outcome, note["record_id"], note["details"]), now)
-    except MyKeyError as discarded:
-        with store.transaction() as uow:
-            event = AuditEvent(action, f"refused:{discarded.code}", None, note["details"])
-            uow.audit(event, now)
-        raise
-    if refusal is not None:
-        raise refusal
-
-
 def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc
 
@@ -220,15 +183,10 @@ class MyKeyService:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def operation(
-        self, action: str
-    ) -> AbstractContextManager[tuple[UnitOfWork, datetime, dict[str, Any]]]:
-        """The audited transaction every operation runs in; the point system uses it too."""
-        return self._operation(action)
-
     def _operation(
         self, action: str
     ) -> AbstractContextManager[tuple[UnitOfWork, datetime, dict[str, Any]]]:
+        """The audited transaction every operation runs in (see ``reference_impl/audited.py``)."""
         return audited_operation(self.store, action, self.clock())
 
     # --- challenges ------------------------------------------------------------------------

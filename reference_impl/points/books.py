@@ -14,8 +14,8 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
+from mynahil.reference_impl.audited import audited_operation
 from mynahil.reference_impl.mykey import Conflict
-from mynahil.reference_impl.mykey.service import audited_operation
 
 from .campaign import Scheme
 from .errors import PointsError

@@ -10,7 +10,7 @@
 - **Operators** sign every request (:mod:`.signing`); a nonce is spent in the same store.
 
 Every operation runs in one audited transaction of the point system's own store
-(:func:`~mynahil.reference_impl.mykey.service.audited_operation`): one audit record, success or
+(:func:`~mynahil.reference_impl.audited.audited_operation`): one audit record, success or
 refusal."""
 
 from __future__ import annotations

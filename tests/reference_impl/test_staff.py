@@ -98,3 +98,19 @@ def test_operations_are_audited_with_who(directory: StaffDirectory, store: SqlSt
     assert (refused.action, refused.outcome) == ("something_refused", "refused:not_found")
     assert refused.details["staff"] == member.audit_details()
     assert store.verify_audit()[1] is None
+
+
+def test_adding_and_disabling_are_audited_once_each(
+    directory: StaffDirectory, store: SqlStore
+) -> None:
+    before = len(list(store.audit_records()))
+    member, _token = directory.add("Help desk 1", Role.HELPDESK)
+    directory.disable(member.staff_id)
+    with pytest.raises(LookupError):
+        directory.disable(member.staff_id + 1000)  # unknown: nothing changed, nothing audited
+    added, disabled = list(store.audit_records())[before:]
+    assert (added.action, added.outcome, added.record_id) == ("staff_added", "ok", None)
+    assert added.details == {"staff": member.audit_details()}
+    assert (disabled.action, disabled.outcome) == ("staff_disabled", "ok")
+    assert disabled.details == {"staff": member.audit_details()}
+    assert store.verify_audit()[1] is None
