@@ -1,7 +1,8 @@
 """The floors of the project (README, "Layout"): the core imports nothing else of the project.
 
 `lint-imports` (tox's lint env) checks every import statically; this checks what importing the
-core really loads, and that the customer's top-level folders are known only by their installed names (mynahil.<folder>)."""
+core really loads, and that the customer's top-level folders are known only by their installed
+names (mynahil.<folder>)."""
 
 from __future__ import annotations
 
