@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 
 from mynahil.apdu import CommandApdu
+from mynahil.card_emulator import emulated_reader
 from mynahil.conformance.fresh_card import FreshCardError, FreshCardHook, parse_hook, spent_tries
 from mynahil.conformance.targets import parse_target
 from mynahil.jpki import AID, JpkiFile
-from mynahil.transports.inproc import InProcessTransport
+from mynahil.transports import Transport
 
 
-def _card() -> InProcessTransport:
-    wire = InProcessTransport(parse_target("card:inproc").emulated_card())
-    wire.connect()
-    return wire
+def _card() -> Transport:
+    """The connected wire to a fresh card: these tests send raw APDUs, below the Card API."""
+    return emulated_reader(parse_target("card:inproc").emulated_card()).transport
 
 
-def _verify(wire: InProcessTransport, pin: bytes, ef: int = JpkiFile.AUTH_PIN) -> int:
+def _verify(wire: Transport, pin: bytes, ef: int = JpkiFile.AUTH_PIN) -> int:
     wire.transmit(CommandApdu(0x00, 0xA4, 0x04, 0x0C, AID.JPKI.value).to_bytes())
     wire.transmit(CommandApdu(0x00, 0xA4, 0x02, 0x0C, ef.to_bytes(2, "big")).to_bytes())
     return int.from_bytes(wire.transmit(CommandApdu(0x00, 0x20, 0x00, 0x80, pin).to_bytes())[-2:])

@@ -284,18 +284,18 @@ def test_a_lost_answer_is_retried_under_the_same_key_and_granted_once(
     from mynahil.conformance.operator_harness import LosingAnswers
 
     platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
-    key = Ed25519PrivateKey.generate()
-    platform.points.register_operator(
-        Operator("lossy-inc", "Lossy Inc.", public_key_bytes(key)),
-        [PaymentService("lossy", "lossy-inc", "Lossy")],
-    )
-    books = OperatorBooks("lossy-inc", "lossy")
-    report = books.book(books.open_account("Nobody").account_id, 1000, AS_OF)
     answers = LosingAnswers(platform.app)
-    answers.armed = 1
     try:
-        with serving(answers) as url:
-            client = OperatorClient.connect(url, Signer("lossy-inc", key))
+        with (
+            serving(answers) as url,
+            sample_operator(
+                platform, url, operator_id="lossy-inc", operator_name="Lossy Inc.",
+                service_id="lossy", service_name="Lossy", resend_every_s=None,
+            ) as operator,
+        ):  # fmt: skip
+            books, client = operator.books, operator.client
+            report = books.book(books.open_account("Nobody").account_id, 1000, AS_OF)
+            answers.armed = 1
             client.backoff_s = 0.01
             (decision,) = client.report([report])
     finally:
