@@ -348,6 +348,8 @@ def _accepting_unsigned(real: FastAPI, books: OperatorBooks) -> FastAPI:
 def _serve_sample_operator(
     stack: ExitStack, platform: ReferencePlatform, platform_url: str, defect: str | None
 ) -> OperatorUnderTest:
+    # Not the sandbox's sample_operator: a defect swaps the books' or the client's class or
+    # wraps the app, and the harness registers the operator under test itself (vendor or not).
     key = Ed25519PrivateKey.generate()
     signer = Signer(SAMPLE_OPERATOR_ID, key)
     books_type = {

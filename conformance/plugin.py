@@ -194,6 +194,8 @@ class CardUnderTest:
         from mynahil.transports.inproc import InProcessTransport
 
         card = self.target.emulated_card(faults=faults, interface=interface, **issue)
+        # Not emulated_reader: the trace records from the connect (the ATR) on, so the recorder
+        # wraps the bare wire before it connects, and the test gets the wire, not the Card API.
         wire = RecordingTransport(
             InProcessTransport(card), self._trace, self._name, secrets=self._secrets
         )

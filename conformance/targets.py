@@ -315,6 +315,8 @@ class Target:
             held = slot if slot is not None else card
             assert held is not None
             if self.wire == "inproc":
+                # Not emulated_reader: like every other wire, unconnected for the caller to wrap
+                # (record, guard) and connect.
                 return InProcessTransport(held)
             if self.reader_defect:
                 relay = DefectiveReader(held, self.reader_defect, budget_ms=self.device.budget_ms)

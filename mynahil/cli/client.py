@@ -47,6 +47,7 @@ def _client_session(
             fail(str(exc))
         emulated = EmulatedCard(stored.state, stored)
     try:
+        # Not emulated_reader: --transport names the wire (inproc, socket, vpcd, pcsc).
         wire = open_transport(transport, emulated)
         wire.connect()
     except (ValueError, TransportError) as exc:

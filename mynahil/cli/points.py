@@ -237,6 +237,8 @@ def run_sample_operator(
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             why = tls_failure(exc) or exc
             fail(f"cannot fetch the platform's key and time from {platform}: {why}")
+    # Not the sandbox's sample_operator: the platform is remote and the operator is registered
+    # with it beforehand (`operator register`), with the key file given here.
     client = _client(platform, operator, key, ca_file)
     assert isinstance(client, OperatorClient)
     books = OperatorBooks(operator, service)

@@ -155,6 +155,7 @@ def _time_transport(
     card: EmulatedCard | FaultyCard = (
         FaultyCard(emulated, load_fault_profile(faults)) if faults else emulated
     )
+    # Not emulated_reader: the same timed flow runs over each wire the plan names, inproc included.
     transport = open_transport(spec, card)
     try:
         atr = transport.connect()

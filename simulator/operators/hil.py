@@ -172,6 +172,8 @@ def _one_operator(
     from mynahil.reference_impl.points import PointsError, TransactionKind
     from mynahil.reference_impl.points.signing import Signer
 
+    # Not the sandbox's sample_operator: an identity registered beforehand reports to a platform
+    # served elsewhere; it needs no app of its own.
     key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(identity.private_key))
     books = OperatorBooks(identity.operator_id, identity.service_id)
     client = OperatorClient.connect(base, Signer(identity.operator_id, key))

@@ -116,6 +116,8 @@ def test_operator_url_without_a_profile_is_a_usage_error(tmp_path: Path) -> None
 def _batching_service(books: OperatorBooks, platform_key: bytes, client: OperatorClient) -> FastAPI:
     """A service whose till answers at once and reports in batches a moment later, as many
     real services do: the harness must wait for the report and the credit (wait_s)."""
+    # Not the sandbox's sample_operator: this is a vendor's service under the harness, which
+    # registers it with its own platform; its till is replaced.
     sample = create_operator_app(books, platform_key, client)
     queue: list[Report] = []
     lock = threading.Lock()

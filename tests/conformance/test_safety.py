@@ -99,6 +99,7 @@ def test_destructive_verdict(emulated: bool, allowed: bool, looks: bool, verdict
 def _guarded(pin: str = "1234") -> tuple[GuardedTransport, EmulatedCard]:
     card = parse_target("card:inproc").emulated_card(faults="")
     assert isinstance(card, EmulatedCard)
+    # Not emulated_reader: the guard under test is itself a transport, wrapping the bare wire.
     wire = GuardedTransport(InProcessTransport(card), PinGuardState(frozenset({pin.encode()})))
     wire.connect()
     return wire, card

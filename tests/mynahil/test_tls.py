@@ -221,6 +221,8 @@ def test_operators_and_the_platform_verify_each_other_over_tls(tmp_path: Path) -
 def test_the_platforms_verify_call_checks_the_operators_certificate(tmp_path: Path) -> None:
     """An operator's https verify URL is trusted only through the CA the platform was given."""
     pki = make_throwaway_pki(tmp_path / "operator-tls")
+    # Not the sandbox's sample_operator: its app is served over TLS here, and no platform is
+    # needed (the platform's verify call, HttpAccountCheck, is what is tested).
     books = OperatorBooks("qr-inc", "qr-pay")
     account = books.open_account("Hanako")
     platform_signer = Signer("platform", Ed25519PrivateKey.generate())

@@ -36,6 +36,8 @@ def test_no_secret_in_any_log_or_record(
     tmp_path: Path, key_pool: KeyPool, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Not the sandbox's sample_operator: the platform runs in process (TestClient) and checks
+    # the account in the books directly (LocalAccountCheck); no operator app or till is needed.
     books = OperatorBooks("op", "pay")
     books.accounts["acct-1"] = Account("acct-1", CODE, "Hanako")
     platform = build_platform(
