@@ -226,8 +226,11 @@ def jlis_registry(
     # while its unit of work holds one of the store's connections, and a second checkout
     # from that same pool deadlocks once every pooled connection is held by a request
     # waiting for another (the x10 replay stalled so, the whole pool idle in transaction).
+    # Its questions inside the platform's transactions are asked on their connection instead.
     engine = make_engine(store.engine.url, busy_timeout=busy_timeout)
-    return SqlRegistry(engine, file_registry if jlis_folder is not None else None)
+    registry = SqlRegistry(engine, file_registry if jlis_folder is not None else None)
+    store.lend_transactions(registry.reading_on)
+    return registry
 
 
 def _or_default(verify: ssl.SSLContext | bool | None) -> ssl.SSLContext | bool:

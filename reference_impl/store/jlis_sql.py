@@ -18,9 +18,13 @@ every other. One question about a certificate reads its card too (one join).
 Transactions: :meth:`SqlRegistry.transaction` is one database transaction on one connection,
 kept per thread so nested blocks and the questions asked inside them use it. A question
 outside a transaction is a short read of its own (deferred on SQLite, so it never waits for a
-writer, not even one in the same thread). Two writers racing on PostgreSQL meet at the
-unique keys (one successor per certificate and per card): the loser's insert does nothing and
-it answers as the rules would have, had it come second.
+writer, not even one in the same thread), unless the platform's store lent this thread its
+transaction's connection (:meth:`SqlRegistry.reading_on`): the platform asks J-LIS in the
+middle of its unit of work, and asking on that connection costs neither a second checkout
+nor, on SQLite, a second connection re-reading the pages the store's last commit changed.
+Two writers racing on PostgreSQL meet at the unique keys (one successor per certificate and
+per card): the loser's insert does nothing and it answers as the rules would have, had it come
+second.
 """
 
 from __future__ import annotations
@@ -117,7 +121,9 @@ class SqlRegistry(RegistryRules):
     def __init__(self, engine: Engine, legacy: CertificateRegistry | None = None) -> None:
         self._engine = engine
         self.legacy = legacy
-        self._local = threading.local()  # .connection while this thread is in a transaction
+        # .connection while this thread is in a transaction of the registry's own; .lent while
+        # it runs a transaction of the platform's store on the same database (reading_on)
+        self._local = threading.local()
         # Facts that never change, read from committed data (see the module's docstring).
         self._known: OrderedDict[int, CertificateEntry] = OrderedDict()  # unrevoked form
         self._cards: OrderedDict[str, CardRecord] = OrderedDict()
@@ -150,8 +156,27 @@ class SqlRegistry(RegistryRules):
                 self._local.connection = None
 
     @contextmanager
+    def reading_on(self, connection: Connection) -> Iterator[None]:
+        """Answer this thread's questions on ``connection`` while the block runs: a transaction
+        the platform's store holds on this registry's database, which writes no J-LIS table.
+
+        What it reads there is committed J-LIS data (on PostgreSQL each statement sees what
+        committed before it; on SQLite the store holds the write lock, so no J-LIS change can
+        commit meanwhile), so it may be remembered as a question outside any transaction is.
+        The registry's own transactions (writes) still run on its own connections.
+        """
+        if getattr(self._local, "lent", None) is not None:
+            yield
+            return
+        self._local.lent = connection
+        try:
+            yield
+        finally:
+            self._local.lent = None
+
+    @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        current = self._current
+        current = self._current or getattr(self._local, "lent", None)
         if current is not None:
             yield current
             return
@@ -167,11 +192,12 @@ class SqlRegistry(RegistryRules):
                 yield connection
 
     def _ask(self, statement: DriverStatement, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """One statement's rows: inside this thread's transaction if there is one, otherwise
-        on a pooled driver connection outside any transaction. On its own, one statement sees
+        """One statement's rows: inside this thread's transaction (the registry's own, or the
+        one the store lent it) if there is one, otherwise on a pooled driver connection
+        outside any transaction. On its own, one statement sees
         committed data (sqlite3's and psycopg's autocommit), so the issuance path's question
         costs neither BEGIN and COMMIT nor a SQLAlchemy connection around it."""
-        current = self._current
+        current = self._current or getattr(self._local, "lent", None)
         if current is not None:
             return statement.rows(current, params)
         dialect = self._engine.dialect

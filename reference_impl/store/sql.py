@@ -17,7 +17,7 @@ without gaps (:mod:`.audit_sql`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from types import TracebackType
@@ -76,6 +76,7 @@ class SqlStore:
         shared = engine.dialect.name == "sqlite" and isinstance(engine.pool, StaticPool)
         # One shared connection (memory database): one transaction at a time.
         self._lock: threading.RLock | None = threading.RLock() if shared else None
+        self._borrower: Callable[[Connection], AbstractContextManager[object]] | None = None
 
     @classmethod
     def open(
@@ -105,6 +106,14 @@ class SqlStore:
         """The underlying engine, for other stores sharing the database and for tooling."""
         return self._engine
 
+    def lend_transactions(
+        self, borrower: Callable[[Connection], AbstractContextManager[object]]
+    ) -> None:
+        """Let ``borrower`` read on each transaction's connection while the transaction runs:
+        J-LIS's registry on the same database (:meth:`.SqlRegistry.reading_on`), which the
+        platform asks in the middle of its units of work."""
+        self._borrower = borrower
+
     def _exclusive(self) -> AbstractContextManager[object]:
         return self._lock if self._lock is not None else nullcontext()
 
@@ -116,9 +125,11 @@ class SqlStore:
         (after the rollback), never a driver error.
         """
         with unavailable_as_such(), self._exclusive(), self._engine.begin() as connection:
-            uow = _SqlUnitOfWork(connection)
-            yield uow
-            uow._write_audit()
+            borrower = self._borrower
+            with borrower(connection) if borrower is not None else nullcontext():
+                uow = _SqlUnitOfWork(connection)
+                yield uow
+                uow._write_audit()
 
     def ping(self) -> None:
         """A short read of the schema's revision; raises when the database does not answer."""

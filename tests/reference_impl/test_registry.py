@@ -420,6 +420,39 @@ def test_the_database_registry_reads_the_file_and_never_writes_it(
     assert CertificateRegistry(tmp_path / "ca").successor(serial(kept)) is None
 
 
+def test_questions_inside_the_stores_transaction_use_its_connection(
+    tmp_path: Path, database_url: str, issue: Issue
+) -> None:
+    """The platform asks J-LIS in the middle of its unit of work: on the connection the store
+    lent it (no checkout from the registry's pool, which could wait for a connection held by
+    a request waiting for this one), still seeing a revocation another instance committed."""
+    from sqlalchemy import event
+
+    held = issue("auth")
+    with SqlStore.open(database_url) as store, SqlStore.open(database_url) as other:
+        registry = SqlRegistry(SqlStore.open(database_url, migrate=False).engine)
+        elsewhere = SqlRegistry(other.engine)
+        store.lend_transactions(registry.reading_on)
+        registry.record_card(CardRecord("card-1", "alice", date(2021, 4, 20), TODAY))
+        registry.record(held, "auth", "card-1")
+        checkouts: list[object] = []
+        event.listen(registry._engine, "checkout", lambda *args: checkouts.append(args))
+        try:
+            with store.transaction():
+                assert registry.status(serial(held)) is CertificateStatus.GOOD
+                assert registry.holder_facts(serial(held)) == HolderFacts(
+                    "alice", date(2021, 4, 20)
+                )
+            elsewhere.revoke(serial(held), "lost", NOW)
+            with store.transaction():
+                assert registry.status(serial(held)) is CertificateStatus.REVOKED
+            assert checkouts == []
+            assert registry.status(serial(held)) is CertificateStatus.REVOKED  # outside: its own
+            assert len(checkouts) == 1
+        finally:
+            registry.dispose()
+
+
 def test_racing_instances_give_an_old_certificate_one_successor(
     database_url: str, issue: Issue
 ) -> None:
