@@ -136,6 +136,7 @@ certificate_bindings = Table(
     # The certificate's validity (NULL for bindings made before the platform kept it).
     Column("not_before", UTCDateTime, nullable=True),
     Column("not_after", UTCDateTime, nullable=True),
+    sqlite_with_rowid=False,  # one B-tree keyed by serial, not a rowid table and an index (0007)
 )
 
 # Every ID a record gave up; with mykeys.mykey_id this is every ID ever handed out.
@@ -161,7 +162,10 @@ sessions = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # INTEGER on SQLite, so seq is the rowid: one B-tree, not a table and an index (0007)
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("at", UTCDateTime, nullable=False),
     Column("action", Text, nullable=False),
     Column("outcome", Text, nullable=False),

@@ -103,7 +103,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
     upgrade(store_url)
     upgrade(store_url)
     with SqlStore.open(store_url) as store:
-        assert current_revision(store.engine) == head_revision() == "0006"
+        assert current_revision(store.engine) == head_revision() == "0007"
         with store.engine.connect() as connection:
             heads = connection.execute(select(audit_head)).all()
         assert [tuple(row) for row in heads] == [(1, 0, GENESIS)]
@@ -204,5 +204,61 @@ def test_0005_makes_each_existing_record_its_own_person_and_keeps_totals(store_u
                 ).scalar_one()
                 > 7
             )
+    finally:
+        engine.dispose()
+
+
+def test_0007_keeps_the_chain_and_bindings_in_one_tree_each_on_sqlite(store_url: str) -> None:
+    """0007 rebuilds audit_log and certificate_bindings on SQLite (seq as the rowid, the
+    bindings WITHOUT ROWID): what was there is still there and the chain still verifies."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from mynahil.reference_impl.audit import AuditEvent, chain_hash
+
+    engine = make_engine(store_url)
+    at = datetime(2020, 9, 1, tzinfo=UTC)
+    event = AuditEvent("issue", "ok", 7, {"serial": "12"})
+    digest = chain_hash(GENESIS, 1, at, event)
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0006")
+            connection.execute(text(
+                "INSERT INTO mykeys (record_id, mykey_id, status, created_at, password_failures)"
+                " VALUES (7, 'AAAABBBB', 'active', :at, 0)"
+            ), {"at": at})  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO certificate_bindings (serial, record_id, bound_at) "
+                "VALUES ('12', 7, :at)"
+            ), {"at": at})  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO audit_log (seq, at, action, outcome, record_id, details, prev_hash, "
+                "hash) VALUES (1, :at, 'issue', 'ok', 7, '{\"serial\":\"12\"}', :prev, :hash)"
+            ), {"at": at.replace(tzinfo=None) if engine.dialect.name == "sqlite" else at,
+                "prev": GENESIS, "hash": digest})  # fmt: skip
+            connection.execute(
+                text("UPDATE audit_head SET seq = 1, hash = :hash"), {"hash": digest}
+            )
+        migrate(engine)
+        with SqlStore(engine) as store:
+            assert store.verify_audit() == (1, None)
+            with store.transaction() as uow:
+                assert uow.record_by_serial(12) is not None
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                indexes = connection.execute(text(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' "
+                    "AND tbl_name IN ('audit_log', 'certificate_bindings')"
+                )).scalars().all()  # fmt: skip
+                created = connection.execute(text(
+                    "SELECT sql FROM sqlite_master WHERE name = 'certificate_bindings'"
+                )).scalar_one()  # fmt: skip
+            # Only the bindings' index on record_id: no second tree for either key.
+            assert indexes == ["ix_certificate_bindings_record_id"]
+            assert "WITHOUT ROWID" in created
     finally:
         engine.dispose()
