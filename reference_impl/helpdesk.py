@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from mynahil.reference_impl.mykey import MyKeyError, MyKeyRecord, MyKeyStatus
+from mynahil.reference_impl.mykey.errors import MyKeyError
 from mynahil.reference_impl.mykey.ids import InvalidMyKeyId, parse_mykey_id
+from mynahil.reference_impl.mykey.model import MyKeyRecord, MyKeyStatus
 from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 __all__ = ["MAX_REASON_LENGTH", "HelpDesk"]

@@ -39,7 +39,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from mynahil.reference_impl.audited import audited_operation
-from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.errors import MyKeyError
 from mynahil.reference_impl.mykey.ports import UnitOfWork
 
 __all__ = [

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from mynahil.reference_impl.helpdesk import MAX_REASON_LENGTH, HelpDesk
-from mynahil.reference_impl.mykey import MyKeyRecord
+from mynahil.reference_impl.mykey.model import MyKeyRecord
 from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 from .problems import PROBLEM_RESPONSES

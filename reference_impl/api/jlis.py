@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
 from mynahil.reference_impl.jlis import JlisServices
-from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.errors import MyKeyError
 from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 from .problems import PROBLEM_RESPONSES

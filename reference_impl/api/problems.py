@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.errors import MyKeyError
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
 
 __all__ = [

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
 from mynahil.reference_impl.jlis import JlisServices
-from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.errors import MyKeyError
 from mynahil.reference_impl.registries import Registration, RegistrationBook, RegistryKind
 from mynahil.reference_impl.registries.book import check_person_ref
 from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember

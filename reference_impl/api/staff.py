@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.errors import MyKeyError
 from mynahil.reference_impl.staff import Role, StaffDirectory, StaffMember
 
 __all__ = ["require_staff", "staff_directory"]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mynahil.reference_impl.audited import audited_operation
-from mynahil.reference_impl.mykey import Conflict
+from mynahil.reference_impl.mykey.ports import Conflict
 
 from .campaign import Scheme
 from .errors import PointsError

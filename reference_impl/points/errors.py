@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mynahil.reference_impl.mykey import MyKeyError
+from mynahil.reference_impl.mykey.errors import MyKeyError
 
 __all__ = ["PointsError"]
 
