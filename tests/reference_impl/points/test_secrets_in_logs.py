@@ -13,19 +13,15 @@ import re
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi.testclient import TestClient
 
 from mynahil.card_emulator import emulated_reader
 from mynahil.reference_impl.client import PlatformClient
-from mynahil.reference_impl.gateways import LocalAccountCheck
 from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
-from mynahil.reference_impl.operator import OperatorBooks
 from mynahil.reference_impl.operator.books import Account
-from mynahil.reference_impl.platform import build_platform
-from mynahil.reference_impl.points import Operator, PaymentService
-from mynahil.reference_impl.points.signing import public_key_bytes
+from mynahil.reference_impl.platform import build_platform, serving
+from mynahil.reference_impl.sandbox import sample_operator
 from tests.reference_impl.points.test_http import AS_OF
 
 PASSWORD = "Unmistakable-Pw-8812"
@@ -36,23 +32,21 @@ def test_no_secret_in_any_log_or_record(
     tmp_path: Path, key_pool: KeyPool, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    # Not the sandbox's sample_operator: the platform runs in process (TestClient) and checks
-    # the account in the books directly (LocalAccountCheck); no operator app or till is needed.
-    books = OperatorBooks("op", "pay")
-    books.accounts["acct-1"] = Account("acct-1", CODE, "Hanako")
-    platform = build_platform(
-        f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "jlis",
-        accounts=LocalAccountCheck({"op": books}), as_of=AS_OF,
-    )  # fmt: skip
-    platform.points.register_operator(
-        Operator("op", "Op", public_key_bytes(Ed25519PrivateKey.generate())),
-        [PaymentService("pay", "op", "Pay")],
-    )
+    platform = build_platform(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "jlis", as_of=AS_OF)
     state = lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(4)), pin="1234",
         password="ABC123", issued_on=date(2020, 7, 1), keys=key_pool,
     )  # fmt: skip
-    with TestClient(platform.app) as http:
+    with (
+        serving(platform.app) as url,
+        sample_operator(
+            platform, url, operator_id="op", operator_name="Op", service_id="pay",
+            service_name="Pay",
+        ) as operator,
+        httpx.Client(base_url=url) as http,
+    ):  # fmt: skip
+        # The security code the platform's signed verify call carries to the operator's app.
+        operator.books.accounts["acct-1"] = Account("acct-1", CODE, "Hanako")
         client = PlatformClient(http)
         mykey_id = client.reserve(emulated_reader(state), "1234")
         token = client.login(emulated_reader(state), "1234")
