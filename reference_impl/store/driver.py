@@ -347,5 +347,13 @@ class DriverStatement:
 
 def _as_sqlalchemy_error(dialect: Dialect, sql: str, arguments: Any, exc: Exception) -> Exception:
     """The driver's error as SQLAlchemy would have raised it (IntegrityError, …), so callers
-    handle it the same whichever path ran the statement."""
-    return DBAPIError.instance(sql, arguments, exc, dialect.loaded_dbapi.Error)
+    handle it the same whichever path ran the statement; a lost connection is flagged as
+    SQLAlchemy flags it (``connection_invalidated``: the store answers busy)."""
+    return DBAPIError.instance(
+        sql,
+        arguments,
+        exc,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=bool(dialect.is_disconnect(cast(Any, exc), None, None)),
+        dialect=dialect,
+    )

@@ -85,18 +85,27 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        # No server-side prepared statements: after five runs psycopg prepares a statement and
-        # PostgreSQL may switch it to a generic plan, which for the batch lookups
-        # (key IN (…1,000 keys…)) was a sequential scan, 10x slower as the table grew.
+        # Server-side prepared statements (psycopg prepares each on first use: no Parse per
+        # run), always planned for their parameters: a generic plan turned the batch lookups
+        # (key = ANY(…1,000 keys…)) into sequential scans, 10x slower as the table grew.
         # A writer waits for a row lock at most busy_timeout (as SQLite's writers do), then
         # the request answers 503 instead of hanging.
         given = parsed.query.get("options", ())
         given = (given,) if isinstance(given, str) else tuple(given)
-        options = " ".join((*given, f"-c lock_timeout={int(busy_timeout * 1000)}"))
+        options = " ".join(
+            (
+                *given,
+                f"-c lock_timeout={int(busy_timeout * 1000)}",
+                "-c plan_cache_mode=force_custom_plan",
+            )
+        )
+        # No ping on checkout (a round trip for every transaction and J-LIS question): a
+        # connection the server dropped fails its first statement instead, which answers 503
+        # busy (unavailable_as_such) and is replaced in the pool.
         return create_engine(
             parsed,
-            pool_pre_ping=True,
-            connect_args={"prepare_threshold": None, "options": options},
+            pool_pre_ping=False,
+            connect_args={"prepare_threshold": 0, "options": options},
         )
     if backend != "sqlite":
         raise ValueError(
@@ -191,6 +200,9 @@ def unavailable_as_such() -> Iterator[None]:
     except PoolTimeout as exc:
         raise StoreUnavailable("busy", f"no database connection free ({exc})") from exc
     except Exception as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            lost = str(exc.orig).splitlines()[0] if exc.orig else "lost"
+            raise StoreUnavailable("busy", f"the database connection was lost ({lost})") from exc
         cause = exc.orig if isinstance(exc, DBAPIError) else exc
         kind = _unavailable_kind(cause)
         if kind is None:
