@@ -77,7 +77,7 @@ Row = Mapping[str, Any]
 def _one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
     """``column`` is one of the values of the array parameter ``name`` (see :func:`_array`)."""
     if dialect == "postgresql":
-        return column == any_(cast(bindparam(name), ARRAY(column.type)))
+        return column == any_(cast(bindparam(name, type_=ARRAY(column.type)), ARRAY(column.type)))
     values = func.json_each(bindparam(name)).table_valued("value")
     return column.in_(select(values.c.value))
 
@@ -93,7 +93,9 @@ def _unnest(types: Mapping[str, Any]) -> Any:
     """PostgreSQL's rows from one array parameter per column (parameter name -> SQL type): a
     batch's rows in one statement, where an executemany sends one per row (see
     :meth:`PointsStatements._write`)."""
-    arrays = [cast(bindparam(name), ARRAY(type_)) for name, type_ in types.items()]
+    arrays = [
+        cast(bindparam(name, type_=ARRAY(type_)), ARRAY(type_)) for name, type_ in types.items()
+    ]
     return func.unnest(*arrays).table_valued(*types).render_derived()
 
 
