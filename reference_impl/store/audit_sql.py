@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from mynahil.reference_impl.audit import AuditEvent, AuditRecord, canonical_json, chain_hash
 
-from .driver import DriverStatement, as_utc
+from .driver import DriverStatement, as_utc, unnest_rows
 from .tables import audit_head, audit_log
 
 __all__ = ["AuditStatements", "audit_page", "audit_record"]
@@ -34,6 +34,24 @@ _MOVE_HEAD = DriverStatement(
 _APPEND = DriverStatement(
     insert(audit_log).values({c.name: bindparam(c.name) for c in audit_log.c})
 )
+
+
+def _append_and_move(dialect: str) -> Any:
+    """PostgreSQL: the records (one array per column) and the head's move in one statement,
+    a round trip fewer for every audited operation; the head is locked already (_HEAD)."""
+    assert dialect == "postgresql", "SQLite appends with _APPEND and _MOVE_HEAD"
+    names = [c.name for c in audit_log.c]
+    rows = unnest_rows({c.name: c.type for c in audit_log.c})
+    appended = insert(audit_log).from_select(names, select(*(rows.c[n] for n in names)))
+    return (
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+        .add_cte(appended.cte("appended"))
+    )
+
+
+_APPEND_AND_MOVE = DriverStatement(_append_and_move)
 _FIRST_PAGE = DriverStatement(select(audit_log).order_by(audit_log.c.seq).limit(bindparam("size")))
 _NEXT_PAGE = DriverStatement(
     select(audit_log)
@@ -93,8 +111,12 @@ class AuditStatements:
                     "hash": digest,
                 }
             )
-        _APPEND.many(self._conn, rows)
-        _MOVE_HEAD.run(self._conn, {"new_seq": seq, "new_hash": digest})
+        if self._conn.dialect.name == "postgresql":
+            columns: dict[str, Any] = {name: [row[name] for row in rows] for name in rows[0]}
+            _APPEND_AND_MOVE.run(self._conn, {**columns, "new_seq": seq, "new_hash": digest})
+        else:
+            _APPEND.many(self._conn, rows)
+            _MOVE_HEAD.run(self._conn, {"new_seq": seq, "new_hash": digest})
         self._pending_audit.clear()
 
 

@@ -29,7 +29,8 @@ from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, PoolProxiedConnection, Table, bindparam
+from sqlalchemy import ARRAY, Connection, PoolProxiedConnection, Table, bindparam, func
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -43,6 +44,7 @@ __all__ = [
     "dialect_insert",
     "insert_new",
     "to_driver",
+    "unnest_rows",
     "utc",
 ]
 
@@ -106,6 +108,16 @@ def insert_new(table: Table, columns: Sequence[str]) -> DriverStatement:
             .returning(*table.primary_key.columns)
         )
     )
+
+
+def unnest_rows(types: Mapping[str, Any]) -> Any:
+    """PostgreSQL's rows from one array parameter per column (parameter name -> SQL type): many
+    rows in one statement, where an executemany sends one per row. The arrays travel in
+    psycopg's binary format (see :meth:`DriverStatement._compile`)."""
+    arrays = [
+        sql_cast(bindparam(name, type_=ARRAY(type_)), ARRAY(type_)) for name, type_ in types.items()
+    ]
+    return func.unnest(*arrays).table_valued(*types).render_derived()
 
 
 # Column types whose values every driver takes as Python gives them: only times, dates and

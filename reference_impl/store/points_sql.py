@@ -54,7 +54,7 @@ from mynahil.reference_impl.points.model import (
 )
 from mynahil.reference_impl.points.rules import CertificatePeriod
 
-from .driver import DriverStatement, dialect_insert, insert_new
+from .driver import DriverStatement, dialect_insert, insert_new, unnest_rows
 from .tables import (
     applications,
     certificate_bindings,
@@ -89,23 +89,13 @@ def _array(conn: Connection, values: Iterable[Any]) -> Any:
     return listed if conn.dialect.name == "postgresql" else json.dumps(listed)
 
 
-def _unnest(types: Mapping[str, Any]) -> Any:
-    """PostgreSQL's rows from one array parameter per column (parameter name -> SQL type): a
-    batch's rows in one statement, where an executemany sends one per row (see
-    :meth:`PointsStatements._write`)."""
-    arrays = [
-        cast(bindparam(name, type_=ARRAY(type_)), ARRAY(type_)) for name, type_ in types.items()
-    ]
-    return func.unnest(*arrays).table_valued(*types).render_derived()
-
-
 def _insert_rows(table: Table, names: Sequence[str], *, skip_clashes: bool = False) -> Any:
     """INSERT of many rows: bound per row on SQLite (one executemany), from arrays on
-    PostgreSQL (see :func:`_unnest`)."""
+    PostgreSQL (see :func:`.driver.unnest_rows`)."""
 
     def build(dialect: str) -> Any:
         if dialect == "postgresql":
-            rows = _unnest({name: table.c[name].type for name in names})
+            rows = unnest_rows({name: table.c[name].type for name in names})
             statement = dialect_insert(dialect, table).from_select(
                 list(names), select(*(rows.c[name] for name in names))
             )
@@ -221,7 +211,7 @@ _TOTALS = DriverStatement(
 def _set_totals(dialect: str) -> Any:
     """UPDATE of many totals: per row on SQLite, from arrays on PostgreSQL."""
     if dialect == "postgresql":
-        rows = _unnest({"person": Integer(), "group": String(), "held": Integer()})
+        rows = unnest_rows({"person": Integer(), "group": String(), "held": Integer()})
         return (
             update(point_totals)
             .where(

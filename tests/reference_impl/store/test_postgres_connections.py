@@ -5,12 +5,18 @@ costing one 503 "busy" (never a driver error), then replaced."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
+from mynahil.reference_impl.audit import AuditEvent
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
 from mynahil.reference_impl.store import SqlStore, make_engine
+
+NOW = datetime(2020, 9, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -58,3 +64,38 @@ def test_a_dropped_connection_answers_busy_once_then_the_store_works(
     assert lost.value.kind == "busy"  # 503 with Retry-After over HTTP
     with store.transaction() as uow:  # the pool replaced the connection
         assert uow.record_by_serial(1) is None
+
+
+class _Recording(psycopg.Cursor[Any]):
+    """A cursor that notes each statement it sends."""
+
+    sent: ClassVar[list[str]] = []
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        _Recording.sent.append(str(query))
+        return super().execute(query, params, **kwargs)
+
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> Any:
+        _Recording.sent.append(str(query))
+        return super().executemany(query, params_seq, **kwargs)
+
+
+def test_an_audited_transaction_locks_the_head_then_appends_and_moves_it_at_once(
+    store: SqlStore,
+) -> None:
+    """Every audited operation pays its audit record in two statements: the head's lock, then
+    the records and the head's move together (one round trip fewer than three)."""
+    _Recording.sent.clear()
+    with store.transaction() as uow:
+        driver = cast(Any, uow)._conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        driver.cursor_factory = _Recording
+        uow.audit(AuditEvent("issue", "ok", 1, {"serial": "12"}), NOW)
+        uow.audit(AuditEvent("login", "ok", 1, {}), NOW)
+    driver.cursor_factory = psycopg.Cursor  # the pool keeps the connection
+    touching = [sql for sql in _Recording.sent if "audit" in sql]
+    assert len(touching) == 2, touching
+    assert "FOR UPDATE" in touching[0]
+    assert "INSERT INTO audit_log" in touching[1]
+    assert "UPDATE audit_head" in touching[1]
+    assert store.verify_audit() == (2, None)
