@@ -115,10 +115,15 @@ def _session(result: LoginResult) -> SessionResponse:
     )
 
 
+# The holders' hot endpoints are coroutines that send the service call to a worker thread
+# themselves: FastAPI runs a plain ``def`` endpoint in a thread and then validates its answer
+# in a thread again, two hand-offs a request where one does.
+
+
 @router.post("/challenges", status_code=status.HTTP_201_CREATED)
-def new_challenge(body: ChallengeRequest, svc: Service) -> ChallengeResponse:
+async def new_challenge(body: ChallengeRequest, svc: Service) -> ChallengeResponse:
     """A single-use challenge for the card to sign."""
-    c = svc.new_challenge(body.purpose)
+    c = await run_in_threadpool(svc.new_challenge, body.purpose)
     return ChallengeResponse(
         challenge_id=c.challenge_id,
         nonce=base64.b64encode(c.nonce).decode(),
@@ -127,13 +132,16 @@ def new_challenge(body: ChallengeRequest, svc: Service) -> ChallengeResponse:
 
 
 @router.post("/ids", status_code=status.HTTP_201_CREATED)
-def issue(body: IssueRequest, svc: Service, response: Response) -> IssueResponse:
+async def issue(body: IssueRequest, svc: Service, response: Response) -> IssueResponse:
     """Reservation: a MyKey ID bound to the card's certificate (the existing one if any)."""
-    result = svc.issue(
-        body.challenge_id,
-        b64_field("certificate", body.certificate),
-        b64_field("signature", body.signature),
-        chosen_id=body.chosen_id,
+    result = await run_in_threadpool(
+        partial(
+            svc.issue,
+            body.challenge_id,
+            b64_field("certificate", body.certificate),
+            b64_field("signature", body.signature),
+            chosen_id=body.chosen_id,
+        )
     )
     if not result.created:
         response.status_code = status.HTTP_200_OK
@@ -141,9 +149,10 @@ def issue(body: IssueRequest, svc: Service, response: Response) -> IssueResponse
 
 
 @router.post("/sessions/card", status_code=status.HTTP_201_CREATED)
-def login_card(body: CardProof, svc: Service) -> SessionResponse:
+async def login_card(body: CardProof, svc: Service) -> SessionResponse:
     return _session(
-        svc.login_with_card(
+        await run_in_threadpool(
+            svc.login_with_card,
             body.challenge_id,
             b64_field("certificate", body.certificate),
             b64_field("signature", body.signature),
