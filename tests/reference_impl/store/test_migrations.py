@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -9,6 +11,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
+    Connection,
     Date,
     DateTime,
     Engine,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.types import TypeEngine
 
@@ -154,6 +158,18 @@ def test_the_ledger_refuses_update_and_delete(store: SqlStore) -> None:
         assert connection.execute(select(ledger.c.points)).scalars().all() == [100]
 
 
+def _at_revision_with_a_record(connection: Connection, revision: str, at: datetime) -> None:
+    """Migrate ``connection`` to ``revision`` and add MyKey record 7 (ID AAAABBBB) there."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+    connection.execute(text(
+        "INSERT INTO mykeys (record_id, mykey_id, status, created_at, password_failures)"
+        " VALUES (7, 'AAAABBBB', 'active', :at, 0)"
+    ), {"at": at})  # fmt: skip
+
+
 def test_0005_makes_each_existing_record_its_own_person_and_keeps_totals(store_url: str) -> None:
     """Data from before the person (migration 0005) keeps its applications and totals: each
     existing MyKey record becomes a person whose ID equals the record's, with no reference."""
@@ -165,14 +181,7 @@ def test_0005_makes_each_existing_record_its_own_person_and_keeps_totals(store_u
     now = datetime(2020, 9, 1, tzinfo=UTC)
     try:
         with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0004")
-            connection.execute(text(
-                "INSERT INTO mykeys (record_id, mykey_id, status, created_at, password_failures)"
-                " VALUES (7, 'AAAABBBB', 'active', :now, 0)"
-            ), {"now": now})  # fmt: skip
+            _at_revision_with_a_record(connection, "0004", now)
             connection.execute(text(
                 "INSERT INTO operators (operator_id, name, public_key, feed_seq, created_at) "
                 "VALUES ('op', 'Op', :key, 1, :now)"
@@ -223,14 +232,7 @@ def test_0007_keeps_the_chain_and_bindings_in_one_tree_each_on_sqlite(store_url:
     digest = chain_hash(GENESIS, 1, at, event)
     try:
         with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0006")
-            connection.execute(text(
-                "INSERT INTO mykeys (record_id, mykey_id, status, created_at, password_failures)"
-                " VALUES (7, 'AAAABBBB', 'active', :at, 0)"
-            ), {"at": at})  # fmt: skip
+            _at_revision_with_a_record(connection, "0006", at)
             connection.execute(text(
                 "INSERT INTO certificate_bindings (serial, record_id, bound_at) "
                 "VALUES ('12', 7, :at)"
