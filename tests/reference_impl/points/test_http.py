@@ -11,7 +11,6 @@ import hashlib
 import json
 import random
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from mynahil.reference_impl.platform import (
     build_platform,
     free_port,
     serving,
-    shifted_clock,
 )
 from mynahil.reference_impl.points import (
     Operator,
@@ -274,88 +272,6 @@ def test_bad_batches_get_a_problem_naming_the_field(world: World) -> None:
                                           "amount": -5}]}).encode(),
             "application/json",
         )  # fmt: skip
-
-
-def test_a_lost_answer_is_retried_under_the_same_key_and_granted_once(
-    store_url: str, tmp_path: Path
-) -> None:
-    """The platform decides and commits, the answer is lost (503): the client sends the same
-    batch again, signed afresh, and is answered from the store."""
-    from mynahil.conformance.operator_harness import LosingAnswers
-
-    platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
-    answers = LosingAnswers(platform.app)
-    try:
-        with (
-            serving(answers) as url,
-            sample_operator(
-                platform, url, operator_id="lossy-inc", operator_name="Lossy Inc.",
-                service_id="lossy", service_name="Lossy", resend_every_s=None,
-            ) as operator,
-        ):  # fmt: skip
-            books, client = operator.books, operator.client
-            report = books.book(books.open_account("Nobody").account_id, 1000, AS_OF)
-            answers.armed = 1
-            client.backoff_s = 0.01
-            (decision,) = client.report([report])
-    finally:
-        platform.close()
-    assert answers.lost == 1
-    assert decision.replayed  # the second send was answered from the store
-    assert decision.outcome is Outcome.NO_APPLICATION
-
-
-def test_an_unreachable_platform_is_named_after_the_retries() -> None:
-    client = OperatorClient.connect(
-        f"http://127.0.0.1:{free_port()}", Signer("x", Ed25519PrivateKey.generate())
-    )
-    client.retries, client.backoff_s = 2, 0.01
-    with pytest.raises(PointsError) as caught:
-        client.feed()
-    assert caught.value.code == "platform_unreachable"
-
-
-def test_a_charge_the_platform_never_answers_is_sent_again_until_it_is(
-    store_url: str, tmp_path: Path, key_pool: KeyPool
-) -> None:
-    """Every try's answer is lost: the till answers 202 pending, and the sample operator
-    sends the report again in the background until it is decided, then credits it once."""
-    from mynahil.conformance.operator_harness import LosingAnswers
-
-    platform = build_platform(store_url, tmp_path / "jlis", as_of=AS_OF)
-    answers = LosingAnswers(platform.app)
-    try:
-        with serving(answers) as url:
-            operator = sample_operator(
-                platform, url, operator_id="qr-pay-inc", operator_name="QR Pay Inc.",
-                service_id="qr-pay", service_name="QR Pay",
-                clock=shifted_clock(AS_OF + timedelta(minutes=1)), resend_every_s=0.1,
-            )  # fmt: skip
-            with operator as sample:
-                books, client, operator_url = sample.books, sample.client, sample.url
-                client.retries, client.backoff_s = 1, 0.01
-                world = World(platform, url, books, client, key_pool)
-                holder, card = PlatformClient.connect(url), world.card(3)
-                holder.reserve(card, PIN)
-                account = books.open_account("Hanako")
-                holder.apply(card, PIN, "qr-pay", account.account_id, account.security_code)
-                answers.armed = 1_000  # every answer lost, however often it is sent
-                till = httpx.post(
-                    f"{operator_url}/v1/till",
-                    json={"account_id": account.account_id, "amount": 4000},
-                )
-                assert till.status_code == 202
-                assert till.json()["outcome"] == "pending"
-                assert books.pending()
-                answers.armed = 0  # the platform answers again
-                deadline = time.monotonic() + 10
-                while books.pending() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-        assert not books.pending()
-        assert books.balance(account.account_id) == 1000
-        assert platform.points.violations() == []
-    finally:
-        platform.close()
 
 
 # --- the card-application date, from J-LIS, over HTTP ----------------------------------------
