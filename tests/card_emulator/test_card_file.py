@@ -22,6 +22,7 @@ from mynahil.card_emulator import (
     load_card,
     save_card,
 )
+from tests.support import PIN
 
 
 def test_round_trip_keeps_everything(card_path: Path, card_state: CardState) -> None:
@@ -38,8 +39,8 @@ def test_round_trip_keeps_everything(card_path: Path, card_state: CardState) -> 
     }
     assert loaded.security_code == card_state.security_code
     assert loaded.signed == card_state.signed
-    assert loaded.pins[PinSlot.AUTH].matches(b"1234")
-    assert b"1234" not in card_path.read_bytes().replace(
+    assert loaded.pins[PinSlot.AUTH].matches(PIN.encode())
+    assert PIN.encode() not in card_path.read_bytes().replace(
         b"\n", b""
     )  # never in clear (JSON keys aside)
 

@@ -23,6 +23,7 @@ from mynahil.card_emulator import (
     PinSlot,
     save_card,
 )
+from tests.support import PIN
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")
@@ -67,8 +68,8 @@ SESSION_PREFIXES = [
     [],
     [SELECT_JPKI],
     [SELECT_JPKI, SELECT_AUTH_PIN],
-    [SELECT_JPKI, SELECT_AUTH_PIN, verify(b"1234"), SELECT_AUTH_KEY],
-    [SELECT_CARD_INFO, bytes.fromhex("00A4020C020011"), verify(b"1234")],
+    [SELECT_JPKI, SELECT_AUTH_PIN, verify(PIN.encode()), SELECT_AUTH_KEY],
+    [SELECT_CARD_INFO, bytes.fromhex("00A4020C020011"), verify(PIN.encode())],
 ]
 
 
@@ -105,7 +106,7 @@ def test_guessing_never_gains_a_try(card_state: CardState, candidates: list[byte
     for guess in candidates:
         response = card.transmit(verify(guess))
         sw = status_word(response)
-        if guess == b"1234" and tries > 0:
+        if guess == PIN.encode() and tries > 0:
             assert sw == 0x9000
             tries = 3
         elif tries == 0:
@@ -127,7 +128,7 @@ class PinCounterMachine(RuleBasedStateMachine):
         self.folder: Path | None = None
         self.stored: CardFile | None = None
         self.card: EmulatedCard | None = None
-        self.pin = "1234"
+        self.pin = PIN
         self.tries = 3
         self.verified = False
 

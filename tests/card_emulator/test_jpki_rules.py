@@ -17,7 +17,7 @@ from mynahil.card import digest_info_sha256
 from mynahil.card_emulator import CardState, EmulatedCard, contactless_type_b_atr, save_card
 from mynahil.card_emulator.state import CardFile
 from mynahil.jpki import AID, decode_basic_info, decode_my_number
-from tests.support import CardFactory
+from tests.support import PASSWORD, PIN, CardFactory
 
 OK = b"\x90\x00"
 
@@ -121,7 +121,7 @@ def test_signing_certificate_needs_the_password(card: EmulatedCard, card_state: 
     card.transmit(select_ef(0x0001))
     assert sw(card.transmit(read(0, 4))) == "6982"
     card.transmit(select_ef(0x001B))
-    assert card.transmit(verify(b"ABC123")) == OK
+    assert card.transmit(verify(PASSWORD.encode())) == OK
     card.transmit(select_ef(0x0001))
     assert read_all(card) == card_state.sign.certificate
 
@@ -130,7 +130,7 @@ def test_signing_certificate_needs_the_password(card: EmulatedCard, card_state: 
 def test_keys_and_pins_are_never_readable(card: EmulatedCard, fid: int) -> None:
     card.transmit(select_aid(AID.JPKI))
     card.transmit(select_ef(0x0018))
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     assert card.transmit(select_ef(fid)) == OK
     assert sw(card.transmit(read(0, 4))) == "6986"
 
@@ -165,7 +165,7 @@ def test_auth_pin_three_tries_then_blocked(card: EmulatedCard) -> None:
     card.transmit(select_ef(0x0018))
     assert sw(card.transmit(bytes.fromhex("00200080"))) == "63C3"
     assert [sw(card.transmit(verify(b"0000"))) for _ in range(3)] == ["63C2", "63C1", "63C0"]
-    assert sw(card.transmit(verify(b"1234"))) == "6984"
+    assert sw(card.transmit(verify(PIN.encode()))) == "6984"
     assert sw(card.transmit(bytes.fromhex("00200080"))) == "6984"
 
 
@@ -174,7 +174,7 @@ def test_signing_password_has_five_tries(card: EmulatedCard) -> None:
     card.transmit(select_ef(0x001B))
     assert sw(card.transmit(bytes.fromhex("00200080"))) == "63C5"
     assert sw(card.transmit(verify(b"WRONG1"))) == "63C4"
-    assert card.transmit(verify(b"ABC123")) == OK
+    assert card.transmit(verify(PASSWORD.encode())) == OK
     assert sw(card.transmit(bytes.fromhex("00200080"))) == "63C5"
 
 
@@ -203,10 +203,10 @@ def test_change_reference_data(card: EmulatedCard) -> None:
     card.transmit(select_aid(AID.JPKI))
     card.transmit(select_ef(0x0018))
     assert sw(card.transmit(bytes.fromhex("002401800435353535"))) == "6982"
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     assert sw(card.transmit(bytes.fromhex("00240180053535353535"))) == "6A80"  # 5 digits
     assert card.transmit(bytes.fromhex("002401800435353535")) == OK
-    assert sw(card.transmit(verify(b"1234"))) == "63C2"
+    assert sw(card.transmit(verify(PIN.encode()))) == "63C2"
     assert card.transmit(verify(b"5555")) == OK
 
 
@@ -224,7 +224,7 @@ def test_signature_verifies_with_the_certificate(card: EmulatedCard, card_state:
     """JPKI.md "Signature": PKCS#1 v1.5 RSA-2048 over the DigestInfo, 256 bytes + 9000."""
     card.transmit(select_aid(AID.JPKI))
     card.transmit(select_ef(0x0018))
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     card.transmit(select_ef(0x0017))
     response = card.transmit(sign(digest_info_sha256(b"message")))
     assert sw(response) == "9000"
@@ -237,7 +237,7 @@ def test_raw_data_that_is_not_a_digest_info_is_padded_and_signed(
 ) -> None:
     card.transmit(select_aid(AID.JPKI))
     card.transmit(select_ef(0x0018))
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     card.transmit(select_ef(0x0017))
     response = card.transmit(sign(b"\x01\x02\x03"))
     numbers = _auth_key(card_state).public_numbers()
@@ -250,7 +250,7 @@ def test_signature_needs_the_matching_pin(card: EmulatedCard) -> None:
     card.transmit(select_ef(0x0017))
     assert sw(card.transmit(sign(digest_info_sha256(b"m")))) == "6982"
     card.transmit(select_ef(0x0018))
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     card.transmit(select_ef(0x001A))  # the signing key wants the signing password
     assert sw(card.transmit(sign(digest_info_sha256(b"m")))) == "6982"
 
@@ -258,7 +258,7 @@ def test_signature_needs_the_matching_pin(card: EmulatedCard) -> None:
 def test_signature_parameter_and_length_errors(card: EmulatedCard) -> None:
     card.transmit(select_aid(AID.JPKI))
     card.transmit(select_ef(0x0018))
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     card.transmit(select_ef(0x0017))
     assert sw(card.transmit(bytes.fromhex("802A9E9A0401020304"))) == "6A86"
     assert sw(card.transmit(sign(bytes(246)))) == "6700"
@@ -270,7 +270,7 @@ def test_security_state_cleared(card: EmulatedCard, how: str) -> None:
     """JPKI.md: the PIN must be verified since the last reset / AP selection."""
     card.transmit(select_aid(AID.JPKI))
     card.transmit(select_ef(0x0018))
-    card.transmit(verify(b"1234"))
+    card.transmit(verify(PIN.encode()))
     if how == "reset":
         card.reset()
     card.transmit(select_aid(AID.JPKI))
@@ -298,7 +298,7 @@ def test_card_info_behind_its_own_pin(card: EmulatedCard, card_state: CardState)
     assert sw(card.transmit(read(0, 0))) == "6982"
     card.transmit(select_ef(0x0011))
     assert sw(card.transmit(verify(b"0000"))) == "63C2"
-    assert card.transmit(verify(b"1234")) == OK
+    assert card.transmit(verify(PIN.encode())) == OK
     card.transmit(select_ef(0x0001))
     raw = read_all(card)
     assert raw[:3] == b"\xff\x10\x0c"

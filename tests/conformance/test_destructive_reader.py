@@ -21,6 +21,7 @@ from mynahil.conformance import load_catalogue
 from mynahil.conformance.cli import run_target
 from mynahil.conformance.defects import DefectiveCard
 from mynahil.conformance.targets import CardSlot, parse_target
+from tests.support import PASSWORD, PIN
 
 pytestmark = pytest.mark.pcsc
 
@@ -100,7 +101,7 @@ def test_a_correct_card_is_certified_destructively_with_a_fresh_card_each(
     with CardChanger(lambda: issuer(None), tmp_path) as changer:
         code, results = run_target(
             READER, tmp_path / "report", allow_destructive=True, fresh_card=changer.command,
-            pin="1234", sign_password="ABC123", card_info_pin="1234",
+            pin=PIN, sign_password=PASSWORD, card_info_pin=PIN,
         )  # fmt: skip
         cards = changer.cards
     failed = {k: v["failures"] for k, v in results["requirements"].items() if v["failures"]}
@@ -128,8 +129,8 @@ def test_a_defective_card_is_still_caught_on_the_one_card(
     leaves a try spent, the destructive tests after it are skipped and named as not judged."""
     with CardChanger(lambda: issuer("no_reset_on_correct_pin"), tmp_path) as changer:
         code, results = run_target(
-            READER, tmp_path / "report", allow_destructive=True, pin="1234",
-            sign_password="ABC123", card_info_pin="1234", extra=["-k", PIN_RULES],
+            READER, tmp_path / "report", allow_destructive=True, pin=PIN,
+            sign_password=PASSWORD, card_info_pin=PIN, extra=["-k", PIN_RULES],
         )  # fmt: skip
         cards = changer.cards
     assert cards == 1

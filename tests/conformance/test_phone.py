@@ -11,7 +11,7 @@ from pathlib import Path
 from mynahil.card_emulator import FaultyCard, ViccAttachment, load_fault_profile
 from mynahil.conformance.cli import run_target
 from mynahil.conformance.targets import DeviceProfile, parse_target
-from tests.support import free_port, mynahil
+from tests.support import PASSWORD, PIN, free_port, mynahil
 
 from .conftest import SCENARIOS
 
@@ -26,7 +26,7 @@ def test_a_phone_running_the_remote_reader_app(tmp_path: Path) -> None:
     connecting.start()
     try:
         code, results = run_target(
-            f"phone:127.0.0.1:{port}", tmp_path, pin="1234", sign_password="ABC123"
+            f"phone:127.0.0.1:{port}", tmp_path, pin=PIN, sign_password=PASSWORD
         )
     finally:
         phone.stop()

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from mynahil.conformance.cli import app, run_target
 from mynahil.conformance.replay import replay_trace
 from mynahil.conformance.targets import parse_target
+from tests.support import PIN
 
 from .conftest import Run
 
@@ -43,7 +44,7 @@ def test_correct_traces_replay_alike_with_their_resets(inproc_run: Run) -> None:
 
 
 def test_a_masked_pin_replays(tmp_path: Path) -> None:
-    run_target("realistic:inproc", tmp_path, pin="1234", extra=["-k", "signature_verifies"])
+    run_target("realistic:inproc", tmp_path, pin=PIN, extra=["-k", "signature_verifies"])
     trace = tmp_path / "traces" / "test_signature_verifies_with_the_certificate.jsonl"
     assert '"redacted": "pin"' in trace.read_text()
     result = CliRunner().invoke(app, ["replay", str(trace)])

@@ -13,7 +13,7 @@ import pytest
 from mynahil.conformance import load_catalogue
 from mynahil.conformance.cli import run_target
 from mynahil.conformance.recording import read_trace
-from tests.support import MYNAHIL, mynahil
+from tests.support import MYNAHIL, PASSWORD, PIN, mynahil
 
 from .conftest import SCENARIOS, Run
 
@@ -121,7 +121,7 @@ def test_a_reader_vendors_run_as_the_readme_shows(tmp_path: Path, pcsc_stack: No
         assert holder.stdout is not None
         assert "inserted" in holder.stdout.readline()
         done = mynahil("conformance", "run", "--target", "pcsc:Virtual PCD 00 00",
-                       "--pin", "1234", "--sign-password", "ABC123",
+                       "--pin", PIN, "--sign-password", PASSWORD,
                        "--report", str(tmp_path / "report"))  # fmt: skip
     finally:
         holder.terminate()

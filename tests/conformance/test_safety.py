@@ -23,6 +23,7 @@ from mynahil.conformance.safety import (
 )
 from mynahil.conformance.targets import parse_target
 from mynahil.transports.inproc import InProcessTransport
+from tests.support import PASSWORD, PIN
 
 
 def _verifies(report: Path) -> list[dict[str, Any]]:
@@ -33,7 +34,7 @@ def _verifies(report: Path) -> list[dict[str, Any]]:
 
 
 def test_a_real_card_gets_no_wrong_pin_and_no_destructive_test(tmp_path: Path) -> None:
-    code, results = run_target("realistic:inproc", tmp_path, pin="1234", sign_password="ABC123")
+    code, results = run_target("realistic:inproc", tmp_path, pin=PIN, sign_password=PASSWORD)
     assert code == 0, results["requirements"]
     assert results["passed"] is True
     assert results["destructive"] == "skip"
@@ -66,7 +67,7 @@ def test_a_wrong_pin_costs_one_try_and_stops_the_run(tmp_path: Path) -> None:
 
 def test_destructive_tests_run_on_an_emulated_atr_when_allowed(tmp_path: Path) -> None:
     _code, results = run_target(
-        "realistic:inproc", tmp_path, pin="1234", sign_password="ABC123", allow_destructive=True,
+        "realistic:inproc", tmp_path, pin=PIN, sign_password=PASSWORD, allow_destructive=True,
         extra=["-k", "wrong_pin or blocks"],
     )  # fmt: skip
     assert results["destructive"] == "run"
@@ -75,7 +76,7 @@ def test_destructive_tests_run_on_an_emulated_atr_when_allowed(tmp_path: Path) -
 
 def test_destructive_tests_are_refused_on_a_card_that_is_not_ours(tmp_path: Path) -> None:
     code, results = run_target(
-        "realistic:defect:wrong_atr", tmp_path, pin="1234", allow_destructive=True
+        "realistic:defect:wrong_atr", tmp_path, pin=PIN, allow_destructive=True
     )
     assert code == pytest.ExitCode.USAGE_ERROR
     assert "REFUSED" in results["refused"]
@@ -96,7 +97,7 @@ def test_destructive_verdict(emulated: bool, allowed: bool, looks: bool, verdict
     assert found == verdict
 
 
-def _guarded(pin: str = "1234") -> tuple[GuardedTransport, EmulatedCard]:
+def _guarded(pin: str = PIN) -> tuple[GuardedTransport, EmulatedCard]:
     card = parse_target("card:inproc").emulated_card(faults="")
     assert isinstance(card, EmulatedCard)
     # Not emulated_reader: the guard under test is itself a transport, wrapping the bare wire.
@@ -157,7 +158,7 @@ def test_a_signing_password_short_of_tries_fails_pin_005_and_nothing_else(tmp_pa
     """The guard spends none of the tries left, yet the run goes on: only the tests entering
     the signing password are skipped (saying why), and JPKI-PIN-005 fails with its reason."""
     code, results = run_target(
-        "realistic:defect:sign_password_four_tries", tmp_path, pin="1234", sign_password="ABC123"
+        "realistic:defect:sign_password_four_tries", tmp_path, pin=PIN, sign_password=PASSWORD
     )
     assert code != 0
     verdicts = {r: v["verdict"] for r, v in results["requirements"].items()}
@@ -185,7 +186,7 @@ def test_df21_is_checked_on_a_real_card_without_reading_who_it_is(
 ) -> None:
     """Through a reader the DF21 header is read a few bytes at a time: a card without it fails
     JPKI-CINFO-004, and no response in the traces holds more than the header's bytes."""
-    _code, results = run_target(target, tmp_path, pin="1234", card_info_pin="1234",
+    _code, results = run_target(target, tmp_path, pin=PIN, card_info_pin=PIN,
                                 extra=["-k", "JPKI-CINFO-004"])  # fmt: skip
     requirement = results["requirements"]["JPKI-CINFO-004"]
     assert requirement["verdict"] == verdict, requirement

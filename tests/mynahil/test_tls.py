@@ -33,7 +33,7 @@ from mynahil.tls import (
     client_verify,
     make_throwaway_pki,
 )
-from tests.support import MYNAHIL, free_port, mynahil, running
+from tests.support import MYNAHIL, PIN, free_port, mynahil, running
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def test_a_holder_reserves_over_tls_trusting_the_ca_file(
 ) -> None:
     card = tmp_path / "card.json"
     assert mynahil("card", "new", "--out", str(card), "--ca", str(tls_platform.ca)).returncode == 0
-    base = ["client", "reserve", "--card", str(card), "--pin", "1234",
+    base = ["client", "reserve", "--card", str(card), "--pin", PIN,
             "--platform", tls_platform.url]  # fmt: skip
     first = mynahil(*base, "--ca-file", str(tls_platform.tls.ca_file))
     assert first.returncode == 0, first.stderr
@@ -90,7 +90,7 @@ def test_a_client_refuses_a_certificate_not_from_its_ca_file(
     card = tmp_path / "card.json"
     assert mynahil("card", "new", "--out", str(card), "--ca", str(tls_platform.ca)).returncode == 0
     base = ["client", "reserve", "--card", str(card), "--platform", tls_platform.url]
-    with_pin = {**os.environ, "MYNAHIL_PIN": "1234"}  # not on argv: that adds a warning line
+    with_pin = {**os.environ, "MYNAHIL_PIN": PIN}  # not on argv: that adds a warning line
     refused = mynahil(*base, "--ca-file", str(other.ca_file), env=with_pin)
     assert refused.returncode == 1
     _one_line_error(refused, "did not verify", "--ca-file", "[platform_untrusted]")
@@ -117,7 +117,7 @@ def test_an_https_url_to_a_plain_http_server_says_so(tmp_path: Path) -> None:
         assert mynahil("card", "new", "--out", str(card), "--ca", str(ca)).returncode == 0
         result = mynahil("client", "reserve", "--card", str(card),
                          "--platform", f"https://127.0.0.1:{port}",
-                         env={**os.environ, "MYNAHIL_PIN": "1234"})  # fmt: skip
+                         env={**os.environ, "MYNAHIL_PIN": PIN})  # fmt: skip
     assert result.returncode == 1
     _one_line_error(result, "TLS handshake failed", "plain HTTP")
 
@@ -190,13 +190,13 @@ def test_operators_and_the_platform_verify_each_other_over_tls(tmp_path: Path) -
             mynahil("card", "new", "--out", str(card), "--ca", str(ca), "--issued-on",
                     "2020-07-01")  # fmt: skip
             trusting = ["--platform", platform_url, "--ca-file", str(platform_pki.ca_file)]
-            reserved = mynahil("client", "reserve", "--card", str(card), "--pin", "1234",
+            reserved = mynahil("client", "reserve", "--card", str(card), "--pin", PIN,
                                *trusting)  # fmt: skip
             assert reserved.returncode == 0, reserved.stderr
             account = httpx.post(f"{op_url}/v1/accounts", json={"holder_name": "Hanako"},
                                  verify=trust_operator).json()  # fmt: skip
             applied = mynahil(
-                "client", "apply", "--card", str(card), "--pin", "1234", *trusting,
+                "client", "apply", "--card", str(card), "--pin", PIN, *trusting,
                 "--service", "qr-pay", "--account", account["account_id"],
                 "--security-code", account["security_code"],
             )  # fmt: skip
@@ -304,7 +304,7 @@ def _locust_health(url: str, ca_file: Path) -> str:
 
 
 def test_the_ca_file_option_comes_from_the_environment_too(tmp_path: Path) -> None:
-    env = {**os.environ, CA_FILE_ENV: str(tmp_path / "absent.pem"), "MYNAHIL_PIN": "1234"}
+    env = {**os.environ, CA_FILE_ENV: str(tmp_path / "absent.pem"), "MYNAHIL_PIN": PIN}
     result = mynahil("client", "reserve", "--platform", "https://127.0.0.1:9",
                      "--card", str(tmp_path / "c.json"), env=env)  # fmt: skip
     assert result.returncode == 2

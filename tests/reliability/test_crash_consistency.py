@@ -45,7 +45,7 @@ from mynahil.reference_impl.points import (
 )
 from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from mynahil.reference_impl.store import SqlStore
-from tests.support import MYNAHIL, free_port
+from tests.support import MYNAHIL, PASSWORD, PIN, free_port
 
 AS_OF = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
 # Charges made after the applications (AS_OF - 1 day) and before the served clock (which
@@ -105,8 +105,8 @@ def prepare_books(
                 platform.jlis.ca,
                 platform.jlis.registry,
                 random_holder(rng),
-                pin="1234",
-                password="ABC123",
+                pin=PIN,
+                password=PASSWORD,
                 issued_on=date(2020, 7, 1),
                 keys=pool,
             )
@@ -163,7 +163,7 @@ def _issue_all(url: str, cards: list[CardState], acks: Acknowledged, stop: threa
         serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
 
         def reserve(state: CardState = state) -> str:
-            return client.reserve(emulated_reader(state), "1234")
+            return client.reserve(emulated_reader(state), PIN)
 
         mykey_id = _until_acknowledged(reserve, stop, acks)
         with acks.lock:

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from tests.conftest import postgres_schema
-from tests.support import free_port
+from tests.support import PASSWORD, PIN, free_port
 
 pytestmark = pytest.mark.wheel
 
@@ -261,11 +261,11 @@ def test_a_phone_vendor_certifies_as_the_readme_shows(venv: Venv) -> None:
     does not hold, and `card attach` with a contactless card plays the phone's Remote Smart
     Card Reader app (a vicc client, as the app is). No extra needed."""
     card = venv.run("mynahil", "card", "new", "--out", "phone-card.json", "--atr", "contactless",
-                    "--pin", "1234", "--password", "ABC123")  # fmt: skip
+                    "--pin", PIN, "--password", PASSWORD)  # fmt: skip
     assert card.returncode == 0, card.stderr
     port = free_port()
     run = venv.start("mynahil", "conformance", "run", "--target", f"phone:0.0.0.0:{port}",
-                     "--pin", "1234", "--sign-password", "ABC123",
+                     "--pin", PIN, "--sign-password", PASSWORD,
                      "--report", "reports/my-phone")  # fmt: skip
     phone = venv.start("mynahil", "card", "attach", "--card", "phone-card.json",
                        "--vpcd", f"127.0.0.1:{port}", "--connect-timeout", "120")  # fmt: skip
@@ -490,7 +490,7 @@ def test_a_reader_vendor_certifies_through_pcscd_as_the_readme_shows(pcsc_venv: 
     assert readers.returncode == 0, readers.stderr
     assert VIRTUAL_READER in readers.stdout.splitlines()
     card = venv.run("mynahil", "card", "new", "--out", "alice.json",
-                    "--pin", "1234", "--password", "ABC123")  # fmt: skip
+                    "--pin", PIN, "--password", PASSWORD)  # fmt: skip
     assert card.returncode == 0, card.stderr
     copied = venv.run("mynahil", "scenarios", "copy", "devices/generic-reader", "reader")
     assert copied.returncode == 0, copied.stderr
@@ -509,8 +509,8 @@ def test_a_reader_vendor_certifies_through_pcscd_as_the_readme_shows(pcsc_venv: 
     try:
         held.wait_for("card inserted")
         run = venv.run("mynahil", "conformance", "run", "--target", f"pcsc:{VIRTUAL_READER}",
-                       "--device-profile", str(profile), "--pin", "1234",
-                       "--sign-password", "ABC123", "--report", "reports/my-reader",
+                       "--device-profile", str(profile), "--pin", PIN,
+                       "--sign-password", PASSWORD, "--report", "reports/my-reader",
                        timeout=600)  # fmt: skip
     finally:
         held.stop()

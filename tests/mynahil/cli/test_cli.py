@@ -16,6 +16,7 @@ from mynahil.card import MyNumberCard, Pin, PinBlocked, WrongPin
 from mynahil.card_emulator import CardFile, EmulatedCard, PinSlot, emulated_reader, load_card
 from mynahil.cli import app
 from mynahil.transports import VpcdListenerTransport
+from tests.support import PASSWORD, PIN
 
 runner = CliRunner()
 
@@ -34,12 +35,12 @@ def new_card(tmp_path: Path, *args: str) -> Path:
 
 def test_card_new_with_the_acceptance_options(tmp_path: Path) -> None:
     """`card new --out PATH --pin 1234 --password ABC123` makes a card that signs after 1234."""
-    path = new_card(tmp_path, "--pin", "1234", "--password", "ABC123", "--birth-date", "1990-05-01")
+    path = new_card(tmp_path, "--pin", PIN, "--password", PASSWORD, "--birth-date", "1990-05-01")
     state = load_card(path)
     assert state.holder.birth_date == date(1990, 5, 1)
     card = emulated_reader(state)
-    card.verify(Pin.SIGN, "ABC123")
-    certificate, _signature = card.authenticate("1234", b"c")
+    card.verify(Pin.SIGN, PASSWORD)
+    certificate, _signature = card.authenticate(PIN, b"c")
     assert state.auth is not None
     assert certificate == state.auth.certificate
 
@@ -212,7 +213,7 @@ def test_unblock_restores_a_locked_pin(tmp_path: Path) -> None:
             with pytest.raises(WrongPin):
                 card.verify(Pin.AUTH, "0000")
         with pytest.raises(PinBlocked):
-            card.verify(Pin.AUTH, "1234")
+            card.verify(Pin.AUTH, PIN)
     assert load_card(path).pins[PinSlot.AUTH].blocked
     result = runner.invoke(app, ["card", "unblock", "--card", str(path)])
     assert result.exit_code == 0, result.output

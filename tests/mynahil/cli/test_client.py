@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import MYNAHIL, free_port, mynahil, running
+from tests.support import MYNAHIL, PIN, free_port, mynahil, running
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def reserve_twice(server: tuple[str, Path, str], tmp_path: Path, transport: str)
         "--card",
         str(card),
         "--pin",
-        "1234",
+        PIN,
         "--platform",
         url,
         "--transport",
@@ -49,7 +49,7 @@ def reserve_twice(server: tuple[str, Path, str], tmp_path: Path, transport: str)
         "--card",
         str(card),
         "--pin",
-        "1234",
+        PIN,
         "--platform",
         url,
         "--transport",
@@ -90,16 +90,12 @@ def test_refusals_exit_non_zero_with_advice(server: tuple[str, Path, str], tmp_p
     url, ca, _db = server
     declined = tmp_path / "declined.json"
     mynahil("card", "new", "--out", str(declined), "--ca", str(ca), "--no-certificate")
-    result = mynahil(
-        "client", "reserve", "--card", str(declined), "--pin", "1234", "--platform", url
-    )
+    result = mynahil("client", "reserve", "--card", str(declined), "--pin", PIN, "--platform", url)
     assert result.returncode == 1
     assert "no electronic certificate" in result.stderr
     expired = tmp_path / "expired.json"
     mynahil("card", "new", "--out", str(expired), "--ca", str(ca), "--expired")
-    result = mynahil(
-        "client", "reserve", "--card", str(expired), "--pin", "1234", "--platform", url
-    )
+    result = mynahil("client", "reserve", "--card", str(expired), "--pin", PIN, "--platform", url)
     assert result.returncode == 1
     assert "Renew it at your municipal window" in result.stderr
     down = mynahil(
@@ -108,7 +104,7 @@ def test_refusals_exit_non_zero_with_advice(server: tuple[str, Path, str], tmp_p
         "--card",
         str(expired),
         "--pin",
-        "1234",
+        PIN,
         "--platform",
         "http://127.0.0.1:9",
     )

@@ -10,7 +10,7 @@ import pytest
 from mynahil.card import MyNumberCard
 from mynahil.card_emulator import emulated_reader, load_card
 from mynahil.reference_impl.client import ClientRefusal, PlatformClient
-from tests.support import MYNAHIL, free_port, mynahil, running
+from tests.support import MYNAHIL, PIN, free_port, mynahil, running
 
 
 def _card(path: Path) -> MyNumberCard:
@@ -30,7 +30,7 @@ def test_the_help_desk_stops_and_restarts_a_mykey_id(store_url: str, tmp_path: P
     serve = [*MYNAHIL, "serve", "--db", store_url, "--port", str(port), "--ca", str(ca)]
     with running(serve, f"{url}/v1/health"):
         client = PlatformClient.connect(url)
-        mykey_id = client.reserve(_card(card), "1234")
+        mykey_id = client.reserve(_card(card), PIN)
         desk = ("--url", url, "--token", token)
 
         no_reason = mynahil("helpdesk", "stop", mykey_id, "--reason", " ", *desk)
@@ -45,9 +45,9 @@ def test_the_help_desk_stops_and_restarts_a_mykey_id(store_url: str, tmp_path: P
         assert stopped.returncode == 0, stopped.stderr
         assert f"{mykey_id}: stopped" in stopped.stdout
         with pytest.raises(ClientRefusal) as refused:
-            client.login(_card(card), "1234")
+            client.login(_card(card), PIN)
         assert refused.value.code == "mykey_id_stopped"
 
         restarted = mynahil("helpdesk", "restart", mykey_id, "--reason", "investigated", *desk)
         assert restarted.returncode == 0, restarted.stderr
-        assert client.login(_card(card), "1234")
+        assert client.login(_card(card), PIN)

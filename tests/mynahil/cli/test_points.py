@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import MYNAHIL, free_port, mynahil, running
+from tests.support import MYNAHIL, PIN, free_port, mynahil, running
 
 
 def test_operator_and_holder_round_trip(tmp_path: Path) -> None:
@@ -41,11 +41,11 @@ def test_operator_and_holder_round_trip(tmp_path: Path) -> None:
             issued = mynahil("card", "new", "--out", str(card), "--ca", str(ca),
                              "--issued-on", "2020-07-01")  # fmt: skip
             assert issued.returncode == 0, issued.stderr
-            reserved = mynahil("client", "reserve", "--card", str(card), "--pin", "1234",
+            reserved = mynahil("client", "reserve", "--card", str(card), "--pin", PIN,
                                "--platform", platform_url)  # fmt: skip
             assert reserved.returncode == 0, reserved.stderr
             account = httpx.post(f"{op_url}/v1/accounts", json={"holder_name": "Hanako"}).json()
-            apply = ["client", "apply", "--card", str(card), "--pin", "1234", "--platform",
+            apply = ["client", "apply", "--card", str(card), "--pin", PIN, "--platform",
                      platform_url, "--service", "qr-pay",
                      "--account", account["account_id"]]  # fmt: skip
             wrong = mynahil(*apply, "--security-code", "nope")

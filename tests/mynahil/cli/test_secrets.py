@@ -16,7 +16,7 @@ import pytest
 
 from mynahil.card_emulator import PinSlot, load_card
 from mynahil.reference_impl.platform import build_platform, serving
-from tests.support import MYNAHIL, mynahil
+from tests.support import MYNAHIL, PIN, mynahil
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_a_malformed_pin_is_refused_before_the_card_sees_it(
 def test_the_pin_from_the_environment_needs_no_argv_and_warns_of_nothing(
     card: Path, platform_url: tuple[str, Path]
 ) -> None:
-    answer = _reserve(card, platform_url[0], env={"MYNAHIL_PIN": "1234"})
+    answer = _reserve(card, platform_url[0], env={"MYNAHIL_PIN": PIN})
     assert answer.returncode == 0, answer.stderr
     assert len(answer.stdout.strip().splitlines()[-1]) == 8
     assert "warning" not in answer.stderr
@@ -75,7 +75,7 @@ def test_the_pin_from_the_environment_needs_no_argv_and_warns_of_nothing(
 def test_a_pin_on_argv_still_works_with_a_warning(
     card: Path, platform_url: tuple[str, Path]
 ) -> None:
-    answer = _reserve(card, platform_url[0], "--pin", "1234")
+    answer = _reserve(card, platform_url[0], "--pin", PIN)
     assert answer.returncode == 0, answer.stderr
     assert "visible to other users" in answer.stderr
 
@@ -131,6 +131,6 @@ def test_in_a_terminal_the_pin_is_asked_for_and_not_echoed(
     text = screen.decode(errors="replace")
     assert code == 0, text
     assert answered, text
-    assert "1234" not in text  # hidden input: the terminal never showed it
+    assert PIN not in text  # hidden input: the terminal never showed it
     mykey_id = [line.strip() for line in text.splitlines() if line.strip()][-1]
     assert len(mykey_id) == 8, text

@@ -19,7 +19,7 @@ from mynahil.reference_impl.points import RegistryUnreachable
 from mynahil.reference_impl.registries import RegistryKind
 from mynahil.reference_impl.sandbox import sample_operator
 from mynahil.tls import CA_FILE_ENV, client_verify, make_throwaway_pki
-from tests.support import MYNAHIL, free_port, running
+from tests.support import MYNAHIL, PASSWORD, PIN, free_port, running
 
 HEALTH = RegistryKind.HEALTH_INSURANCE
 
@@ -35,8 +35,8 @@ def test_serve_asks_registries_served_elsewhere_over_tls(
     setup = build_platform(db, jlis)
     try:
         state = lifecycle.issue(
-            setup.jlis.ca, setup.jlis.registry, random_holder(random.Random(7)), pin="1234",
-            password="ABC123", issued_on=date(2022, 6, 1), keys=key_pool,
+            setup.jlis.ca, setup.jlis.registry, random_holder(random.Random(7)), pin=PIN,
+            password=PASSWORD, issued_on=date(2022, 6, 1), keys=key_pool,
         )  # fmt: skip
         assert state.auth is not None
         serial = x509.load_der_x509_certificate(state.auth.certificate).serial_number
@@ -67,16 +67,14 @@ def test_serve_asks_registries_served_elsewhere_over_tls(
         ):
             card = emulated_reader(state)
             client = PlatformClient.connect(url)
-            client.reserve(card, "1234")
+            client.reserve(card, PIN)
             account = operator.books.open_account("Hanako")
-            client.apply(
-                card, "1234", "qr-pay", account.account_id, account.security_code, "round2"
-            )
+            client.apply(card, PIN, "qr-pay", account.account_id, account.security_code, "round2")
             # Only the other server's book has the registration: the platform asked it.
-            granted = client.claim_bonus(card, "1234", "round2", "health_insurance")
+            granted = client.claim_bonus(card, PIN, "round2", "health_insurance")
             assert (granted["points"], granted["account_id"]) == (7500, account.account_id)
             with pytest.raises(ClientRefusal) as missing:  # its 404, over the same wire
-                client.claim_bonus(card, "1234", "round2", "public_fund_account")
+                client.claim_bonus(card, PIN, "round2", "public_fund_account")
             assert missing.value.code == "registration_missing"
             # The same setting trusting another CA: the registries' certificate does not verify.
             other = make_throwaway_pki(tmp_path / "other")
