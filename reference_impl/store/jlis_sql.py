@@ -155,6 +155,12 @@ class SqlRegistry(RegistryRules):
             finally:
                 self._local.connection = None
 
+    @property
+    def _lent(self) -> Connection | None:
+        """The store's transaction connection this thread may read on (reading_on), if any."""
+        lent: Connection | None = getattr(self._local, "lent", None)
+        return lent
+
     @contextmanager
     def reading_on(self, connection: Connection) -> Iterator[None]:
         """Answer this thread's questions on ``connection`` while the block runs: a transaction
@@ -165,7 +171,7 @@ class SqlRegistry(RegistryRules):
         commit meanwhile), so it may be remembered as a question outside any transaction is.
         The registry's own transactions (writes) still run on its own connections.
         """
-        if getattr(self._local, "lent", None) is not None:
+        if self._lent is not None:
             yield
             return
         self._local.lent = connection
@@ -176,7 +182,7 @@ class SqlRegistry(RegistryRules):
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        current = self._current or getattr(self._local, "lent", None)
+        current = self._current or self._lent
         if current is not None:
             yield current
             return
@@ -197,7 +203,7 @@ class SqlRegistry(RegistryRules):
         outside any transaction. On its own, one statement sees
         committed data (sqlite3's and psycopg's autocommit), so the issuance path's question
         costs neither BEGIN and COMMIT nor a SQLAlchemy connection around it."""
-        current = self._current or getattr(self._local, "lent", None)
+        current = self._current or self._lent
         if current is not None:
             return statement.rows(current, params)
         dialect = self._engine.dialect
