@@ -95,7 +95,7 @@ def test_a_full_sqlite_disk_answers_503_and_half_writes_nothing(
             pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
             dbapi_connection.execute(f"PRAGMA max_page_count={pages + 8}")
 
-        built.store.engine.dispose()
+        built.store.dispose()  # every connection, kept ones too, is opened again with the pragma
         with serving(built.app) as url, httpx.Client(base_url=url, timeout=30) as http:
             hotline = {"Authorization": f"Bearer {token}"}
             for _ in range(2000):  # fill the "disk" with audit records of suspensions

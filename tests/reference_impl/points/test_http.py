@@ -415,20 +415,22 @@ def test_no_request_holds_two_of_the_store_connections(world: World) -> None:
     most = 0
     lock = threading.Lock()
 
-    def checkout(*_: object) -> None:
+    def begun(*_: object) -> None:
         nonlocal most
         with lock:
             thread = threading.get_ident()
             held[thread] = held.get(thread, 0) + 1
             most = max(most, held[thread])
 
-    def checkin(*_: object) -> None:
+    def ended(*_: object) -> None:
         with lock:
             thread = threading.get_ident()
             held[thread] = held.get(thread, 0) - 1
 
-    event.listen(engine, "checkout", checkout)
-    event.listen(engine, "checkin", checkin)
+    # Each of the store's transactions runs on a connection of its own (kept open between
+    # transactions, so the pool's checkouts would not show them): count open transactions.
+    for name, listener in (("begin", begun), ("commit", ended), ("rollback", ended)):
+        event.listen(engine, name, listener)
     try:
         holder = PlatformClient.connect(world.url)
         card = world.card(7)
@@ -440,6 +442,6 @@ def test_no_request_holds_two_of_the_store_connections(world: World) -> None:
         decisions = world.operator.report([world.books.book(account.account_id, 4_000, later)])
         assert [d.outcome for d in decisions] == [Outcome.GRANTED]
     finally:
-        event.remove(engine, "checkout", checkout)
-        event.remove(engine, "checkin", checkin)
+        for name, listener in (("begin", begun), ("commit", ended), ("rollback", ended)):
+            event.remove(engine, name, listener)
     assert most == 1, f"a request held {most} of the store's connections at once"

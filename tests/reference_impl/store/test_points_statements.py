@@ -4,10 +4,9 @@ SQL is the same for any number of keys (compiled once), and any key text round-t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from mynahil.reference_impl.points import Operator, Outcome, PaymentService, StoredTransaction
 from mynahil.reference_impl.points.model import TransactionKind
@@ -56,17 +55,17 @@ def test_a_look_up_runs_the_same_sql_for_any_number_of_keys(books: SqlStore) -> 
     one array parameter keeps the statement's text, and SQLite's prepared statement, the same."""
     seen: list[str] = []
 
-    def trace(connection: Any, *_: object) -> None:
-        connection.set_trace_callback(seen.append)
+    def trace(connection: Connection) -> None:
+        connection.connection.driver_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
 
-    event.listen(books.engine, "checkout", trace)
+    event.listen(books.engine, "begin", trace)
     try:
         with books.transaction() as uow:
             for count in (1, 7, 50):
                 found = uow.transactions_by_key("op", {f"key-{n}" for n in range(count)})
                 assert len(found) == count
     finally:
-        event.remove(books.engine, "checkout", trace)
+        event.remove(books.engine, "begin", trace)
     seen = [sql for sql in seen if "point_transactions" in sql]
     assert len(seen) == 3
     assert len({_unquoted(sql) for sql in seen}) == 1, seen

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, cast
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from mynahil.reference_impl.audit import AuditEvent
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
@@ -25,22 +25,27 @@ def store(postgres_url: str) -> Iterator[SqlStore]:
         yield opened
 
 
+def _on_the_store_connection(store: SqlStore, sql: str) -> list[Any]:
+    """What ``sql`` answers on the connection the store's transactions run on (it keeps one
+    open between transactions, so a single-threaded test always gets the same)."""
+    with store.transaction() as uow:
+        connection: Connection = uow._conn  # type: ignore[attr-defined]  # white box
+        return list(connection.execute(text(sql)).scalars())
+
+
 def _backend(store: SqlStore) -> int:
-    """The backend of the store's one pooled connection (the pool reuses it)."""
-    with store.engine.connect() as connection:
-        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    """The backend of the store's connection."""
+    return int(_on_the_store_connection(store, "SELECT pg_backend_pid()")[0])
 
 
 def test_statements_are_prepared_and_planned_for_their_parameters(store: SqlStore) -> None:
     with store.transaction() as uow:
         uow.record_by_serial(1)
         uow.mykey_id_used("AAAABBBBCCCC")
-    with store.engine.connect() as connection:
-        prepared = connection.execute(
-            text("SELECT statement FROM pg_prepared_statements")
-        ).scalars()
-        joined = "\n".join(prepared)
-        mode = connection.execute(text("SHOW plan_cache_mode")).scalar_one()
+    joined = "\n".join(
+        _on_the_store_connection(store, "SELECT statement FROM pg_prepared_statements")
+    )
+    mode = _on_the_store_connection(store, "SHOW plan_cache_mode")[0]
     assert "certificate_bindings" in joined  # record_by_serial's statement, prepared
     assert mode == "force_custom_plan"  # never a generic plan (an IN list once scanned all)
 
