@@ -43,6 +43,7 @@ __all__ = [
     "as_utc",
     "dialect_insert",
     "insert_new",
+    "insert_new_statement",
     "to_driver",
     "unnest_rows",
     "utc",
@@ -100,13 +101,16 @@ def insert_new(table: Table, columns: Sequence[str]) -> DriverStatement:
     their own names: a clash is "no row returned", so no SAVEPOINT is needed to keep the
     transaction usable."""
     names = tuple(columns)
-    return DriverStatement(
-        lambda dialect: (
-            dialect_insert(dialect, table)
-            .values({name: bindparam(name) for name in names})
-            .on_conflict_do_nothing()
-            .returning(*table.primary_key.columns)
-        )
+    return DriverStatement(lambda dialect: insert_new_statement(dialect, table, names))
+
+
+def insert_new_statement(dialect: str, table: Table, columns: Sequence[str]) -> ClauseElement:
+    """:func:`insert_new`'s statement for one dialect."""
+    return (
+        dialect_insert(dialect, table)
+        .values({name: bindparam(name) for name in columns})
+        .on_conflict_do_nothing()
+        .returning(*table.primary_key.columns)
     )
 
 

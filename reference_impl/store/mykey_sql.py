@@ -16,7 +16,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from mynahil.reference_impl.mykey.model import (
@@ -29,7 +39,7 @@ from mynahil.reference_impl.mykey.model import (
 )
 from mynahil.reference_impl.mykey.ports import Conflict
 
-from .driver import DriverStatement, as_utc, insert_new
+from .driver import DriverStatement, as_utc, dialect_insert, insert_new, insert_new_statement
 from .engine import is_unique_violation
 from .tables import certificate_bindings, challenges, mykeys, persons, retired_ids, sessions
 
@@ -48,9 +58,27 @@ _CHALLENGE = DriverStatement(
     select(challenges).where(challenges.c.challenge_id == bindparam("cid"))
 )
 
-_NEW_RECORD = insert_new(
-    mykeys, ["mykey_id", "status", "created_at", "password_failures", "person_id"]
-)
+_RECORD_COLUMNS = ("mykey_id", "status", "created_at", "password_failures", "person_id")
+
+
+def _new_record(dialect: str) -> Any:
+    """A new ``mykeys`` row, its ``record_id`` returned; no row when the ID is taken. On SQLite
+    also none when the ID was retired, in the same statement (BEGIN IMMEDIATE serialises
+    writers, so nothing can retire it meanwhile); PostgreSQL asks afterwards (_refuse_retired)."""
+    if dialect != "sqlite":
+        return insert_new_statement(dialect, mykeys, _RECORD_COLUMNS)
+    never_retired = ~exists().where(retired_ids.c.mykey_id == bindparam("mykey_id"))
+    given: list[ColumnElement[Any]] = [bindparam(name) for name in _RECORD_COLUMNS]
+    values = select(*given).where(never_retired)
+    return (
+        dialect_insert(dialect, mykeys)
+        .from_select(_RECORD_COLUMNS, values)
+        .on_conflict_do_nothing()
+        .returning(mykeys.c.record_id)
+    )
+
+
+_NEW_RECORD = DriverStatement(_new_record)
 _NEW_PERSON = insert_new(persons, ["person_ref", "created_at"])
 _NEW_BINDING = insert_new(
     certificate_bindings, ["serial", "record_id", "bound_at", "not_before", "not_after"]
@@ -213,12 +241,13 @@ class MyKeyStatements:
             },
         )
         if record_id is None:
-            raise Conflict(f"MyKey ID {mykey_id} is taken")
-        try:
-            self._refuse_retired(mykey_id)
-        except Conflict:
-            self.discard_record(int(record_id))
-            raise
+            raise Conflict(f"MyKey ID {mykey_id} is taken or was retired")
+        if self._conn.dialect.name != "sqlite":
+            try:
+                self._refuse_retired(mykey_id)
+            except Conflict:
+                self.discard_record(int(record_id))
+                raise
         return MyKeyRecord(
             int(record_id), mykey_id, MyKeyStatus.ACTIVE, as_utc(now), person_id=person_id
         )
