@@ -539,3 +539,29 @@ def test_audit_lock_does_not_deadlock_with_row_locks(postgres_url: str) -> None:
 def test_unsupported_database_is_refused_with_advice() -> None:
     with pytest.raises(ValueError, match=r"sqlite:///path.*postgresql\+psycopg"):
         SqlStore.open("mysql://user:secret@localhost/db")
+
+
+def test_transactions_in_a_row_reuse_one_connection(store: SqlStore) -> None:
+    """A connection is kept open between transactions (a pool checkout and checkin cost more
+    than an issuance's BEGIN and COMMIT), and a rolled-back transaction leaves it usable;
+    dispose() closes the kept ones too."""
+    from sqlalchemy import event
+
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(args))
+    with store.transaction() as uow:  # a first transaction may find none kept yet
+        uow.add_challenge(challenge("c0"))
+    checkouts.clear()
+    for n in range(1, 10):
+        with store.transaction() as uow:
+            uow.add_challenge(challenge(f"c{n}"))
+    with pytest.raises(Abandoned):
+        abandon(store, lambda uow: uow.add_challenge(challenge("rolled-back")))
+    with store.transaction() as uow:
+        assert uow.consume_challenge("c9", NOW) is not None
+        assert uow.consume_challenge("rolled-back", NOW) is None
+    assert checkouts == []
+    checkedout = getattr(store.engine.pool, "checkedout", None)
+    store.dispose()
+    if callable(checkedout) and not store.in_memory:
+        assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
