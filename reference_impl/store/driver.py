@@ -59,14 +59,25 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+# The last time converted to SQLite's text, and its text: a unit of work binds its one "now"
+# to most of its statements (six times an issuance). One tuple, replaced whole, so threads
+# sharing it never see a time with another's text (the tuple holds the time, so no other
+# time can be allocated where it lives).
+_last_sqlite_time: list[tuple[datetime, str]] = [(datetime.min.replace(tzinfo=UTC), "")]
+
+
 def to_driver(value: Any, dialect: str) -> Any:
     """A value as the driver takes it, stored exactly as :class:`~.tables.UTCDateTime` stores it."""
     if isinstance(value, datetime):
-        moment = as_utc(value)
         if dialect == "sqlite":  # SQLAlchemy's SQLite DATETIME text, naive UTC
+            last = _last_sqlite_time[0]
+            if last[0] is value:
+                return last[1]
             # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call)
-            return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
-        return moment
+            text = as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+            _last_sqlite_time[0] = (value, text)
+            return text
+        return as_utc(value)
     if isinstance(value, date) and dialect == "sqlite":  # SQLAlchemy's SQLite DATE text
         return value.isoformat()
     return value
