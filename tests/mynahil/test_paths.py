@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import site
 import sys
 from pathlib import Path
 
@@ -26,6 +27,20 @@ def test_an_installed_wheel_uses_its_shared_copy(
     monkeypatch.delenv("MYNAHIL_SCENARIOS", raising=False)
     monkeypatch.setattr(paths, "__file__", str(tmp_path / "site" / "mynahil" / "paths.py"))
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert paths.scenarios_dir() == shared
+
+
+def test_a_user_install_uses_the_copy_under_the_users_base(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``pip install --user`` puts the wheel's data under the user's base (``~/.local``), not
+    under the interpreter's prefix."""
+    shared = tmp_path / "user" / "share" / "mynahil" / "scenarios"
+    shared.mkdir(parents=True)
+    monkeypatch.delenv("MYNAHIL_SCENARIOS", raising=False)
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "user" / "lib" / "mynahil" / "paths.py"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.setattr(site, "getuserbase", lambda: str(tmp_path / "user"))
     assert paths.scenarios_dir() == shared
 
 
