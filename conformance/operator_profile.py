@@ -22,6 +22,7 @@ from pydantic import Field
 
 from mynahil.config import ConfigModel, Name, Positive, Text, validated
 from mynahil.files import read_toml
+from mynahil.paths import mynahil_home
 from mynahil.tls import client_verify
 
 __all__ = [
@@ -148,9 +149,8 @@ def load_operator_profile(path: Path, target: str | None = None) -> OperatorProf
     url = _url(spec.removeprefix("operator:"), f"{path}: target")
     base = path.resolve().parent
     host, port = _listen(file.platform_listen.strip(), f"{path}: platform_listen")
-    harness_dir = Path(
-        file.harness_dir.strip() or f"~/.mynahil/operator-harness/{file.operator_id}"
-    )
+    given = file.harness_dir.strip()
+    harness_dir = Path(given) if given else mynahil_home() / "operator-harness" / file.operator_id
     ca_file = base / file.ca_file.strip() if file.ca_file.strip() else None
     if ca_file is not None and not ca_file.is_file():
         raise OperatorProfileError(f"{path}: ca_file: no file {ca_file}")

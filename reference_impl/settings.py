@@ -16,7 +16,6 @@ variables, else these defaults; validated once, with errors that name the settin
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
@@ -24,11 +23,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mynahil.paths import mynahil_home
+
 __all__ = ["PlatformSettings", "SettingsError", "load_settings"]
-
-
-def _home() -> Path:
-    return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
 
 
 class SettingsError(ValueError):
@@ -66,11 +63,11 @@ class PlatformSettings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.db or f"sqlite:///{_home() / 'platform.db'}"
+        return self.db or f"sqlite:///{mynahil_home() / 'platform.db'}"
 
     @property
     def jlis_folder(self) -> Path:
-        return self.jlis or _home() / "jlis"
+        return self.jlis or mynahil_home() / "jlis"
 
     @property
     def as_of_moment(self) -> datetime | None:

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mynahil.paths import mynahil_home
+
 if TYPE_CHECKING:
     from mynahil.reference_impl.store import SqlStore
 
@@ -72,7 +74,7 @@ def read_secret(given: str | None, *, option: str, env: str, prompt: str) -> str
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
+    return mynahil_home()
 
 
 def default_db_url() -> str:

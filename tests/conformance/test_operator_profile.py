@@ -38,6 +38,14 @@ def test_defaults_follow_from_the_target(tmp_path: Path) -> None:
     assert profile.harness_dir.is_absolute()
 
 
+def test_the_harness_keeps_its_key_under_mynahil_home_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MYNAHIL_HOME", str(tmp_path / "home"))
+    profile = load_operator_profile(_write(tmp_path, GOOD))
+    assert profile.harness_dir.parent == tmp_path / "home" / "operator-harness"
+
+
 def test_a_wildcard_listen_address_is_reached_on_loopback(tmp_path: Path) -> None:
     profile = load_operator_profile(_write(tmp_path, GOOD + 'platform_listen = "0.0.0.0:9000"\n'))
     assert profile.platform_url == "http://127.0.0.1:9000"
