@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import importlib
 import json
 import os
 import statistics
@@ -49,9 +50,8 @@ statements compiled, the server's first requests paid."""
 def _platform_module(tree: Path) -> Any:
     """The checkout's platform module, whichever name its package had then."""
     if (tree / "reference_impl").is_dir() and not (tree / "mynahil" / "reference_impl").exists():
-        import reference_impl.platform as old
-
-        return old
+        # By name, not by an import statement: this checkout's own code never uses that name.
+        return importlib.import_module("reference_impl.platform")
     import mynahil.reference_impl.platform as new
 
     return new
