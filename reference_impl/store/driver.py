@@ -29,7 +29,16 @@ from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, Connection, PoolProxiedConnection, Table, bindparam, func
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    PoolProxiedConnection,
+    Table,
+    any_,
+    bindparam,
+    func,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -39,6 +48,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = [
     "DriverStatement",
+    "any_of",
     "as_date",
     "as_utc",
     "dialect_insert",
@@ -125,6 +135,19 @@ def insert_new_statement(dialect: str, table: Table, columns: Sequence[str]) -> 
     )
 
 
+class _LookupKeys(ARRAY[Any]):
+    """The type of an array parameter a statement looks rows up by (see :func:`any_of`)."""
+
+    cache_ok = True
+
+
+def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """PostgreSQL's ``column = ANY(:name)``, ``name`` an array parameter of ``column``'s values.
+    A statement with one is planned for its keys every time it runs (never prepared)."""
+    keys = bindparam(name, type_=_LookupKeys(column.type))
+    return column == any_(sql_cast(keys, ARRAY(column.type)))
+
+
 def unnest_rows(types: Mapping[str, Any]) -> Any:
     """PostgreSQL's rows from one array parameter per column (parameter name -> SQL type): many
     rows in one statement, where an executemany sends one per row. The arrays travel in
@@ -159,6 +182,7 @@ class _Compiled:
     processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column position, converter)
     passthrough: frozenset[str]  # parameters whose type the driver takes as given (no to_driver)
     compiler: SQLCompiler
+    run_options: dict[str, Any]  # the driver's execute() keywords for this statement
     expanded: dict[tuple[int, ...], tuple[str, tuple[_Slot, ...] | dict[str, _Slot]]] = field(
         default_factory=dict
     )
@@ -195,6 +219,7 @@ class DriverStatement:
             if processor is not None:
                 processors.append((position, processor))
         sql = compiler.string
+        run_options: dict[str, Any] = {}
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             # Arrays go in psycopg's binary format: its text format quotes each element
             # through a regular expression, a third of a report batch's time (thousands of
@@ -202,6 +227,12 @@ class DriverStatement:
             for name, bind in compiler.binds.items():
                 if isinstance(bind.type, sqltypes.ARRAY):
                     sql = sql.replace(f"%({name})s", f"%({name})b")
+            if expanding or any(isinstance(b.type, _LookupKeys) for b in compiler.binds.values()):
+                # Not prepared, so planned for the keys it is given every time: a generic plan
+                # for "key = ANY(array)" knows no array size and once scanned a whole table
+                # for a batch's lookups. Every other statement is prepared (the engine's
+                # connections prepare on first use) and may keep a generic plan.
+                run_options["prepare"] = False
         return _Compiled(
             sql=sql,
             order=tuple(compiler.positiontup or ()) if compiler.positional else None,
@@ -212,6 +243,7 @@ class DriverStatement:
                 name for name, bind in compiler.binds.items() if isinstance(bind.type, _AS_GIVEN)
             ),
             compiler=compiler,
+            run_options=run_options,
         )
 
     def _arguments(
@@ -303,7 +335,7 @@ class DriverStatement:
         sql, arguments = self._arguments(dialect.name, compiled, params or {})
         cursor = driver.cursor()
         try:
-            cursor.execute(sql, arguments)
+            cursor.execute(sql, arguments, **compiled.run_options)
         except dialect.loaded_dbapi.Error as exc:
             cursor.close()
             raise _as_sqlalchemy_error(dialect, sql, arguments, exc) from exc

@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Connection,
     Integer,
@@ -30,9 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
-    cast,
     delete,
     func,
     select,
@@ -54,7 +51,7 @@ from mynahil.reference_impl.points.model import (
 )
 from mynahil.reference_impl.points.rules import CertificatePeriod
 
-from .driver import DriverStatement, dialect_insert, insert_new, unnest_rows
+from .driver import DriverStatement, any_of, dialect_insert, insert_new, unnest_rows
 from .tables import (
     applications,
     certificate_bindings,
@@ -77,7 +74,7 @@ Row = Mapping[str, Any]
 def _one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
     """``column`` is one of the values of the array parameter ``name`` (see :func:`_array`)."""
     if dialect == "postgresql":
-        return column == any_(cast(bindparam(name, type_=ARRAY(column.type)), ARRAY(column.type)))
+        return any_of(column, name)
     values = func.json_each(bindparam(name)).table_valued("value")
     return column.in_(select(values.c.value))
 
