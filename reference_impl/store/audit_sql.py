@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, bindparam, insert, select, update
 
 from mynahil.reference_impl.audit import AuditEvent, AuditRecord, canonical_json, chain_hash
 
@@ -36,13 +36,9 @@ _APPEND = DriverStatement(
 )
 
 
-def _append_and_move(dialect: str) -> Any:
-    """PostgreSQL: the records (one array per column) and the head's move in one statement,
-    a round trip fewer for every audited operation; the head is locked already (_HEAD)."""
-    assert dialect == "postgresql", "SQLite appends with _APPEND and _MOVE_HEAD"
-    names = [c.name for c in audit_log.c]
-    rows = unnest_rows({c.name: c.type for c in audit_log.c})
-    appended = insert(audit_log).from_select(names, select(*(rows.c[n] for n in names)))
+def _append_and_move(appended: Insert) -> Any:
+    """PostgreSQL: the records and the head's move in one statement, a round trip fewer for
+    every audited operation; the head is locked already (_HEAD)."""
     return (
         update(audit_head)
         .where(audit_head.c.id == 1)
@@ -51,7 +47,21 @@ def _append_and_move(dialect: str) -> Any:
     )
 
 
-_APPEND_AND_MOVE = DriverStatement(_append_and_move)
+def _append_many_and_move(dialect: str) -> Any:
+    assert dialect == "postgresql", "SQLite appends with _APPEND and _MOVE_HEAD"
+    names = [c.name for c in audit_log.c]
+    rows = unnest_rows({c.name: c.type for c in audit_log.c})
+    return _append_and_move(
+        insert(audit_log).from_select(names, select(*(rows.c[n] for n in names)))
+    )
+
+
+# Most operations audit one record: its values bound one by one cost less to send than the
+# arrays of one element each that the general statement takes.
+_APPEND_ONE_AND_MOVE = DriverStatement(
+    _append_and_move(insert(audit_log).values({c.name: bindparam(c.name) for c in audit_log.c}))
+)
+_APPEND_MANY_AND_MOVE = DriverStatement(_append_many_and_move)
 _FIRST_PAGE = DriverStatement(select(audit_log).order_by(audit_log.c.seq).limit(bindparam("size")))
 _NEXT_PAGE = DriverStatement(
     select(audit_log)
@@ -112,8 +122,12 @@ class AuditStatements:
                 }
             )
         if self._conn.dialect.name == "postgresql":
-            columns: dict[str, Any] = {name: [row[name] for row in rows] for name in rows[0]}
-            _APPEND_AND_MOVE.run(self._conn, {**columns, "new_seq": seq, "new_hash": digest})
+            head_moved = {"new_seq": seq, "new_hash": digest}
+            if len(rows) == 1:
+                _APPEND_ONE_AND_MOVE.run(self._conn, {**rows[0], **head_moved})
+            else:
+                columns = {name: [row[name] for row in rows] for name in rows[0]}
+                _APPEND_MANY_AND_MOVE.run(self._conn, {**columns, **head_moved})
         else:
             _APPEND.many(self._conn, rows)
             _MOVE_HEAD.run(self._conn, {"new_seq": seq, "new_hash": digest})

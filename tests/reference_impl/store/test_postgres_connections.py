@@ -126,22 +126,25 @@ class _Recording(psycopg.Cursor[Any]):
         return super().executemany(query, params_seq, **kwargs)
 
 
+@pytest.mark.parametrize("records", [1, 3])
 def test_an_audited_transaction_locks_the_head_then_appends_and_moves_it_at_once(
-    store: SqlStore,
+    store: SqlStore, records: int
 ) -> None:
-    """Every audited operation pays its audit record in two statements: the head's lock, then
-    the records and the head's move together (one round trip fewer than three)."""
+    """Every audited operation pays its audit records in two statements: the head's lock, then
+    the records and the head's move together (one round trip fewer than three), whether it
+    audits one record (the usual case, bound value by value) or several (bound as arrays)."""
     _Recording.sent.clear()
     with store.transaction() as uow:
         driver = cast(Any, uow)._conn.connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
         driver.cursor_factory = _Recording
-        uow.audit(AuditEvent("issue", "ok", 1, {"serial": "12"}), NOW)
-        uow.audit(AuditEvent("login", "ok", 1, {}), NOW)
+        for n in range(records):
+            uow.audit(AuditEvent("issue", "ok", n, {"serial": str(n)}), NOW)
     driver.cursor_factory = psycopg.Cursor  # the pool keeps the connection
     touching = [sql for sql in _Recording.sent if "audit" in sql]
     assert len(touching) == 2, touching
     assert "FOR UPDATE" in touching[0]
     assert "INSERT INTO audit_log" in touching[1]
     assert "UPDATE audit_head" in touching[1]
-    assert store.verify_audit() == (2, None)
+    assert store.verify_audit() == (records, None)
+    assert [r.details["serial"] for r in store.audit_records()] == [str(n) for n in range(records)]
