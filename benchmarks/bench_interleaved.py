@@ -1,4 +1,5 @@
-"""MyKey issuance on SQLite, this checkout against an earlier one, in interleaved chunks.
+"""MyKey issuance on SQLite (or PostgreSQL), this checkout against an earlier one, in
+interleaved chunks.
 
 On a shared machine whose speed drifts by a third within minutes, two whole benchmark runs
 one after the other say little (``bench_mykey.py``'s rounds gave ratios from 0.70x to 0.98x
@@ -12,11 +13,13 @@ In process, each chunk is ``--chunk`` issuances with one client; over HTTP (``--
 same through ``mynahil serve`` (one worker) in its own process, four keep-alive
 ``http.client`` connections sending back to back. Both checkouts are driven by the same code
 (this file), importing each checkout's own package: ``mynahil.reference_impl`` or, before
-the package was renamed, the top-level ``reference_impl``.
+the package was renamed, the top-level ``reference_impl``. With ``--postgres [URL]`` each
+checkout's platform runs on a throw-away schema of its own in that PostgreSQL database
+(``benchmarks/scratch_postgres.py``) instead of a SQLite file.
 
 Run: ``git worktree add /tmp/before 9cb7ee5``, then
 ``python benchmarks/bench_interleaved.py --before /tmp/before [--chunks 15] [--chunk 300]
-[--http]``. The last line is JSON.
+[--http] [--postgres [URL]]``. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
+
+from scratch_postgres import POSTGRES
 
 CLIENTS = 4
 WARM_UP = 50
@@ -80,17 +85,25 @@ def _send_all(port: int, bodies: list[bytes]) -> float:
     return len(bodies) / (time.perf_counter() - start)
 
 
-def worker(tree: Path, chunks: int, chunk: int, over_http: bool) -> None:
+def worker(tree: Path, chunks: int, chunk: int, over_http: bool, postgres: str | None) -> None:
     """Set up, say "ready", then answer each line of stdin ("inproc", "http") with the rate
     of the next chunk; "quit" checks the audit chain and ends."""
-    # The checkout's own bench_mykey and package, not this file's neighbours.
+    # The checkout's own bench_mykey and package, not this file's neighbours (but this file's
+    # scratch schemas, the same for both).
     sys.path[0] = str(tree / "benchmarks")
+    sys.path.append(str(Path(__file__).resolve().parent))
     import bench_mykey
+    from scratch_postgres import scratch_schema
 
     from_tree = _platform_module(tree)
     jlis = __import__(from_tree.__name__.rsplit(".", 1)[0] + ".jlis", fromlist=["KeyPool"])
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         db_url = f"sqlite:///{tmp}/bench.db"
+        if postgres is not None:
+            schema_url = stack.enter_context(scratch_schema(postgres))
+            if schema_url is None:
+                raise SystemExit(f"PostgreSQL at {postgres} does not answer")
+            db_url = schema_url
         platform = from_tree.build_platform(db_url, Path(tmp) / "jlis")
         stack.callback(platform.close)
         ways = 2 if over_http else 1
@@ -147,11 +160,15 @@ def worker(tree: Path, chunks: int, chunk: int, over_http: bool) -> None:
 
 
 class _Worker:
-    def __init__(self, tree: Path, chunks: int, chunk: int, over_http: bool) -> None:
+    def __init__(
+        self, tree: Path, chunks: int, chunk: int, over_http: bool, postgres: str | None
+    ) -> None:
         argv = [sys.executable, str(Path(__file__).resolve()), "--worker", str(tree),
                 "--chunks", str(chunks), "--chunk", str(chunk)]  # fmt: skip
         if over_http:
             argv.append("--http")
+        if postgres is not None:
+            argv += ["--postgres", postgres]
         env = {**os.environ, "PYTHONPATH": str(tree)}
         self.process = subprocess.Popen(
             argv, cwd=tree / "benchmarks", env=env, text=True,
@@ -192,16 +209,20 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=15, help="pairs of chunks, each way")
     parser.add_argument("--chunk", type=int, default=300, help="issuances per chunk")
     parser.add_argument("--http", action="store_true", help="over HTTP as well")
+    parser.add_argument(
+        "--postgres", nargs="?", const=POSTGRES, metavar="URL",
+        help=f"on PostgreSQL instead of SQLite (default URL: {POSTGRES})",
+    )  # fmt: skip
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        worker(args.worker.resolve(), args.chunks, args.chunk, args.http)
+        worker(args.worker.resolve(), args.chunks, args.chunk, args.http, args.postgres)
         return
     if args.before is None or not (args.before / "benchmarks" / "bench_mykey.py").exists():
         parser.error("--before: give a checkout of the earlier commit (git worktree add …)")
     here = Path(__file__).resolve().parent.parent
-    before = _Worker(args.before.resolve(), args.chunks, args.chunk, args.http)
-    after = _Worker(here, args.chunks, args.chunk, args.http)
+    before = _Worker(args.before.resolve(), args.chunks, args.chunk, args.http, args.postgres)
+    after = _Worker(here, args.chunks, args.chunk, args.http, args.postgres)
     ways = ["inproc", "http"] if args.http else ["inproc"]
     rates: dict[str, dict[str, list[float]]] = {w: {"before": [], "after": []} for w in ways}
     try:
@@ -216,7 +237,8 @@ def main() -> None:
     finally:
         before.close()
         after.close()
-    figures: dict[str, Any] = {"chunks": args.chunks, "chunk": args.chunk}
+    store = "postgresql" if args.postgres is not None else "sqlite"
+    figures: dict[str, Any] = {"store": store, "chunks": args.chunks, "chunk": args.chunk}
     for way, sides in rates.items():
         ratios = sorted(a / b for a, b in zip(sides["after"], sides["before"], strict=True))
         quartiles = statistics.quantiles(ratios, n=4)
