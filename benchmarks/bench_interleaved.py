@@ -1,5 +1,5 @@
-"""MyKey issuance on SQLite (or PostgreSQL), this checkout against an earlier one, in
-interleaved chunks.
+"""MyKey issuance (or point reports) on SQLite (or PostgreSQL), this checkout against an
+earlier one, in interleaved chunks.
 
 On a shared machine whose speed drifts by a third within minutes, two whole benchmark runs
 one after the other say little (``bench_mykey.py``'s rounds gave ratios from 0.70x to 0.98x
@@ -17,9 +17,15 @@ the package was renamed, the top-level ``reference_impl``. With ``--postgres [UR
 checkout's platform runs on a throw-away schema of its own in that PostgreSQL database
 (``benchmarks/scratch_postgres.py``) instead of a SQLite file.
 
+With ``--points`` a chunk is ``--chunk`` reports (5,000 by default) in batches of 1,000,
+decided as ``bench_points.py`` decides them: each checkout's own ``bench_points`` sets up
+its operator and 5,000 people and makes the batches (the same seeds for both); over HTTP
+each batch is signed by the operator and sent to the checkout's own in-process server
+(``serving``), as ``bench_points.py`` does. After the run the ledger's invariants are checked.
+
 Run: ``git worktree add /tmp/before 9cb7ee5``, then
-``python benchmarks/bench_interleaved.py --before /tmp/before [--chunks 15] [--chunk 300]
-[--http] [--postgres [URL]]``. The last line is JSON.
+``python benchmarks/bench_interleaved.py --before /tmp/before [--chunks 15] [--chunk N]
+[--http] [--postgres [URL]] [--points]``. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -46,7 +53,9 @@ from scratch_postgres import POSTGRES
 CLIENTS = 4
 WARM_UP = 50
 """Issuances each way (in process, over HTTP) before the first chunk: caches filled,
-statements compiled, the server's first requests paid."""
+statements compiled, the server's first requests paid (with ``--points``, one chunk)."""
+REPORT_BATCH = 1000
+REPORT_PEOPLE = 5000
 
 
 # --- the worker: one checkout's platform, driven one chunk at a time ------------------------
@@ -85,90 +94,173 @@ def _send_all(port: int, bodies: list[bytes]) -> float:
     return len(bodies) / (time.perf_counter() - start)
 
 
-def worker(tree: Path, chunks: int, chunk: int, over_http: bool, postgres: str | None) -> None:
-    """Set up, say "ready", then answer each line of stdin ("inproc", "http") with the rate
-    of the next chunk; "quit" checks the audit chain and ends."""
-    # The checkout's own bench_mykey and package, not this file's neighbours (but this file's
-    # scratch schemas, the same for both).
-    sys.path[0] = str(tree / "benchmarks")
-    sys.path.append(str(Path(__file__).resolve().parent))
+Runner = Callable[[], float]
+
+
+def _issuances(
+    tree: Path, db_url: str, folder: Path, stack: ExitStack, chunks: int, chunk: int, http: bool
+) -> tuple[Runner, Runner, Callable[[], str]]:
+    """Issuance chunks: the checkout's platform, its cards, and (over HTTP) its server."""
     import bench_mykey
-    from scratch_postgres import scratch_schema
 
     from_tree = _platform_module(tree)
-    jlis = __import__(from_tree.__name__.rsplit(".", 1)[0] + ".jlis", fromlist=["KeyPool"])
+    jlis = importlib.import_module(from_tree.__name__.rsplit(".", 1)[0] + ".jlis")
+    platform = from_tree.build_platform(db_url, folder)
+    stack.callback(platform.close)
+    ways = 2 if http else 1
+    cards = bench_mykey.make_cards(
+        platform, ways * (WARM_UP + chunks * chunk), jlis.KeyPool.generate(64, seed=5)
+    )
+    proofs = bench_mykey.card_proofs(platform, cards[: WARM_UP + chunks * chunk])
+    for proof in proofs[:WARM_UP]:
+        platform.mykey.issue(*proof)
+    inproc = iter(proofs[WARM_UP + i * chunk : WARM_UP + (i + 1) * chunk] for i in range(chunks))
+
+    def in_process() -> float:
+        share = next(inproc)
+        start = time.perf_counter()
+        for proof in share:
+            platform.mykey.issue(*proof)
+        return len(share) / (time.perf_counter() - start)
+
+    def over_http() -> float:
+        return _send_all(port, next(http_chunks))
+
+    http_chunks: Any = iter(())
+    port = 0
+    if http:
+        url, _process = stack.enter_context(from_tree.serve_process(db_url, folder))
+        port = int(urlsplit(url).port or 0)
+        bodies = [
+            json.dumps(
+                {
+                    "challenge_id": c,
+                    "certificate": base64.b64encode(cert).decode(),
+                    "signature": base64.b64encode(sig).decode(),
+                }
+            ).encode()
+            for c, cert, sig in bench_mykey.card_proofs(platform, cards[WARM_UP + chunks * chunk :])
+        ]
+        _send_all(port, bodies[:WARM_UP])
+        http_chunks = iter(
+            bodies[WARM_UP + i * chunk : WARM_UP + (i + 1) * chunk] for i in range(chunks)
+        )
+
+    def check() -> str:
+        checked, problem = platform.store.verify_audit()
+        if problem is not None:
+            raise SystemExit(f"audit chain broken after the run: {problem}")
+        return f"audited {checked}"
+
+    return in_process, over_http, check
+
+
+def _reports(
+    db_url: str, folder: Path, stack: ExitStack, chunks: int, chunk: int, http: bool
+) -> tuple[Runner, Runner, Callable[[], str]]:
+    """Report chunks: the checkout's own ``bench_points`` sets up its platform, operator and
+    people and makes the batches (the same seeds for both checkouts), in batches of
+    ``REPORT_BATCH``; over HTTP the batches are signed and sent through its ``serving``."""
+    # Whichever version the checkout has: its names are looked up, not checked here.
+    bp: Any = importlib.import_module("bench_points")
+
+    key = bp.Ed25519PrivateKey.generate()
+    platform = bp.build_platform(db_url, folder, accounts=bp.LocalAccountCheck({}), as_of=bp.AS_OF)
+    stack.callback(platform.close)
+    platform.points.register_operator(
+        bp.Operator(bp.OPERATOR, "Bench", bp.public_key_bytes(key)),
+        [bp.PaymentService(bp.SERVICE, bp.OPERATOR, "Bench Pay")],
+    )
+    accounts = bp.populate(platform.store, REPORT_PEOPLE)
+    per_chunk = max(1, chunk // REPORT_BATCH)
+    total = (chunks + 1) * per_chunk * REPORT_BATCH  # one chunk's worth to warm up
+
+    def chunked(tag: str) -> Iterator[list[Any]]:
+        work = bp.batches(accounts, total, REPORT_BATCH, tag)
+        return iter(work[i * per_chunk : (i + 1) * per_chunk] for i in range(chunks + 1))
+
+    def timed(send: Callable[[Any], Sequence[Any]], batches: list[Any]) -> float:
+        decided, start = 0, time.perf_counter()
+        for batch in batches:
+            decided += len(send(batch))
+        return decided / (time.perf_counter() - start)
+
+    def report(batch: Any) -> Sequence[Any]:
+        decisions: Sequence[Any] = platform.points.report(bp.OPERATOR, batch)
+        return decisions
+
+    inproc = chunked("in")
+    timed(report, next(inproc))
+    http_chunks: Iterator[list[Any]] = iter(())
+    client: Any = None
+    if http:
+        base = stack.enter_context(bp.serving(platform.app))
+        client = bp.OperatorClient.connect(base, bp.Signer(bp.OPERATOR, key))
+        http_chunks = chunked("http")
+        timed(client.report, next(http_chunks))
+
+    def check() -> str:
+        problems = platform.points.violations()
+        if problems:
+            raise SystemExit(f"ledger invariants broken after the run: {problems[:3]}")
+        return "ledger sound"
+
+    return (
+        lambda: timed(report, next(inproc)),
+        lambda: timed(client.report, next(http_chunks)),
+        check,
+    )
+
+
+def worker(tree: Path, options: argparse.Namespace) -> None:
+    """Set up, say "ready", then answer each line of stdin ("inproc", "http") with the rate
+    of the next chunk; "quit" checks the run (audit chain, ledger) and ends."""
+    # The checkout's own bench_mykey, bench_points and package, not this file's neighbours
+    # (but this file's scratch schemas, the same for both).
+    sys.path[0] = str(tree / "benchmarks")
+    sys.path.append(str(Path(__file__).resolve().parent))
+    from scratch_postgres import scratch_schema
+
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         db_url = f"sqlite:///{tmp}/bench.db"
-        if postgres is not None:
-            schema_url = stack.enter_context(scratch_schema(postgres))
+        if options.postgres is not None:
+            schema_url = stack.enter_context(scratch_schema(options.postgres))
             if schema_url is None:
-                raise SystemExit(f"PostgreSQL at {postgres} does not answer")
+                raise SystemExit(f"PostgreSQL at {options.postgres} does not answer")
             db_url = schema_url
-        platform = from_tree.build_platform(db_url, Path(tmp) / "jlis")
-        stack.callback(platform.close)
-        ways = 2 if over_http else 1
-        cards = bench_mykey.make_cards(
-            platform, ways * (WARM_UP + chunks * chunk), jlis.KeyPool.generate(64, seed=5)
-        )
-        proofs = bench_mykey.card_proofs(platform, cards[: WARM_UP + chunks * chunk])
-        for proof in proofs[:WARM_UP]:
-            platform.mykey.issue(*proof)
-        inproc = iter(
-            proofs[WARM_UP + i * chunk : WARM_UP + (i + 1) * chunk] for i in range(chunks)
-        )
-        http_chunks: Any = iter(())
-        port = 0
-        if over_http:
-            url, _process = stack.enter_context(from_tree.serve_process(db_url, Path(tmp) / "jlis"))
-            port = int(urlsplit(url).port or 0)
-            bodies = [
-                json.dumps(
-                    {
-                        "challenge_id": c,
-                        "certificate": base64.b64encode(cert).decode(),
-                        "signature": base64.b64encode(sig).decode(),
-                    }
-                ).encode()
-                for c, cert, sig in bench_mykey.card_proofs(
-                    platform, cards[WARM_UP + chunks * chunk :]
-                )
-            ]
-            _send_all(port, bodies[:WARM_UP])
-            http_chunks = iter(
-                bodies[WARM_UP + i * chunk : WARM_UP + (i + 1) * chunk] for i in range(chunks)
+        folder = Path(tmp) / "jlis"
+        if options.points:
+            ways = _reports(db_url, folder, stack, options.chunks, options.chunk, options.http)
+        else:
+            ways = _issuances(
+                tree, db_url, folder, stack, options.chunks, options.chunk, options.http
             )
+        in_process, over_http, check = ways
         print("ready", flush=True)
         for line in sys.stdin:
             command = line.strip()
             if command == "inproc":
-                share = next(inproc)
-                start = time.perf_counter()
-                for proof in share:
-                    platform.mykey.issue(*proof)
-                print(len(share) / (time.perf_counter() - start), flush=True)
+                print(in_process(), flush=True)
             elif command == "http":
-                print(_send_all(port, next(http_chunks)), flush=True)
+                print(over_http(), flush=True)
             else:
                 break
-        checked, problem = platform.store.verify_audit()
-        if problem is not None:
-            raise SystemExit(f"audit chain broken after the run: {problem}")
-        print(f"audited {checked}", flush=True)
+        print(check(), flush=True)
 
 
 # --- the coordinator ------------------------------------------------------------------------
 
 
 class _Worker:
-    def __init__(
-        self, tree: Path, chunks: int, chunk: int, over_http: bool, postgres: str | None
-    ) -> None:
+    def __init__(self, tree: Path, options: argparse.Namespace) -> None:
         argv = [sys.executable, str(Path(__file__).resolve()), "--worker", str(tree),
-                "--chunks", str(chunks), "--chunk", str(chunk)]  # fmt: skip
-        if over_http:
+                "--chunks", str(options.chunks), "--chunk", str(options.chunk)]  # fmt: skip
+        if options.http:
             argv.append("--http")
-        if postgres is not None:
-            argv += ["--postgres", postgres]
+        if options.points:
+            argv.append("--points")
+        if options.postgres is not None:
+            argv += ["--postgres", options.postgres]
         env = {**os.environ, "PYTHONPATH": str(tree)}
         self.process = subprocess.Popen(
             argv, cwd=tree / "benchmarks", env=env, text=True,
@@ -207,7 +299,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="a checkout of the earlier commit")
     parser.add_argument("--chunks", type=int, default=15, help="pairs of chunks, each way")
-    parser.add_argument("--chunk", type=int, default=300, help="issuances per chunk")
+    parser.add_argument(
+        "--chunk", type=int, default=None,
+        help=f"issuances per chunk (300), or with --points reports ({5 * REPORT_BATCH:,})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--points", action="store_true",
+        help=f"point reports (batches of {REPORT_BATCH:,}) instead of issuances",
+    )  # fmt: skip
     parser.add_argument("--http", action="store_true", help="over HTTP as well")
     parser.add_argument(
         "--postgres", nargs="?", const=POSTGRES, metavar="URL",
@@ -215,14 +314,21 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.chunk is None:
+        args.chunk = 5 * REPORT_BATCH if args.points else 300
+    if args.chunks < 1 or args.chunk < 1:
+        parser.error("--chunks and --chunk: give positive numbers")
+    if args.points and args.chunk % REPORT_BATCH:
+        parser.error(f"--chunk: with --points, a multiple of {REPORT_BATCH:,} reports")
     if args.worker is not None:
-        worker(args.worker.resolve(), args.chunks, args.chunk, args.http, args.postgres)
+        worker(args.worker.resolve(), args)
         return
-    if args.before is None or not (args.before / "benchmarks" / "bench_mykey.py").exists():
+    needed = "bench_points.py" if args.points else "bench_mykey.py"
+    if args.before is None or not (args.before / "benchmarks" / needed).exists():
         parser.error("--before: give a checkout of the earlier commit (git worktree add …)")
     here = Path(__file__).resolve().parent.parent
-    before = _Worker(args.before.resolve(), args.chunks, args.chunk, args.http, args.postgres)
-    after = _Worker(here, args.chunks, args.chunk, args.http, args.postgres)
+    before = _Worker(args.before.resolve(), args)
+    after = _Worker(here, args)
     ways = ["inproc", "http"] if args.http else ["inproc"]
     rates: dict[str, dict[str, list[float]]] = {w: {"before": [], "after": []} for w in ways}
     try:
@@ -238,7 +344,10 @@ def main() -> None:
         before.close()
         after.close()
     store = "postgresql" if args.postgres is not None else "sqlite"
-    figures: dict[str, Any] = {"store": store, "chunks": args.chunks, "chunk": args.chunk}
+    what = "reports" if args.points else "issuances"
+    figures: dict[str, Any] = {
+        "what": what, "store": store, "chunks": args.chunks, "chunk": args.chunk,
+    }  # fmt: skip
     for way, sides in rates.items():
         ratios = sorted(a / b for a, b in zip(sides["after"], sides["before"], strict=True))
         quartiles = statistics.quantiles(ratios, n=4)
