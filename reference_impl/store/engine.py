@@ -4,6 +4,7 @@ Concurrency, per backend:
 
 - **SQLite** (the default): WAL journal, ``synchronous=NORMAL`` (durable against a crash of
   the process; a power cut or OS crash may lose the last commits, never corrupt the file),
+  the WAL copied back into the database once it holds :data:`WAL_CHECKPOINT_PAGES` pages,
   foreign keys on, and every read-write transaction starts with ``BEGIN IMMEDIATE``, so
   concurrent writers queue on the write lock (up to ``busy_timeout``) instead of failing with
   "database is locked" half-way through. Reads use a deferred BEGIN (the execution option
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
     "MIGRATIONS",
     "SQLITE_BEGIN",
+    "WAL_CHECKPOINT_PAGES",
     "alembic_config",
     "is_unique_violation",
     "make_engine",
@@ -50,6 +52,14 @@ DEFAULT_BUSY_TIMEOUT: Final = 10.0
 (``lock_timeout``), before the store gives up with ``StoreUnavailable("busy")``."""
 
 MIGRATIONS: Final = Path(__file__).with_name("migrations")
+
+WAL_CHECKPOINT_PAGES: Final = 10_000
+"""SQLite's ``wal_autocheckpoint`` (its default is 1,000 pages): the commit that takes the WAL
+past this many pages (~40 MB) copies it back into the database. An issuance writes ~11 pages
+to the WAL, mostly the same hot pages again (the audit head, each table's and index's last
+leaf); copied back every ~900 issuances instead of every ~90, each is copied once where it
+was copied ten times: ~1.07-1.19x the issuance rate in alternating runs. The commit that
+copies back pauses about as long as with 1,000 (its fsyncs dominate), ten times less often."""
 
 SQLITE_BEGIN: Final = "mynahil_sqlite_begin"  # execution option: IMMEDIATE (default) or DEFERRED
 _MIGRATION_LOCK: Final = 0x6D796E61  # pg_advisory_xact_lock key ("myna")
@@ -137,6 +147,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
