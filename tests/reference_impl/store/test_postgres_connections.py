@@ -78,7 +78,10 @@ def test_a_lookup_over_an_array_is_planned_for_its_values_and_never_scans_the_ta
             )
         )
         connection.execute(text("ANALYZE mykeys"))
-    scans = text("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'mykeys'")
+    scans = text(  # other tests' schemas (run in parallel) have a mykeys table too
+        "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'mykeys' AND schemaname = current_schema()"
+    )
     with store.transaction() as uow:
         connection = uow._conn  # type: ignore[attr-defined]  # white box
         before = connection.execute(scans).one()
