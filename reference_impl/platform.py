@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mynahil.files import write_atomically
 from mynahil.reference_impl.api import create_app
+from mynahil.reference_impl.api.calls import ServiceCalls
 from mynahil.reference_impl.api.limits import HEAD_SECONDS
 from mynahil.reference_impl.audit import RefusalBudget
 from mynahil.reference_impl.gateways import HttpAccountCheck, HttpRegistries, LocalRegistries
@@ -198,6 +199,7 @@ def build_platform(
     app = create_app(
         mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping, staff=staff,
         registry_books=books,
+        service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
     )  # fmt: skip
     return ReferencePlatform(store, jlis, mykey, points, signer, app, staff, books)
 

@@ -17,6 +17,7 @@ from mynahil.reference_impl.registries import RegistrationBook, RegistryKind
 from mynahil.reference_impl.staff import StaffDirectory
 
 from . import helpdesk, jlis, mykey, points, registries
+from .calls import ServiceCalls
 from .limits import RequestLimits
 from .logs import RequestLog
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
@@ -41,13 +42,15 @@ def create_app(
     ready: Callable[[], None] | None = None,
     staff: StaffDirectory | None = None,
     registry_books: Mapping[RegistryKind, RegistrationBook] | None = None,
+    service_calls: ServiceCalls | None = None,
 ) -> FastAPI:
     """An app around already-wired services (their store and CA are the caller's).
 
     ``ready`` raises when the platform cannot serve (its database does not answer);
     ``/v1/ready`` calls it. Swagger UI (``/docs``) and ReDoc (``/redoc``) are served from the
     package, so they work with no access to a CDN. ``registry_books`` are the emulated
-    registries served beside J-LIS (``/v1/registries/…``).
+    registries served beside J-LIS (``/v1/registries/…``). ``service_calls`` places the
+    holders' hot service calls (:mod:`.calls`; in worker threads when not given).
     """
     app = FastAPIOffline(
         title="mynahil reference MyKey platform",
@@ -60,6 +63,8 @@ def create_app(
     app.state.mykey = service
     app.state.jlis = jlis_services
     app.state.staff = staff
+    if service_calls is not None:
+        app.state.service_calls = service_calls
     install_problem_handlers(app)
     app.add_middleware(RequestLimits)  # bodies ≤ 8 MiB and within 30 s, checked while read
     app.add_middleware(RequestLog)  # outermost: every answer gets its ID and access record

@@ -12,11 +12,11 @@ from typing import Annotated
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from mynahil.reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
 
+from .calls import run_call
 from .inputs import Body, bearer_token
 from .problems import PROBLEM_RESPONSES
 
@@ -115,15 +115,18 @@ def _session(result: LoginResult) -> SessionResponse:
     )
 
 
-# The holders' hot endpoints are coroutines that send the service call to a worker thread
-# themselves: FastAPI runs a plain ``def`` endpoint in a thread and then validates its answer
-# in a thread again, two hand-offs a request where one does.
+# The holders' hot endpoints are coroutines that place the service call themselves
+# (:mod:`.calls`: on the event loop where the store has one writer and it is free, else in a
+# worker thread): FastAPI runs a plain ``def`` endpoint in a thread and then validates its
+# answer in a thread again, two hand-offs a request where one or none does.
 
 
 @router.post("/challenges", status_code=status.HTTP_201_CREATED)
-async def new_challenge(body: ChallengeRequest, svc: Service) -> ChallengeResponse:
+async def new_challenge(
+    body: ChallengeRequest, svc: Service, request: Request
+) -> ChallengeResponse:
     """A single-use challenge for the card to sign."""
-    c = await run_in_threadpool(svc.new_challenge, body.purpose)
+    c = await run_call(request, partial(svc.new_challenge, body.purpose))
     return ChallengeResponse(
         challenge_id=c.challenge_id,
         nonce=base64.b64encode(c.nonce).decode(),
@@ -132,16 +135,19 @@ async def new_challenge(body: ChallengeRequest, svc: Service) -> ChallengeRespon
 
 
 @router.post("/ids", status_code=status.HTTP_201_CREATED)
-async def issue(body: IssueRequest, svc: Service, response: Response) -> IssueResponse:
+async def issue(
+    body: IssueRequest, svc: Service, request: Request, response: Response
+) -> IssueResponse:
     """Reservation: a MyKey ID bound to the card's certificate (the existing one if any)."""
-    result = await run_in_threadpool(
+    result = await run_call(
+        request,
         partial(
             svc.issue,
             body.challenge_id,
             b64_field("certificate", body.certificate),
             b64_field("signature", body.signature),
             chosen_id=body.chosen_id,
-        )
+        ),
     )
     if not result.created:
         response.status_code = status.HTTP_200_OK
@@ -149,13 +155,16 @@ async def issue(body: IssueRequest, svc: Service, response: Response) -> IssueRe
 
 
 @router.post("/sessions/card", status_code=status.HTTP_201_CREATED)
-async def login_card(body: CardProof, svc: Service) -> SessionResponse:
+async def login_card(body: CardProof, svc: Service, request: Request) -> SessionResponse:
     return _session(
-        await run_in_threadpool(
-            svc.login_with_card,
-            body.challenge_id,
-            b64_field("certificate", body.certificate),
-            b64_field("signature", body.signature),
+        await run_call(
+            request,
+            partial(
+                svc.login_with_card,
+                body.challenge_id,
+                b64_field("certificate", body.certificate),
+                b64_field("signature", body.signature),
+            ),
         )
     )
 
@@ -177,14 +186,14 @@ def _lanes(request: Request) -> anyio.CapacityLimiter:
 @router.post("/sessions/password", status_code=status.HTTP_201_CREATED)
 async def login_password(body: PasswordLogin, svc: Service, request: Request) -> SessionResponse:
     """MyKey ID + page password. Every refusal is the same 401 ``login_failed``."""
-    attempt = await run_in_threadpool(svc.claim_password_attempt, body.mykey_id)
+    attempt = await run_call(request, partial(svc.claim_password_attempt, body.mykey_id))
     matched = await anyio.to_thread.run_sync(
         svc.check_password, attempt, body.password, limiter=_lanes(request)
     )
     source = request.client.host if request.client else "unknown"
     return _session(
-        await run_in_threadpool(
-            partial(svc.finish_password_attempt, attempt, matched, source=source)
+        await run_call(
+            request, partial(svc.finish_password_attempt, attempt, matched, source=source)
         )
     )
 

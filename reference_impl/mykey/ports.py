@@ -24,6 +24,7 @@ __all__ = [
     "Replacement",
     "Store",
     "UnitOfWork",
+    "WriterBusy",
 ]
 
 
@@ -100,6 +101,11 @@ class StoreUnavailable(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class WriterBusy(Exception):
+    """Another thread of this process is writing, and the caller asked not to wait for it:
+    nothing was done (raised before the transaction began)."""
 
 
 class UnitOfWork(Protocol):

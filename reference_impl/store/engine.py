@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from mynahil.reference_impl.mykey.ports import StoreUnavailable
+from mynahil.reference_impl.mykey.ports import StoreUnavailable, WriterBusy
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -40,6 +40,7 @@ __all__ = [
     "SQLITE_BEGIN",
     "WAL_CHECKPOINT_PAGES",
     "alembic_config",
+    "begin_sqlite_now",
     "is_unique_violation",
     "make_engine",
     "migrate",
@@ -157,10 +158,26 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     def _begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
         # Straight to sqlite3: this runs for every transaction, and SQLAlchemy's execution
-        # path cost more than SQLite's BEGIN.
-        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE"
-        )
+        # path cost more than SQLite's BEGIN. Begun already: by begin_sqlite_now.
+        driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
+        if not driver.in_transaction:
+            driver.execute("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def begin_sqlite_now(connection: Connection, busy_timeout: float) -> None:
+    """BEGIN IMMEDIATE on SQLite without waiting for another process's writer: raises
+    :class:`WriterBusy` if one holds the write lock. ``connection.begin()`` then finds the
+    transaction begun."""
+    driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            raise WriterBusy("another process holds the write lock") from None
+        raise
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
 
 
 def alembic_config(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol
@@ -28,7 +29,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
 from mynahil.reference_impl.audit import AuditEvent, AuditRecord, ChainBreak, verify_chain
-from mynahil.reference_impl.mykey.ports import StoreUnavailable
+from mynahil.reference_impl.mykey.ports import StoreUnavailable, WriterBusy
 from mynahil.reference_impl.points.ports import PointsUnitOfWork
 from mynahil.reference_impl.staff import StaffUnitOfWork
 
@@ -38,6 +39,7 @@ from .engine import (
     DEFAULT_BUSY_TIMEOUT,
     MIGRATIONS,
     SQLITE_BEGIN,
+    begin_sqlite_now,
     make_engine,
     migrate,
     unavailable_as_such,
@@ -56,6 +58,9 @@ __all__ = [
     "migrate",
     "upgrade",
 ]
+
+_WAITS_FOR_WRITER: ContextVar[bool] = ContextVar("waits_for_writer", default=True)
+"""False within :meth:`SqlStore.not_waiting` until its first transaction begins."""
 
 _REVISION = DriverStatement(select(column("version_num")).select_from(table("alembic_version")))
 
@@ -128,15 +133,39 @@ class SqlStore:
         platform asks in the middle of its units of work."""
         self._borrower = borrower
 
+    @property
+    def one_writer(self) -> bool:
+        """Writers take turns in this process (SQLite): a second thread adds no concurrency
+        to a write, only the hand-off to it."""
+        return self._lock is not None
+
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def not_waiting(self) -> Iterator[None]:
+        """Within the block, the first transaction raises :class:`WriterBusy` at once, before
+        it does anything, if another thread or process holds the writer; later ones wait as
+        usual (so a caller that falls back elsewhere on WriterBusy never repeats a committed
+        write). Only where :attr:`one_writer`."""
+        if self._lock is None:
+            raise TypeError("not_waiting is for a store with one writer (SQLite)")
+        token = _WAITS_FOR_WRITER.set(False)
+        try:
+            yield
+        finally:
+            _WAITS_FOR_WRITER.reset(token)
+
+    @contextmanager
+    def _exclusive(self, wait: bool) -> Iterator[None]:
         """SQLite's one writer at a time, among this process's threads: waits at most the
-        busy timeout, as SQLite's own busy handler would, then answers busy."""
+        busy timeout, as SQLite's own busy handler would, then answers busy; or, not to
+        ``wait``, raises :class:`WriterBusy` at once."""
         lock = self._lock
         if lock is None:
             yield
             return
-        if not lock.acquire(timeout=self._busy_timeout):
+        if not wait:
+            if not lock.acquire(blocking=False):
+                raise WriterBusy("another thread is writing")
+        elif not lock.acquire(timeout=self._busy_timeout):
             raise StoreUnavailable(
                 "busy", f"another writer held the database for {self._busy_timeout:g} s"
             )
@@ -152,17 +181,22 @@ class SqlStore:
         A busy or full database raises :class:`~mynahil.reference_impl.mykey.ports.StoreUnavailable`
         (after the rollback), never a driver error.
         """
+        wait = _WAITS_FOR_WRITER.get()
+        if not wait:
+            _WAITS_FOR_WRITER.set(True)  # only the first transaction within not_waiting
         with (
             unavailable_as_such(),
-            self._exclusive(),
+            self._exclusive(wait),
             self._kept_connection() as connection,
-            connection.begin(),
         ):
-            borrower = self._borrower
-            with borrower(connection) if borrower is not None else nullcontext():
-                uow = _SqlUnitOfWork(connection)
-                yield uow
-                uow._write_audit()
+            if not wait:
+                begin_sqlite_now(connection, self._busy_timeout)
+            with connection.begin():
+                borrower = self._borrower
+                with borrower(connection) if borrower is not None else nullcontext():
+                    uow = _SqlUnitOfWork(connection)
+                    yield uow
+                    uow._write_audit()
 
     @contextmanager
     def _kept_connection(self) -> Iterator[Connection]:
@@ -188,7 +222,7 @@ class SqlStore:
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         """A read-only transaction; on SQLite a deferred one, which never blocks writers."""
-        shared = self._exclusive() if self._in_memory else nullcontext()  # a file: no wait
+        shared = self._exclusive(wait=True) if self._in_memory else nullcontext()  # a file: no wait
         with unavailable_as_such(), shared, self._engine.connect() as connection:
             connection.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
             with connection.begin():

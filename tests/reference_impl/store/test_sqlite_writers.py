@@ -4,13 +4,17 @@ SQLite's busy handler (which sleeps 1, 2, 5, 10 ms... between its tries)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import event
 
 from mynahil.reference_impl.mykey.model import Challenge, Purpose
+from mynahil.reference_impl.mykey.ports import StoreUnavailable, WriterBusy
 from mynahil.reference_impl.store import SqlStore
 from mynahil.reference_impl.store.engine import WAL_CHECKPOINT_PAGES
 
@@ -70,4 +74,73 @@ def test_the_wal_is_copied_back_at_its_threshold_and_not_before(tmp_path: Path) 
         # is no longer than the threshold and the transaction that passed it.
         assert wal.stat().st_size <= (WAL_CHECKPOINT_PAGES + 40) * frame
     finally:
+        store.dispose()
+
+
+def _challenge(name: str) -> Challenge:
+    return Challenge(name, b"nonce", Purpose.ISSUE, NOW, NOW + timedelta(1))
+
+
+def _stored(store: SqlStore, name: str) -> bool:
+    with store.transaction() as uow:
+        return uow.consume_challenge(name, NOW) is not None
+
+
+def test_not_waiting_gives_up_before_writing_when_another_thread_writes(tmp_path: Path) -> None:
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'p.db'}")
+    writing, done = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with store.transaction() as uow:
+            uow.add_challenge(_challenge("held"))
+            writing.set()
+            done.wait(10)
+
+    try:
+        with ThreadPoolExecutor(1) as other:
+            holder = other.submit(hold_the_writer)
+            assert writing.wait(10)
+            started = time.monotonic()
+            with pytest.raises(WriterBusy), store.not_waiting(), store.transaction() as uow:
+                uow.add_challenge(_challenge("refused"))
+            assert time.monotonic() - started < 1  # at once, not after the busy timeout
+            done.set()
+            holder.result()
+        assert not _stored(store, "refused")
+        assert _stored(store, "held")
+        # With the writer free, the first transaction runs; the ones after it wait as usual.
+        with store.not_waiting():
+            for name in ("first", "second"):
+                with store.transaction() as uow:
+                    uow.add_challenge(_challenge(name))
+        assert _stored(store, "first")
+        assert _stored(store, "second")
+    finally:
+        store.dispose()
+
+
+def test_not_waiting_gives_up_when_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    store = SqlStore.open(f"sqlite:///{path}", busy_timeout=0.3)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(WriterBusy), store.not_waiting(), store.transaction() as uow:
+            uow.add_challenge(_challenge("refused"))
+        assert time.monotonic() - started < 0.2
+        # The same connection waits again for a writer outside not_waiting: its busy
+        # timeout is back.
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable), store.transaction() as uow:
+            uow.add_challenge(_challenge("timed out"))
+        assert time.monotonic() - started >= 0.25
+        other.execute("ROLLBACK")
+        with store.not_waiting(), store.transaction() as uow:
+            uow.add_challenge(_challenge("later"))
+        assert _stored(store, "later")
+        assert not _stored(store, "refused")
+        assert not _stored(store, "timed out")
+    finally:
+        other.close()
         store.dispose()

@@ -1,0 +1,111 @@
+"""Where the holders' hot calls run (reference_impl/api/calls.py): on SQLite, one writer at a
+time, on the event loop while the writer is free, and in a worker thread while another thread
+or process writes, so the loop keeps answering; on PostgreSQL always in worker threads (their
+round trips overlap). A real server on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mynahil.reference_impl.mykey import Challenge, Purpose
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
+
+CHALLENGE = {"purpose": "issue"}
+
+
+@pytest.fixture
+def platform(store_url: str, tmp_path: Path) -> Iterator[ReferencePlatform]:
+    built = build_platform(store_url, tmp_path / "jlis")
+    yield built
+    built.close()
+
+
+def threads_of_new_challenges(
+    platform: ReferencePlatform, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """The names of the threads that run the service's new_challenge, in order."""
+    seen: list[str] = []
+    original: Callable[[Purpose], Challenge] = platform.mykey.new_challenge
+
+    def spy(purpose: Purpose) -> Challenge:
+        seen.append(threading.current_thread().name)
+        return original(purpose)
+
+    monkeypatch.setattr(platform.mykey, "new_challenge", spy)
+    return seen
+
+
+def answered_while_waiting(url: str, pending: Future[httpx.Response]) -> None:
+    """The server answers another request while ``pending`` waits for the writer."""
+    with httpx.Client(base_url=url, timeout=5) as other:
+        assert other.get("/v1/health").status_code == 200
+    assert not pending.done()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_on_sqlite_a_call_runs_on_the_loop_and_goes_to_a_thread_behind_another_writer(
+    platform: ReferencePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = threads_of_new_challenges(platform, monkeypatch)
+    writing, done = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with platform.store.transaction():
+            writing.set()
+            done.wait(10)
+
+    with serving(platform.app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/v1/mykey/challenges", json=CHALLENGE).status_code == 201
+        loop_thread = seen[-1]
+        assert loop_thread.startswith("platform-")  # serving()'s thread runs the event loop
+        with ThreadPoolExecutor(2) as pool:
+            holder = pool.submit(hold_the_writer)
+            assert writing.wait(10)
+            pending = pool.submit(http.post, "/v1/mykey/challenges", json=CHALLENGE)
+            answered_while_waiting(url, pending)
+            done.set()
+            holder.result()
+            assert pending.result().status_code == 201
+        assert seen[-1] != loop_thread  # it waited for the writer in a worker thread
+        assert http.post("/v1/mykey/challenges", json=CHALLENGE).status_code == 201
+        assert seen[-1] == loop_thread
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_on_sqlite_the_loop_does_not_wait_for_another_processs_write_lock(
+    platform: ReferencePlatform, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = threads_of_new_challenges(platform, monkeypatch)
+    other = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        with serving(platform.app) as url, httpx.Client(base_url=url, timeout=30) as http:
+            other.execute("BEGIN IMMEDIATE")
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(http.post, "/v1/mykey/challenges", json=CHALLENGE)
+                answered_while_waiting(url, pending)
+                other.execute("ROLLBACK")
+                assert pending.result().status_code == 201
+            assert not seen[-1].startswith("platform-")
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_on_postgresql_calls_run_in_worker_threads(
+    platform: ReferencePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = threads_of_new_challenges(platform, monkeypatch)
+    with serving(platform.app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for _ in range(3):
+            assert http.post("/v1/mykey/challenges", json=CHALLENGE).status_code == 201
+    assert seen
+    assert not any(name.startswith("platform-") for name in seen)
+    with pytest.raises(TypeError), platform.store.not_waiting():
+        pass
