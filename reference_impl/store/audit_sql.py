@@ -14,9 +14,26 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    LargeBinary,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 
-from mynahil.reference_impl.audit import AuditEvent, AuditRecord, canonical_json, chain_hash
+from mynahil.reference_impl.audit import (
+    AuditEvent,
+    AuditRecord,
+    canonical,
+    canonical_json,
+    chain_hash,
+)
 
 from .driver import DriverStatement, as_utc, unnest_rows
 from .tables import audit_head, audit_log
@@ -56,12 +73,55 @@ def _append_many_and_move(dialect: str) -> Any:
     )
 
 
-# Most operations audit one record: its values bound one by one cost less to send than the
-# arrays of one element each that the general statement takes.
-_APPEND_ONE_AND_MOVE = DriverStatement(
-    _append_and_move(insert(audit_log).values({c.name: bindparam(c.name) for c in audit_log.c}))
-)
 _APPEND_MANY_AND_MOVE = DriverStatement(_append_many_and_move)
+
+_SEQ_LAST = b'"seq":0}'
+"""How a record's canonical bytes end for seq 0: seq is the last key (keys are sorted)."""
+
+
+def _chain_one(dialect: str) -> Any:
+    """PostgreSQL: lock the head, chain one record onto it and move the head, in one
+    statement (a round trip fewer than reading the head first). The server computes the
+    record's hash as :func:`~mynahil.reference_impl.audit.chain_hash` does: SHA-256 of the
+    head's hash and the record's canonical bytes, sent without their end (``seq`` and the
+    closing brace), which only the head knows. RETURNING: no row if the head row is missing."""
+    assert dialect == "postgresql", "SQLite reads the head, then appends (_HEAD, _APPEND)"
+    head = (
+        select(audit_head.c.seq, audit_head.c.hash)
+        .where(audit_head.c.id == 1)
+        .with_for_update()
+        .cte("head")
+    )
+    seq = head.c.seq + 1
+    record = bindparam("canonical_until_seq", type_=LargeBinary).op("||")(
+        func.convert_to(cast(seq, Text).concat("}"), "UTF8")
+    )
+    digest = func.encode(func.sha256(func.convert_to(head.c.hash, "UTF8").op("||")(record)), "hex")
+    given = {
+        name: bindparam(name, type_=audit_log.c[name].type)
+        for name in ("at", "action", "outcome", "record_id", "details")
+    }
+    values = {"seq": seq, **given, "prev_hash": head.c.hash, "hash": digest}
+    names = [c.name for c in audit_log.c]
+    appended = (
+        insert(audit_log)
+        .from_select(names, select(*(values[name].label(name) for name in names)))
+        .returning(audit_log.c.seq, audit_log.c.hash)
+        .cte("appended")
+    )
+    return (
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=appended.c.seq, hash=appended.c.hash)
+        .returning(audit_head.c.seq)
+    )
+
+
+_CHAIN_ONE = DriverStatement(_chain_one)
+_NO_HEAD = (
+    "the audit_head row is missing: create the database with "
+    "mynahil.reference_impl.store.migrate, not metadata.create_all"
+)
 _FIRST_PAGE = DriverStatement(select(audit_log).order_by(audit_log.c.seq).limit(bindparam("size")))
 _NEXT_PAGE = DriverStatement(
     select(audit_log)
@@ -97,12 +157,14 @@ class AuditStatements:
         """
         if not self._pending_audit:
             return
+        postgres = self._conn.dialect.name == "postgresql"
+        if postgres and len(self._pending_audit) == 1:
+            self._chain_one(*self._pending_audit[0])
+            self._pending_audit.clear()
+            return
         head = _HEAD.one(self._conn)
         if head is None:
-            raise RuntimeError(
-                "the audit_head row is missing: create the database with "
-                "mynahil.reference_impl.store.migrate, not metadata.create_all"
-            )
+            raise RuntimeError(_NO_HEAD)
         seq, digest = int(head["seq"]), str(head["hash"])
         rows: list[dict[str, Any]] = []
         for entry, at, details in self._pending_audit:
@@ -121,17 +183,30 @@ class AuditStatements:
                     "hash": digest,
                 }
             )
-        if self._conn.dialect.name == "postgresql":
-            head_moved = {"new_seq": seq, "new_hash": digest}
-            if len(rows) == 1:
-                _APPEND_ONE_AND_MOVE.run(self._conn, {**rows[0], **head_moved})
-            else:
-                columns = {name: [row[name] for row in rows] for name in rows[0]}
-                _APPEND_MANY_AND_MOVE.run(self._conn, {**columns, **head_moved})
+        head_moved = {"new_seq": seq, "new_hash": digest}
+        if postgres:
+            columns = {name: [row[name] for row in rows] for name in rows[0]}
+            _APPEND_MANY_AND_MOVE.run(self._conn, {**columns, **head_moved})
         else:
             _APPEND.many(self._conn, rows)
-            _MOVE_HEAD.run(self._conn, {"new_seq": seq, "new_hash": digest})
+            _MOVE_HEAD.run(self._conn, head_moved)
         self._pending_audit.clear()
+
+    def _chain_one(self, entry: AuditEvent, at: datetime, details: str) -> None:
+        """PostgreSQL, one record: :data:`_CHAIN_ONE`, its canonical bytes made here."""
+        stored = AuditEvent(entry.action, entry.outcome, entry.record_id, json.loads(details))
+        whole = canonical(0, at, stored)
+        assert whole.endswith(_SEQ_LAST), "seq must stay the last key of a record's bytes"
+        values = {
+            "at": at,
+            "action": entry.action,
+            "outcome": entry.outcome,
+            "record_id": entry.record_id,
+            "details": details,
+            "canonical_until_seq": whole[: -len(b"0}")],
+        }
+        if _CHAIN_ONE.one(self._conn, values) is None:
+            raise RuntimeError(_NO_HEAD)
 
 
 def audit_page(conn: Connection, after: int | None, size: int) -> list[AuditRecord]:
