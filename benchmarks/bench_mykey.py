@@ -14,7 +14,10 @@ went per issuance: the server's processes, the PostgreSQL backends serving them,
 process, and anything else the machine ran meanwhile (on a machine of 2 cores the clients and
 PostgreSQL share them with the workers, and other processes may too). From the two-worker
 run's CPU per issuance it also prints the most the machine's cores could do if they ran only
-this (``postgres_http_2workers_cpu_ceiling_per_s`` and its ratio to one worker). Each
+this (``postgres_http_2workers_cpu_ceiling_per_s`` and its ratio to one worker). With two
+workers the client connections are spread evenly over them before the run, as a load balancer
+would (the kernel alone often gives one worker three of four); the line says how many were
+re-dialled for it. Each
 client connection's first issuances (``WARM_UP``) go untimed, so that each worker's warm-up
 is not in the figures.
 
@@ -35,6 +38,7 @@ import json
 import random
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -150,6 +154,33 @@ def _held_by(server_pid: int, listening_port: int) -> dict[int, int]:
     }
 
 
+def _spread_evenly(
+    connections: list[http.client.HTTPConnection], server_pid: int, port: int, workers: int
+) -> int:
+    """Connect the client connections, re-dialling until the server's workers hold them evenly,
+    as a load balancer in front of the workers would spread them (each worker listens on its
+    own SO_REUSEPORT socket and the kernel hashes each connection to one: four connections
+    land 3+1 more often than 2+2). How many connections were re-dialled."""
+    for connection in connections:
+        connection.connect()
+    for redialled in range(50):
+        deadline = time.monotonic() + 5
+        while True:  # until the server has accepted every connection
+            held = _held_by(server_pid, port)
+            holders = [held.get(c.sock.getsockname()[1]) for c in connections]
+            if None not in holders or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        counts = Counter(holders)
+        if len(counts) == workers and max(counts.values()) - min(counts.values()) <= 1:
+            return redialled
+        busiest = counts.most_common(1)[0][0]
+        moved = connections[holders.index(busiest)]
+        moved.close()
+        moved.connect()
+    raise SystemExit(f"the server's {workers} workers did not take the connections evenly")
+
+
 def _backend_cpu(server_pid: int, db_url: str) -> dict[int, float]:
     """CPU seconds of each PostgreSQL backend serving the server's processes, by backend PID:
     their connections' client ports looked up in ``pg_stat_activity``. Empty on SQLite."""
@@ -228,6 +259,7 @@ def http_rate(
         connections = [
             http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)
         ]
+        redialled = _spread_evenly(connections, process.pid, port, workers) if workers > 1 else 0
         shares = [bodies[i::clients] for i in range(clients)]
         # Each connection's first issuances go untimed: a worker's first requests pay its
         # warm-up (imports and caches filled on first use), which two workers pay twice.
@@ -251,6 +283,7 @@ def http_rate(
     return {
         "per_s": timed / elapsed,
         "clients": clients,
+        "redialled": redialled,
         "connections_per_worker": sorted(
             (holders.count(pid) for pid in set(holders)), reverse=True
         ),
@@ -270,6 +303,8 @@ def _where_the_time_went(label: str, run: dict[str, Any]) -> None:
     others = run["machine_cpu_ms"] - run["server_cpu_ms"] - run["postgres_cpu_ms"]
     others -= run["client_cpu_ms"]
     split = "+".join(str(n) for n in run["connections_per_worker"])
+    if run["redialled"]:
+        split += f" ({run['redialled']} re-dialled to spread them)"
     print(
         f"  {label}, {run['clients']} client connections: {run['per_s']:,.0f}/s; per issuance "
         f"{run['wall_ms']:.2f} ms wall, CPU {run['server_cpu_ms']:.2f} ms server, "
