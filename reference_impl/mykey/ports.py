@@ -21,7 +21,9 @@ __all__ = [
     "CertificateStatus",
     "Conflict",
     "HolderFacts",
+    "MyKeyIdUnavailable",
     "Replacement",
+    "SerialBound",
     "Store",
     "UnitOfWork",
     "WriterBusy",
@@ -90,6 +92,14 @@ class Conflict(Exception):
     """A uniqueness rule of the store fired (the value is taken)."""
 
 
+class MyKeyIdUnavailable(Conflict):
+    """The MyKey ID is current on another record or was retired (never reissued)."""
+
+
+class SerialBound(Conflict):
+    """The certificate serial is bound to an active record already."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot do this now; the transaction was rolled back (nothing half-written).
 
@@ -138,7 +148,21 @@ class UnitOfWork(Protocol):
     def create_record(
         self, mykey_id: str, now: datetime, person_id: int | None = None
     ) -> MyKeyRecord:
-        """Raises :class:`Conflict` if the ID is taken."""
+        """Raises :class:`MyKeyIdUnavailable` if the ID is taken or was retired."""
+        ...
+
+    def create_bound_record(
+        self,
+        mykey_id: str,
+        now: datetime,
+        person_ref: str,
+        serial: int,
+        valid: tuple[datetime, datetime] | None = None,
+    ) -> MyKeyRecord:
+        """A new record with ``mykey_id`` for J-LIS's person ``person_ref`` (the person created
+        on first sight), bound to ``serial``: :meth:`person`, :meth:`create_record` and
+        :meth:`bind_serial` at once (PostgreSQL: in two statements instead of five). Raises
+        :class:`MyKeyIdUnavailable`, or :class:`SerialBound` having created no record."""
         ...
 
     def discard_record(self, record_id: int) -> None:
@@ -162,7 +186,7 @@ class UnitOfWork(Protocol):
         *,
         valid: tuple[datetime, datetime] | None = None,
     ) -> None:
-        """Raises :class:`Conflict` if the serial is bound to an active record already.
+        """Raises :class:`SerialBound` if the serial is bound to an active record already.
 
         ``valid`` is the certificate's (not_before, not_after), kept with the binding.
         """

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from cryptography import x509
@@ -32,6 +33,8 @@ from .ports import (
     CertificateStatus,
     Conflict,
     HolderFacts,
+    MyKeyIdUnavailable,
+    SerialBound,
     Store,
     UnitOfWork,
 )
@@ -321,12 +324,16 @@ class MyKeyService:
         return record
 
     def _person_of(self, uow: UnitOfWork, serial: int, now: datetime) -> int:
-        """The platform's person for this certificate, from J-LIS's opaque person reference
-        (the same across renewals, reissued cards and revoked MyKey IDs; never the My Number)."""
+        """The platform's person for this certificate (see :meth:`_person_ref`)."""
+        return uow.person(self._person_ref(serial), now)
+
+    def _person_ref(self, serial: int) -> str:
+        """J-LIS's opaque person reference for this certificate's holder (the same across
+        renewals, reissued cards and revoked MyKey IDs; never the My Number)."""
         facts = self.jlis.holder_facts(serial)
         if facts is None:
             raise MyKeyError("certificate_unknown", "J-LIS does not know this certificate")
-        return uow.person(facts.person_ref, now)
+        return facts.person_ref
 
     # --- issuance --------------------------------------------------------------------------
 
@@ -353,16 +360,23 @@ class MyKeyService:
             wanted = self._valid_choice(chosen_id) if chosen_id is not None else None
             if wanted is not None and uow.mykey_id_used(wanted):
                 raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another")
-            person_id = self._person_of(uow, serial, now)
-            record = self._create(uow, wanted, now, person_id)
+            person_ref = self._person_ref(serial)
             try:
-                uow.bind_serial(record.record_id, serial, now, valid=_validity(cert))
-            except Conflict:
-                # Another request bound this certificate first (that one stands): only the new
-                # record is undone. The challenge stays spent, so the proof cannot be sent
+                record = self._create(
+                    wanted,
+                    partial(
+                        uow.create_bound_record,
+                        now=now,
+                        person_ref=person_ref,
+                        serial=serial,
+                        valid=_validity(cert),
+                    ),
+                )
+            except SerialBound:
+                # Another request bound this certificate first (that one stands): the store
+                # made no record. The challenge stays spent, so the proof cannot be sent
                 # again, and the refusal is audited like any other. (The binding's insert
                 # skips a clash instead of failing, so no SAVEPOINT is needed to go on.)
-                uow.discard_record(record.record_id)
                 raise MyKeyError(
                     "issuance_raced",
                     "this card was issued an ID at the same moment; ask again (with a new "
@@ -377,19 +391,18 @@ class MyKeyService:
         except InvalidMyKeyId as exc:
             raise MyKeyError("mykey_id_invalid", str(exc)) from None
 
-    def _create(
-        self, uow: UnitOfWork, wanted: str | None, now: datetime, person_id: int
-    ) -> MyKeyRecord:
+    def _create(self, wanted: str | None, create: Callable[[str], MyKeyRecord]) -> MyKeyRecord:
+        """``create(mykey_id)`` with the ID the holder chose, or a random one not used before."""
         if wanted is not None:
             try:
-                return uow.create_record(wanted, now, person_id)
-            except Conflict:
+                return create(wanted)
+            except MyKeyIdUnavailable:
                 raise MyKeyError("mykey_id_taken", f"{wanted} is taken; choose another") from None
         for _ in range(8):
             try:
                 # The store refuses current and retired IDs alike: no look-up first.
-                return uow.create_record(generate_mykey_id(self._ids), now, person_id)
-            except Conflict:
+                return create(generate_mykey_id(self._ids))
+            except MyKeyIdUnavailable:
                 continue  # a rare repeat (39 bits of randomness): draw again
         raise MyKeyError("mykey_id_exhausted", "could not find a free MyKey ID; try again")
 

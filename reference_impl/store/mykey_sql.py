@@ -22,11 +22,13 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from mynahil.reference_impl.mykey.model import (
@@ -37,7 +39,7 @@ from mynahil.reference_impl.mykey.model import (
     Purpose,
     Session,
 )
-from mynahil.reference_impl.mykey.ports import Conflict
+from mynahil.reference_impl.mykey.ports import Conflict, MyKeyIdUnavailable, SerialBound
 
 from .driver import DriverStatement, as_utc, dialect_insert, insert_new, insert_new_statement
 from .engine import is_unique_violation
@@ -79,10 +81,64 @@ def _new_record(dialect: str) -> Any:
 
 
 _NEW_RECORD = DriverStatement(_new_record)
+_BINDING_COLUMNS = ("serial", "record_id", "bound_at", "not_before", "not_after")
+
+
+def _typed(table: Any, names: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    """Parameters named and typed as ``table``'s columns (an INSERT … SELECT's values)."""
+    return [bindparam(name, type_=table.c[name].type) for name in names]
+
+
+def _person_and_record(dialect: str) -> Any:
+    """PostgreSQL: the person (created on first sight) and a new ``mykeys`` row for them, in
+    one statement; its record_id and person_id, or no row when the ID is taken, or when
+    another transaction created the person after this statement began (it does not see that
+    row), which the caller tells apart the slow way."""
+    assert dialect == "postgresql", "SQLite creates the person, then the record"
+    new_person = (
+        postgresql.insert(persons)
+        .values(person_ref=bindparam("person_ref"), created_at=bindparam("created_at"))
+        .on_conflict_do_nothing()
+        .returning(persons.c.person_id)
+        .cte("new_person")
+    )
+    known = select(persons.c.person_id).where(persons.c.person_ref == bindparam("person_ref"))
+    person = select(new_person.c.person_id).union_all(known).cte("person")
+    given = _typed(mykeys, _RECORD_COLUMNS[:-1])
+    return (
+        postgresql.insert(mykeys)
+        .from_select(_RECORD_COLUMNS, select(*given, person.c.person_id).limit(1))
+        .on_conflict_do_nothing()
+        .returning(mykeys.c.record_id, mykeys.c.person_id)
+    )
+
+
+def _bind_unless_retired(dialect: str) -> Any:
+    """PostgreSQL: whether ``mykey_id`` was ever retired, and, if not, the binding of the new
+    record, in one statement (a row: retired, bound). It runs after the record's INSERT, so
+    it sees a retirement that INSERT waited for (read committed: a snapshot per statement)."""
+    assert dialect == "postgresql", "SQLite refuses a retired ID in the record's INSERT"
+    retired = select(
+        exists().where(retired_ids.c.mykey_id == bindparam("mykey_id")).label("retired")
+    ).cte("retired")
+    bound = (
+        postgresql.insert(certificate_bindings)
+        .from_select(
+            _BINDING_COLUMNS,
+            select(*_typed(certificate_bindings, _BINDING_COLUMNS)).where(~retired.c.retired),
+        )
+        .on_conflict_do_nothing()
+        .returning(certificate_bindings.c.serial)
+        .cte("bound")
+    )
+    count = select(func.count()).select_from(bound).scalar_subquery()
+    return select(retired.c.retired, count.label("bound"))
+
+
+_PERSON_AND_RECORD = DriverStatement(_person_and_record)
+_BIND_UNLESS_RETIRED = DriverStatement(_bind_unless_retired)
 _NEW_PERSON = insert_new(persons, ["person_ref", "created_at"])
-_NEW_BINDING = insert_new(
-    certificate_bindings, ["serial", "record_id", "bound_at", "not_before", "not_after"]
-)
+_NEW_BINDING = insert_new(certificate_bindings, _BINDING_COLUMNS)
 _BY_SERIAL = DriverStatement(
     select(mykeys)
     .join(certificate_bindings, certificate_bindings.c.record_id == mykeys.c.record_id)
@@ -225,7 +281,7 @@ class MyKeyStatements:
         this later statement then sees the retirement.
         """
         if _RETIRED.scalar(self._conn, {"mid": mykey_id}):
-            raise Conflict(f"MyKey ID {mykey_id} was used before and is never reissued")
+            raise MyKeyIdUnavailable(f"MyKey ID {mykey_id} was used before and is never reissued")
 
     def create_record(
         self, mykey_id: str, now: datetime, person_id: int | None = None
@@ -241,16 +297,57 @@ class MyKeyStatements:
             },
         )
         if record_id is None:
-            raise Conflict(f"MyKey ID {mykey_id} is taken or was retired")
+            raise MyKeyIdUnavailable(f"MyKey ID {mykey_id} is taken or was retired")
         if self._conn.dialect.name != "sqlite":
             try:
                 self._refuse_retired(mykey_id)
-            except Conflict:
+            except MyKeyIdUnavailable:
                 self.discard_record(int(record_id))
                 raise
         return MyKeyRecord(
             int(record_id), mykey_id, MyKeyStatus.ACTIVE, as_utc(now), person_id=person_id
         )
+
+    def create_bound_record(
+        self,
+        mykey_id: str,
+        now: datetime,
+        person_ref: str,
+        serial: int,
+        valid: tuple[datetime, datetime] | None = None,
+    ) -> MyKeyRecord:
+        if self._conn.dialect.name == "sqlite":  # SQLite's statements cost no round trips
+            record = self.create_record(mykey_id, now, self.person(person_ref, now))
+            try:
+                self.bind_serial(record.record_id, serial, now, valid=valid)
+            except SerialBound:
+                self.discard_record(record.record_id)
+                raise
+            return record
+        values = {
+            "person_ref": person_ref,
+            "mykey_id": mykey_id,
+            "status": MyKeyStatus.ACTIVE.value,
+            "created_at": now,
+            "password_failures": 0,
+        }
+        row = _PERSON_AND_RECORD.one(self._conn, values)
+        if row is None:  # the ID is taken, or the person is new to this statement only
+            record = self.create_record(mykey_id, now, self.person(person_ref, now))
+        else:
+            record_id, person_id = int(row["record_id"]), int(row["person_id"])
+            record = MyKeyRecord(
+                record_id, mykey_id, MyKeyStatus.ACTIVE, as_utc(now), person_id=person_id
+            )
+        binding = {"mykey_id": mykey_id, **self._binding(record.record_id, serial, now, valid)}
+        outcome = _BIND_UNLESS_RETIRED.one(self._conn, binding)
+        assert outcome is not None
+        if outcome["retired"] or not outcome["bound"]:
+            self.discard_record(record.record_id)
+            if outcome["retired"]:
+                raise MyKeyIdUnavailable(f"MyKey ID {mykey_id} was used before")
+            raise SerialBound(f"certificate serial {serial} is bound already")
+        return record
 
     def discard_record(self, record_id: int) -> None:
         _DISCARD_RECORD.run(self._conn, {"rid": record_id})
@@ -275,15 +372,20 @@ class MyKeyStatements:
         *,
         valid: tuple[datetime, datetime] | None = None,
     ) -> None:
-        values = {
+        if _NEW_BINDING.one(self._conn, self._binding(record_id, serial, now, valid)) is None:
+            raise SerialBound(f"certificate serial {serial} is bound already")
+
+    @staticmethod
+    def _binding(
+        record_id: int, serial: int, now: datetime, valid: tuple[datetime, datetime] | None
+    ) -> dict[str, Any]:
+        return {
             "serial": str(serial),
             "record_id": record_id,
             "bound_at": now,
             "not_before": valid[0] if valid else None,
             "not_after": valid[1] if valid else None,
         }
-        if _NEW_BINDING.one(self._conn, values) is None:
-            raise Conflict(f"certificate serial {serial} is bound already")
 
     def unbind_serials(self, record_id: int) -> list[int]:
         rows = _UNBIND.rows(self._conn, {"rid": record_id})

@@ -10,11 +10,14 @@ from typing import Any, ClassVar, cast
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 from mynahil.reference_impl.audit import AuditEvent
+from mynahil.reference_impl.jlis import JlisCA, KeyPool
+from mynahil.reference_impl.mykey import Purpose
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
 from mynahil.reference_impl.store import SqlStore, make_engine
+from tests.reference_impl.mykey.platform import Platform
 
 NOW = datetime(2020, 9, 1, 9, 0, tzinfo=UTC)
 
@@ -155,3 +158,39 @@ def test_an_audited_transaction_appends_in_one_statement_or_two(
     assert "UPDATE audit_head" in touching[-1]
     assert store.verify_audit() == (records, None)
     assert [r.details["serial"] for r in store.audit_records()] == [str(n) for n in range(records)]
+
+
+def test_a_new_ids_issuance_is_five_statements_of_the_store(
+    store: SqlStore, jlis_ca: JlisCA, key_pool: KeyPool
+) -> None:
+    """Round trips are what an issuance costs on PostgreSQL: consume the challenge, look the
+    certificate up, create the person and the record (one statement), check the ID was never
+    retired and bind the certificate (one), append the audit record (one); besides BEGIN,
+    COMMIT and J-LIS's question (this harness's J-LIS keeps its registry apart)."""
+    platform = Platform(store, jlis_ca, key_pool)
+    holder = platform.new_card()
+    challenge, certificate, signature = platform.prove(holder, Purpose.ISSUE)
+
+    @event.listens_for(store.engine, "connect")
+    def _record_statements(dbapi_connection: psycopg.Connection[Any], _entry: object) -> None:
+        dbapi_connection.cursor_factory = _Recording
+
+    store.dispose()  # kept connections are opened again, recording
+    _Recording.sent.clear()
+    result = platform.service.issue(challenge.challenge_id, certificate, signature)
+    assert result.created
+    sent = [" ".join(sql.split()) for sql in _Recording.sent]
+    expected = [
+        "UPDATE challenges",
+        "SELECT mykeys.",
+        "WITH new_person AS (INSERT INTO persons",
+        "WITH retired AS",
+        "WITH head AS",
+    ]
+    assert [sql[: len(start)] for sql, start in zip(sent, expected, strict=False)] == expected
+    assert len(sent) == len(expected), sent
+    with store.transaction() as uow:
+        record = uow.record_by_mykey_id(result.mykey_id)
+        assert record is not None
+        assert record.person_id is not None
+    assert store.verify_audit()[1] is None

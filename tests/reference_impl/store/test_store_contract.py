@@ -24,7 +24,13 @@ from mynahil.reference_impl.mykey.model import (
     Purpose,
     Session,
 )
-from mynahil.reference_impl.mykey.ports import Conflict, Store, UnitOfWork
+from mynahil.reference_impl.mykey.ports import (
+    Conflict,
+    MyKeyIdUnavailable,
+    SerialBound,
+    Store,
+    UnitOfWork,
+)
 from mynahil.reference_impl.store import SqlStore
 from mynahil.timezone import JST
 
@@ -565,3 +571,74 @@ def test_transactions_in_a_row_reuse_one_connection(store: SqlStore) -> None:
     store.dispose()
     if callable(checkedout) and not store.in_memory:
         assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+# --- a new record for a person, bound at once (an issuance's writes) --------------------------
+
+VALID = (NOW - timedelta(days=1), NOW + timedelta(days=365 * 5))
+
+
+def test_a_bound_record_is_created_with_its_person(store: SqlStore) -> None:
+    with store.transaction() as uow:
+        record = uow.create_bound_record("AAAA-BBBB", NOW, "person-1", SERIAL, VALID)
+    assert record.person_id is not None
+    with store.transaction() as uow:
+        assert uow.record_by_serial(SERIAL) == record
+        assert record.person_id == uow.person("person-1", NOW)
+        assert uow.person_record(record.person_id) == record
+        periods = uow.certificate_periods([record.record_id])[record.record_id]
+        assert [(p.not_before, p.not_after) for p in periods if p] == [VALID]
+
+
+def test_a_taken_or_retired_id_makes_no_bound_record(store: SqlStore) -> None:
+    kept = new_record(store, "TAKE-NNNN")
+    with store.transaction() as uow:
+        uow.change_mykey_id(kept.record_id, "KEPT-IDID", NOW)  # TAKE-NNNN is retired now
+        for taken in ("KEPT-IDID", "TAKE-NNNN"):
+            with pytest.raises(MyKeyIdUnavailable):
+                uow.create_bound_record(taken, NOW, "person-2", SERIAL, VALID)
+        assert uow.record_by_serial(SERIAL) is None  # nothing bound, no record left behind
+        fresh = uow.create_bound_record("FRES-HIDD", NOW, "person-2", SERIAL, VALID)
+    assert fresh.person_id is not None
+    with store.transaction() as uow:
+        assert uow.record_by_serial(SERIAL) == fresh
+        assert uow.person_record(fresh.person_id) == fresh
+
+
+def test_a_bound_serial_makes_no_second_record(store: SqlStore) -> None:
+    with store.transaction() as uow:
+        first = uow.create_bound_record("AAAA-BBBB", NOW, "person-1", SERIAL, VALID)
+    with store.transaction() as uow:
+        with pytest.raises(SerialBound):
+            uow.create_bound_record("CCCC-DDDD", NOW, "person-3", SERIAL, VALID)
+        assert uow.record_by_mykey_id("CCCC-DDDD") is None  # undone; the transaction goes on
+        assert uow.record_by_serial(SERIAL) == first
+
+
+def test_a_person_another_transaction_creates_meanwhile_is_found(store: SqlStore) -> None:
+    """On PostgreSQL the one statement that creates the person and the record cannot see a
+    person committed while it waited on the person's unique key: the store then finds the
+    person the slow way. Either way the record is that person's."""
+    created, go_on = threading.Event(), threading.Event()
+    person_ids: list[int] = []
+
+    def create_the_person() -> None:
+        with store.transaction() as uow:
+            person_ids.append(uow.person("person-4", NOW))
+            created.set()
+            go_on.wait(10)
+
+    with ThreadPoolExecutor(2) as pool:
+        other = pool.submit(create_the_person)
+        assert created.wait(10)
+
+        def issue() -> MyKeyRecord:
+            with store.transaction() as uow:
+                return uow.create_bound_record("AAAA-BBBB", NOW, "person-4", SERIAL, VALID)
+
+        issued = pool.submit(issue)
+        time.sleep(0.3)  # the issuance now waits: on the person's key, or SQLite's lock
+        go_on.set()
+        other.result()
+        record = issued.result(timeout=10)
+    assert record.person_id == person_ids[0]
