@@ -106,6 +106,15 @@ class MyKeyIdResponse(BaseModel):
     mykey_id: str
 
 
+def _proof(body: CardProof) -> tuple[str, bytes, bytes]:
+    """The card's answer as the service takes it: challenge ID, certificate, signature."""
+    return (
+        body.challenge_id,
+        b64_field("certificate", body.certificate),
+        b64_field("signature", body.signature),
+    )
+
+
 def _session(result: LoginResult) -> SessionResponse:
     return SessionResponse(
         token=result.token,
@@ -139,16 +148,7 @@ async def issue(
     body: IssueRequest, svc: Service, request: Request, response: Response
 ) -> IssueResponse:
     """Reservation: a MyKey ID bound to the card's certificate (the existing one if any)."""
-    result = await run_call(
-        request,
-        partial(
-            svc.issue,
-            body.challenge_id,
-            b64_field("certificate", body.certificate),
-            b64_field("signature", body.signature),
-            chosen_id=body.chosen_id,
-        ),
-    )
+    result = await run_call(request, partial(svc.issue, *_proof(body), chosen_id=body.chosen_id))
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return IssueResponse(mykey_id=result.mykey_id, created=result.created)
@@ -156,17 +156,7 @@ async def issue(
 
 @router.post("/sessions/card", status_code=status.HTTP_201_CREATED)
 async def login_card(body: CardProof, svc: Service, request: Request) -> SessionResponse:
-    return _session(
-        await run_call(
-            request,
-            partial(
-                svc.login_with_card,
-                body.challenge_id,
-                b64_field("certificate", body.certificate),
-                b64_field("signature", body.signature),
-            ),
-        )
-    )
+    return _session(await run_call(request, partial(svc.login_with_card, *_proof(body))))
 
 
 # Password checks (scrypt: ~16 MiB and tens of ms of CPU each) run at most this many at once,
