@@ -82,6 +82,13 @@ def default_db_url() -> str:
     return os.environ.get("MYNAHIL_DB") or f"sqlite:///{default_home() / 'platform.db'}"
 
 
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///path[?options]`` URL."""
+    from sqlalchemy.engine import make_url
+
+    return Path(make_url(url).database or "").expanduser()
+
+
 def parse_date(text: str | None, option: str) -> date | None:
     if text is None:
         return None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from ._common import console, default_db_url, display_url, fail
+from ._common import console, default_db_url, display_url, fail, sqlite_path
 
 __all__ = ["db_app"]
 
@@ -28,7 +27,7 @@ def _url(db: str | None, *, create: bool = False) -> str:
     SQLite file that does not exist is named rather than created empty."""
     url = db or default_db_url()
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///")).expanduser()
+        path = sqlite_path(url)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.exists():

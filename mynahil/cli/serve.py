@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from ._common import CaFileOption, display_url, err, fail, parse_date
+from ._common import CaFileOption, display_url, err, fail, parse_date, sqlite_path
 
 
 def serve(
@@ -99,7 +99,7 @@ def serve(
         fail(busy)  # checked here: the workers' SO_REUSEPORT sockets would share the port
     url = settings.db_url
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_format, settings.log_level)
     try:  # with --workers, this checks the database and starts its clock before they start
         platform = build_platform(

@@ -69,3 +69,12 @@ def test_no_command_prints_the_database_password(command: list[str]) -> None:
     assert code != 0
     assert "s3cret-PW" not in output
     assert "platform:***@127.0.0.1:1" in output
+
+
+def test_a_sqlite_url_with_options_names_its_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'synced.db'}?synchronous=full"
+    code, output = _run("db", "upgrade", "--db", url)
+    assert code == 0, output
+    assert (tmp_path / "synced.db").exists()
+    code, output = _run("db", "current", "--db", url, "--check")
+    assert code == 0, output

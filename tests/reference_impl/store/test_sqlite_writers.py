@@ -144,3 +144,23 @@ def test_not_waiting_gives_up_when_another_process_holds_the_write_lock(tmp_path
     finally:
         other.close()
         store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("query", "level"), [("", 1), ("?synchronous=full", 2), ("?synchronous=EXTRA", 3)]
+)
+def test_the_url_chooses_how_a_commit_is_synced(tmp_path: Path, query: str, level: int) -> None:
+    """NORMAL (1) survives a crash of the process; FULL (2) syncs the WAL at every commit and
+    also survives a power cut. Every connection gets it, the kept ones included."""
+    with SqlStore.open(f"sqlite:///{tmp_path / 'p.db'}{query}") as store:
+        with store.transaction() as uow:
+            uow.add_challenge(_challenge("synced"))
+            driver = uow._conn.connection.driver_connection  # type: ignore[attr-defined]
+            assert driver.execute("PRAGMA synchronous").fetchone()[0] == level
+        assert (tmp_path / "p.db").exists()  # the option is not part of the file's name
+
+
+def test_an_unknown_synchronous_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"synchronous='sometimes'.*normal, full, extra"):
+        SqlStore.open(f"sqlite:///{tmp_path / 'p.db'}?synchronous=sometimes")
+    assert not (tmp_path / "p.db").exists()
