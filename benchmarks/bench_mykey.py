@@ -21,6 +21,11 @@ re-dialled for it. Each
 client connection's first issuances (``WARM_UP``) go untimed, so that each worker's warm-up
 is not in the figures.
 
+SQLite's figures are with its default ``synchronous=NORMAL`` (a commit survives a crash of
+the process, not a power cut); one more in-process run with ``?synchronous=full`` (every
+commit synced) prints ``sqlite_full_sync_inproc_issuances_per_s``. PostgreSQL syncs every
+commit (``synchronous_commit=on``).
+
 In process, each store is measured with one client and with ``--clients`` threads (4 by
 default) issuing at once; ``postgres_per_sqlite_inproc`` compares each store's better figure.
 The ratios issue 17 sets targets for are printed as such: ``sqlite_inproc_per_rsa_verify``,
@@ -374,6 +379,18 @@ def measure(
         platform.close()
 
 
+def durable_sqlite_rate(folder: Path, pool: KeyPool, count: int) -> float:
+    """In process, one client, on SQLite with ``?synchronous=full``: every commit syncs the
+    WAL (the default, NORMAL, survives a crash of the process but not of the machine)."""
+    platform = build_platform(
+        f"sqlite:///{folder / 'durable.db'}?synchronous=full", folder / "jlis-durable"
+    )
+    try:
+        return in_process_rate(platform, card_proofs(platform, make_cards(platform, count, pool)))
+    finally:
+        platform.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=1500, help="issuances per measurement")
@@ -403,6 +420,13 @@ def main() -> None:
             f"SQLite: {sqlite['inproc_per_s']:,}/s in-process with one client, "
             f"{sqlite['inproc_clients_per_s']:,}/s with {args.clients}, "
             f"{sqlite['http_per_s']:,}/s over HTTP"
+        )
+        durable = durable_sqlite_rate(Path(tmp), pool, args.cards)
+        figures["sqlite_full_sync_inproc_issuances_per_s"] = round(durable)
+        figures["sqlite_full_sync_per_normal"] = round(durable / sqlite["inproc_per_s"], 3)
+        print(
+            f"SQLite with synchronous=full (each commit synced, durable against a power cut): "
+            f"{durable:,.0f}/s in-process with one client"
         )
         with scratch_schema(args.postgres) as url:
             if url is None:
