@@ -54,6 +54,7 @@ __all__ = [
     "dialect_insert",
     "insert_new",
     "insert_new_statement",
+    "lookup_keys",
     "to_driver",
     "unnest_rows",
     "utc",
@@ -146,6 +147,15 @@ def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     A statement with one is planned for its keys every time it runs (never prepared)."""
     keys = bindparam(name, type_=_LookupKeys(column.type))
     return column == any_(sql_cast(keys, ARRAY(column.type)))
+
+
+def lookup_keys(column: ColumnElement[Any], name: str) -> Any:
+    """PostgreSQL: the array parameter ``name`` of ``column``'s values as a table of one column,
+    ``key`` (``unnest``), to join against; a statement with one is never prepared, as with
+    :func:`any_of`."""
+    keys = bindparam(name, type_=_LookupKeys(column.type))
+    unnested = func.unnest(sql_cast(keys, ARRAY(column.type))).table_valued("key")
+    return unnested.render_derived(name="k")
 
 
 def unnest_rows(types: Mapping[str, Any]) -> Any:

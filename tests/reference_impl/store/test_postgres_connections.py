@@ -16,6 +16,8 @@ from mynahil.reference_impl.audit import AuditEvent
 from mynahil.reference_impl.jlis import JlisCA, KeyPool
 from mynahil.reference_impl.mykey import Purpose
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
+from mynahil.reference_impl.points import Operator, Outcome, PaymentService, StoredTransaction
+from mynahil.reference_impl.points.model import TransactionKind
 from mynahil.reference_impl.store import SqlStore, make_engine
 from tests.reference_impl.mykey.platform import Platform
 
@@ -194,3 +196,39 @@ def test_a_new_ids_issuance_is_five_statements_of_the_store(
         assert record is not None
         assert record.person_id is not None
     assert store.verify_audit()[1] is None
+
+
+def test_an_operators_lookups_read_only_their_keys_rows_while_statistics_lag(
+    store: SqlStore,
+) -> None:
+    """A batch's look-ups of the operator's transactions, by key and by transaction ID, fetch
+    their keys' rows alone from a table that grew without ANALYZE, as on a launch day. With
+    ``operator_id = :op AND key = ANY(:keys)`` the planner took the operator's rows for few,
+    read every one of them and filtered: each batch cost more as the table grew."""
+    with store.transaction() as uow:
+        uow.add_operator(Operator("op", "Op", b"k" * 32), [PaymentService("pay", "op", "Pay")])
+        uow.add_transactions([_transaction(f"key-{n}", f"tx-{n}") for n in range(20_000)])
+    fetched = text(  # rows fetched through an index (bitmap scans too) or read by a scan
+        "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+        "FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'point_transactions' AND schemaname = current_schema()"
+    )
+    with store.transaction() as uow:
+        connection: Connection = uow._conn  # type: ignore[attr-defined]  # white box
+        before = connection.execute(fetched).scalar_one()
+        keys = {f"key-{n}" for n in range(0, 20_000, 1000)} | {"key-missing"}
+        assert len(uow.transactions_by_key("op", keys)) == 20
+        ids = {f"tx-{n}" for n in range(7, 20_000, 1000)}
+        assert len(uow.transactions_by_id("op", ids)) == 20
+        after = connection.execute(fetched).scalar_one()
+    assert after - before <= 40, (before, after)
+
+
+def _transaction(key: str, transaction_id: str) -> StoredTransaction:
+    return StoredTransaction(
+        operator_id="op", idempotency_key=key, request_digest="0" * 64,
+        transaction_id=transaction_id, service_id="pay", account_id="acct",
+        kind=TransactionKind.CHARGE, amount=100, occurred_at=NOW, original_transaction_id=None,
+        record_id=None, campaign_id=None, outcome=Outcome.NO_APPLICATION, points=0,
+        net_points=0, refunded_amount=0, total_after=None, decided_at=NOW,
+    )  # fmt: skip
