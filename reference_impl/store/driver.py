@@ -149,13 +149,15 @@ def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
     return column == any_(sql_cast(keys, ARRAY(column.type)))
 
 
-def lookup_keys(column: ColumnElement[Any], name: str) -> Any:
-    """PostgreSQL: the array parameter ``name`` of ``column``'s values as a table of one column,
-    ``key`` (``unnest``), to join against; a statement with one is never prepared, as with
-    :func:`any_of`."""
-    keys = bindparam(name, type_=_LookupKeys(column.type))
-    unnested = func.unnest(sql_cast(keys, ARRAY(column.type))).table_valued("key")
-    return unnested.render_derived(name="k")
+def lookup_keys(columns: Mapping[str, ColumnElement[Any]]) -> Any:
+    """PostgreSQL: array parameters of the columns' values (parameter name -> column), of one
+    length, as a table ``k`` whose columns are named as the parameters (``unnest``), to join
+    against; a statement with one is never prepared, as with :func:`any_of`."""
+    arrays = [
+        sql_cast(bindparam(name, type_=_LookupKeys(column.type)), ARRAY(column.type))
+        for name, column in columns.items()
+    ]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="k")
 
 
 def unnest_rows(types: Mapping[str, Any]) -> Any:

@@ -159,12 +159,31 @@ _NEXT_FEED = DriverStatement(
 )
 _APPLICATION_COLUMNS = tuple(c.name for c in applications.c if c.name != "application_id")
 _ADD_APPLICATION = insert_new(applications, _APPLICATION_COLUMNS)
-_APPS_FOR = DriverStatement(
-    lambda dialect: select(applications).where(
-        _one_of(applications.c.service_id, "services", dialect),
-        _one_of(applications.c.account_id, "accounts", dialect),
+
+
+def _applications_for(dialect: str) -> Any:
+    """The applications of payment accounts. SQLite: of any of the services and any of the
+    accounts given (the caller keeps its pairs). PostgreSQL: of each (service, account) pair,
+    given as two arrays of one length, an index probe each (a LATERAL join; OFFSET 0 keeps the
+    planner from flattening it into a join it might plan as a scan, as with the operator's
+    transactions)."""
+    if dialect != "postgresql":
+        return select(applications).where(
+            _one_of(applications.c.service_id, "services", dialect),
+            _one_of(applications.c.account_id, "accounts", dialect),
+        )
+    apps = applications.c
+    pairs = lookup_keys({"services": apps.service_id, "accounts": apps.account_id})
+    found = (
+        select(applications)
+        .where(apps.service_id == pairs.c.services, apps.account_id == pairs.c.accounts)
+        .offset(0)
+        .lateral("found")
     )
-)
+    return select(found).select_from(pairs).join(found, true())
+
+
+_APPS_FOR = DriverStatement(_applications_for)
 _FEED = DriverStatement(
     select(applications)
     .where(
@@ -251,8 +270,8 @@ def _operators_transactions(column: ColumnElement[Any], name: str, dialect: str)
     operators = _T.operator_id == bindparam("op")
     if dialect != "postgresql":
         return select(point_transactions).where(operators, _one_of(column, name, dialect))
-    keys = lookup_keys(column, name)
-    found = select(point_transactions).where(operators, column == keys.c.key).limit(1)
+    keys = lookup_keys({name: column})
+    found = select(point_transactions).where(operators, column == keys.c[name]).limit(1)
     each = found.lateral("found")
     return select(each).select_from(keys).join(each, true())
 
@@ -411,13 +430,15 @@ class PointsStatements:
         found: dict[tuple[str, str], list[Application]] = {}
         if not accounts:
             return found
-        rows = _APPS_FOR.rows(
-            self._conn,
-            {
+        if self._conn.dialect.name == "postgresql":  # the pairs, as two arrays
+            pairs = sorted(set(accounts))
+            given = {"services": [s for s, _ in pairs], "accounts": [a for _, a in pairs]}
+        else:
+            given = {
                 "services": _array(self._conn, {s for s, _ in accounts}),
                 "accounts": _array(self._conn, {a for _, a in accounts}),
-            },
-        )
+            }
+        rows = _APPS_FOR.rows(self._conn, given)
         for row in rows:
             key = (row["service_id"], row["account_id"])
             if key in accounts:

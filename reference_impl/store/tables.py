@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -258,6 +259,8 @@ applications = Table(
     Column("person_id", Integer, nullable=False),
     UniqueConstraint("campaign_id", "person_id", name="uq_applications_campaign_person"),
     UniqueConstraint("operator_id", "feed_seq", name="uq_applications_operator_feed"),
+    # Each batch of reports looks up its accounts' applications (migration 0008).
+    Index(None, "service_id", "account_id"),
 )
 
 # Each person's points per cap group, over all their MyKey IDs (revoked ones too: a new ID

@@ -107,7 +107,7 @@ def test_upgrade_is_idempotent(store_url: str) -> None:
     upgrade(store_url)
     upgrade(store_url)
     with SqlStore.open(store_url) as store:
-        assert current_revision(store.engine) == head_revision() == "0007"
+        assert current_revision(store.engine) == head_revision() == "0008"
         with store.engine.connect() as connection:
             heads = connection.execute(select(audit_head)).all()
         assert [tuple(row) for row in heads] == [(1, 0, GENESIS)]

@@ -81,3 +81,26 @@ def _unquoted(sql: str) -> str:
         if not quoted:
             out.append(char)
     return "".join(out)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_sqlite_finds_a_batchs_applications_through_the_account_index(books: SqlStore) -> None:
+    """Not by reading the whole applications table (migration 0008's index)."""
+    seen: list[str] = []
+
+    def trace(connection: Connection) -> None:
+        connection.connection.driver_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
+
+    event.listen(books.engine, "begin", trace)
+    try:
+        with books.transaction() as uow:
+            uow.applications_for_accounts({("pay", "acct"), ("pay", "other")})
+    finally:
+        event.remove(books.engine, "begin", trace)
+    (looked_up,) = [sql for sql in seen if "FROM applications" in sql]
+    with books.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        plan = " | ".join(row[3] for row in driver.execute(f"EXPLAIN QUERY PLAN {looked_up}"))
+    assert "ix_applications_service_id" in plan, plan
+    assert "SCAN applications" not in plan, plan

@@ -232,3 +232,41 @@ def _transaction(key: str, transaction_id: str) -> StoredTransaction:
         record_id=None, campaign_id=None, outcome=Outcome.NO_APPLICATION, points=0,
         net_points=0, refunded_amount=0, total_after=None, decided_at=NOW,
     )  # fmt: skip
+
+
+def test_a_batchs_applications_are_probed_by_account_while_statistics_lag(
+    store: SqlStore,
+) -> None:
+    """Each batch looks up its accounts' applications: an index probe per (service, account),
+    never a read of the whole table (one row per person and round: tens of millions in the
+    scheme), also before the table was ever analysed."""
+    with store.transaction() as uow:
+        connection: Connection = uow._conn  # type: ignore[attr-defined]  # white box
+        connection.execute(
+            text(
+                "INSERT INTO mykeys (mykey_id, status, created_at, password_failures, person_id) "
+                "SELECT 'A' || lpad(g::text, 11, '0'), 'active', now(), 0, g "
+                "FROM generate_series(1, 20000) AS g"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO applications (campaign_id, record_id, service_id, account_id, "
+                "operator_id, applied_at, card_applied_on, feed_seq, person_id) "
+                "SELECT 'round1', g, 'pay', 'acct-' || g, 'op', now(), date '2020-06-01', g, g "
+                "FROM generate_series(1, 20000) AS g"
+            )
+        )
+    fetched = text(
+        "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) "
+        "FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'applications' AND schemaname = current_schema()"
+    )
+    with store.transaction() as uow:
+        connection = uow._conn  # type: ignore[attr-defined]  # white box
+        before = connection.execute(fetched).scalar_one()
+        wanted = {("pay", f"acct-{n}") for n in range(1, 20_001, 1000)} | {("other", "acct-1")}
+        found = uow.applications_for_accounts(wanted)
+        after = connection.execute(fetched).scalar_one()
+    assert set(found) == wanted - {("other", "acct-1")}
+    assert after - before <= 40, (before, after)
