@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection, event
 
-from mynahil.reference_impl.points import Operator, Outcome, PaymentService, StoredTransaction
-from mynahil.reference_impl.points.model import TransactionKind
+from mynahil.reference_impl.points import Operator, PaymentService, StoredTransaction
 from mynahil.reference_impl.store import SqlStore
+from tests.reference_impl.store.rows import sqlite_statements, stored_transaction
 
 AT = datetime(2020, 9, 10, 3, 0, tzinfo=UTC)
 # Text a JSON array or an SQL array literal must quote: quotes, backslashes, commas, braces,
@@ -19,13 +18,7 @@ AWKWARD = ['he said "hi"', "back\\slash", "a,b", "{x}", "ポイント", "NULL", 
 
 
 def _row(key: str, transaction_id: str) -> StoredTransaction:
-    return StoredTransaction(
-        operator_id="op", idempotency_key=key, request_digest="0" * 64,
-        transaction_id=transaction_id, service_id="pay", account_id="acct",
-        kind=TransactionKind.CHARGE, amount=100, occurred_at=AT, original_transaction_id=None,
-        record_id=None, campaign_id=None, outcome=Outcome.NO_APPLICATION, points=0,
-        net_points=0, refunded_amount=0, total_after=None, decided_at=AT,
-    )  # fmt: skip
+    return stored_transaction(key, transaction_id, AT)
 
 
 @pytest.fixture
@@ -53,19 +46,10 @@ def test_any_key_text_is_found_by_its_set(books: SqlStore) -> None:
 def test_a_look_up_runs_the_same_sql_for_any_number_of_keys(books: SqlStore) -> None:
     """Issue 16/17: an ``IN (…)`` list rendered per number of keys cost ~22% of a report;
     one array parameter keeps the statement's text, and SQLite's prepared statement, the same."""
-    seen: list[str] = []
-
-    def trace(connection: Connection) -> None:
-        connection.connection.driver_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
-
-    event.listen(books.engine, "begin", trace)
-    try:
-        with books.transaction() as uow:
-            for count in (1, 7, 50):
-                found = uow.transactions_by_key("op", {f"key-{n}" for n in range(count)})
-                assert len(found) == count
-    finally:
-        event.remove(books.engine, "begin", trace)
+    with sqlite_statements(books.engine) as seen, books.transaction() as uow:
+        for count in (1, 7, 50):
+            found = uow.transactions_by_key("op", {f"key-{n}" for n in range(count)})
+            assert len(found) == count
     seen = [sql for sql in seen if "point_transactions" in sql]
     assert len(seen) == 3
     assert len({_unquoted(sql) for sql in seen}) == 1, seen
@@ -86,17 +70,8 @@ def _unquoted(sql: str) -> str:
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_sqlite_finds_a_batchs_applications_through_the_account_index(books: SqlStore) -> None:
     """Not by reading the whole applications table (migration 0008's index)."""
-    seen: list[str] = []
-
-    def trace(connection: Connection) -> None:
-        connection.connection.driver_connection.set_trace_callback(seen.append)  # type: ignore[union-attr]
-
-    event.listen(books.engine, "begin", trace)
-    try:
-        with books.transaction() as uow:
-            uow.applications_for_accounts({("pay", "acct"), ("pay", "other")})
-    finally:
-        event.remove(books.engine, "begin", trace)
+    with sqlite_statements(books.engine) as seen, books.transaction() as uow:
+        uow.applications_for_accounts({("pay", "acct"), ("pay", "other")})
     (looked_up,) = [sql for sql in seen if "FROM applications" in sql]
     with books.engine.connect() as connection:
         driver = connection.connection.driver_connection
