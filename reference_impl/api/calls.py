@@ -5,8 +5,8 @@ Where the store takes one writer at a time (SQLite), the thread adds no concurre
 hand-off: the thread and the event loop then trade the GIL at every statement (SQLite lets it
 go while it runs one), which cost ~0.9 ms of CPU per issuance, twice what the issuance itself
 costs (``benchmarks/bench_mykey.py``). There, a call runs on the event loop when the writer is
-free at that moment, and in a thread when another thread is writing (a long report batch), so
-the loop never waits behind one.
+free at that moment, and in a thread when another thread or process is writing (a long
+report batch, an admin command), so the loop never waits behind one.
 """
 
 from __future__ import annotations

@@ -114,8 +114,8 @@ class StoreUnavailable(Exception):
 
 
 class WriterBusy(Exception):
-    """Another thread of this process is writing, and the caller asked not to wait for it:
-    nothing was done (raised before the transaction began)."""
+    """Another thread or process is writing, and the caller asked not to wait for it: nothing
+    was done (raised before the transaction began)."""
 
 
 class UnitOfWork(Protocol):

@@ -35,7 +35,7 @@ from mynahil.reference_impl.audit import (
     chain_hash,
 )
 
-from .driver import DriverStatement, as_utc, unnest_rows
+from .driver import DriverStatement, as_utc, column_params, unnest_rows
 from .tables import audit_head, audit_log
 
 __all__ = ["AuditStatements", "audit_page", "audit_record"]
@@ -97,10 +97,7 @@ def _chain_one(dialect: str) -> Any:
         func.convert_to(cast(seq, Text).concat("}"), "UTF8")
     )
     digest = func.encode(func.sha256(func.convert_to(head.c.hash, "UTF8").op("||")(record)), "hex")
-    given = {
-        name: bindparam(name, type_=audit_log.c[name].type)
-        for name in ("at", "action", "outcome", "record_id", "details")
-    }
+    given = column_params(audit_log, ("at", "action", "outcome", "record_id", "details"))
     values = {"seq": seq, **given, "prev_hash": head.c.hash, "hash": digest}
     names = [c.name for c in audit_log.c]
     appended = (

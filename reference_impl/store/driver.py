@@ -34,10 +34,13 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     PoolProxiedConnection,
+    Select,
     Table,
     any_,
     bindparam,
     func,
+    select,
+    true,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,7 +54,9 @@ __all__ = [
     "any_of",
     "as_date",
     "as_utc",
+    "column_params",
     "dialect_insert",
+    "each_key",
     "insert_new",
     "insert_new_statement",
     "lookup_keys",
@@ -158,6 +163,22 @@ def lookup_keys(columns: Mapping[str, ColumnElement[Any]]) -> Any:
         for name, column in columns.items()
     ]
     return func.unnest(*arrays).table_valued(*columns).render_derived(name="k")
+
+
+def each_key(keys: Any, probe: Select[Any]) -> Select[Any]:
+    """PostgreSQL: ``probe`` run once per row of ``keys`` (:func:`lookup_keys`), its columns
+    referring to ``keys``' (a LATERAL join). OFFSET 0 keeps the planner from flattening it into
+    a join, which it may plan as a read of the whole table when the table's statistics lag its
+    growth (a fresh database filling fast, as on a launch day): an index probe per key, at any
+    table size."""
+    each = probe.offset(0).lateral("found")
+    return select(each).select_from(keys).join(each, true())
+
+
+def column_params(table: Table, names: Sequence[str]) -> dict[str, Any]:
+    """Parameters named and typed as ``table``'s columns ``names``, for the values of an
+    ``INSERT … SELECT`` (which, unlike ``INSERT … VALUES``, does not type them itself)."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
 
 
 def unnest_rows(types: Mapping[str, Any]) -> Any:

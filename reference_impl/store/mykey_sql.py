@@ -41,7 +41,14 @@ from mynahil.reference_impl.mykey.model import (
 )
 from mynahil.reference_impl.mykey.ports import Conflict, MyKeyIdUnavailable, SerialBound
 
-from .driver import DriverStatement, as_utc, dialect_insert, insert_new, insert_new_statement
+from .driver import (
+    DriverStatement,
+    as_utc,
+    column_params,
+    dialect_insert,
+    insert_new,
+    insert_new_statement,
+)
 from .engine import is_unique_violation
 from .tables import certificate_bindings, challenges, mykeys, persons, retired_ids, sessions
 
@@ -84,11 +91,6 @@ _NEW_RECORD = DriverStatement(_new_record)
 _BINDING_COLUMNS = ("serial", "record_id", "bound_at", "not_before", "not_after")
 
 
-def _typed(table: Any, names: tuple[str, ...]) -> list[ColumnElement[Any]]:
-    """Parameters named and typed as ``table``'s columns (an INSERT … SELECT's values)."""
-    return [bindparam(name, type_=table.c[name].type) for name in names]
-
-
 def _person_and_record(dialect: str) -> Any:
     """PostgreSQL: the person (created on first sight) and a new ``mykeys`` row for them, in
     one statement; its record_id and person_id, or no row when the ID is taken, or when
@@ -104,7 +106,7 @@ def _person_and_record(dialect: str) -> Any:
     )
     known = select(persons.c.person_id).where(persons.c.person_ref == bindparam("person_ref"))
     person = select(new_person.c.person_id).union_all(known).cte("person")
-    given = _typed(mykeys, _RECORD_COLUMNS[:-1])
+    given = column_params(mykeys, _RECORD_COLUMNS[:-1]).values()
     return (
         postgresql.insert(mykeys)
         .from_select(_RECORD_COLUMNS, select(*given, person.c.person_id).limit(1))
@@ -125,7 +127,9 @@ def _bind_unless_retired(dialect: str) -> Any:
         postgresql.insert(certificate_bindings)
         .from_select(
             _BINDING_COLUMNS,
-            select(*_typed(certificate_bindings, _BINDING_COLUMNS)).where(~retired.c.retired),
+            select(*column_params(certificate_bindings, _BINDING_COLUMNS).values()).where(
+                ~retired.c.retired
+            ),
         )
         .on_conflict_do_nothing()
         .returning(certificate_bindings.c.serial)

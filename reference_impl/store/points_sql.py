@@ -33,7 +33,6 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    true,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -56,6 +55,7 @@ from .driver import (
     DriverStatement,
     any_of,
     dialect_insert,
+    each_key,
     insert_new,
     lookup_keys,
     unnest_rows,
@@ -164,23 +164,20 @@ _ADD_APPLICATION = insert_new(applications, _APPLICATION_COLUMNS)
 def _applications_for(dialect: str) -> Any:
     """The applications of payment accounts. SQLite: of any of the services and any of the
     accounts given (the caller keeps its pairs). PostgreSQL: of each (service, account) pair,
-    given as two arrays of one length, an index probe each (a LATERAL join; OFFSET 0 keeps the
-    planner from flattening it into a join it might plan as a scan, as with the operator's
-    transactions)."""
+    given as two arrays of one length, an index probe each (:func:`.driver.each_key`)."""
+    apps = applications.c
     if dialect != "postgresql":
         return select(applications).where(
-            _one_of(applications.c.service_id, "services", dialect),
-            _one_of(applications.c.account_id, "accounts", dialect),
+            _one_of(apps.service_id, "services", dialect),
+            _one_of(apps.account_id, "accounts", dialect),
         )
-    apps = applications.c
     pairs = lookup_keys({"services": apps.service_id, "accounts": apps.account_id})
-    found = (
-        select(applications)
-        .where(apps.service_id == pairs.c.services, apps.account_id == pairs.c.accounts)
-        .offset(0)
-        .lateral("found")
+    return each_key(
+        pairs,
+        select(applications).where(
+            apps.service_id == pairs.c.services, apps.account_id == pairs.c.accounts
+        ),
     )
-    return select(found).select_from(pairs).join(found, true())
 
 
 _APPS_FOR = DriverStatement(_applications_for)
@@ -261,19 +258,16 @@ def _operators_transactions(column: ColumnElement[Any], name: str, dialect: str)
     """The operator ``op``'s transactions whose ``column`` (unique per operator) is one of the
     array parameter ``name``.
 
-    PostgreSQL: one index look-up per key, a LATERAL join whose LIMIT 1 keeps the planner from
-    turning it into anything else. With ``operator_id = :op AND column = ANY(:keys)`` a table
-    whose statistics lagged behind its growth (a fresh database filling fast, as on a launch
-    day) was read whole for every batch: the planner took the operator's rows for few and
-    filtered them all (8 ms a look-up at 45,000 rows and growing; 1.5 ms this way, at any size).
+    PostgreSQL: one index probe per key (:func:`.driver.each_key`). With ``operator_id = :op
+    AND column = ANY(:keys)`` a table whose statistics lagged behind its growth was read whole
+    for every batch: the planner took the operator's rows for few and filtered them all (8 ms
+    a look-up at 45,000 rows and growing; 1.5 ms a probe per key, at any size).
     """
     operators = _T.operator_id == bindparam("op")
     if dialect != "postgresql":
         return select(point_transactions).where(operators, _one_of(column, name, dialect))
     keys = lookup_keys({name: column})
-    found = select(point_transactions).where(operators, column == keys.c[name]).limit(1)
-    each = found.lateral("found")
-    return select(each).select_from(keys).join(each, true())
+    return each_key(keys, select(point_transactions).where(operators, column == keys.c[name]))
 
 
 _BY_KEY = DriverStatement(
