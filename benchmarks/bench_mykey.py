@@ -152,14 +152,17 @@ def _tcp_connections(server_pid: int) -> list[tuple[int, Any]]:
     return held
 
 
-def _held_by(server_pid: int, listening_port: int) -> dict[int, int]:
-    """For each client connected to the server's ``listening_port``: the client's port -> the
-    server process holding the connection."""
-    return {
+def _holders(
+    connections: list[http.client.HTTPConnection], server_pid: int, listening_port: int
+) -> list[int | None]:
+    """For each client connection to the server's ``listening_port``: the server process
+    holding it (None: not accepted yet, or not connected)."""
+    held_by = {
         c.raddr.port: pid
         for pid, c in _tcp_connections(server_pid)
         if c.laddr.port == listening_port
     }
+    return [held_by.get(c.sock.getsockname()[1]) if c.sock else None for c in connections]
 
 
 def _spread_evenly(
@@ -174,8 +177,7 @@ def _spread_evenly(
     for redialled in range(50):
         deadline = time.monotonic() + 5
         while True:  # until the server has accepted every connection
-            held = _held_by(server_pid, port)
-            holders = [held.get(c.sock.getsockname()[1]) for c in connections]
+            holders = _holders(connections, server_pid, port)
             if None not in holders or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
@@ -281,8 +283,7 @@ def http_rate(
         after, machine_after = _tree_cpu(process.pid), _machine_busy()
         client_after = time.process_time()
         backends_after = _backend_cpu(process.pid, db_url)
-        held_by = _held_by(process.pid, port)
-        holders = [held_by.get(c.sock.getsockname()[1]) for c in connections if c.sock]
+        holders = _holders(connections, process.pid, port)
         for connection in connections:
             connection.close()
     spent = {pid: after[pid] - server.get(pid, 0.0) for pid in after}
