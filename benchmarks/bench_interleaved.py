@@ -9,13 +9,15 @@ by one, then a chunk by the other, the order swapped every pair so neither alway
 Each pair's ratio (this checkout's rate per the earlier one's) is measured within a few
 seconds, and the median of the pairs is the figure.
 
-In process, each chunk is ``--chunk`` issuances with one client; over HTTP (``--http``), the
+In process, each chunk is ``--chunk`` issuances with one client (``--clients N``: N threads
+issuing at once, sharing the chunk); over HTTP (``--http``), the
 same through ``mynahil serve`` (one worker) in its own process, four keep-alive
 ``http.client`` connections sending back to back. Both checkouts are driven by the same code
 (this file), importing each checkout's own package: ``mynahil.reference_impl`` or, before
 the package was renamed, the top-level ``reference_impl``. With ``--postgres [URL]`` each
 checkout's platform runs on a throw-away schema of its own in that PostgreSQL database
-(``benchmarks/scratch_postgres.py``) instead of a SQLite file.
+(``benchmarks/scratch_postgres.py``) instead of a SQLite file; ``--sqlite-options
+synchronous=full`` adds that query to the SQLite file's URL (every commit synced).
 
 With ``--points`` a chunk is ``--chunk`` reports (5,000 by default) in batches of 1,000,
 decided as ``bench_points.py`` decides them: each checkout's own ``bench_points`` sets up
@@ -25,7 +27,8 @@ each batch is signed by the operator and sent to the checkout's own in-process s
 
 Run: ``git worktree add /tmp/before 9cb7ee5``, then
 ``python benchmarks/bench_interleaved.py --before /tmp/before [--chunks 15] [--chunk N]
-[--http] [--postgres [URL]] [--points]``. The last line is JSON.
+[--http] [--postgres [URL]] [--points] [--clients N] [--sqlite-options Q]``. The last
+line is JSON.
 """
 
 from __future__ import annotations
@@ -99,11 +102,16 @@ Runner = Callable[[], float]
 
 
 def _issuances(
-    tree: Path, db_url: str, folder: Path, stack: ExitStack, chunks: int, chunk: int, http: bool
+    tree: Path,
+    db_url: str,
+    folder: Path,
+    stack: ExitStack,
+    options: argparse.Namespace,
 ) -> tuple[Runner, Runner, Callable[[], str]]:
     """Issuance chunks: the checkout's platform, its cards, and (over HTTP) its server."""
     import bench_mykey
 
+    chunks, chunk, http, clients = options.chunks, options.chunk, options.http, options.clients
     from_tree = _platform_module(tree)
     jlis = importlib.import_module(from_tree.__name__.rsplit(".", 1)[0] + ".jlis")
     platform = from_tree.build_platform(db_url, folder)
@@ -117,12 +125,20 @@ def _issuances(
         platform.mykey.issue(*proof)
     inproc = iter(proofs[WARM_UP + i * chunk : WARM_UP + (i + 1) * chunk] for i in range(chunks))
 
+    def issue(proofs: list[Any]) -> None:
+        for proof in proofs:
+            platform.mykey.issue(*proof)
+
     def in_process() -> float:
         share = next(inproc)
         start = time.perf_counter()
-        for proof in share:
-            platform.mykey.issue(*proof)
+        if clients == 1:
+            issue(share)
+        else:
+            list(threads.map(issue, [share[i::clients] for i in range(clients)]))
         return len(share) / (time.perf_counter() - start)
+
+    threads = stack.enter_context(ThreadPoolExecutor(clients))
 
     def over_http() -> float:
         return _send_all(port, next(http_chunks))
@@ -224,6 +240,8 @@ def worker(tree: Path, options: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         db_url = f"sqlite:///{tmp}/bench.db"
+        if options.sqlite_options:
+            db_url += f"?{options.sqlite_options}"
         if options.postgres is not None:
             schema_url = stack.enter_context(scratch_schema(options.postgres))
             if schema_url is None:
@@ -233,9 +251,7 @@ def worker(tree: Path, options: argparse.Namespace) -> None:
         if options.points:
             ways = _reports(db_url, folder, stack, options.chunks, options.chunk, options.http)
         else:
-            ways = _issuances(
-                tree, db_url, folder, stack, options.chunks, options.chunk, options.http
-            )
+            ways = _issuances(tree, db_url, folder, stack, options)
         in_process, over_http, check = ways
         # The run's prepared cards or reports, and everything set up, out of the cyclic
         # collector's way: its full passes walked them, ~100 ms every ~10 report batches,
@@ -267,6 +283,9 @@ class _Worker:
             argv.append("--points")
         if options.postgres is not None:
             argv += ["--postgres", options.postgres]
+        argv += ["--clients", str(options.clients)]
+        if options.sqlite_options:
+            argv += ["--sqlite-options", options.sqlite_options]
         env = {**os.environ, "PYTHONPATH": str(tree)}
         self.process = subprocess.Popen(
             argv, cwd=tree / "benchmarks", env=env, text=True,
@@ -314,6 +333,10 @@ def main() -> None:
         help=f"point reports (batches of {REPORT_BATCH:,}) instead of issuances",
     )  # fmt: skip
     parser.add_argument("--http", action="store_true", help="over HTTP as well")
+    parser.add_argument("--clients", type=int, default=1, help="threads issuing at once in process")
+    parser.add_argument(
+        "--sqlite-options", default="", help="query for the SQLite URL, e.g. synchronous=full"
+    )
     parser.add_argument(
         "--postgres", nargs="?", const=POSTGRES, metavar="URL",
         help=f"on PostgreSQL instead of SQLite (default URL: {POSTGRES})",
@@ -322,8 +345,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.chunk is None:
         args.chunk = 5 * REPORT_BATCH if args.points else 300
-    if args.chunks < 1 or args.chunk < 1:
-        parser.error("--chunks and --chunk: give positive numbers")
+    if args.chunks < 1 or args.chunk < 1 or args.clients < 1:
+        parser.error("--chunks, --chunk and --clients: give positive numbers")
     if args.points and args.chunk % REPORT_BATCH:
         parser.error(f"--chunk: with --points, a multiple of {REPORT_BATCH:,} reports")
     if args.worker is not None:
@@ -353,6 +376,7 @@ def main() -> None:
     what = "reports" if args.points else "issuances"
     figures: dict[str, Any] = {
         "what": what, "store": store, "chunks": args.chunks, "chunk": args.chunk,
+        "inproc_clients": args.clients, "sqlite_options": args.sqlite_options,
     }  # fmt: skip
     for way, sides in rates.items():
         ratios = sorted(a / b for a, b in zip(sides["after"], sides["before"], strict=True))
