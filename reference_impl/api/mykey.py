@@ -13,14 +13,17 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel, Field
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mynahil.reference_impl.mykey import LoginResult, MyKeyError, MyKeyService, Purpose
 
 from .calls import run_call
+from .fast import FastRoute
 from .inputs import Body, bearer_token
 from .problems import PROBLEM_RESPONSES
 
-__all__ = ["router"]
+__all__ = ["fast_routes", "router"]
 
 router = APIRouter(prefix="/v1/mykey", tags=["MyKey"], responses=PROBLEM_RESPONSES)
 
@@ -127,16 +130,23 @@ def _session(result: LoginResult) -> SessionResponse:
 # The holders' hot endpoints are coroutines that place the service call themselves
 # (:mod:`.calls`: on the event loop where the store has one writer and it is free, else in a
 # worker thread): FastAPI runs a plain ``def`` endpoint in a thread and then validates its
-# answer in a thread again, two hand-offs a request where one or none does.
+# answer in a thread again, two hand-offs a request where one or none does. The challenge and
+# the issuance are served by ``serve_…`` functions, which :func:`fast_routes` also serve
+# without FastAPI's per-request machinery when the body is valid (:mod:`.fast`).
 
 
 @router.post("/challenges", status_code=status.HTTP_201_CREATED)
-async def new_challenge(
-    body: ChallengeRequest, svc: Service, request: Request
-) -> ChallengeResponse:
+async def new_challenge(body: ChallengeRequest, request: Request) -> ChallengeResponse:
     """A single-use challenge for the card to sign."""
+    return (await serve_challenge(request, body))[1]
+
+
+async def serve_challenge(
+    request: Request, body: ChallengeRequest
+) -> tuple[int, ChallengeResponse]:
+    svc: MyKeyService = request.app.state.mykey
     c = await run_call(request, partial(svc.new_challenge, body.purpose))
-    return ChallengeResponse(
+    return status.HTTP_201_CREATED, ChallengeResponse(
         challenge_id=c.challenge_id,
         nonce=base64.b64encode(c.nonce).decode(),
         expires_at=c.expires_at,
@@ -144,14 +154,26 @@ async def new_challenge(
 
 
 @router.post("/ids", status_code=status.HTTP_201_CREATED)
-async def issue(
-    body: IssueRequest, svc: Service, request: Request, response: Response
-) -> IssueResponse:
+async def issue(body: IssueRequest, request: Request, response: Response) -> IssueResponse:
     """Reservation: a MyKey ID bound to the card's certificate (the existing one if any)."""
+    response.status_code, answer = await serve_issue(request, body)
+    return answer
+
+
+async def serve_issue(request: Request, body: IssueRequest) -> tuple[int, IssueResponse]:
+    svc: MyKeyService = request.app.state.mykey
     result = await run_call(request, partial(svc.issue, *_proof(body), chosen_id=body.chosen_id))
-    if not result.created:
-        response.status_code = status.HTTP_200_OK
-    return IssueResponse(mykey_id=result.mykey_id, created=result.created)
+    created = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return created, IssueResponse(mykey_id=result.mykey_id, created=result.created)
+
+
+def fast_routes(app_router: ASGIApp) -> list[Route]:
+    """The holders' hottest POSTs as :mod:`.fast` serves them, to go before ``app_router``'s
+    other routes."""
+    return [
+        FastRoute("/v1/mykey/challenges", ChallengeRequest, serve_challenge, app_router),
+        FastRoute("/v1/mykey/ids", IssueRequest, serve_issue, app_router),
+    ]
 
 
 @router.post("/sessions/card", status_code=status.HTTP_201_CREATED)

@@ -1,0 +1,156 @@
+"""The fast routes (api/fast.py) answer exactly as the FastAPI routes they stand before: the
+same app built without them is the reference, for valid requests and for anything else."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.routing import Route
+
+from mynahil.reference_impl.api import create_app
+from mynahil.reference_impl.api.calls import ServiceCalls
+from mynahil.reference_impl.api.fast import FastPost, FastRoute
+from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.platform import ReferencePlatform, build_platform
+from mynahil.reference_impl.points.signing import public_key_bytes
+from tests.support import PASSWORD, PIN
+
+ISSUE, CHALLENGES = "/v1/mykey/ids", "/v1/mykey/challenges"
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[ReferencePlatform]:
+    built = build_platform(f"sqlite:///{tmp_path / 'p.db'}", tmp_path / "jlis")
+    yield built
+    built.close()
+
+
+def without_fast_routes(platform: ReferencePlatform) -> FastAPI:
+    """The platform's app as ``build_platform`` makes it, but with FastAPI's routes alone."""
+    store = platform.store
+    return create_app(
+        platform.mykey, platform.jlis, platform.points, public_key_bytes(platform.signer.key),
+        ready=store.ping, staff=platform.staff, registry_books=platform.registries,
+        service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
+        fast_routes=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def clients(platform: ReferencePlatform) -> Iterator[tuple[TestClient, TestClient]]:
+    with TestClient(platform.app) as fast, TestClient(without_fast_routes(platform)) as slow:
+        yield fast, slow
+
+
+def fast_post(app: FastAPI, path: str) -> FastPost[Any]:
+    route = next(r for r in app.router.routes if isinstance(r, FastRoute) and r.path == path)
+    assert isinstance(route, Route)
+    endpoint = route.endpoint
+    assert isinstance(endpoint, FastPost)
+    return endpoint
+
+
+def reserve(http: TestClient, platform: ReferencePlatform, seed: int, key_pool: KeyPool) -> Any:
+    card = lifecycle.issue(
+        platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(seed)),
+        pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
+    )  # fmt: skip
+    return card
+
+
+def issuance(http: TestClient, card: Any) -> Any:
+    challenge = http.post(CHALLENGES, json={"purpose": "issue"})
+    assert challenge.status_code == 201, challenge.text
+    nonce = base64.b64decode(challenge.json()["nonce"])
+    signature = card.auth.private_key.sign(nonce, padding.PKCS1v15(), hashes.SHA256())
+    return http.post(
+        ISSUE,
+        json={
+            "challenge_id": challenge.json()["challenge_id"],
+            "certificate": base64.b64encode(card.auth.certificate).decode(),
+            "signature": base64.b64encode(signature).decode(),
+        },
+    )
+
+
+def test_valid_requests_take_the_fast_route_and_are_answered_alike(
+    platform: ReferencePlatform, clients: tuple[TestClient, TestClient], key_pool: KeyPool
+) -> None:
+    fast, slow = clients
+    served: list[str] = []
+    for path in (ISSUE, CHALLENGES):
+        route = fast_post(platform.app, path)
+        serve = route.serve
+
+        async def counted(request: Any, body: Any, serve: Any = serve, path: str = path) -> Any:
+            served.append(path)
+            return await serve(request, body)
+
+        route.serve = counted
+    first, second = (reserve(fast, platform, seed, key_pool) for seed in (1, 2))
+    new_fast, new_slow = issuance(fast, first), issuance(slow, second)
+    assert served == [CHALLENGES, ISSUE]  # the slow app's routes are FastAPI's alone
+    again_slow, again_fast = issuance(slow, first), issuance(fast, second)
+    for new, again in ((new_fast, again_slow), (new_slow, again_fast)):
+        assert new.status_code == 201 and again.status_code == 200
+        assert new.headers["content-type"] == again.headers["content-type"]
+        assert new.json() == {"mykey_id": new.json()["mykey_id"], "created": True}
+        assert again.json() == {"mykey_id": new.json()["mykey_id"], "created": False}
+    # The same bytes for the same answer: a re-issuance answered by each app.
+    assert issuance(fast, first).content == issuance(slow, first).content
+
+
+_VALUES = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["issue", "login", "AA==", "not base64!", "a\x00b"]),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
+_BODIES = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["challenge_id", "certificate", "signature", "chosen_id", "purpose", "x"]),
+        _VALUES,
+        max_size=5,
+    ).map(lambda d: json.dumps(d).encode()),
+    st.binary(max_size=40),
+    st.sampled_from([b"", b"{", b"[]", b"null", b'{"purpose": "issue"} trailing']),
+)
+_CONTENT_TYPES = st.sampled_from(
+    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "text/plain", None]
+)
+
+
+def test_anything_else_is_answered_as_the_fastapi_route_answers_it(
+    clients: tuple[TestClient, TestClient],
+) -> None:
+    fast, slow = clients
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(path=st.sampled_from([ISSUE, CHALLENGES]), body=_BODIES, content_type=_CONTENT_TYPES)
+    def check(path: str, body: bytes, content_type: str | None) -> None:
+        headers = {"content-type": content_type} if content_type else {}
+        answers = [c.post(path, content=body, headers=headers) for c in (fast, slow)]
+        (a, b) = answers
+        assert a.status_code == b.status_code, (a.text, b.text)
+        assert a.headers["content-type"] == b.headers["content-type"]
+        if a.status_code == 201:  # a challenge was made by each: its own ID and nonce
+            assert a.json().keys() == b.json().keys()
+        else:
+            assert a.json() == b.json()
+
+    check()
