@@ -69,6 +69,7 @@ was copied ten times: ~1.07-1.19x the issuance rate in alternating runs. The com
 copies back pauses about as long as with 1,000 (its fsyncs dominate), ten times less often."""
 
 SQLITE_BEGIN: Final = "mynahil_sqlite_begin"  # execution option: IMMEDIATE (default) or DEFERRED
+_NOT_WAITING: Final = "mynahil_busy_timeout_zero"  # pool record info: begin_sqlite_now's timeout
 _MIGRATION_LOCK: Final = 0x6D796E61  # pg_advisory_xact_lock key ("myna")
 _UNIQUE_SQLITE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 _UNIQUE_SQLSTATE: Final = "23505"
@@ -169,28 +170,38 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, synchronous: str) -> 
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
         # Straight to sqlite3: this runs for every transaction, and SQLAlchemy's execution
         # path cost more than SQLite's BEGIN. Begun already: by begin_sqlite_now.
         driver: sqlite3.Connection = conn.connection.driver_connection  # type: ignore[assignment]
-        if not driver.in_transaction:
-            driver.execute("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+        if driver.in_transaction:
+            return
+        info = conn.connection.info
+        if info.get(_NOT_WAITING):  # begin_sqlite_now left it at 0: this one waits again
+            driver.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            info[_NOT_WAITING] = False
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        driver.execute("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
 
-def begin_sqlite_now(connection: Connection, busy_timeout: float) -> None:
+def begin_sqlite_now(connection: Connection) -> None:
     """BEGIN IMMEDIATE on SQLite without waiting for another process's writer: raises
     :class:`WriterBusy` if one holds the write lock. ``connection.begin()`` then finds the
-    transaction begun."""
+    transaction begun.
+
+    The connection's busy timeout stays 0 until a transaction that waits begins on it
+    (``_begin`` sets it back): on the server's event loop one such transaction follows
+    another, and the two PRAGMAs around each cost about half as much as its BEGIN."""
     driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
-    driver.execute("PRAGMA busy_timeout=0")
+    info = connection.connection.info
+    if not info.get(_NOT_WAITING):
+        driver.execute("PRAGMA busy_timeout=0")
+        info[_NOT_WAITING] = True
     try:
         driver.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
             raise WriterBusy("another process holds the write lock") from None
         raise
-    finally:
-        driver.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
 
 
 def alembic_config(

@@ -274,7 +274,7 @@ class SqlStore:
             self._kept_connection() as connection,
         ):
             if not wait:
-                begin_sqlite_now(connection, self._busy_timeout)
+                begin_sqlite_now(connection)
             with connection.begin(), self._lent(connection):
                 uow = _SqlUnitOfWork(connection)
                 yield uow
@@ -335,7 +335,7 @@ class SqlStore:
         connection = self._take_connection()
         try:
             if not wait:
-                begin_sqlite_now(connection, self._busy_timeout)
+                begin_sqlite_now(connection)
             return _CommitGroup(connection, connection.begin())
         except BaseException:
             self._keep(connection)

@@ -164,3 +164,31 @@ def test_an_unknown_synchronous_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"synchronous='sometimes'.*normal, full, extra"):
         SqlStore.open(f"sqlite:///{tmp_path / 'p.db'}?synchronous=sometimes")
     assert not (tmp_path / "p.db").exists()
+
+
+def test_transactions_that_must_not_wait_set_the_busy_timeout_once_in_a_row(
+    tmp_path: Path,
+) -> None:
+    """On the server's event loop one not-waiting transaction follows another: the
+    connection's busy timeout is set to 0 once, not around each (the two PRAGMAs cost half a
+    BEGIN), and set back by the first transaction that waits."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'p.db'}")
+    sent: list[str] = []
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(sent.append)
+
+    store.dispose()
+    try:
+        for name in ("a", "b", "c"):
+            with store.not_waiting(), store.transaction() as uow:
+                uow.add_challenge(_challenge(name))
+        with store.transaction() as uow:
+            uow.add_challenge(_challenge("d"))
+        pragmas = [s for s in sent if s.startswith("PRAGMA busy_timeout")]
+        # (The connection's own, when it opened, came before the trace.)
+        assert pragmas == ["PRAGMA busy_timeout=0", "PRAGMA busy_timeout=10000"], pragmas
+        assert all(_stored(store, name) for name in "abcd")
+    finally:
+        store.dispose()
