@@ -130,9 +130,9 @@ def _session(result: LoginResult) -> SessionResponse:
 # The holders' hot endpoints are coroutines that place the service call themselves
 # (:mod:`.calls`: on the event loop where the store has one writer and it is free, else in a
 # worker thread): FastAPI runs a plain ``def`` endpoint in a thread and then validates its
-# answer in a thread again, two hand-offs a request where one or none does. The challenge and
-# the issuance are served by ``serve_…`` functions, which :func:`fast_routes` also serve
-# without FastAPI's per-request machinery when the body is valid (:mod:`.fast`).
+# answer in a thread again, two hand-offs a request where one or none does. The challenge, the
+# issuance and the card log-in are served by ``serve_…`` functions, which :func:`fast_routes`
+# also serve without FastAPI's per-request machinery when the body is valid (:mod:`.fast`).
 
 
 @router.post("/challenges", status_code=status.HTTP_201_CREATED)
@@ -167,18 +167,15 @@ async def serve_issue(request: Request, body: IssueRequest) -> tuple[int, IssueR
     return created, IssueResponse(mykey_id=result.mykey_id, created=result.created)
 
 
-def fast_routes(app_router: ASGIApp) -> list[Route]:
-    """The holders' hottest POSTs as :mod:`.fast` serves them, to go before ``app_router``'s
-    other routes."""
-    return [
-        FastRoute("/v1/mykey/challenges", ChallengeRequest, serve_challenge, app_router),
-        FastRoute("/v1/mykey/ids", IssueRequest, serve_issue, app_router),
-    ]
-
-
 @router.post("/sessions/card", status_code=status.HTTP_201_CREATED)
-async def login_card(body: CardProof, svc: Service, request: Request) -> SessionResponse:
-    return _session(await run_call(request, partial(svc.login_with_card, *_proof(body))))
+async def login_card(body: CardProof, request: Request) -> SessionResponse:
+    return (await serve_card_login(request, body))[1]
+
+
+async def serve_card_login(request: Request, body: CardProof) -> tuple[int, SessionResponse]:
+    svc: MyKeyService = request.app.state.mykey
+    login = await run_call(request, partial(svc.login_with_card, *_proof(body)))
+    return status.HTTP_201_CREATED, _session(login)
 
 
 # Password checks (scrypt: ~16 MiB and tens of ms of CPU each) run at most this many at once,
@@ -232,3 +229,13 @@ def change_id(body: ChangeId, token: Token, svc: Service) -> MyKeyIdResponse:
 def revoke(token: Token, svc: Service) -> None:
     """Revoke the MyKey ID for good (card login only)."""
     svc.revoke(token)
+
+
+def fast_routes(app_router: ASGIApp) -> list[Route]:
+    """The holders' hottest POSTs as :mod:`.fast` serves them, to go before ``app_router``'s
+    other routes."""
+    return [
+        FastRoute("/v1/mykey/challenges", ChallengeRequest, serve_challenge, app_router),
+        FastRoute("/v1/mykey/ids", IssueRequest, serve_issue, app_router),
+        FastRoute("/v1/mykey/sessions/card", CardProof, serve_card_login, app_router),
+    ]

@@ -28,7 +28,7 @@ from mynahil.reference_impl.platform import ReferencePlatform, build_platform
 from mynahil.reference_impl.points.signing import public_key_bytes
 from tests.support import PASSWORD, PIN
 
-ISSUE, CHALLENGES = "/v1/mykey/ids", "/v1/mykey/challenges"
+ISSUE, CHALLENGES, LOGIN = "/v1/mykey/ids", "/v1/mykey/challenges", "/v1/mykey/sessions/card"
 
 
 @pytest.fixture
@@ -63,21 +63,20 @@ def fast_post(app: FastAPI, path: str) -> FastPost[Any]:
     return endpoint
 
 
-def reserve(http: TestClient, platform: ReferencePlatform, seed: int, key_pool: KeyPool) -> Any:
-    card = lifecycle.issue(
+def new_card(platform: ReferencePlatform, seed: int, key_pool: KeyPool) -> Any:
+    return lifecycle.issue(
         platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(seed)),
         pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
     )  # fmt: skip
-    return card
 
 
-def issuance(http: TestClient, card: Any) -> Any:
-    challenge = http.post(CHALLENGES, json={"purpose": "issue"})
+def issuance(http: TestClient, card: Any, purpose: str = "issue", path: str = ISSUE) -> Any:
+    challenge = http.post(CHALLENGES, json={"purpose": purpose})
     assert challenge.status_code == 201, challenge.text
     nonce = base64.b64decode(challenge.json()["nonce"])
     signature = card.auth.private_key.sign(nonce, padding.PKCS1v15(), hashes.SHA256())
     return http.post(
-        ISSUE,
+        path,
         json={
             "challenge_id": challenge.json()["challenge_id"],
             "certificate": base64.b64encode(card.auth.certificate).decode(),
@@ -91,7 +90,7 @@ def test_valid_requests_take_the_fast_route_and_are_answered_alike(
 ) -> None:
     fast, slow = clients
     served: list[str] = []
-    for path in (ISSUE, CHALLENGES):
+    for path in (ISSUE, CHALLENGES, LOGIN):
         route = fast_post(platform.app, path)
         serve = route.serve
 
@@ -100,17 +99,25 @@ def test_valid_requests_take_the_fast_route_and_are_answered_alike(
             return await serve(request, body)
 
         route.serve = counted
-    first, second = (reserve(fast, platform, seed, key_pool) for seed in (1, 2))
+    first, second = (new_card(platform, seed, key_pool) for seed in (1, 2))
     new_fast, new_slow = issuance(fast, first), issuance(slow, second)
     assert served == [CHALLENGES, ISSUE]  # the slow app's routes are FastAPI's alone
     again_slow, again_fast = issuance(slow, first), issuance(fast, second)
     for new, again in ((new_fast, again_slow), (new_slow, again_fast)):
-        assert new.status_code == 201 and again.status_code == 200
+        assert (new.status_code, again.status_code) == (201, 200)
         assert new.headers["content-type"] == again.headers["content-type"]
         assert new.json() == {"mykey_id": new.json()["mykey_id"], "created": True}
         assert again.json() == {"mykey_id": new.json()["mykey_id"], "created": False}
     # The same bytes for the same answer: a re-issuance answered by each app.
     assert issuance(fast, first).content == issuance(slow, first).content
+    served.clear()
+    logins = [issuance(c, first, "login", LOGIN) for c in (fast, slow)]
+    assert served == [CHALLENGES, LOGIN]
+    assert [r.status_code for r in logins] == [201, 201]
+    assert logins[0].json().keys() == logins[1].json().keys()
+    assert (
+        logins[0].json()["mykey_id"] == logins[1].json()["mykey_id"] == new_fast.json()["mykey_id"]
+    )
 
 
 _VALUES = st.one_of(
@@ -140,8 +147,10 @@ def test_anything_else_is_answered_as_the_fastapi_route_answers_it(
 ) -> None:
     fast, slow = clients
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(path=st.sampled_from([ISSUE, CHALLENGES]), body=_BODIES, content_type=_CONTENT_TYPES)
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        path=st.sampled_from([ISSUE, CHALLENGES, LOGIN]), body=_BODIES, content_type=_CONTENT_TYPES
+    )
     def check(path: str, body: bytes, content_type: str | None) -> None:
         headers = {"content-type": content_type} if content_type else {}
         answers = [c.post(path, content=body, headers=headers) for c in (fast, slow)]
