@@ -100,12 +100,18 @@ def queue_behind(store: SqlStore, first: Unit, others: list[Unit]) -> list[Futur
     return futures
 
 
-def test_units_that_queue_for_the_writer_share_one_commit(store: SqlStore, path: Path) -> None:
+def run_queued(store: SqlStore, path: Path, count: int) -> tuple[int, list[Unit]]:
+    """``count`` units, all but the first queued behind it: the commits they took, and them."""
     commits = count_commits(store)
-    units = [Unit(store, path, f"u{n}") for n in range(4)]
+    units = [Unit(store, path, f"u{n}") for n in range(count)]
     for future in queue_behind(store, units[0], units[1:]):
         future.result()
-    assert len(commits) == 1
+    return len(commits), units
+
+
+def test_units_that_queue_for_the_writer_share_one_commit(store: SqlStore, path: Path) -> None:
+    commits, units = run_queued(store, path, 4)
+    assert commits == 1
     # None returned before its writes were committed, though three waited for a fourth.
     assert [u.committed_on_return for u in units] == [True] * 4
     assert store.verify_audit()[1] is None
@@ -209,11 +215,8 @@ def test_without_a_sync_at_each_commit_every_unit_commits_alone(path: Path) -> N
     keep units waiting (see ``sql._syncs_each_commit``)."""
     store = SqlStore.open(f"sqlite:///{path}")
     try:
-        commits = count_commits(store)
-        units = [Unit(store, path, f"u{n}") for n in range(3)]
-        for future in queue_behind(store, units[0], units[1:]):
-            future.result()
-        assert len(commits) == 3
+        commits, units = run_queued(store, path, 3)
+        assert commits == 3
         assert [u.committed_on_return for u in units] == [True] * 3
     finally:
         store.dispose()
