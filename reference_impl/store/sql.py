@@ -316,7 +316,6 @@ class SqlStore:
                 except BaseException:
                     _IN_UNIT.reset(inside)
                     if savepoint is None:  # alone in the transaction: all of it goes
-                        self._group = None
                         self._end_group(group)
                     else:
                         self._leave(group, savepoint)
@@ -345,7 +344,6 @@ class SqlStore:
         try:
             return _Savepoint(group.connection)
         except BaseException:  # the connection broke: the group's work is lost
-            self._group = None
             self._end_group(group)
             raise
 
@@ -354,7 +352,6 @@ class SqlStore:
         try:
             savepoint.rollback()
         except BaseException:
-            self._group = None
             self._end_group(group)
             raise
 
@@ -366,16 +363,16 @@ class SqlStore:
             if member is not None:
                 group.members.append(member)
             return member
-        self._group = None
         error = self._end_group(group, commit=True)
         if error is not None:
             raise error
         return None
 
     def _end_group(self, group: _CommitGroup, *, commit: bool = False) -> BaseException | None:
-        """Commit (or roll back) the group's transaction, keep its connection, and tell the
-        units waiting in it; what the commit raised, if it failed (they are told it too, and
-        that a roll-back undid their writes)."""
+        """With the writer held: close the open group, commit (or roll back) its transaction,
+        keep its connection, and tell the units waiting in it; what the commit raised, if it
+        failed (they are told it too, and that a roll-back undid their writes)."""
+        self._group = None
         error: BaseException | None = None
         try:
             with unavailable_as_such():
@@ -406,7 +403,6 @@ class SqlStore:
             if lock.acquire(timeout=ORPHAN_CHECK):
                 try:
                     if self._group is group:
-                        self._group = None
                         self._end_group(group, commit=True)
                 finally:
                     lock.release()
