@@ -30,22 +30,10 @@ from typing import Any
 from bench_mykey import card_proofs, make_cards
 from starlette.types import ASGIApp, Message
 
-from mynahil.reference_impl.api import create_app
-from mynahil.reference_impl.api.calls import ServiceCalls
 from mynahil.reference_impl.jlis import KeyPool
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform
-from mynahil.reference_impl.points.signing import public_key_bytes
 
 WAYS = ("direct", "fast_routes", "fastapi_routes")
-
-
-def _without_fast_routes(platform: ReferencePlatform) -> ASGIApp:
-    store = platform.store
-    return create_app(
-        platform.mykey, platform.jlis, platform.points, public_key_bytes(platform.signer.key),
-        ready=store.ping, staff=platform.staff, registry_books=platform.registries,
-        service_calls=ServiceCalls(store.not_waiting), fast_routes=False,
-    )  # fmt: skip
 
 
 async def _post(app: ASGIApp, body: bytes) -> None:
@@ -102,7 +90,7 @@ async def measure(chunks: int, chunk: int) -> dict[str, Any]:
 async def _measure(platform: ReferencePlatform, chunks: int, chunk: int) -> dict[str, Any]:
     apps: dict[str, ASGIApp] = {
         "fast_routes": platform.app,
-        "fastapi_routes": _without_fast_routes(platform),
+        "fastapi_routes": platform.new_app(fast_routes=False),
     }
     warm = 50
     cards = make_cards(platform, 3 * (warm + chunks * chunk), KeyPool.generate(64, seed=5))

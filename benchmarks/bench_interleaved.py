@@ -125,6 +125,8 @@ def _issuances(
         platform.mykey.issue(*proof)
     inproc = iter(proofs[WARM_UP + i * chunk : WARM_UP + (i + 1) * chunk] for i in range(chunks))
 
+    threads = stack.enter_context(ThreadPoolExecutor(clients))
+
     def issue(proofs: list[Any]) -> None:
         for proof in proofs:
             platform.mykey.issue(*proof)
@@ -137,8 +139,6 @@ def _issuances(
         else:
             list(threads.map(issue, [share[i::clients] for i in range(clients)]))
         return len(share) / (time.perf_counter() - start)
-
-    threads = stack.enter_context(ThreadPoolExecutor(clients))
 
     def over_http() -> float:
         return _send_all(port, next(http_chunks))

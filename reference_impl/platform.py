@@ -77,10 +77,24 @@ class ReferencePlatform:
     mykey: MyKeyService
     points: PointsService
     signer: Signer  # the platform's own key: signs its calls to operators
-    app: FastAPI
+    app: FastAPI = field(init=False)
     staff: StaffDirectory
     # The emulated registries beside J-LIS (health-insurance use, public-fund account).
     registries: dict[RegistryKind, RegistrationBook] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.app = self.new_app()
+
+    def new_app(self, *, fast_routes: bool = True) -> FastAPI:
+        """An HTTP app over this platform's services, as :attr:`app` is; ``fast_routes=False``
+        leaves the holders' hot POSTs to FastAPI's routes alone (:mod:`.api.fast`)."""
+        store = self.store
+        return create_app(
+            self.mykey, self.jlis, self.points, public_key_bytes(self.signer.key),
+            ready=store.ping, staff=self.staff, registry_books=self.registries,
+            service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
+            fast_routes=fast_routes,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.store.dispose()
@@ -196,12 +210,7 @@ def build_platform(
         anonymous_refusals=_refusal_budget(store, "points"),
     )
     staff = StaffDirectory(store, clock=mykey.clock)
-    app = create_app(
-        mykey, jlis, points, public_key_bytes(signer.key), ready=store.ping, staff=staff,
-        registry_books=books,
-        service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
-    )  # fmt: skip
-    return ReferencePlatform(store, jlis, mykey, points, signer, app, staff, books)
+    return ReferencePlatform(store, jlis, mykey, points, signer, staff, books)
 
 
 def remote_registries(

@@ -1,16 +1,16 @@
 """The fast routes (api/fast.py) answer exactly as the FastAPI routes they stand before: the
-same app built without them is the reference, for valid requests and for anything else."""
+same platform's app built without them (``new_app(fast_routes=False)``) is the reference, for
+valid requests and for anything else."""
 
 from __future__ import annotations
 
 import base64
 import json
-import random
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -20,13 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from mynahil.reference_impl.api import create_app
-from mynahil.reference_impl.api.calls import ServiceCalls
+from mynahil.card_emulator import CardState
 from mynahil.reference_impl.api.fast import FastPost, FastRoute
-from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
+from mynahil.reference_impl.jlis import KeyPool
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform
-from mynahil.reference_impl.points.signing import public_key_bytes
-from tests.support import PASSWORD, PIN
+from tests.reference_impl.api.test_http import new_card
 
 ISSUE, CHALLENGES, LOGIN = "/v1/mykey/ids", "/v1/mykey/challenges", "/v1/mykey/sessions/card"
 
@@ -38,20 +36,9 @@ def platform(tmp_path: Path) -> Iterator[ReferencePlatform]:
     built.close()
 
 
-def without_fast_routes(platform: ReferencePlatform) -> FastAPI:
-    """The platform's app as ``build_platform`` makes it, but with FastAPI's routes alone."""
-    store = platform.store
-    return create_app(
-        platform.mykey, platform.jlis, platform.points, public_key_bytes(platform.signer.key),
-        ready=store.ping, staff=platform.staff, registry_books=platform.registries,
-        service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
-        fast_routes=False,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def clients(platform: ReferencePlatform) -> Iterator[tuple[TestClient, TestClient]]:
-    with TestClient(platform.app) as fast, TestClient(without_fast_routes(platform)) as slow:
+    with TestClient(platform.app) as fast, TestClient(platform.new_app(fast_routes=False)) as slow:
         yield fast, slow
 
 
@@ -63,19 +50,15 @@ def fast_post(app: FastAPI, path: str) -> FastPost[Any]:
     return endpoint
 
 
-def new_card(platform: ReferencePlatform, seed: int, key_pool: KeyPool) -> Any:
-    return lifecycle.issue(
-        platform.jlis.ca, platform.jlis.registry, random_holder(random.Random(seed)),
-        pin=PIN, password=PASSWORD, issued_on=date.today(), keys=key_pool,
-    )  # fmt: skip
-
-
-def issuance(http: TestClient, card: Any, purpose: str = "issue", path: str = ISSUE) -> Any:
+def issuance(
+    http: TestClient, card: CardState, purpose: str = "issue", path: str = ISSUE
+) -> httpx.Response:
+    assert card.auth is not None
     challenge = http.post(CHALLENGES, json={"purpose": purpose})
     assert challenge.status_code == 201, challenge.text
     nonce = base64.b64decode(challenge.json()["nonce"])
     signature = card.auth.private_key.sign(nonce, padding.PKCS1v15(), hashes.SHA256())
-    return http.post(
+    answer: httpx.Response = http.post(
         path,
         json={
             "challenge_id": challenge.json()["challenge_id"],
@@ -83,6 +66,7 @@ def issuance(http: TestClient, card: Any, purpose: str = "issue", path: str = IS
             "signature": base64.b64encode(signature).decode(),
         },
     )
+    return answer
 
 
 def test_valid_requests_take_the_fast_route_and_are_answered_alike(
@@ -99,7 +83,7 @@ def test_valid_requests_take_the_fast_route_and_are_answered_alike(
             return await serve(request, body)
 
         route.serve = counted
-    first, second = (new_card(platform, seed, key_pool) for seed in (1, 2))
+    first, second = (new_card(platform, key_pool, seed) for seed in (1, 2))
     new_fast, new_slow = issuance(fast, first), issuance(slow, second)
     assert served == [CHALLENGES, ISSUE]  # the slow app's routes are FastAPI's alone
     again_slow, again_fast = issuance(slow, first), issuance(fast, second)
