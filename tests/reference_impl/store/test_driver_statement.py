@@ -73,6 +73,27 @@ def test_a_date_reads_the_same_on_the_driver_and_through_sqlalchemy(store: SqlSt
     assert on_driver == dict(through_sqlalchemy) == card
 
 
+def test_rows_keep_their_column_names_from_the_first_run_on(store: SqlStore) -> None:
+    """The names are read off the cursor once per statement: a first run that finds no row,
+    a later one that finds some, and a write that returns no rows at all each answer right."""
+    labelled = DriverStatement(
+        select(challenges.c.challenge_id.label("cid"), challenges.c.purpose).where(
+            challenges.c.challenge_id == bindparam("cid")
+        )
+    )
+    use = DriverStatement(
+        update(challenges).where(challenges.c.challenge_id == bindparam("cid"))
+        .values(used_at=bindparam("now"))
+    )  # fmt: skip
+    with store.engine.begin() as conn:
+        assert labelled.rows(conn, {"cid": "a"}) == []
+        assert use.rows(conn, {"cid": "a", "now": NOW}) == []
+        _ADD_CHALLENGE.run(conn, _challenge("a"))
+        assert labelled.rows(conn, {"cid": "a"}) == [{"cid": "a", "purpose": "issue"}]
+        assert use.rows(conn, {"cid": "a", "now": NOW}) == []
+        assert labelled.one(conn, {"cid": "a"}) == {"cid": "a", "purpose": "issue"}
+
+
 def test_an_in_list_expands_to_any_length(store: SqlStore) -> None:
     with store.engine.begin() as conn:
         _ADD_CHALLENGE.many(conn, [_challenge(str(i)) for i in range(5)])
