@@ -127,6 +127,13 @@ class UnitOfWork(Protocol):
         """Mark used and return it as it was; None if unknown. Used ones come back with used_at."""
         ...
 
+    def consume_challenge_and_look_up(
+        self, challenge_id: str, now: datetime, serial: int
+    ) -> tuple[Challenge | None, MyKeyRecord | None]:
+        """:meth:`consume_challenge` and :meth:`record_by_serial`, together: a store may
+        answer both at once (one round trip where each costs one)."""
+        ...
+
     # MyKey records
     def record_by_serial(self, serial: int) -> MyKeyRecord | None:
         """The record (active or stopped, never revoked) a certificate serial is bound to."""

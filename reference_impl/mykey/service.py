@@ -157,6 +157,24 @@ def _live(record: MyKeyRecord) -> MyKeyRecord:
     return record
 
 
+def _nonce(challenge: Challenge | None, purpose: Purpose, now: datetime) -> bytes:
+    """The nonce of a challenge just taken for ``purpose``, or the refusal that it is not one."""
+    if challenge is None:
+        raise MyKeyError("challenge_unknown", "unknown challenge: ask for a new one")
+    if challenge.used_at is not None:
+        raise MyKeyError("challenge_used", "this challenge was used already: ask for a new one")
+    if challenge.purpose is not purpose:
+        raise MyKeyError(
+            "challenge_foreign",
+            f"this challenge was issued for {challenge.purpose.value}, not {purpose.value}",
+        )
+    if now >= challenge.expires_at:
+        raise MyKeyError(
+            "challenge_expired", "the challenge expired: ask for a new one and sign promptly"
+        )
+    return challenge.nonce
+
+
 def _token_hash(token: str) -> str:
     # UTF-8 with surrogates passed: any string hashes (and then matches no session); the
     # platform's own tokens are ASCII, so their hashes are what they always were.
@@ -207,35 +225,40 @@ class MyKeyService:
             uow.add_challenge(challenge)
         return challenge
 
-    def _take_challenge(
-        self, uow: UnitOfWork, challenge_id: str, purpose: Purpose, now: datetime
-    ) -> bytes:
-        challenge = uow.consume_challenge(challenge_id, now)
-        if challenge is None:
-            raise MyKeyError("challenge_unknown", "unknown challenge: ask for a new one")
-        if challenge.used_at is not None:
-            raise MyKeyError("challenge_used", "this challenge was used already: ask for a new one")
-        if challenge.purpose is not purpose:
-            raise MyKeyError(
-                "challenge_foreign",
-                f"this challenge was issued for {challenge.purpose.value}, not {purpose.value}",
-            )
-        if now >= challenge.expires_at:
-            raise MyKeyError(
-                "challenge_expired", "the challenge expired: ask for a new one and sign promptly"
-            )
-        return challenge.nonce
+    def _proven_card(
+        self,
+        uow: UnitOfWork,
+        challenge_id: str,
+        purpose: Purpose,
+        certificate_der: bytes,
+        signature: bytes,
+        now: datetime,
+    ) -> tuple[x509.Certificate, MyKeyRecord | None]:
+        """A card's answer to a challenge: the challenge taken, the certificate verified, and
+        the record it is bound to (or, through J-LIS's linkage, its predecessor's), if any.
+
+        The binding is looked up with the challenge (one round trip on PostgreSQL), by the
+        serial of the certificate as sent; it is used only once the certificate is verified.
+        A challenge's refusal still comes before the certificate's.
+        """
+        try:
+            parsed = x509.load_der_x509_certificate(certificate_der)
+        except ValueError:
+            _nonce(uow.consume_challenge(challenge_id, now), purpose, now)
+            raise MyKeyError("certificate_invalid", "that is not a DER X.509 certificate") from None
+        challenge, bound = uow.consume_challenge_and_look_up(
+            challenge_id, now, int(parsed.serial_number)
+        )
+        nonce = _nonce(challenge, purpose, now)
+        cert = self._verified_certificate(parsed, nonce, signature, now)
+        return cert, self._record_for_serial(uow, cert, now, bound)
 
     # --- certificates ----------------------------------------------------------------------
 
     def _verified_certificate(
-        self, certificate_der: bytes, nonce: bytes, signature: bytes, now: datetime
+        self, cert: x509.Certificate, nonce: bytes, signature: bytes, now: datetime
     ) -> x509.Certificate:
         """Chain, validity, revocation and possession: the certificate if all hold."""
-        try:
-            cert = x509.load_der_x509_certificate(certificate_der)
-        except ValueError:
-            raise MyKeyError("certificate_invalid", "that is not a DER X.509 certificate") from None
         try:
             cert.verify_directly_issued_by(self._anchor)
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
@@ -273,7 +296,7 @@ class MyKeyService:
         return cert
 
     def _record_for_serial(
-        self, uow: UnitOfWork, cert: x509.Certificate, now: datetime
+        self, uow: UnitOfWork, cert: x509.Certificate, now: datetime, found: MyKeyRecord | None
     ) -> MyKeyRecord | None:
         """The active record for this certificate, following J-LIS's old→new linkage.
 
@@ -283,8 +306,7 @@ class MyKeyService:
         had a valid certificate when a charge was made.
         """
         serial = int(cert.serial_number)
-        found = uow.record_by_serial(serial)
-        if found is not None:
+        if found is not None:  # the record bound to this serial (looked up with the challenge)
             return found
         ancestor: int | None = serial
         for _ in range(self.policy.linkage_depth):
@@ -347,11 +369,11 @@ class MyKeyService:
     ) -> IssueResult:
         """Bind a MyKey ID to the card's certificate; the same card gets its existing ID back."""
         with self._operation("issue") as (uow, now, note):
-            nonce = self._take_challenge(uow, challenge_id, Purpose.ISSUE, now)
-            cert = self._verified_certificate(certificate_der, nonce, signature, now)
+            cert, existing = self._proven_card(
+                uow, challenge_id, Purpose.ISSUE, certificate_der, signature, now
+            )
             serial = int(cert.serial_number)
             note["details"]["serial"] = str(serial)
-            existing = self._record_for_serial(uow, cert, now)
             if existing is not None:
                 note["record_id"] = existing.record_id
                 _live(existing)
@@ -428,10 +450,10 @@ class MyKeyService:
         self, challenge_id: str, certificate_der: bytes, signature: bytes
     ) -> LoginResult:
         with self._operation("login_card") as (uow, now, note):
-            nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
-            cert = self._verified_certificate(certificate_der, nonce, signature, now)
+            cert, record = self._proven_card(
+                uow, challenge_id, Purpose.LOGIN, certificate_der, signature, now
+            )
             note["details"]["serial"] = str(cert.serial_number)
-            record = self._record_for_serial(uow, cert, now)
             if record is None:
                 raise MyKeyError(
                     "mykey_not_found", "this card has no MyKey ID yet: issue one first"
@@ -448,10 +470,10 @@ class MyKeyService:
         now: datetime,
     ) -> CardHolder:
         """A card login inside someone else's operation (the point system's application)."""
-        nonce = self._take_challenge(uow, challenge_id, Purpose.LOGIN, now)
-        cert = self._verified_certificate(certificate_der, nonce, signature, now)
+        cert, record = self._proven_card(
+            uow, challenge_id, Purpose.LOGIN, certificate_der, signature, now
+        )
         serial = int(cert.serial_number)
-        record = self._record_for_serial(uow, cert, now)
         if record is None:
             raise MyKeyError("mykey_not_found", "this card has no MyKey ID yet: issue one first")
         _live(record)

@@ -24,8 +24,10 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -143,7 +145,7 @@ _PERSON_AND_RECORD = DriverStatement(_person_and_record)
 _BIND_UNLESS_RETIRED = DriverStatement(_bind_unless_retired)
 _NEW_PERSON = insert_new(persons, ["person_ref", "created_at"])
 _NEW_BINDING = insert_new(certificate_bindings, _BINDING_COLUMNS)
-_BY_SERIAL = DriverStatement(
+_BOUND_TO_SERIAL = (
     select(mykeys)
     .join(certificate_bindings, certificate_bindings.c.record_id == mykeys.c.record_id)
     .where(
@@ -151,6 +153,30 @@ _BY_SERIAL = DriverStatement(
         mykeys.c.status != MyKeyStatus.REVOKED.value,
     )
 )
+_BY_SERIAL = DriverStatement(_BOUND_TO_SERIAL)
+
+
+def _consume_and_look_up(dialect: str) -> Any:
+    """PostgreSQL: :data:`_CONSUME` and :data:`_BY_SERIAL` in one statement, a round trip
+    fewer for every card proof. One row always: the claimed challenge's columns (``c_…``, all
+    NULL when it was not claimed) beside the bound record's (``r_…``, NULL when none)."""
+    assert dialect == "postgresql", "SQLite runs the two statements (no round trips)"
+    consumed = (
+        update(challenges)
+        .where(challenges.c.challenge_id == bindparam("cid"), challenges.c.used_at.is_(None))
+        .values(used_at=bindparam("now"))
+        .returning(*challenges.c)
+        .cte("consumed")
+    )
+    bound = _BOUND_TO_SERIAL.subquery("bound")
+    one = select(literal(1).label("one")).subquery("one")
+    return select(
+        *(column.label(f"c_{column.name}") for column in consumed.c),
+        *(column.label(f"r_{column.name}") for column in bound.c),
+    ).select_from(one.outerjoin(consumed, true()).outerjoin(bound, true()))
+
+
+_CONSUME_AND_LOOK_UP = DriverStatement(_consume_and_look_up)
 _BY_MYKEY_ID = select(mykeys).where(mykeys.c.mykey_id == bindparam("mid"))
 _BY_RECORD_ID = select(mykeys).where(mykeys.c.record_id == bindparam("rid"))
 # The locking reads: FOR UPDATE on PostgreSQL; SQLite renders none (BEGIN IMMEDIATE locked).
@@ -259,6 +285,29 @@ class MyKeyStatements:
             return challenge_from_row({**claimed, "used_at": None})
         found = _CHALLENGE.one(self._conn, {"cid": challenge_id})
         return challenge_from_row(found) if found is not None else None
+
+    def consume_challenge_and_look_up(
+        self, challenge_id: str, now: datetime, serial: int
+    ) -> tuple[Challenge | None, MyKeyRecord | None]:
+        """:meth:`consume_challenge`, and :meth:`record_by_serial` for ``serial`` read in the
+        same statement on PostgreSQL (the record as it stood when the statement began; a
+        binding committed meanwhile surfaces as :class:`SerialBound` when this one binds)."""
+        if self._conn.dialect.name != "postgresql":
+            challenge = self.consume_challenge(challenge_id, now)
+            return challenge, self.record_by_serial(serial)
+        row = _CONSUME_AND_LOOK_UP.one(self._conn, {"cid": challenge_id, "now": now,
+                                                    "serial": str(serial)})  # fmt: skip
+        assert row is not None, "one row always (the outer joins)"
+        record = (
+            record_from_row({name[2:]: value for name, value in row.items() if name[:2] == "r_"})
+            if row["r_record_id"] is not None
+            else None
+        )
+        if row["c_challenge_id"] is not None:
+            claimed = {name[2:]: value for name, value in row.items() if name[:2] == "c_"}
+            return challenge_from_row({**claimed, "used_at": None}), record
+        found = _CHALLENGE.one(self._conn, {"cid": challenge_id})
+        return (challenge_from_row(found) if found is not None else None), record
 
     # MyKey records
 

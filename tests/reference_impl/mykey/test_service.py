@@ -96,6 +96,19 @@ def test_a_refused_attempt_still_consumes_the_challenge(platform: Platform) -> N
 # --- certificates -----------------------------------------------------------------------------
 
 
+def test_a_certificate_that_is_not_der_is_refused_after_the_challenge(platform: Platform) -> None:
+    """The challenge is judged first (its refusal wins), and stays spent when the certificate
+    sent with it is refused."""
+    holder = platform.new_card()
+    challenge, certificate, signature = platform.prove(holder, Purpose.ISSUE)
+    with refused("challenge_unknown"):
+        platform.service.issue("no-such-challenge", b"\x30\x03not DER", signature)
+    with refused("certificate_invalid"):
+        platform.service.issue(challenge.challenge_id, b"\x30\x03not DER", signature)
+    with refused("challenge_used"):
+        platform.service.issue(challenge.challenge_id, certificate, signature)
+
+
 def test_certificate_from_another_ca_is_untrusted(platform: Platform) -> None:
     stranger = platform.foreign_card()
     with refused("certificate_untrusted"):

@@ -250,6 +250,40 @@ def test_revoked_record_is_not_found_by_serial(store: SqlStore) -> None:
         assert uow.record_by_mykey_id("AAAA-BBBB") is not None  # revoked, still its ID
 
 
+@pytest.mark.parametrize("binding", ["bound", "unbound", "revoked"])
+@pytest.mark.parametrize("state", ["fresh", "used", "unknown"])
+def test_consume_and_look_up_answers_as_the_two_calls_do(
+    store: SqlStore, state: str, binding: str
+) -> None:
+    """The challenge as consume_challenge gives it (taken once), beside the record as
+    record_by_serial gives it: one statement on PostgreSQL, two on SQLite."""
+    record = new_record(store)
+    earlier = NOW - timedelta(seconds=5)
+    with store.transaction() as uow:
+        if state != "unknown":
+            uow.add_challenge(challenge())
+        if state == "used":
+            uow.consume_challenge("c1", earlier)
+        if binding != "unbound":
+            uow.bind_serial(record.record_id, SERIAL, NOW)
+        if binding == "revoked":
+            uow.update_record(replace(record, status=MyKeyStatus.REVOKED, revoked_at=NOW))
+    with store.transaction() as uow:
+        taken, found = uow.consume_challenge_and_look_up("c1", NOW, SERIAL)
+        assert found == uow.record_by_serial(SERIAL)
+        again = uow.consume_challenge("c1", NOW)
+    assert found == (record if binding == "bound" else None)
+    if state == "unknown":
+        assert taken is None
+        assert again is None
+        return
+    assert taken is not None
+    assert again is not None
+    assert replace(taken, used_at=None) == challenge()
+    assert taken.used_at == (earlier if state == "used" else None)
+    assert again.used_at == (earlier if state == "used" else NOW)  # taken once, by the first
+
+
 def test_unbind_returns_serials_and_frees_them(store: SqlStore) -> None:
     record = new_record(store)
     other = new_record(store, "CCCC-DDDD")
