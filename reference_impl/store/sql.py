@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
@@ -319,7 +319,10 @@ class SqlStore:
                         self._end_group(group)
                     else:
                         self._leave(group, savepoint)
-                        self._pass_on(group, None, wait)
+                        # Committing the others' work may fail too: they are told so, and
+                        # this unit answers with its own error, not the commit's.
+                        with suppress(Exception):
+                            self._pass_on(group, None, wait)
                     raise
                 _IN_UNIT.reset(inside)
                 if savepoint is not None:

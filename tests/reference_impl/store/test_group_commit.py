@@ -137,7 +137,9 @@ def test_a_unit_that_fails_in_a_group_takes_only_its_own_writes(
     )
 
 
-def test_a_failed_commit_fails_every_unit_it_held(store: SqlStore, path: Path) -> None:
+def disk_full_at_commit(store: SqlStore) -> Callable[[Connection], None]:
+    """Every commit fails as on a full disk (until the listener it returns is removed)."""
+
     @event.listens_for(store.engine, "commit")
     def _disk_full(_connection: Connection) -> None:
         error = sqlite3.OperationalError("database or disk is full")
@@ -145,6 +147,11 @@ def test_a_failed_commit_fails_every_unit_it_held(store: SqlStore, path: Path) -
         error.sqlite_errorname = "SQLITE_FULL"
         raise error
 
+    return _disk_full
+
+
+def test_a_failed_commit_fails_every_unit_it_held(store: SqlStore, path: Path) -> None:
+    _disk_full = disk_full_at_commit(store)
     units = [Unit(store, path, f"u{n}") for n in range(3)]
     futures = queue_behind(store, units[0], units[1:])
     for future in futures:  # nothing acknowledged that was not written
@@ -156,6 +163,24 @@ def test_a_failed_commit_fails_every_unit_it_held(store: SqlStore, path: Path) -
     with store.transaction() as uow:  # the store goes on
         uow.add_challenge(Challenge("after", b"n", Purpose.ISSUE, NOW, NOW + timedelta(1)))
     assert committed(path, "after")
+
+
+def test_a_failing_unit_that_commits_its_group_raises_its_own_error(
+    store: SqlStore, path: Path
+) -> None:
+    """The last unit of a queue fails, and so commits the others' work; when that commit
+    fails too, the others are told so, and the failing unit raises its own error (its
+    caller's exception, not the commit's)."""
+    disk_full_at_commit(store)
+    first, failing = Unit(store, path, "a"), Unit(store, path, "b", fails=True)
+    futures = queue_behind(store, first, [failing])
+    with pytest.raises(ValueError, match="b fails"):
+        futures[1].result()
+    with pytest.raises(StoreUnavailable) as failed:
+        futures[0].result()
+    assert failed.value.kind == "full"
+    assert not committed(path, "a")
+    assert not committed(path, "b")
 
 
 def test_a_unit_whose_queue_mate_gave_up_commits_its_group_itself(
