@@ -17,7 +17,11 @@ run's CPU per issuance it also prints the most the machine's cores could do if t
 this (``postgres_http_2workers_cpu_ceiling_per_s`` and its ratio to one worker). With two
 workers the client connections are spread evenly over them before the run, as a load balancer
 would (the kernel alone often gives one worker three of four); the line says how many were
-re-dialled for it. Each
+re-dialled for it. Since whole runs minutes apart follow the machine's drift more than the
+code, two workers per one is also measured in alternating chunks: a one-worker and a two-worker
+server on the same database at once, chunks of ``--cards``/10 issuances sent to one and then
+the other, the order swapped every pair; the median of the pairs' ratios and its quartiles
+(``postgres_http_2workers_per_1worker_alternating_median``, ``…_quartiles``). Each
 client connection's first issuances (``WARM_UP``) go untimed, so that each worker's warm-up
 is not in the figures.
 
@@ -40,10 +44,13 @@ line is JSON.
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import http.client
 import json
 import random
+import statistics
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -226,6 +233,100 @@ def _machine_busy() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
+def _bodies(proofs: list[Proof]) -> list[bytes]:
+    """Each proof as the issuance request's JSON body."""
+    return [
+        json.dumps(
+            {
+                "challenge_id": c,
+                "certificate": base64.b64encode(cert).decode(),
+                "signature": base64.b64encode(sig).decode(),
+            }
+        ).encode()
+        for c, cert, sig in proofs
+    ]
+
+
+def _send(connection: http.client.HTTPConnection, share: list[bytes]) -> http.client.HTTPConnection:
+    """Issue over one keep-alive connection, one request after another. http.client: a load
+    generator light enough that the server, not the client, sets the pace (httpx cost ~1 ms
+    of client CPU a request)."""
+    for payload in share:
+        connection.request("POST", "/v1/mykey/ids", payload, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 201:
+            raise SystemExit(f"issuance failed: {answer!r}")
+    return connection  # still open: the caller sees which worker holds it
+
+
+def _send_all(
+    pool: ThreadPoolExecutor, connections: list[http.client.HTTPConnection], bodies: list[bytes]
+) -> float:
+    """``bodies`` shared out over the connections, all sending at once: issuances per second."""
+    shares = [bodies[i :: len(connections)] for i in range(len(connections))]
+    start = time.perf_counter()
+    list(pool.map(_send, connections, shares))
+    return len(bodies) / (time.perf_counter() - start)
+
+
+def _connected(
+    url: str, process: subprocess.Popen[bytes], clients: int, workers: int
+) -> list[http.client.HTTPConnection]:
+    """``clients`` keep-alive connections to the server at ``url``, spread evenly over its
+    workers (as in :func:`http_rate`)."""
+    port = urlsplit(url).port
+    assert port is not None
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)
+    ]
+    if workers > 1:
+        _spread_evenly(connections, process.pid, port, workers)
+    return connections
+
+
+def alternating_workers_ratio(
+    db_url: str, folder: Path, proofs: list[Proof], clients: int, chunk: int
+) -> dict[str, Any]:
+    """Two workers per one, over HTTP, in alternating chunks: a one-worker and a two-worker
+    server run at once on the same database (idle while the other is timed), and chunks of
+    ``chunk`` issuances go to one, then the other, the order swapped every pair. Each pair is
+    measured within seconds, so the machine's drift (by a third within minutes here) mostly
+    cancels in its ratio; the median of the pairs' ratios and its quartiles."""
+    bodies = _bodies(proofs)
+    warm, timed = bodies[: 2 * clients * WARM_UP], bodies[2 * clients * WARM_UP :]
+    with (
+        serve_process(db_url, folder, workers=1) as (url_one, process_one),
+        serve_process(db_url, folder, workers=2) as (url_two, process_two),
+        ThreadPoolExecutor(clients) as pool,
+    ):
+        servers = {
+            1: _connected(url_one, process_one, clients, 1),
+            2: _connected(url_two, process_two, clients, 2),
+        }
+        _send_all(pool, servers[1], warm[: clients * WARM_UP])
+        _send_all(pool, servers[2], warm[clients * WARM_UP :])
+        ratios = []
+        for pair, start in enumerate(range(0, len(timed) - 2 * chunk + 1, 2 * chunk)):
+            first, second = timed[start : start + chunk], timed[start + chunk : start + 2 * chunk]
+            order = (1, 2) if pair % 2 == 0 else (2, 1)
+            rates = {
+                order[0]: _send_all(pool, servers[order[0]], first),
+                order[1]: _send_all(pool, servers[order[1]], second),
+            }
+            ratios.append(rates[2] / rates[1])
+        _send_all(pool, servers[1], timed[len(ratios) * 2 * chunk :])  # the rest, untimed
+        for connection in servers[1] + servers[2]:
+            connection.close()
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {
+        "median": round(statistics.median(ratios), 2),
+        "quartiles": [round(quartiles[0], 2), round(quartiles[2], 2)],
+        "pairs": len(ratios),
+        "chunk": chunk,
+    }
+
+
 def http_rate(
     db_url: str, folder: Path, proofs: list[Proof], clients: int, workers: int = 1
 ) -> dict[str, Any]:
@@ -235,33 +336,7 @@ def http_rate(
     rate; CPU milliseconds per issuance of the server's processes, of the PostgreSQL backends
     serving them, of this (client) process and of the whole machine (other processes too);
     and how many of the connections each worker held."""
-    import base64
-
-    bodies = [
-        {
-            "challenge_id": c,
-            "certificate": base64.b64encode(cert).decode(),
-            "signature": base64.b64encode(sig).decode(),
-        }
-        for c, cert, sig in proofs
-    ]
-
-    def send(
-        connection: http.client.HTTPConnection, share: list[dict[str, str]]
-    ) -> http.client.HTTPConnection:
-        # http.client on a keep-alive connection: a load generator light enough that the
-        # server, not the client, sets the pace (httpx cost ~1 ms of client CPU a request).
-        for body in share:
-            payload = json.dumps(body).encode()
-            connection.request(
-                "POST", "/v1/mykey/ids", payload, {"Content-Type": "application/json"}
-            )
-            response = connection.getresponse()
-            answer = response.read()
-            if response.status != 201:
-                raise SystemExit(f"issuance failed: {answer!r}")
-        return connection  # still open: the caller sees which worker holds it
-
+    bodies = _bodies(proofs)
     with (
         serve_process(db_url, folder, workers=workers) as (url, process),
         ThreadPoolExecutor(clients) as pool,
@@ -275,12 +350,12 @@ def http_rate(
         shares = [bodies[i::clients] for i in range(clients)]
         # Each connection's first issuances go untimed: a worker's first requests pay its
         # warm-up (imports and caches filled on first use), which two workers pay twice.
-        list(pool.map(send, connections, [share[:WARM_UP] for share in shares]))
+        list(pool.map(_send, connections, [share[:WARM_UP] for share in shares]))
         timed = sum(len(share[WARM_UP:]) for share in shares)
         server, client, machine = _tree_cpu(process.pid), time.process_time(), _machine_busy()
         backends = _backend_cpu(process.pid, db_url)
         start = time.perf_counter()
-        list(pool.map(send, connections, [share[WARM_UP:] for share in shares]))
+        list(pool.map(_send, connections, [share[WARM_UP:] for share in shares]))
         elapsed = time.perf_counter() - start
         after, machine_after = _tree_cpu(process.pid), _machine_busy()
         client_after = time.process_time()
@@ -337,7 +412,7 @@ def measure(
     two_workers: bool = False,
 ) -> dict[str, Any]:
     """In-process, then over HTTP with one worker (and, with ``two_workers``, two)."""
-    runs = 4 if two_workers else 3
+    runs = 6 if two_workers else 3  # with two workers, two runs' cards for the alternation
     platform = build_platform(db_url, folder)
     try:
         cards = make_cards(platform, runs * count, pool)
@@ -356,7 +431,7 @@ def measure(
             "http_clients": clients,
         }
         if two_workers:
-            proofs = card_proofs(platform, cards[3 * count :])
+            proofs = card_proofs(platform, cards[3 * count : 4 * count])
             two = http_rate(db_url, folder, proofs, clients, workers=2)
             _where_the_time_went("HTTP, 2 workers", two)
             figures["http_2workers_per_s"] = round(two["per_s"])
@@ -372,6 +447,16 @@ def measure(
             ceiling = 1000 * (psutil.cpu_count() or 1) / needed
             figures["http_2workers_cpu_ceiling_per_s"] = round(ceiling)
             figures["http_2workers_cpu_ceiling_ratio"] = round(ceiling / one["per_s"], 2)
+            alternating = alternating_workers_ratio(
+                db_url, folder, card_proofs(platform, cards[4 * count :]), clients,
+                chunk=max(20, count // 10),
+            )  # fmt: skip
+            figures["http_2workers_ratio_alternating"] = alternating
+            print(
+                f"  two workers per one in {alternating['pairs']} alternating pairs of "
+                f"{alternating['chunk']} issuances: median {alternating['median']}x "
+                f"(quartiles {alternating['quartiles'][0]}-{alternating['quartiles'][1]})"
+            )
             print(
                 f"  at {needed:.2f} ms of CPU per issuance (server, PostgreSQL, clients), "
                 f"{psutil.cpu_count()} cores could do at most {ceiling:,.0f}/s: "
@@ -457,10 +542,16 @@ def main() -> None:
             figures["postgres_http_issuances_per_s"] = result["http_per_s"]
             figures["postgres_http_2workers_issuances_per_s"] = result["http_2workers_per_s"]
             figures["postgres_http_2workers_per_1worker"] = result["http_2workers_ratio"]
+            alternating = result["http_2workers_ratio_alternating"]
+            figures["postgres_http_2workers_per_1worker_alternating_median"] = alternating["median"]
+            figures["postgres_http_2workers_per_1worker_alternating_quartiles"] = alternating[
+                "quartiles"
+            ]
             for name, value in result.items():  # the CPU split, the spread and the ceiling
                 if name.startswith(("http_1worker_", "http_2workers_")) and name not in (
                     "http_2workers_per_s",
                     "http_2workers_ratio",
+                    "http_2workers_ratio_alternating",
                 ):
                     figures[f"postgres_{name}"] = value
             figures["postgres_http_clients"] = result["http_clients"]
