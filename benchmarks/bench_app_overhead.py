@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import json
 import statistics
@@ -27,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_mykey import card_proofs, make_cards
+from bench_mykey import card_proofs, issuance_bodies, make_cards
 from starlette.types import ASGIApp, Message
 
 from mynahil.reference_impl.jlis import KeyPool
@@ -65,19 +64,6 @@ async def _post(app: ASGIApp, body: bytes) -> None:
         raise SystemExit(f"issuance over ASGI answered {status}")
 
 
-def _bodies(platform: ReferencePlatform, cards: list[Any]) -> list[bytes]:
-    return [
-        json.dumps(
-            {
-                "challenge_id": c,
-                "certificate": base64.b64encode(cert).decode(),
-                "signature": base64.b64encode(sig).decode(),
-            }
-        ).encode()
-        for c, cert, sig in card_proofs(platform, cards)
-    ]
-
-
 async def measure(chunks: int, chunk: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         platform = build_platform(f"sqlite:///{tmp}/bench.db", Path(tmp) / "jlis")
@@ -97,7 +83,7 @@ async def _measure(platform: ReferencePlatform, chunks: int, chunk: int) -> dict
     per_way = warm + chunks * chunk
     proofs = card_proofs(platform, cards[:per_way])
     bodies = {
-        name: _bodies(platform, cards[(i + 1) * per_way : (i + 2) * per_way])
+        name: issuance_bodies(card_proofs(platform, cards[(i + 1) * per_way : (i + 2) * per_way]))
         for i, name in enumerate(apps)
     }
     inside = [0.0]

@@ -233,7 +233,7 @@ def _machine_busy() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
-def _bodies(proofs: list[Proof]) -> list[bytes]:
+def issuance_bodies(proofs: list[Proof]) -> list[bytes]:
     """Each proof as the issuance request's JSON body."""
     return [
         json.dumps(
@@ -293,7 +293,7 @@ def alternating_workers_ratio(
     ``chunk`` issuances go to one, then the other, the order swapped every pair. Each pair is
     measured within seconds, so the machine's drift (by a third within minutes here) mostly
     cancels in its ratio; the median of the pairs' ratios and its quartiles."""
-    bodies = _bodies(proofs)
+    bodies = issuance_bodies(proofs)
     warm, timed = bodies[: 2 * clients * WARM_UP], bodies[2 * clients * WARM_UP :]
     with (
         serve_process(db_url, folder, workers=1) as (url_one, process_one),
@@ -336,7 +336,7 @@ def http_rate(
     rate; CPU milliseconds per issuance of the server's processes, of the PostgreSQL backends
     serving them, of this (client) process and of the whole machine (other processes too);
     and how many of the connections each worker held."""
-    bodies = _bodies(proofs)
+    bodies = issuance_bodies(proofs)
     with (
         serve_process(db_url, folder, workers=workers) as (url, process),
         ThreadPoolExecutor(clients) as pool,
