@@ -59,12 +59,13 @@ __all__ = ["MyKeyStatements", "challenge_from_row", "record_from_row", "session_
 _ADD_CHALLENGE = DriverStatement(
     insert(challenges).values({c.name: bindparam(c.name) for c in challenges.c})
 )
-_CONSUME = DriverStatement(
+_CONSUMING = (
     update(challenges)
     .where(challenges.c.challenge_id == bindparam("cid"), challenges.c.used_at.is_(None))
     .values(used_at=bindparam("now"))
     .returning(*challenges.c)
 )
+_CONSUME = DriverStatement(_CONSUMING)
 _CHALLENGE = DriverStatement(
     select(challenges).where(challenges.c.challenge_id == bindparam("cid"))
 )
@@ -161,13 +162,7 @@ def _consume_and_look_up(dialect: str) -> Any:
     fewer for every card proof. One row always: the claimed challenge's columns (``c_…``, all
     NULL when it was not claimed) beside the bound record's (``r_…``, NULL when none)."""
     assert dialect == "postgresql", "SQLite runs the two statements (no round trips)"
-    consumed = (
-        update(challenges)
-        .where(challenges.c.challenge_id == bindparam("cid"), challenges.c.used_at.is_(None))
-        .values(used_at=bindparam("now"))
-        .returning(*challenges.c)
-        .cte("consumed")
-    )
+    consumed = _CONSUMING.cte("consumed")
     bound = _BOUND_TO_SERIAL.subquery("bound")
     one = select(literal(1).label("one")).subquery("one")
     return select(
@@ -177,6 +172,13 @@ def _consume_and_look_up(dialect: str) -> Any:
 
 
 _CONSUME_AND_LOOK_UP = DriverStatement(_consume_and_look_up)
+
+
+def _unprefixed(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The columns of ``row`` labelled ``prefix…``, by their own names."""
+    return {name[len(prefix) :]: value for name, value in row.items() if name.startswith(prefix)}
+
+
 _BY_MYKEY_ID = select(mykeys).where(mykeys.c.mykey_id == bindparam("mid"))
 _BY_RECORD_ID = select(mykeys).where(mykeys.c.record_id == bindparam("rid"))
 # The locking reads: FOR UPDATE on PostgreSQL; SQLite renders none (BEGIN IMMEDIATE locked).
@@ -280,7 +282,13 @@ class MyKeyStatements:
         The conditional UPDATE is the arbiter: a second writer blocks on the row (or, on
         SQLite, on the write lock) and then finds ``used_at`` set.
         """
-        claimed = _CONSUME.one(self._conn, {"cid": challenge_id, "now": now})
+        return self._taken(
+            challenge_id, _CONSUME.one(self._conn, {"cid": challenge_id, "now": now})
+        )
+
+    def _taken(self, challenge_id: str, claimed: Mapping[str, Any] | None) -> Challenge | None:
+        """The challenge as it was before this transaction claimed it (``claimed``: the row
+        the claiming UPDATE returned), or, not claimed, as it is (used already, or None)."""
         if claimed is not None:
             return challenge_from_row({**claimed, "used_at": None})
         found = _CHALLENGE.one(self._conn, {"cid": challenge_id})
@@ -298,16 +306,10 @@ class MyKeyStatements:
         row = _CONSUME_AND_LOOK_UP.one(self._conn, {"cid": challenge_id, "now": now,
                                                     "serial": str(serial)})  # fmt: skip
         assert row is not None, "one row always (the outer joins)"
-        record = (
-            record_from_row({name[2:]: value for name, value in row.items() if name[:2] == "r_"})
-            if row["r_record_id"] is not None
-            else None
-        )
-        if row["c_challenge_id"] is not None:
-            claimed = {name[2:]: value for name, value in row.items() if name[:2] == "c_"}
-            return challenge_from_row({**claimed, "used_at": None}), record
-        found = _CHALLENGE.one(self._conn, {"cid": challenge_id})
-        return (challenge_from_row(found) if found is not None else None), record
+        claimed, bound = _unprefixed(row, "c_"), _unprefixed(row, "r_")
+        record = record_from_row(bound) if bound["record_id"] is not None else None
+        claimed_row = claimed if claimed["challenge_id"] is not None else None
+        return self._taken(challenge_id, claimed_row), record
 
     # MyKey records
 
