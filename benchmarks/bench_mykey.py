@@ -270,19 +270,23 @@ def _send_all(
     return len(bodies) / (time.perf_counter() - start)
 
 
-def _connected(
-    url: str, process: subprocess.Popen[bytes], clients: int, workers: int
-) -> list[http.client.HTTPConnection]:
-    """``clients`` keep-alive connections to the server at ``url``, spread evenly over its
-    workers (as in :func:`http_rate`)."""
+def _port(url: str) -> int:
     port = urlsplit(url).port
     assert port is not None
+    return port
+
+
+def _connected(
+    url: str, process: subprocess.Popen[bytes], clients: int, workers: int
+) -> tuple[list[http.client.HTTPConnection], int]:
+    """``clients`` keep-alive connections to the server at ``url``, spread evenly over its
+    workers; and how many were re-dialled for that."""
+    port = _port(url)
     connections = [
         http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)
     ]
-    if workers > 1:
-        _spread_evenly(connections, process.pid, port, workers)
-    return connections
+    redialled = _spread_evenly(connections, process.pid, port, workers) if workers > 1 else 0
+    return connections, redialled
 
 
 def alternating_workers_ratio(
@@ -301,8 +305,8 @@ def alternating_workers_ratio(
         ThreadPoolExecutor(clients) as pool,
     ):
         servers = {
-            1: _connected(url_one, process_one, clients, 1),
-            2: _connected(url_two, process_two, clients, 2),
+            1: _connected(url_one, process_one, clients, 1)[0],
+            2: _connected(url_two, process_two, clients, 2)[0],
         }
         _send_all(pool, servers[1], warm[: clients * WARM_UP])
         _send_all(pool, servers[2], warm[clients * WARM_UP :])
@@ -341,12 +345,7 @@ def http_rate(
         serve_process(db_url, folder, workers=workers) as (url, process),
         ThreadPoolExecutor(clients) as pool,
     ):
-        port = urlsplit(url).port
-        assert port is not None
-        connections = [
-            http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)
-        ]
-        redialled = _spread_evenly(connections, process.pid, port, workers) if workers > 1 else 0
+        connections, redialled = _connected(url, process, clients, workers)
         shares = [bodies[i::clients] for i in range(clients)]
         # Each connection's first issuances go untimed: a worker's first requests pay its
         # warm-up (imports and caches filled on first use), which two workers pay twice.
@@ -360,7 +359,7 @@ def http_rate(
         after, machine_after = _tree_cpu(process.pid), _machine_busy()
         client_after = time.process_time()
         backends_after = _backend_cpu(process.pid, db_url)
-        holders = _holders(connections, process.pid, port)
+        holders = _holders(connections, process.pid, _port(url))
         for connection in connections:
             connection.close()
     spent = {pid: after[pid] - server.get(pid, 0.0) for pid in after}
