@@ -36,6 +36,12 @@ In process, each store is measured with one client and with ``--clients`` thread
 default) issuing at once; ``postgres_per_sqlite_inproc`` compares each store's better figure.
 The ratios issue 17 sets targets for are printed as such: ``sqlite_inproc_per_rsa_verify``,
 ``sqlite_http_per_inproc``, ``postgres_per_sqlite_inproc``, ``postgres_http_2workers_per_1worker``.
+The two that compare runs minutes apart are also measured in alternating chunks, as two
+workers per one is: one HTTP worker per the platform called in process, the server and the
+platform on the same SQLite file (``sqlite_http_per_inproc_alternating_median``,
+``…_quartiles``); and PostgreSQL per SQLite in process, a platform on each, each store with
+the number of client threads that gave its better whole-run figure
+(``postgres_per_sqlite_inproc_alternating_median``, ``…_quartiles``, ``…_clients``).
 
 Run: ``python benchmarks/bench_mykey.py [--cards N] [--postgres URL] [--clients N]``. The last
 line is JSON.
@@ -54,10 +60,12 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import psutil
@@ -74,6 +82,7 @@ from mynahil.reference_impl.mykey import Purpose
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serve_process
 
 Proof = tuple[str, bytes, bytes]
+_Item = TypeVar("_Item")
 WARM_UP = 5
 """Issuances each HTTP client connection sends before the clock starts."""
 CLIENTS = 4
@@ -289,14 +298,52 @@ def _connected(
     return connections, redialled
 
 
+def alternating(
+    first: Callable[[list[_Item]], float],
+    second: Callable[[list[_Item]], float],
+    items: list[_Item],
+    chunk: int,
+) -> dict[str, Any]:
+    """``second``'s rate per ``first``'s, in alternating chunks: ``chunk`` of ``items`` to one,
+    the next ``chunk`` to the other, the order swapped every pair (the rest untimed, to
+    ``first``). Each pair is measured within seconds, so the machine's drift (by a third within
+    minutes here) mostly cancels in its ratio; the median of the pairs' ratios and its
+    quartiles."""
+    ratios = []
+    for pair, start in enumerate(range(0, len(items) - 2 * chunk + 1, 2 * chunk)):
+        one, other = items[start : start + chunk], items[start + chunk : start + 2 * chunk]
+        if pair % 2 == 0:
+            first_rate, second_rate = first(one), second(other)
+        else:
+            second_rate, first_rate = second(one), first(other)
+        ratios.append(second_rate / first_rate)
+    if len(ratios) < 2:
+        raise SystemExit(f"{len(items)} items make fewer than two pairs of chunks of {chunk}")
+    if rest := items[len(ratios) * 2 * chunk :]:
+        first(rest)
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {
+        "median": round(statistics.median(ratios), 3),
+        "quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)],
+        "pairs": len(ratios),
+        "chunk": chunk,
+    }
+
+
+def _said(what: str, alternation: dict[str, Any]) -> None:
+    print(
+        f"  {what} in {alternation['pairs']} alternating pairs of {alternation['chunk']} "
+        f"issuances: median {alternation['median']}x (quartiles "
+        f"{alternation['quartiles'][0]}-{alternation['quartiles'][1]})"
+    )
+
+
 def alternating_workers_ratio(
     db_url: str, folder: Path, proofs: list[Proof], clients: int, chunk: int
 ) -> dict[str, Any]:
-    """Two workers per one, over HTTP, in alternating chunks: a one-worker and a two-worker
-    server run at once on the same database (idle while the other is timed), and chunks of
-    ``chunk`` issuances go to one, then the other, the order swapped every pair. Each pair is
-    measured within seconds, so the machine's drift (by a third within minutes here) mostly
-    cancels in its ratio; the median of the pairs' ratios and its quartiles."""
+    """Two workers per one, over HTTP, in alternating chunks (:func:`alternating`): a
+    one-worker and a two-worker server run at once on the same database, each idle while the
+    other is timed."""
     bodies = issuance_bodies(proofs)
     warm, timed = bodies[: 2 * clients * WARM_UP], bodies[2 * clients * WARM_UP :]
     with (
@@ -304,31 +351,44 @@ def alternating_workers_ratio(
         serve_process(db_url, folder, workers=2) as (url_two, process_two),
         ThreadPoolExecutor(clients) as pool,
     ):
-        servers = {
-            1: _connected(url_one, process_one, clients, 1)[0],
-            2: _connected(url_two, process_two, clients, 2)[0],
-        }
-        _send_all(pool, servers[1], warm[: clients * WARM_UP])
-        _send_all(pool, servers[2], warm[clients * WARM_UP :])
-        ratios = []
-        for pair, start in enumerate(range(0, len(timed) - 2 * chunk + 1, 2 * chunk)):
-            first, second = timed[start : start + chunk], timed[start + chunk : start + 2 * chunk]
-            order = (1, 2) if pair % 2 == 0 else (2, 1)
-            rates = {
-                order[0]: _send_all(pool, servers[order[0]], first),
-                order[1]: _send_all(pool, servers[order[1]], second),
-            }
-            ratios.append(rates[2] / rates[1])
-        _send_all(pool, servers[1], timed[len(ratios) * 2 * chunk :])  # the rest, untimed
-        for connection in servers[1] + servers[2]:
+        one = _connected(url_one, process_one, clients, 1)[0]
+        two = _connected(url_two, process_two, clients, 2)[0]
+        _send_all(pool, one, warm[: clients * WARM_UP])
+        _send_all(pool, two, warm[clients * WARM_UP :])
+        ratio = alternating(
+            partial(_send_all, pool, one), partial(_send_all, pool, two), timed, chunk
+        )
+        for connection in one + two:
             connection.close()
-    quartiles = statistics.quantiles(ratios, n=4)
-    return {
-        "median": round(statistics.median(ratios), 2),
-        "quartiles": [round(quartiles[0], 2), round(quartiles[2], 2)],
-        "pairs": len(ratios),
-        "chunk": chunk,
-    }
+    return ratio
+
+
+def alternating_http_ratio(
+    platform: ReferencePlatform, db_url: str, folder: Path, proofs: list[Proof], clients: int,
+    chunk: int,
+) -> dict[str, Any]:  # fmt: skip
+    """One HTTP worker (``clients`` connections) per the platform called in process (one
+    client), in alternating chunks (:func:`alternating`): the server and ``platform`` on the
+    same database, each idle while the other is timed."""
+    with (
+        serve_process(db_url, folder) as (url, process),
+        ThreadPoolExecutor(clients) as pool,
+    ):
+        connections = _connected(url, process, clients, 1)[0]
+        warm = clients * WARM_UP
+        _send_all(pool, connections, issuance_bodies(proofs[:warm]))
+        in_process_rate(platform, proofs[warm : 2 * warm])
+        timed = proofs[2 * warm :]
+        bodies = dict(zip((p[0] for p in timed), issuance_bodies(timed), strict=True))
+        ratio = alternating(
+            partial(in_process_rate, platform),
+            lambda share: _send_all(pool, connections, [bodies[p[0]] for p in share]),
+            timed,
+            chunk,
+        )
+        for connection in connections:
+            connection.close()
+    return ratio
 
 
 def http_rate(
@@ -411,7 +471,9 @@ def measure(
     two_workers: bool = False,
 ) -> dict[str, Any]:
     """In-process, then over HTTP with one worker (and, with ``two_workers``, two)."""
-    runs = 6 if two_workers else 3  # with two workers, two runs' cards for the alternation
+    # Two runs' cards for an alternation: two workers per one (PostgreSQL) or one HTTP worker
+    # per in process (SQLite, which serves with one worker).
+    runs = 6 if two_workers else 5
     platform = build_platform(db_url, folder)
     try:
         cards = make_cards(platform, runs * count, pool)
@@ -429,7 +491,14 @@ def measure(
             "http_per_s": round(one["per_s"]),
             "http_clients": clients,
         }
-        if two_workers:
+        if not two_workers:
+            alternating_http = alternating_http_ratio(
+                platform, db_url, folder, card_proofs(platform, cards[3 * count :]), clients,
+                chunk=max(20, count // 10),
+            )  # fmt: skip
+            figures["http_per_inproc_alternating"] = alternating_http
+            _said("one HTTP worker per in process", alternating_http)
+        else:
             proofs = card_proofs(platform, cards[3 * count : 4 * count])
             two = http_rate(db_url, folder, proofs, clients, workers=2)
             _where_the_time_went("HTTP, 2 workers", two)
@@ -451,11 +520,7 @@ def measure(
                 chunk=max(20, count // 10),
             )  # fmt: skip
             figures["http_2workers_ratio_alternating"] = alternating
-            print(
-                f"  two workers per one in {alternating['pairs']} alternating pairs of "
-                f"{alternating['chunk']} issuances: median {alternating['median']}x "
-                f"(quartiles {alternating['quartiles'][0]}-{alternating['quartiles'][1]})"
-            )
+            _said("two workers per one", alternating)
             print(
                 f"  at {needed:.2f} ms of CPU per issuance (server, PostgreSQL, clients), "
                 f"{psutil.cpu_count()} cores could do at most {ceiling:,.0f}/s: "
@@ -467,6 +532,35 @@ def measure(
         return figures
     finally:
         platform.close()
+
+
+def alternating_store_ratio(
+    sqlite: tuple[str, Path, int], postgres: tuple[str, Path, int], pool: KeyPool, count: int
+) -> dict[str, Any]:
+    """PostgreSQL's in-process rate per SQLite's, in alternating chunks (:func:`alternating`)
+    of ``count``/5 issuances, 1.5 ``count`` on each store: a platform on each, given as
+    (database URL, J-LIS folder, client threads) with the number of client threads that gave
+    its better whole-run figure. (Chunks of ``count``/10, as over HTTP, read PostgreSQL's
+    client threads ~20% below their whole-run rate: too short for four threads.)"""
+    (_, _, lite_clients), (_, _, pg_clients) = sqlite, postgres
+    lite, pg = platforms = [build_platform(url, folder) for url, folder, _ in (sqlite, postgres)]
+    try:
+        warm = WARM_UP * 10
+        cards = [make_cards(p, warm + 3 * count, pool) for p in platforms]
+        # The challenges last minutes: asked for once every card is made. A chunk's issuances
+        # go to one store, so each item holds a proof for either store.
+        lite_proofs, pg_proofs = (card_proofs(p, c) for p, c in zip(platforms, cards, strict=True))
+        in_process_rate(lite, lite_proofs[:warm], lite_clients)
+        in_process_rate(pg, pg_proofs[:warm], pg_clients)
+        return alternating(
+            lambda share: in_process_rate(lite, [proof for proof, _ in share], lite_clients),
+            lambda share: in_process_rate(pg, [proof for _, proof in share], pg_clients),
+            list(zip(lite_proofs[warm:], pg_proofs[warm:], strict=True)),
+            chunk=max(20, count // 5),
+        )
+    finally:
+        for platform in platforms:
+            platform.close()
 
 
 def durable_sqlite_rates(
@@ -487,6 +581,60 @@ def durable_sqlite_rates(
         platform.close()
 
 
+def postgres_figures(
+    url: str, tmp: Path, pool: KeyPool, args: argparse.Namespace, sqlite: tuple[str, float, int]
+) -> dict[str, object]:
+    """PostgreSQL's figures at ``url``, and its ratios to SQLite's (``sqlite``: its database
+    URL, its better in-process rate and the client threads it took)."""
+    sqlite_url, sqlite_best, sqlite_clients = sqlite
+    figures: dict[str, object] = {}
+    result = measure(url, tmp / "jlis-b", pool, args.cards, args.clients, two_workers=True)
+    figures["postgres_inproc_issuances_per_s"] = result["inproc_per_s"]
+    figures["postgres_inproc_clients_issuances_per_s"] = result["inproc_clients_per_s"]
+    # Each store at the better of one client and CLIENTS threads (its capacity).
+    postgres_best = max(result["inproc_per_s"], result["inproc_clients_per_s"])
+    postgres_clients = 1 if postgres_best == result["inproc_per_s"] else args.clients
+    figures["postgres_per_sqlite_inproc"] = round(postgres_best / sqlite_best, 3)
+    figures["postgres_http_issuances_per_s"] = result["http_per_s"]
+    figures["postgres_http_2workers_issuances_per_s"] = result["http_2workers_per_s"]
+    figures["postgres_http_2workers_per_1worker"] = result["http_2workers_ratio"]
+    alternating = result["http_2workers_ratio_alternating"]
+    figures["postgres_http_2workers_per_1worker_alternating_median"] = alternating["median"]
+    figures["postgres_http_2workers_per_1worker_alternating_quartiles"] = alternating["quartiles"]
+    for name, value in result.items():  # the CPU split, the spread and the ceiling
+        if name.startswith(("http_1worker_", "http_2workers_")) and name not in (
+            "http_2workers_per_s",
+            "http_2workers_ratio",
+            "http_2workers_ratio_alternating",
+        ):
+            figures[f"postgres_{name}"] = value
+    figures["postgres_http_clients"] = result["http_clients"]
+    print(
+        f"PostgreSQL: {result['inproc_per_s']:,}/s in-process with one client, "
+        f"{result['inproc_clients_per_s']:,}/s with {args.clients} "
+        f"({postgres_best / sqlite_best:.0%} of SQLite's best), "
+        f"{result['http_per_s']:,}/s over HTTP with one worker, "
+        f"{result['http_2workers_per_s']:,}/s with two "
+        f"({result['http_2workers_ratio']}x; issue 17's target: 1.6x)"
+    )
+    stores = alternating_store_ratio(
+        (sqlite_url, tmp / "jlis-a", sqlite_clients),
+        (url, tmp / "jlis-b", postgres_clients),
+        pool,
+        args.cards,
+    )
+    figures["postgres_per_sqlite_inproc_alternating_median"] = stores["median"]
+    figures["postgres_per_sqlite_inproc_alternating_quartiles"] = stores["quartiles"]
+    figures["postgres_per_sqlite_inproc_alternating_clients"] = {
+        "sqlite": sqlite_clients, "postgres": postgres_clients,
+    }  # fmt: skip
+    _said(
+        f"PostgreSQL ({postgres_clients} client threads) per SQLite ({sqlite_clients}) in process",
+        stores,
+    )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=1500, help="issuances per measurement")
@@ -499,9 +647,8 @@ def main() -> None:
     print(f"raw RSA-2048 verify: {figures['rsa2048_verify_per_s']:,}/s")
     with tempfile.TemporaryDirectory() as tmp:
         pool = KeyPool.generate(64, seed=5)
-        sqlite = measure(
-            f"sqlite:///{tmp}/bench.db", Path(tmp) / "jlis-a", pool, args.cards, args.clients
-        )
+        sqlite_url = f"sqlite:///{tmp}/bench.db"
+        sqlite = measure(sqlite_url, Path(tmp) / "jlis-a", pool, args.cards, args.clients)
         figures["inproc_clients"] = args.clients
         figures["sqlite_inproc_issuances_per_s"] = sqlite["inproc_per_s"]
         figures["sqlite_inproc_clients_issuances_per_s"] = sqlite["inproc_clients_per_s"]
@@ -510,8 +657,12 @@ def main() -> None:
         # and one HTTP worker per in-process (the better of one client and the run with
         # CLIENTS threads, as below for PostgreSQL's).
         sqlite_best = max(sqlite["inproc_per_s"], sqlite["inproc_clients_per_s"])
+        sqlite_clients = 1 if sqlite_best == sqlite["inproc_per_s"] else args.clients
         figures["sqlite_inproc_per_rsa_verify"] = round(sqlite["inproc_per_s"] / rsa_per_s, 4)
         figures["sqlite_http_per_inproc"] = round(sqlite["http_per_s"] / sqlite_best, 3)
+        alternating_http = sqlite["http_per_inproc_alternating"]
+        figures["sqlite_http_per_inproc_alternating_median"] = alternating_http["median"]
+        figures["sqlite_http_per_inproc_alternating_quartiles"] = alternating_http["quartiles"]
         print(
             f"SQLite: {sqlite['inproc_per_s']:,}/s in-process with one client, "
             f"{sqlite['inproc_clients_per_s']:,}/s with {args.clients}, "
@@ -530,37 +681,10 @@ def main() -> None:
             if url is None:
                 print(json.dumps(figures))
                 return
-            result = measure(
-                url, Path(tmp) / "jlis-b", pool, args.cards, args.clients, two_workers=True
-            )
-            figures["postgres_inproc_issuances_per_s"] = result["inproc_per_s"]
-            figures["postgres_inproc_clients_issuances_per_s"] = result["inproc_clients_per_s"]
-            # Each store at the better of one client and CLIENTS threads (its capacity).
-            postgres_best = max(result["inproc_per_s"], result["inproc_clients_per_s"])
-            figures["postgres_per_sqlite_inproc"] = round(postgres_best / sqlite_best, 3)
-            figures["postgres_http_issuances_per_s"] = result["http_per_s"]
-            figures["postgres_http_2workers_issuances_per_s"] = result["http_2workers_per_s"]
-            figures["postgres_http_2workers_per_1worker"] = result["http_2workers_ratio"]
-            alternating = result["http_2workers_ratio_alternating"]
-            figures["postgres_http_2workers_per_1worker_alternating_median"] = alternating["median"]
-            figures["postgres_http_2workers_per_1worker_alternating_quartiles"] = alternating[
-                "quartiles"
-            ]
-            for name, value in result.items():  # the CPU split, the spread and the ceiling
-                if name.startswith(("http_1worker_", "http_2workers_")) and name not in (
-                    "http_2workers_per_s",
-                    "http_2workers_ratio",
-                    "http_2workers_ratio_alternating",
-                ):
-                    figures[f"postgres_{name}"] = value
-            figures["postgres_http_clients"] = result["http_clients"]
-            print(
-                f"PostgreSQL: {result['inproc_per_s']:,}/s in-process with one client, "
-                f"{result['inproc_clients_per_s']:,}/s with {args.clients} "
-                f"({postgres_best / sqlite_best:.0%} of SQLite's best), "
-                f"{result['http_per_s']:,}/s over HTTP with one worker, "
-                f"{result['http_2workers_per_s']:,}/s with two "
-                f"({result['http_2workers_ratio']}x; issue 17's target: 1.6x)"
+            figures.update(
+                postgres_figures(
+                    url, Path(tmp), pool, args, (sqlite_url, sqlite_best, sqlite_clients)
+                )
             )
     print(json.dumps(figures))
 

@@ -1,0 +1,88 @@
+"""``benchmarks/bench_mykey.py``'s alternating chunks, on which issue 17's ratios rest: each
+pair's two chunks are timed back to back, the order swapped every pair, and the figure is the
+median of the pairs' ratios; a drifting machine's speed cancels out of it."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench_mykey() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("bench_mykey")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+class DriftingMachine:
+    """Two ways of doing the same work, ``second`` ``ratio`` times as fast as ``first``, on
+    a machine whose speed changes at every chunk by ``drift`` (a factor per call)."""
+
+    def __init__(self, ratio: float, drift: list[float]) -> None:
+        self.ratio = ratio
+        self.drift = iter(drift)
+        self.speed = 1.0
+        self.calls: list[tuple[str, list[int]]] = []
+
+    def _rate(self, name: str, share: list[int], base: float) -> float:
+        self.speed *= next(self.drift, 1.0)
+        self.calls.append((name, share))
+        return base * self.speed
+
+    def first(self, share: list[int]) -> float:
+        return self._rate("first", share, 100.0)
+
+    def second(self, share: list[int]) -> float:
+        return self._rate("second", share, 100.0 * self.ratio)
+
+
+@given(
+    ratio=st.floats(0.1, 10),
+    pairs=st.integers(2, 12),
+    chunk=st.integers(1, 20),
+    rest=st.integers(0, 19),
+)
+def test_every_item_is_sent_once_in_swapped_pairs(
+    bench_mykey: ModuleType, ratio: float, pairs: int, chunk: int, rest: int
+) -> None:
+    machine = DriftingMachine(ratio, [])
+    items = list(range(pairs * 2 * chunk + min(rest, 2 * chunk - 1)))
+    result = bench_mykey.alternating(machine.first, machine.second, items, chunk)
+    sent = [item for _, share in machine.calls for item in share]
+    assert sent == items
+    timed = [name for name, _ in machine.calls[: 2 * pairs]]
+    assert timed == ["first", "second", "second", "first"] * (pairs // 2) + (
+        ["first", "second"] if pairs % 2 else []
+    )
+    assert result["pairs"] == pairs
+    assert result["median"] == pytest.approx(ratio, rel=1e-3)
+
+
+@given(ratio=st.floats(0.2, 5), drift=st.lists(st.floats(0.97, 1.03), min_size=40, max_size=40))
+def test_the_median_holds_while_the_machine_drifts_by_a_third(
+    bench_mykey: ModuleType, ratio: float, drift: list[float]
+) -> None:
+    """Each pair sees at most two chunks' drift; a whole run each, 20 chunks apart, would
+    see the product of all of it (up to ~1.8x here)."""
+    machine = DriftingMachine(ratio, drift)
+    result = bench_mykey.alternating(machine.first, machine.second, list(range(40)), 1)
+    assert result["median"] == pytest.approx(ratio, rel=0.07)
+    assert result["quartiles"][0] <= result["median"] <= result["quartiles"][1]
+
+
+def test_too_few_items_for_two_pairs_is_an_error(bench_mykey: ModuleType) -> None:
+    machine = DriftingMachine(1.0, [])
+    with pytest.raises(SystemExit, match="fewer than two pairs"):
+        bench_mykey.alternating(machine.first, machine.second, list(range(30)), 10)
