@@ -16,7 +16,12 @@ dealt again once all were used: re-reserving returns the holder's ID, and the ru
 many were). Prints the master's progress, then the figures; the last line is JSON. When the
 machine cannot send the target rate, ``achieved_over_target`` says how much of it was sent.
 
-Run: ``python benchmarks/bench_replay_peak.py [--times 10] [--seconds 60] [--cards 400]``.
+With ``--report DIR`` the load test's report (``report.md``, ``stats.json`` with its
+per-second timeline, the timeline plotted as ``timeline.png``) and the Locust workers' logs
+are kept in ``DIR``; otherwise they go with the run's temporary folder.
+
+Run: ``python benchmarks/bench_replay_peak.py [--times 10] [--seconds 60] [--cards 400]
+[--report DIR]``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -139,7 +145,12 @@ def main() -> None:
     parser.add_argument("--cards", type=int, default=400, help="cards each Locust worker issues")
     parser.add_argument("--pacing", type=float, default=1.0, help="seconds between holders")
     parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument(
+        "--report", type=Path, help="keep the load test's report and the workers' logs here"
+    )
     args = parser.parse_args()
+    if args.report is not None and args.report.exists() and any(args.report.iterdir()):
+        parser.error(f"--report {args.report} is not empty")
     plan = peak_replay(load_scenario(SCENARIO), times=args.times, seconds=args.seconds,
                        pacing=args.pacing)  # fmt: skip
     load = os.getloadavg()[0]
@@ -159,6 +170,13 @@ def main() -> None:
             started = time.perf_counter()
             exit_code = replay(url, folder / "jlis", plan, folder / "report", args)
             wall = time.perf_counter() - started
+        if args.report is not None:  # kept before anything can fail: a failed run's logs too
+            args.report.mkdir(parents=True, exist_ok=True)
+            if (folder / "report").is_dir():
+                shutil.copytree(folder / "report", args.report, dirs_exist_ok=True)
+            for log in folder.glob("locust-worker-*.log"):
+                shutil.copy2(log, args.report)
+            say(f"report kept in {args.report}")
         stats_file = folder / "report" / "stats.json"
         if not stats_file.exists():
             raise SystemExit(f"error: the replay wrote nothing (exit {exit_code})")
