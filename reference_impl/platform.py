@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mynahil.files import write_atomically
 from mynahil.reference_impl.api import create_app
+from mynahil.reference_impl.api.app import THREADS
 from mynahil.reference_impl.api.calls import ServiceCalls
 from mynahil.reference_impl.api.limits import HEAD_SECONDS
 from mynahil.reference_impl.audit import RefusalBudget
@@ -94,6 +95,10 @@ class ReferencePlatform:
             ready=store.ping, staff=self.staff, registry_books=self.registries,
             service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
             fast_routes=fast_routes,
+            # With one writer (SQLite) a call runs on the event loop, and in a thread only to
+            # wait for the writer: there FastAPI's 40 threads stay, so that requests behind a
+            # long write do not hold up the rest.
+            threads=None if store.one_writer else THREADS,
         )  # fmt: skip
 
     def close(self) -> None:

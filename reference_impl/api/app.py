@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -22,9 +23,21 @@ from .limits import RequestLimits
 from .logs import RequestLog
 from .problems import PROBLEM_RESPONSES, install_problem_handlers, problem
 
-__all__ = ["API_VERSION", "create_app"]
+__all__ = ["API_VERSION", "THREADS", "create_app"]
 
 API_VERSION = "1.0.0"
+
+THREADS = 4
+"""Blocking calls (nearly all a store transaction each) a worker on PostgreSQL runs in threads at
+once; the rest wait their turn on the event loop. FastAPI's default is 40 (kept on SQLite,
+where a call waits for the one writer: see ``platform.py``). Every unit of work appends to
+the one hash-chained audit log and holds its head row from the append to the commit, so
+transactions queue there whatever their number; with 40 threads a worker ran dozens at once,
+and the holder of the head competed with all of them for the GIL before it could commit.
+Round 1's peak hour replayed at ten times its rate (``benchmarks/bench_replay_peak.py``, two
+workers on PostgreSQL) logged appends waiting 300 to 670 ms for the head and a p99 of 3.7 to
+4.1 s; with 4 threads a worker, about 0.6 s, and more holders served (the README has the
+runs). Password checks have their own lanes (``api/mykey.py``)."""
 
 
 class Readiness(BaseModel):
@@ -32,6 +45,16 @@ class Readiness(BaseModel):
 
     status: Literal["ready"]
     database: Literal["ok"]
+
+
+def _threads(count: int) -> Callable[[], None]:
+    """A start-up hook that lets the worker's event loop run ``count`` blocking calls at once."""
+
+    def start() -> None:
+        # The default limiter belongs to the running loop: set in it, for this worker.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = count
+
+    return start
 
 
 def create_app(
@@ -45,6 +68,7 @@ def create_app(
     service_calls: ServiceCalls | None = None,
     *,
     fast_routes: bool = True,
+    threads: int | None = THREADS,
 ) -> FastAPI:
     """An app around already-wired services (their store and CA are the caller's).
 
@@ -55,8 +79,11 @@ def create_app(
     holders' hot service calls (:mod:`.calls`; in worker threads when not given).
     ``fast_routes`` serves the holders' hottest POSTs past FastAPI's per-request machinery
     when their bodies are valid (:mod:`.fast`; the same answers, tested against an app
-    without them).
+    without them). ``threads``: blocking calls run at once (:data:`THREADS`), from the app's
+    start-up; None leaves FastAPI's default.
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
     app = FastAPIOffline(
         title="mynahil reference MyKey platform",
         version=API_VERSION,
@@ -65,6 +92,8 @@ def create_app(
             "problem details whose `code` is stable."
         ),
     )
+    if threads is not None:
+        app.router.on_startup.append(_threads(threads))
     app.state.mykey = service
     app.state.jlis = jlis_services
     app.state.staff = staff

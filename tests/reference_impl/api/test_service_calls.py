@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from mynahil.reference_impl.api.app import THREADS
 from mynahil.reference_impl.mykey import Challenge, Purpose
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
 
@@ -109,3 +112,34 @@ def test_on_postgresql_calls_run_in_worker_threads(
     assert not any(name.startswith("platform-") for name in seen)
     with pytest.raises(TypeError), platform.store.not_waiting():
         pass
+
+
+@pytest.mark.parametrize("store_url", ["postgresql", "sqlite"], indirect=True)
+def test_a_worker_runs_at_most_threads_blocking_calls_at_once_on_postgresql(
+    platform: ReferencePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a worker's blocking calls take at most THREADS threads at once (the rest
+    wait on the event loop, and every one is answered); on SQLite FastAPI's 40 stay, so more
+    run together."""
+    running, peak, lock = 0, 0, threading.Lock()
+    original = platform.mykey.clock
+
+    def slow_clock() -> datetime:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+        return original()
+
+    with serving(platform.app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        monkeypatch.setattr(platform.mykey, "clock", slow_clock)
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda _: http.get("/v1/health"), range(12)))
+    assert [a.status_code for a in answers] == [200] * 12
+    if platform.store.one_writer:
+        assert peak > THREADS
+    else:
+        assert peak == THREADS
