@@ -82,6 +82,10 @@ class ReferencePlatform:
     staff: StaffDirectory
     # The emulated registries beside J-LIS (health-insurance use, public-fund account).
     registries: dict[RegistryKind, RegistrationBook] = field(default_factory=dict)
+    # Blocking calls a worker runs in threads at once; None: THREADS on PostgreSQL, FastAPI's
+    # default on SQLite (there a call runs on the event loop, and in a thread only to wait for
+    # the writer, and requests behind a long write must not hold up the rest).
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         self.app = self.new_app()
@@ -95,10 +99,7 @@ class ReferencePlatform:
             ready=store.ping, staff=self.staff, registry_books=self.registries,
             service_calls=ServiceCalls(store.not_waiting if store.one_writer else None),
             fast_routes=fast_routes,
-            # With one writer (SQLite) a call runs on the event loop, and in a thread only to
-            # wait for the writer: there FastAPI's 40 threads stay, so that requests behind a
-            # long write do not hold up the rest.
-            threads=None if store.one_writer else THREADS,
+            threads=self.threads or (None if store.one_writer else THREADS),
         )  # fmt: skip
 
     def close(self) -> None:
@@ -165,6 +166,7 @@ def app_from_environment() -> FastAPI:
         settings.db_url, settings.jlis_folder, as_of=settings.as_of_moment,
         operator_tls=operator_tls,
         registrations=remote_registries(settings.registries, operator_tls),
+        threads=settings.threads,
     )  # fmt: skip
     platform.app.router.on_shutdown.append(platform.close)
     return platform.app
@@ -181,6 +183,7 @@ def build_platform(
     operator_tls: ssl.SSLContext | bool | None = None,
     registrations: Registrations | None = None,
     clock: Callable[[], datetime] | None = None,
+    threads: int | None = None,
 ) -> ReferencePlatform:
     """The platform on ``db_url`` trusting the J-LIS CA in ``jlis_folder`` (in memory if None).
 
@@ -194,6 +197,8 @@ def build_platform(
     The emulated registries (kept in ``jlis_folder/registries``) are served beside J-LIS, and
     the platform asks them about bonuses unless ``registrations`` names others. ``clock``
     (instead of ``as_of``) is the business clock itself: a harness that moves time.
+    ``threads``: blocking calls its app runs in threads at once (default: :data:`.api.app.THREADS`
+    on PostgreSQL, FastAPI's on SQLite).
     """
     if as_of is not None and clock is not None:
         raise ValueError("give as_of or clock, not both")
@@ -215,7 +220,7 @@ def build_platform(
         anonymous_refusals=_refusal_budget(store, "points"),
     )
     staff = StaffDirectory(store, clock=mykey.clock)
-    return ReferencePlatform(store, jlis, mykey, points, signer, staff, books)
+    return ReferencePlatform(store, jlis, mykey, points, signer, staff, books, threads)
 
 
 def remote_registries(

@@ -6,6 +6,7 @@ variables, else these defaults; validated once, with errors that name the settin
 | db | ``MYNAHIL_DB`` | SQLite at ``$MYNAHIL_HOME/platform.db`` |
 | host, port | ``MYNAHIL_HOST``, ``MYNAHIL_PORT`` | 127.0.0.1, 8000 |
 | workers (processes; more than one needs PostgreSQL) | ``MYNAHIL_WORKERS`` | 1 |
+| threads (blocking calls a worker runs at once) | ``MYNAHIL_THREADS`` | 4 (PostgreSQL), 40 |
 | jlis (the J-LIS CA folder) | ``MYNAHIL_JLIS`` | ``$MYNAHIL_HOME/jlis`` |
 | as_of (replay a campaign) | ``MYNAHIL_AS_OF`` | none: real time |
 | log_format, log_level | ``MYNAHIL_LOG_FORMAT``, ``MYNAHIL_LOG_LEVEL`` | json, info |
@@ -43,6 +44,7 @@ class PlatformSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64)
+    threads: int | None = Field(None, ge=1, le=1024)
     jlis: Path | None = None
     as_of: date | None = None
     log_format: Literal["json", "text"] = "json"

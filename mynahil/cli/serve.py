@@ -25,6 +25,13 @@ def serve(
             help="Worker processes (default 1); more than one needs PostgreSQL [$MYNAHIL_WORKERS]."
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Blocking calls (database transactions) each worker runs at once; the rest "
+            "wait their turn (default 4 on PostgreSQL, 40 on SQLite) [$MYNAHIL_THREADS]."
+        ),
+    ] = None,
     host: Annotated[
         str | None,
         typer.Option(help="Interface to listen on (default 127.0.0.1) [$MYNAHIL_HOST]."),
@@ -84,7 +91,7 @@ def serve(
 
     try:
         settings = load_settings(
-            db=db, port=port, workers=workers, host=host, jlis=ca,
+            db=db, port=port, workers=workers, threads=threads, host=host, jlis=ca,
             as_of=parse_date(as_of, "--as-of"),
             tls_cert=tls_cert, tls_key=tls_key, ca_file=ca_file, registries=registries,
             log_format=log_format, log_level=log_level,
@@ -105,6 +112,7 @@ def serve(
         platform = build_platform(
             url, settings.jlis_folder, as_of=settings.as_of_moment, operator_tls=operator_tls,
             registrations=remote_registries(settings.registries, operator_tls),
+            threads=settings.threads,
         )  # fmt: skip
     except (ValueError, SQLAlchemyError) as exc:
         fail(f"cannot start on {display_url(url)}: {exc}")

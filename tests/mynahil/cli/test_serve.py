@@ -80,6 +80,7 @@ def test_serve_from_the_environment_logs_json_with_request_ids(tmp_path: Path) -
     [({"MYNAHIL_PORT": "70000"}, "MYNAHIL_PORT"),
      ({"MYNAHIL_LOG_FORMAT": "xml"}, "MYNAHIL_LOG_FORMAT"),
      ({"MYNAHIL_WORKERS": "0"}, "MYNAHIL_WORKERS"),
+     ({"MYNAHIL_THREADS": "0"}, "MYNAHIL_THREADS"),
      ({"MYNAHIL_TLS_CERT": "/tmp/cert.pem"}, "--tls-key is needed"),
      ({"MYNAHIL_REGISTRIES": "registries.example:8000"}, "MYNAHIL_REGISTRIES")],
 )  # fmt: skip
