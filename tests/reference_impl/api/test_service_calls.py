@@ -5,6 +5,7 @@ round trips overlap). A real server on loopback."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -15,10 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from mynahil.reference_impl.api import logs
 from mynahil.reference_impl.api.app import THREADS
-from mynahil.reference_impl.mykey import Challenge, Purpose
-from mynahil.reference_impl.platform import ReferencePlatform, build_platform, serving
+from mynahil.reference_impl.mykey import Challenge, MyKeyService, Purpose
+from mynahil.reference_impl.platform import (
+    ReferencePlatform,
+    app_from_environment,
+    build_platform,
+    serving,
+)
 
 CHALLENGE = {"purpose": "issue"}
 
@@ -114,11 +122,12 @@ def test_on_postgresql_calls_run_in_worker_threads(
         pass
 
 
-def blocking_calls_at_once(platform: ReferencePlatform, monkeypatch: pytest.MonkeyPatch) -> int:
+def blocking_calls_at_once(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> int:
     """Twelve requests at once whose call blocks 0.3 s in a thread (``/v1/health`` asks the
     service's clock): how many ran together at most. Every one must be answered."""
     running, peak, lock = 0, 0, threading.Lock()
-    original = platform.mykey.clock
+    service: MyKeyService = app.state.mykey
+    original = service.clock
 
     def slow_clock() -> datetime:
         nonlocal running, peak
@@ -130,8 +139,8 @@ def blocking_calls_at_once(platform: ReferencePlatform, monkeypatch: pytest.Monk
             running -= 1
         return original()
 
-    with serving(platform.app) as url, httpx.Client(base_url=url, timeout=30) as http:
-        monkeypatch.setattr(platform.mykey, "clock", slow_clock)
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        monkeypatch.setattr(service, "clock", slow_clock)
         with ThreadPoolExecutor(12) as pool:
             answers = list(pool.map(lambda _: http.get("/v1/health"), range(12)))
     assert [a.status_code for a in answers] == [200] * 12
@@ -144,7 +153,7 @@ def test_a_worker_runs_at_most_threads_blocking_calls_at_once_on_postgresql(
 ) -> None:
     """On PostgreSQL a worker's blocking calls take at most THREADS threads at once (the rest
     wait on the event loop); on SQLite FastAPI's 40 stay, so more run together."""
-    peak = blocking_calls_at_once(platform, monkeypatch)
+    peak = blocking_calls_at_once(platform.app, monkeypatch)
     if platform.store.one_writer:
         assert peak > THREADS
     else:
@@ -158,6 +167,21 @@ def test_threads_given_cap_the_blocking_calls_on_either_store(
     """``serve --threads N`` (``build_platform(threads=N)``) on either store."""
     platform = build_platform(store_url, tmp_path / "jlis", threads=2)
     try:
-        assert blocking_calls_at_once(platform, monkeypatch) == 2
+        assert blocking_calls_at_once(platform.app, monkeypatch) == 2
     finally:
         platform.close()
+
+
+def test_each_worker_of_serve_takes_threads_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --workers N --threads M``: each worker builds its app from ``MYNAHIL_*``."""
+    monkeypatch.setenv("MYNAHIL_DB", f"sqlite:///{tmp_path / 'platform.db'}")
+    monkeypatch.setenv("MYNAHIL_JLIS", str(tmp_path / "jlis"))
+    monkeypatch.setenv("MYNAHIL_THREADS", "3")
+    # The worker's logging set-up is process-wide: kept from this test process's.
+    monkeypatch.setattr(logs, "configure_logging", lambda *_: None)
+    access = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access, "propagate", access.propagate)
+    app = app_from_environment()  # its shutdown, at serving()'s end, closes the platform
+    assert blocking_calls_at_once(app, monkeypatch) == 3
