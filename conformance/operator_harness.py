@@ -238,6 +238,19 @@ class OperatorHarness:
         """The next report batch the platform decides loses its answer on the way back."""
         self.answers.armed += 1
 
+    def answers_lost(self, since: int = 0) -> int:
+        """How many answers were lost so far, once more than ``since`` were (or after the
+        profile's wait_s).
+
+        An answer counts as lost once the platform has finished it and it was held back,
+        which is after its decision is visible in the database: a test that sees the decision
+        and then at once counts the lost answers can count one too few (it did, on a busy
+        machine). Disarming comes first, as the batch arrives, so that is no sign either."""
+        deadline = time.monotonic() + self.operator.wait_s
+        while self.answers.lost <= since and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.answers.lost
+
     # --- what the platform holds ------------------------------------------------------------
 
     def decision(self, transaction_id: str) -> StoredTransaction:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from mynahil.conformance.operator_harness import (
     CAMPAIGN_ID,
@@ -77,3 +80,36 @@ def test_a_refused_report_keeps_its_answer_and_the_next_one_is_lost(
         assert (harness.answers.lost, harness.answers.armed) == (lost, 1)
     finally:
         harness.answers.armed = 0
+
+
+def test_an_answer_lost_after_its_decision_is_visible_is_still_counted(
+    harness: OperatorHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OP-REPORT-002 counts the lost answers once the decision is in the database; the answer
+    is only counted lost once the platform has finished it. Here the platform finishes half a
+    second after its decision is visible (a busy machine stretches that gap): the count then
+    reads as before, and ``answers_lost()`` waits for one more."""
+    inner = harness.answers.app
+
+    async def finishing_late(scope: Scope, receive: Receive, send: Send) -> None:
+        await inner(scope, receive, send)
+        if scope["type"] == "http" and str(scope["path"]).endswith("/transactions"):
+            await asyncio.sleep(0.5)
+
+    monkeypatch.setattr(harness.answers, "app", finishing_late)
+
+    def decided() -> int:
+        with harness.platform.store.transaction() as uow:
+            return len(uow.all_transactions())
+
+    before, lost = decided(), harness.answers.lost
+    harness.lose_next_answer()
+    with ThreadPoolExecutor(1) as pool:
+        till = pool.submit(harness.till, 400)
+        deadline = time.monotonic() + 10
+        while decided() == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert decided() == before + 1
+        assert harness.answers.lost == lost  # decided and visible, not yet counted
+        assert harness.answers_lost(lost) == lost + 1
+        till.result()
