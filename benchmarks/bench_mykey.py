@@ -379,11 +379,11 @@ def alternating_http_ratio(
         _send_all(pool, connections, issuance_bodies(proofs[:warm]))
         in_process_rate(platform, proofs[warm : 2 * warm])
         timed = proofs[2 * warm :]
-        bodies = dict(zip((p[0] for p in timed), issuance_bodies(timed), strict=True))
+        # Each item is a proof and its request body: a chunk goes one way or the other.
         ratio = alternating(
-            partial(in_process_rate, platform),
-            lambda share: _send_all(pool, connections, [bodies[p[0]] for p in share]),
-            timed,
+            lambda share: in_process_rate(platform, [proof for proof, _ in share]),
+            lambda share: _send_all(pool, connections, [body for _, body in share]),
+            list(zip(timed, issuance_bodies(timed), strict=True)),
             chunk,
         )
         for connection in connections:

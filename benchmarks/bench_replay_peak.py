@@ -17,7 +17,7 @@ many were). Prints the master's progress, then the figures; the last line is JSO
 machine cannot send the target rate, ``achieved_over_target`` says how much of it was sent.
 
 With ``--report DIR`` the load test's report (``report.md``, ``stats.json`` with its
-per-second timeline, the timeline plotted as ``timeline.png``) and the Locust workers' logs
+per-second timeline, the timeline plotted as ``loadtest.png``) and the Locust workers' logs
 are kept in ``DIR``; otherwise they go with the run's temporary folder.
 
 Run: ``python benchmarks/bench_replay_peak.py [--times 10] [--seconds 60] [--cards 400]
