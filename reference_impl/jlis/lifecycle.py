@@ -25,7 +25,7 @@ from .ca import JlisCA, start_of_day
 from .issuance import default_applied_on, issue_card, random_holder
 from .keypool import FreshKeys, KeySource
 from .registry import KINDS, CardRecord, Kind, RegistryStore
-from .validity import certificate_not_after, signing_certificate_allowed
+from .validity import renewed_certificate_not_after, signing_certificate_allowed
 
 __all__ = [
     "card_serials",
@@ -192,9 +192,9 @@ def renew(
 ) -> CardState:
     """New key pairs and certificates on the same card, as the window does for free.
 
-    The new certificates run to the holder's 5th birthday after ``on``, never past the card's
-    own expiry; each is linked to the one it replaces, which is revoked as ``superseded``
-    (a certificate already revoked, say of a card reported lost and found, keeps its reason).
+    The new certificates run to the card's own expiry (SPEC, seed 000); each is linked to the
+    one it replaces, which is revoked as ``superseded`` (a certificate already revoked, say of
+    a card reported lost and found, keeps its reason).
     A signing certificate is issued only to a holder 15 or older on ``on``.
     Holder, PINs and card id stay. ValueError for a card without certificates, an expired
     card (reissue it), or a state whose certificates were already replaced.
@@ -206,7 +206,7 @@ def renew(
         )
     old_auth = registry.entry(old["auth"])
     assert old_auth is not None
-    not_after = certificate_not_after(state.holder.birth_date, on, state.card_expires)
+    not_after = renewed_certificate_not_after(state.card_expires)
     auth_key, sign_key = _two_keys(keys)
     sign = None
     if signing_certificate_allowed(state.holder.birth_date, on):

@@ -3,7 +3,9 @@ certificate: pure date rules, one per function.
 
 SPEC.md: a certificate is valid until the holder's 5th birthday after issuance; the card until
 the 10th for an adult, and for a holder who was a minor the card lasts as long as the
-certificate. The age of majority is the Civil Code's: 20 before 1 April 2022, 18 from then.
+certificate. A certificate renewed at the window is valid until the card's own expiry
+(seed 000: 更新済みの方は、マイナンバーカードの有効期限まで). The age of majority is the Civil
+Code's: 20 before 1 April 2022, 18 from then.
 
 Which day decides "minor" for the card: the card-application date (申請受付日, the day J-LIS
 received the application), with the age of majority in force on that day. Municipal notices of
@@ -28,6 +30,7 @@ __all__ = [
     "certificate_not_after",
     "is_minor",
     "nth_birthday_after",
+    "renewed_certificate_not_after",
     "signing_certificate_allowed",
 ]
 
@@ -100,3 +103,9 @@ def signing_certificate_allowed(birth: date, on: date) -> bool:
 def certificate_not_after(birth: date, issued: date, card_expires: date) -> date:
     """A JPKI certificate's last valid day: the 5th birthday after issuance, never past the card."""
     return min(nth_birthday_after(birth, issued, CERTIFICATE_BIRTHDAYS), card_expires)
+
+
+def renewed_certificate_not_after(card_expires: date) -> date:
+    """A renewed certificate's last valid day: the card's own (SPEC, seed 000), however early
+    in the card's life it was renewed."""
+    return card_expires

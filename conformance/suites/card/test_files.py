@@ -134,6 +134,8 @@ def _fifth_birthday_after(born: date, issued: date) -> date:
 
 @pytest.mark.requirement("SPEC-CARD-002")
 def test_certificate_validity_ends_by_the_fifth_birthday(card_under_test: CardUnderTest) -> None:
+    """The card's first certificate (an emulated card under test is newly issued; a renewed
+    certificate would run to the card's own expiry, which the card does not tell)."""
     if not card_under_test.target.emulated:
         pytest.skip("needs the holder's birth date from the card-info AP: emulated cards only")
     certificate = _auth_certificate(card_under_test)

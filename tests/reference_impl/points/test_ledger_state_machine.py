@@ -3,17 +3,17 @@ certificate renewals, reissued cards, expiring certificates (time passes, over a
 campaign) and help-desk stops and restarts, for several people, keeps every person's points
 equal to the rule's answer and never above the cap (hypothesis, stateful).
 
-The model below restates the rules independently of the platform's code: 25% floored per
-charge, clipped by what is left of the *person's* 5,000 yen, whichever of their MyKey IDs is
-current; a refund leaves a charge the points its remaining amount earns, never more than it
-held; a person whose ID was revoked and who has no new one earns nothing (mykey_revoked), nor
-does one whose ID the help desk stopped (mykey_id_stopped); the choice of service is made once
-per person. Certificates (SPEC, seed 000/004): each runs from its issue day to the holder's 5th
-birthday after it (a renewal never past the card's own expiry, the 10th birthday after the
-card was issued), both days included; a charge made on a day no certificate of the person
-covered earns nothing (certificate_expired), renewed or reissued ones count from their day
-whether or not the card was shown to the platform since, and an expired card cannot apply,
-revoke or reserve.
+The model below restates the rules independently of the platform's code: 25% floored per charge,
+clipped by what is left of the *person's* 5,000 yen, whichever of their MyKey IDs is current; a
+refund leaves a charge the points its remaining amount earns, never more than it held; a person
+whose ID was revoked and who has no new one earns nothing (mykey_revoked), nor does one whose ID
+the help desk stopped (mykey_id_stopped); the choice of service is made once per person.
+Certificates (SPEC, seed 000/004): a card's first runs from its issue day to the holder's 5th
+birthday after it, a renewal to the card's own expiry (the 10th birthday after the card was
+issued) however early it was renewed, both days included; a charge made on a day no certificate
+of the person covered earns nothing (certificate_expired), renewed or reissued ones count from
+their day whether or not the card was shown to the platform since, and an expired card cannot
+apply, revoke or reserve.
 """
 
 from __future__ import annotations
@@ -80,8 +80,7 @@ class Holder:
         return first <= day <= last
 
     def renew(self, day: date) -> None:
-        card_expires = nth_birthday_after(self.birth, self.card_issued, 10)
-        self.windows.append((day, min(nth_birthday_after(self.birth, day, 5), card_expires)))
+        self.windows.append((day, nth_birthday_after(self.birth, self.card_issued, 10)))
 
     def reissue(self, day: date) -> None:
         self.card_issued = day
