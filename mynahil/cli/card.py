@@ -119,8 +119,8 @@ def card_new(
         CertificateRegistry,
         JlisCA,
         default_applied_on,
-        is_minor,
         lifecycle,
+        minor_for_the_card,
         random_holder,
     )
 
@@ -142,10 +142,10 @@ def card_new(
         if birth is None:
             birth = date(issued.year - 12, issued.month, min(issued.day, 28))
         applied_for = applied or default_applied_on(issued, birth)
-        if not is_minor(birth, applied_for):
+        if not minor_for_the_card(birth, issued, applied_for):
             fail(
-                f"--minor with --birth-date {birth}: not a minor on the card-application date "
-                f"{applied_for}"
+                f"--minor with --birth-date {birth}: not a minor on the issuance date {issued} "
+                f"(by the age of majority of the card-application date {applied_for})"
             )
     rng = random.Random(seed)
     made_up = random_holder(rng, birth_date=birth or date(issued.year - 40, 4, 1))

@@ -18,6 +18,7 @@ from .validity import (
     card_expiry,
     certificate_not_after,
     is_minor,
+    minor_for_the_card,
     nth_birthday_after,
     signing_certificate_allowed,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "is_minor",
     "issue_card",
     "lifecycle",
+    "minor_for_the_card",
     "nth_birthday_after",
     "ocsp_request_for",
     "random_holder",

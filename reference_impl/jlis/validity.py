@@ -7,11 +7,12 @@ certificate. A certificate renewed at the window is valid until the card's own e
 (seed 000: 更新済みの方は、マイナンバーカードの有効期限まで). The age of majority is the Civil
 Code's: 20 before 1 April 2022, 18 from then.
 
-Which day decides "minor" for the card: the card-application date (申請受付日, the day J-LIS
-received the application), with the age of majority in force on that day. Municipal notices of
-the 2022 change say so: an application received before 2022-04-01 gives a 19-year-old a 5-year
-card even when it is issued after that day; one received from then on gives an 18-year-old a
-10-year card. Birthdays are still counted from the issuance date.
+Who is a minor for the card: the holder's age on the day the card is issued (seed 000:
+交付時に未成年の方), against the age of majority in force on the card-application date (申請受付日,
+the day J-LIS received the application). Municipal notices of the 2022 change say so: an
+application received before 2022-04-01 gives a 19-year-old a 5-year card even when it is issued
+after that day; one received from then on gives an 18-year-old a 10-year card. Birthdays are
+counted from the issuance date.
 
 No digital-signature certificate is issued to a holder under 15 on the day it would be issued
 (their card carries the user-authentication certificate only).
@@ -29,6 +30,7 @@ __all__ = [
     "card_expiry",
     "certificate_not_after",
     "is_minor",
+    "minor_for_the_card",
     "nth_birthday_after",
     "renewed_certificate_not_after",
     "signing_certificate_allowed",
@@ -84,14 +86,23 @@ def is_minor(birth: date, on: date) -> bool:
     return age_on(birth, on) < age_of_majority(on)
 
 
+def minor_for_the_card(birth: date, issued: date, applied_on: date) -> bool:
+    """Whether the card is a minor's: under the age of majority on the issuance day (seed
+    000), the age of majority being the one in force on the card-application date."""
+    if applied_on > issued:
+        raise ValueError(
+            f"the card-application date {applied_on} is after the issuance date {issued}"
+        )
+    return age_on(birth, issued) < age_of_majority(applied_on)
+
+
 def card_expiry(birth: date, issued: date, *, applied_on: date | None = None) -> date:
-    """The card's last valid day: the 10th birthday after issuance, the 5th for a holder who
-    was a minor on the card-application date ``applied_on`` (the issuance date if not given:
-    a card applied for and issued on the same day)."""
+    """The card's last valid day: the 10th birthday after issuance, the 5th for a minor's card
+    (:func:`minor_for_the_card`; ``applied_on`` is the issuance date if not given: a card
+    applied for and issued on the same day)."""
     applied = issued if applied_on is None else applied_on
-    if applied > issued:
-        raise ValueError(f"the card-application date {applied} is after the issuance date {issued}")
-    birthdays = MINOR_CARD_BIRTHDAYS if is_minor(birth, applied) else ADULT_CARD_BIRTHDAYS
+    minor = minor_for_the_card(birth, issued, applied)
+    birthdays = MINOR_CARD_BIRTHDAYS if minor else ADULT_CARD_BIRTHDAYS
     return nth_birthday_after(birth, issued, birthdays)
 
 

@@ -97,7 +97,7 @@ def test_card_new_minor_asks_the_validity_rules(tmp_path: Path) -> None:
     )  # fmt: skip
     assert adult.exit_code == 2, adult.output
     assert "--minor" in adult.output
-    assert "not a minor on the card-application date 2024-05-02" in adult.output
+    assert "not a minor on the issuance date 2024-06-01" in adult.output
     twelve = load_card(new_card(tmp_path / "c", "--minor", "--issued-on", "2024-06-01"))
     assert twelve.sign is None  # under 15: no signing certificate
 

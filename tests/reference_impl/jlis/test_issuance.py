@@ -74,6 +74,7 @@ def test_public_surface() -> None:
         "is_minor",
         "issue_card",
         "lifecycle",
+        "minor_for_the_card",
         "nth_birthday_after",
         "ocsp_request_for",
         "random_holder",
