@@ -191,6 +191,7 @@ class OperatorHarness:
     applied_at: datetime
     http: httpx.Client  # to the operator under test
     answers: LosingAnswers  # in front of the platform: loses report answers on demand
+    last_decided: float = 0.0  # time.monotonic() when decision() last saw one on account_id
 
     # --- the operator's contract and hooks ------------------------------------------------
 
@@ -266,6 +267,8 @@ class OperatorHarness:
                     None,
                 )  # fmt: skip
             if decided is not None:
+                if decided.account_id == self.account_id:
+                    self.last_decided = time.monotonic()
                 return decided
             if time.monotonic() > deadline:
                 raise AssertionError(
@@ -284,7 +287,17 @@ class OperatorHarness:
     def credited_settles(self, account_id: str | None = None, expected: int | None = None) -> int:
         """The service's credited points once they equal ``expected`` (by default the
         platform's grant), or as they stand after wait_s (a service may book later)."""
-        deadline = time.monotonic() + self.operator.wait_s
+        return self._credited_by(time.monotonic() + self.operator.wait_s, account_id, expected)
+
+    def credit_so_far(self) -> int:
+        """The holder's credited points once the service has booked every grant so far, or
+        as they stand wait_s after the last decision on the holder's account this harness saw
+        (:meth:`decision`): where a test starts
+        counting its own credit (a service may book an earlier test's grant after that test
+        ended). A service that never books a grant fails the test that made it, not here."""
+        return self._credited_by(self.last_decided + self.operator.wait_s, None, None)
+
+    def _credited_by(self, deadline: float, account_id: str | None, expected: int | None) -> int:
         while True:
             credited = self.credited(account_id)
             target = self.granted(account_id) if expected is None else expected

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
@@ -113,9 +114,12 @@ def test_operator_url_without_a_profile_is_a_usage_error(tmp_path: Path) -> None
     assert "needs --operator-profile" in done.stderr
 
 
-def _batching_service(books: OperatorBooks, platform_key: bytes, client: OperatorClient) -> FastAPI:
+def _batching_service(
+    books: OperatorBooks, platform_key: bytes, client: OperatorClient, books_after_s: float = 0.0
+) -> FastAPI:
     """A service whose till answers at once and reports in batches a moment later, as many
-    real services do: the harness must wait for the report and the credit (wait_s)."""
+    real services do, and books the platform's answers ``books_after_s`` after they come (a
+    ledger job of its own): the harness must wait for the report and the credit (wait_s)."""
     # Not the sandbox's sample_operator: this is a vendor's service under the harness, which
     # registers it with its own platform; its till is replaced.
     sample = create_operator_app(books, platform_key, client)
@@ -128,7 +132,8 @@ def _batching_service(books: OperatorBooks, platform_key: bytes, client: Operato
             with lock:
                 batch, queue[:] = list(queue), []
             if batch:
-                books.answered(client.report(batch))
+                decisions = client.report(batch)
+                threading.Timer(books_after_s, books.answered, [decisions]).start()
 
     threading.Thread(target=reporter, daemon=True).start()
     app = FastAPI()
@@ -149,13 +154,19 @@ def _batching_service(books: OperatorBooks, platform_key: bytes, client: Operato
     return app
 
 
-def test_a_service_that_reports_in_batches_after_answering_is_certified(tmp_path: Path) -> None:
+@pytest.mark.parametrize("books_after_s", [0.0, 1.5], ids=["books-at-once", "books-later"])
+def test_a_service_that_reports_in_batches_after_answering_is_certified(
+    tmp_path: Path, books_after_s: float
+) -> None:
+    """Booking 1.5 s after the answer, longer than a test waits for a retry: a test that
+    took the credited points before the previous test's credit was booked counted it as its
+    own (OP-REPORT-002 failed a correct service)."""
     key = Ed25519PrivateKey.generate()
     books = OperatorBooks("batch-pay", "batch-pay-qr")
     harness_dir, platform_port = tmp_path / "harness", free_port()
     platform_key = public_key_bytes(reference_platform_key(harness_dir))
     client = OperatorClient.connect(f"http://127.0.0.1:{platform_port}", Signer("batch-pay", key))
-    with serving(_batching_service(books, platform_key, client)) as url:
+    with serving(_batching_service(books, platform_key, client, books_after_s)) as url:
         profile = tmp_path / "batch.toml"
         profile.write_text(
             f'name = "Batch Pay"\ntarget = "operator:{url}"\noperator_id = "batch-pay"\n'
