@@ -43,6 +43,12 @@ platform on the same SQLite file (``sqlite_http_per_inproc_alternating_median``,
 the number of client threads that gave its better whole-run figure
 (``postgres_per_sqlite_inproc_alternating_median``, ``…_quartiles``, ``…_clients``).
 
+Whether the machine was idle is printed too: other processes' CPU per issuance in each HTTP
+run (``sqlite_http_other_cpu_ms``, ``postgres_http_1worker_other_cpu_ms``,
+``postgres_http_2workers_other_cpu_ms``), a warning for a run where it exceeded a tenth of the
+run's own, and ``machine_busy_elsewhere`` if any did: such a run's figures are not an idle
+machine's, and the README quotes none as one.
+
 Run: ``python benchmarks/bench_mykey.py [--cards N] [--postgres URL] [--clients N]``. The last
 line is JSON.
 """
@@ -209,31 +215,39 @@ def _spread_evenly(
     raise SystemExit(f"the server's {workers} workers did not take the connections evenly")
 
 
-def _backend_cpu(server_pid: int, db_url: str) -> dict[int, float]:
-    """CPU seconds of each PostgreSQL backend serving the server's processes, by backend PID:
-    their connections' client ports looked up in ``pg_stat_activity``. Empty on SQLite."""
+def _backend_cpu(server_pid: int, db_url: str) -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds, by PID, of each PostgreSQL backend serving the server's processes (their
+    connections' client ports looked up in ``pg_stat_activity``) and of PostgreSQL's own
+    processes (WAL writer, checkpointer, autovacuum, …: work the run's commits cause). Both
+    empty on SQLite."""
     database = make_url(db_url)
     if not database.drivername.startswith("postgresql"):
-        return {}
+        return {}, {}
     postgres_port = database.port or 5432
     ports = {c.laddr.port for _, c in _tcp_connections(server_pid) if c.raddr.port == postgres_port}
     engine = create_engine(db_url)
     try:
         with engine.connect() as connection:
-            backends = connection.execute(
-                text("SELECT pid, client_port FROM pg_stat_activity WHERE client_port IS NOT NULL")
+            processes = connection.execute(
+                text("SELECT pid, client_port, backend_type FROM pg_stat_activity")
             ).all()
     finally:
         engine.dispose()
-    spent = {}
-    for pid, client_port in backends:
-        if client_port in ports:
+    serving: dict[int, float] = {}
+    own: dict[int, float] = {}
+    for pid, client_port, backend_type in processes:
+        if client_port in ports or backend_type != "client backend":
             try:
                 times = psutil.Process(pid).cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            spent[pid] = times.user + times.system
-    return spent
+            (serving if client_port in ports else own)[pid] = times.user + times.system
+    return serving, own
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the processes in ``after`` used since ``before`` (a new one: all of it)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _machine_busy() -> float:
@@ -412,13 +426,13 @@ def http_rate(
         list(pool.map(_send, connections, [share[:WARM_UP] for share in shares]))
         timed = sum(len(share[WARM_UP:]) for share in shares)
         server, client, machine = _tree_cpu(process.pid), time.process_time(), _machine_busy()
-        backends = _backend_cpu(process.pid, db_url)
+        backends, background = _backend_cpu(process.pid, db_url)
         start = time.perf_counter()
         list(pool.map(_send, connections, [share[WARM_UP:] for share in shares]))
         elapsed = time.perf_counter() - start
         after, machine_after = _tree_cpu(process.pid), _machine_busy()
         client_after = time.process_time()
-        backends_after = _backend_cpu(process.pid, db_url)
+        backends_after, background_after = _backend_cpu(process.pid, db_url)
         holders = _holders(connections, process.pid, _port(url))
         for connection in connections:
             connection.close()
@@ -434,31 +448,61 @@ def http_rate(
         ),
         "busiest_process_share": busiest / max(sum(spent.values()), 1e-9),
         "server_cpu_ms": sum(spent.values()) * per,
-        "postgres_cpu_ms": sum(cpu - backends.get(pid, 0.0) for pid, cpu in backends_after.items())
-        * per,
+        "postgres_cpu_ms": _spent(backends, backends_after) * per,
+        "postgres_background_cpu_ms": _spent(background, background_after) * per,
         "client_cpu_ms": (client_after - client) * per,
         "machine_cpu_ms": (machine_after - machine) * per,
         "wall_ms": elapsed * per,
     }
 
 
+BUSY_ELSEWHERE = 0.1
+"""Other processes' CPU during an HTTP run, as a share of the run's own (server, PostgreSQL
+backends, clients), above which the machine was not idle and the run's figures are not an
+idle machine's (on an idle one it is ~1%)."""
+
+
+def _own_cpu_ms(run: dict[str, Any]) -> float:
+    """The run's own CPU per issuance: server, PostgreSQL (backends and its own processes),
+    clients."""
+    postgres = run["postgres_cpu_ms"] + run.get("postgres_background_cpu_ms", 0.0)
+    return float(run["server_cpu_ms"] + postgres + run["client_cpu_ms"])
+
+
+def other_cpu_ms(run: dict[str, Any]) -> float:
+    """CPU milliseconds per issuance the machine spent on anything but the run's processes."""
+    return float(run["machine_cpu_ms"]) - _own_cpu_ms(run)
+
+
+def busy_elsewhere(run: dict[str, Any]) -> bool:
+    """Whether other work took more than :data:`BUSY_ELSEWHERE` of the run's own CPU."""
+    return other_cpu_ms(run) > BUSY_ELSEWHERE * _own_cpu_ms(run)
+
+
 def _where_the_time_went(label: str, run: dict[str, Any]) -> None:
     """One line: the rate, then where the CPU went per issuance (on a machine of few cores,
-    the clients and PostgreSQL share them with the server)."""
-    others = run["machine_cpu_ms"] - run["server_cpu_ms"] - run["postgres_cpu_ms"]
-    others -= run["client_cpu_ms"]
+    the clients and PostgreSQL share them with the server); a warning if the machine was
+    busy with other work meanwhile."""
+    others = other_cpu_ms(run)
     split = "+".join(str(n) for n in run["connections_per_worker"])
     if run["redialled"]:
         split += f" ({run['redialled']} re-dialled to spread them)"
     print(
         f"  {label}, {run['clients']} client connections: {run['per_s']:,.0f}/s; per issuance "
         f"{run['wall_ms']:.2f} ms wall, CPU {run['server_cpu_ms']:.2f} ms server, "
-        f"{run['postgres_cpu_ms']:.2f} ms PostgreSQL backends, {run['client_cpu_ms']:.2f} ms "
+        f"{run['postgres_cpu_ms']:.2f} ms PostgreSQL backends (and "
+        f"{run['postgres_background_cpu_ms']:.2f} ms its own processes), "
+        f"{run['client_cpu_ms']:.2f} ms "
         f"client, {others:.2f} ms anything else on the machine ({psutil.cpu_count()} cores, "
         f"load average {psutil.getloadavg()[0]:.1f}); connections per server process "
         f"{split}; the busiest server process did {run['busiest_process_share']:.0%} of the "
         "server's work"
     )
+    if busy_elsewhere(run):
+        print(
+            f"  warning: the machine was busy with other work during {label} ({others:.2f} ms "
+            f"of other CPU per issuance): its figures are not an idle machine's"
+        )
 
 
 def measure(
@@ -490,6 +534,8 @@ def measure(
             "inproc_clients_per_s": round(together),
             "http_per_s": round(one["per_s"]),
             "http_clients": clients,
+            "http_1worker_other_cpu_ms": round(other_cpu_ms(one), 2),
+            "busy_elsewhere": busy_elsewhere(one),
         }
         if not two_workers:
             alternating_http = alternating_http_ratio(
@@ -506,9 +552,12 @@ def measure(
             figures["http_2workers_ratio"] = round(two["per_s"] / one["per_s"], 2)
             figures["http_2workers_busiest_share"] = round(two["busiest_process_share"], 2)
             figures["http_2workers_connections_per_worker"] = two["connections_per_worker"]
-            for name in ("server_cpu_ms", "postgres_cpu_ms", "client_cpu_ms", "machine_cpu_ms"):
+            names = ("server_cpu_ms", "postgres_cpu_ms", "postgres_background_cpu_ms")
+            for name in (*names, "client_cpu_ms", "machine_cpu_ms"):
                 figures[f"http_1worker_{name}"] = round(one[name], 2)
                 figures[f"http_2workers_{name}"] = round(two[name], 2)
+            figures["http_2workers_other_cpu_ms"] = round(other_cpu_ms(two), 2)
+            figures["busy_elsewhere"] = figures["busy_elsewhere"] or busy_elsewhere(two)
             # The most this machine's cores could do at the two-worker run's CPU per issuance
             # if they ran only the server, its PostgreSQL backends and the clients.
             needed = two["server_cpu_ms"] + two["postgres_cpu_ms"] + two["client_cpu_ms"]
@@ -609,6 +658,7 @@ def postgres_figures(
         ):
             figures[f"postgres_{name}"] = value
     figures["postgres_http_clients"] = result["http_clients"]
+    figures["postgres_busy_elsewhere"] = result["busy_elsewhere"]
     print(
         f"PostgreSQL: {result['inproc_per_s']:,}/s in-process with one client, "
         f"{result['inproc_clients_per_s']:,}/s with {args.clients} "
@@ -653,6 +703,8 @@ def main() -> None:
         figures["sqlite_inproc_issuances_per_s"] = sqlite["inproc_per_s"]
         figures["sqlite_inproc_clients_issuances_per_s"] = sqlite["inproc_clients_per_s"]
         figures["sqlite_http_issuances_per_s"] = sqlite["http_per_s"]
+        figures["sqlite_http_other_cpu_ms"] = sqlite["http_1worker_other_cpu_ms"]
+        figures["machine_busy_elsewhere"] = sqlite["busy_elsewhere"]
         # Issue 17's ratios, each within this run: in-process (one client) per raw RSA verify,
         # and one HTTP worker per in-process (the better of one client and the run with
         # CLIENTS threads, as below for PostgreSQL's).
@@ -686,6 +738,8 @@ def main() -> None:
                     url, Path(tmp), pool, args, (sqlite_url, sqlite_best, sqlite_clients)
                 )
             )
+            busy = figures["machine_busy_elsewhere"] or figures["postgres_busy_elsewhere"]
+            figures["machine_busy_elsewhere"] = busy
     print(json.dumps(figures))
 
 

@@ -86,3 +86,25 @@ def test_too_few_items_for_two_pairs_is_an_error(bench_mykey: ModuleType) -> Non
     machine = DriftingMachine(1.0, [])
     with pytest.raises(SystemExit, match="fewer than two pairs"):
         bench_mykey.alternating(machine.first, machine.second, list(range(30)), 10)
+
+
+def _run(server: float, postgres: float, client: float, machine: float) -> dict[str, float]:
+    return {
+        "server_cpu_ms": server,
+        "postgres_cpu_ms": postgres,
+        "client_cpu_ms": client,
+        "machine_cpu_ms": machine,
+    }
+
+
+def test_a_run_says_whether_the_machine_was_busy_elsewhere(bench_mykey: ModuleType) -> None:
+    """The fifth session's idle runs (0.01 ms of other CPU per issuance) count as idle; the
+    sixth session's (1.48 ms beside 4.84 ms of the run's own) do not. PostgreSQL's own
+    processes (its WAL writer, …) work for the run: they are not someone else's."""
+    idle = _run(1.33, 0.0, 0.25, 1.59)
+    busy = _run(2.91, 1.55, 0.38, 6.32)
+    assert bench_mykey.other_cpu_ms(idle) == pytest.approx(0.01)
+    assert not bench_mykey.busy_elsewhere(idle)
+    assert bench_mykey.other_cpu_ms(busy) == pytest.approx(1.48)
+    assert bench_mykey.busy_elsewhere(busy)
+    assert not bench_mykey.busy_elsewhere({**busy, "postgres_background_cpu_ms": 1.2})
