@@ -465,7 +465,7 @@ idle machine's (on an idle one it is ~1%)."""
 def _own_cpu_ms(run: dict[str, Any]) -> float:
     """The run's own CPU per issuance: server, PostgreSQL (backends and its own processes),
     clients."""
-    postgres = run["postgres_cpu_ms"] + run.get("postgres_background_cpu_ms", 0.0)
+    postgres = run["postgres_cpu_ms"] + run["postgres_background_cpu_ms"]
     return float(run["server_cpu_ms"] + postgres + run["client_cpu_ms"])
 
 
@@ -492,8 +492,8 @@ def _where_the_time_went(label: str, run: dict[str, Any]) -> None:
         f"{run['wall_ms']:.2f} ms wall, CPU {run['server_cpu_ms']:.2f} ms server, "
         f"{run['postgres_cpu_ms']:.2f} ms PostgreSQL backends (and "
         f"{run['postgres_background_cpu_ms']:.2f} ms its own processes), "
-        f"{run['client_cpu_ms']:.2f} ms "
-        f"client, {others:.2f} ms anything else on the machine ({psutil.cpu_count()} cores, "
+        f"{run['client_cpu_ms']:.2f} ms client, {others:.2f} ms anything else on the machine "
+        f"({psutil.cpu_count()} cores, "
         f"load average {psutil.getloadavg()[0]:.1f}); connections per server process "
         f"{split}; the busiest server process did {run['busiest_process_share']:.0%} of the "
         "server's work"

@@ -292,9 +292,9 @@ class OperatorHarness:
     def credit_so_far(self) -> int:
         """The holder's credited points once the service has booked every grant so far, or
         as they stand wait_s after the last decision on the holder's account this harness saw
-        (:meth:`decision`): where a test starts
-        counting its own credit (a service may book an earlier test's grant after that test
-        ended). A service that never books a grant fails the test that made it, not here."""
+        (:meth:`decision`): where a test starts counting its own credit (a service may book an
+        earlier test's grant after that test ended). A service that never books a grant fails
+        the test that made it, not here."""
         return self._credited_by(self.last_decided + self.operator.wait_s, None, None)
 
     def _credited_by(self, deadline: float, account_id: str | None, expected: int | None) -> int:

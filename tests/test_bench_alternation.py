@@ -92,6 +92,7 @@ def _run(server: float, postgres: float, client: float, machine: float) -> dict[
     return {
         "server_cpu_ms": server,
         "postgres_cpu_ms": postgres,
+        "postgres_background_cpu_ms": 0.0,
         "client_cpu_ms": client,
         "machine_cpu_ms": machine,
     }
