@@ -25,7 +25,7 @@ from mynahil.reference_impl.audit import (
     verify_chain,
 )
 from mynahil.reference_impl.store import SqlStore
-from mynahil.reference_impl.store.tables import audit_log
+from mynahil.reference_impl.store.tables import audit_head, audit_log
 
 NOW = datetime(2020, 9, 1, 9, 0, tzinfo=UTC)
 
@@ -53,6 +53,29 @@ def test_untouched_log_verifies(store: SqlStore) -> None:
 
 
 def test_empty_log_verifies(store: SqlStore) -> None:
+    assert store.verify_audit() == (0, None)
+
+
+@pytest.mark.parametrize("records", [1, 2])
+def test_without_the_head_row_an_audited_unit_commits_nothing(
+    store: SqlStore, records: int
+) -> None:
+    """A database made without the migrations' head row: the append says so, and the unit's
+    other writes roll back with it (on PostgreSQL the one record and the COMMIT go out
+    together, so the append itself must fail for the COMMIT not to run)."""
+    with store.engine.begin() as connection:
+        connection.execute(delete(audit_head))
+
+    def issue_and_audit() -> None:
+        with store.transaction() as uow:
+            uow.create_record("123456789012", NOW)
+            for i in range(records):
+                uow.audit(AuditEvent("issue", "ok", None, {"n": i}), NOW)
+
+    with pytest.raises(RuntimeError, match="audit_head row is missing"):
+        issue_and_audit()
+    with store.transaction() as uow:
+        assert uow.record_by_mykey_id("123456789012") is None
     assert store.verify_audit() == (0, None)
 
 
