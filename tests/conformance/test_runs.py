@@ -133,3 +133,46 @@ def test_a_reader_vendors_run_as_the_readme_shows(tmp_path: Path, pcsc_stack: No
     skipped = {r for r, v in results["requirements"].items() if v["verdict"] == "skipped"}
     assert "SPEC-CARD-001" in skipped  # locking the PIN is destructive: never on a real card
     assert {v["verdict"] for v in results["requirements"].values()} == {"passed", "skipped"}
+
+
+_STRAY_PLUGIN = """
+import os
+
+
+def pytest_configure(config):
+    open(os.environ["STRAY_PLUGIN_MARK"], "w").close()
+
+
+def pytest_collection_modifyitems(items):
+    items.reverse()  # as pytest-randomly would shuffle them: the PIN lockout first
+"""
+
+
+def test_a_vendors_installed_pytest_plugins_stay_out_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run loads only its own plugins, not every plugin installed beside it (a vendor's
+    environment): one that reorders tests would run the PIN lockout before the tests that
+    need the PIN. One the vendor asks for after ``--`` (``-p NAME``) is loaded."""
+    site = tmp_path / "site"
+    (site / "stray_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "stray_plugin.py").write_text(_STRAY_PLUGIN, encoding="utf-8")
+    (site / "stray_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: stray-plugin\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (site / "stray_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[pytest11]\nstray = stray_plugin\n", encoding="utf-8"
+    )
+    mark = tmp_path / "loaded"
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("STRAY_PLUGIN_MARK", str(mark))
+
+    code, results = run_target("card:inproc", tmp_path / "report", extra=["-k", "ATR or PIN"])
+    assert not mark.exists(), "an installed pytest plugin was loaded into the run"
+    assert code == 0, results["requirements"]
+    assert results["passed"] is True
+
+    code, _results = run_target(
+        "card:inproc", tmp_path / "asked", extra=["-p", "stray_plugin", "-k", "ATR-001"]
+    )
+    assert mark.exists(), "the plugin asked for with -p was not loaded"
