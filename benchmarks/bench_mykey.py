@@ -469,6 +469,12 @@ def _own_cpu_ms(run: dict[str, Any]) -> float:
     return float(run["server_cpu_ms"] + postgres + run["client_cpu_ms"])
 
 
+def cpu_ceiling_per_s(run: dict[str, Any], cores: int) -> float:
+    """The most this machine's ``cores`` could do at the run's CPU per issuance if they ran
+    only the run's own processes: the server, PostgreSQL (backends and its own) and clients."""
+    return 1000 * cores / _own_cpu_ms(run)
+
+
 def other_cpu_ms(run: dict[str, Any]) -> float:
     """CPU milliseconds per issuance the machine spent on anything but the run's processes."""
     return float(run["machine_cpu_ms"]) - _own_cpu_ms(run)
@@ -558,10 +564,8 @@ def measure(
                 figures[f"http_2workers_{name}"] = round(two[name], 2)
             figures["http_2workers_other_cpu_ms"] = round(other_cpu_ms(two), 2)
             figures["busy_elsewhere"] = figures["busy_elsewhere"] or busy_elsewhere(two)
-            # The most this machine's cores could do at the two-worker run's CPU per issuance
-            # if they ran only the server, its PostgreSQL backends and the clients.
-            needed = two["server_cpu_ms"] + two["postgres_cpu_ms"] + two["client_cpu_ms"]
-            ceiling = 1000 * (psutil.cpu_count() or 1) / needed
+            needed = _own_cpu_ms(two)
+            ceiling = cpu_ceiling_per_s(two, psutil.cpu_count() or 1)
             figures["http_2workers_cpu_ceiling_per_s"] = round(ceiling)
             figures["http_2workers_cpu_ceiling_ratio"] = round(ceiling / one["per_s"], 2)
             alternating = alternating_workers_ratio(
