@@ -8,7 +8,7 @@ and pytest refuses to collect a test file from one copy whose module came from t
 It loads only the plugins the run needs (the suite's own and Allure's), not every pytest plugin
 installed beside it: the environment is the vendor's, and a plugin that reorders tests
 (pytest-randomly) would run a PIN lockout before the tests that need the PIN, one that reruns
-failures would hide them. Loading them all also cost ~2 s a run (Hypothesis, Schemathesis). A
+failures would hide them. Loading them all also cost ~3 s a run (Hypothesis, Schemathesis). A
 plugin the vendor does want is named after ``--``: ``-p NAME``.
 """
 
