@@ -61,8 +61,8 @@ def test_without_the_head_row_an_audited_unit_commits_nothing(
     store: SqlStore, records: int
 ) -> None:
     """A database made without the migrations' head row: the append says so, and the unit's
-    other writes roll back with it (on PostgreSQL the one record and the COMMIT go out
-    together, so the append itself must fail for the COMMIT not to run)."""
+    other writes roll back with it, whether the unit has one record (on PostgreSQL appended
+    by one statement that reads the head itself) or several."""
     with store.engine.begin() as connection:
         connection.execute(delete(audit_head))
 
