@@ -43,6 +43,13 @@ platform on the same SQLite file (``sqlite_http_per_inproc_alternating_median``,
 the number of client threads that gave its better whole-run figure
 (``postgres_per_sqlite_inproc_alternating_median``, ``…_quartiles``, ``…_clients``).
 
+When ``--postgres`` reaches a server on this machine over TCP, the same server is also
+measured through its Unix socket, against TCP in alternating chunks in process, with one
+client and with PostgreSQL's better client count
+(``postgres_socket_per_tcp_inproc_<N>clients_alternating_median``, ``…_quartiles``): what a
+platform beside its database gains by connecting to the socket. Issue 17's figures stay on
+TCP.
+
 Whether the machine was idle is printed too: other processes' CPU per issuance in each HTTP
 run (``sqlite_http_other_cpu_ms``, ``postgres_http_1worker_other_cpu_ms``,
 ``postgres_http_2workers_other_cpu_ms``), a warning for a run where it exceeded a tenth of the
@@ -710,26 +717,29 @@ def postgres_figures(
         stores,
     )
     # The same server through its Unix socket, as a platform beside its database would reach
-    # it: no TCP on the loopback, so less system CPU a round trip on both sides.
+    # it: no TCP on the loopback, so less system CPU a round trip on both sides. With one
+    # client (each issuance waits out its seven round trips) and with the better count.
     socket_base = unix_socket_url(args.postgres)
-    if socket_base is not None:
-        with scratch_schema(socket_base) as socket_url:
-            if socket_url is not None:
-                socket = alternating_store_ratio(
-                    (url, tmp / "jlis-b", postgres_clients),
-                    (socket_url, tmp / "jlis-socket", postgres_clients),
-                    pool,
-                    args.cards,
-                )
-                figures["postgres_socket_per_tcp_inproc_alternating_median"] = socket["median"]
-                figures["postgres_socket_per_tcp_inproc_alternating_quartiles"] = socket[
-                    "quartiles"
-                ]
-                _said(
-                    f"PostgreSQL through its Unix socket per TCP on the loopback, in process "
-                    f"({postgres_clients} client threads)",
-                    socket,
-                )
+    if socket_base is None:
+        return figures
+    with scratch_schema(socket_base) as socket_url:
+        if socket_url is None:
+            return figures
+        for clients in sorted({1, postgres_clients}):
+            socket = alternating_store_ratio(
+                (url, tmp / "jlis-b", clients),
+                (socket_url, tmp / "jlis-socket", clients),
+                pool,
+                args.cards,
+            )
+            name = f"postgres_socket_per_tcp_inproc_{clients}clients_alternating"
+            figures[f"{name}_median"] = socket["median"]
+            figures[f"{name}_quartiles"] = socket["quartiles"]
+            _said(
+                f"PostgreSQL through its Unix socket per TCP on the loopback, in process "
+                f"({clients} client threads)",
+                socket,
+            )
     return figures
 
 
