@@ -43,13 +43,6 @@ platform on the same SQLite file (``sqlite_http_per_inproc_alternating_median``,
 the number of client threads that gave its better whole-run figure
 (``postgres_per_sqlite_inproc_alternating_median``, ``…_quartiles``, ``…_clients``).
 
-When ``--postgres`` reaches a server on this machine over TCP, the same server is also
-measured through its Unix socket, against TCP in alternating chunks in process, with one
-client and with PostgreSQL's better client count
-(``postgres_socket_per_tcp_inproc_<N>clients_alternating_median``, ``…_quartiles``): what a
-platform beside its database gains by connecting to the socket. Issue 17's figures stay on
-TCP.
-
 Whether the machine was idle is printed too: other processes' CPU per issuance in each HTTP
 run (``sqlite_http_other_cpu_ms``, ``postgres_http_1worker_other_cpu_ms``,
 ``postgres_http_2workers_other_cpu_ms``), a warning for a run where it exceeded a tenth of the
@@ -595,30 +588,27 @@ def measure(
 
 
 def alternating_store_ratio(
-    first: tuple[str, Path, int], second: tuple[str, Path, int], pool: KeyPool, count: int
+    sqlite: tuple[str, Path, int], postgres: tuple[str, Path, int], pool: KeyPool, count: int
 ) -> dict[str, Any]:
-    """The in-process rate of the platform on ``second``'s database per ``first``'s, in
-    alternating chunks (:func:`alternating`) of ``count``/5 issuances, 1.5 ``count`` on each:
-    a platform on each, given as (database URL, J-LIS folder, client threads), each store
-    with the number of client threads that gave its better whole-run figure. (Chunks of
-    ``count``/10, as over HTTP, read PostgreSQL's client threads ~20% below their whole-run
-    rate: too short for four threads.)"""
-    (_, _, first_clients), (_, _, second_clients) = first, second
-    one, other = platforms = [build_platform(url, folder) for url, folder, _ in (first, second)]
+    """PostgreSQL's in-process rate per SQLite's, in alternating chunks (:func:`alternating`)
+    of ``count``/5 issuances, 1.5 ``count`` on each store: a platform on each, given as
+    (database URL, J-LIS folder, client threads) with the number of client threads that gave
+    its better whole-run figure. (Chunks of ``count``/10, as over HTTP, read PostgreSQL's
+    client threads ~20% below their whole-run rate: too short for four threads.)"""
+    (_, _, lite_clients), (_, _, pg_clients) = sqlite, postgres
+    lite, pg = platforms = [build_platform(url, folder) for url, folder, _ in (sqlite, postgres)]
     try:
         warm = WARM_UP * 10
         cards = [make_cards(p, warm + 3 * count, pool) for p in platforms]
         # The challenges last minutes: asked for once every card is made. A chunk's issuances
         # go to one store, so each item holds a proof for either store.
-        first_proofs, second_proofs = (
-            card_proofs(p, c) for p, c in zip(platforms, cards, strict=True)
-        )
-        in_process_rate(one, first_proofs[:warm], first_clients)
-        in_process_rate(other, second_proofs[:warm], second_clients)
+        lite_proofs, pg_proofs = (card_proofs(p, c) for p, c in zip(platforms, cards, strict=True))
+        in_process_rate(lite, lite_proofs[:warm], lite_clients)
+        in_process_rate(pg, pg_proofs[:warm], pg_clients)
         return alternating(
-            lambda share: in_process_rate(one, [proof for proof, _ in share], first_clients),
-            lambda share: in_process_rate(other, [proof for _, proof in share], second_clients),
-            list(zip(first_proofs[warm:], second_proofs[warm:], strict=True)),
+            lambda share: in_process_rate(lite, [proof for proof, _ in share], lite_clients),
+            lambda share: in_process_rate(pg, [proof for _, proof in share], pg_clients),
+            list(zip(lite_proofs[warm:], pg_proofs[warm:], strict=True)),
             chunk=max(20, count // 5),
         )
     finally:
@@ -642,26 +632,6 @@ def durable_sqlite_rates(
         return one, together
     finally:
         platform.close()
-
-
-def unix_socket_url(url: str) -> str | None:
-    """``url`` through the PostgreSQL server's Unix socket, when it is on this machine and
-    ``url`` reaches it over TCP; None otherwise."""
-    parsed = make_url(url)
-    if parsed.host is None or "host" in parsed.query:
-        return None  # already a socket
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            folders = str(connection.exec_driver_sql("SHOW unix_socket_directories").scalar())
-            port = connection.exec_driver_sql("SHOW port").scalar()
-    finally:
-        engine.dispose()
-    for folder in (f.strip() for f in folders.split(",")):
-        if folder and Path(folder, f".s.PGSQL.{port}").is_socket():
-            socket = parsed._replace(host=None, port=None).update_query_dict({"host": folder})
-            return socket.render_as_string(hide_password=False)
-    return None
 
 
 def postgres_figures(
@@ -716,30 +686,6 @@ def postgres_figures(
         f"PostgreSQL ({postgres_clients} client threads) per SQLite ({sqlite_clients}) in process",
         stores,
     )
-    # The same server through its Unix socket, as a platform beside its database would reach
-    # it: no TCP on the loopback, so less system CPU a round trip on both sides. With one
-    # client (each issuance waits out its seven round trips) and with the better count.
-    socket_base = unix_socket_url(args.postgres)
-    if socket_base is None:
-        return figures
-    with scratch_schema(socket_base) as socket_url:
-        if socket_url is None:
-            return figures
-        for clients in sorted({1, postgres_clients}):
-            socket = alternating_store_ratio(
-                (url, tmp / "jlis-b", clients),
-                (socket_url, tmp / "jlis-socket", clients),
-                pool,
-                args.cards,
-            )
-            name = f"postgres_socket_per_tcp_inproc_{clients}clients_alternating"
-            figures[f"{name}_median"] = socket["median"]
-            figures[f"{name}_quartiles"] = socket["quartiles"]
-            _said(
-                f"PostgreSQL through its Unix socket per TCP on the loopback, in process "
-                f"({clients} client threads)",
-                socket,
-            )
     return figures
 
 

@@ -5,7 +5,6 @@ median of the pairs' ratios; a drifting machine's speed cancels out of it."""
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,29 +120,3 @@ def test_the_two_worker_ceiling_counts_postgresqls_own_processes(bench_mykey: Mo
     assert bench_mykey.cpu_ceiling_per_s(run, cores=2) == pytest.approx(2000 / 3.66)
     with_background = {**run, "postgres_background_cpu_ms": 0.34}
     assert bench_mykey.cpu_ceiling_per_s(with_background, cores=2) == pytest.approx(500)
-
-
-def test_the_socket_url_reaches_the_same_server_without_tcp(
-    bench_mykey: ModuleType, postgres_admin_url: str
-) -> None:
-    """``bench_mykey`` measures PostgreSQL through its Unix socket beside TCP: the URL it
-    derives must reach the same server, and not over TCP."""
-    from sqlalchemy import create_engine
-
-    socket_url = bench_mykey.unix_socket_url(postgres_admin_url)
-    if socket_url is None:  # a server on another machine: nothing to compare
-        assert os.environ.get("CI") != "true", "CI's PostgreSQL is on this machine"
-        pytest.skip(f"no Unix socket of {postgres_admin_url} on this machine")
-    assert bench_mykey.unix_socket_url(socket_url) is None, "a socket URL is left alone"
-    asked = "SELECT inet_server_addr() IS NULL, current_setting('data_directory')"
-    answers = []
-    for url in (postgres_admin_url, socket_url):
-        engine = create_engine(url)
-        try:
-            with engine.connect() as connection:
-                answers.append(tuple(connection.exec_driver_sql(asked).one()))
-        finally:
-            engine.dispose()
-    (tcp_is_socket, tcp_data), (socket_is_socket, socket_data) = answers
-    assert (tcp_is_socket, socket_is_socket) == (False, True)
-    assert tcp_data == socket_data, "the same server"
