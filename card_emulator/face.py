@@ -6,18 +6,24 @@ ships no Japanese font, so (choice) each character is drawn as a glyph-like patt
 derived from SHA-256 of the character: the same text always gives the same image, different text
 a different one, and the files have the size and shape of the real ones. The photo is a
 synthetic head-and-shoulders picture, one of a small set picked by a hash of the My Number
-(rendered once a process: JPEG 2000 encoding costs ~20 ms).
+(JPEG 2000 encoding costs ~20 ms a photo, a sixth of a conformance run's time for its 16: each is
+rendered once and kept in the cache folder, ``$MYNAHIL_CACHE``, for every later process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 
+import PIL
 from PIL import Image, ImageDraw
+
+from mynahil.files import write_atomically
+from mynahil.paths import cache_dir
 
 from .state import Holder, Sex
 
@@ -67,8 +73,30 @@ def render_text_png(text: str, *, size: int = 30, per_line: int = 16) -> bytes:
     return out.getvalue()
 
 
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+
+
 @lru_cache(maxsize=2 * _PHOTO_VARIANTS)
 def _photo(variant: int, female: bool) -> bytes:
+    """The photo, from the cache folder when an earlier process rendered it. The file's name
+    hashes the drawing code and Pillow's version, so a change to either renders afresh."""
+    drawing = _draw_photo.__code__
+    recipe = (drawing.co_code, drawing.co_consts, _PHOTO_SIZE, _PHOTO_RATE, PIL.__version__)
+    key = hashlib.sha256(repr((*recipe, variant, female)).encode()).hexdigest()[:20]
+    path = cache_dir() / "face-photos" / f"{key}.jp2"
+    with contextlib.suppress(OSError):
+        kept = path.read_bytes()
+        if kept.startswith(_JP2_SIGNATURE):  # else torn or foreign: render it again
+            return kept
+    photo = _draw_photo(variant, female)
+    # A cache folder that cannot be written only costs the reuse.
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, photo)
+    return photo
+
+
+def _draw_photo(variant: int, female: bool) -> bytes:
     rng = random.Random(variant * 2 + int(female))
     w, h = _PHOTO_SIZE
     image = Image.new("RGB", (w, h), (200 + rng.randrange(40), 210 + rng.randrange(40), 230))

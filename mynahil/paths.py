@@ -13,7 +13,7 @@ import site
 import sys
 from pathlib import Path
 
-__all__ = ["docs_dir", "mynahil_home", "scenarios_dir"]
+__all__ = ["cache_dir", "docs_dir", "mynahil_home", "scenarios_dir"]
 
 
 def _install_prefixes() -> list[Path]:
@@ -50,3 +50,10 @@ def mynahil_home() -> Path:
     """Where mynahil keeps its own state by default (the platform's database, the J-LIS CA,
     the operator harness's keys): ``$MYNAHIL_HOME``, else ``~/.mynahil``."""
     return Path(os.environ.get("MYNAHIL_HOME", Path.home() / ".mynahil"))
+
+
+def cache_dir() -> Path:
+    """Where work that can be made again is kept between runs (the load tests' key pool, the
+    card face's rendered photos): ``$MYNAHIL_CACHE``, else ``~/.cache/mynahil``."""
+    configured = os.environ.get("MYNAHIL_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "mynahil"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import re
 import warnings
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mynahil.files import flocked as _locked
 from mynahil.files import write_atomically
+from mynahil.paths import cache_dir
 
 __all__ = ["KEY_SIZE", "PUBLIC_EXPONENT", "FreshKeys", "KeyPool", "KeySource", "default_cache_dir"]
 
@@ -55,9 +55,8 @@ class FreshKeys:
 
 
 def default_cache_dir() -> Path:
-    """``$MYNAHIL_CACHE`` when set, else ``~/.cache/mynahil``."""
-    configured = os.environ.get("MYNAHIL_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "mynahil"
+    """``$MYNAHIL_CACHE`` when set, else ``~/.cache/mynahil`` (:func:`mynahil.paths.cache_dir`)."""
+    return cache_dir()
 
 
 class KeyPool:
