@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -117,6 +118,16 @@ def running(
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``: what a start-up imports."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return set(json.loads(completed.stderr.splitlines()[-1]))
 
 
 def mynahil(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

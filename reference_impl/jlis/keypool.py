@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mynahil.files import flocked as _locked
 from mynahil.files import write_atomically
-from mynahil.paths import cache_dir
+from mynahil.paths import cache_dir as default_cache_dir
 
 __all__ = ["KEY_SIZE", "PUBLIC_EXPONENT", "FreshKeys", "KeyPool", "KeySource", "default_cache_dir"]
 
@@ -52,11 +52,6 @@ class FreshKeys:
 
     def new_key(self) -> rsa.RSAPrivateKey:
         return _generate()
-
-
-def default_cache_dir() -> Path:
-    """``$MYNAHIL_CACHE`` when set, else ``~/.cache/mynahil`` (:func:`mynahil.paths.cache_dir`)."""
-    return cache_dir()
 
 
 class KeyPool:
