@@ -79,7 +79,8 @@ _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 @lru_cache(maxsize=2 * _PHOTO_VARIANTS)
 def _photo(variant: int, female: bool) -> bytes:
     """The photo, from the cache folder when an earlier process rendered it. The file's name
-    hashes the drawing code and Pillow's version, so a change to either renders afresh."""
+    hashes the drawing code, the size, the rate and Pillow's version, so a change to any of
+    them renders it afresh."""
     drawing = _draw_photo.__code__
     recipe = (drawing.co_code, drawing.co_consts, _PHOTO_SIZE, _PHOTO_RATE, PIL.__version__)
     key = hashlib.sha256(repr((*recipe, variant, female)).encode()).hexdigest()[:20]
