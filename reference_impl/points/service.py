@@ -562,10 +562,11 @@ class PointsService(PointsBooks):
             own = {s.service_id for s in uow.services(operator_id)}
             accounts = {(r.service_id, r.account_id) for r in reports if r.service_id in own}
             applications = uow.applications_for_accounts(accounts)
-            ids = {r.transaction_id for r in reports} | {
-                r.original_transaction_id for r in reports if r.original_transaction_id
-            }
-            known = uow.transactions_by_id(operator_id, ids)
+            originals = {r.original_transaction_id for r in reports if r.original_transaction_id}
+            ids = {r.transaction_id for r in reports} | originals
+            # Before the locks, only what names the totals to lock: a refund takes points back
+            # from its original's holder (a charge's holder comes with its application).
+            known = uow.transactions_by_id(operator_id, originals)
             people = uow.people_of({r.record_id for r in known.values() if r.record_id})
             keys: set[CapKey] = set()
             for applied in applications.values():

@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
+_NOTHING: Any = object()  # a value no parameter holds
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -89,8 +90,10 @@ def to_driver(value: Any, dialect: str) -> Any:
             last = _last_sqlite_time[0]
             if last[0] is value:
                 return last[1]
-            # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call)
-            text = as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+            # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call);
+            # a time already in UTC (the platform's clock, most reports) skips the conversion
+            moment = value if value.tzinfo is UTC else as_utc(value)
+            text = moment.replace(tzinfo=None).isoformat(" ", "microseconds")
             _last_sqlite_time[0] = (value, text)
             return text
         return as_utc(value)
@@ -324,11 +327,20 @@ class DriverStatement:
                 picked = [pick(p) for p in params]
             if not convert:
                 return picked
+            # Per column, the last value and its conversion: a batch's rows share one time
+            # (its decision's "now"), which to_driver's own one-value memory would lose to
+            # the row's other time column in between.
+            last: list[tuple[Any, Any]] = [(_NOTHING, None)] * len(convert)
             converted = []
             for values in picked:
                 row = list(values)
-                for i in convert:
-                    row[i] = to_driver(row[i], dialect)
+                for slot, i in enumerate(convert):
+                    value = row[i]
+                    seen, as_given = last[slot]
+                    if value is not seen:
+                        as_given = to_driver(value, dialect)
+                        last[slot] = (value, as_given)
+                    row[i] = as_given
                 converted.append(row)
             return converted
         except ValueError as exc:  # as SQLAlchemy reports a bind parameter it cannot take

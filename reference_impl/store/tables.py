@@ -7,7 +7,9 @@ timezone-aware UTC datetimes (:class:`UTCDateTime`), on both backends.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -78,6 +80,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return utc(value)
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime | None] | None:
+        """On SQLite, the stored text straight to aware UTC in one function: the same value as
+        SQLAlchemy's text processor followed by :meth:`process_result_value` (a test holds
+        them equal), read ~2,000 times a batch of reports."""
+        if dialect.name == "sqlite":
+            return _utc_from_sqlite_text
+        return super().result_processor(dialect, coltype)
+
+
+def _utc_from_sqlite_text(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 # Named constraints, so the migration and the metadata agree on every name.

@@ -63,6 +63,23 @@ def test_a_row_reads_the_same_on_the_driver_and_through_sqlalchemy(store: SqlSto
     assert type(on_driver[0]["nonce"]) is bytes
 
 
+def test_many_rows_keep_each_rows_times_where_they_share_one(store: SqlStore) -> None:
+    """An executemany's rows: each its own creation time, all one expiry (as a batch of
+    reports shares its decision time), in either order of the two columns' values."""
+    shared = NOW + timedelta(minutes=2)
+    rows = [
+        {**_challenge(f"c{n}"), "created_at": NOW + timedelta(microseconds=n), "expires_at": shared}
+        for n in range(5)
+    ] + [{**_challenge("same"), "created_at": shared, "expires_at": shared}]
+    with store.engine.begin() as conn:
+        _ADD_CHALLENGE.many(conn, rows)
+        read = _CHALLENGES_IN.rows(conn, {"ids": [r["challenge_id"] for r in rows]})
+    by_id = {r["challenge_id"]: r for r in read}
+    for row in rows:
+        stored = by_id[row["challenge_id"]]
+        assert (stored["created_at"], stored["expires_at"]) == (row["created_at"], shared)
+
+
 def test_a_date_reads_the_same_on_the_driver_and_through_sqlalchemy(store: SqlStore) -> None:
     card = {"card_id": "c1", "person_ref": "p", "applied_on": date(2020, 8, 31),
             "issued_on": date(2020, 9, 1), "replaces": None}  # fmt: skip

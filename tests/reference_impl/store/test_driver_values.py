@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    TypeDecorator,
+    create_engine,
+    insert,
+    select,
+    text,
+)
 
 from mynahil.reference_impl.store.driver import to_driver
 from mynahil.reference_impl.store.tables import UTCDateTime
@@ -28,3 +38,30 @@ def test_the_driver_path_stores_sqlalchemys_text_on_sqlite(moment: datetime) -> 
         connection.execute(insert(_TABLE).values(id=1, at=moment))
         stored = connection.execute(text("SELECT at FROM t")).scalar_one()
     assert to_driver(moment, "sqlite") == stored
+
+
+def _generic_read(stored: str) -> datetime:
+    """SQLAlchemy's own way for a TypeDecorator: the text processor, then the decorator's."""
+    process = TypeDecorator.result_processor(UTCDateTime(), _ENGINE.dialect, None)
+    assert process is not None
+    read = process(stored)
+    assert read is not None
+    return read
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=_ZONES))
+def test_a_time_reads_back_on_sqlite_as_sqlalchemys_generic_processing_reads_it(
+    moment: datetime,
+) -> None:
+    """UTCDateTime's own SQLite reader (one function, for speed) gives what SQLAlchemy's text
+    processor followed by ``process_result_value`` gives: the moment, in UTC, to the
+    microsecond (``isoformat`` included, which the audit chain hashes)."""
+    with _ENGINE.begin() as connection:
+        connection.execute(_TABLE.delete())
+        connection.execute(insert(_TABLE).values(id=1, at=moment))
+        stored = connection.execute(text("SELECT at FROM t")).scalar_one()
+        read = connection.execute(select(_TABLE.c.at)).scalar_one()
+    generic = _generic_read(stored)
+    assert read == generic == moment
+    assert read.isoformat() == generic.isoformat() == moment.astimezone(UTC).isoformat()
