@@ -25,10 +25,20 @@ its operator and 5,000 people and makes the batches (the same seeds for both); o
 each batch is signed by the operator and sent to the checkout's own in-process server
 (``serving``), as ``bench_points.py`` does. After the run the ledger's invariants are checked.
 
+With ``--instructions`` each worker runs under valgrind's callgrind and a chunk is measured
+in instructions instead of seconds (in process only): the work the process did, Python and
+the C it calls (SQLite's included, PostgreSQL's server not), counted between two markers
+around the chunk. The same chunk counts the same to ~0.1% whatever else the machine runs,
+where chunks' timings here spread by ±15%, so a few chunks settle a change of a few percent;
+it does not see waits (a disk's sync, a server's answer), which timings do. The figures are
+then operations per million instructions, and the ratios read as the timed ones do (above 1:
+this checkout does less work). Under callgrind everything runs ~50x slower: use small
+``--chunks``, and ``--chunk`` 50 or so for issuances.
+
 Run: ``git worktree add /tmp/before 9cb7ee5``, then
 ``python benchmarks/bench_interleaved.py --before /tmp/before [--chunks 15] [--chunk N]
-[--http] [--postgres [URL]] [--points] [--clients N] [--sqlite-options Q]``. The last
-line is JSON.
+[--http] [--postgres [URL]] [--points] [--clients N] [--sqlite-options Q]
+[--instructions]``. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ import http.client
 import importlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -261,7 +273,12 @@ def worker(tree: Path, options: argparse.Namespace) -> None:
         print("ready", flush=True)
         for line in sys.stdin:
             command = line.strip()
-            if command == "inproc":
+            if command == "inproc" and options.instructions:
+                os.getppid()  # callgrind zeroes its counts here (--zero-before)
+                in_process()
+                os.getpgrp()  # and writes them out here (--dump-before)
+                print(0.0, flush=True)
+            elif command == "inproc":
                 print(in_process(), flush=True)
             elif command == "http":
                 print(over_http(), flush=True)
@@ -271,6 +288,14 @@ def worker(tree: Path, options: argparse.Namespace) -> None:
 
 
 # --- the coordinator ------------------------------------------------------------------------
+
+
+def instructions_in(dump: Path) -> int:
+    """The instructions counted in one callgrind dump (its ``summary:`` or ``totals:`` line)."""
+    found = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"no instruction count in {dump}")
+    return int(found.group(1))
 
 
 class _Worker:
@@ -286,6 +311,16 @@ class _Worker:
         argv += ["--clients", str(options.clients)]
         if options.sqlite_options:
             argv += ["--sqlite-options", options.sqlite_options]
+        self.counts: Path | None = None
+        self.chunks_run = 0
+        if options.instructions:
+            argv.append("--instructions")
+            self.counts = Path(tempfile.mkdtemp(prefix="callgrind-")) / "counts"
+            argv = [
+                "valgrind", "--quiet", "--tool=callgrind", "--zero-before=os_getppid",
+                "--dump-before=os_getpgrp", f"--callgrind-out-file={self.counts}", *argv,
+            ]  # fmt: skip
+        self.chunk: int = options.chunk
         env = {**os.environ, "PYTHONPATH": str(tree)}
         self.process = subprocess.Popen(
             argv, cwd=tree / "benchmarks", env=env, text=True,
@@ -307,10 +342,15 @@ class _Worker:
                 print(f"  worker: {line}", file=sys.stderr)
 
     def run(self, way: str) -> float:
+        """The next chunk's rate: per second, or (under callgrind) per million instructions."""
         assert self.process.stdin is not None
         self.process.stdin.write(way + "\n")
         self.process.stdin.flush()
-        return float(self._line())
+        rate = float(self._line())
+        if self.counts is None:
+            return rate
+        self.chunks_run += 1
+        return self.chunk / (instructions_in(Path(f"{self.counts}.{self.chunks_run}")) / 1e6)
 
     def close(self) -> None:
         assert self.process.stdin is not None
@@ -320,7 +360,7 @@ class _Worker:
         self.process.wait(timeout=60)
 
 
-def main() -> None:
+def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="a checkout of the earlier commit")
     parser.add_argument("--chunks", type=int, default=15, help="pairs of chunks, each way")
@@ -341,6 +381,10 @@ def main() -> None:
         "--postgres", nargs="?", const=POSTGRES, metavar="URL",
         help=f"on PostgreSQL instead of SQLite (default URL: {POSTGRES})",
     )  # fmt: skip
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="count each chunk's instructions under callgrind instead of timing it",
+    )  # fmt: skip
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.chunk is None:
@@ -349,40 +393,33 @@ def main() -> None:
         parser.error("--chunks, --chunk and --clients: give positive numbers")
     if args.points and args.chunk % REPORT_BATCH:
         parser.error(f"--chunk: with --points, a multiple of {REPORT_BATCH:,} reports")
+    if args.instructions and args.http:
+        parser.error("--instructions counts in process only: drop --http")
     if args.worker is not None:
-        worker(args.worker.resolve(), args)
-        return
+        return args
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
     needed = "bench_points.py" if args.points else "bench_mykey.py"
     if args.before is None or not (args.before / "benchmarks" / needed).exists():
         parser.error("--before: give a checkout of the earlier commit (git worktree add …)")
-    here = Path(__file__).resolve().parent.parent
-    before = _Worker(args.before.resolve(), args)
-    after = _Worker(here, args)
-    ways = ["inproc", "http"] if args.http else ["inproc"]
-    rates: dict[str, dict[str, list[float]]] = {w: {"before": [], "after": []} for w in ways}
-    try:
-        for i in range(args.chunks):
-            for way in ways:
-                pair = (before, after) if i % 2 == 0 else (after, before)
-                for side in pair:
-                    rate = side.run(way)
-                    rates[way]["before" if side is before else "after"].append(rate)
-                b, a = rates[way]["before"][-1], rates[way]["after"][-1]
-                print(f"pair {i + 1} {way}: before {b:,.0f}/s, after {a:,.0f}/s, {a / b:.2f}x")
-    finally:
-        before.close()
-        after.close()
+    return args
+
+
+def _summary(args: argparse.Namespace, rates: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """The run's figures: each way's medians, the median of the pairs' ratios and more."""
     store = "postgresql" if args.postgres is not None else "sqlite"
     what = "reports" if args.points else "issuances"
+    unit = "per_million_instructions" if args.instructions else "per_s"
     figures: dict[str, Any] = {
         "what": what, "store": store, "chunks": args.chunks, "chunk": args.chunk,
         "inproc_clients": args.clients, "sqlite_options": args.sqlite_options,
+        "measured": "instructions" if args.instructions else "time",
     }  # fmt: skip
     for way, sides in rates.items():
         ratios = sorted(a / b for a, b in zip(sides["after"], sides["before"], strict=True))
-        quartiles = statistics.quantiles(ratios, n=4)
-        figures[f"{way}_before_median_per_s"] = round(statistics.median(sides["before"]))
-        figures[f"{way}_after_median_per_s"] = round(statistics.median(sides["after"]))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        figures[f"{way}_before_median_{unit}"] = round(statistics.median(sides["before"]), 3)
+        figures[f"{way}_after_median_{unit}"] = round(statistics.median(sides["after"]), 3)
         figures[f"{way}_ratio_median"] = round(statistics.median(ratios), 3)
         figures[f"{way}_ratio_quartiles"] = [round(quartiles[0], 3), round(quartiles[2], 3)]
         # Every chunk is the same size, so a side's rate over all its chunks is the harmonic
@@ -397,7 +434,34 @@ def main() -> None:
             f"(quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}, {len(ratios)} pairs); "
             f"all chunks together {totals:.3f}x"
         )
-    print(json.dumps(figures))
+    return figures
+
+
+def main() -> None:
+    args = _options()
+    if args.worker is not None:
+        worker(args.worker.resolve(), args)
+        return
+    here = Path(__file__).resolve().parent.parent
+    before = _Worker(args.before.resolve(), args)
+    after = _Worker(here, args)
+    ways = ["inproc", "http"] if args.http else ["inproc"]
+    per, places = (" per million instructions", 3) if args.instructions else ("/s", 0)
+    rates: dict[str, dict[str, list[float]]] = {w: {"before": [], "after": []} for w in ways}
+    try:
+        for i in range(args.chunks):
+            for way in ways:
+                pair = (before, after) if i % 2 == 0 else (after, before)
+                for side in pair:
+                    rate = side.run(way)
+                    rates[way]["before" if side is before else "after"].append(rate)
+                b, a = rates[way]["before"][-1], rates[way]["after"][-1]
+                shown = f"before {b:,.{places}f}{per}, after {a:,.{places}f}{per}"
+                print(f"pair {i + 1} {way}: {shown}, {a / b:.3f}x")
+    finally:
+        before.close()
+        after.close()
+    print(json.dumps(_summary(args, rates)))
 
 
 if __name__ == "__main__":
