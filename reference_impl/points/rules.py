@@ -33,6 +33,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
+from msgspec import Struct
+
 from mynahil.timezone import JST
 
 from .campaign import Bonus, SpendRule
@@ -92,8 +94,9 @@ def eligibility(
     return Eligibility.ELIGIBLE
 
 
-@dataclass(frozen=True, slots=True)
-class GrantDecision:
+class GrantDecision(Struct, frozen=True, gc=False):
+    """One per charge decided: a struct, as the batch's other values are (see .model)."""
+
     points: int
     capped: bool  # less than the full rate because of the cap
 

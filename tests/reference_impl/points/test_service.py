@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from msgspec.structs import replace
 
 from mynahil.reference_impl.mykey import MyKeyError
 from mynahil.reference_impl.points import Outcome, PointsError, TransactionKind
