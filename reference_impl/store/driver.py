@@ -90,10 +90,13 @@ def to_driver(value: Any, dialect: str) -> Any:
             last = _last_sqlite_time[0]
             if last[0] is value:
                 return last[1]
-            # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call);
-            # a time already in UTC (the platform's clock, most reports) skips the conversion
-            moment = value if value.tzinfo is UTC else as_utc(value)
-            text = moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+            # "YYYY-MM-DD HH:MM:SS.ffffff", as SQLAlchemy writes it (isoformat: one C call); a
+            # time already in UTC (the platform's clock, most reports) is written as it is,
+            # less its "+00:00" (cheaper than converting it or replacing its zone)
+            if value.tzinfo is UTC:
+                text = value.isoformat(" ", "microseconds")[:-6]
+            else:
+                text = as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
             _last_sqlite_time[0] = (value, text)
             return text
         return as_utc(value)

@@ -8,7 +8,7 @@ timezone-aware UTC datetimes (:class:`UTCDateTime`), on both backends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -93,7 +93,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _utc_from_sqlite_text(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value is None:
+        return None
+    try:  # the text is UTC without its zone: parsed with it, the time comes back aware
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # text with a zone of its own (not written by this code)
+        return utc(value)
 
 
 # Named constraints, so the migration and the metadata agree on every name.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
@@ -65,3 +66,22 @@ def test_a_time_reads_back_on_sqlite_as_sqlalchemys_generic_processing_reads_it(
     generic = _generic_read(stored)
     assert read == generic == moment
     assert read.isoformat() == generic.isoformat() == moment.astimezone(UTC).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("stored", "moment"),
+    [
+        ("2020-09-01 03:00:00.000123", datetime(2020, 9, 1, 3, 0, 0, 123, tzinfo=UTC)),
+        ("2020-09-01 03:00:00", datetime(2020, 9, 1, 3, 0, tzinfo=UTC)),  # SQLite's own
+        ("2020-09-01 12:00:00+09:00", datetime(2020, 9, 1, 3, 0, tzinfo=UTC)),  # a zone
+    ],
+)
+def test_sqlite_text_reads_as_its_moment_in_utc(stored: str, moment: datetime) -> None:
+    """Text this code did not write reads too: without fractions (SQLite's CURRENT_TIMESTAMP),
+    or with a zone of its own (converted to UTC)."""
+    process = UTCDateTime().dialect_impl(_ENGINE.dialect).result_processor(_ENGINE.dialect, None)
+    assert process is not None
+    read = process(stored)
+    assert read == moment
+    assert read.tzinfo is UTC
+    assert read.isoformat() == moment.isoformat()
