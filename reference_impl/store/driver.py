@@ -110,7 +110,10 @@ def utc(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:  # text without a zone is UTC (SQLite's): parsed with it, aware at once
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:  # text with a zone of its own
+            value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
