@@ -10,13 +10,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from mynahil.card_emulator import CardState, EmulatedCard, save_card
 from mynahil.reference_impl.store import SqlStore
-from tests.support import IN_CI, CardFactory, make_card_factory
+from tests.support import DEEP_FACTOR, IN_CI, CardFactory, make_card_factory
+
+# HYPOTHESIS_PROFILE=deep: the exhaustive run (tests/support.py `examples` scales the tests
+# that bound their own count). Unset, Hypothesis keeps its own choice: "ci" under CI=true
+# (derandomized: the same examples every run), "default" elsewhere.
+settings.register_profile("deep", max_examples=100 * DEEP_FACTOR, deadline=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 # Entry-point names of the test extra's pytest plugins (hypothesis, schemathesis, locust,
 # pytest-benchmark).

@@ -26,6 +26,18 @@ from mynahil.reference_impl.jlis import JlisCA, KeyPool, issue_card, random_hold
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# `HYPOTHESIS_PROFILE=deep` (tests/conftest.py registers it) is the exhaustive run, by hand or
+# nightly: every property test draws DEEP_FACTOR times as many examples as in the test run.
+DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
+DEEP_FACTOR = 20
+
+
+def examples(bounded: int) -> int:
+    """A property test's example count: ``bounded`` in the test run, ``DEEP_FACTOR`` times
+    as many under ``HYPOTHESIS_PROFILE=deep``."""
+    return bounded * DEEP_FACTOR if DEEP else bounded
+
+
 # Tests whose assertions hold a wall-clock bound (answer deadlines, slowloris timeouts, a flood
 # of guesses, a soak's throughput). Under pytest-xdist (`--dist loadgroup`) they all run on one
 # worker, one after another, so two of them never compete with each other for the cores.

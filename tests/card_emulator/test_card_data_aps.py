@@ -28,7 +28,7 @@ from mynahil.jpki import (
 )
 from mynahil.reference_impl.jlis import JlisCA
 from tests.card_emulator.test_jpki_rules import select_aid, select_ef, sw
-from tests.support import PASSWORD, PIN, CardFactory
+from tests.support import PASSWORD, PIN, CardFactory, examples
 
 OK = b"\x90\x00"
 
@@ -158,7 +158,7 @@ def test_df21_offsets_point_at_each_field(card: EmulatedCard, card_state: CardSt
     assert decode_basic_info(ef2).name == card_state.holder.name
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.text(max_size=80), st.text(max_size=200), st.sampled_from(["1", "2", "9"]))
 def test_df21_offsets_for_any_holder(name: str, address: str, sex: str) -> None:
     info = BasicInfo(name, address, "19700101", sex)

@@ -23,7 +23,7 @@ from mynahil.card_emulator import (
     PinSlot,
     save_card,
 )
-from tests.support import PIN
+from tests.support import PIN, examples
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")
@@ -74,7 +74,9 @@ SESSION_PREFIXES = [
 
 
 @settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(400),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     prefix=st.sampled_from(SESSION_PREFIXES),
@@ -94,7 +96,9 @@ def test_any_bytes_get_a_defined_status_word(
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(candidates=st.lists(st.binary(min_size=1, max_size=20), min_size=1, max_size=6))
 def test_guessing_never_gains_a_try(card_state: CardState, candidates: list[bytes]) -> None:
@@ -225,6 +229,6 @@ STATE_FOR_MACHINE: list[CardState] = []
 def test_pin_counters_follow_the_model(card_state: CardState) -> None:
     STATE_FOR_MACHINE[:] = [card_state]
     PinCounterMachine.TestCase.settings = settings(
-        max_examples=25, stateful_step_count=25, deadline=None
+        max_examples=examples(25), stateful_step_count=25, deadline=None
     )
     PinCounterMachine.TestCase().runTest()

@@ -19,7 +19,7 @@ from mynahil.carddata import (
     verify_face,
     verify_info,
 )
-from tests.support import CardFactory
+from tests.support import CardFactory, examples
 
 _TLVISH = st.one_of(
     st.binary(max_size=300),
@@ -36,7 +36,7 @@ def signed(card_factory: CardFactory) -> tuple[CardState, x509.Certificate]:
     return card_factory(), x509.load_der_x509_certificate(card_factory.ca.auth_ca_certificate)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_TLVISH)
 def test_parsers_fail_clearly_on_any_bytes(data: bytes) -> None:
     for parse in (CvCertificate.parse, decode_face_entries):
@@ -46,7 +46,7 @@ def test_parsers_fail_clearly_on_any_bytes(data: bytes) -> None:
     assert length is None or length >= 2
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
 def test_any_altered_byte_of_the_signed_files_is_caught(
     signed: tuple[CardState, x509.Certificate], position: int, flip: int
@@ -66,7 +66,7 @@ def test_any_altered_byte_of_the_signed_files_is_caught(
         verify_info(files[0], files[1], files[2], files[3], root)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
 def test_any_altered_byte_of_the_card_face_is_caught(
     signed: tuple[CardState, x509.Certificate], position: int, flip: int

@@ -38,7 +38,7 @@ from tests.security.conftest import (
     FuzzWire,
     status_word,
 )
-from tests.support import TIMING_SENSITIVE
+from tests.support import TIMING_SENSITIVE, examples
 
 pytestmark = TIMING_SENSITIVE
 
@@ -46,7 +46,7 @@ RAW_STREAM_APDUS = int(os.environ.get("MYNAHIL_FUZZ_APDUS", "100000"))
 NEW_CARD_EVERY = 2_000  # the stream changes cards now and then, so blocked PINs do not dominate
 PIN = b"1234"
 FUZZ = settings(
-    max_examples=int(os.environ.get("MYNAHIL_FUZZ_EXAMPLES", "600")),
+    max_examples=int(os.environ.get("MYNAHIL_FUZZ_EXAMPLES", examples(600))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

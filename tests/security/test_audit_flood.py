@@ -27,6 +27,7 @@ from mynahil.reference_impl.gateways import LocalAccountCheck
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform
 from mynahil.reference_impl.points import Operator, PaymentService
 from mynahil.reference_impl.points.signing import Signer, public_key_bytes
+from tests.support import examples
 
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
 HUGE = 60_000  # httpx refuses URLs over 64 KiB; the attacker sent 68 KB
@@ -129,7 +130,7 @@ def test_an_operators_own_requests_are_audited_ok(site: Site) -> None:
         st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 400)), max_size=400
     )
 )
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_the_budget_bounds_records_and_never_loses_a_count(
     events: list[tuple[str, int]],
 ) -> None:

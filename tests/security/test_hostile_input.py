@@ -32,12 +32,13 @@ from mynahil.reference_impl.points import Operator, PaymentService
 from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from tests.conftest import postgres_schema
 from tests.security.strategies import extreme_datetimes, header_values, hostile_text
+from tests.support import examples
 
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
 OPERATOR, SERVICE = "hostile-op", "hostile-pay"
 PROBLEM = "application/problem+json"
 EXAMPLES = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

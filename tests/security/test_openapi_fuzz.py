@@ -43,11 +43,12 @@ from mynahil.reference_impl.points import Operator, PaymentService
 from mynahil.reference_impl.points.signing import Signer, public_key_bytes
 from tests.conftest import postgres_schema
 from tests.security.conftest import REPORTS
+from tests.support import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 AS_OF = datetime(2020, 9, 10, 3, tzinfo=UTC)
 OPERATOR, SERVICE = "fuzz-op", "fuzz-pay"
-EXAMPLES = int(os.environ.get("MYNAHIL_OPENAPI_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("MYNAHIL_OPENAPI_EXAMPLES", examples(60)))
 # Reproducible in CI (the same cases every run); MYNAHIL_OPENAPI_RANDOM=1 explores afresh.
 DERANDOMIZE = os.environ.get("MYNAHIL_OPENAPI_RANDOM", "") not in ("1", "true", "yes")
 PROBLEM_TYPE = "application/problem+json"

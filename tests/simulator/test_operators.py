@@ -24,6 +24,7 @@ from mynahil.simulator.operators.ingestion import IngestionLoad, simulate_ingest
 from mynahil.simulator.operators.run import decided_within
 from mynahil.simulator.operators.spending import day_factors, simulate_spending
 from mynahil.simulator.scenario import ScenarioError, load_scenario
+from tests.support import examples
 
 from .conftest import SCENARIOS
 
@@ -304,7 +305,7 @@ def test_operators_in_the_loop_measure_the_reference_platform() -> None:
 # -- properties ---------------------------------------------------------------------------------
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     fill_share=st.floats(0.0, 1.0),
     rate=st.floats(0.01, 3.0),
@@ -330,7 +331,7 @@ def test_no_holder_earns_past_the_cap_whatever_the_behaviour(
     assert per_holder <= model.spend.cap_yen + 1e-6
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     shares=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=5),
     counts=st.lists(st.integers(1, 60), min_size=5, max_size=5),

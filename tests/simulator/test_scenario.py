@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mynahil.simulator import Scenario, ScenarioError, load_scenario, set_field
 from mynahil.simulator.scenario import parse_scenario
+from tests.support import examples
 
 from .conftest import SCENARIOS
 
@@ -95,7 +96,9 @@ values = st.one_of(
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_any_mutation_loads_or_is_refused_clearly(round1: Scenario, data: st.DataObject) -> None:

@@ -25,6 +25,7 @@ from mynahil.reference_impl.api.fast import FastPost, FastRoute
 from mynahil.reference_impl.jlis import KeyPool
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform
 from tests.reference_impl.api.test_http import new_card
+from tests.support import examples
 
 ISSUE, CHALLENGES, LOGIN = "/v1/mykey/ids", "/v1/mykey/challenges", "/v1/mykey/sessions/card"
 
@@ -131,7 +132,9 @@ def test_anything_else_is_answered_as_the_fastapi_route_answers_it(
 ) -> None:
     fast, slow = clients
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(
         path=st.sampled_from([ISSUE, CHALLENGES, LOGIN]), body=_BODIES, content_type=_CONTENT_TYPES
     )

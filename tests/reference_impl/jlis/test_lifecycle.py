@@ -39,6 +39,7 @@ from mynahil.reference_impl.jlis.validity import (
 )
 from mynahil.reference_impl.mykey import CertificateStatus, HolderFacts
 from mynahil.timezone import JST
+from tests.support import examples
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -316,7 +317,9 @@ def test_a_card_whose_holder_declined_certificates_cannot_be_renewed_or_reissued
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(20),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     birth=st.dates(date(1940, 1, 1), date(2004, 12, 31)),
@@ -513,7 +516,9 @@ def test_a_minor_under_15_gets_no_signing_certificate_and_renews_into_one_at_15(
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     steps=st.lists(st.tuples(st.sampled_from(["renew", "reissue"]), st.integers(0, 1)), max_size=6)

@@ -37,6 +37,7 @@ from mynahil.reference_impl.jlis.registry import (
 from mynahil.reference_impl.mykey import CertificateAuthority, CertificateStatus, HolderFacts
 from mynahil.reference_impl.store import SqlStore
 from mynahil.reference_impl.store.jlis_sql import SqlRegistry
+from tests.support import examples
 
 TODAY = date(2025, 6, 1)
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -573,7 +574,9 @@ def test_a_crl_needs_a_known_kind_and_a_future_next_update(services: JlisService
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from(sorted(REASONS)))))
 def test_the_crl_always_lists_exactly_the_revoked(
@@ -773,7 +776,9 @@ def test_the_hand_built_request_is_otherwise_well_formed(services: JlisServices)
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_no_ocsp_request_makes_the_responder_raise(

@@ -16,6 +16,7 @@ from mynahil.reference_impl.jlis import JlisCA, KeyPool
 from mynahil.reference_impl.mykey import MyKeyError, Purpose
 from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.mykey.platform import Platform
+from tests.support import examples
 
 steps = st.lists(
     st.tuples(
@@ -31,7 +32,9 @@ steps = st.lists(
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(plan=steps)
 def test_only_fresh_right_purpose_signed_challenges_pass(

@@ -36,6 +36,7 @@ from mynahil.reference_impl.points import Decision, Outcome, Report, Transaction
 from mynahil.reference_impl.staff import Role, StaffDirectory
 from mynahil.reference_impl.store import SqlStore
 from tests.reference_impl.points.harness import START, Person, PointsPlatform
+from tests.support import examples
 
 CAP = 5000
 SEPT = datetime(2020, 9, 15, 3, 0, tzinfo=UTC)  # noon in Japan: every step happens at noon
@@ -384,7 +385,7 @@ class PointsMachine(RuleBasedStateMachine):
 
 
 PointsMachine.TestCase.settings = settings(
-    max_examples=20,
+    max_examples=examples(20),
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 from mynahil.reference_impl.store.driver import to_driver
 from mynahil.reference_impl.store.tables import UTCDateTime
+from tests.support import examples
 
 _TABLE = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime))
 _ZONES = st.sampled_from(
@@ -31,7 +32,7 @@ _ENGINE = create_engine("sqlite://")
 _TABLE.metadata.create_all(_ENGINE)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(moment=st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=_ZONES))
 def test_the_driver_path_stores_sqlalchemys_text_on_sqlite(moment: datetime) -> None:
     with _ENGINE.begin() as connection:
@@ -50,7 +51,7 @@ def _generic_read(stored: str) -> datetime:
     return read
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(moment=st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=_ZONES))
 def test_a_time_reads_back_on_sqlite_as_sqlalchemys_generic_processing_reads_it(
     moment: datetime,

@@ -22,6 +22,7 @@ from mynahil.reference_impl.mykey.model import Challenge, Purpose
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
 from mynahil.reference_impl.store import SqlStore
 from mynahil.reference_impl.store.sql import ORPHAN_CHECK
+from tests.support import examples
 
 NOW = datetime(2020, 9, 1, tzinfo=UTC)
 
@@ -255,7 +256,9 @@ def test_any_mix_of_failing_and_succeeding_units_commits_exactly_the_others(
     chain unbroken across the SAVEPOINTs rolled back."""
     runs = iter(range(10_000))
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(first_fails=st.booleans(), others_fail=st.lists(st.booleans(), min_size=1, max_size=5))
     def check(first_fails: bool, others_fail: list[bool]) -> None:
         run = next(runs)
