@@ -10,7 +10,10 @@ freshness, nonce), on one uvicorn worker.
 Issue 17's report targets are absolute rates, and this machine kind's speed drifts by a third
 or more between hours, so the run also measures its own scale: the raw RSA-2048 verify rate
 (``bench_mykey``'s, the scale of its figures too), before and after, and prints each rate per
-the mean of the two (``…_per_rsa_verify``), a figure to compare between runs and days.
+the mean of the two (``…_per_rsa_verify``), a figure to compare between runs and days. Where
+the two differ by more than :data:`SPEED_DRIFT` the machine's load changed during the run
+(``machine_speed_changed`` in the JSON, and a warning): its absolute rates are not the
+machine's, and the run is to be repeated before they are quoted.
 
 Run: ``python benchmarks/bench_points.py [--reports N] [--batch N]``. The last line is JSON.
 """
@@ -142,6 +145,16 @@ def measure(url: str, folder: Path, total: int, size: int, people: int) -> dict[
         platform.close()
 
 
+SPEED_DRIFT = 0.10
+
+
+def speed_changed(rsa_before: float, rsa_after: float) -> bool:
+    """Whether the raw RSA rate moved by more than :data:`SPEED_DRIFT` between the run's
+    start and end (one such run on 2026-12-04: 47,481/s, then 38,771/s; its SQLite rate read
+    16,671/s where the idle run just after read 23,937/s)."""
+    return abs(rsa_after - rsa_before) > SPEED_DRIFT * max(rsa_before, rsa_after)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=50_000, help="reports per measurement")
@@ -173,6 +186,12 @@ def main() -> None:
         assert isinstance(value, int)
         figures[name.removesuffix("_s") + "_rsa_verify"] = round(value / scale, 3)
     print(f"raw RSA-2048 verify afterwards: {rsa_after:,.0f}/s")
+    figures["machine_speed_changed"] = speed_changed(rsa_before, rsa_after)
+    if figures["machine_speed_changed"]:
+        print(
+            f"warning: the machine's speed changed by more than {SPEED_DRIFT:.0%} during the run "
+            "(another load came or went): run again before quoting these rates"
+        )
     print(json.dumps(figures))
 
 
