@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import httpx
@@ -30,6 +32,20 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # nightly: every property test draws DEEP_FACTOR times as many examples as in the test run.
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 DEEP_FACTOR = 20
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@contextmanager
+def benchmark_script(name: str) -> Iterator[ModuleType]:
+    """``benchmarks/<name>.py`` imported as a module, with its folder on ``sys.path`` while
+    it is used (the scripts import each other, as run from there)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def examples(bounded: int) -> int:

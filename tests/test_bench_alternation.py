@@ -4,26 +4,20 @@ median of the pairs' ratios; a drifting machine's speed cancels out of it."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.support import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench_mykey() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("bench_mykey")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("bench_mykey") as script:
+        yield script
 
 
 class DriftingMachine:

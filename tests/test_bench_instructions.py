@@ -5,7 +5,6 @@ same work counts the same every time."""
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import subprocess
 import sys
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import IN_CI
+from tests.support import IN_CI, benchmark_script
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 LOOPS = (200_000, 200_000, 400_000)
 """Turns of a small loop in each of three chunks, one process."""
 
@@ -38,11 +36,7 @@ def test_the_work_between_the_markers_is_counted_and_repeats(tmp_path: Path) -> 
          sys.executable, "-c", "import os\n" + chunks],
         check=True, timeout=300,
     )  # fmt: skip
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        bench = importlib.import_module("bench_interleaved")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    once, again, double = (bench.instructions_in(Path(f"{out}.{i}")) for i in (1, 2, 3))
+    with benchmark_script("bench_interleaved") as bench:
+        once, again, double = (bench.instructions_in(Path(f"{out}.{i}")) for i in (1, 2, 3))
     assert abs(again - once) <= 0.005 * once  # the same work, the same count
     assert 1.8 <= double / once <= 2.2  # the chunk's loop is what is counted

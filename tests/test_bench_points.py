@@ -3,24 +3,18 @@ changed speed while it ran (the raw RSA rate at its start and end) says so."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.support import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench_points() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("bench_points")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("bench_points") as script:
+        yield script
 
 
 @pytest.mark.parametrize(

@@ -4,24 +4,18 @@ run, so neither a first call's set-up nor one slow timing decides the figure."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.support import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench_simulator() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("bench_simulator")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("bench_simulator") as script:
+        yield script
 
 
 class Work:
