@@ -34,6 +34,12 @@ DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 DEEP_FACTOR = 20
 
 
+def examples(bounded: int) -> int:
+    """A property test's example count: ``bounded`` in the test run, ``DEEP_FACTOR`` times
+    as many under ``HYPOTHESIS_PROFILE=deep``."""
+    return bounded * DEEP_FACTOR if DEEP else bounded
+
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -46,12 +52,6 @@ def benchmark_script(name: str) -> Iterator[ModuleType]:
         yield importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
-
-
-def examples(bounded: int) -> int:
-    """A property test's example count: ``bounded`` in the test run, ``DEEP_FACTOR`` times
-    as many under ``HYPOTHESIS_PROFILE=deep``."""
-    return bounded * DEEP_FACTOR if DEEP else bounded
 
 
 # Tests whose assertions hold a wall-clock bound (answer deadlines, slowloris timeouts, a flood
