@@ -176,7 +176,7 @@ def operator_rates(applications: np.ndarray, scenario: Scenario, hours: slice) -
         lambda: simulate_ingestion(operators, window, seed=1, outages=[])
     )
     start = time.perf_counter()
-    naive = naive_operators(scenario.operators, window.reports, seed=1)
+    naive = naive_operators(operators, window.reports, seed=1)
     naive_seconds = time.perf_counter() - start
     reports = float(result.reports.sum())
     return {

@@ -22,7 +22,11 @@ from tests.support import DEEP_FACTOR, IN_CI, CardFactory, make_card_factory
 # HYPOTHESIS_PROFILE=deep: the exhaustive run (tests/support.py `examples` scales the tests
 # that bound their own count). Unset, Hypothesis keeps its own choice: "ci" under CI=true
 # (derandomized: the same examples every run), "default" elsewhere.
-settings.register_profile("deep", max_examples=100 * DEEP_FACTOR, deadline=None)
+settings.register_profile(
+    "deep",
+    max_examples=settings.get_profile("default").max_examples * DEEP_FACTOR,
+    deadline=None,
+)
 if os.environ.get("HYPOTHESIS_PROFILE"):
     settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
