@@ -5,7 +5,9 @@ For the hot paths (a MyKey issuance, every audit append, a batch of point report
 SQLAlchemy's per-execution work (cache key, parameter processing, result set-up) cost more
 than SQLite took to run the statement. Here the statement is still written in SQLAlchemy
 Core (no SQL text, no f-strings), compiled once per dialect, and only executed by the
-driver, inside the caller's connection and transaction.
+driver, inside the caller's connection and transaction: on PostgreSQL as a statement prepared
+on libpq itself (:mod:`.prepared`; psycopg's cursor cost more than the server's work), else on
+the connection's cursor.
 
 Every conversion between Python and the database lives here: values going in through
 :func:`to_driver` (stored exactly as :class:`~.tables.UTCDateTime` stores them), values
@@ -48,6 +50,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement, sqltypes
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from . import prepared
 
 __all__ = [
     "DriverStatement",
@@ -225,6 +229,8 @@ class _Compiled:
     passthrough: frozenset[str]  # parameters whose type the driver takes as given (no to_driver)
     compiler: SQLCompiler
     run_options: dict[str, Any]  # the driver's execute() keywords for this statement
+    # PostgreSQL: the statement for libpq's own prepared statements (None: the cursor runs it)
+    numbered: prepared.NumberedSql | None
     expanded: dict[tuple[int, ...], tuple[str, tuple[_Slot, ...] | dict[str, _Slot]]] = field(
         default_factory=dict
     )
@@ -236,7 +242,7 @@ class _Compiled:
 
 
 class DriverStatement:
-    """A Core statement compiled once per dialect and executed on the connection's cursor.
+    """A Core statement compiled once per dialect and executed on the driver's connection.
 
     ``statement`` is the statement, or a function of the dialect's name building it (for
     dialect-specific clauses). Errors are raised as SQLAlchemy raises them (``IntegrityError``,
@@ -267,6 +273,7 @@ class DriverStatement:
                 processors.append((position, processor))
         sql = compiler.string
         run_options: dict[str, Any] = {}
+        numbered = None
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             # Arrays go in psycopg's binary format: its text format quotes each element
             # through a regular expression, a third of a report batch's time (thousands of
@@ -277,9 +284,12 @@ class DriverStatement:
             if expanding or any(isinstance(b.type, _LookupKeys) for b in compiler.binds.values()):
                 # Not prepared, so planned for the keys it is given every time: a generic plan
                 # for "key = ANY(array)" knows no array size and once scanned a whole table
-                # for a batch's lookups. Every other statement is prepared (the engine's
-                # connections prepare on first use) and may keep a generic plan.
+                # for a batch's lookups.
                 run_options["prepare"] = False
+            else:
+                # Every other statement is prepared on first use, on libpq directly (see
+                # .prepared), and may keep a generic plan.
+                numbered = prepared.numbered(sql)
         return _Compiled(
             sql=sql,
             order=tuple(compiler.positiontup or ()) if compiler.positional else None,
@@ -291,22 +301,28 @@ class DriverStatement:
             ),
             compiler=compiler,
             run_options=run_options,
+            numbered=numbered,
         )
 
     def _arguments(
-        self, dialect_name: str, compiled: _Compiled, params: Mapping[str, Any]
+        self,
+        dialect_name: str,
+        compiled: _Compiled,
+        params: Mapping[str, Any],
+        order: tuple[str, ...] | None = None,
     ) -> tuple[str, Any]:
-        """The SQL to run and the driver's arguments for it."""
+        """The SQL to run and the driver's arguments for it; positional in ``order`` if given
+        (else in the compiled statement's own)."""
         values = {**compiled.defaults, **params} if compiled.defaults else params
         dialect = dialect_name
         try:
             if compiled.expanding:
                 return self._expanded(compiled, values, dialect)
             given = compiled.passthrough
-            if compiled.order is not None:
+            order = compiled.order if order is None else order
+            if order is not None:
                 return compiled.sql, tuple(
-                    values[n] if n in given else to_driver(values[n], dialect)
-                    for n in compiled.order
+                    values[n] if n in given else to_driver(values[n], dialect) for n in order
                 )
             return compiled.sql, {
                 n: v if n in given else to_driver(v, dialect) for n, v in values.items()
@@ -388,6 +404,13 @@ class DriverStatement:
         self, driver: PoolProxiedConnection, dialect: Dialect, params: Mapping[str, Any] | None
     ) -> tuple[Any, _Compiled]:
         compiled = self._for(dialect)
+        numbered = compiled.numbered
+        if numbered is not None:
+            sql, values = self._arguments(dialect.name, compiled, params or {}, numbered.order)
+            try:
+                return prepared.execute(driver, numbered, values), compiled
+            except dialect.loaded_dbapi.Error as exc:
+                raise _as_sqlalchemy_error(dialect, sql, values, exc) from exc
         sql, arguments = self._arguments(dialect.name, compiled, params or {})
         cursor = driver.cursor()
         try:

@@ -103,10 +103,12 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        # Server-side prepared statements (psycopg prepares each on first use: no Parse per
-        # run). PostgreSQL's default plan_cache_mode lets a statement of single values keep
-        # a generic plan (no planning per run: an issuance ran ~1.25x faster than with
-        # force_custom_plan); the batch lookups over arrays are never prepared (see .driver).
+        # Server-side prepared statements, prepared by the driver on libpq (.prepared), never
+        # by psycopg (prepare_threshold None): psycopg answers a ROLLBACK with DEALLOCATE ALL
+        # once it holds a prepared statement, which would drop the driver's. PostgreSQL's
+        # default plan_cache_mode lets a statement of single values keep a generic plan (no
+        # planning per run: an issuance ran ~1.25x faster than with force_custom_plan); the
+        # batch lookups over arrays are never prepared (see .driver).
         # A writer waits for a row lock at most busy_timeout (as SQLite's writers do), then
         # the request answers 503 instead of hanging.
         given = parsed.query.get("options", ())
@@ -123,7 +125,7 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
         return create_engine(
             parsed,
             pool_pre_ping=False,
-            connect_args={"prepare_threshold": 0, "options": options},
+            connect_args={"prepare_threshold": None, "options": options},
         )
     if backend != "sqlite":
         raise ValueError(

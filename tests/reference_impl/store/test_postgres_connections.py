@@ -17,7 +17,7 @@ from mynahil.reference_impl.jlis import JlisCA, KeyPool
 from mynahil.reference_impl.mykey import Purpose
 from mynahil.reference_impl.mykey.ports import StoreUnavailable
 from mynahil.reference_impl.points import Operator, PaymentService
-from mynahil.reference_impl.store import SqlStore, make_engine
+from mynahil.reference_impl.store import SqlStore, make_engine, prepared
 from tests.reference_impl.mykey.platform import Platform
 from tests.reference_impl.store.rows import stored_transaction
 
@@ -134,6 +134,20 @@ class _Recording(psycopg.Cursor[Any]):
         return super().executemany(query, params_seq, **kwargs)
 
 
+@pytest.fixture
+def record_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statements the driver runs on libpq's prepared path (not through a cursor) noted
+    with the cursor's, in the order sent."""
+    execute = prepared.execute
+
+    def recording(driver: Any, statement: prepared.NumberedSql, values: Any) -> Any:
+        _Recording.sent.append(statement.sql.decode())
+        return execute(driver, statement, values)
+
+    monkeypatch.setattr(prepared, "execute", recording)
+
+
+@pytest.mark.usefixtures("record_prepared")
 @pytest.mark.parametrize("records", [1, 3])
 def test_an_audited_transaction_appends_in_one_statement_or_two(
     store: SqlStore, records: int
@@ -162,6 +176,7 @@ def test_an_audited_transaction_appends_in_one_statement_or_two(
     assert [r.details["serial"] for r in store.audit_records()] == [str(n) for n in range(records)]
 
 
+@pytest.mark.usefixtures("record_prepared")
 def test_a_new_ids_issuance_is_four_statements_of_the_store(
     store: SqlStore, jlis_ca: JlisCA, key_pool: KeyPool
 ) -> None:

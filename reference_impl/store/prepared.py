@@ -1,0 +1,175 @@
+"""PostgreSQL: the driver's prepared statements run on libpq directly, not through a cursor.
+
+psycopg's cursor spends ~80 µs of Python around libpq's one call per statement (its query
+cache, its prepare manager, its non-blocking wait loop, the result's set-up): on a MyKey
+issuance that was a third of the client's CPU. Here a statement the driver prepares (all but
+the look-ups over arrays, which are planned for their keys every time) has its values adapted
+by psycopg's own adapters (:class:`~psycopg.adapt.Transformer`, so every value goes in and
+comes out as through a cursor) and runs as libpq's ``PQexecPrepared``, which waits for its
+answer without the GIL.
+
+What the cursor does besides is kept: the connection's lock, its transaction (BEGIN, with the
+connection's isolation level and access mode, when none is open and it is not in autocommit)
+and its errors (psycopg's, by SQLSTATE: ``UniqueViolation``, …). psycopg itself must prepare
+nothing on these connections (the engine's ``prepare_threshold=None``): it answers every
+ROLLBACK with ``DEALLOCATE ALL`` once it has prepared a statement of its own, which would drop
+these too.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from weakref import WeakKeyDictionary
+
+import psycopg
+from psycopg import abc, errors, pq
+from psycopg.adapt import PyFormat, Transformer
+from sqlalchemy import PoolProxiedConnection
+
+__all__ = ["NumberedSql", "PreparedResult", "execute", "numbered"]
+
+# psycopg's placeholders in SQLAlchemy's compiled SQL: %(name)s, %(name)b, %(name)t; and %%
+_MARK = re.compile(r"%(?:\((?P<name>[^)]*)\)(?P<format>.)|(?P<percent>%)|(?P<other>.|$))", re.S)
+
+
+_FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedSql:
+    """A statement with libpq's numbered placeholders, and the parameter each number takes."""
+
+    sql: bytes
+    order: tuple[str, ...]  # order[n - 1] fills $n
+    formats: tuple[PyFormat, ...]
+
+
+def numbered(pyformat_sql: str) -> NumberedSql | None:
+    """SQLAlchemy's SQL for psycopg (``%(name)s`` placeholders, or ``%(name)b`` and ``%(name)t``
+    for a value in binary or text, ``%%`` for a percent sign) with ``$1``, ``$2``, … instead (a
+    name used twice keeps its number and its first format); None for any other placeholder."""
+    order: list[str] = []
+    formats: list[PyFormat] = []
+    refused = False
+
+    def replace(mark: re.Match[str]) -> str:
+        nonlocal refused
+        if mark["percent"]:
+            return "%"
+        name, format_ = mark["name"], _FORMATS.get(mark["format"] or "")
+        if name is None or format_ is None:
+            refused = True
+            return mark[0]
+        if name not in order:
+            order.append(name)
+            formats.append(format_)
+        return f"${order.index(name) + 1}"
+
+    sql = _MARK.sub(replace, pyformat_sql)
+    if refused:
+        return None
+    return NumberedSql(sql.encode(), tuple(order), tuple(formats))
+
+
+class PreparedResult:
+    """What the driver reads off a cursor after a statement, read off libpq's result."""
+
+    __slots__ = ("_result", "_transformer")
+
+    def __init__(self, result: pq.abc.PGresult, transformer: abc.Transformer) -> None:
+        self._result = result
+        self._transformer = transformer
+
+    @property
+    def description(self) -> tuple[tuple[str], ...] | None:
+        """The returned columns' names (a cursor's description, names only); None: no rows."""
+        result = self._result
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return None
+        return tuple((bytes(result.fname(i) or b"").decode(),) for i in range(result.nfields))
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        result = self._result
+        self._transformer.set_pgresult(result)
+        rows: list[tuple[Any, ...]] = self._transformer.load_rows(0, result.ntuples, tuple)
+        return rows
+
+    @property
+    def rowcount(self) -> int:
+        count = self._result.command_tuples
+        return -1 if count is None else count
+
+    def close(self) -> None:
+        """Nothing to close (the cursor's interface): the result is read already."""
+
+
+class _ConnectionState:
+    """One connection's adapters and the names of the statements prepared on it."""
+
+    __slots__ = ("names", "transformer")
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.transformer: abc.Transformer = Transformer(connection)
+        self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+
+
+# A connection's statements, for as long as it lives (a replaced connection starts afresh, as
+# its server session does). Bounded by the code's statements, each by the parameter types it
+# is run with (psycopg's int goes as int2, int4 or int8 by its size), as psycopg's own is.
+_STATES: WeakKeyDictionary[psycopg.Connection[Any], _ConnectionState] = WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(connection: psycopg.Connection[Any]) -> _ConnectionState:
+    state = _STATES.get(connection)
+    if state is None:
+        with _STATES_LOCK:
+            state = _STATES.setdefault(connection, _ConnectionState(connection))
+    return state
+
+
+def execute(
+    driver: PoolProxiedConnection, statement: NumberedSql, values: Sequence[Any]
+) -> PreparedResult:
+    """Run ``statement`` prepared on the pooled connection's psycopg connection, in its
+    transaction (begun first if none is open and it is not in autocommit)."""
+    connection = cast("psycopg.Connection[Any]", driver.driver_connection)
+    pgconn = connection.pgconn
+    with connection.lock:
+        if pgconn.transaction_status == pq.TransactionStatus.IDLE and not connection.autocommit:
+            _raise_failure(connection, pgconn.exec_(_begin(connection)))
+        state = _state(connection)
+        transformer = state.transformer
+        # NULL goes as None, which libpq takes (psycopg's own stub leaves it out)
+        params = cast(Sequence[bytes], transformer.dump_sequence(values, statement.formats))
+        key = (statement.sql, tuple(transformer.types or ()))
+        name = state.names.get(key)
+        if name is None:
+            name = f"_mynahil_{len(state.names)}".encode()
+            _raise_failure(connection, pgconn.prepare(name, statement.sql, key[1]))
+            state.names[key] = name
+        result = pgconn.exec_prepared(name, params, transformer.formats)
+        _raise_failure(connection, result)
+        return PreparedResult(result, transformer)
+
+
+def _begin(connection: psycopg.Connection[Any]) -> bytes:
+    """The BEGIN psycopg would send: the connection's isolation level and access mode."""
+    words = ["BEGIN"]
+    if connection.isolation_level is not None:
+        level = psycopg.IsolationLevel(connection.isolation_level)
+        words.append("ISOLATION LEVEL " + level.name.replace("_", " "))
+    if connection.read_only is not None:
+        words.append("READ ONLY" if connection.read_only else "READ WRITE")
+    if connection.deferrable is not None:
+        words.append("DEFERRABLE" if connection.deferrable else "NOT DEFERRABLE")
+    return " ".join(words).encode()
+
+
+def _raise_failure(connection: psycopg.Connection[Any], result: pq.abc.PGresult) -> None:
+    if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        raise errors.error_from_result(result, encoding=connection.info.encoding)

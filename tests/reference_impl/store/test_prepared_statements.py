@@ -1,0 +1,162 @@
+"""PostgreSQL's statements run prepared on libpq (:mod:`mynahil.reference_impl.store.prepared`):
+placeholders numbered as psycopg numbers them, a statement prepared once per connection for
+its life (rollbacks included), each transaction begun as psycopg would begin it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from psycopg import _queries
+from psycopg.adapt import PyFormat, Transformer
+from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from mynahil.reference_impl.store import SqlStore, prepared
+from mynahil.reference_impl.store.driver import DriverStatement, insert_new
+from mynahil.reference_impl.store.tables import persons
+
+_LETTER = {PyFormat.AUTO: "s", PyFormat.BINARY: "b", PyFormat.TEXT: "t"}
+
+
+def _value(format_: PyFormat, n: int) -> object:
+    """A value of its own for the n-th name, as that format carries it."""
+    return {PyFormat.AUTO: n, PyFormat.BINARY: [n, 2], PyFormat.TEXT: f"x{n}"}[format_]
+
+
+@st.composite
+def pyformat_queries(draw: st.DrawFn) -> tuple[str, dict[str, PyFormat]]:
+    """SQL text with named placeholders (a name keeps one format), %% and plain text."""
+    names = draw(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), max_size=4))
+    formats = {name: draw(st.sampled_from(list(_LETTER))) for name in names}
+    literal = st.text(st.characters(exclude_characters="%", codec="utf-8"), max_size=8)
+    parts = draw(
+        st.lists(st.one_of(literal, st.just("%%"), st.sampled_from(names or ["%%"])), max_size=10)
+    )
+    sql = "".join(f"%({p})" + _LETTER[formats[p]] if p in formats else p for p in parts)
+    return sql, {name: formats[name] for name in names if f"%({name})" in sql}
+
+
+@given(pyformat_queries())
+def test_placeholders_are_numbered_as_psycopg_numbers_them(
+    query: tuple[str, dict[str, PyFormat]],
+) -> None:
+    """psycopg's own conversion (what its cursor sends) is the reference: same SQL, and each
+    number bound to the value psycopg binds to it, in the format it asks for."""
+    sql, formats = query
+    values = {name: _value(format_, n) for n, (name, format_) in enumerate(formats.items())}
+    reference = _queries.PostgresQuery(Transformer())
+    reference.convert(sql, values)
+    ours = prepared.numbered(sql)
+    assert ours is not None
+    assert ours.sql == reference.query
+    assert sorted(ours.order) == sorted(formats)
+    assert list(ours.formats) == [formats[name] for name in ours.order]
+    mine = Transformer()
+    dumped = mine.dump_sequence([values[name] for name in ours.order], ours.formats)
+    assert dumped == list(reference.params or [])
+    assert list(mine.formats or []) == list(reference.formats or [])
+
+
+@pytest.mark.parametrize("sql", ["SELECT %s", "SELECT %(a)x", "SELECT 50%", "SELECT %(a"])
+def test_a_placeholder_other_than_a_named_one_is_left_to_the_cursor(sql: str) -> None:
+    assert prepared.numbered(sql) is None
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[SqlStore]:
+    with SqlStore.open(postgres_url) as opened:
+        yield opened
+
+
+_NOW = datetime(2020, 9, 1, 9, 30, tzinfo=UTC)
+_NEW_PERSON = insert_new(persons, ["person_ref", "created_at"])
+_ADD_PERSON = DriverStatement(
+    insert(persons).values(person_ref=bindparam("person_ref"), created_at=bindparam("created_at"))
+)
+_PERSON_ID = DriverStatement(
+    select(persons.c.person_id).where(persons.c.person_ref == bindparam("ref"))
+)
+_ISOLATION = DriverStatement(select(func.current_setting("transaction_isolation")))
+_READ_ONLY = DriverStatement(select(func.current_setting("transaction_read_only")))
+
+
+def _prepared_like(conn: Connection, start: str) -> list[str]:
+    """The statements prepared on ``conn``'s session that start with ``start``."""
+    found = conn.execute(
+        text("SELECT statement FROM pg_prepared_statements WHERE statement LIKE :start"),
+        {"start": start + "%"},
+    )
+    return list(found.scalars())
+
+
+def test_a_statement_stays_prepared_through_rollbacks_and_savepoints(store: SqlStore) -> None:
+    """psycopg answers a ROLLBACK with DEALLOCATE ALL once it has prepared a statement of its
+    own: the driver's statements must outlive it (they failed with "prepared statement does
+    not exist" when psycopg prepared too), and be prepared once on the connection."""
+    with store.engine.connect() as conn:
+        for round_ in range(3):
+            with conn.begin() as transaction:
+                assert _PERSON_ID.scalar(conn, {"ref": "nobody"}) is None
+                with conn.begin_nested() as savepoint:
+                    _NEW_PERSON.scalar(conn, {"person_ref": f"p{round_}", "created_at": _NOW})
+                    assert _PERSON_ID.scalar(conn, {"ref": f"p{round_}"}) is not None
+                    savepoint.rollback()
+                assert _PERSON_ID.scalar(conn, {"ref": f"p{round_}"}) is None
+                transaction.rollback()
+        with conn.begin():
+            assert len(_prepared_like(conn, "SELECT persons.person_id")) == 1
+            assert len(_prepared_like(conn, "INSERT INTO persons")) == 1
+
+
+def test_a_refused_statement_raises_as_sqlalchemy_and_the_connection_goes_on(
+    store: SqlStore,
+) -> None:
+    with store.engine.connect() as conn:
+        with conn.begin():
+            _NEW_PERSON.scalar(conn, {"person_ref": "p", "created_at": _NOW})
+        with pytest.raises(IntegrityError) as raised, conn.begin():
+            _ADD_PERSON.run(conn, {"person_ref": "p", "created_at": _NOW})
+        assert isinstance(raised.value.orig, psycopg.errors.UniqueViolation)
+        with conn.begin():
+            assert _PERSON_ID.scalar(conn, {"ref": "p"}) is not None
+
+
+@pytest.mark.parametrize(
+    ("options", "isolation", "read_only"),
+    [
+        ({}, "read committed", "off"),
+        ({"isolation_level": "SERIALIZABLE"}, "serializable", "off"),
+        (
+            {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True},
+            "repeatable read",
+            "on",
+        ),
+    ],
+)
+def test_a_transaction_begins_with_the_connections_isolation_and_access_mode(
+    store: SqlStore, options: dict[str, Any], isolation: str, read_only: str
+) -> None:
+    """The first statement of a transaction begins it (no cursor ran before it), as psycopg
+    would have: at the isolation level and in the access mode SQLAlchemy set."""
+    with store.engine.connect() as plain:
+        conn = plain.execution_options(**options)
+        with conn.begin():
+            assert _ISOLATION.scalar(conn) == isolation
+            assert _READ_ONLY.scalar(conn) == read_only
+
+
+def test_in_autocommit_each_statement_commits_on_its_own(store: SqlStore) -> None:
+    with store.engine.connect() as plain:
+        conn = plain.execution_options(isolation_level="AUTOCOMMIT")
+        _NEW_PERSON.scalar(conn, {"person_ref": "p", "created_at": _NOW})
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        assert driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with store.engine.connect() as other:
+        assert _PERSON_ID.scalar(other, {"ref": "p"}) is not None
