@@ -118,8 +118,8 @@ class _ConnectionState:
 
 
 # A connection's statements, for as long as it lives (a replaced connection starts afresh, as
-# its server session does). Bounded by the code's statements, each by the parameter types it
-# is run with (psycopg's int goes as int2, int4 or int8 by its size), as psycopg's own is.
+# its server session does): never evicted, so bounded by the code's statements times the
+# parameter types each runs with (psycopg sends an int as int2, int4 or int8 by its size).
 _STATES: WeakKeyDictionary[psycopg.Connection[Any], _ConnectionState] = WeakKeyDictionary()
 _STATES_LOCK = threading.Lock()
 
