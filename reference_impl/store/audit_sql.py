@@ -23,9 +23,12 @@ from sqlalchemy import (
     cast,
     func,
     insert,
+    literal,
     select,
+    true,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from mynahil.reference_impl.audit import (
     AuditEvent,
@@ -84,7 +87,9 @@ def _chain_one(dialect: str) -> Any:
     statement (a round trip fewer than reading the head first). The server computes the
     record's hash as :func:`~mynahil.reference_impl.audit.chain_hash` does: SHA-256 of the
     head's hash and the record's canonical bytes, sent without their end (``seq`` and the
-    closing brace), which only the head knows. RETURNING: no row if the head row is missing."""
+    closing brace), which only the head knows. Without the head row the statement fails
+    (the record's seq is NULL: NOT NULL violated) rather than append nothing, so that a
+    COMMIT sent with it (:meth:`AuditStatements._write_audit`) is refused too."""
     assert dialect == "postgresql", "SQLite reads the head, then appends (_HEAD, _APPEND)"
     head = (
         select(audit_head.c.seq, audit_head.c.hash)
@@ -92,6 +97,7 @@ def _chain_one(dialect: str) -> Any:
         .with_for_update()
         .cte("head")
     )
+    one_row = select(literal(1).label("one")).subquery("one_row")
     seq = head.c.seq + 1
     record = bindparam("canonical_until_seq", type_=LargeBinary).op("||")(
         func.convert_to(cast(seq, Text).concat("}"), "UTF8")
@@ -102,7 +108,12 @@ def _chain_one(dialect: str) -> Any:
     names = [c.name for c in audit_log.c]
     appended = (
         insert(audit_log)
-        .from_select(names, select(*(values[name].label(name) for name in names)))
+        .from_select(
+            names,
+            select(*(values[name].label(name) for name in names)).select_from(
+                one_row.outerjoin(head, true())
+            ),
+        )
         .returning(audit_log.c.seq, audit_log.c.hash)
         .cte("appended")
     )
@@ -115,6 +126,7 @@ def _chain_one(dialect: str) -> Any:
 
 
 _CHAIN_ONE = DriverStatement(_chain_one)
+_NOT_NULL_VIOLATION = "23502"
 _NO_HEAD = (
     "the audit_head row is missing: create the database with "
     "mynahil.reference_impl.store.migrate, not metadata.create_all"
@@ -144,19 +156,24 @@ class AuditStatements:
         """
         self._pending_audit.append((event, as_utc(now), canonical_json(event.details)))
 
-    def _write_audit(self) -> None:
+    def _write_audit(self, *, last: bool = False) -> None:
         """Append the pending records: lock the head, chain each one, move the head.
 
         Taking the head's lock last keeps it from deadlocking with row locks taken earlier in
         the transaction (PostgreSQL), and seq follows commit order, gap-free. The hash covers
         exactly what is stored (UTC time, details as their JSON reads back), so every record
         verifies when read again.
+
+        ``last``: the caller commits next and runs nothing else. On PostgreSQL one record's
+        statement then carries the COMMIT (:meth:`.DriverStatement.one_then_commit`): the
+        head's lock, which serialises every audited transaction, is held for the server's
+        work alone, not also for a round trip to this process and back.
         """
         if not self._pending_audit:
             return
         postgres = self._conn.dialect.name == "postgresql"
         if postgres and len(self._pending_audit) == 1:
-            self._chain_one(*self._pending_audit[0])
+            self._chain_one(*self._pending_audit[0], commit=last)
             self._pending_audit.clear()
             return
         head = _HEAD.one(self._conn)
@@ -189,7 +206,7 @@ class AuditStatements:
             _MOVE_HEAD.run(self._conn, head_moved)
         self._pending_audit.clear()
 
-    def _chain_one(self, entry: AuditEvent, at: datetime, details: str) -> None:
+    def _chain_one(self, entry: AuditEvent, at: datetime, details: str, commit: bool) -> None:
         """PostgreSQL, one record: :data:`_CHAIN_ONE`, its canonical bytes made here."""
         stored = AuditEvent(entry.action, entry.outcome, entry.record_id, json.loads(details))
         whole = canonical(0, at, stored)
@@ -202,8 +219,13 @@ class AuditStatements:
             "details": details,
             "canonical_until_seq": whole[: -len(b"0}")],
         }
-        if _CHAIN_ONE.one(self._conn, values) is None:
-            raise RuntimeError(_NO_HEAD)
+        chain = _CHAIN_ONE.one_then_commit if commit else _CHAIN_ONE.one
+        try:
+            chain(self._conn, values)
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _NOT_NULL_VIOLATION:
+                raise RuntimeError(_NO_HEAD) from exc  # seq NULL: no head to chain onto
+            raise
 
 
 def audit_page(conn: Connection, after: int | None, size: int) -> list[AuditRecord]:

@@ -401,14 +401,19 @@ class DriverStatement:
         return sql, {name: value(slot) for name, slot in slots.items()}
 
     def _run(
-        self, driver: PoolProxiedConnection, dialect: Dialect, params: Mapping[str, Any] | None
+        self,
+        driver: PoolProxiedConnection,
+        dialect: Dialect,
+        params: Mapping[str, Any] | None,
+        then_commit: bool = False,
     ) -> tuple[Any, _Compiled]:
         compiled = self._for(dialect)
         numbered = compiled.numbered
         if numbered is not None:
             sql, values = self._arguments(dialect.name, compiled, params or {}, numbered.order)
             try:
-                return prepared.execute(driver, numbered, values), compiled
+                executed = prepared.execute(driver, numbered, values, then_commit=then_commit)
+                return executed, compiled
             except dialect.loaded_dbapi.Error as exc:
                 raise _as_sqlalchemy_error(dialect, sql, values, exc) from exc
         sql, arguments = self._arguments(dialect.name, compiled, params or {})
@@ -429,11 +434,17 @@ class DriverStatement:
         return self.rows_on(conn.connection, conn.dialect, params)
 
     def rows_on(
-        self, driver: PoolProxiedConnection, dialect: Dialect, params: Mapping[str, Any] | None
+        self,
+        driver: PoolProxiedConnection,
+        dialect: Dialect,
+        params: Mapping[str, Any] | None,
+        *,
+        then_commit: bool = False,
     ) -> list[Row]:
         """:meth:`rows` on a pooled driver connection (``Engine.raw_connection()``), for a
-        question that needs no SQLAlchemy connection (nor its transaction) around it."""
-        cursor, compiled = self._run(driver, dialect, params)
+        question that needs no SQLAlchemy connection (nor its transaction) around it.
+        ``then_commit``: see :meth:`one_then_commit`."""
+        cursor, compiled = self._run(driver, dialect, params, then_commit)
         try:
             if not compiled.seen:
                 description = cursor.description
@@ -459,10 +470,17 @@ class DriverStatement:
 
     def one(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Row | None:
         """The one row the statement returns, or None when it returns none."""
-        found = self.rows(conn, params)
-        if len(found) > 1:
-            raise LookupError(f"expected at most one row, got {len(found)}")
-        return found[0] if found else None
+        return _at_most_one(self.rows(conn, params))
+
+    def one_then_commit(
+        self, conn: Connection, params: Mapping[str, Any] | None = None
+    ) -> Row | None:
+        """:meth:`one` as the transaction's last statement. Where the statement is prepared
+        on libpq (PostgreSQL), the transaction's COMMIT is sent with it, in one round trip,
+        and has succeeded when this returns: the caller's commit then finds nothing left to
+        send. Elsewhere the statement runs alone and the caller's commit commits, as ever;
+        either way the caller commits after it and runs nothing else in the transaction."""
+        return _at_most_one(self.rows_on(conn.connection, conn.dialect, params, then_commit=True))
 
     def scalar(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """The first column of the one row returned; None when there is no row."""
@@ -493,6 +511,12 @@ class DriverStatement:
             raise _as_sqlalchemy_error(conn.dialect, sql, arguments, exc) from exc
         finally:
             cursor.close()
+
+
+def _at_most_one(found: list[Row]) -> Row | None:
+    if len(found) > 1:
+        raise LookupError(f"expected at most one row, got {len(found)}")
+    return found[0] if found else None
 
 
 def _as_sqlalchemy_error(dialect: Dialect, sql: str, arguments: Any, exc: Exception) -> Exception:

@@ -19,8 +19,10 @@ these too.
 from __future__ import annotations
 
 import re
+import select
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 from weakref import WeakKeyDictionary
@@ -133,15 +135,22 @@ def _state(connection: psycopg.Connection[Any]) -> _ConnectionState:
 
 
 def execute(
-    driver: PoolProxiedConnection, statement: NumberedSql, values: Sequence[Any]
+    driver: PoolProxiedConnection,
+    statement: NumberedSql,
+    values: Sequence[Any],
+    *,
+    then_commit: bool = False,
 ) -> PreparedResult:
     """Run ``statement`` prepared on the pooled connection's psycopg connection, in its
-    transaction (begun first if none is open and it is not in autocommit)."""
+    transaction (begun first if none is open and it is not in autocommit). With
+    ``then_commit`` the transaction's COMMIT goes with it, and it returns once both are
+    answered: the statement's result if both succeeded, else the first failure raised."""
     connection = cast("psycopg.Connection[Any]", driver.driver_connection)
     pgconn = connection.pgconn
     with connection.lock:
+        begin = None
         if pgconn.transaction_status == pq.TransactionStatus.IDLE and not connection.autocommit:
-            _raise_failure(connection, pgconn.exec_(_begin(connection)))
+            begin = _begin(connection)
         state = _state(connection)
         transformer = state.transformer
         # NULL goes as None, which libpq takes (psycopg's own stub leaves it out)
@@ -149,12 +158,75 @@ def execute(
         key = (statement.sql, tuple(transformer.types or ()))
         name = state.names.get(key)
         if name is None:
+            if begin is not None:
+                _raise_failure(connection, pgconn.exec_(begin))
+                begin = None
             name = f"_mynahil_{len(state.names)}".encode()
             _raise_failure(connection, pgconn.prepare(name, statement.sql, key[1]))
             state.names[key] = name
-        result = pgconn.exec_prepared(name, params, transformer.formats)
-        _raise_failure(connection, result)
+        commit = then_commit and (
+            begin is not None or pgconn.transaction_status != pq.TransactionStatus.IDLE
+        )
+        if begin is None and not commit:  # one command: libpq waits for it without the GIL
+            result = pgconn.exec_prepared(name, params, transformer.formats)
+            _raise_failure(connection, result)
+        else:
+            result = _in_one_pipeline(connection, begin, name, params, transformer.formats, commit)
         return PreparedResult(result, transformer)
+
+
+def _in_one_pipeline(
+    connection: psycopg.Connection[Any],
+    begin: bytes | None,
+    name: bytes,
+    params: Sequence[bytes | None],
+    formats: Sequence[pq.Format] | None,
+    commit: bool,
+) -> pq.abc.PGresult:
+    """BEGIN (if given), the prepared statement and COMMIT (if asked) sent together in one
+    libpq pipeline: one round trip where there were two or three. Sent with COMMIT, a
+    transaction's last statement releases its locks (the audit head's, which every audited
+    transaction takes last) without waiting for this process to read its answer and send
+    COMMIT after it. Once a command fails the server skips the rest: the first failure is
+    raised, and a transaction it began stays open, failed, for the caller's rollback."""
+    pgconn = connection.pgconn
+    pgconn.enter_pipeline_mode()
+    try:
+        if begin is not None:
+            pgconn.send_query_params(begin, None)
+        pgconn.send_query_prepared(name, params, formats)
+        if commit:
+            pgconn.send_query_params(b"COMMIT", None)
+        pgconn.pipeline_sync()
+        pgconn.flush()
+        results = _pipeline_results(pgconn)
+    except BaseException:
+        with suppress(psycopg.Error):  # a broken connection: the pool discards it
+            pgconn.exit_pipeline_mode()
+        raise
+    pgconn.exit_pipeline_mode()
+    for result in results:
+        _raise_failure(connection, result)
+    return results[0 if begin is None else 1]
+
+
+def _pipeline_results(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
+    """Every command's result up to the pipeline's sync point, awaited in ``poll``, which
+    lets the GIL go (libpq's own wait, in ``PQgetResult``, holds it: every other thread of
+    the process would stop while the server works)."""
+    results: list[pq.abc.PGresult] = []
+    readable = select.poll()
+    readable.register(pgconn.socket, select.POLLIN)
+    while True:
+        while pgconn.is_busy():
+            readable.poll()
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            continue  # the end of one command's results
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            return results
+        results.append(result)
 
 
 def _begin(connection: psycopg.Connection[Any]) -> bytes:

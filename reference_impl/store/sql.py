@@ -278,7 +278,7 @@ class SqlStore:
             with connection.begin(), self._lent(connection):
                 uow = _SqlUnitOfWork(connection)
                 yield uow
-                uow._write_audit()
+                uow._write_audit(last=True)  # then connection.begin() commits
 
     def _lent(self, connection: Connection) -> AbstractContextManager[object]:
         borrower = self._borrower

@@ -140,9 +140,11 @@ def record_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
     with the cursor's, in the order sent."""
     execute = prepared.execute
 
-    def recording(driver: Any, statement: prepared.NumberedSql, values: Any) -> Any:
+    def recording(
+        driver: Any, statement: prepared.NumberedSql, values: Any, *, then_commit: bool = False
+    ) -> Any:
         _Recording.sent.append(statement.sql.decode())
-        return execute(driver, statement, values)
+        return execute(driver, statement, values, then_commit=then_commit)
 
     monkeypatch.setattr(prepared, "execute", recording)
 

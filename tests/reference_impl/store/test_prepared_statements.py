@@ -1,9 +1,12 @@
 """PostgreSQL's statements run prepared on libpq (:mod:`mynahil.reference_impl.store.prepared`):
 placeholders numbered as psycopg numbers them, a statement prepared once per connection for
-its life (rollbacks included), each transaction begun as psycopg would begin it."""
+its life (rollbacks included), each transaction begun as psycopg would begin it (with its
+first statement, in one pipeline), and a transaction's last statement sent with its COMMIT."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from mynahil.reference_impl.store import SqlStore, prepared
 from mynahil.reference_impl.store.driver import DriverStatement, insert_new
 from mynahil.reference_impl.store.tables import persons
+from tests.support import TIMING_SENSITIVE
 
 _LETTER = {PyFormat.AUTO: "s", PyFormat.BINARY: "b", PyFormat.TEXT: "t"}
 
@@ -146,9 +150,10 @@ def test_a_transaction_begins_with_the_connections_isolation_and_access_mode(
     would have: at the isolation level and in the access mode SQLAlchemy set."""
     with store.engine.connect() as plain:
         conn = plain.execution_options(**options)
-        with conn.begin():
-            assert _ISOLATION.scalar(conn) == isolation
-            assert _READ_ONLY.scalar(conn) == read_only
+        for _ in range(2):  # BEGIN on its own (preparing first), then with the statement
+            with conn.begin():
+                assert _ISOLATION.scalar(conn) == isolation
+                assert _READ_ONLY.scalar(conn) == read_only
 
 
 def test_in_autocommit_each_statement_commits_on_its_own(store: SqlStore) -> None:
@@ -160,3 +165,117 @@ def test_in_autocommit_each_statement_commits_on_its_own(store: SqlStore) -> Non
         assert driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with store.engine.connect() as other:
         assert _PERSON_ID.scalar(other, {"ref": "p"}) is not None
+
+
+def _status(conn: Connection) -> psycopg.pq.TransactionStatus:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return psycopg.pq.TransactionStatus(driver.pgconn.transaction_status)
+
+
+def _committed(store: SqlStore, ref: str) -> bool:
+    with store.engine.connect() as other:
+        return _PERSON_ID.scalar(other, {"ref": ref}) is not None
+
+
+def test_a_last_statement_takes_the_commit_with_it(store: SqlStore) -> None:
+    """``one_then_commit`` returns with the transaction committed (seen from another
+    connection before the caller's own commit, which then has nothing to send), whether the
+    statement was being prepared, began the transaction with BEGIN, or came after others."""
+    with store.engine.connect() as conn:
+        for round_ in range(3):
+            with conn.begin():
+                if round_ == 2:
+                    assert _PERSON_ID.scalar(conn, {"ref": "nobody"}) is None
+                row = _NEW_PERSON.one_then_commit(
+                    conn, {"person_ref": f"p{round_}", "created_at": _NOW}
+                )
+                assert row is not None
+                assert _status(conn) == psycopg.pq.TransactionStatus.IDLE
+                assert _committed(store, f"p{round_}")
+        with conn.begin():  # the connection goes on
+            assert _PERSON_ID.scalar(conn, {"ref": "p0"}) is not None
+
+
+def test_a_refused_last_statement_commits_nothing(store: SqlStore) -> None:
+    with store.engine.connect() as conn:
+        with conn.begin():
+            _NEW_PERSON.scalar(conn, {"person_ref": "p", "created_at": _NOW})
+
+        def clash() -> None:
+            with conn.begin():
+                _NEW_PERSON.scalar(conn, {"person_ref": "q", "created_at": _NOW})
+                _ADD_PERSON.one_then_commit(conn, {"person_ref": "p", "created_at": _NOW})
+
+        for _ in range(2):  # the clashing insert being prepared, then prepared
+            with pytest.raises(IntegrityError) as raised:
+                clash()
+            assert isinstance(raised.value.orig, psycopg.errors.UniqueViolation)
+            assert not _committed(store, "q")
+        with conn.begin():
+            assert _PERSON_ID.scalar(conn, {"ref": "p"}) is not None
+
+
+def test_a_refused_commit_raises_and_commits_nothing(store: SqlStore) -> None:
+    """A constraint checked at COMMIT (deferred) fails the COMMIT sent with the statement:
+    the caller sees the error, nothing of the transaction is kept, the connection goes on."""
+    with store.engine.begin() as setup:
+        setup.execute(
+            text(
+                "CREATE TABLE once (n integer,"
+                " CONSTRAINT once_n UNIQUE (n) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    add = DriverStatement(text("INSERT INTO once (n) VALUES (:n)"))
+    with store.engine.connect() as conn:
+
+        def clash_at_commit() -> None:
+            with conn.begin():
+                _NEW_PERSON.scalar(conn, {"person_ref": "q", "created_at": _NOW})
+                add.run(conn, {"n": 1})
+                add.one_then_commit(conn, {"n": 1})  # the clash is found at COMMIT
+
+        for _ in range(2):
+            with pytest.raises(IntegrityError) as raised:
+                clash_at_commit()
+            assert isinstance(raised.value.orig, psycopg.errors.UniqueViolation)
+            assert _status(conn) == psycopg.pq.TransactionStatus.IDLE
+            assert not _committed(store, "q")
+        with conn.begin():
+            add.one_then_commit(conn, {"n": 1})
+        assert conn.execute(text("SELECT count(*) FROM once")).scalar() == 1
+        conn.rollback()
+
+
+@TIMING_SENSITIVE
+def test_other_threads_run_while_a_pipeline_awaits_its_answer(store: SqlStore) -> None:
+    """libpq's own wait for a pipeline's results holds the GIL; the driver waits without it,
+    as it does for a single statement, so the process's other threads go on meanwhile."""
+    sleep = DriverStatement(select(func.pg_sleep(bindparam("seconds"))))
+    counted = 0
+    stop = threading.Event()
+
+    def count() -> None:
+        nonlocal counted
+        while not stop.is_set():
+            counted += 1
+
+    def counted_during(wait: Any) -> int:
+        before = counted
+        wait()
+        return counted - before
+
+    spinner = threading.Thread(target=count)
+    spinner.start()
+    try:
+        with store.engine.connect() as conn:
+            for _ in range(2):  # prepared, then BEGIN, the sleep and COMMIT in one pipeline
+                with conn.begin():
+                    pipelined = counted_during(
+                        lambda: sleep.one_then_commit(conn, {"seconds": 0.3})
+                    )
+        idle = counted_during(lambda: time.sleep(0.3))
+    finally:
+        stop.set()
+        spinner.join()
+    assert pipelined > idle / 4, (pipelined, idle)
