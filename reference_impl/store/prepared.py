@@ -22,7 +22,6 @@ import re
 import select
 import threading
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 from weakref import WeakKeyDictionary
@@ -190,6 +189,7 @@ def _in_one_pipeline(
     COMMIT after it. Once a command fails the server skips the rest: the first failure is
     raised, and a transaction it began stays open, failed, for the caller's rollback."""
     pgconn = connection.pgconn
+    answers: list[pq.abc.PGresult] = []
     pgconn.enter_pipeline_mode()
     try:
         if begin is not None:
@@ -199,34 +199,42 @@ def _in_one_pipeline(
             pgconn.send_query_params(b"COMMIT", None)
         pgconn.pipeline_sync()
         pgconn.flush()
-        results = _pipeline_results(pgconn)
+        _read_to_sync(pgconn, answers)
     except BaseException:
-        with suppress(psycopg.Error):  # a broken connection: the pool discards it
-            pgconn.exit_pipeline_mode()
+        _settle(connection, answers)
         raise
     pgconn.exit_pipeline_mode()
+    results = answers[:-1]  # the sync point's own result last
     for result in results:
         _raise_failure(connection, result)
     return results[0 if begin is None else 1]
 
 
-def _pipeline_results(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
-    """Every command's result up to the pipeline's sync point, awaited in ``poll``, which
-    lets the GIL go (libpq's own wait, in ``PQgetResult``, holds it: every other thread of
-    the process would stop while the server works)."""
-    results: list[pq.abc.PGresult] = []
+def _read_to_sync(pgconn: pq.abc.PGconn, answers: list[pq.abc.PGresult]) -> None:
+    """Each command's result, then the pipeline's sync point's, appended to ``answers`` as
+    they come, awaited in ``poll``, which lets the GIL go (libpq's own wait, in
+    ``PQgetResult``, holds it: every other thread of the process would stop meanwhile)."""
     readable = select.poll()
     readable.register(pgconn.socket, select.POLLIN)
-    while True:
+    while not answers or answers[-1].status != pq.ExecStatus.PIPELINE_SYNC:
         while pgconn.is_busy():
             readable.poll()
             pgconn.consume_input()
         result = pgconn.get_result()
-        if result is None:
-            continue  # the end of one command's results
-        if result.status == pq.ExecStatus.PIPELINE_SYNC:
-            return results
-        results.append(result)
+        if result is not None:  # None: the end of one command's results
+            answers.append(result)
+
+
+def _settle(connection: psycopg.Connection[Any], answers: list[pq.abc.PGresult]) -> None:
+    """After an exception while a pipeline was in flight (an interrupt in ``poll``, or the
+    connection broken): its remaining answers read, as a blocking call would have read them
+    before the interrupt was seen, so the connection goes on (the transaction's owner rolls
+    it back); if they cannot be, the connection is closed, and the pool opens another."""
+    try:
+        _read_to_sync(connection.pgconn, answers)
+        connection.pgconn.exit_pipeline_mode()
+    except BaseException:  # broken, or interrupted again: nothing later could trust it
+        connection.close()
 
 
 def _begin(connection: psycopg.Connection[Any]) -> bytes:

@@ -5,6 +5,7 @@ first statement, in one pipeline), and a transaction's last statement sent with 
 
 from __future__ import annotations
 
+import select as waiting
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Connection, bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
+from mynahil.reference_impl.mykey.ports import StoreUnavailable
 from mynahil.reference_impl.store import SqlStore, prepared
 from mynahil.reference_impl.store.driver import DriverStatement, insert_new
 from mynahil.reference_impl.store.tables import persons
@@ -279,3 +281,51 @@ def test_other_threads_run_while_a_pipeline_awaits_its_answer(store: SqlStore) -
         stop.set()
         spinner.join()
     assert pipelined > idle / 4, (pipelined, idle)
+
+
+class _Interrupted(BaseException):
+    """Stands for a signal's exception (KeyboardInterrupt, …) raised while a pipeline waits."""
+
+
+class _InterruptedPoll:
+    """``select.poll`` whose first ``poll`` (of all its instances) raises; it waits after."""
+
+    interrupts = 1
+
+    def __init__(self) -> None:
+        self._poll = _REAL_POLL()
+
+    def register(self, *args: Any) -> None:
+        self._poll.register(*args)
+
+    def poll(self, *args: Any) -> list[tuple[int, int]]:
+        if _InterruptedPoll.interrupts:
+            _InterruptedPoll.interrupts -= 1
+            raise _Interrupted
+        return self._poll.poll(*args)
+
+
+_REAL_POLL = waiting.poll
+
+
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_a_pipeline_interrupted_while_it_waits_leaves_no_unread_answers(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch, interrupts: int
+) -> None:
+    """Interrupted while its answers are on their way, a pipeline's answers are read before
+    the interrupt goes on, unchanged, so that the connection can be rolled back and used
+    again; interrupted again while reading them, the connection is closed instead (its
+    transaction's rollback then finds it lost) and the pool opens another. Either way no
+    connection with answers nobody will read is used again."""
+    for _ in range(2):  # prepared, so the next one sends BEGIN with it
+        with store.transaction() as uow:
+            uow.record_by_serial(1)
+    monkeypatch.setattr(_InterruptedPoll, "interrupts", interrupts)
+    with monkeypatch.context() as patched:
+        patched.setattr(waiting, "poll", _InterruptedPoll)
+        expected = _Interrupted if interrupts == 1 else StoreUnavailable
+        with pytest.raises(expected), store.transaction() as uow:
+            uow.record_by_serial(1)
+    for _ in range(2):
+        with store.transaction() as uow:
+            assert uow.record_by_serial(1) is None
