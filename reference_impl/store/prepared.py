@@ -14,6 +14,10 @@ and its errors (psycopg's, by SQLSTATE: ``UniqueViolation``, …). psycopg itsel
 nothing on these connections (the engine's ``prepare_threshold=None``): it answers every
 ROLLBACK with ``DEALLOCATE ALL`` once it has prepared a statement of its own, which would drop
 these too.
+
+Round trips: a transaction's BEGIN goes with its first statement, and its COMMIT with its last
+when the caller says which that is (the audit record's: ``then_commit``), each pair in one
+libpq pipeline awaited without the GIL; an issuance is 5 round trips instead of 7.
 """
 
 from __future__ import annotations
