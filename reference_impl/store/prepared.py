@@ -194,6 +194,7 @@ def _in_one_pipeline(
     raised, and a transaction it began stays open, failed, for the caller's rollback."""
     pgconn = connection.pgconn
     answers: list[pq.abc.PGresult] = []
+    synced = False
     pgconn.enter_pipeline_mode()
     try:
         if begin is not None:
@@ -202,10 +203,11 @@ def _in_one_pipeline(
         if commit:
             pgconn.send_query_params(b"COMMIT", None)
         pgconn.pipeline_sync()
+        synced = True
         pgconn.flush()
         _read_to_sync(pgconn, answers)
     except BaseException:
-        _settle(connection, answers)
+        _settle(connection, answers, synced)
         raise
     pgconn.exit_pipeline_mode()
     results = answers[:-1]  # the sync point's own result last
@@ -229,16 +231,28 @@ def _read_to_sync(pgconn: pq.abc.PGconn, answers: list[pq.abc.PGresult]) -> None
             answers.append(result)
 
 
-def _settle(connection: psycopg.Connection[Any], answers: list[pq.abc.PGresult]) -> None:
+def _settle(
+    connection: psycopg.Connection[Any], answers: list[pq.abc.PGresult], synced: bool
+) -> None:
     """After an exception while a pipeline was in flight (an interrupt in ``poll``, or the
     connection broken): its remaining answers read, as a blocking call would have read them
     before the interrupt was seen, so the connection goes on (the transaction's owner rolls
-    it back); if they cannot be, the connection is closed, and the pool opens another."""
+    it back); if they cannot be, the connection is closed, and the pool opens another.
+    Stopped before its sync point was queued, the pipeline is not completed (its COMMIT
+    might be in it): the connection is closed, which ends its transaction unfinished."""
+    pgconn = connection.pgconn
     try:
-        _read_to_sync(connection.pgconn, answers)
-        connection.pgconn.exit_pipeline_mode()
+        if not synced:
+            raise _Abandoned
+        pgconn.flush()
+        _read_to_sync(pgconn, answers)
+        pgconn.exit_pipeline_mode()
     except BaseException:  # broken, or interrupted again: nothing later could trust it
         connection.close()
+
+
+class _Abandoned(Exception):
+    """A pipeline stopped before its sync point was queued."""
 
 
 def _begin(connection: psycopg.Connection[Any]) -> bytes:

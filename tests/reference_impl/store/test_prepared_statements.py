@@ -329,3 +329,49 @@ def test_a_pipeline_interrupted_while_it_waits_leaves_no_unread_answers(
     for _ in range(2):
         with store.transaction() as uow:
             assert uow.record_by_serial(1) is None
+
+
+class _SyncInterrupted:
+    """A connection's libpq connection, interrupted as it queues a pipeline's sync point."""
+
+    def __init__(self, pgconn: Any) -> None:
+        self._pgconn = pgconn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pgconn, name)
+
+    def pipeline_sync(self) -> None:
+        raise _Interrupted
+
+
+def test_a_pipeline_stopped_before_its_sync_point_closes_its_connection(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its commands (a COMMIT among them, perhaps) may not all be queued: waiting for their
+    answers would wait for ever, and completing them could commit what its caller was told
+    failed. The connection is closed instead; the pool opens another."""
+    for _ in range(2):  # prepared, so the next one sends BEGIN with it
+        with store.transaction() as uow:
+            uow.record_by_serial(1)
+            driver = uow._conn.connection.driver_connection  # type: ignore[attr-defined]
+    assert isinstance(driver, psycopg.Connection)
+    monkeypatch.setattr(driver, "pgconn", _SyncInterrupted(driver.pgconn))
+    outcome: list[BaseException] = []
+
+    def interrupted() -> None:
+        try:
+            with store.transaction() as uow:
+                uow.record_by_serial(1)
+        except BaseException as exc:  # _Interrupted stands for a signal's
+            outcome.append(exc)
+
+    worker = threading.Thread(target=interrupted, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "it waited for the answers of a pipeline never completed"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], _Interrupted | StoreUnavailable)
+    assert driver.closed
+    for _ in range(2):
+        with store.transaction() as uow:
+            assert uow.record_by_serial(1) is None
