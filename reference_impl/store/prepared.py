@@ -240,19 +240,16 @@ def _settle(
     it back); if they cannot be, the connection is closed, and the pool opens another.
     Stopped before its sync point was queued, the pipeline is not completed (its COMMIT
     might be in it): the connection is closed, which ends its transaction unfinished."""
+    if not synced:
+        connection.close()
+        return
     pgconn = connection.pgconn
     try:
-        if not synced:
-            raise _Abandoned
         pgconn.flush()
         _read_to_sync(pgconn, answers)
         pgconn.exit_pipeline_mode()
     except BaseException:  # broken, or interrupted again: nothing later could trust it
         connection.close()
-
-
-class _Abandoned(Exception):
-    """A pipeline stopped before its sync point was queued."""
 
 
 def _begin(connection: psycopg.Connection[Any]) -> bytes:

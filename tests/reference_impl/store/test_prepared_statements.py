@@ -308,6 +308,17 @@ class _InterruptedPoll:
 _REAL_POLL = waiting.poll
 
 
+def _prepared_on_its_connection(store: SqlStore) -> psycopg.Connection[Any]:
+    """The store's one pooled connection, its look-up prepared, so that the next transaction
+    sends BEGIN with it in a pipeline."""
+    for _ in range(2):
+        with store.transaction() as uow:
+            uow.record_by_serial(1)
+            driver = uow._conn.connection.driver_connection  # type: ignore[attr-defined]
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
 @pytest.mark.parametrize("interrupts", [1, 2])
 def test_a_pipeline_interrupted_while_it_waits_leaves_no_unread_answers(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch, interrupts: int
@@ -317,9 +328,7 @@ def test_a_pipeline_interrupted_while_it_waits_leaves_no_unread_answers(
     again; interrupted again while reading them, the connection is closed instead (its
     transaction's rollback then finds it lost) and the pool opens another. Either way no
     connection with answers nobody will read is used again."""
-    for _ in range(2):  # prepared, so the next one sends BEGIN with it
-        with store.transaction() as uow:
-            uow.record_by_serial(1)
+    _prepared_on_its_connection(store)
     monkeypatch.setattr(_InterruptedPoll, "interrupts", interrupts)
     with monkeypatch.context() as patched:
         patched.setattr(waiting, "poll", _InterruptedPoll)
@@ -350,11 +359,7 @@ def test_a_pipeline_stopped_before_its_sync_point_closes_its_connection(
     """Its commands (a COMMIT among them, perhaps) may not all be queued: waiting for their
     answers would wait for ever, and completing them could commit what its caller was told
     failed. The connection is closed instead; the pool opens another."""
-    for _ in range(2):  # prepared, so the next one sends BEGIN with it
-        with store.transaction() as uow:
-            uow.record_by_serial(1)
-            driver = uow._conn.connection.driver_connection  # type: ignore[attr-defined]
-    assert isinstance(driver, psycopg.Connection)
+    driver = _prepared_on_its_connection(store)
     monkeypatch.setattr(driver, "pgconn", _SyncInterrupted(driver.pgconn))
     outcome: list[BaseException] = []
 
