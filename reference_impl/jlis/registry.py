@@ -222,6 +222,8 @@ class RegistryStore(Protocol):
 
     def status(self, serial: int) -> CertificateStatus: ...
 
+    def prefetch_status(self, serial: int) -> None: ...
+
     def predecessor(self, serial: int) -> int | None: ...
 
     def successor(self, serial: int) -> int | None: ...
@@ -397,6 +399,11 @@ class RegistryRules(ABC):
         if entry is None:
             return CertificateStatus.UNKNOWN
         return CertificateStatus.REVOKED if entry.revoked else CertificateStatus.GOOD
+
+    def prefetch_status(self, serial: int) -> None:
+        """A hint that :meth:`status` of ``serial`` comes next (see the MyKey service's
+        ``CertificateAuthority``): a keeper that can fetch it with other work does."""
+        return  # here the question goes when it is asked
 
     def predecessor(self, serial: int) -> int | None:
         """The serial this certificate renewed or reissued, if any."""
@@ -603,6 +610,9 @@ class JlisServices:
 
     def status(self, serial: int) -> CertificateStatus:
         return self.registry.status(serial)
+
+    def prefetch_status(self, serial: int) -> None:
+        self.registry.prefetch_status(serial)
 
     def predecessor(self, serial: int) -> int | None:
         return self.registry.predecessor(serial)

@@ -64,6 +64,9 @@ class RemoteJlis:
         except ValueError:
             raise JlisUnreachable(f"J-LIS sent an unknown status for {serial}") from None
 
+    def prefetch_status(self, serial: int) -> None:
+        """Nothing: over HTTP the question goes when it is asked."""
+
     def predecessor(self, serial: int) -> int | None:
         previous = self._certificate(serial).get("predecessor")
         return None if previous is None else int(previous)

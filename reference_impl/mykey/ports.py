@@ -74,6 +74,12 @@ class CertificateAuthority(Protocol):
         """Revocation status (CRL/OCSP) of a user-authentication certificate."""
         ...
 
+    def prefetch_status(self, serial: int) -> None:
+        """A hint: :meth:`status` of ``serial`` is asked next in this unit of work. Where the
+        answer can come with the unit's next store round trip it is fetched then (J-LIS in
+        the platform's database); elsewhere this does nothing."""
+        ...
+
     def predecessor(self, serial: int) -> int | None:
         """The serial this certificate replaced (renewal or reissued card), if any."""
         ...

@@ -238,17 +238,19 @@ class MyKeyService:
         the record it is bound to (or, through J-LIS's linkage, its predecessor's), if any.
 
         The binding is looked up with the challenge (one round trip on PostgreSQL), by the
-        serial of the certificate as sent; it is used only once the certificate is verified.
-        A challenge's refusal still comes before the certificate's.
+        serial of the certificate as sent, and J-LIS's status of that serial asked in the same
+        round trip where J-LIS keeps its registry in the platform's database; both are used
+        only once the certificate is verified. A challenge's refusal still comes before the
+        certificate's.
         """
         try:
             parsed = x509.load_der_x509_certificate(certificate_der)
         except ValueError:
             _nonce(uow.consume_challenge(challenge_id, now), purpose, now)
             raise MyKeyError("certificate_invalid", "that is not a DER X.509 certificate") from None
-        challenge, bound = uow.consume_challenge_and_look_up(
-            challenge_id, now, int(parsed.serial_number)
-        )
+        serial = int(parsed.serial_number)
+        self.jlis.prefetch_status(serial)
+        challenge, bound = uow.consume_challenge_and_look_up(challenge_id, now, serial)
         nonce = _nonce(challenge, purpose, now)
         cert = self._verified_certificate(parsed, nonce, signature, now)
         return cert, self._record_for_serial(uow, cert, now, bound)

@@ -61,6 +61,7 @@ __all__ = [
     "column_params",
     "dialect_insert",
     "each_key",
+    "forget_ahead",
     "insert_new",
     "insert_new_statement",
     "lookup_keys",
@@ -468,6 +469,20 @@ class DriverStatement:
             converted.append(dict(zip(names, values, strict=True)))
         return converted
 
+    def send_ahead(self, conn: Connection, params: Mapping[str, Any] | None = None) -> bool:
+        """Send this question with the next statement run on ``conn`` (one round trip for
+        both), where the statement is prepared on libpq (PostgreSQL; see :mod:`.prepared`):
+        asked next, with the same ``params``, :meth:`rows` then takes that answer. Whether it
+        went; elsewhere it does not, and :meth:`rows` asks as ever. The caller must ask it
+        before anything else runs on ``conn``, or it is asked again, and drop it
+        (:func:`forget_ahead`) when its unit of work ends."""
+        compiled = self._for(conn.dialect)
+        numbered = compiled.numbered
+        if numbered is None:
+            return False
+        _, values = self._arguments(conn.dialect.name, compiled, params or {}, numbered.order)
+        return prepared.send_ahead(conn.connection, numbered, values)
+
     def one(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Row | None:
         """The one row the statement returns, or None when it returns none."""
         return _at_most_one(self.rows(conn, params))
@@ -511,6 +526,12 @@ class DriverStatement:
             raise _as_sqlalchemy_error(conn.dialect, sql, arguments, exc) from exc
         finally:
             cursor.close()
+
+
+def forget_ahead(conn: Connection) -> None:
+    """Drop what :meth:`DriverStatement.send_ahead` sent on ``conn`` and its answers."""
+    if conn.dialect.name == "postgresql":
+        prepared.forget_ahead(conn.connection)
 
 
 def _at_most_one(found: list[Row]) -> Row | None:

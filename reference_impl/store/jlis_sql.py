@@ -48,7 +48,7 @@ from mynahil.reference_impl.jlis.registry import (
 )
 from mynahil.reference_impl.mykey.ports import HolderFacts
 
-from .driver import DriverStatement, dialect_insert
+from .driver import DriverStatement, dialect_insert, forget_ahead
 from .engine import SQLITE_BEGIN, unavailable_as_such
 from .tables import jlis_cards, jlis_certificates, jlis_crl_number
 
@@ -121,6 +121,7 @@ class SqlRegistry(RegistryRules):
     def __init__(self, engine: Engine, legacy: CertificateRegistry | None = None) -> None:
         self._engine = engine
         self.legacy = legacy
+        self._sends_ahead = engine.dialect.name == "postgresql"  # see prefetch_status
         # .connection while this thread is in a transaction of the registry's own; .lent while
         # it runs a transaction of the platform's store on the same database (reading_on)
         self._local = threading.local()
@@ -179,6 +180,19 @@ class SqlRegistry(RegistryRules):
             yield
         finally:
             self._local.lent = None
+            if getattr(self._local, "sent_ahead", False):
+                self._local.sent_ahead = False
+                forget_ahead(connection)
+
+    def prefetch_status(self, serial: int) -> None:
+        """On a connection the store lent (PostgreSQL), the certificate's question goes with
+        the store's next statement, in its round trip (see ``DriverStatement.send_ahead``);
+        asked next, :meth:`status` takes that answer. Nothing elsewhere."""
+        if not self._sends_ahead:
+            return
+        lent = self._lent
+        if lent is not None and _FIND.send_ahead(lent, {"serial": str(serial)}):
+            self._local.sent_ahead = True
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:

@@ -17,7 +17,11 @@ these too.
 
 Round trips: a transaction's BEGIN goes with its first statement, and its COMMIT with its last
 when the caller says which that is (the audit record's: ``then_commit``), each pair in one
-libpq pipeline awaited without the GIL; an issuance is 5 round trips instead of 7.
+libpq pipeline awaited without the GIL. A question the caller will ask next can be sent ahead
+(:func:`send_ahead`): it travels in the pipeline of the connection's next statement, and its
+answer serves the question only if it is the very next one asked on that connection, in the
+same transaction (the issuance's J-LIS question, sent with the challenge's statement). An
+issuance is 4 round trips instead of 7.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from psycopg import abc, errors, pq
 from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import PoolProxiedConnection
 
-__all__ = ["NumberedSql", "PreparedResult", "execute", "numbered"]
+__all__ = ["NumberedSql", "PreparedResult", "execute", "forget_ahead", "numbered", "send_ahead"]
 
 # psycopg's placeholders in SQLAlchemy's compiled SQL: %(name)s, %(name)b, %(name)t; and %%
 _MARK = re.compile(r"%(?:\((?P<name>[^)]*)\)(?P<format>.)|(?P<percent>%)|(?P<other>.|$))", re.S)
@@ -112,14 +116,39 @@ class PreparedResult:
         """Nothing to close (the cursor's interface): the result is read already."""
 
 
-class _ConnectionState:
-    """One connection's adapters and the names of the statements prepared on it."""
+class _ReadAhead:
+    """A question sent ahead (:func:`send_ahead`): its statement, its values, and once the
+    pipeline that carried it is answered, its answer."""
 
-    __slots__ = ("names", "transformer")
+    __slots__ = ("answer", "formats", "name", "params", "statement", "values")
+
+    def __init__(
+        self,
+        statement: NumberedSql,
+        values: tuple[Any, ...],
+        name: bytes,
+        params: Sequence[bytes | None],
+        formats: Sequence[pq.Format] | None,
+    ) -> None:
+        self.statement = statement
+        self.values = values
+        self.name = name
+        self.params = params
+        self.formats = formats
+        self.answer: pq.abc.PGresult | None = None
+
+
+class _ConnectionState:
+    """One connection's adapters, the names of the statements prepared on it, the questions
+    waiting to go with its next statement and those answered by its last one."""
+
+    __slots__ = ("answered", "names", "pending", "transformer")
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self.transformer: abc.Transformer = Transformer(connection)
         self.names: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.pending: list[_ReadAhead] = []
+        self.answered: list[_ReadAhead] = []
 
 
 # A connection's statements, for as long as it lives (a replaced connection starts afresh, as
@@ -147,14 +176,23 @@ def execute(
     """Run ``statement`` prepared on the pooled connection's psycopg connection, in its
     transaction (begun first if none is open and it is not in autocommit). With
     ``then_commit`` the transaction's COMMIT goes with it, and it returns once both are
-    answered: the statement's result if both succeeded, else the first failure raised."""
+    answered: the statement's result if both succeeded, else the first failure raised.
+
+    Questions sent ahead on the connection go with it; one answered by the last statement's
+    pipeline is its result instead, with no round trip, if it asks exactly that question."""
     connection = cast("psycopg.Connection[Any]", driver.driver_connection)
     pgconn = connection.pgconn
     with connection.lock:
+        state = _state(connection)
+        answered = state.answered
+        if answered:
+            state.answered = []  # they answer this statement or none
+            early = None if then_commit else _answer_for(answered, statement, values, pgconn)
+            if early is not None:
+                return PreparedResult(early, state.transformer)
         begin = None
         if pgconn.transaction_status == pq.TransactionStatus.IDLE and not connection.autocommit:
             begin = _begin(connection)
-        state = _state(connection)
         transformer = state.transformer
         # NULL goes as None, which libpq takes (psycopg's own stub leaves it out)
         params = cast(Sequence[bytes], transformer.dump_sequence(values, statement.formats))
@@ -170,28 +208,83 @@ def execute(
         commit = then_commit and (
             begin is not None or pgconn.transaction_status != pq.TransactionStatus.IDLE
         )
-        if begin is None and not commit:  # one command: libpq waits for it without the GIL
+        ahead = state.pending
+        if ahead:
+            state.pending = []
+        if begin is None and not commit and not ahead:
+            # one command: libpq waits for it without the GIL
             result = pgconn.exec_prepared(name, params, transformer.formats)
             _raise_failure(connection, result)
         else:
-            result = _in_one_pipeline(connection, begin, name, params, transformer.formats, commit)
+            result = _in_one_pipeline(
+                connection, begin, (name, params, transformer.formats), ahead, commit
+            )
+            if ahead and not commit:
+                state.answered = ahead
         return PreparedResult(result, transformer)
+
+
+def send_ahead(
+    driver: PoolProxiedConnection, statement: NumberedSql, values: Sequence[Any]
+) -> bool:
+    """Queue a question to go with the connection's next statement, in its pipeline (see the
+    module's docstring); False where it cannot go ahead (not prepared on this connection yet,
+    or the connection in autocommit, where the two would not share a transaction)."""
+    connection = cast("psycopg.Connection[Any]", driver.driver_connection)
+    if connection.autocommit:
+        return False
+    with connection.lock:
+        state = _state(connection)
+        transformer = state.transformer
+        params = cast(Sequence[bytes], transformer.dump_sequence(values, statement.formats))
+        name = state.names.get((statement.sql, tuple(transformer.types or ())))
+        if name is None:
+            return False
+        ahead = _ReadAhead(statement, tuple(values), name, params, transformer.formats)
+        state.pending.append(ahead)
+        return True
+
+
+def forget_ahead(driver: PoolProxiedConnection) -> None:
+    """Drop the questions sent ahead on the connection, sent or not, and their answers: the
+    unit of work that sent them is over, and no later one may take their answers."""
+    state = _STATES.get(cast("psycopg.Connection[Any]", driver.driver_connection))
+    if state is not None:
+        state.pending = []
+        state.answered = []
+
+
+def _answer_for(
+    answered: list[_ReadAhead],
+    statement: NumberedSql,
+    values: Sequence[Any],
+    pgconn: pq.abc.PGconn,
+) -> pq.abc.PGresult | None:
+    """The answer sent ahead to exactly this question, if the transaction it was answered in
+    is still open (nothing has run on the connection since: it was its last statement's)."""
+    if pgconn.transaction_status != pq.TransactionStatus.INTRANS:
+        return None
+    wanted = tuple(values)
+    for ahead in answered:
+        if ahead.statement is statement and ahead.values == wanted and ahead.answer is not None:
+            return ahead.answer
+    return None
 
 
 def _in_one_pipeline(
     connection: psycopg.Connection[Any],
     begin: bytes | None,
-    name: bytes,
-    params: Sequence[bytes | None],
-    formats: Sequence[pq.Format] | None,
+    prepared: tuple[bytes, Sequence[bytes | None], Sequence[pq.Format] | None],
+    ahead: list[_ReadAhead],
     commit: bool,
 ) -> pq.abc.PGresult:
-    """BEGIN (if given), the prepared statement and COMMIT (if asked) sent together in one
-    libpq pipeline: one round trip where there were two or three. Sent with COMMIT, a
-    transaction's last statement releases its locks (the audit head's, which every audited
-    transaction takes last) without waiting for this process to read its answer and send
-    COMMIT after it. Once a command fails the server skips the rest: the first failure is
-    raised, and a transaction it began stays open, failed, for the caller's rollback."""
+    """BEGIN (if given), the prepared statement (its name, parameters and their formats), the
+    questions sent ahead and COMMIT (if asked) sent together in one libpq pipeline: one round
+    trip where there were two or more. Sent with COMMIT, a transaction's last statement
+    releases its locks (the audit head's, which every audited transaction takes last) without
+    waiting for this process to read its answer and send COMMIT after it. Once a command fails
+    the server skips the rest: the first failure is raised, and a transaction it began stays
+    open, failed, for the caller's rollback."""
     pgconn = connection.pgconn
     answers: list[pq.abc.PGresult] = []
     synced = False
@@ -199,7 +292,9 @@ def _in_one_pipeline(
     try:
         if begin is not None:
             pgconn.send_query_params(begin, None)
-        pgconn.send_query_prepared(name, params, formats)
+        pgconn.send_query_prepared(*prepared)
+        for question in ahead:
+            pgconn.send_query_prepared(question.name, question.params, question.formats)
         if commit:
             pgconn.send_query_params(b"COMMIT", None)
         pgconn.pipeline_sync()
@@ -213,7 +308,10 @@ def _in_one_pipeline(
     results = answers[:-1]  # the sync point's own result last
     for result in results:
         _raise_failure(connection, result)
-    return results[0 if begin is None else 1]
+    first = 0 if begin is None else 1
+    for question, answer in zip(ahead, results[first + 1 :], strict=False):
+        question.answer = answer
+    return results[first]
 
 
 def _read_to_sync(pgconn: pq.abc.PGconn, answers: list[pq.abc.PGresult]) -> None:

@@ -4,7 +4,8 @@ has answered (a turn). Each turn is a wait for the network and the server: two m
 issuance ~10% here (measured with extra ``SELECT 1``s), so a change that adds one is caught.
 
 BEGIN goes with the transaction's first statement and COMMIT with its last (the audit
-record's), each pair in one libpq pipeline (``store/prepared.py``). psycopg's own pipeline
+record's), each pair in one libpq pipeline (``store/prepared.py``), and J-LIS's question
+goes ahead with the first (``prepared.send_ahead``). psycopg's own pipeline
 mode did the same at a cost of ~65 µs of client CPU a pipeline, more than the loopback round
 trip it saved (0.90x with four clients, 0.94x with one); on libpq directly it pays (1.08x and
 1.17x in interleaved chunks against seven round trips, ``bench_interleaved.py --postgres``).
@@ -17,16 +18,17 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import make_url
 
 from mynahil.card_emulator.pin import DEFAULT_PASSWORD, DEFAULT_PIN
 from mynahil.reference_impl.jlis import KeyPool, lifecycle, random_holder
-from mynahil.reference_impl.mykey import Purpose
+from mynahil.reference_impl.mykey import MyKeyError, Purpose
 from mynahil.reference_impl.platform import ReferencePlatform, build_platform
 
 
@@ -111,11 +113,12 @@ def _proofs(platform: ReferencePlatform, count: int) -> list[tuple[str, bytes, b
     return proofs
 
 
-def test_an_issuance_takes_five_round_trips_on_postgresql(
+def test_an_issuance_takes_four_round_trips_on_postgresql(
     relayed_platform: tuple[ReferencePlatform, TurnCountingRelay],
 ) -> None:
-    """BEGIN with the challenge's claim and the binding's look-up; J-LIS's status; the person
-    and the record; the retirement check with the binding; the audit record with COMMIT."""
+    """BEGIN with the challenge's claim, the binding's look-up and J-LIS's status (sent
+    ahead); the person and the record; the retirement check with the binding; the audit
+    record with COMMIT."""
     platform, relay = relayed_platform
     proofs = _proofs(platform, 8)
     for proof in proofs[:3]:  # connections opened, statements prepared
@@ -123,5 +126,27 @@ def test_an_issuance_takes_five_round_trips_on_postgresql(
     relay.turns = 0
     for proof in proofs[3:]:
         platform.mykey.issue(*proof)
-    assert relay.turns / len(proofs[3:]) == 5
+    assert relay.turns / len(proofs[3:]) == 4
     assert platform.store.verify_audit()[1] is None  # the chain still verifies
+
+
+def test_each_certificate_gets_its_own_status_sent_ahead(
+    relayed_platform: tuple[ReferencePlatform, TurnCountingRelay],
+) -> None:
+    """J-LIS's answer comes with the challenge's round trip, and is the asked certificate's:
+    revoked ones are refused and good ones issued, interleaved on the same pooled
+    connections, as when each question was a round trip of its own."""
+    platform, _ = relayed_platform
+    proofs = _proofs(platform, 6)
+    for revoked in (proofs[1], proofs[4]):
+        serial = x509.load_der_x509_certificate(revoked[1]).serial_number
+        platform.jlis.registry.revoke(serial, "lost", datetime.now(UTC))
+    outcomes = []
+    for proof in proofs:
+        try:
+            platform.mykey.issue(*proof)
+            outcomes.append("issued")
+        except MyKeyError as refusal:
+            outcomes.append(refusal.code)
+    revoked_code = "certificate_revoked"
+    assert outcomes == ["issued", revoked_code, "issued", "issued", revoked_code, "issued"]
