@@ -529,8 +529,10 @@ class DriverStatement:
 
 
 def forget_ahead(conn: Connection) -> None:
-    """Drop what :meth:`DriverStatement.send_ahead` sent on ``conn`` and its answers."""
-    if conn.dialect.name == "postgresql":
+    """Drop what :meth:`DriverStatement.send_ahead` sent on ``conn`` and its answers. Nothing
+    to drop on a closed or invalidated connection (its driver connection is gone, and asking
+    for it would open another)."""
+    if conn.dialect.name == "postgresql" and not (conn.closed or conn.invalidated):
         prepared.forget_ahead(conn.connection)
 
 

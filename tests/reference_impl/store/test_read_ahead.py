@@ -206,3 +206,18 @@ def test_every_answer_is_what_asking_then_would_have_given(
                 in_transaction = False
         transaction.rollback()
     assert {seq: _last(store, seq) for seq in "ab"} == counts
+
+
+def test_forgetting_on_an_invalidated_connection_opens_no_other(store: SqlStore) -> None:
+    """The registry forgets what it sent when the store's unit ends, also when the unit failed
+    because its connection broke: that must not reconnect (nor raise over the failure)."""
+    with store.engine.connect() as conn:
+        transaction = conn.begin()
+        assert _next(conn, "a") == 1
+        _NEXT.send_ahead(conn, {"seq": "a"})
+        conn.invalidate()
+        before = store.engine.pool.checkedout()
+        forget_ahead(conn)
+        assert conn.invalidated
+        assert store.engine.pool.checkedout() == before
+        transaction.rollback()
