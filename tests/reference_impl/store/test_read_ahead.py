@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, String, bindparam, func, select, text
 from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.pool import QueuePool
 
 from mynahil.reference_impl.store import SqlStore
 from mynahil.reference_impl.store.driver import DriverStatement, forget_ahead
@@ -216,8 +217,10 @@ def test_forgetting_on_an_invalidated_connection_opens_no_other(store: SqlStore)
         assert _next(conn, "a") == 1
         _NEXT.send_ahead(conn, {"seq": "a"})
         conn.invalidate()
-        before = store.engine.pool.checkedout()
+        pool = store.engine.pool
+        assert isinstance(pool, QueuePool)
+        before = pool.checkedout()
         forget_ahead(conn)
         assert conn.invalidated
-        assert store.engine.pool.checkedout() == before
+        assert pool.checkedout() == before
         transaction.rollback()
