@@ -116,26 +116,17 @@ class PreparedResult:
         """Nothing to close (the cursor's interface): the result is read already."""
 
 
+@dataclass(slots=True)
 class _ReadAhead:
-    """A question sent ahead (:func:`send_ahead`): its statement, its values, and once the
-    pipeline that carried it is answered, its answer."""
+    """A question sent ahead (:func:`send_ahead`): its statement, its values (as given and as
+    libpq takes them), and once the pipeline that carried it is answered, its answer."""
 
-    __slots__ = ("answer", "formats", "name", "params", "statement", "values")
-
-    def __init__(
-        self,
-        statement: NumberedSql,
-        values: tuple[Any, ...],
-        name: bytes,
-        params: Sequence[bytes | None],
-        formats: Sequence[pq.Format] | None,
-    ) -> None:
-        self.statement = statement
-        self.values = values
-        self.name = name
-        self.params = params
-        self.formats = formats
-        self.answer: pq.abc.PGresult | None = None
+    statement: NumberedSql
+    values: tuple[Any, ...]
+    name: bytes
+    params: Sequence[bytes | None]
+    formats: Sequence[pq.Format] | None
+    answer: pq.abc.PGresult | None = None
 
 
 class _ConnectionState:
@@ -194,17 +185,14 @@ def execute(
         if pgconn.transaction_status == pq.TransactionStatus.IDLE and not connection.autocommit:
             begin = _begin(connection)
         transformer = state.transformer
-        # NULL goes as None, which libpq takes (psycopg's own stub leaves it out)
-        params = cast(Sequence[bytes], transformer.dump_sequence(values, statement.formats))
-        key = (statement.sql, tuple(transformer.types or ()))
-        name = state.names.get(key)
+        params, types, name = _bound(state, statement, values)
         if name is None:
             if begin is not None:
                 _raise_failure(connection, pgconn.exec_(begin))
                 begin = None
             name = f"_mynahil_{len(state.names)}".encode()
-            _raise_failure(connection, pgconn.prepare(name, statement.sql, key[1]))
-            state.names[key] = name
+            _raise_failure(connection, pgconn.prepare(name, statement.sql, types))
+            state.names[statement.sql, types] = name
         commit = then_commit and (
             begin is not None or pgconn.transaction_status != pq.TransactionStatus.IDLE
         )
@@ -235,14 +223,24 @@ def send_ahead(
         return False
     with connection.lock:
         state = _state(connection)
-        transformer = state.transformer
-        params = cast(Sequence[bytes], transformer.dump_sequence(values, statement.formats))
-        name = state.names.get((statement.sql, tuple(transformer.types or ())))
+        params, _, name = _bound(state, statement, values)
         if name is None:
             return False
-        ahead = _ReadAhead(statement, tuple(values), name, params, transformer.formats)
-        state.pending.append(ahead)
+        formats = state.transformer.formats
+        state.pending.append(_ReadAhead(statement, tuple(values), name, params, formats))
         return True
+
+
+def _bound(
+    state: _ConnectionState, statement: NumberedSql, values: Sequence[Any]
+) -> tuple[Sequence[bytes], tuple[int, ...], bytes | None]:
+    """``values`` as libpq takes them (dumped by the connection's transformer, whose formats
+    are then theirs), their types, and the name ``statement`` is prepared under for those
+    types on this connection (None: not yet)."""
+    # NULL goes as None, which libpq takes (psycopg's own stub leaves it out)
+    params = cast(Sequence[bytes], state.transformer.dump_sequence(values, statement.formats))
+    types = tuple(state.transformer.types or ())
+    return params, types, state.names.get((statement.sql, types))
 
 
 def forget_ahead(driver: PoolProxiedConnection) -> None:
