@@ -135,18 +135,23 @@ def test_each_certificate_gets_its_own_status_sent_ahead(
 ) -> None:
     """J-LIS's answer comes with the challenge's round trip, and is the asked certificate's:
     revoked ones are refused and good ones issued, interleaved on the same pooled
-    connections, as when each question was a round trip of its own."""
-    platform, _ = relayed_platform
-    proofs = _proofs(platform, 6)
-    for revoked in (proofs[1], proofs[4]):
+    connections, as when each question was a round trip of its own (each good one then
+    took 5 round trips, not 4)."""
+    platform, relay = relayed_platform
+    proofs = _proofs(platform, 7)
+    platform.mykey.issue(*proofs[0])  # connections opened, statements prepared
+    for revoked in (proofs[2], proofs[5]):
         serial = x509.load_der_x509_certificate(revoked[1]).serial_number
         platform.jlis.registry.revoke(serial, "lost", datetime.now(UTC))
-    outcomes = []
-    for proof in proofs:
+    outcomes, turns = [], []
+    for proof in proofs[1:]:
+        relay.turns = 0
         try:
             platform.mykey.issue(*proof)
             outcomes.append("issued")
         except MyKeyError as refusal:
             outcomes.append(refusal.code)
+        turns.append(relay.turns)
     revoked_code = "certificate_revoked"
     assert outcomes == ["issued", revoked_code, "issued", "issued", revoked_code, "issued"]
+    assert [n for n, outcome in zip(turns, outcomes, strict=True) if outcome == "issued"] == [4] * 4
