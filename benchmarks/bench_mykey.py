@@ -21,7 +21,11 @@ re-dialled for it. Since whole runs minutes apart follow the machine's drift mor
 code, two workers per one is also measured in alternating chunks: a one-worker and a two-worker
 server on the same database at once, chunks of ``--cards``/10 issuances sent to one and then
 the other, the order swapped every pair; the median of the pairs' ratios and its quartiles
-(``postgres_http_2workers_per_1worker_alternating_median``, ``…_quartiles``). Each
+(``postgres_http_2workers_per_1worker_alternating_median``, ``…_quartiles``). In every
+alternation each timed chunk follows an untimed one to the same side
+(``alternating_warm_up_chunks``): a side starts its turn from idle, and on PostgreSQL the
+first few hundred issuances after idle run well below the steady rate a loaded platform keeps
+(``bench_warm_chunks.py``). Each
 client connection's first issuances (``WARM_UP``) go untimed, so that each worker's warm-up
 is not in the figures.
 
@@ -91,6 +95,8 @@ Proof = tuple[str, bytes, bytes]
 _Item = TypeVar("_Item")
 WARM_UP = 5
 """Issuances each HTTP client connection sends before the clock starts."""
+WARM_CHUNKS = 1
+"""In every alternation, untimed chunks to a side right before each of its timed chunks."""
 CLIENTS = 4
 
 
@@ -317,23 +323,37 @@ def alternating(
     second: Callable[[list[_Item]], float],
     items: list[_Item],
     chunk: int,
+    warm: int = 0,
 ) -> dict[str, Any]:
     """``second``'s rate per ``first``'s, in alternating chunks: ``chunk`` of ``items`` to one,
     the next ``chunk`` to the other, the order swapped every pair (the rest untimed, to
     ``first``). Each pair is measured within seconds, so the machine's drift (by a third within
     minutes here) mostly cancels in its ratio; the median of the pairs' ratios and its
-    quartiles."""
+    quartiles. With ``warm``, each timed chunk is preceded by ``warm`` more items to the same
+    side, untimed: a side starts its turn from idle, and PostgreSQL's clients and backends
+    take a few hundred issuances to reach their steady rate again, which a loaded platform
+    never leaves (``bench_warm_chunks.py`` measures this)."""
+    step = warm + chunk
+
+    def timed(side: Callable[[list[_Item]], float], share: list[_Item]) -> float:
+        if warm:
+            side(share[:warm])
+        return side(share[warm:])
+
     ratios = []
-    for pair, start in enumerate(range(0, len(items) - 2 * chunk + 1, 2 * chunk)):
-        one, other = items[start : start + chunk], items[start + chunk : start + 2 * chunk]
+    for pair, start in enumerate(range(0, len(items) - 2 * step + 1, 2 * step)):
+        one, other = items[start : start + step], items[start + step : start + 2 * step]
         if pair % 2 == 0:
-            first_rate, second_rate = first(one), second(other)
+            first_rate, second_rate = timed(first, one), timed(second, other)
         else:
-            second_rate, first_rate = second(one), first(other)
+            second_rate, first_rate = timed(second, one), timed(first, other)
         ratios.append(second_rate / first_rate)
     if len(ratios) < 2:
-        raise SystemExit(f"{len(items)} items make fewer than two pairs of chunks of {chunk}")
-    if rest := items[len(ratios) * 2 * chunk :]:
+        raise SystemExit(
+            f"{len(items)} items make fewer than two pairs of chunks of {chunk} (and {warm} "
+            "untimed before each)"
+        )
+    if rest := items[len(ratios) * 2 * step :]:
         first(rest)
     quartiles = statistics.quantiles(ratios, n=4)
     return {
@@ -341,13 +361,15 @@ def alternating(
         "quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)],
         "pairs": len(ratios),
         "chunk": chunk,
+        "warm_up": warm,
     }
 
 
 def _said(what: str, alternation: dict[str, Any]) -> None:
     print(
         f"  {what} in {alternation['pairs']} alternating pairs of {alternation['chunk']} "
-        f"issuances: median {alternation['median']}x (quartiles "
+        f"issuances (each after {alternation['warm_up']} untimed to the same side): median "
+        f"{alternation['median']}x (quartiles "
         f"{alternation['quartiles'][0]}-{alternation['quartiles'][1]})"
     )
 
@@ -370,8 +392,9 @@ def alternating_workers_ratio(
         _send_all(pool, one, warm[: clients * WARM_UP])
         _send_all(pool, two, warm[clients * WARM_UP :])
         ratio = alternating(
-            partial(_send_all, pool, one), partial(_send_all, pool, two), timed, chunk
-        )
+            partial(_send_all, pool, one), partial(_send_all, pool, two), timed, chunk,
+            warm=WARM_CHUNKS * chunk,
+        )  # fmt: skip
         for connection in one + two:
             connection.close()
     return ratio
@@ -399,6 +422,7 @@ def alternating_http_ratio(
             lambda share: _send_all(pool, connections, [body for _, body in share]),
             list(zip(timed, issuance_bodies(timed), strict=True)),
             chunk,
+            warm=WARM_CHUNKS * chunk,
         )
         for connection in connections:
             connection.close()
@@ -521,9 +545,9 @@ def measure(
     two_workers: bool = False,
 ) -> dict[str, Any]:
     """In-process, then over HTTP with one worker (and, with ``two_workers``, two)."""
-    # Two runs' cards for an alternation: two workers per one (PostgreSQL) or one HTTP worker
-    # per in process (SQLite, which serves with one worker).
-    runs = 6 if two_workers else 5
+    # Four runs' cards for an alternation (half of them its warm-ups): two workers per one
+    # (PostgreSQL) or one HTTP worker per in process (SQLite, which serves with one worker).
+    runs = 8 if two_workers else 7
     platform = build_platform(db_url, folder)
     try:
         cards = make_cards(platform, runs * count, pool)
@@ -591,7 +615,8 @@ def alternating_store_ratio(
     sqlite: tuple[str, Path, int], postgres: tuple[str, Path, int], pool: KeyPool, count: int
 ) -> dict[str, Any]:
     """PostgreSQL's in-process rate per SQLite's, in alternating chunks (:func:`alternating`)
-    of ``count``/5 issuances, 1.5 ``count`` on each store: a platform on each, given as
+    of ``count``/5 issuances, each after as many untimed to the same store, 3 ``count`` on
+    each store in all: a platform on each, given as
     (database URL, J-LIS folder, client threads) with the number of client threads that gave
     its better whole-run figure. (Chunks of ``count``/10, as over HTTP, read PostgreSQL's
     client threads ~20% below their whole-run rate: too short for four threads.)"""
@@ -599,7 +624,8 @@ def alternating_store_ratio(
     lite, pg = platforms = [build_platform(url, folder) for url, folder, _ in (sqlite, postgres)]
     try:
         warm = WARM_UP * 10
-        cards = [make_cards(p, warm + 3 * count, pool) for p in platforms]
+        chunk = max(20, count // 5)
+        cards = [make_cards(p, warm + 3 * (1 + WARM_CHUNKS) * count, pool) for p in platforms]
         # The challenges last minutes: asked for once every card is made. A chunk's issuances
         # go to one store, so each item holds a proof for either store.
         lite_proofs, pg_proofs = (card_proofs(p, c) for p, c in zip(platforms, cards, strict=True))
@@ -609,7 +635,8 @@ def alternating_store_ratio(
             lambda share: in_process_rate(lite, [proof for proof, _ in share], lite_clients),
             lambda share: in_process_rate(pg, [proof for _, proof in share], pg_clients),
             list(zip(lite_proofs[warm:], pg_proofs[warm:], strict=True)),
-            chunk=max(20, count // 5),
+            chunk=chunk,
+            warm=WARM_CHUNKS * chunk,
         )
     finally:
         for platform in platforms:
@@ -704,6 +731,7 @@ def main() -> None:
         sqlite_url = f"sqlite:///{tmp}/bench.db"
         sqlite = measure(sqlite_url, Path(tmp) / "jlis-a", pool, args.cards, args.clients)
         figures["inproc_clients"] = args.clients
+        figures["alternating_warm_up_chunks"] = WARM_CHUNKS
         figures["sqlite_inproc_issuances_per_s"] = sqlite["inproc_per_s"]
         figures["sqlite_inproc_clients_issuances_per_s"] = sqlite["inproc_clients_per_s"]
         figures["sqlite_http_issuances_per_s"] = sqlite["http_per_s"]
