@@ -11,7 +11,8 @@ reach its steady rate.
 PostgreSQL runs with ``--clients`` threads (4, as ``bench_mykey``'s better figure), SQLite
 with one.
 
-Run: ``python benchmarks/bench_warm_chunks.py [--pairs N] [--chunk N] [--warm N] [--long N]``.
+Run: ``python benchmarks/bench_warm_chunks.py [--pairs N] [--chunk N] [--warm N] [--long N]
+[--plot FILE.png]``; ``--plot`` draws the long runs' tenths and every chunk's rate.
 The last line is JSON: per way, the median of the pairs' ratios (PostgreSQL per SQLite) and of
 each store's chunk rates; per store, the long run's rate in each tenth.
 """
@@ -37,8 +38,11 @@ from mynahil.reference_impl.platform import ReferencePlatform, build_platform
 WAYS = ("cold", "warm")
 
 
-def tenths(platform: ReferencePlatform, proofs: list[Proof], clients: int) -> list[int]:
-    """Issuances per second in each tenth of one run of ``proofs`` (by completion time)."""
+def tenths(
+    platform: ReferencePlatform, proofs: list[Proof], clients: int
+) -> list[tuple[float, int]]:
+    """Each tenth of one run of ``proofs`` (by completion time): the seconds from the run's
+    start to its end, and its issuances per second."""
     done: list[float] = []
 
     def issue(share: list[Proof]) -> None:
@@ -54,7 +58,44 @@ def tenths(platform: ReferencePlatform, proofs: list[Proof], clients: int) -> li
     done.sort()
     tenth = len(done) // 10
     edges = [start] + [done[(i + 1) * tenth - 1] for i in range(10)]
-    return [round(tenth / (edges[i + 1] - edges[i])) for i in range(10)]
+    return [(edges[i + 1] - start, round(tenth / (edges[i + 1] - edges[i]))) for i in range(10)]
+
+
+def plot(
+    path: Path,
+    rates: dict[str, dict[str, list[float]]],
+    long_runs: dict[str, list[tuple[float, int]]],
+    chunk: int,
+) -> None:
+    """Two panels: each store's long run from idle by tenths, and every chunk's rate, cold
+    and warm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    climb, chunks = figure.subplots(1, 2)
+    for store, colour in (("sqlite", "tab:blue"), ("postgres", "tab:orange")):
+        ends = [0.0] + [end for end, _ in long_runs[store]]
+        climb.stairs([rate for _, rate in long_runs[store]], ends, color=colour, label=store)
+        for column, way in enumerate(WAYS):
+            x = column + (0.1 if store == "postgres" else -0.1)
+            values = rates[way][store]
+            label = store if column == 0 else None
+            chunks.scatter([x] * len(values), values, color=colour, alpha=0.6, s=18, label=label)
+            chunks.hlines(statistics.median(values), x - 0.08, x + 0.08, color=colour)
+    climb.set(title="One run from 1 s idle, by tenths", xlabel="seconds", ylabel="issuances/s")
+    climb.set_ylim(bottom=0)
+    climb.legend()
+    chunks.set(
+        title=f"Alternating chunks of {chunk}: each chunk, and the median",
+        xticks=range(len(WAYS)), xticklabels=["after the other store", "after a warm-up"],
+        ylabel="issuances/s",
+    )  # fmt: skip
+    chunks.set_ylim(bottom=0)
+    chunks.legend()
+    figure.savefig(path, dpi=110)
 
 
 def _summary(way: str, rates: dict[str, list[float]]) -> dict[str, Any]:
@@ -75,7 +116,7 @@ def _summary(way: str, rates: dict[str, list[float]]) -> dict[str, Any]:
     return figures
 
 
-def main() -> None:
+def _options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=8, help="pairs of each way")
     parser.add_argument("--chunk", type=int, default=200, help="timed issuances a chunk")
@@ -83,9 +124,19 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=2000, help="issuances of each long run")
     parser.add_argument("--clients", type=int, default=CLIENTS, help="PostgreSQL's threads")
     parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--plot", type=Path, help="draw both measurements to this PNG")
     args = parser.parse_args()
-    if min(args.pairs, args.chunk, args.long // 10) < 1 or args.warm < 0:
-        parser.error("--pairs, --chunk and --long/10 must be at least 1, --warm at least 0")
+    if args.pairs < 2 or min(args.chunk, args.long // 10) < 1 or args.warm < 0:
+        parser.error(
+            "--pairs must be at least 2, --chunk and --long/10 at least 1, --warm not below 0"
+        )
+    if args.plot is not None and not args.plot.parent.is_dir():
+        parser.error(f"--plot: no folder {args.plot.parent} to write it in")
+    return args
+
+
+def main() -> None:
+    args = _options()
     with tempfile.TemporaryDirectory() as tmp, scratch_schema(args.postgres) as pg_url:
         if pg_url is None:
             raise SystemExit(f"no PostgreSQL at {args.postgres}")
@@ -130,12 +181,17 @@ def main() -> None:
             }  # fmt: skip
             for way in WAYS:
                 figures.update(_summary(way, rates[way]))
+            long_runs = {}
             for store, platform in platforms.items():
                 time.sleep(1.0)  # from idle, as a turn starts
                 share = proofs[store][used[store] : used[store] + args.long]
-                figures[f"{store}_long_run_tenths_per_s"] = tenths(platform, share, clients[store])
+                long_runs[store] = tenths(platform, share, clients[store])
+                figures[f"{store}_long_run_tenths_per_s"] = [rate for _, rate in long_runs[store]]
                 print(f"{store}, one run of {args.long} from idle, by tenths: "
                       f"{figures[f'{store}_long_run_tenths_per_s']}")  # fmt: skip
+            if args.plot is not None:
+                plot(args.plot, rates, long_runs, args.chunk)
+                print(f"plotted: {args.plot}")
         finally:
             lite.close()
             pg.close()
