@@ -25,9 +25,10 @@ the other, the order swapped every pair; the median of the pairs' ratios and its
 alternation each timed chunk follows an untimed one to the same side
 (``alternating_warm_up_chunks``): a side starts its turn from idle, and on PostgreSQL the
 first few hundred issuances after idle run well below the steady rate a loaded platform keeps
-(``bench_warm_chunks.py``). Each
-client connection's first issuances (``WARM_UP``) go untimed, so that each worker's warm-up
-is not in the figures.
+(``bench_warm_chunks.py``). Every whole run, in process and over HTTP, likewise follows
+``--cards``/5 untimed issuances on the same path with the same clients (since the fifteenth
+session), so that neither a worker's first requests nor PostgreSQL's climb from idle is in
+its figures.
 
 SQLite's figures are with its default ``synchronous=NORMAL`` (a commit survives a crash of
 the process, not a power cut); one more in-process run with ``?synchronous=full`` (every
@@ -154,6 +155,24 @@ def in_process_rate(platform: ReferencePlatform, proofs: list[Proof], clients: i
     with ThreadPoolExecutor(clients) as threads:
         list(threads.map(issue, [proofs[i::clients] for i in range(clients)]))
     return len(proofs) / (time.perf_counter() - start)
+
+
+def whole_run_warm_up(count: int, clients: int) -> int:
+    """Issuances sent untimed right before a whole run of ``count``, on the same path with the
+    same ``clients`` (at least :data:`WARM_UP` each): PostgreSQL's clients and backends climb to
+    their steady rate over the first few hundred issuances after idle
+    (``bench_warm_chunks.py``), which a loaded platform does not pay."""
+    return max(WARM_UP * clients, count // 5)
+
+
+def warmed_in_process_rate(
+    platform: ReferencePlatform, warm: list[CardState], timed: list[CardState], clients: int = 1
+) -> float:
+    """:func:`in_process_rate` over ``timed``'s cards right after ``warm``'s, untimed, with the
+    same clients (each card's challenge asked for beforehand, so nothing comes between)."""
+    warm_proofs, timed_proofs = card_proofs(platform, warm), card_proofs(platform, timed)
+    in_process_rate(platform, warm_proofs, clients)
+    return in_process_rate(platform, timed_proofs, clients)
 
 
 def _tree_cpu(pid: int) -> dict[int, float]:
@@ -430,30 +449,38 @@ def alternating_http_ratio(
 
 
 def http_rate(
-    db_url: str, folder: Path, proofs: list[Proof], clients: int, workers: int = 1
+    db_url: str,
+    folder: Path,
+    proofs: list[Proof],
+    clients: int,
+    workers: int = 1,
+    *,
+    warm: list[Proof],
 ) -> dict[str, Any]:
     """`mynahil serve` (``workers`` uvicorn workers) in its own process on loopback;
     ``clients`` keep-alive connections send requests back to back, one thread each (holders
-    arrive concurrently; one client alone would measure its latency, not the server). The
-    rate; CPU milliseconds per issuance of the server's processes, of the PostgreSQL backends
-    serving them, of this (client) process and of the whole machine (other processes too);
-    and how many of the connections each worker held."""
-    bodies = issuance_bodies(proofs)
+    arrive concurrently; one client alone would measure its latency, not the server), ``warm``
+    untimed and then ``proofs``. The rate; CPU milliseconds per issuance of the server's
+    processes, of the PostgreSQL backends serving them, of this (client) process and of the
+    whole machine (other processes too); and how many of the connections each worker held."""
+    untimed, bodies = issuance_bodies(warm), issuance_bodies(proofs)
     with (
         serve_process(db_url, folder, workers=workers) as (url, process),
         ThreadPoolExecutor(clients) as pool,
     ):
         connections, redialled = _connected(url, process, clients, workers)
-        shares = [bodies[i::clients] for i in range(clients)]
-        # Each connection's first issuances go untimed: a worker's first requests pay its
-        # warm-up (imports and caches filled on first use), which two workers pay twice.
-        list(pool.map(_send, connections, [share[:WARM_UP] for share in shares]))
-        timed = sum(len(share[WARM_UP:]) for share in shares)
+        # Untimed: a worker's first requests pay its own warm-up (imports and caches filled on
+        # first use, its connections to the database opened), which two workers pay twice;
+        # then PostgreSQL climbs to its steady rate (whole_run_warm_up).
+        _send_all(pool, connections, untimed)
+        # ~15 ms of readings between the warm-up and the clock (the backends' PIDs are looked up
+        # in pg_stat_activity): far shorter than the idle the warm-up is for.
         server, client, machine = _tree_cpu(process.pid), time.process_time(), _machine_busy()
         backends, background = _backend_cpu(process.pid, db_url)
         start = time.perf_counter()
-        list(pool.map(_send, connections, [share[WARM_UP:] for share in shares]))
+        _send_all(pool, connections, bodies)
         elapsed = time.perf_counter() - start
+        timed = len(bodies)
         after, machine_after = _tree_cpu(process.pid), _machine_busy()
         client_after = time.process_time()
         backends_after, background_after = _backend_cpu(process.pid, db_url)
@@ -550,14 +577,17 @@ def measure(
     runs = 8 if two_workers else 7
     platform = build_platform(db_url, folder)
     try:
-        cards = make_cards(platform, runs * count, pool)
-        inproc = in_process_rate(platform, card_proofs(platform, cards[:count]))
-        together = in_process_rate(
-            platform, card_proofs(platform, cards[count : 2 * count]), clients
-        )
+        # Each whole run's warm-up: in process with one client and with several, over HTTP with
+        # one worker (and two).
+        warm, whole_runs = whole_run_warm_up(count, clients), 4 if two_workers else 3
+        cards = make_cards(platform, runs * count + whole_runs * warm, pool)
+        warm_ups = [cards[runs * count + i * warm :][:warm] for i in range(whole_runs)]
+        inproc = warmed_in_process_rate(platform, warm_ups[0], cards[:count])
+        together = warmed_in_process_rate(platform, warm_ups[1], cards[count : 2 * count], clients)
         one = http_rate(
-            db_url, folder, card_proofs(platform, cards[2 * count : 3 * count]), clients
-        )
+            db_url, folder, card_proofs(platform, cards[2 * count : 3 * count]), clients,
+            warm=card_proofs(platform, warm_ups[2]),
+        )  # fmt: skip
         _where_the_time_went("HTTP, 1 worker", one)
         figures: dict[str, Any] = {
             "inproc_per_s": round(inproc),
@@ -569,14 +599,17 @@ def measure(
         }
         if not two_workers:
             alternating_http = alternating_http_ratio(
-                platform, db_url, folder, card_proofs(platform, cards[3 * count :]), clients,
+                platform, db_url, folder, card_proofs(platform, cards[3 * count : runs * count]),
+                clients,
                 chunk=max(20, count // 10),
             )  # fmt: skip
             figures["http_per_inproc_alternating"] = alternating_http
             _said("one HTTP worker per in process", alternating_http)
         else:
             proofs = card_proofs(platform, cards[3 * count : 4 * count])
-            two = http_rate(db_url, folder, proofs, clients, workers=2)
+            two = http_rate(
+                db_url, folder, proofs, clients, workers=2, warm=card_proofs(platform, warm_ups[3])
+            )
             _where_the_time_went("HTTP, 2 workers", two)
             figures["http_2workers_per_s"] = round(two["per_s"])
             figures["http_2workers_ratio"] = round(two["per_s"] / one["per_s"], 2)
@@ -593,7 +626,7 @@ def measure(
             figures["http_2workers_cpu_ceiling_per_s"] = round(ceiling)
             figures["http_2workers_cpu_ceiling_ratio"] = round(ceiling / one["per_s"], 2)
             alternating = alternating_workers_ratio(
-                db_url, folder, card_proofs(platform, cards[4 * count :]), clients,
+                db_url, folder, card_proofs(platform, cards[4 * count : runs * count]), clients,
                 chunk=max(20, count // 10),
             )  # fmt: skip
             figures["http_2workers_ratio_alternating"] = alternating
@@ -653,9 +686,11 @@ def durable_sqlite_rates(
         f"sqlite:///{folder / 'durable.db'}?synchronous=full", folder / "jlis-durable"
     )
     try:
-        cards = make_cards(platform, 2 * count, pool)
-        one = in_process_rate(platform, card_proofs(platform, cards[:count]))
-        together = in_process_rate(platform, card_proofs(platform, cards[count:]), clients)
+        warm = whole_run_warm_up(count, clients)
+        cards = make_cards(platform, 2 * count + 2 * warm, pool)
+        warm_ups = cards[2 * count : 2 * count + warm], cards[2 * count + warm :]
+        one = warmed_in_process_rate(platform, warm_ups[0], cards[:count])
+        together = warmed_in_process_rate(platform, warm_ups[1], cards[count : 2 * count], clients)
         return one, together
     finally:
         platform.close()

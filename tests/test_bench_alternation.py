@@ -152,3 +152,33 @@ def test_the_two_worker_ceiling_counts_postgresqls_own_processes(bench_mykey: Mo
     assert bench_mykey.cpu_ceiling_per_s(run, cores=2) == pytest.approx(2000 / 3.66)
     with_background = {**run, "postgres_background_cpu_ms": 0.34}
     assert bench_mykey.cpu_ceiling_per_s(with_background, cores=2) == pytest.approx(500)
+
+
+def test_a_whole_run_follows_its_warm_up_at_once(
+    bench_mykey: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every challenge is asked for before the warm-up starts, so nothing comes between the
+    warm-up and the clock, and the rate is the timed run's alone."""
+    events: list[str] = []
+
+    def card_proofs(_: object, cards: list[int]) -> list[int]:
+        events.append("proofs")
+        return list(cards)
+
+    monkeypatch.setattr(bench_mykey, "card_proofs", card_proofs)
+
+    def in_process_rate(_: object, proofs: list[int], clients: int = 1) -> float:
+        events.append(f"{len(proofs)} with {clients}")
+        return float(len(proofs))
+
+    monkeypatch.setattr(bench_mykey, "in_process_rate", in_process_rate)
+    rate = bench_mykey.warmed_in_process_rate(object(), [1, 2, 3], [4, 5, 6, 7, 8], clients=4)
+    assert events == ["proofs", "proofs", "3 with 4", "5 with 4"]
+    assert rate == 5.0
+
+
+def test_a_whole_run_warms_with_a_fifth_of_itself_and_every_client_some(
+    bench_mykey: ModuleType,
+) -> None:
+    assert bench_mykey.whole_run_warm_up(1000, 4) == 200
+    assert bench_mykey.whole_run_warm_up(100, 8) == 8 * bench_mykey.WARM_UP
