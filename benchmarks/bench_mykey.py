@@ -581,7 +581,8 @@ def measure(
         # one worker (and two).
         warm, whole_runs = whole_run_warm_up(count, clients), 4 if two_workers else 3
         cards = make_cards(platform, runs * count + whole_runs * warm, pool)
-        warm_ups = [cards[runs * count + i * warm :][:warm] for i in range(whole_runs)]
+        first = runs * count
+        warm_ups = [cards[first + i * warm : first + (i + 1) * warm] for i in range(whole_runs)]
         inproc = warmed_in_process_rate(platform, warm_ups[0], cards[:count])
         together = warmed_in_process_rate(platform, warm_ups[1], cards[count : 2 * count], clients)
         one = http_rate(
